@@ -1,0 +1,211 @@
+//! The jobs the CLI runs, bootable in-process by tests: open state, list, download, report.
+
+use crate::api::{ApiClient, ApiError, ErrorClass};
+use crate::budget::Budget;
+use crate::config::Config;
+use crate::download::{Downloader, PoolError, PoolReport};
+use crate::scheduler::{ListError, Lister, split_windows};
+use crate::storage::LocalStorage;
+use crate::store::{Store, StoreError};
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "another wemeet-archiver process is using {0}; stop it first (or point this one at \
+         another database.path)"
+    )]
+    Locked(PathBuf),
+    #[error("cannot lock {path}: {source}")]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start the HTTP client: {0}")]
+    Http(String),
+    /// The API refused in a way that no retry can fix (credentials, permission).
+    #[error(transparent)]
+    Fatal(ApiError),
+    #[error(transparent)]
+    List(ListError),
+}
+
+impl From<PoolError> for AppError {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::Store(e) => Self::Store(e),
+            PoolError::List(e) => e.into(),
+        }
+    }
+}
+
+impl From<ListError> for AppError {
+    fn from(e: ListError) -> Self {
+        match e {
+            ListError::Api(api) if api.class() == ErrorClass::Fatal => Self::Fatal(api),
+            ListError::Store(s) => Self::Store(s),
+            other => Self::List(other),
+        }
+    }
+}
+
+/// What a backfill did, and what is left to do.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BackfillReport {
+    pub windows: usize,
+    /// Windows that could not be listed, with the reason.
+    pub failed_windows: Vec<String>,
+    pub meetings_seen: u64,
+    pub archived_now: u64,
+    pub bytes_now: u64,
+    /// Files of the range that are not archived: (path, status, reason).
+    pub not_archived: Vec<(String, String, Option<String>)>,
+    /// Meetings still recording or transcoding: their files come later.
+    pub pending_meetings: usize,
+    pub interrupted: bool,
+}
+
+impl BackfillReport {
+    /// Everything the range holds is archived (pending meetings have no files yet).
+    pub fn complete(&self) -> bool {
+        self.failed_windows.is_empty() && self.not_archived.is_empty() && !self.interrupted
+    }
+}
+
+/// The open state of one process: database, its lock, budget, clients.
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    lister: Arc<Lister>,
+    /// Held for the life of the process: two archivers on one database would both claim
+    /// and write the same files.
+    _lock: File,
+}
+
+impl App {
+    pub async fn open(config: Config) -> Result<Self, AppError> {
+        let lock = lock_database(&config.database.path)?;
+        let store = Store::open(&config.database.path).await?;
+        let budget = Arc::new(Budget::load(store.clone(), config.api.requests_per_minute).await?);
+        let api = ApiClient::new(config.api.clone(), budget).map_err(|e| AppError::Http(e.to_string()))?;
+        let lister = Arc::new(Lister::new(api, store.clone(), config.storage.timezone));
+        Ok(Self {
+            config,
+            store,
+            lister,
+            _lock: lock,
+        })
+    }
+
+    /// Lists `[since, until]` (UNIX seconds) window by window while the pool downloads what
+    /// each page reveals, so addresses are used soon after they are issued.
+    pub async fn backfill(
+        &self,
+        since: i64,
+        until: i64,
+        retry_failed: bool,
+        cancel: CancellationToken,
+    ) -> Result<BackfillReport, AppError> {
+        let requeued = self.store.requeue_interrupted().await?;
+        if requeued > 0 {
+            tracing::info!(files = requeued, "resuming transfers interrupted by the last run");
+        }
+        if retry_failed {
+            let n = self.store.retry_failed().await?;
+            tracing::info!(files = n, "re-queued failed files");
+        }
+        let downloader = Arc::new(
+            Downloader::new(
+                self.store.clone(),
+                LocalStorage::new(&self.config.storage.path),
+                Arc::clone(&self.lister),
+                self.config.download.clone(),
+            )
+            .map_err(|e| AppError::Http(e.to_string()))?,
+        );
+        let listing_done = Arc::new(AtomicBool::new(false));
+        let pool = tokio::spawn(Arc::clone(&downloader).run(Arc::clone(&listing_done), cancel.clone()));
+
+        let windows = split_windows(since, until);
+        let mut report = BackfillReport {
+            windows: windows.len(),
+            failed_windows: Vec::new(),
+            meetings_seen: 0,
+            archived_now: 0,
+            bytes_now: 0,
+            not_archived: Vec::new(),
+            pending_meetings: 0,
+            interrupted: false,
+        };
+        let mut fatal = None;
+        for (start, end) in windows {
+            let listed = tokio::select! {
+                r = self.lister.list_window(start, end) => r,
+                () = cancel.cancelled() => break,
+            };
+            match listed {
+                Ok(w) => {
+                    tracing::info!(start, end, pages = w.pages, meetings = w.meetings, files = w.files, "window listed");
+                    report.meetings_seen += w.meetings;
+                }
+                Err(e) => match AppError::from(e) {
+                    AppError::List(e) => {
+                        tracing::error!(start, end, error = %e, "could not list window");
+                        report.failed_windows.push(format!("{start}..{end}: {e}"));
+                    }
+                    other => {
+                        fatal = Some(other);
+                        cancel.cancel();
+                        break;
+                    }
+                },
+            }
+        }
+        listing_done.store(true, Ordering::Release);
+        let pool_result = pool.await.unwrap_or_else(|e| panic!("download pool panicked: {e}"));
+        if let Some(e) = fatal {
+            return Err(e);
+        }
+        let PoolReport { archived, bytes } = pool_result?;
+        report.archived_now = archived;
+        report.bytes_now = bytes;
+        report.interrupted = cancel.is_cancelled();
+        report.not_archived = self
+            .store
+            .unarchived_in_range(since * 1000, until * 1000 + 999)
+            .await?
+            .into_iter()
+            .map(|f| (f.path, f.status, f.last_error))
+            .collect();
+        report.pending_meetings = self.store.pending_meetings().await?.len();
+        Ok(report)
+    }
+}
+
+/// Takes an exclusive advisory lock beside the database.
+fn lock_database(db: &std::path::Path) -> Result<File, AppError> {
+    let mut path = db.as_os_str().to_owned();
+    path.push(".lock");
+    let path = PathBuf::from(path);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| AppError::Lock {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    let file = File::create(&path).map_err(|source| AppError::Lock {
+        path: path.clone(),
+        source,
+    })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(AppError::Locked(db.to_owned())),
+        Err(std::fs::TryLockError::Error(source)) => Err(AppError::Lock { path, source }),
+    }
+}

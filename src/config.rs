@@ -1,0 +1,530 @@
+//! The TOML configuration: parsing, environment overrides and validation.
+//!
+//! Everything is checked before anything runs, so that a typo costs the admin one restart
+//! with a message naming the key and the fix, instead of a half-applied backfill. The file
+//! is parsed strictly (`deny_unknown_fields`): a misspelt key would otherwise be silently
+//! ignored and its default used.
+
+use crate::secret::Secret;
+use reqwest::Url;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Environment variables that override the file (systemd units and CI prefer them to files).
+pub const ENV_SECRET_ID: &str = "WEMEET_SECRET_ID";
+pub const ENV_SECRET_KEY: &str = "WEMEET_SECRET_KEY";
+/// systemd's `LoadCredential=` puts credentials in files under this directory.
+pub const ENV_CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
+/// The file name looked up in `$CREDENTIALS_DIRECTORY` for the SecretKey.
+pub const CREDENTIAL_SECRET_KEY: &str = "wemeet-secret-key";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+/// The validated configuration the rest of the program runs on.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub api: ApiConfig,
+    pub storage: StorageConfig,
+    pub database: DatabaseConfig,
+    pub download: DownloadConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub base_url: Url,
+    pub app_id: String,
+    /// Sent as the `SdkId` header only when set: sending one that was never assigned is
+    /// rejected by the API (190303).
+    pub sdk_id: Option<String>,
+    pub secret_id: String,
+    pub secret_key: Secret,
+    pub operator_id: String,
+    pub operator_id_type: u8,
+    pub record_type: u8,
+    pub requests_per_minute: u32,
+    /// How long one API call may take in total (listing replies are small).
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    pub path: PathBuf,
+    pub timezone: chrono_tz::Tz,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct DownloadConfig {
+    pub workers: usize,
+    /// Attempts per file before it is marked `failed` (re-queued by `--retry-failed`).
+    pub max_attempts: u32,
+    /// Bytes between two durable checkpoints of a transfer (fsync + offset + hash state).
+    pub checkpoint_bytes: u64,
+    /// Longest silence on a download connection before it is abandoned and resumed.
+    /// A read timeout, not a whole-request timeout: a 4 GB body legitimately takes long.
+    pub read_timeout: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    api: RawApi,
+    storage: RawStorage,
+    database: RawDatabase,
+    #[serde(default)]
+    download: RawDownload,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    #[serde(default = "default_base_url")]
+    base_url: String,
+    app_id: String,
+    #[serde(default)]
+    sdk_id: String,
+    #[serde(default)]
+    secret_id: String,
+    #[serde(default)]
+    secret_key: Secret,
+    secret_key_file: Option<PathBuf>,
+    operator_id: String,
+    #[serde(default = "one")]
+    operator_id_type: i64,
+    #[serde(default = "one")]
+    record_type: i64,
+    #[serde(default = "default_rpm")]
+    requests_per_minute: i64,
+    #[serde(default = "default_api_timeout")]
+    timeout: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    #[serde(default = "default_backend")]
+    backend: String,
+    path: PathBuf,
+    #[serde(default = "default_timezone")]
+    timezone: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    path: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDownload {
+    #[serde(default = "default_workers")]
+    workers: i64,
+    #[serde(default = "default_max_attempts")]
+    max_attempts: i64,
+    #[serde(default = "default_checkpoint_bytes")]
+    checkpoint_bytes: i64,
+    #[serde(default = "default_read_timeout")]
+    read_timeout: String,
+}
+
+impl Default for RawDownload {
+    fn default() -> Self {
+        Self {
+            workers: default_workers(),
+            max_attempts: default_max_attempts(),
+            checkpoint_bytes: default_checkpoint_bytes(),
+            read_timeout: default_read_timeout(),
+        }
+    }
+}
+
+fn default_base_url() -> String {
+    "https://api.meeting.qq.com".into()
+}
+fn one() -> i64 {
+    1
+}
+fn default_rpm() -> i64 {
+    10
+}
+fn default_api_timeout() -> String {
+    "30s".into()
+}
+fn default_backend() -> String {
+    "local".into()
+}
+fn default_timezone() -> String {
+    "Asia/Shanghai".into()
+}
+fn default_workers() -> i64 {
+    4
+}
+fn default_max_attempts() -> i64 {
+    8
+}
+fn default_checkpoint_bytes() -> i64 {
+    16 * 1024 * 1024
+}
+fn default_read_timeout() -> String {
+    "60s".into()
+}
+
+impl Config {
+    /// Loads and validates `path`, applying environment overrides.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses `text`; `env` looks up environment variables (a parameter so that tests need
+    /// not mutate the process environment).
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let base_dir = path.parent().unwrap_or(Path::new("."));
+        Ok(Self {
+            api: validate_api(raw.api, base_dir, env)?,
+            storage: validate_storage(raw.storage, base_dir)?,
+            database: DatabaseConfig {
+                path: non_empty_path("database.path", raw.database.path, base_dir)?,
+            },
+            download: validate_download(raw.download)?,
+        })
+    }
+}
+
+fn validate_api(
+    raw: RawApi,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ApiConfig, ConfigError> {
+    let base_url = Url::parse(&raw.base_url).map_err(|e| {
+        invalid(
+            "api.base_url",
+            format!("`{}` is not a URL ({e}); use e.g. \"https://api.meeting.qq.com\"", raw.base_url),
+        )
+    })?;
+    if !matches!(base_url.scheme(), "http" | "https") || base_url.host().is_none() {
+        return Err(invalid(
+            "api.base_url",
+            "must be an http(s) URL with a host, e.g. \"https://api.meeting.qq.com\"",
+        ));
+    }
+    if raw.app_id.trim().is_empty() || !raw.app_id.chars().all(|c| c.is_ascii_digit()) {
+        return Err(invalid(
+            "api.app_id",
+            "must be your enterprise id (digits only), shown in the Tencent Meeting admin console",
+        ));
+    }
+    let secret_id = env(ENV_SECRET_ID).unwrap_or(raw.secret_id);
+    if secret_id.trim().is_empty() {
+        return Err(invalid(
+            "api.secret_id",
+            format!("is empty: set it in the config or in ${ENV_SECRET_ID}"),
+        ));
+    }
+    let secret_key = resolve_secret_key(raw.secret_key, raw.secret_key_file, base_dir, env)?;
+    if raw.operator_id.trim().is_empty() {
+        return Err(invalid(
+            "api.operator_id",
+            "is empty: set the userid of an admin allowed to manage recordings",
+        ));
+    }
+    if raw.operator_id_type != 1 {
+        return Err(invalid(
+            "api.operator_id_type",
+            format!("is {}; the recordings API only accepts 1 (userid)", raw.operator_id_type),
+        ));
+    }
+    if !(0..=2).contains(&raw.record_type) {
+        return Err(invalid(
+            "api.record_type",
+            format!("is {}; use 0 (all), 1 (cloud recordings) or 2 (uploaded)", raw.record_type),
+        ));
+    }
+    if !(1..=10_000).contains(&raw.requests_per_minute) {
+        return Err(invalid(
+            "api.requests_per_minute",
+            format!(
+                "is {}; use a number from 1 to 10000 (the API allows 10 for this endpoint)",
+                raw.requests_per_minute
+            ),
+        ));
+    }
+    if raw.requests_per_minute > 10 {
+        tracing::warn!(
+            requests_per_minute = raw.requests_per_minute,
+            "api.requests_per_minute is above the documented limit of 10; expect rate-limit errors"
+        );
+    }
+    Ok(ApiConfig {
+        base_url,
+        app_id: raw.app_id,
+        sdk_id: Some(raw.sdk_id).filter(|s| !s.trim().is_empty()),
+        secret_id,
+        secret_key,
+        operator_id: raw.operator_id,
+        operator_id_type: raw.operator_id_type as u8,
+        record_type: raw.record_type as u8,
+        requests_per_minute: raw.requests_per_minute as u32,
+        timeout: duration("api.timeout", &raw.timeout)?,
+    })
+}
+
+/// Precedence: `$WEMEET_SECRET_KEY`, then `secret_key_file`, then the systemd credential,
+/// then the inline value. Setting both the inline value and the file is ambiguous, so it is
+/// an error rather than a guess.
+fn resolve_secret_key(
+    inline: Secret,
+    file: Option<PathBuf>,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Secret, ConfigError> {
+    if let Some(value) = env(ENV_SECRET_KEY).filter(|v| !v.is_empty()) {
+        return Ok(Secret::new(value));
+    }
+    if file.is_some() && !inline.is_empty() {
+        return Err(invalid(
+            "api.secret_key_file",
+            "is set together with api.secret_key; keep only one of them",
+        ));
+    }
+    let from_file = |path: PathBuf, key: &'static str| {
+        std::fs::read_to_string(&path)
+            .map(|s| Secret::new(s.trim_end_matches(['\r', '\n'])))
+            .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))
+    };
+    let key = if let Some(file) = file {
+        from_file(base_dir.join(file), "api.secret_key_file")?
+    } else if let Some(dir) = env(ENV_CREDENTIALS_DIRECTORY)
+        .map(PathBuf::from)
+        .map(|d| d.join(CREDENTIAL_SECRET_KEY))
+        .filter(|p| inline.is_empty() && p.exists())
+    {
+        from_file(dir, "api.secret_key")?
+    } else {
+        inline
+    };
+    if key.is_empty() {
+        return Err(invalid(
+            "api.secret_key",
+            format!(
+                "is empty: set ${ENV_SECRET_KEY}, api.secret_key_file, or a systemd credential \
+                 named {CREDENTIAL_SECRET_KEY}"
+            ),
+        ));
+    }
+    Ok(key)
+}
+
+fn validate_storage(raw: RawStorage, base_dir: &Path) -> Result<StorageConfig, ConfigError> {
+    if raw.backend != "local" {
+        return Err(invalid(
+            "storage.backend",
+            format!("`{}` is not supported; use \"local\"", raw.backend),
+        ));
+    }
+    let timezone = raw.timezone.parse().map_err(|_| {
+        invalid(
+            "storage.timezone",
+            format!(
+                "`{}` is not an IANA time zone; use e.g. \"Asia/Shanghai\" or \"UTC\"",
+                raw.timezone
+            ),
+        )
+    })?;
+    Ok(StorageConfig {
+        path: non_empty_path("storage.path", raw.path, base_dir)?,
+        timezone,
+    })
+}
+
+fn validate_download(raw: RawDownload) -> Result<DownloadConfig, ConfigError> {
+    if !(1..=64).contains(&raw.workers) {
+        return Err(invalid(
+            "download.workers",
+            format!("is {}; use a number from 1 to 64", raw.workers),
+        ));
+    }
+    if !(1..=1000).contains(&raw.max_attempts) {
+        return Err(invalid(
+            "download.max_attempts",
+            format!("is {}; use a number from 1 to 1000", raw.max_attempts),
+        ));
+    }
+    const MIB: i64 = 1024 * 1024;
+    if !(MIB..=1024 * MIB).contains(&raw.checkpoint_bytes) {
+        return Err(invalid(
+            "download.checkpoint_bytes",
+            format!(
+                "is {}; use a size from 1048576 (1 MiB) to 1073741824 (1 GiB)",
+                raw.checkpoint_bytes
+            ),
+        ));
+    }
+    let read_timeout = duration("download.read_timeout", &raw.read_timeout)?;
+    if read_timeout < Duration::from_secs(1) {
+        return Err(invalid(
+            "download.read_timeout",
+            "must be at least 1s, e.g. \"60s\"",
+        ));
+    }
+    Ok(DownloadConfig {
+        workers: raw.workers as usize,
+        max_attempts: raw.max_attempts as u32,
+        checkpoint_bytes: raw.checkpoint_bytes as u64,
+        read_timeout,
+    })
+}
+
+/// Parses a human duration such as `30s`, `5m`, `3d`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    humantime::parse_duration(text.trim()).ok()
+}
+
+fn duration(key: &'static str, text: &str) -> Result<Duration, ConfigError> {
+    parse_duration(text)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            invalid(
+                key,
+                format!("`{text}` is not a positive duration; use e.g. \"30s\", \"5m\", \"3d\""),
+            )
+        })
+}
+
+/// Relative paths are taken relative to the config file, so a config works wherever the
+/// service is started from.
+fn non_empty_path(key: &'static str, path: PathBuf, base_dir: &Path) -> Result<PathBuf, ConfigError> {
+    if path.as_os_str().is_empty() {
+        return Err(invalid(key, "is empty: give a directory or file path"));
+    }
+    Ok(base_dir.join(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[api]
+base_url = "http://127.0.0.1:1"
+app_id = "200000001"
+secret_id = "AKIDexample"
+secret_key = "very-secret-key"
+operator_id = "admin"
+[storage]
+path = "archive"
+[database]
+path = "state.db"
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/wa/config.toml"), &|_| None)
+    }
+
+    fn key_of(err: ConfigError) -> String {
+        match err {
+            ConfigError::Invalid { key, .. } => key.to_string(),
+            other => other.to_string(),
+        }
+    }
+
+    #[test]
+    fn minimal_config_gets_documented_defaults() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.api.requests_per_minute, 10);
+        assert_eq!(c.api.record_type, 1);
+        assert_eq!(c.api.sdk_id, None);
+        assert_eq!(c.download.workers, 4);
+        assert_eq!(c.storage.path, Path::new("/etc/wa/archive"));
+        assert_eq!(c.storage.timezone, chrono_tz::Asia::Shanghai);
+    }
+
+    #[test]
+    fn debug_output_hides_the_secret_key() {
+        let c = parse(GOOD).unwrap();
+        assert!(!format!("{c:?}").contains("very-secret-key"));
+    }
+
+    #[test]
+    fn environment_overrides_secrets() {
+        let c = Config::parse(GOOD, Path::new("c.toml"), &|name| match name {
+            ENV_SECRET_KEY => Some("from-env".into()),
+            ENV_SECRET_ID => Some("AKIDenv".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.api.secret_key.expose(), "from-env");
+        assert_eq!(c.api.secret_id, "AKIDenv");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = parse(&GOOD.replace("[database]", "[database]\npaht = \"x\"")).unwrap_err();
+        assert!(err.to_string().contains("paht"), "{err}");
+    }
+
+    #[test]
+    fn missing_key_is_named() {
+        let err = parse(&GOOD.replace("operator_id = \"admin\"", "")).unwrap_err();
+        assert!(err.to_string().contains("operator_id"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let err = parse(&GOOD.replace("[storage]", "[download]\nworkers = \"four\"\n[storage]"))
+            .unwrap_err();
+        assert!(err.to_string().contains("workers"), "{err}");
+    }
+
+    #[test]
+    fn impossible_values_are_named() {
+        let cases = [
+            ("[database]", "[download]\nworkers = 0\n[database]", "download.workers"),
+            ("operator_id = \"admin\"", "operator_id = \"admin\"\nrequests_per_minute = 0", "api.requests_per_minute"),
+            ("operator_id = \"admin\"", "operator_id = \"admin\"\nrecord_type = 7", "api.record_type"),
+            ("path = \"archive\"", "path = \"archive\"\ntimezone = \"Mars/Base\"", "storage.timezone"),
+            ("secret_key = \"very-secret-key\"", "secret_key = \"\"", "api.secret_key"),
+            ("app_id = \"200000001\"", "app_id = \"abc\"", "api.app_id"),
+            ("path = \"archive\"", "path = \"archive\"\nbackend = \"ftp\"", "storage.backend"),
+        ];
+        for (from, to, key) in cases {
+            let err = parse(&GOOD.replacen(from, to, 1)).unwrap_err();
+            assert_eq!(key_of(err), key, "replacing {from:?}");
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! The worker pool: `download.workers` transfers at once, each retried, refreshed and
+//! resumed until its file is archived or its attempts run out.
+
+mod hash_state;
+mod transfer;
+
+pub use transfer::{ADDRESS_TTL, TransferError, address_is_fresh};
+
+use crate::api::{ErrorClass, backoff};
+use crate::config::DownloadConfig;
+use crate::scheduler::{ListError, Lister};
+use crate::storage::LocalStorage;
+use crate::store::{FileRow, FileStatus, Store, StoreError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How long a transfer waits for disk space before trying again.
+const DISK_FULL_PAUSE: Duration = Duration::from_secs(30);
+/// How often an idle worker looks for new work while the listing still runs.
+const IDLE_POLL: Duration = Duration::from_millis(250);
+
+/// An error that stops every worker: the admin must fix something first.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error(transparent)]
+    List(#[from] ListError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the pool did in this run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PoolReport {
+    pub archived: u64,
+    pub bytes: u64,
+}
+
+pub struct Downloader {
+    http: reqwest::Client,
+    store: Store,
+    storage: LocalStorage,
+    lister: Arc<Lister>,
+    config: DownloadConfig,
+    archived: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Downloader {
+    pub fn new(
+        store: Store,
+        storage: LocalStorage,
+        lister: Arc<Lister>,
+        config: DownloadConfig,
+    ) -> Result<Self, reqwest::Error> {
+        // No whole-request timeout: a multi-GB body legitimately takes long; a read timeout
+        // catches a stalled connection. No decompression: offsets must be raw bytes.
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(30))
+            .read_timeout(config.read_timeout)
+            .user_agent(concat!("wemeet-archiver/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(reqwest::Error::without_url)?;
+        Ok(Self {
+            http,
+            store,
+            storage,
+            lister,
+            config,
+            archived: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+        })
+    }
+
+    /// Runs `download.workers` workers until the queue is empty and `listing_done` is set,
+    /// or until `cancel` fires (then every transfer in flight checkpoints and stops).
+    pub async fn run(
+        self: Arc<Self>,
+        listing_done: Arc<AtomicBool>,
+        cancel: CancellationToken,
+    ) -> Result<PoolReport, PoolError> {
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..self.config.workers {
+            let this = Arc::clone(&self);
+            let done = Arc::clone(&listing_done);
+            let cancel = cancel.clone();
+            workers.spawn(async move { this.work(&done, &cancel).await });
+        }
+        let mut first_error = None;
+        while let Some(joined) = workers.join_next().await {
+            let result = joined.unwrap_or_else(|e| panic!("download worker panicked: {e}"));
+            if let Err(e) = result {
+                // A fatal error (bad credentials, database gone) stops the others too.
+                cancel.cancel();
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(PoolReport {
+                archived: self.archived.load(Ordering::Relaxed),
+                bytes: self.bytes.load(Ordering::Relaxed),
+            }),
+        }
+    }
+
+    async fn work(&self, listing_done: &AtomicBool, cancel: &CancellationToken) -> Result<(), PoolError> {
+        while !cancel.is_cancelled() {
+            // Read the flag before claiming: work queued before it was set is then seen.
+            let done = listing_done.load(Ordering::Acquire);
+            match self.store.claim_next().await? {
+                Some(row) => self.process(row, cancel).await?,
+                None if done => break,
+                None => {
+                    tokio::select! {
+                        () = tokio::time::sleep(IDLE_POLL) => {}
+                        () = cancel.cancelled() => {}
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drives one claimed file to `archived` or `failed`, or back to the queue on shutdown.
+    async fn process(&self, claimed: FileRow, cancel: &CancellationToken) -> Result<(), PoolError> {
+        let id = claimed.record_file_id;
+        loop {
+            let Some(row) = self.store.file(&id).await? else {
+                return Ok(());
+            };
+            let error = match self.attempt(&row, cancel).await {
+                Ok(sha256) => {
+                    tracing::info!(file = %id, path = %row.path, bytes = row.record_size, %sha256, "archived");
+                    self.archived.fetch_add(1, Ordering::Relaxed);
+                    self.bytes.fetch_add(row.record_size as u64, Ordering::Relaxed);
+                    if let Err(e) = self.write_meeting_json(&row).await {
+                        tracing::warn!(file = %id, error = %e, "could not write meeting.json");
+                    }
+                    return Ok(());
+                }
+                Err(TransferError::Cancelled) => {
+                    self.store.release(&id, None).await?;
+                    return Ok(());
+                }
+                Err(TransferError::Store(e)) => return Err(e.into()),
+                Err(TransferError::Storage(e)) if e.is_disk_full() => {
+                    // Not the file's fault: pause without spending an attempt.
+                    tracing::error!(file = %id, error = %e, "transfer paused");
+                    tokio::select! {
+                        () = tokio::time::sleep(DISK_FULL_PAUSE) => {}
+                        () = cancel.cancelled() => {}
+                    }
+                    continue;
+                }
+                Err(e @ (TransferError::AddressExpired | TransferError::AddressRejected(_))) => {
+                    match self
+                        .lister
+                        .refresh_address(&id, row.media_start_time, row.address_issued_at)
+                        .await
+                    {
+                        Ok(true) => {
+                            tracing::info!(file = %id, reason = %e, "download address refreshed");
+                            // An expired address is not a failed attempt; a rejected fresh one is.
+                            if matches!(e, TransferError::AddressExpired) {
+                                continue;
+                            }
+                            e
+                        }
+                        Ok(false) => TransferError::NotListed,
+                        Err(ListError::Api(api)) if api.class() == ErrorClass::Fatal => {
+                            return Err(ListError::Api(api).into());
+                        }
+                        Err(other) => other.into(),
+                    }
+                }
+                Err(e) => e,
+            };
+            let give_up = matches!(error, TransferError::NotListed);
+            let status = self
+                .store
+                .record_failure(&id, &error.to_string(), self.config.max_attempts, give_up)
+                .await?;
+            if status == FileStatus::Failed {
+                tracing::error!(file = %id, path = %row.path, error = %error, "giving up on this file");
+                return Ok(());
+            }
+            let delay = backoff(row.attempts as u32 + 1);
+            tracing::warn!(file = %id, error = %error, retry_in_ms = delay.as_millis() as u64, "transfer failed; will retry");
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = cancel.cancelled() => {
+                    self.store.release(&id, None).await?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Writes `meeting.json` beside the recordings: the metadata of every meeting stored in
+    /// that folder (a recurring meeting can share one), never passwords nor addresses.
+    async fn write_meeting_json(&self, row: &FileRow) -> Result<(), Box<dyn std::error::Error>> {
+        let mut meetings = Vec::new();
+        for m in self.store.meetings_in_dir(&row.dir).await? {
+            let files: Vec<_> = self
+                .store
+                .files_of_meeting(&m.meeting_record_id)
+                .await?
+                .into_iter()
+                .map(|f| {
+                    serde_json::json!({
+                        "record_file_id": f.record_file_id,
+                        "file": f.path.rsplit('/').next(),
+                        "record_size": f.record_size,
+                        "sha256": f.sha256,
+                        "status": f.status,
+                    })
+                })
+                .collect();
+            let mut value = serde_json::to_value(&m)?;
+            value["files"] = files.into();
+            meetings.push(value);
+        }
+        let json = serde_json::to_vec_pretty(&serde_json::json!({ "meetings": meetings }))?;
+        self.storage
+            .write_small(&format!("{}/meeting.json", row.dir), &json)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,139 @@
+//! What a simulator run looks like: its dataset, its credentials and its faults.
+//!
+//! Every knob is a plain field so that a test states exactly the one thing it needs
+//! (`SimConfig { reset_first: 1, ..Default::default() }`); the defaults describe a demo-like
+//! account that behaves like the real service.
+
+use std::fmt;
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+pub const DEFAULT_SEED: u64 = 42;
+pub const DEFAULT_MEETINGS: usize = 40;
+pub const DEFAULT_DAYS: u32 = 90;
+pub const DEFAULT_MIN_FILE_SIZE: u64 = 256 * 1024;
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 3 * 1024 * 1024;
+pub const DEFAULT_PENDING_FRACTION: f64 = 0.1;
+pub const DEFAULT_TRANSCODE_DELAY: Duration = Duration::from_secs(20);
+pub const DEFAULT_ARRIVAL_EVERY: Duration = Duration::from_secs(60);
+/// The documented limit of `/v1/corp/records`.
+pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 10;
+/// The documented lifetime of a download address.
+pub const DEFAULT_ADDRESS_TTL: Duration = Duration::from_secs(6 * 3600);
+pub const DEFAULT_STALL: Duration = Duration::from_secs(5);
+
+/// The credentials the simulator accepts, handed to the client under test.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SimCredentials {
+    pub app_id: String,
+    /// `None`: the account was assigned no SdkId, so a request carrying one is rejected.
+    pub sdk_id: Option<String>,
+    pub secret_id: String,
+    pub secret_key: String,
+    /// The only userid allowed to list the account's recordings (the admin).
+    pub operator_id: String,
+}
+
+impl Default for SimCredentials {
+    fn default() -> Self {
+        Self {
+            app_id: "211000001".into(),
+            sdk_id: None,
+            secret_id: "AKIDsimulator0wemeet0archiver000".into(),
+            secret_key: "simulator-secret-key-not-for-production".into(),
+            operator_id: "admin".into(),
+        }
+    }
+}
+
+/// Redacts the secret key: even a test tool's config dump must not teach bad habits.
+impl fmt::Debug for SimCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimCredentials")
+            .field("app_id", &self.app_id)
+            .field("sdk_id", &self.sdk_id)
+            .field("secret_id", &self.secret_id)
+            .field("secret_key", &"[redacted]")
+            .field("operator_id", &self.operator_id)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Drives every id, subject, time, size, password and content byte.
+    pub seed: u64,
+    /// Meetings present from the start (hostile subjects and a recurring pair come first).
+    pub meetings: usize,
+    /// The simulator's "now" at start, in UNIX seconds: meetings are spread over the `days`
+    /// before it. `None` takes the real time, which is what a daemon test wants; a fixed
+    /// value makes even the timestamps reproducible.
+    pub start: Option<i64>,
+    pub days: u32,
+    pub files_per_meeting: RangeInclusive<u32>,
+    pub min_file_size: u64,
+    pub max_file_size: u64,
+    /// Share of meetings (the most recent ones) still recording at start: state 1, then 2
+    /// after `transcode_delay / 2`, then 3 after `transcode_delay`.
+    pub pending_fraction: f64,
+    pub transcode_delay: Duration,
+    /// Meetings that arrive while running: the k-th appears `k * arrival_every` after
+    /// start, recording (state 1), and is transcoded `transcode_delay` later.
+    pub arrivals: usize,
+    pub arrival_every: Duration,
+    pub credentials: SimCredentials,
+    /// Listing calls allowed in any 60 s; every arrival counts, rejected ones included.
+    pub rate_limit_per_minute: u32,
+    /// How long a download address stays valid after it was issued.
+    pub address_ttl: Duration,
+    /// The first N GETs of each file send about half the body, then reset the connection.
+    pub reset_first: u32,
+    /// The first N GETs of each file send about half the body, then end it early.
+    pub truncate_first: u32,
+    /// The first N GETs of each file answer 503 `SlowDown`.
+    pub error_5xx_first: u32,
+    /// Answer every GET with 200 and the full body, as a host without Range support.
+    pub ignore_range: bool,
+    /// After the first GET of each file, its content changes (new ETag and SHA-256, same size).
+    pub change_etag_after_first: bool,
+    /// The first N GETs of each file send about half the body, pause for `stall`, then go on.
+    pub stall_first: u32,
+    pub stall: Duration,
+    /// The first N download addresses issued for each file are already expired.
+    pub stale_addresses_first: u32,
+    /// The first N listing calls that pass authentication answer 500 with error 41 ...
+    pub listing_5xx_first: u32,
+    /// ... and the next N answer 200 with a body that is not JSON.
+    pub listing_invalid_json_first: u32,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            seed: DEFAULT_SEED,
+            meetings: DEFAULT_MEETINGS,
+            start: None,
+            days: DEFAULT_DAYS,
+            files_per_meeting: 1..=3,
+            min_file_size: DEFAULT_MIN_FILE_SIZE,
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
+            pending_fraction: DEFAULT_PENDING_FRACTION,
+            transcode_delay: DEFAULT_TRANSCODE_DELAY,
+            arrivals: 0,
+            arrival_every: DEFAULT_ARRIVAL_EVERY,
+            credentials: SimCredentials::default(),
+            rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
+            address_ttl: DEFAULT_ADDRESS_TTL,
+            reset_first: 0,
+            truncate_first: 0,
+            error_5xx_first: 0,
+            ignore_range: false,
+            change_etag_after_first: false,
+            stall_first: 0,
+            stall: DEFAULT_STALL,
+            stale_addresses_first: 0,
+            listing_5xx_first: 0,
+            listing_invalid_json_first: 0,
+        }
+    }
+}

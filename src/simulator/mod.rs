@@ -1,0 +1,225 @@
+//! A built-in simulator of the Tencent Meeting API (`GET /v1/corp/records`) and of the
+//! COS host its download addresses point to, served by one HTTP server.
+//!
+//! It exists so that the archiver can be tested, demonstrated and benchmarked end to end
+//! without a Tencent account: it is strict where the real service is strict (signature,
+//! timestamp, nonce replay, 31-day windows, page size, 10 calls per minute), reproduces the
+//! documented quirks (`current_size`, addresses that expire, XML errors from COS), and can
+//! break on purpose in counted, deterministic ways (resets, truncation, 503, stalls,
+//! changed content, stale addresses, bad listing replies) so that every recovery path of
+//! the client has a test. Production code never uses it.
+//!
+//! Besides the API, the server answers `GET /admin/manifest`, `/admin/stats` and
+//! `/admin/tokens` (JSON, no auth: it is a test tool).
+
+mod args;
+mod config;
+mod content;
+mod dataset;
+mod download;
+mod faults;
+mod listing;
+mod prng;
+mod state;
+mod stats;
+mod token;
+
+pub use args::SimulateArgs;
+pub use config::{SimConfig, SimCredentials};
+pub use dataset::hostile_subjects;
+pub use state::ManifestEntry;
+pub use stats::SimStats;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use rand::RngExt;
+use state::Sim;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How long `shutdown` lets in-flight requests (a stalled download, say) finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A random request id, as `X-TC-Trace` and COS's `RequestId` carry.
+fn trace_id() -> String {
+    hex::encode(rand::rng().random::<[u8; 16]>())
+}
+
+fn router(sim: Arc<Sim>) -> Router {
+    Router::new()
+        .route("/v1/corp/records", get(listing::list_records))
+        .route("/cos/{record_file_id}/{name}", get(download::download))
+        .route("/admin/manifest", get(admin_manifest))
+        .route("/admin/stats", get(admin_stats))
+        .route("/admin/tokens", get(admin_tokens))
+        .with_state(sim)
+}
+
+async fn admin_manifest(State(sim): State<Arc<Sim>>) -> Response {
+    // Hashing may take a while for big files: keep it off the async threads.
+    match tokio::task::spawn_blocking(move || sim.manifest()).await {
+        Ok(manifest) => axum::Json(manifest).into_response(),
+        Err(_) => axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+async fn admin_stats(State(sim): State<Arc<Sim>>) -> axum::Json<SimStats> {
+    axum::Json(sim.world().stats.snapshot())
+}
+
+async fn admin_tokens(State(sim): State<Arc<Sim>>) -> axum::Json<Vec<String>> {
+    axum::Json(sim.world().issued_tokens.clone())
+}
+
+/// Binds `listen` (port 0 allowed) and serves the simulator in a background task.
+pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<SimHandle> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let bound = listener.local_addr()?;
+    // A wildcard address is not something a client can connect to: advertise loopback.
+    let host = match bound.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let base_url = format!("http://{}", SocketAddr::new(host, bound.port()));
+    let sim = Arc::new(Sim::new(config, base_url));
+    let cancel = CancellationToken::new();
+    let serve = axum::serve(listener, router(Arc::clone(&sim)))
+        .with_graceful_shutdown(cancel.clone().cancelled_owned());
+    let task = tokio::spawn(async move {
+        if let Err(e) = serve.await {
+            tracing::warn!(error = %e, "simulator server stopped with an error");
+        }
+    });
+    tracing::debug!(base_url = %sim.base_url, "simulator listening");
+    Ok(SimHandle {
+        sim,
+        cancel,
+        task: Some(task),
+    })
+}
+
+/// A running simulator. Dropping it stops the server too (without waiting).
+pub struct SimHandle {
+    sim: Arc<Sim>,
+    cancel: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl SimHandle {
+    /// `http://127.0.0.1:PORT`: both the API base and the download host.
+    pub fn base_url(&self) -> String {
+        self.sim.base_url.clone()
+    }
+
+    pub fn credentials(&self) -> SimCredentials {
+        self.sim.config.credentials.clone()
+    }
+
+    /// Every downloadable file of the meetings transcoded now, with its current SHA-256.
+    /// Hashes are computed on first use (then cached), so the first call may take a while
+    /// with big files.
+    pub fn manifest(&self) -> Vec<ManifestEntry> {
+        self.sim.manifest()
+    }
+
+    pub fn stats(&self) -> SimStats {
+        self.sim.world().stats.snapshot()
+    }
+
+    /// Every download token issued so far, for tests that grep logs for leaks.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.sim.world().issued_tokens.clone()
+    }
+
+    /// Every sharing password in the dataset, for tests that grep logs for leaks.
+    pub fn passwords(&self) -> Vec<String> {
+        self.sim.passwords()
+    }
+
+    /// Adds a meeting that starts recording now (media_start_time = now), with one file
+    /// per size, and is transcoded `transcode_after` later (state 2 at half of it).
+    /// Returns its meeting_record_id.
+    pub fn add_meeting(
+        &self,
+        subject: &str,
+        file_sizes: &[u64],
+        transcode_after: Duration,
+    ) -> String {
+        self.sim.add_meeting(subject, file_sizes, transcode_after)
+    }
+
+    /// Moves the lifecycle clock (arrivals, transcoding) forward by `by`, so a test need
+    /// not sleep; request timestamps, token expiry and the rate window keep real time.
+    pub fn advance(&self, by: Duration) {
+        self.sim.advance(by);
+    }
+
+    /// Stops accepting connections and waits (a few seconds at most) for open ones.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        if let Some(mut task) = self.task.take() {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// `wemeet-archiver simulate`: serves until Ctrl-C, after printing how to point the
+/// archiver at it.
+pub async fn run_standalone(args: SimulateArgs) -> anyhow::Result<()> {
+    let handle = start(args.to_config(), args.listen).await?;
+    let base = handle.base_url();
+    let c = handle.credentials();
+    let sdk_line = c
+        .sdk_id
+        .as_ref()
+        .map(|s| format!("sdk_id = \"{s}\"\n"))
+        .unwrap_or_default();
+    println!(
+        "Tencent Meeting simulator listening on {base}\n\
+         \n\
+         credentials:\n  app_id      {}\n  sdk_id      {}\n  secret_id   {}\n  secret_key  {}\n  operator_id {}\n\
+         \n\
+         admin: {base}/admin/manifest  {base}/admin/stats  {base}/admin/tokens\n\
+         \n\
+         sample config (adapt the key names to your config file):\n\
+         \n\
+         [api]\n\
+         base_url = \"{base}\"\n\
+         app_id = \"{}\"\n\
+         {sdk_line}\
+         secret_id = \"{}\"\n\
+         secret_key = \"{}\"\n\
+         operator_id = \"{}\"\n\
+         \n\
+         Ctrl-C to stop.",
+        c.app_id,
+        c.sdk_id.as_deref().unwrap_or("(none)"),
+        c.secret_id,
+        c.secret_key,
+        c.operator_id,
+        c.app_id,
+        c.secret_id,
+        c.secret_key,
+        c.operator_id,
+    );
+    tokio::signal::ctrl_c().await?;
+    handle.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! The life of one file: claim, checkpoint, archive, fail, retry.
+
+use super::{Store, StoreError, now_ms};
+
+/// Where a file is in its life (see `migrations/0001_init.sql`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileStatus {
+    Queued,
+    Transferring,
+    Archived,
+    Failed,
+    Unavailable,
+}
+
+impl FileStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Transferring => "transferring",
+            Self::Archived => "archived",
+            Self::Failed => "failed",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// A file with what a transfer needs from its meeting.
+#[derive(Clone, sqlx::FromRow)]
+pub struct FileRow {
+    pub record_file_id: String,
+    pub meeting_record_id: String,
+    pub media_start_time: i64,
+    pub record_size: i64,
+    pub path: String,
+    pub dir: String,
+    pub status: String,
+    /// A secret: never log it.
+    pub download_address: Option<String>,
+    pub address_issued_at: Option<i64>,
+    pub attempts: i64,
+    pub bytes_done: i64,
+    pub etag: Option<String>,
+    pub hash_state: Option<Vec<u8>>,
+    pub sha256: Option<String>,
+    pub archived_size: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// Hand-written so that the download address never reaches a log through `{:?}`.
+impl std::fmt::Debug for FileRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileRow")
+            .field("record_file_id", &self.record_file_id)
+            .field("path", &self.path)
+            .field("status", &self.status)
+            .field("record_size", &self.record_size)
+            .field("bytes_done", &self.bytes_done)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A durable point of a transfer: `bytes_done` bytes are fsynced in the `.part` file and
+/// `hash_state` is the SHA-256 state after exactly those bytes.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    pub bytes_done: i64,
+    pub etag: Option<String>,
+    pub hash_state: Option<Vec<u8>>,
+}
+
+/// `SELECT` of a [`FileRow`] followed by `$tail`, as one `&'static str` (no run-time SQL).
+macro_rules! select_files {
+    ($tail:literal) => {
+        concat!(
+            "SELECT f.record_file_id, f.meeting_record_id, m.media_start_time, f.record_size,
+               f.path, m.dir, f.status, f.download_address, f.address_issued_at, f.attempts,
+               f.bytes_done, f.etag, f.hash_state, f.sha256, f.archived_size, f.last_error
+             FROM files f JOIN meetings m USING (meeting_record_id) ",
+            $tail
+        )
+    };
+}
+
+impl Store {
+    /// Files left `transferring` by a process that died go back to the queue; their
+    /// checkpoints stay, so the next transfer resumes from them.
+    pub async fn requeue_interrupted(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE files SET status = 'queued', updated_at = ? WHERE status = 'transferring'",
+        )
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Atomically takes the queued file whose address was issued first (it expires first),
+    /// so two workers never get the same file.
+    pub async fn claim_next(&self) -> Result<Option<FileRow>, StoreError> {
+        let claimed: Option<String> = sqlx::query_scalar(
+            "UPDATE files SET status = 'transferring', updated_at = ?
+             WHERE record_file_id = (
+               SELECT record_file_id FROM files WHERE status = 'queued'
+               ORDER BY address_issued_at, record_file_id LIMIT 1)
+             RETURNING record_file_id",
+        )
+        .bind(now_ms())
+        .fetch_optional(self.pool())
+        .await?;
+        match claimed {
+            Some(id) => self.file(&id).await,
+            None => Ok(None),
+        }
+    }
+
+    pub async fn file(&self, record_file_id: &str) -> Result<Option<FileRow>, StoreError> {
+        Ok(sqlx::query_as(select_files!("WHERE f.record_file_id = ?"))
+            .bind(record_file_id)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    /// All files, in archive order; `verify` and tests walk them.
+    pub async fn all_files(&self) -> Result<Vec<FileRow>, StoreError> {
+        Ok(sqlx::query_as(select_files!("ORDER BY f.path"))
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    pub async fn save_checkpoint(
+        &self,
+        record_file_id: &str,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE files SET bytes_done = ?, etag = ?, hash_state = ?, updated_at = ?
+             WHERE record_file_id = ?",
+        )
+        .bind(checkpoint.bytes_done)
+        .bind(checkpoint.etag.as_deref())
+        .bind(checkpoint.hash_state.as_deref())
+        .bind(now_ms())
+        .bind(record_file_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Called only after the bytes are durable under their final name with the right size.
+    pub async fn mark_archived(
+        &self,
+        record_file_id: &str,
+        size: i64,
+        sha256: &str,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE files SET status = 'archived', archived_size = ?, sha256 = ?, archived_at = ?,
+               bytes_done = ?, hash_state = NULL, last_error = NULL, download_address = NULL,
+               updated_at = ?
+             WHERE record_file_id = ?",
+        )
+        .bind(size)
+        .bind(sha256)
+        .bind(now)
+        .bind(size)
+        .bind(now)
+        .bind(record_file_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Counts a failed attempt of a claimed file and records why. After `max_attempts`, or
+    /// at once when `give_up`, the file is `failed` until `--retry-failed`; otherwise it
+    /// stays claimed by the caller, who retries it. Returns the new status.
+    pub async fn record_failure(
+        &self,
+        record_file_id: &str,
+        error: &str,
+        max_attempts: u32,
+        give_up: bool,
+    ) -> Result<FileStatus, StoreError> {
+        let status: String = sqlx::query_scalar(
+            "UPDATE files SET attempts = attempts + 1, last_error = ?,
+               status = CASE WHEN ? OR attempts + 1 >= ? THEN 'failed' ELSE status END,
+               updated_at = ?
+             WHERE record_file_id = ? RETURNING status",
+        )
+        .bind(error)
+        .bind(give_up)
+        .bind(i64::from(max_attempts))
+        .bind(now_ms())
+        .bind(record_file_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(if status == "failed" {
+            FileStatus::Failed
+        } else {
+            FileStatus::Transferring
+        })
+    }
+
+    /// Files of one meeting, for its `meeting.json`.
+    pub async fn files_of_meeting(&self, meeting_record_id: &str) -> Result<Vec<FileRow>, StoreError> {
+        Ok(sqlx::query_as(select_files!(
+            "WHERE f.meeting_record_id = ? ORDER BY f.record_file_id"
+        ))
+        .bind(meeting_record_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Puts a claimed file back without counting an attempt (shutdown, paused transfer).
+    pub async fn release(&self, record_file_id: &str, note: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE files SET status = 'queued', last_error = COALESCE(?, last_error),
+               updated_at = ?
+             WHERE record_file_id = ? AND status = 'transferring'",
+        )
+        .bind(note)
+        .bind(now_ms())
+        .bind(record_file_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// `backfill --retry-failed`: failed files get a fresh set of attempts.
+    pub async fn retry_failed(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE files SET status = 'queued', attempts = 0, updated_at = ?
+             WHERE status = 'failed'",
+        )
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Files of meetings whose media started in `[start_ms, end_ms]` that are not archived.
+    pub async fn unarchived_in_range(
+        &self,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<FileRow>, StoreError> {
+        Ok(sqlx::query_as(select_files!("WHERE m.media_start_time BETWEEN ? AND ? AND f.status != 'archived'
+             ORDER BY f.path"))
+            .bind(start_ms)
+            .bind(end_ms)
+            .fetch_all(self.pool())
+            .await?)
+    }
+}

@@ -1,0 +1,146 @@
+//! Persistent state in SQLite: meetings, files and their life, the API call log, listed windows.
+//!
+//! Every state transition is one statement or one `BEGIN IMMEDIATE` transaction, so that a
+//! `kill -9` at any instant leaves either the old or the new state, never a mix. Upserts are
+//! keyed by the API's own ids, so listing the same window twice changes nothing.
+
+mod files;
+mod meetings;
+mod status;
+
+pub use files::{Checkpoint, FileRow, FileStatus};
+pub use meetings::{FileUpsert, MeetingRow, MeetingUpsert};
+pub use status::{Failure, StatusReport};
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the database directory {path}: {source}")]
+    CreateDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A handle to the state database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// Milliseconds since the epoch, the unit of every timestamp in the database.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: an "archived" row must survive a power cut, not only a process crash.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Records one API call about to be sent; returns its id for [`Store::set_call_outcome`].
+    pub async fn record_api_call(&self, at_ms: i64) -> Result<i64, StoreError> {
+        let id = sqlx::query_scalar("INSERT INTO api_calls (at_ms) VALUES (?) RETURNING id")
+            .bind(at_ms)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
+    pub async fn set_call_outcome(&self, id: i64, outcome: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE api_calls SET outcome = ? WHERE id = ?")
+            .bind(outcome)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Send times (ms) of the calls made at or after `since_ms`, oldest first.
+    pub async fn api_calls_since(&self, since_ms: i64) -> Result<Vec<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT at_ms FROM api_calls WHERE at_ms >= ? ORDER BY at_ms")
+                .bind(since_ms)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Drops call-log rows older than `before_ms`; they no longer constrain the budget.
+    pub async fn prune_api_calls(&self, before_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM api_calls WHERE at_ms < ?")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Remembers that every page of `[start, end]` (UNIX seconds) was listed.
+    pub async fn mark_window_listed(
+        &self,
+        start: i64,
+        end: i64,
+        pages: i64,
+        meetings: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO windows (start_time, end_time, listed_at, pages, meetings)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (start_time, end_time) DO UPDATE SET
+               listed_at = excluded.listed_at, pages = excluded.pages,
+               meetings = excluded.meetings",
+        )
+        .bind(start)
+        .bind(end)
+        .bind(now_ms())
+        .bind(pages)
+        .bind(meetings)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+
+    /// A real SQLite database in a temporary directory (kept alive by the returned guard).
+    pub async fn temp_store() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+        (store, dir)
+    }
+}
