@@ -178,7 +178,10 @@ async fn signed_listing_returns_meetings_as_the_types_describe() {
 
     let last = page(&sim, 5, 3).await;
     assert_eq!(last.record_meetings.len(), 2);
-    assert_eq!(last.current_size, 5, "the official quirk: the page size, not the count");
+    assert_eq!(
+        last.current_size, 5,
+        "the official quirk: the page size, not the count"
+    );
 
     let all = page(&sim, 20, 1).await.record_meetings;
     assert!(
@@ -214,11 +217,18 @@ async fn signed_listing_returns_meetings_as_the_types_describe() {
     );
     let listed_files = all.iter().map(|m| m.record_files.len()).sum::<usize>();
     assert_eq!(sim.manifest().len(), listed_files);
-    assert_eq!(
-        sim.issued_tokens().len(),
-        3 * listed_files.min(20),
-        "every listing issues fresh addresses"
-    );
+    let before = sim.issued_tokens();
+    let again = addresses(&sim).await;
+    let after = sim.issued_tokens();
+    assert_eq!(after.len(), before.len() + listed_files);
+    for (_, _, url) in &again {
+        let token = url.split("token=").nth(1).unwrap();
+        assert!(
+            !before.iter().any(|t| t == token),
+            "fresh address each listing"
+        );
+        assert!(after.iter().any(|t| t == token));
+    }
     // Uploaded recordings only: the simulated account has none.
     let uploaded = Call::new(format!("{}&query_record_type=2", window_query(20, 1)))
         .send(&sim)
@@ -256,7 +266,10 @@ async fn authentication_failures_have_their_codes() {
     assert_eq!(error_of(key.send(&sim).await).await.1, 190_303, "X-TC-Key");
 
     let intern = q.replace("operator_id=admin", "operator_id=intern");
-    assert_eq!(error_of(Call::new(intern).send(&sim).await).await.1, 500_014);
+    assert_eq!(
+        error_of(Call::new(intern).send(&sim).await).await.1,
+        500_014
+    );
 
     let stats = sim.stats();
     assert_eq!(stats.api_calls, 7);
@@ -270,7 +283,10 @@ async fn an_assigned_sdk_id_is_required() {
     config.credentials.sdk_id = Some("sdk-1".into());
     let sim = boot(config).await;
     let q = window_query(10, 1);
-    assert_eq!(error_of(Call::new(q.clone()).send(&sim).await).await.1, 190_303);
+    assert_eq!(
+        error_of(Call::new(q.clone()).send(&sim).await).await.1,
+        190_303
+    );
     let mut with = Call::new(q);
     with.sdk_id = Some("sdk-1".into());
     assert_eq!(with.send(&sim).await.status(), StatusCode::OK);
@@ -306,7 +322,10 @@ async fn the_eleventh_call_within_a_minute_is_rate_limited() {
             // Rejected calls spend budget too.
             call.timestamp = "0".into();
         }
-        assert_ne!(call.send(&sim).await.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_ne!(
+            call.send(&sim).await.status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
     }
     let answer = error_of(Call::new(q).send(&sim).await).await;
     assert_eq!(answer, (StatusCode::TOO_MANY_REQUESTS, 190_310));
@@ -360,13 +379,20 @@ async fn range_requests_resume_exactly() {
     let mut whole = head.bytes().await.unwrap().to_vec();
     assert_eq!(whole.len(), cut);
 
-    let tail = get(&url, &[("Range", &format!("bytes={cut}-")), ("If-Range", &etag)]).await;
+    let tail = get(
+        &url,
+        &[("Range", &format!("bytes={cut}-")), ("If-Range", &etag)],
+    )
+    .await;
     assert_eq!(tail.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(
         header(&tail, "content-range"),
         format!("bytes {cut}-{}/{size}", size - 1)
     );
-    assert_eq!(header(&tail, "content-length"), (size - cut as u64).to_string());
+    assert_eq!(
+        header(&tail, "content-length"),
+        (size - cut as u64).to_string()
+    );
     whole.extend_from_slice(&tail.bytes().await.unwrap());
     assert_eq!(sha(&whole), manifest_entry(&sim, &id).sha256);
 
@@ -375,7 +401,11 @@ async fn range_requests_resume_exactly() {
     assert_eq!(header(&beyond, "content-range"), format!("bytes */{size}"));
 
     let stale = get(&url, &[("Range", "bytes=10-"), ("If-Range", "\"not-it\"")]).await;
-    assert_eq!(stale.status(), StatusCode::OK, "If-Range mismatch: full body");
+    assert_eq!(
+        stale.status(),
+        StatusCode::OK,
+        "If-Range mismatch: full body"
+    );
     assert_eq!(stale.bytes().await.unwrap().len() as u64, size);
     sim.shutdown().await;
 }
@@ -414,7 +444,10 @@ async fn expired_or_forged_tokens_get_403_xml() {
     assert_access_denied(get(base, &[]).await).await;
     assert_access_denied(get(&format!("{base}?token=forged"), &[]).await).await;
     let token = fresh_url.split("token=").nth(1).unwrap();
-    let other_file = format!("{}/cos/1234567890123456789/x.mp4?token={token}", sim.base_url());
+    let other_file = format!(
+        "{}/cos/1234567890123456789/x.mp4?token={token}",
+        sim.base_url()
+    );
     assert_access_denied(get(&other_file, &[]).await).await;
     let stats = sim.stats();
     assert_eq!(stats.expired_token_rejections, 1);
@@ -430,7 +463,10 @@ async fn addresses_expire_after_their_ttl() {
     })
     .await;
     let (_, _, url) = addresses(&sim).await.remove(0);
-    assert_eq!(get(&url, &[("Range", "bytes=0-0")]).await.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        get(&url, &[("Range", "bytes=0-0")]).await.status(),
+        StatusCode::PARTIAL_CONTENT
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_access_denied(get(&url, &[]).await).await;
     assert_eq!(sim.stats().expired_token_rejections, 1);
@@ -440,8 +476,14 @@ async fn addresses_expire_after_their_ttl() {
 #[tokio::test]
 async fn reset_and_truncate_faults_break_the_first_gets_only() {
     for config in [
-        SimConfig { reset_first: 1, ..small() },
-        SimConfig { truncate_first: 1, ..small() },
+        SimConfig {
+            reset_first: 1,
+            ..small()
+        },
+        SimConfig {
+            truncate_first: 1,
+            ..small()
+        },
     ] {
         let sim = boot(config).await;
         let (id, size, url) = addresses(&sim).await.remove(0);
@@ -453,7 +495,10 @@ async fn reset_and_truncate_faults_break_the_first_gets_only() {
             Ok(short) => assert!((short.len() as u64) < size),
         }
         let served = sim.stats().bytes_served;
-        assert!(served <= size / 2 + 1 && served > 0, "about half: {served} of {size}");
+        assert!(
+            served <= size / 2 + 1 && served > 0,
+            "about half: {served} of {size}"
+        );
 
         let good = get(&url, &[]).await.bytes().await.unwrap();
         assert_eq!(sha(&good), manifest_entry(&sim, &id).sha256);
@@ -509,7 +554,11 @@ async fn change_etag_fault_gives_new_content_after_the_first_get() {
     assert_eq!(sha(&first.bytes().await.unwrap()), before);
 
     let resumed = get(&url, &[("Range", "bytes=10-"), ("If-Range", &first_etag)]).await;
-    assert_eq!(resumed.status(), StatusCode::OK, "the old ETag no longer matches");
+    assert_eq!(
+        resumed.status(),
+        StatusCode::OK,
+        "the old ETag no longer matches"
+    );
     assert_ne!(header(&resumed, "etag"), first_etag);
     let body = resumed.bytes().await.unwrap();
     assert_eq!(body.len() as u64, size);
@@ -584,12 +633,23 @@ async fn meetings_arrive_and_transcode_while_running() {
 
     sim.advance(Duration::from_secs(10));
     let m = page(&sim, 20, 1).await;
-    assert_eq!(m.record_meetings.iter().find(|m| m.meeting_record_id == id).unwrap().state, 2);
+    assert_eq!(
+        m.record_meetings
+            .iter()
+            .find(|m| m.meeting_record_id == id)
+            .unwrap()
+            .state,
+        2
+    );
 
     sim.advance(Duration::from_secs(600));
     let m = page(&sim, 20, 1).await;
     assert_eq!(count(&m), 5, "the configured arrival appeared");
-    let added = m.record_meetings.iter().find(|m| m.meeting_record_id == id).unwrap();
+    let added = m
+        .record_meetings
+        .iter()
+        .find(|m| m.meeting_record_id == id)
+        .unwrap();
     assert_eq!(added.state, 3);
     let sizes: Vec<u64> = added.record_files.iter().map(|f| f.record_size).collect();
     assert_eq!(sizes, [1000, 2000]);
@@ -630,6 +690,10 @@ async fn admin_endpoints_report_json() {
         .await
         .unwrap();
     assert_eq!(tokens.len(), urls.len());
-    assert!(urls.iter().zip(&tokens).all(|((_, _, u), t)| u.ends_with(t.as_str())));
+    assert!(
+        urls.iter()
+            .zip(&tokens)
+            .all(|((_, _, u), t)| u.ends_with(t.as_str()))
+    );
     sim.shutdown().await;
 }

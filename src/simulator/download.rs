@@ -43,10 +43,10 @@ fn requested_span(headers: &HeaderMap, etag: &str, size: u64) -> Span {
     let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
         return Span::Full;
     };
-    if let Some(if_range) = headers.get(header::IF_RANGE) {
-        if if_range.as_bytes() != etag.as_bytes() {
-            return Span::Full;
-        }
+    if let Some(if_range) = headers.get(header::IF_RANGE)
+        && if_range.as_bytes() != etag.as_bytes()
+    {
+        return Span::Full;
     }
     let Some(spec) = range.trim().strip_prefix("bytes=") else {
         return Span::Full;
@@ -158,7 +158,11 @@ pub async fn download(
         }
     };
     sim.world().stats.download_status(status.as_u16());
-    tracing::debug!(status = status.as_u16(), "download request answered");
+    tracing::debug!(
+        record_file_id,
+        status = status.as_u16(),
+        "download request answered"
+    );
     response
 }
 
@@ -256,22 +260,21 @@ fn body_stream(
         fault: fault.map(|f| (f, first + (end - first) / 2)),
     };
     futures::stream::unfold(state, |mut s| async move {
-        if let Some((fault, at)) = s.fault {
-            if s.pos >= at {
-                s.fault = None;
-                // Let hyper flush what was produced so far: a real failure strikes
-                // mid-transfer, after the headers and the first half reached the client.
-                tokio::time::sleep(FLUSH_PAUSE).await;
-                match fault {
-                    BodyFault::Reset => {
-                        s.pos = s.end;
-                        let reset =
-                            io::Error::new(io::ErrorKind::ConnectionReset, "simulated reset");
-                        return Some((Err(reset), s));
-                    }
-                    BodyFault::Truncate => return None,
-                    BodyFault::Stall(pause) => tokio::time::sleep(pause).await,
+        if let Some((fault, at)) = s.fault
+            && s.pos >= at
+        {
+            s.fault = None;
+            // Let hyper flush what was produced so far: a real failure strikes
+            // mid-transfer, after the headers and the first half reached the client.
+            tokio::time::sleep(FLUSH_PAUSE).await;
+            match fault {
+                BodyFault::Reset => {
+                    s.pos = s.end;
+                    let reset = io::Error::new(io::ErrorKind::ConnectionReset, "simulated reset");
+                    return Some((Err(reset), s));
                 }
+                BodyFault::Truncate => return None,
+                BodyFault::Stall(pause) => tokio::time::sleep(pause).await,
             }
         }
         if s.pos >= s.end {

@@ -163,13 +163,12 @@ impl SimHandle {
     /// Stops accepting connections and waits (a few seconds at most) for open ones.
     pub async fn shutdown(mut self) {
         self.cancel.cancel();
-        if let Some(mut task) = self.task.take() {
-            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
                 .await
                 .is_err()
-            {
-                task.abort();
-            }
+        {
+            task.abort();
         }
     }
 }
@@ -198,7 +197,7 @@ pub async fn run_standalone(args: SimulateArgs) -> anyhow::Result<()> {
          \n\
          admin: {base}/admin/manifest  {base}/admin/stats  {base}/admin/tokens\n\
          \n\
-         sample config (adapt the key names to your config file):\n\
+         sample wemeet-archiver.toml:\n\
          \n\
          [api]\n\
          base_url = \"{base}\"\n\
@@ -207,6 +206,12 @@ pub async fn run_standalone(args: SimulateArgs) -> anyhow::Result<()> {
          secret_id = \"{}\"\n\
          secret_key = \"{}\"\n\
          operator_id = \"{}\"\n\
+         \n\
+         [storage]\n\
+         path = \"recordings\"\n\
+         \n\
+         [database]\n\
+         path = \"state.db\"\n\
          \n\
          Ctrl-C to stop.",
         c.app_id,

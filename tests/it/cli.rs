@@ -1,0 +1,116 @@
+//! The binary as an admin runs it: exit codes, config errors, what it logs.
+
+use crate::common::*;
+use wemeet_archiver::simulator::SimConfig;
+
+const GOOD: &str = r#"
+[api]
+base_url = "http://127.0.0.1:9"
+app_id = "200000001"
+secret_id = "AKIDexample"
+secret_key = "not-a-real-key"
+operator_id = "admin"
+[storage]
+path = "archive"
+[database]
+path = "state.db"
+"#;
+
+#[tokio::test]
+async fn bad_configs_exit_2_naming_the_key_and_change_nothing() {
+    let cases = [
+        ("[database]", "[database]\ndatabse_path = \"x\"", "databse_path"),
+        ("operator_id = \"admin\"", "", "operator_id"),
+        ("[storage]", "[download]\nworkers = \"many\"\n[storage]", "workers"),
+        ("[storage]", "[download]\nworkers = 0\n[storage]", "download.workers"),
+        ("app_id = \"200000001\"", "app_id = \"x\"", "api.app_id"),
+        ("secret_key = \"not-a-real-key\"", "", "api.secret_key"),
+        ("path = \"archive\"", "path = \"archive\"\ntimezone = \"Nowhere/City\"", "storage.timezone"),
+        ("http://127.0.0.1:9", "ftp:/x", "api.base_url"),
+    ];
+    for (from, to, key) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, GOOD.replacen(from, to, 1)).unwrap();
+        let out = run_binary(
+            &["--config", config.to_str().unwrap(), "backfill", "--since", "2024-01-01"],
+            &[],
+        )
+        .await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{key}: {stderr}");
+        assert!(stderr.contains(key), "{key} not named in: {stderr}");
+        assert!(!stderr.contains("not-a-real-key"), "secret printed: {stderr}");
+        // Nothing was created: no database, no archive.
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "{key}: {left:?}");
+    }
+}
+
+#[tokio::test]
+async fn bad_usage_exits_2() {
+    let out = run_binary(&["backfill", "--since", "last tuesday", "--config", "/nonexistent"], &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let out = run_binary(&["frobnicate"], &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wrong_credentials_exit_2_with_advice() {
+    let sim = start_sim(SimConfig {
+        meetings: 2,
+        days: 3,
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let secret_key = sim.credentials().secret_key;
+    std::fs::write(&config, text.replace(&secret_key, "wrong-key")).unwrap();
+    let out = run_binary(
+        &["--config", config.to_str().unwrap(), "backfill", "--since", "2026-10-20", "--until", "2026-11-02"],
+        &[],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("api.secret_key"), "{stderr}");
+    assert!(!stderr.contains("wrong-key"), "{stderr}");
+}
+
+/// Runs a real backfill at debug level with faults that make the archiver log errors,
+/// refreshes and retries, then searches everything it printed for secrets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_log_line_contains_a_secret_key_password_or_download_token() {
+    let sim = start_sim(SimConfig {
+        meetings: 8,
+        days: 10,
+        pending_fraction: 0.0,
+        stale_addresses_first: 1,
+        reset_first: 1,
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, "");
+    let out = run_binary(
+        &["--config", config.to_str().unwrap(), "backfill", "--since", "2026-10-20", "--until", "2026-11-02"],
+        &[("WEMEET_LOG", "debug")],
+    )
+    .await;
+    let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
+    output.push_str(&String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{output}");
+    assert!(output.contains("download address refreshed"), "the faults did not fire: {output}");
+    let mut secrets = vec![sim.credentials().secret_key];
+    secrets.extend(sim.passwords());
+    secrets.extend(sim.issued_tokens());
+    assert!(secrets.len() > 10);
+    for secret in secrets {
+        assert!(!output.contains(&secret), "secret {secret:?} leaked into the logs");
+    }
+    let status = run_binary(&["--config", config.to_str().unwrap(), "status", "--json"], &[]).await;
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["files"]["archived"].as_u64(), Some(sim.manifest().len() as u64));
+}

@@ -1,0 +1,129 @@
+//! Helpers shared by the integration tests: a simulator on port 0, a config pointing at
+//! it, the real binary, and checks on what ended up on disk.
+
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use wemeet_archiver::app::{App, BackfillReport};
+use wemeet_archiver::config::Config;
+use wemeet_archiver::simulator::{self, ManifestEntry, SimConfig, SimHandle};
+
+/// The simulated account's "now" (2026-11-01T00:00:00Z): fixed, so dates are reproducible.
+pub const SIM_NOW: i64 = 1_793_491_200;
+
+pub async fn start_sim(config: SimConfig) -> SimHandle {
+    simulator::start(
+        SimConfig {
+            start: Some(SIM_NOW),
+            ..config
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .expect("simulator starts")
+}
+
+/// Writes a config for `sim` into `dir` (archive in `dir/archive`, database in
+/// `dir/state.db`); `extra` is appended to the `[download]` table.
+pub fn write_config(dir: &Path, sim: &SimHandle, download_extra: &str) -> PathBuf {
+    let c = sim.credentials();
+    let path = dir.join("config.toml");
+    let text = format!(
+        "[api]\nbase_url = \"{}\"\napp_id = \"{}\"\nsecret_id = \"{}\"\nsecret_key = \"{}\"\n\
+         operator_id = \"{}\"\n\n[storage]\npath = \"archive\"\n\n[database]\npath = \"state.db\"\n\n\
+         [download]\nworkers = 4\n{download_extra}\n",
+        sim.base_url(),
+        c.app_id,
+        c.secret_id,
+        c.secret_key,
+        c.operator_id
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The range that covers every meeting of a simulator anchored at [`SIM_NOW`].
+pub fn full_range(days: u32) -> (i64, i64) {
+    (SIM_NOW - i64::from(days + 1) * 86_400, SIM_NOW + 86_400)
+}
+
+/// Runs a backfill in-process, as `wemeet-archiver backfill` does.
+pub async fn backfill(config: &Path, range: (i64, i64)) -> BackfillReport {
+    let app = App::open(Config::load(config).unwrap()).await.unwrap();
+    app.backfill(range.0, range.1, false, Default::default())
+        .await
+        .unwrap()
+}
+
+pub fn sha256_file(path: &Path) -> String {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).unwrap();
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// Every regular file under `root`, relative, sorted.
+pub fn files_under(root: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                walk(&path, root, out);
+            } else {
+                out.push(path.strip_prefix(root).unwrap().to_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if root.exists() {
+        walk(root, root, &mut out);
+    }
+    out.sort();
+    out
+}
+
+/// Asserts that every manifest file is archived under `root` with its size and SHA-256, and
+/// that nothing but recordings and `meeting.json` files is there.
+pub fn assert_archive_matches(root: &Path, manifest: &[ManifestEntry]) {
+    let files = files_under(root);
+    let recordings: Vec<&PathBuf> = files
+        .iter()
+        .filter(|p| p.file_name().unwrap() != "meeting.json")
+        .collect();
+    assert_eq!(recordings.len(), manifest.len(), "recordings on disk: {recordings:#?}");
+    for entry in manifest {
+        let name = format!("{}.mp4", entry.record_file_id);
+        let rel = recordings
+            .iter()
+            .find(|p| p.file_name().unwrap().to_str() == Some(name.as_str()))
+            .unwrap_or_else(|| panic!("{name} is not in the archive"));
+        // YYYY/MM/DD/code-subject/id.mp4
+        assert_eq!(rel.components().count(), 5, "{rel:?} is outside the layout");
+        let path = root.join(rel);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), entry.record_size, "{rel:?}");
+        assert_eq!(sha256_file(&path), entry.sha256, "{rel:?}");
+    }
+}
+
+/// Runs the real binary with `args`, without stdin, and returns its output.
+pub async fn run_binary(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_wemeet-archiver"));
+    cmd.args(args)
+        .env_remove("WEMEET_SECRET_KEY")
+        .env_remove("WEMEET_SECRET_ID")
+        .env_remove("WEMEET_ARCHIVER_CONFIG")
+        .stdin(std::process::Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().await.expect("binary runs")
+}

@@ -1,0 +1,5 @@
+//! Integration tests: the real simulator over HTTP on port 0, real SQLite, real files.
+
+mod backfill;
+mod cli;
+mod common;
