@@ -49,7 +49,7 @@ enum Command {
         json: bool,
     },
     /// Run the built-in simulator of the Tencent Meeting API and download host.
-    Simulate(simulator::SimulateArgs),
+    Simulate(Box<simulator::SimulateArgs>),
     /// Archive a simulated account into DIR: no account, no network needed.
     Demo {
         /// Where the demo writes its config, database and recordings.
@@ -88,7 +88,7 @@ async fn run(cli: Cli) -> ExitCode {
             retry_failed,
         } => backfill(&cli.config, &since, until.as_deref(), retry_failed).await,
         Command::Status { json } => status(&cli.config, json).await,
-        Command::Simulate(args) => simulator::run_standalone(args)
+        Command::Simulate(args) => simulator::run_standalone(*args)
             .await
             .map(|()| EXIT_OK)
             .map_err(|e| (EXIT_INCOMPLETE, e)),

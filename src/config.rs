@@ -86,6 +86,8 @@ pub struct DownloadConfig {
     /// Longest silence on a download connection before it is abandoned and resumed.
     /// A read timeout, not a whole-request timeout: a 4 GB body legitimately takes long.
     pub read_timeout: Duration,
+    /// How long a transfer that hit a full disk (ENOSPC, EDQUOT) waits before trying again.
+    pub disk_full_retry: Duration,
 }
 
 #[derive(Deserialize)]
@@ -149,6 +151,8 @@ struct RawDownload {
     checkpoint_bytes: i64,
     #[serde(default = "default_read_timeout")]
     read_timeout: String,
+    #[serde(default = "default_disk_full_retry")]
+    disk_full_retry: String,
 }
 
 impl Default for RawDownload {
@@ -158,6 +162,7 @@ impl Default for RawDownload {
             max_attempts: default_max_attempts(),
             checkpoint_bytes: default_checkpoint_bytes(),
             read_timeout: default_read_timeout(),
+            disk_full_retry: default_disk_full_retry(),
         }
     }
 }
@@ -191,6 +196,9 @@ fn default_checkpoint_bytes() -> i64 {
 }
 fn default_read_timeout() -> String {
     "60s".into()
+}
+fn default_disk_full_retry() -> String {
+    "30s".into()
 }
 
 impl Config {
@@ -407,6 +415,7 @@ fn validate_download(raw: RawDownload) -> Result<DownloadConfig, ConfigError> {
         max_attempts: raw.max_attempts as u32,
         checkpoint_bytes: raw.checkpoint_bytes as u64,
         read_timeout,
+        disk_full_retry: duration("download.disk_full_retry", &raw.disk_full_retry)?,
     })
 }
 
@@ -472,6 +481,24 @@ path = "state.db"
         assert_eq!(c.download.workers, 4);
         assert_eq!(c.storage.path, Path::new("/etc/wa/archive"));
         assert_eq!(c.storage.timezone, chrono_tz::Asia::Shanghai);
+    }
+
+    #[test]
+    fn the_example_config_is_valid_and_documents_the_defaults() {
+        let text = include_str!("../config/wemeet-archiver.example.toml");
+        let c = Config::parse(text, Path::new("/etc/wa/config.toml"), &|name| match name {
+            ENV_SECRET_KEY | ENV_SECRET_ID => Some("from-env".into()),
+            _ => None,
+        })
+        .unwrap();
+        let defaults = parse(GOOD).unwrap();
+        assert_eq!(c.api.requests_per_minute, defaults.api.requests_per_minute);
+        assert_eq!(c.download.workers, defaults.download.workers);
+        assert_eq!(c.download.max_attempts, defaults.download.max_attempts);
+        assert_eq!(c.download.checkpoint_bytes, defaults.download.checkpoint_bytes);
+        assert_eq!(c.download.read_timeout, defaults.download.read_timeout);
+        assert_eq!(c.download.disk_full_retry, defaults.download.disk_full_retry);
+        assert_eq!(c.api.timeout, defaults.api.timeout);
     }
 
     #[test]

@@ -16,8 +16,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// How long a transfer waits for disk space before trying again.
-const DISK_FULL_PAUSE: Duration = Duration::from_secs(30);
 /// How often an idle worker looks for new work while the listing still runs.
 const IDLE_POLL: Duration = Duration::from_millis(250);
 
@@ -146,10 +144,12 @@ impl Downloader {
                 }
                 Err(TransferError::Store(e)) => return Err(e.into()),
                 Err(TransferError::Storage(e)) if e.is_disk_full() => {
-                    // Not the file's fault: pause without spending an attempt.
+                    // Not the file's fault: pause without spending an attempt, and say why
+                    // where `status` shows it.
                     tracing::error!(file = %id, error = %e, "transfer paused");
+                    self.store.note_error(&id, &e.to_string()).await?;
                     tokio::select! {
-                        () = tokio::time::sleep(DISK_FULL_PAUSE) => {}
+                        () = tokio::time::sleep(self.config.disk_full_retry) => {}
                         () = cancel.cancelled() => {}
                     }
                     continue;

@@ -126,6 +126,11 @@ impl Downloader {
                         file = %row.record_file_id, offset,
                         "server sent the whole file (Range ignored or file changed); restarting"
                     );
+                    // Forget the old checkpoint before the `.part` file is cut: a crash in
+                    // between must not resume old bytes with a new file's tail.
+                    self.store
+                        .save_checkpoint(&row.record_file_id, &Checkpoint::default())
+                        .await?;
                     offset = 0;
                     hasher = Sha256::new();
                 }
@@ -282,12 +287,11 @@ impl Downloader {
     /// Forgets the checkpoint so the next attempt starts from zero, and says why.
     async fn restart(&self, row: &FileRow, why: String) -> TransferError {
         tracing::warn!(file = %row.record_file_id, reason = %why, "restarting the transfer from zero");
-        let reset = Checkpoint {
-            bytes_done: 0,
-            etag: None,
-            hash_state: None,
-        };
-        match self.store.save_checkpoint(&row.record_file_id, &reset).await {
+        match self
+            .store
+            .save_checkpoint(&row.record_file_id, &Checkpoint::default())
+            .await
+        {
             Ok(()) => TransferError::Inconsistent(why),
             Err(e) => e.into(),
         }

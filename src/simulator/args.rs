@@ -120,6 +120,10 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 0)]
     pub stale_addresses_first: u32,
 
+    /// Pace each download to this many bytes per second (bytes, or with a unit: 10MiB).
+    #[arg(long, value_parser = parse_size)]
+    pub bandwidth: Option<u64>,
+
     /// The first N accepted listing calls answer HTTP 500, error 41.
     #[arg(long = "listing-5xx-first", default_value_t = 0)]
     pub listing_5xx_first: u32,
@@ -162,6 +166,7 @@ impl SimulateArgs {
             stall_first: self.stall_first,
             stall: self.stall,
             stale_addresses_first: self.stale_addresses_first,
+            bandwidth: self.bandwidth,
             listing_5xx_first: self.listing_5xx_first,
             listing_invalid_json_first: self.listing_invalid_json_first,
         }

@@ -101,6 +101,10 @@ pub struct SimConfig {
     pub stall: Duration,
     /// The first N download addresses issued for each file are already expired.
     pub stale_addresses_first: u32,
+    /// Bytes per second each download is paced to (`None`: as fast as the client reads).
+    /// Crash tests use it so that a kill lands mid-transfer and little data sits unread in
+    /// socket buffers (what the stats count as served is then what the client received).
+    pub bandwidth: Option<u64>,
     /// The first N listing calls that pass authentication answer 500 with error 41 ...
     pub listing_5xx_first: u32,
     /// ... and the next N answer 200 with a body that is not JSON.
@@ -132,6 +136,7 @@ impl Default for SimConfig {
             stall_first: 0,
             stall: DEFAULT_STALL,
             stale_addresses_first: 0,
+            bandwidth: None,
             listing_5xx_first: 0,
             listing_invalid_json_first: 0,
         }

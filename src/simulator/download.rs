@@ -284,6 +284,9 @@ fn body_stream(
         let n = (limit - s.pos).min(CHUNK as u64) as usize;
         let chunk = s.content.slice(s.pos, n);
         s.pos += n as u64;
+        if let Some(rate) = s.sim.config.bandwidth.filter(|&r| r > 0) {
+            tokio::time::sleep(Duration::from_secs_f64(n as f64 / rate as f64)).await;
+        }
         s.sim
             .world()
             .stats

@@ -62,8 +62,8 @@ impl std::fmt::Debug for FileRow {
 }
 
 /// A durable point of a transfer: `bytes_done` bytes are fsynced in the `.part` file and
-/// `hash_state` is the SHA-256 state after exactly those bytes.
-#[derive(Debug, Clone)]
+/// `hash_state` is the SHA-256 state after exactly those bytes. The default is "start over".
+#[derive(Debug, Clone, Default)]
 pub struct Checkpoint {
     pub bytes_done: i64,
     pub etag: Option<String>,
@@ -201,6 +201,17 @@ impl Store {
         } else {
             FileStatus::Transferring
         })
+    }
+
+    /// Records why a claimed file is waiting, without spending an attempt (disk full).
+    pub async fn note_error(&self, record_file_id: &str, error: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE files SET last_error = ?, updated_at = ? WHERE record_file_id = ?")
+            .bind(error)
+            .bind(now_ms())
+            .bind(record_file_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 
     /// Files of one meeting, for its `meeting.json`.

@@ -31,7 +31,7 @@ pub fn write_config(dir: &Path, sim: &SimHandle, download_extra: &str) -> PathBu
     let text = format!(
         "[api]\nbase_url = \"{}\"\napp_id = \"{}\"\nsecret_id = \"{}\"\nsecret_key = \"{}\"\n\
          operator_id = \"{}\"\n\n[storage]\npath = \"archive\"\n\n[database]\npath = \"state.db\"\n\n\
-         [download]\nworkers = 4\n{download_extra}\n",
+         [download]\n{download_extra}\n",
         sim.base_url(),
         c.app_id,
         c.secret_id,

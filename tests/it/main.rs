@@ -3,3 +3,5 @@
 mod backfill;
 mod cli;
 mod common;
+mod resume;
+mod simulator;

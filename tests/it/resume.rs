@@ -1,0 +1,380 @@
+//! Crash-safe, resumable transfers: kill -9, SIGTERM, network faults, expiry, disk full.
+//!
+//! Re-fetching is measured on the simulator's side (`bytes_served`): a transfer that
+//! restarted from zero would serve the file twice.
+
+use crate::common::*;
+use rand::RngExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use wemeet_archiver::simulator::{SimConfig, SimHandle};
+use wemeet_archiver::store::Store;
+
+const MIB: u64 = 1024 * 1024;
+/// The simulator's body chunk: what it may count as served beyond what a client received.
+const CHUNK: u64 = 64 * 1024;
+
+/// A few multi-MiB files in one listing window and page (one API call per run).
+fn big_files(bandwidth: u64) -> SimConfig {
+    SimConfig {
+        meetings: 3,
+        days: 15,
+        pending_fraction: 0.0,
+        files_per_meeting: 2..=2,
+        min_file_size: 3 * MIB,
+        max_file_size: 6 * MIB,
+        bandwidth: Some(bandwidth),
+        ..SimConfig::default()
+    }
+}
+
+/// Small files for the fault tests: faults fire once per file, so few files keep them fast.
+fn small_files(faults: SimConfig) -> SimConfig {
+    SimConfig {
+        meetings: 3,
+        days: 15,
+        pending_fraction: 0.0,
+        files_per_meeting: 1..=1,
+        min_file_size: MIB,
+        max_file_size: 2 * MIB,
+        ..faults
+    }
+}
+
+fn dataset_bytes(sim: &SimHandle) -> u64 {
+    sim.manifest().iter().map(|e| e.record_size).sum()
+}
+
+fn rfc3339(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339()
+}
+
+/// Runs `backfill` as a separate process; its log goes to `backfill.log` beside the config.
+fn spawn_backfill(config: &Path, days: u32) -> tokio::process::Child {
+    let (since, until) = full_range(days);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(config.with_file_name("backfill.log"))
+        .unwrap();
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_wemeet-archiver"))
+        .args(["--config", config.to_str().unwrap(), "backfill"])
+        .args(["--since", &rfc3339(since), "--until", &rfc3339(until)])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// No `.part` file is left once everything is archived.
+fn assert_no_part_files(root: &Path) {
+    let parts: Vec<_> = files_under(root)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(parts.is_empty(), "orphaned temporary files: {parts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resumes_after_sigkill_without_refetching() {
+    const WORKERS: u64 = 2;
+    const CHECKPOINT: u64 = MIB;
+    const KILLS: u64 = 6;
+    // 4 MiB/s per transfer: ~7 s of downloading, so kills land mid-transfer.
+    let sim = start_sim(big_files(4 * MIB)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sim,
+        &format!("workers = {WORKERS}\ncheckpoint_bytes = {CHECKPOINT}"),
+    );
+    let mut rng = rand::rng();
+    for kill in 0..KILLS {
+        let mut child = spawn_backfill(&config, 15);
+        let after = Duration::from_millis(rng.random_range(300..1200));
+        tokio::time::sleep(after).await;
+        let finished = child.try_wait().unwrap();
+        assert!(finished.is_none(), "backfill finished before kill {kill}; make the data bigger");
+        child.start_kill().unwrap(); // SIGKILL
+        child.wait().await.unwrap();
+    }
+    let status = spawn_backfill(&config, 15).wait().await.unwrap();
+    assert!(status.success());
+
+    let archive = dir.path().join("archive");
+    assert_archive_matches(&archive, &sim.manifest());
+    assert_no_part_files(&archive);
+    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+    assert_eq!(store.all_files().await.unwrap().len(), sim.manifest().len());
+    let served = sim.stats().bytes_served;
+    let size = dataset_bytes(&sim);
+    let allowed = size + KILLS * WORKERS * CHECKPOINT;
+    assert!(
+        served <= allowed,
+        "served {served} bytes for a {size}-byte dataset: more than {allowed} means a re-fetch"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_checkpoints_exits_0_within_10_s_and_the_next_run_resumes() {
+    let sim = start_sim(big_files(2 * MIB)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, "workers = 2\ncheckpoint_bytes = 4194304");
+    let child = spawn_backfill(&config, 15);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = sim.stats().bytes_served;
+    assert!(before > 0, "no transfer was in flight");
+    let pid = child.id().unwrap() as i32;
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let sent = Instant::now();
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("exited within 10 s")
+        .unwrap();
+    assert_eq!(status.status.code(), Some(0), "{:?}", sent.elapsed());
+    let interrupted = sim.stats().bytes_served;
+    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+    let checkpointed: i64 = store.all_files().await.unwrap().iter().map(|f| f.bytes_done).sum();
+    assert!(checkpointed > 0, "nothing was checkpointed on SIGTERM");
+    drop(store);
+
+    let status = spawn_backfill(&config, 15).wait().await.unwrap();
+    assert!(status.success());
+    assert_archive_matches(&dir.path().join("archive"), &sim.manifest());
+    // The checkpoints taken on SIGTERM cover what was received: at most a chunk per
+    // transfer (in flight in the socket) is fetched twice.
+    let served = sim.stats().bytes_served;
+    let size = dataset_bytes(&sim);
+    assert!(served <= size + 2 * CHUNK * 2, "served {served} for {size} (interrupted at {interrupted})");
+}
+
+/// Runs one in-process backfill against `faults` and checks the archive equals the manifest.
+async fn backfill_through(faults: SimConfig, download_extra: &str) -> (SimHandle, u64) {
+    let sim = start_sim(small_files(faults)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, download_extra);
+    let report = backfill(&config, full_range(15)).await;
+    assert!(report.complete(), "{report:#?}");
+    let archive = dir.path().join("archive");
+    assert_archive_matches(&archive, &sim.manifest());
+    assert_no_part_files(&archive);
+    let size = dataset_bytes(&sim);
+    (sim, size)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reset_connection_resumes_from_the_received_offset() {
+    let (sim, size) = backfill_through(
+        SimConfig {
+            reset_first: 1,
+            ..SimConfig::default()
+        },
+        "",
+    )
+    .await;
+    let files = sim.manifest().len() as u64;
+    assert!(sim.stats().bytes_served <= size + files * CHUNK, "{:#?}", sim.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_truncated_body_resumes_from_the_received_offset() {
+    let (sim, size) = backfill_through(
+        SimConfig {
+            truncate_first: 1,
+            ..SimConfig::default()
+        },
+        "",
+    )
+    .await;
+    let files = sim.manifest().len() as u64;
+    assert!(sim.stats().bytes_served <= size + files * CHUNK, "{:#?}", sim.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_503_is_retried() {
+    let (sim, _) = backfill_through(
+        SimConfig {
+            error_5xx_first: 2,
+            ..SimConfig::default()
+        },
+        "",
+    )
+    .await;
+    assert!(sim.stats().download_status_counts.get(&503).copied().unwrap_or(0) > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_host_ignoring_range_restarts_the_file_from_zero() {
+    let (sim, size) = backfill_through(
+        SimConfig {
+            reset_first: 1,
+            ignore_range: true,
+            ..SimConfig::default()
+        },
+        "",
+    )
+    .await;
+    // Half of each file, then the whole of it again.
+    assert!(sim.stats().bytes_served > size, "{:#?}", sim.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_changed_etag_restarts_the_file_and_archives_the_new_content() {
+    // The first GET of each file serves half of the old content, then the content changes:
+    // the resume (If-Range: old ETag) gets the new file whole, and the archive must hold
+    // the new content only (the manifest has the new hashes).
+    backfill_through(
+        SimConfig {
+            reset_first: 1,
+            change_etag_after_first: true,
+            ..SimConfig::default()
+        },
+        "",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_read_stall_longer_than_the_read_timeout_is_abandoned_and_resumed() {
+    let started = Instant::now();
+    let (sim, size) = backfill_through(
+        SimConfig {
+            stall_first: 1,
+            stall: Duration::from_secs(30),
+            ..SimConfig::default()
+        },
+        "read_timeout = \"1s\"",
+    )
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(25), "the stall was waited out");
+    let files = sim.manifest().len() as u64;
+    assert!(sim.stats().bytes_served <= size + files * CHUNK, "{:#?}", sim.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_address_expiring_mid_transfer_is_refreshed_and_resumed_from_the_offset() {
+    // The download stalls past the read timeout; by the retry the 2-second address has
+    // expired (403), so the archiver re-lists, then resumes with Range from its offset.
+    let (sim, size) = backfill_through(
+        SimConfig {
+            stall_first: 1,
+            stall: Duration::from_secs(30),
+            address_ttl: Duration::from_secs(2),
+            ..SimConfig::default()
+        },
+        "read_timeout = \"2s\"",
+    )
+    .await;
+    let stats = sim.stats();
+    assert!(stats.expired_token_rejections > 0, "{stats:#?}");
+    let files = sim.manifest().len() as u64;
+    assert!(stats.bytes_served <= size + files * CHUNK, "{stats:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failed_files_are_reported_and_retried_with_retry_failed() {
+    let sim = start_sim(small_files(SimConfig {
+        error_5xx_first: 2,
+        ..SimConfig::default()
+    }))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, "max_attempts = 2");
+    let report = backfill(&config, full_range(15)).await;
+    assert_eq!(report.not_archived.len(), sim.manifest().len(), "{report:#?}");
+    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+    let status = store.status(0).await.unwrap();
+    assert_eq!(status.failures.len(), sim.manifest().len());
+    assert!(status.failures.iter().all(|f| f.reason.as_deref().unwrap_or("").contains("503")));
+
+    let out = run_binary(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "backfill",
+            "--retry-failed",
+            "--since",
+            &rfc3339(full_range(15).0),
+            "--until",
+            &rfc3339(full_range(15).1),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_archive_matches(&dir.path().join("archive"), &sim.manifest());
+}
+
+/// A 4 MiB tmpfs mounted as the archive: the transfer that fills it pauses with a clear
+/// error naming the path, nothing is marked archived, and once the file system is grown the
+/// transfer resumes. Needs root (to mount); CI runs as root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_disk_pauses_the_transfer_until_space_is_back() {
+    struct Mount(std::path::PathBuf);
+    impl Drop for Mount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let sim = start_sim(small_files(SimConfig {
+        min_file_size: 3 * MIB,
+        max_file_size: 3 * MIB,
+        ..SimConfig::default()
+    }))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    std::fs::create_dir_all(&archive).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&archive)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(mounted, "this test mounts a tmpfs and must run as root");
+    let _mount = Mount(archive.clone());
+    let config = write_config(dir.path(), &sim, "disk_full_retry = \"1s\"");
+    let app = wemeet_archiver::app::App::open(
+        wemeet_archiver::config::Config::load(&config).unwrap(),
+    )
+    .await
+    .unwrap();
+    let range = full_range(15);
+    let job = tokio::spawn(async move {
+        app.backfill(range.0, range.1, false, Default::default()).await
+    });
+
+    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let reason = loop {
+        assert!(Instant::now() < deadline, "the disk never filled up");
+        let files = store.all_files().await.unwrap();
+        if let Some(r) = files.iter().find_map(|f| f.last_error.clone()) {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(reason.contains("disk full") && reason.contains(".part"), "{reason}");
+    let archived = store.all_files().await.unwrap();
+    for f in archived.iter().filter(|f| f.status == "archived") {
+        assert_eq!(f.archived_size, Some(f.record_size));
+    }
+    assert!(archived.iter().any(|f| f.status != "archived"));
+
+    let grown = std::process::Command::new("mount")
+        .args(["-o", "remount,size=64m"])
+        .arg(&archive)
+        .status()
+        .unwrap();
+    assert!(grown.success());
+    let report = tokio::time::timeout(Duration::from_secs(60), job)
+        .await
+        .expect("resumed after space came back")
+        .unwrap()
+        .unwrap();
+    assert!(report.complete(), "{report:#?}");
+    assert_archive_matches(&archive, &sim.manifest());
+}
