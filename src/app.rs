@@ -1,11 +1,11 @@
 //! The jobs the CLI runs, bootable in-process by tests: open state, list, download, report.
 
 use crate::api::{ApiClient, ApiError, ErrorClass};
-use crate::budget::Budget;
+use crate::budget::{Budget, Priority};
 use crate::config::Config;
 use crate::download::{Downloader, PoolError, PoolReport};
 use crate::scheduler::{ListError, Lister, split_windows};
-use crate::storage::LocalStorage;
+use crate::storage::{Storage, StorageError};
 use crate::store::{Store, StoreError};
 use std::fs::File;
 use std::path::PathBuf;
@@ -34,6 +34,9 @@ pub enum AppError {
     Fatal(ApiError),
     #[error(transparent)]
     List(ListError),
+    /// The archive cannot be written at all (S3 credentials, bucket policy, client setup).
+    #[error(transparent)]
+    Storage(StorageError),
 }
 
 impl From<PoolError> for AppError {
@@ -41,6 +44,7 @@ impl From<PoolError> for AppError {
         match e {
             PoolError::Store(e) => Self::Store(e),
             PoolError::List(e) => e.into(),
+            PoolError::Storage(e) => Self::Storage(e),
         }
     }
 }
@@ -82,7 +86,7 @@ impl BackfillReport {
 pub struct App {
     pub config: Config,
     pub store: Store,
-    lister: Arc<Lister>,
+    pub(crate) lister: Arc<Lister>,
     /// Held for the life of the process: two archivers on one database would both claim
     /// and write the same files.
     _lock: File,
@@ -103,6 +107,19 @@ impl App {
         })
     }
 
+    /// The download pool, writing to the configured storage.
+    pub(crate) fn downloader(&self) -> Result<Arc<Downloader>, AppError> {
+        Ok(Arc::new(
+            Downloader::new(
+                self.store.clone(),
+                Storage::open(&self.config.storage).map_err(AppError::Storage)?,
+                Arc::clone(&self.lister),
+                self.config.download.clone(),
+            )
+            .map_err(|e| AppError::Http(e.to_string()))?,
+        ))
+    }
+
     /// Lists `[since, until]` (UNIX seconds) window by window while the pool downloads what
     /// each page reveals, so addresses are used soon after they are issued.
     pub async fn backfill(
@@ -120,15 +137,7 @@ impl App {
             let n = self.store.retry_failed().await?;
             tracing::info!(files = n, "re-queued failed files");
         }
-        let downloader = Arc::new(
-            Downloader::new(
-                self.store.clone(),
-                LocalStorage::new(&self.config.storage.path),
-                Arc::clone(&self.lister),
-                self.config.download.clone(),
-            )
-            .map_err(|e| AppError::Http(e.to_string()))?,
-        );
+        let downloader = self.downloader()?;
         let listing_done = Arc::new(AtomicBool::new(false));
         let pool = tokio::spawn(Arc::clone(&downloader).run(Arc::clone(&listing_done), cancel.clone()));
 
@@ -146,7 +155,7 @@ impl App {
         let mut fatal = None;
         for (start, end) in windows {
             let listed = tokio::select! {
-                r = self.lister.list_window(start, end) => r,
+                r = self.lister.list_window(start, end, Priority::Foreground) => r,
                 () = cancel.cancelled() => break,
             };
             match listed {

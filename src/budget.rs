@@ -9,7 +9,6 @@
 use crate::store::{Store, StoreError};
 use std::collections::VecDeque;
 use std::time::Duration;
-use tokio::sync::Mutex;
 
 /// The server's window.
 pub const WINDOW: Duration = Duration::from_secs(60);
@@ -71,57 +70,203 @@ impl SlidingWindow {
     }
 }
 
+/// Why a call is made; also its rank when calls compete for the budget.
+///
+/// Refreshing the address of a file about to be downloaded comes first (an expired address
+/// stalls a worker), then the live window (new recordings), then background backfill
+/// windows. A one-shot `backfill` command is the foreground job and ranks with live polls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    Refresh,
+    Live,
+    /// The listing of the `backfill` command: nothing else competes but refreshes.
+    Foreground,
+    /// Older windows listed by the daemon (`run --since`): paced, see [`Budget::spend`].
+    Backfill,
+}
+
+impl Priority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Refresh => "refresh",
+            Self::Live => "live",
+            Self::Foreground | Self::Backfill => "backfill",
+        }
+    }
+
+    /// 0 is the most urgent.
+    fn rank(self) -> usize {
+        match self {
+            Self::Refresh => 0,
+            Self::Live | Self::Foreground => 1,
+            Self::Backfill => 2,
+        }
+    }
+}
+
+/// How often a waiter blocked by a more urgent one looks again.
+const RECHECK: Duration = Duration::from_millis(100);
+
+#[derive(Debug)]
+struct Inner {
+    log: SlidingWindow,
+    /// Callers waiting, per priority: a caller goes only when no more urgent one waits.
+    waiting: [usize; 3],
+    /// When the last call was admitted (see [`Budget::pace`]).
+    last_admitted_ms: Option<i64>,
+}
+
 /// The budget shared by every API caller of the process.
 #[derive(Debug)]
 pub struct Budget {
-    window: Mutex<SlidingWindow>,
-    store: Store,
+    inner: std::sync::Mutex<Inner>,
+    /// Once [`Budget::pace`] was called, calls are spaced by window / limit.
+    spacing_ms: i64,
+    paced: std::sync::atomic::AtomicBool,
+    /// Wall-clock time at `origin`: times come from the monotonic clock (immune to clock
+    /// jumps, and virtual under tokio's paused clock in tests) anchored to the wall clock.
+    origin_ms: i64,
+    origin: tokio::time::Instant,
+    /// `None` only in tests that prove the scheduling on tokio's paused clock.
+    store: Option<Store>,
+    /// Calls by outcome since the process started (the metrics' counter).
+    outcomes: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+/// Takes a caller off the waiting list even if its future is dropped (cancelled).
+struct Waiting<'a> {
+    budget: &'a Budget,
+    priority: Priority,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.budget.lock().waiting[self.priority.rank()] -= 1;
+    }
 }
 
 impl Budget {
-    /// Loads the calls of the last window from the database, so a restart does not burst.
-    pub async fn load(store: Store, limit: u32) -> Result<Self, StoreError> {
+    fn new(limit: u32, store: Option<Store>, calls: Vec<i64>) -> Self {
         let window = WINDOW + SAFETY_MARGIN;
-        let now = crate::store::now_ms();
         let mut log = SlidingWindow::new(limit, window);
-        for at in store.api_calls_since(now - window.as_millis() as i64).await? {
+        for at in calls {
             log.remember(at);
         }
-        store.prune_api_calls(now - 86_400_000).await?;
-        Ok(Self {
-            window: Mutex::new(log),
+        Self {
+            inner: std::sync::Mutex::new(Inner {
+                log,
+                waiting: [0; 3],
+                last_admitted_ms: None,
+            }),
+            spacing_ms: window.as_millis() as i64 / i64::from(limit.max(1)),
+            paced: std::sync::atomic::AtomicBool::new(false),
+            origin_ms: crate::store::now_ms(),
+            origin: tokio::time::Instant::now(),
             store,
-        })
+            outcomes: Default::default(),
+        }
     }
 
-    /// Waits until one more call fits in the window, then spends it (persisted before the
-    /// call is sent). Returns the call-log id for [`Budget::record_outcome`].
-    pub async fn spend(&self) -> Result<i64, StoreError> {
-        loop {
-            let mut log = self.window.lock().await;
-            let now = crate::store::now_ms();
-            match log.try_admit(now) {
-                Ok(()) => return self.store.record_api_call(now).await,
-                Err(free_at) => {
-                    drop(log);
-                    let wait = Duration::from_millis((free_at - now).max(1) as u64);
-                    tracing::debug!(wait_ms = wait.as_millis() as u64, "API budget spent; waiting");
-                    tokio::time::sleep(wait).await;
+    /// Loads the calls of the last window from the database, so a restart does not burst.
+    pub async fn load(store: Store, limit: u32) -> Result<Self, StoreError> {
+        let now = crate::store::now_ms();
+        let window = (WINDOW + SAFETY_MARGIN).as_millis() as i64;
+        let calls = store.api_calls_since(now - window).await?;
+        store.prune_api_calls(now - 86_400_000).await?;
+        Ok(Self::new(limit, Some(store), calls))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // The lock is never held across an await nor while panicking code runs.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.origin_ms + self.origin.elapsed().as_millis() as i64
+    }
+
+    /// From now on, spaces calls evenly: one per window / limit (6.1 s at 10 per minute).
+    ///
+    /// A one-shot backfill wants its first ten calls at once. A daemon, where live polls,
+    /// refreshes and background windows compete all day, must not: a burst fills the window
+    /// and the next caller, however urgent, then waits for it to drain (up to a minute).
+    /// Evenly spaced, the budget is still used fully, and an urgent call waits at most one
+    /// spacing behind the callers ranked above it.
+    pub fn pace(&self) {
+        self.paced.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Waits until one more call fits in the window and no more urgent caller waits, then
+    /// spends it (persisted before the call is sent). Returns the call-log id for
+    /// [`Budget::record_outcome`].
+    pub async fn spend(&self, priority: Priority) -> Result<Option<i64>, StoreError> {
+        self.lock().waiting[priority.rank()] += 1;
+        let _waiting = Waiting {
+            budget: self,
+            priority,
+        };
+        let admitted_at = loop {
+            let wait_ms = {
+                let mut inner = self.lock();
+                let now = self.now_ms();
+                let paced_until = inner
+                    .last_admitted_ms
+                    .filter(|_| self.paced.load(std::sync::atomic::Ordering::Relaxed))
+                    .map(|t| t + self.spacing_ms);
+                if inner.waiting[..priority.rank()].iter().any(|&n| n > 0) {
+                    RECHECK.as_millis() as i64
+                } else if let Some(t) = paced_until.filter(|&t| t > now) {
+                    t - now
+                } else {
+                    match inner.log.try_admit(now) {
+                        Ok(()) => {
+                            inner.last_admitted_ms = Some(now);
+                            break now;
+                        }
+                        Err(free_at) => free_at - now,
+                    }
                 }
-            }
+            };
+            tracing::trace!(wait_ms, ?priority, "waiting for the API budget");
+            // Re-check at least every RECHECK: a more urgent caller may have gone meanwhile.
+            let wait = Duration::from_millis(wait_ms.clamp(1, RECHECK.as_millis() as i64) as u64);
+            tokio::time::sleep(wait).await;
+        };
+        match &self.store {
+            Some(store) => store
+                .record_api_call(admitted_at, priority.as_str())
+                .await
+                .map(Some),
+            None => Ok(None),
         }
     }
 
     /// Stores how a spent call ended (for `status` and the call log).
-    pub async fn record_outcome(&self, call_id: i64, outcome: &str) {
-        if let Err(e) = self.store.set_call_outcome(call_id, outcome).await {
+    pub async fn record_outcome(&self, call_id: Option<i64>, outcome: &str) {
+        *self
+            .outcomes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(outcome.to_string())
+            .or_default() += 1;
+        let (Some(store), Some(id)) = (&self.store, call_id) else {
+            return;
+        };
+        if let Err(e) = store.set_call_outcome(id, outcome).await {
             tracing::warn!(error = %e, "could not record the outcome of an API call");
         }
     }
 
+    /// Calls sent by this process, by outcome.
+    pub fn outcomes(&self) -> Vec<(String, u64)> {
+        let map = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
     /// Calls spent in the current window.
-    pub async fn used(&self) -> usize {
-        self.window.lock().await.used(crate::store::now_ms())
+    pub fn used(&self) -> usize {
+        let now = self.now_ms();
+        self.lock().log.used(now)
     }
 }
 
@@ -158,14 +303,23 @@ mod tests {
             }
         }
         for (i, &start) in sent.iter().enumerate() {
-            let in_window = sent[i..].iter().take_while(|&&t| t < start + 60_000).count();
-            assert!(in_window <= limit as usize, "{in_window} calls in the window at {start}");
+            let in_window = sent[i..]
+                .iter()
+                .take_while(|&&t| t < start + 60_000)
+                .count();
+            assert!(
+                in_window <= limit as usize,
+                "{in_window} calls in the window at {start}"
+            );
         }
         // 500 calls at 10 per minute need 49 full windows at least, and no more than
         // 49 windows plus the random gaps of the first burst.
         let span = sent.last().unwrap() - sent.first().unwrap();
         assert!(span >= 49 * 60_000, "span {span}");
-        assert!(span < 50 * 60_000 + 30_000, "budget left unused: span {span}");
+        assert!(
+            span < 50 * 60_000 + 30_000,
+            "budget left unused: span {span}"
+        );
     }
 
     #[test]
@@ -193,10 +347,86 @@ mod tests {
         let (store, _dir) = crate::store::test_support::temp_store().await;
         let budget = Budget::load(store.clone(), 3).await.unwrap();
         for _ in 0..3 {
-            budget.spend().await.unwrap();
+            budget.spend(Priority::Live).await.unwrap();
         }
         drop(budget);
         let restarted = Budget::load(store, 3).await.unwrap();
-        assert_eq!(restarted.used().await, 3);
+        assert_eq!(restarted.used(), 3);
+    }
+
+    /// On tokio's paused clock, paced as in the daemon: a backfill that wants every call it
+    /// can get, and a live poll every 30 s. The live poll never waits more than one spacing
+    /// (6.1 s), backfill still gets nearly the whole budget, and no window holds more than
+    /// 10 calls.
+    #[tokio::test(start_paused = true)]
+    async fn live_polls_are_not_starved_by_a_backfill_and_the_budget_is_used_fully() {
+        use std::sync::Arc;
+        let budget = Arc::new(Budget::new(10, None, Vec::new()));
+        budget.pace();
+        let start = tokio::time::Instant::now();
+        let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let backfill = {
+            let (budget, calls) = (Arc::clone(&budget), Arc::clone(&calls));
+            tokio::spawn(async move {
+                loop {
+                    budget.spend(Priority::Backfill).await.unwrap();
+                    calls
+                        .lock()
+                        .unwrap()
+                        .push((start.elapsed(), Priority::Backfill));
+                }
+            })
+        };
+        let mut live_waits = Vec::new();
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            let asked = tokio::time::Instant::now();
+            budget.spend(Priority::Live).await.unwrap();
+            live_waits.push(asked.elapsed());
+            calls
+                .lock()
+                .unwrap()
+                .push((start.elapsed(), Priority::Live));
+        }
+        backfill.abort();
+        let calls = calls.lock().unwrap().clone();
+        let max_wait = live_waits.iter().max().unwrap();
+        assert!(
+            *max_wait <= Duration::from_millis(6200),
+            "a live poll waited {max_wait:?}"
+        );
+        let times: Vec<u128> = calls.iter().map(|(t, _)| t.as_millis()).collect();
+        for (i, &t) in times.iter().enumerate() {
+            let n = times[i..].iter().take_while(|&&u| u < t + 60_000).count();
+            assert!(n <= 10, "{n} calls in the 60 s from {t} ms");
+        }
+        // About 10 minutes at 10 calls per 61 s: about 100 calls in all.
+        let total = calls.len();
+        assert!((95..=105).contains(&total), "{total} calls in 10 minutes");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refresh_goes_before_waiting_live_and_backfill_calls() {
+        use std::sync::Arc;
+        let budget = Arc::new(Budget::new(1, None, Vec::new()));
+        budget.spend(Priority::Live).await.unwrap(); // the window is now full for 61 s
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for p in [Priority::Backfill, Priority::Live, Priority::Refresh] {
+            let (budget, order) = (Arc::clone(&budget), Arc::clone(&order));
+            tasks.push(tokio::spawn(async move {
+                budget.spend(p).await.unwrap();
+                order.lock().unwrap().push(p);
+            }));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let order = order.lock().unwrap().clone();
+        assert_eq!(
+            order,
+            [Priority::Refresh, Priority::Live, Priority::Backfill]
+        );
     }
 }

@@ -7,9 +7,10 @@
 //! listed again.
 
 use crate::api::types::{RecordMeeting, state};
-use crate::api::{ApiClient, ApiError, ListQuery, MAX_WINDOW_SECS};
-use crate::store::{FileUpsert, MeetingUpsert, Store, StoreError};
+use crate::api::{ApiClient, ApiError, ListQuery, MAX_WINDOW_SECS, PAGE_SIZE};
+use crate::budget::Priority;
 use crate::storage::layout;
+use crate::store::{FileUpsert, MeetingUpsert, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
@@ -67,11 +68,16 @@ impl Lister {
 
     /// Lists every page of `[start, end]` and records what it finds. A window whose
     /// `total_count` moved while we paginated (meetings arriving) is listed once more.
-    pub async fn list_window(&self, start: i64, end: i64) -> Result<WindowListing, ListError> {
-        let mut listing = self.list_pages(start, end).await?;
+    pub async fn list_window(
+        &self,
+        start: i64,
+        end: i64,
+        priority: Priority,
+    ) -> Result<WindowListing, ListError> {
+        let mut listing = self.list_pages(start, end, priority).await?;
         if listing.1 {
             tracing::info!(start, end, "window changed while listing; listing it again");
-            listing = self.list_pages(start, end).await?;
+            listing = self.list_pages(start, end, priority).await?;
         }
         let summary = listing.0;
         self.store
@@ -81,7 +87,12 @@ impl Lister {
     }
 
     /// Returns the summary and whether the window's total changed during pagination.
-    async fn list_pages(&self, start: i64, end: i64) -> Result<(WindowListing, bool), ListError> {
+    async fn list_pages(
+        &self,
+        start: i64,
+        end: i64,
+        priority: Priority,
+    ) -> Result<(WindowListing, bool), ListError> {
         let mut summary = WindowListing::default();
         let mut first_total = None;
         let mut changed = false;
@@ -89,11 +100,14 @@ impl Lister {
         loop {
             let page = self
                 .api
-                .list_records(ListQuery {
-                    start_time: start,
-                    end_time: end,
-                    page: page_no,
-                })
+                .list_records(
+                    ListQuery {
+                        start_time: start,
+                        end_time: end,
+                        page: page_no,
+                    },
+                    priority,
+                )
                 .await?;
             summary.pages += 1;
             let total = *first_total.get_or_insert(page.total_count);
@@ -156,9 +170,12 @@ impl Lister {
         }
     }
 
-    /// Gets a fresh address for `record_file_id` by re-listing the narrowest window holding
-    /// its meeting (one second), widening to a day on each side if the API filters on
-    /// another time than `media_start_time`. Returns false if the file is no longer listed.
+    /// Gets a fresh address for `record_file_id` by re-listing a window around its meeting.
+    /// One page lists up to 20 meetings, so the window is widened to take in the neighbouring
+    /// meetings whose files still wait for download (their addresses age too) as long as it
+    /// stays one page: one call refreshes a batch. If the API filters on another time than
+    /// `media_start_time`, a day on each side is tried. Returns false if the file is no
+    /// longer listed.
     ///
     /// `seen_issued_at` is the issue time of the address the caller found stale; if another
     /// worker refreshed it meanwhile, no call is spent.
@@ -170,19 +187,59 @@ impl Lister {
     ) -> Result<bool, ListError> {
         let _one_at_a_time = self.refresh_lock.lock().await;
         let refreshed = |row: Option<crate::store::FileRow>| {
-            row.is_some_and(|f| f.download_address.is_some() && f.address_issued_at > seen_issued_at)
+            row.is_some_and(|f| {
+                f.download_address.is_some() && f.address_issued_at > seen_issued_at
+            })
         };
         if refreshed(self.store.file(record_file_id).await?) {
             return Ok(true);
         }
         let second = media_start_time_ms.div_euclid(1000);
-        for (start, end) in [(second, second + 1), (second - 86_400, second + 86_400)] {
-            self.list_pages(start, end).await?;
+        let (start, end) = self.batch_window(second).await?;
+        for (start, end) in [(start, end), (second - 86_400, second + 86_400)] {
+            self.list_pages(start, end, Priority::Refresh).await?;
             if refreshed(self.store.file(record_file_id).await?) {
                 return Ok(true);
             }
         }
         Ok(false)
+    }
+
+    /// The widest window around `second` that holds at most one page of known meetings,
+    /// grown towards the nearest meetings with files still to download.
+    async fn batch_window(&self, second: i64) -> Result<(i64, i64), ListError> {
+        let waiting = self
+            .store
+            .meeting_seconds_with_pending_files(second - MAX_WINDOW_SECS, second + MAX_WINDOW_SECS)
+            .await?;
+        let (mut lo, mut hi) = (second, second + 1);
+        // Nearest first on each side (plain vectors: iterator adaptors held across an
+        // await make the future's Send bound fail to infer).
+        let mut before: Vec<i64> = waiting.iter().copied().filter(|&t| t < second).collect();
+        let mut after: Vec<i64> = waiting
+            .iter()
+            .copied()
+            .filter(|&t| t > second)
+            .rev()
+            .collect();
+        loop {
+            // Take the nearer of the next candidates on either side.
+            let next = match (before.last(), after.last()) {
+                (Some(&b), Some(&a)) if lo - b <= a - hi => before.pop(),
+                (Some(_), None) => before.pop(),
+                (_, Some(_)) => after.pop(),
+                (None, None) => None,
+            };
+            let Some(t) = next else { break };
+            let (new_lo, new_hi) = (lo.min(t), hi.max(t + 1));
+            if new_hi - new_lo > MAX_WINDOW_SECS
+                || self.store.meetings_between(new_lo, new_hi).await? > i64::from(PAGE_SIZE)
+            {
+                break;
+            }
+            (lo, hi) = (new_lo, new_hi);
+        }
+        Ok((lo, hi))
     }
 }
 
@@ -194,7 +251,10 @@ mod tests {
     fn windows_cover_the_range_in_31_day_steps() {
         let day = 86_400;
         let w = split_windows(0, 90 * day);
-        assert_eq!(w, vec![(0, 31 * day), (31 * day, 62 * day), (62 * day, 90 * day)]);
+        assert_eq!(
+            w,
+            vec![(0, 31 * day), (31 * day, 62 * day), (62 * day, 90 * day)]
+        );
         assert!(w.iter().all(|(s, e)| e - s <= MAX_WINDOW_SECS));
         assert_eq!(split_windows(5, 5), vec![]);
         assert_eq!(split_windows(0, 31 * day), vec![(0, 31 * day)]);

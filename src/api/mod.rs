@@ -9,7 +9,7 @@ pub mod types;
 
 pub use error::{ApiError, ErrorClass};
 
-use crate::budget::Budget;
+use crate::budget::{Budget, Priority};
 use crate::config::ApiConfig;
 use rand::RngExt;
 use std::sync::Arc;
@@ -61,12 +61,17 @@ impl ApiClient {
         &self.budget
     }
 
-    /// Lists one page, retrying passing faults with exponential backoff and jitter.
-    pub async fn list_records(&self, query: ListQuery) -> Result<RecordsPage, ApiError> {
+    /// Lists one page, retrying passing faults with exponential backoff and jitter; every
+    /// attempt waits for the budget at `priority`.
+    pub async fn list_records(
+        &self,
+        query: ListQuery,
+        priority: Priority,
+    ) -> Result<RecordsPage, ApiError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.list_once(query).await {
+            match self.list_once(query, priority).await {
                 Ok(page) => return Ok(page),
                 Err(e) if e.class() == ErrorClass::Retry && attempt < self.max_attempts => {
                     let delay = backoff(attempt).max(e.min_delay());
@@ -82,7 +87,11 @@ impl ApiClient {
         }
     }
 
-    async fn list_once(&self, query: ListQuery) -> Result<RecordsPage, ApiError> {
+    async fn list_once(
+        &self,
+        query: ListQuery,
+        priority: Priority,
+    ) -> Result<RecordsPage, ApiError> {
         let mut url = self
             .config
             .base_url
@@ -94,14 +103,17 @@ impl ApiClient {
             .append_pair("page_size", &PAGE_SIZE.to_string())
             .append_pair("page", &query.page.to_string())
             .append_pair("operator_id", &self.config.operator_id)
-            .append_pair("operator_id_type", &self.config.operator_id_type.to_string())
+            .append_pair(
+                "operator_id_type",
+                &self.config.operator_id_type.to_string(),
+            )
             .append_pair("query_record_type", &self.config.record_type.to_string());
         // The signature covers the request URI exactly as sent.
         let request_uri = format!("{}?{}", url.path(), url.query().unwrap_or_default());
 
         let call_id = self
             .budget
-            .spend()
+            .spend(priority)
             .await
             .map_err(|e| ApiError::Transport(format!("cannot record the API call: {e}")))?;
         let timestamp = chrono::Utc::now().timestamp().to_string();
@@ -137,7 +149,7 @@ impl ApiClient {
         };
         tracing::debug!(
             start_time = query.start_time, end_time = query.end_time, page = query.page,
-            outcome = %outcome, trace = result.as_ref().map(|(_, t)| t.as_str()).unwrap_or("-"),
+            purpose = priority.as_str(), outcome = %outcome, trace = result.as_ref().map(|(_, t)| t.as_str()).unwrap_or("-"),
             "API call"
         );
         self.budget.record_outcome(call_id, &outcome).await;
@@ -179,12 +191,11 @@ impl ApiClient {
                 .unwrap_or((None, String::new()));
             return Err(ApiError::from_reply(status, code, message, trace));
         }
-        let page: RecordsPage =
-            serde_json::from_slice(&body).map_err(|e| ApiError::Malformed {
-                status,
-                trace: trace.clone(),
-                detail: e.to_string(),
-            })?;
+        let page: RecordsPage = serde_json::from_slice(&body).map_err(|e| ApiError::Malformed {
+            status,
+            trace: trace.clone(),
+            detail: e.to_string(),
+        })?;
         if let Err(detail) = page.validate() {
             return Err(ApiError::Malformed {
                 status,
@@ -213,7 +224,8 @@ fn outcome_label(e: &ApiError) -> String {
 /// Exponential backoff with full jitter: 1 s, 2 s, 4 s … capped at 60 s, times a random
 /// factor in [0.5, 1) so that several workers do not retry in lockstep.
 pub fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_secs(1u64 << attempt.saturating_sub(1).min(6)).min(Duration::from_secs(60));
+    let base =
+        Duration::from_secs(1u64 << attempt.saturating_sub(1).min(6)).min(Duration::from_secs(60));
     base.mul_f64(rand::rng().random_range(0.5..1.0))
 }
 

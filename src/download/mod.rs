@@ -2,14 +2,16 @@
 //! resumed until its file is archived or its attempts run out.
 
 mod hash_state;
+mod s3_sink;
+mod sink;
 mod transfer;
 
-pub use transfer::{ADDRESS_TTL, TransferError, address_is_fresh};
+pub use transfer::{TransferError, address_is_fresh};
 
 use crate::api::{ErrorClass, backoff};
 use crate::config::DownloadConfig;
 use crate::scheduler::{ListError, Lister};
-use crate::storage::LocalStorage;
+use crate::storage::{Storage, StorageError};
 use crate::store::{FileRow, FileStatus, Store, StoreError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,6 +28,9 @@ pub enum PoolError {
     List(#[from] ListError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The bucket refused the credentials or the operation (see `StorageError::is_fatal`).
+    #[error(transparent)]
+    Storage(StorageError),
 }
 
 /// What the pool did in this run.
@@ -38,17 +43,20 @@ pub struct PoolReport {
 pub struct Downloader {
     http: reqwest::Client,
     store: Store,
-    storage: LocalStorage,
+    storage: Storage,
     lister: Arc<Lister>,
     config: DownloadConfig,
     archived: AtomicU64,
     bytes: AtomicU64,
+    /// Observed bytes per second of one transfer (moving average), to tell whether an
+    /// address will outlive the transfer about to start on it.
+    throughput: std::sync::Mutex<Option<f64>>,
 }
 
 impl Downloader {
     pub fn new(
         store: Store,
-        storage: LocalStorage,
+        storage: Storage,
         lister: Arc<Lister>,
         config: DownloadConfig,
     ) -> Result<Self, reqwest::Error> {
@@ -60,6 +68,7 @@ impl Downloader {
             .user_agent(concat!("wemeet-archiver/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(reqwest::Error::without_url)?;
+        tracing::info!(archive = %storage.describe(), "recordings go to");
         Ok(Self {
             http,
             store,
@@ -68,6 +77,7 @@ impl Downloader {
             config,
             archived: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            throughput: std::sync::Mutex::new(None),
         })
     }
 
@@ -103,7 +113,11 @@ impl Downloader {
         }
     }
 
-    async fn work(&self, listing_done: &AtomicBool, cancel: &CancellationToken) -> Result<(), PoolError> {
+    async fn work(
+        &self,
+        listing_done: &AtomicBool,
+        cancel: &CancellationToken,
+    ) -> Result<(), PoolError> {
         while !cancel.is_cancelled() {
             // Read the flag before claiming: work queued before it was set is then seen.
             let done = listing_done.load(Ordering::Acquire);
@@ -121,6 +135,23 @@ impl Downloader {
         Ok(())
     }
 
+    /// How long `bytes` take at the observed throughput (zero before anything was observed).
+    fn time_needed(&self, bytes: u64) -> Duration {
+        let rate = *self.throughput.lock().unwrap_or_else(|e| e.into_inner());
+        rate.filter(|r| *r > 0.0).map_or(Duration::ZERO, |r| {
+            Duration::from_secs_f64(bytes as f64 / r)
+        })
+    }
+
+    fn observe_throughput(&self, bytes: u64, took: Duration) {
+        if bytes < 1024 * 1024 || took.is_zero() {
+            return; // too small to say anything about the network
+        }
+        let sample = bytes as f64 / took.as_secs_f64();
+        let mut rate = self.throughput.lock().unwrap_or_else(|e| e.into_inner());
+        *rate = Some(rate.map_or(sample, |r| 0.7 * r + 0.3 * sample));
+    }
+
     /// Drives one claimed file to `archived` or `failed`, or back to the queue on shutdown.
     async fn process(&self, claimed: FileRow, cancel: &CancellationToken) -> Result<(), PoolError> {
         let id = claimed.record_file_id;
@@ -128,11 +159,15 @@ impl Downloader {
             let Some(row) = self.store.file(&id).await? else {
                 return Ok(());
             };
+            let started = std::time::Instant::now();
             let error = match self.attempt(&row, cancel).await {
                 Ok(sha256) => {
+                    let fetched = (row.record_size - row.bytes_done.max(0)).max(0) as u64;
+                    self.observe_throughput(fetched, started.elapsed());
                     tracing::info!(file = %id, path = %row.path, bytes = row.record_size, %sha256, "archived");
                     self.archived.fetch_add(1, Ordering::Relaxed);
-                    self.bytes.fetch_add(row.record_size as u64, Ordering::Relaxed);
+                    self.bytes
+                        .fetch_add(row.record_size as u64, Ordering::Relaxed);
                     if let Err(e) = self.write_meeting_json(&row).await {
                         tracing::warn!(file = %id, error = %e, "could not write meeting.json");
                     }
@@ -143,6 +178,11 @@ impl Downloader {
                     return Ok(());
                 }
                 Err(TransferError::Store(e)) => return Err(e.into()),
+                Err(TransferError::Storage(e)) if e.is_fatal() => {
+                    // Credentials or the bucket's policy: every transfer would fail alike.
+                    self.store.release(&id, Some(&e.to_string())).await?;
+                    return Err(PoolError::Storage(e));
+                }
                 Err(TransferError::Storage(e)) if e.is_disk_full() => {
                     // Not the file's fault: pause without spending an attempt, and say why
                     // where `status` shows it.
@@ -184,6 +224,11 @@ impl Downloader {
                 .await?;
             if status == FileStatus::Failed {
                 tracing::error!(file = %id, path = %row.path, error = %error, "giving up on this file");
+                if let Storage::S3(s3) = &self.storage {
+                    // Its parts would cost storage until a lifecycle rule expired them;
+                    // `--retry-failed` starts it over anyway.
+                    s3_sink::abort_upload(s3, &self.store, &id).await?;
+                }
                 return Ok(());
             }
             let delay = backoff(row.attempts as u32 + 1);

@@ -1,9 +1,14 @@
 //! One attempt at one file: resume from the last checkpoint, stream, hash, commit.
+//!
+//! The HTTP side lives here; where the bytes go (a `.part` file or a multipart upload) is
+//! the sink's business (`sink.rs`, `s3_sink.rs`).
 
+use super::s3_sink::{self, ResumedUpload, S3Sink};
+use super::sink::{LocalSink, Sink};
 use super::{Downloader, hash_state};
 use crate::scheduler::ListError;
-use crate::storage::{PartFile, StorageError};
-use crate::store::{Checkpoint, FileRow, StoreError};
+use crate::storage::{LocalStorage, Storage, StorageError};
+use crate::store::{FileRow, StoreError};
 use futures::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_RANGE, RANGE};
@@ -11,10 +16,8 @@ use sha2::{Digest, Sha256};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Addresses expire 6 hours after they are issued.
-pub const ADDRESS_TTL: Duration = Duration::from_secs(6 * 3600);
-/// An address this close to expiry is refreshed before a transfer starts on it.
-pub const EXPIRY_MARGIN: Duration = Duration::from_secs(15 * 60);
+/// The largest safety margin kept before an address expires.
+const MAX_EXPIRY_MARGIN: Duration = Duration::from_secs(15 * 60);
 
 /// Why an attempt did not archive the file, and so what to do next.
 #[derive(Debug, thiserror::Error)]
@@ -49,17 +52,27 @@ fn network(e: reqwest::Error) -> TransferError {
     TransferError::Network(e.without_url().to_string())
 }
 
-/// Is an address issued at `issued_at_ms` still safe to start a transfer on?
-pub fn address_is_fresh(issued_at_ms: Option<i64>, now_ms: i64) -> bool {
-    let limit = (ADDRESS_TTL - EXPIRY_MARGIN).as_millis() as i64;
-    issued_at_ms.is_some_and(|t| now_ms - t < limit)
+/// Is an address issued at `issued_at_ms`, valid for `ttl`, still safe to start a transfer
+/// on that will take `needed` at the observed throughput? A margin (a tenth of the TTL, at
+/// most 15 minutes) covers clock skew and a slower network than observed.
+pub fn address_is_fresh(
+    issued_at_ms: Option<i64>,
+    now_ms: i64,
+    ttl: Duration,
+    needed: Duration,
+) -> bool {
+    let margin = (ttl / 10).min(MAX_EXPIRY_MARGIN);
+    let deadline = |t: i64| t + ttl.as_millis() as i64 - margin.as_millis() as i64;
+    issued_at_ms.is_some_and(|t| now_ms + (needed.as_millis() as i64) < deadline(t))
 }
 
-/// Where an attempt starts: the durable offset and the hash of the bytes before it.
+/// Where an attempt starts: the durable offset, the hash of the bytes before it, and (in a
+/// bucket) the upload to continue.
 struct ResumePoint {
     offset: u64,
     hasher: Sha256,
     etag: Option<String>,
+    upload: Option<ResumedUpload>,
 }
 
 impl Downloader {
@@ -70,15 +83,32 @@ impl Downloader {
         cancel: &CancellationToken,
     ) -> Result<String, TransferError> {
         let size = row.record_size as u64;
+        let needed = self.time_needed(size.saturating_sub(row.bytes_done.max(0) as u64));
         let address = match &row.download_address {
-            Some(a) if address_is_fresh(row.address_issued_at, crate::store::now_ms()) => a,
+            Some(a)
+                if address_is_fresh(
+                    row.address_issued_at,
+                    crate::store::now_ms(),
+                    self.config.address_ttl,
+                    needed,
+                ) =>
+            {
+                a
+            }
             _ => return Err(TransferError::AddressExpired),
         };
         let ResumePoint {
             mut offset,
             mut hasher,
             etag,
+            upload,
         } = self.resume_point(row).await?;
+        if offset == size {
+            // Every byte is durable already (the last run stopped between its last
+            // checkpoint and the commit): nothing is left to download.
+            let mut sink = self.open_sink(row, offset, hasher, etag, upload).await?;
+            return sink.finish(cancel).await;
+        }
         let mut request = self.http.get(address.as_str());
         if offset > 0 {
             request = request.header(RANGE, format!("bytes={offset}-"));
@@ -101,9 +131,6 @@ impl Downloader {
             StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => {
                 return Err(TransferError::AddressRejected(status.as_u16()));
             }
-            StatusCode::RANGE_NOT_SATISFIABLE if offset == size => {
-                tracing::debug!(file = %row.record_file_id, "all bytes were already on disk");
-            }
             StatusCode::PARTIAL_CONTENT => {
                 let expected = format!("bytes {offset}-{}/{size}", size.saturating_sub(1));
                 let got = response
@@ -113,7 +140,10 @@ impl Downloader {
                     .unwrap_or("");
                 if got != expected {
                     return Err(self
-                        .restart(row, format!("Content-Range `{got}` instead of `{expected}`"))
+                        .restart(
+                            row,
+                            format!("Content-Range `{got}` instead of `{expected}`"),
+                        )
                         .await);
                 }
                 if etag.is_some() && new_etag != etag {
@@ -126,11 +156,10 @@ impl Downloader {
                         file = %row.record_file_id, offset,
                         "server sent the whole file (Range ignored or file changed); restarting"
                     );
-                    // Forget the old checkpoint before the `.part` file is cut: a crash in
-                    // between must not resume old bytes with a new file's tail.
-                    self.store
-                        .save_checkpoint(&row.record_file_id, &Checkpoint::default())
-                        .await?;
+                    // Forget the old checkpoint (and uploaded parts) before the `.part` file
+                    // is cut: a crash in between must not resume old bytes with a new
+                    // file's tail.
+                    self.store.forget_progress(&row.record_file_id).await?;
                     offset = 0;
                     hasher = Sha256::new();
                 }
@@ -138,89 +167,122 @@ impl Downloader {
             other => return Err(TransferError::Status(other.as_u16())),
         }
         let remaining = size - offset;
-        if status != StatusCode::RANGE_NOT_SATISFIABLE {
-            // Never write a body that cannot be the recording: an error page has another
-            // length or type than the listing promised.
-            if response.content_length() != Some(remaining) {
-                return Err(TransferError::Inconsistent(format!(
-                    "the host announced {:?} bytes where {remaining} were expected",
-                    response.content_length()
-                )));
-            }
-            let content_type = response
-                .headers()
-                .get(CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            if ["xml", "html", "json"].iter().any(|t| content_type.contains(t)) {
-                return Err(TransferError::Inconsistent(format!(
-                    "the host sent `{content_type}`, not a recording"
-                )));
-            }
+        // Never write a body that cannot be the recording: an error page has another
+        // length or type than the listing promised.
+        if response.content_length() != Some(remaining) {
+            return Err(TransferError::Inconsistent(format!(
+                "the host announced {:?} bytes where {remaining} were expected",
+                response.content_length()
+            )));
+        }
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if ["xml", "html", "json"]
+            .iter()
+            .any(|t| content_type.contains(t))
+        {
+            return Err(TransferError::Inconsistent(format!(
+                "the host sent `{content_type}`, not a recording"
+            )));
         }
 
-        let mut part = self.storage.open_part(&row.path, offset).await?;
-        let mut durable = offset;
+        let mut sink = self
+            .open_sink(row, offset, hasher, new_etag, upload)
+            .await?;
         let mut body = response.bytes_stream();
         loop {
             let next = tokio::select! {
                 next = body.next() => next,
                 () = cancel.cancelled() => {
-                    self.checkpoint(row, &mut part, &hasher, &new_etag).await?;
+                    sink.pause().await?;
                     return Err(TransferError::Cancelled);
                 }
             };
             match next {
                 Some(Ok(chunk)) => {
-                    if part.len() + chunk.len() as u64 > size {
+                    if sink.received() + chunk.len() as u64 > size {
+                        sink.abandon().await;
                         return Err(self
                             .restart(row, "the host sent more bytes than record_size".into())
                             .await);
                     }
-                    // After a failed write the file may hold a torn tail: the last checkpoint
-                    // stays the resume point and the tail is cut when the file is reopened.
-                    part.append(&chunk, size - part.len()).await?;
-                    hasher.update(&chunk);
-                    if part.len() - durable >= self.config.checkpoint_bytes {
-                        self.checkpoint(row, &mut part, &hasher, &new_etag).await?;
-                        durable = part.len();
-                    }
+                    sink.write(chunk, cancel).await?;
                 }
                 Some(Err(e)) => {
-                    self.checkpoint(row, &mut part, &hasher, &new_etag).await?;
+                    sink.pause().await?;
                     return Err(network(e));
                 }
                 None => break,
             }
         }
-        if part.len() != size {
-            self.checkpoint(row, &mut part, &hasher, &new_etag).await?;
+        if sink.received() != size {
+            sink.pause().await?;
             return Err(TransferError::Truncated {
-                got: part.len(),
+                got: sink.received(),
                 expected: size,
             });
         }
-        let sha256 = hex::encode(hasher.finalize());
-        self.storage.commit(&row.path, part).await?;
-        self.store
-            .mark_archived(&row.record_file_id, size as i64, &sha256)
-            .await?;
-        Ok(sha256)
+        sink.finish(cancel).await
     }
 
-    /// The durable start of this attempt: the last checkpoint if its bytes are still in the
-    /// `.part` file, with the saved hash state (or, failing that, the hash of those bytes).
+    /// Where `offset` bytes of `row` go next: its `.part` file, or its upload.
+    async fn open_sink(
+        &self,
+        row: &FileRow,
+        offset: u64,
+        hasher: Sha256,
+        etag: Option<String>,
+        upload: Option<ResumedUpload>,
+    ) -> Result<Sink, TransferError> {
+        Ok(match &self.storage {
+            Storage::Local(local) => Sink::Local(
+                LocalSink::open(
+                    local,
+                    &self.store,
+                    row,
+                    offset,
+                    hasher,
+                    etag,
+                    self.config.checkpoint_bytes,
+                )
+                .await?,
+            ),
+            Storage::S3(s3) => {
+                Sink::S3(S3Sink::open(s3, &self.store, row, offset, hasher, etag, upload).await?)
+            }
+        })
+    }
+
+    /// The durable start of this attempt. On local disk: the last checkpoint if its bytes
+    /// are still in the `.part` file, with the saved hash state (or, failing that, the hash
+    /// of those bytes). In a bucket: the end of the contiguous parts of the file's upload.
     async fn resume_point(&self, row: &FileRow) -> Result<ResumePoint, TransferError> {
+        let local = match &self.storage {
+            Storage::Local(local) => local,
+            Storage::S3(s3) => {
+                let (offset, hasher, upload) = s3_sink::resume_point(s3, &self.store, row).await?;
+                return Ok(ResumePoint {
+                    offset,
+                    hasher: hasher.unwrap_or_else(Sha256::new),
+                    etag: row.etag.clone().filter(|_| offset > 0),
+                    upload,
+                });
+            }
+        };
         let fresh = ResumePoint {
             offset: 0,
             hasher: Sha256::new(),
             etag: None,
+            upload: None,
         };
         let offset = row.bytes_done.max(0) as u64;
         if offset == 0 || offset > row.record_size as u64 {
             return Ok(fresh);
         }
-        match self.storage.part_len(&row.path).await? {
+        match local.part_len(&row.path).await? {
             Some(len) if len >= offset => {}
             _ => return Ok(fresh),
         }
@@ -228,74 +290,54 @@ impl Downloader {
             Some(h) => h,
             None => {
                 tracing::info!(file = %row.record_file_id, offset, "re-hashing the partial file");
-                self.hash_prefix(&row.path, offset).await?
+                hash_prefix(local, &row.path, offset).await?
             }
         };
         Ok(ResumePoint {
             offset,
             hasher,
             etag: row.etag.clone(),
+            upload: None,
         })
     }
 
-    async fn hash_prefix(&self, relative: &str, len: u64) -> Result<Sha256, TransferError> {
-        use tokio::io::AsyncReadExt;
-        let path = self.storage.part_path_of(relative)?;
-        let io = |e| {
-            TransferError::Storage(StorageError::Io {
-                action: "cannot read",
-                path: path.clone(),
-                source: e,
-            })
-        };
-        let file = tokio::fs::File::open(&path).await.map_err(io)?;
-        let mut reader = file.take(len);
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = reader.read(&mut buf).await.map_err(io)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-        }
-        Ok(hasher)
-    }
-
-    /// Makes the bytes written so far durable, then records them as the resume point.
-    async fn checkpoint(
-        &self,
-        row: &FileRow,
-        part: &mut PartFile,
-        hasher: &Sha256,
-        etag: &Option<String>,
-    ) -> Result<(), TransferError> {
-        part.sync().await?;
-        self.store
-            .save_checkpoint(
-                &row.record_file_id,
-                &Checkpoint {
-                    bytes_done: part.len() as i64,
-                    etag: etag.clone(),
-                    hash_state: Some(hash_state::save(hasher)),
-                },
-            )
-            .await?;
-        Ok(())
-    }
-
-    /// Forgets the checkpoint so the next attempt starts from zero, and says why.
+    /// Forgets the checkpoint (and uploaded parts) so the next attempt starts from zero,
+    /// and says why.
     async fn restart(&self, row: &FileRow, why: String) -> TransferError {
         tracing::warn!(file = %row.record_file_id, reason = %why, "restarting the transfer from zero");
-        match self
-            .store
-            .save_checkpoint(&row.record_file_id, &Checkpoint::default())
-            .await
-        {
+        match self.store.forget_progress(&row.record_file_id).await {
             Ok(()) => TransferError::Inconsistent(why),
             Err(e) => e.into(),
         }
     }
+}
+
+async fn hash_prefix(
+    local: &LocalStorage,
+    relative: &str,
+    len: u64,
+) -> Result<Sha256, TransferError> {
+    use tokio::io::AsyncReadExt;
+    let path = local.part_path_of(relative)?;
+    let io = |e| {
+        TransferError::Storage(StorageError::Io {
+            action: "cannot read",
+            path: path.clone(),
+            source: e,
+        })
+    };
+    let file = tokio::fs::File::open(&path).await.map_err(io)?;
+    let mut reader = file.take(len);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = reader.read(&mut buf).await.map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher)
 }
 
 #[cfg(test)]
@@ -306,10 +348,15 @@ mod tests {
     fn addresses_are_refreshed_before_they_expire() {
         let now = 100 * 3600 * 1000;
         let hour = 3600 * 1000;
-        assert!(address_is_fresh(Some(now - hour), now));
-        assert!(address_is_fresh(Some(now - 5 * hour), now));
-        assert!(!address_is_fresh(Some(now - 6 * hour + 60_000), now));
-        assert!(!address_is_fresh(Some(now - 7 * hour), now));
-        assert!(!address_is_fresh(None, now));
+        let ttl = Duration::from_secs(6 * 3600);
+        let fresh = |issued, needed| address_is_fresh(issued, now, ttl, needed);
+        assert!(fresh(Some(now - hour), Duration::ZERO));
+        assert!(fresh(Some(now - 5 * hour), Duration::ZERO));
+        assert!(!fresh(Some(now - 6 * hour + 60_000), Duration::ZERO));
+        assert!(!fresh(Some(now - 7 * hour), Duration::ZERO));
+        assert!(!fresh(None, Duration::ZERO));
+        // 1 h old, but the transfer would need 5 h at the observed throughput.
+        assert!(!fresh(Some(now - hour), Duration::from_secs(5 * 3600)));
+        assert!(fresh(Some(now - hour), Duration::from_secs(4 * 3600)));
     }
 }

@@ -48,7 +48,11 @@ pub fn safe_component(raw: &str, max_bytes: usize) -> Option<String> {
     if out.is_empty() {
         return None;
     }
-    let stem = out.split('.').next().unwrap_or_default().to_ascii_uppercase();
+    let stem = out
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
     if RESERVED.contains(&stem.as_str()) {
         return Some(format!("{out}_"));
     }
@@ -101,7 +105,13 @@ mod tests {
     use super::*;
 
     fn dir(subject: &str) -> String {
-        meeting_dir(chrono_tz::Asia::Shanghai, 1613738006000, "29858611111", subject, "6249")
+        meeting_dir(
+            chrono_tz::Asia::Shanghai,
+            1613738006000,
+            "29858611111",
+            subject,
+            "6249",
+        )
     }
 
     fn subject_part(subject: &str) -> String {
@@ -134,7 +144,10 @@ mod tests {
         let root = Path::new("/archive");
         for s in cases {
             let part = subject_part(s);
-            assert!(!part.contains('/') && !part.contains('\\') && !part.contains(".."), "{s:?} -> {part:?}");
+            assert!(
+                !part.contains('/') && !part.contains('\\') && !part.contains(".."),
+                "{s:?} -> {part:?}"
+            );
             assert!(!part.chars().any(char::is_control), "{s:?} -> {part:?}");
             assert!(!part.starts_with('.') && !part.ends_with('.') && !part.ends_with(' '));
             let path = resolve(root, &file_path(&dir(s), "123")).unwrap();
@@ -166,6 +179,9 @@ mod tests {
         for bad in ["../x", "/etc/passwd", "a/../../b", "", "a\0b"] {
             assert!(resolve(root, bad).is_err(), "{bad:?}");
         }
-        assert_eq!(resolve(root, "2024/01/02/x/y.mp4").unwrap(), root.join("2024/01/02/x/y.mp4"));
+        assert_eq!(
+            resolve(root, "2024/01/02/x/y.mp4").unwrap(),
+            root.join("2024/01/02/x/y.mp4")
+        );
     }
 }

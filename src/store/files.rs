@@ -45,6 +45,8 @@ pub struct FileRow {
     pub sha256: Option<String>,
     pub archived_size: Option<i64>,
     pub last_error: Option<String>,
+    /// ms
+    pub archived_at: Option<i64>,
 }
 
 /// Hand-written so that the download address never reaches a log through `{:?}`.
@@ -76,7 +78,8 @@ macro_rules! select_files {
         concat!(
             "SELECT f.record_file_id, f.meeting_record_id, m.media_start_time, f.record_size,
                f.path, m.dir, f.status, f.download_address, f.address_issued_at, f.attempts,
-               f.bytes_done, f.etag, f.hash_state, f.sha256, f.archived_size, f.last_error
+               f.bytes_done, f.etag, f.hash_state, f.sha256, f.archived_size, f.last_error,
+               f.archived_at
              FROM files f JOIN meetings m USING (meeting_record_id) ",
             $tail
         )
@@ -215,7 +218,10 @@ impl Store {
     }
 
     /// Files of one meeting, for its `meeting.json`.
-    pub async fn files_of_meeting(&self, meeting_record_id: &str) -> Result<Vec<FileRow>, StoreError> {
+    pub async fn files_of_meeting(
+        &self,
+        meeting_record_id: &str,
+    ) -> Result<Vec<FileRow>, StoreError> {
         Ok(sqlx::query_as(select_files!(
             "WHERE f.meeting_record_id = ? ORDER BY f.record_file_id"
         ))
@@ -225,7 +231,11 @@ impl Store {
     }
 
     /// Puts a claimed file back without counting an attempt (shutdown, paused transfer).
-    pub async fn release(&self, record_file_id: &str, note: Option<&str>) -> Result<(), StoreError> {
+    pub async fn release(
+        &self,
+        record_file_id: &str,
+        note: Option<&str>,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE files SET status = 'queued', last_error = COALESCE(?, last_error),
                updated_at = ?
@@ -257,11 +267,13 @@ impl Store {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<FileRow>, StoreError> {
-        Ok(sqlx::query_as(select_files!("WHERE m.media_start_time BETWEEN ? AND ? AND f.status != 'archived'
-             ORDER BY f.path"))
-            .bind(start_ms)
-            .bind(end_ms)
-            .fetch_all(self.pool())
-            .await?)
+        Ok(sqlx::query_as(select_files!(
+            "WHERE m.media_start_time BETWEEN ? AND ? AND f.status != 'archived'
+             ORDER BY f.path"
+        ))
+        .bind(start_ms)
+        .bind(end_ms)
+        .fetch_all(self.pool())
+        .await?)
     }
 }

@@ -147,3 +147,35 @@ impl Store {
         .await?)
     }
 }
+
+impl Store {
+    /// Start seconds of meetings in `[start, end]` (seconds) with files not yet archived.
+    pub async fn meeting_seconds_with_pending_files(
+        &self,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT m.media_start_time / 1000 FROM meetings m
+             JOIN files f USING (meeting_record_id)
+             WHERE f.status IN ('queued', 'transferring')
+               AND m.media_start_time BETWEEN ? * 1000 AND ? * 1000 + 999
+             ORDER BY 1",
+        )
+        .bind(start)
+        .bind(end)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// How many known meetings started in `[start, end]` (seconds).
+    pub async fn meetings_between(&self, start: i64, end: i64) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM meetings WHERE media_start_time BETWEEN ? * 1000 AND ? * 1000 + 999",
+        )
+        .bind(start)
+        .bind(end)
+        .fetch_one(self.pool())
+        .await?)
+    }
+}

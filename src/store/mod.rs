@@ -4,10 +4,14 @@
 //! `kill -9` at any instant leaves either the old or the new state, never a mix. Upserts are
 //! keyed by the API's own ids, so listing the same window twice changes nothing.
 
+mod daemon_state;
 mod files;
 mod meetings;
 mod status;
+pub mod uploads;
+pub mod verify;
 
+pub use daemon_state::ApiCall;
 pub use files::{Checkpoint, FileRow, FileStatus};
 pub use meetings::{FileUpsert, MeetingRow, MeetingUpsert};
 pub use status::{Failure, StatusReport};
@@ -70,12 +74,16 @@ impl Store {
         &self.pool
     }
 
-    /// Records one API call about to be sent; returns its id for [`Store::set_call_outcome`].
-    pub async fn record_api_call(&self, at_ms: i64) -> Result<i64, StoreError> {
-        let id = sqlx::query_scalar("INSERT INTO api_calls (at_ms) VALUES (?) RETURNING id")
-            .bind(at_ms)
-            .fetch_one(&self.pool)
-            .await?;
+    /// Records one API call about to be sent, and why (`refresh`, `live`, `backfill`);
+    /// returns its id for [`Store::set_call_outcome`].
+    pub async fn record_api_call(&self, at_ms: i64, purpose: &str) -> Result<i64, StoreError> {
+        let id = sqlx::query_scalar(
+            "INSERT INTO api_calls (at_ms, purpose) VALUES (?, ?) RETURNING id",
+        )
+        .bind(at_ms)
+        .bind(purpose)
+        .fetch_one(&self.pool)
+        .await?;
         Ok(id)
     }
 

@@ -17,6 +17,15 @@ pub struct StatusReport {
     pub api_calls_last_60s: i64,
     /// Failed and unavailable files, with the reason.
     pub failures: Vec<Failure>,
+    /// S3 multipart uploads of files not yet archived (empty on local disk).
+    pub uploads: Vec<super::uploads::UploadProgress>,
+    /// What the daemon (`run`) publishes: polls, background backfill, the queue's head.
+    pub daemon: super::daemon_state::DaemonStatus,
+    /// Archived files that `verify` found intact at least once.
+    pub files_verified: i64,
+    /// ms: the least and most recent of their last verifications.
+    pub oldest_verified_at: Option<i64>,
+    pub newest_verified_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
@@ -71,6 +80,7 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await?;
+        let verified = self.verification_summary().await?;
         Ok(StatusReport {
             meetings: meetings
                 .into_iter()
@@ -83,6 +93,11 @@ impl Store {
             last_listing_at,
             api_calls_last_60s,
             failures,
+            uploads: self.uploads_in_progress().await?,
+            daemon: self.daemon_status().await?,
+            files_verified: verified.files_verified,
+            oldest_verified_at: verified.oldest_verified_at,
+            newest_verified_at: verified.newest_verified_at,
         })
     }
 }

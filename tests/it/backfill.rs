@@ -18,7 +18,11 @@ async fn backfill_of_90_days_archives_every_manifest_file_intact() {
     let report = backfill(&config, full_range(95)).await;
 
     let manifest = sim.manifest();
-    assert!(manifest.len() >= 64, "dataset too small: {}", manifest.len());
+    assert!(
+        manifest.len() >= 64,
+        "dataset too small: {}",
+        manifest.len()
+    );
     assert!(report.complete(), "{report:#?}");
     assert_eq!(report.archived_now as usize, manifest.len());
     assert_archive_matches(&dir.path().join("archive"), &manifest);
@@ -28,7 +32,10 @@ async fn backfill_of_90_days_archives_every_manifest_file_intact() {
     let rows = store.all_files().await.unwrap();
     assert_eq!(rows.len(), manifest.len());
     for entry in &manifest {
-        let row = rows.iter().find(|r| r.record_file_id == entry.record_file_id).unwrap();
+        let row = rows
+            .iter()
+            .find(|r| r.record_file_id == entry.record_file_id)
+            .unwrap();
         assert_eq!(row.status, "archived");
         assert_eq!(row.sha256.as_deref(), Some(entry.sha256.as_str()));
         assert_eq!(row.archived_size, Some(entry.record_size as i64));
@@ -56,7 +63,11 @@ async fn a_restarted_backfill_downloads_nothing_again() {
     let second = backfill(&config, full_range(20)).await;
     assert_eq!(second.archived_now, 0);
     assert!(second.complete(), "{second:#?}");
-    assert_eq!(sim.stats().bytes_served, served, "bytes were downloaded again");
+    assert_eq!(
+        sim.stats().bytes_served,
+        served,
+        "bytes were downloaded again"
+    );
     let store = Store::open(&dir.path().join("state.db")).await.unwrap();
     assert_eq!(store.all_files().await.unwrap().len(), sim.manifest().len());
     assert_archive_matches(&dir.path().join("archive"), &sim.manifest());
@@ -100,14 +111,23 @@ async fn files_whose_address_never_works_fail_without_saving_the_error_body() {
     assert_eq!(report.not_archived.len(), sim.manifest().len());
     for (path, status, reason) in &report.not_archived {
         assert_eq!(status, "failed", "{path}");
-        assert!(reason.as_deref().unwrap_or("").contains("refused"), "{reason:?}");
+        assert!(
+            reason.as_deref().unwrap_or("").contains("refused"),
+            "{reason:?}"
+        );
     }
     // Nothing was written: no recording, no partial file holding an XML error.
     let archive = dir.path().join("archive");
     for file in files_under(&archive) {
         let bytes = std::fs::read(archive.join(&file)).unwrap();
-        assert!(!bytes.windows(7).any(|w| w == b"<Error>"), "{file:?} holds an error body");
-        assert!(file.file_name().unwrap() == "meeting.json", "{file:?} should not exist");
+        assert!(
+            !bytes.windows(7).any(|w| w == b"<Error>"),
+            "{file:?} holds an error body"
+        );
+        assert!(
+            file.file_name().unwrap() == "meeting.json",
+            "{file:?} should not exist"
+        );
     }
 }
 
@@ -126,7 +146,10 @@ async fn hostile_subjects_stay_inside_the_archive_root() {
     assert!(report.complete(), "{report:#?}");
     let subjects: Vec<String> = sim.manifest().iter().map(|e| e.subject.clone()).collect();
     for hostile in ["../../etc/passwd", "a/b\\c", "CON", "line1\nline2", "a\0b"] {
-        assert!(subjects.iter().any(|s| s == hostile), "dataset lacks {hostile:?}");
+        assert!(
+            subjects.iter().any(|s| s == hostile),
+            "dataset lacks {hostile:?}"
+        );
     }
     assert!(subjects.iter().any(|s| s.chars().count() == 300));
     // Only the config, the database (and its WAL/lock) and the archive are in the folder.
@@ -171,7 +194,10 @@ async fn never_exceeds_ten_calls_per_minute_across_restarts() {
     let second = backfill(&config, (middle, until)).await;
     assert!(first.complete() && second.complete());
     let stats = sim.stats();
-    assert!(stats.api_calls > 10, "the test must need more than one minute of budget: {stats:#?}");
+    assert!(
+        stats.api_calls > 10,
+        "the test must need more than one minute of budget: {stats:#?}"
+    );
     assert_eq!(stats.rate_limited, 0, "{stats:#?}");
     assert!(stats.max_calls_in_60s <= 10, "{stats:#?}");
     assert!(started.elapsed() >= Duration::from_secs(60));

@@ -19,13 +19,29 @@ path = "state.db"
 #[tokio::test]
 async fn bad_configs_exit_2_naming_the_key_and_change_nothing() {
     let cases = [
-        ("[database]", "[database]\ndatabse_path = \"x\"", "databse_path"),
+        (
+            "[database]",
+            "[database]\ndatabse_path = \"x\"",
+            "databse_path",
+        ),
         ("operator_id = \"admin\"", "", "operator_id"),
-        ("[storage]", "[download]\nworkers = \"many\"\n[storage]", "workers"),
-        ("[storage]", "[download]\nworkers = 0\n[storage]", "download.workers"),
+        (
+            "[storage]",
+            "[download]\nworkers = \"many\"\n[storage]",
+            "workers",
+        ),
+        (
+            "[storage]",
+            "[download]\nworkers = 0\n[storage]",
+            "download.workers",
+        ),
         ("app_id = \"200000001\"", "app_id = \"x\"", "api.app_id"),
         ("secret_key = \"not-a-real-key\"", "", "api.secret_key"),
-        ("path = \"archive\"", "path = \"archive\"\ntimezone = \"Nowhere/City\"", "storage.timezone"),
+        (
+            "path = \"archive\"",
+            "path = \"archive\"\ntimezone = \"Nowhere/City\"",
+            "storage.timezone",
+        ),
         ("http://127.0.0.1:9", "ftp:/x", "api.base_url"),
     ];
     for (from, to, key) in cases {
@@ -33,14 +49,23 @@ async fn bad_configs_exit_2_naming_the_key_and_change_nothing() {
         let config = dir.path().join("config.toml");
         std::fs::write(&config, GOOD.replacen(from, to, 1)).unwrap();
         let out = run_binary(
-            &["--config", config.to_str().unwrap(), "backfill", "--since", "2024-01-01"],
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                "backfill",
+                "--since",
+                "2024-01-01",
+            ],
             &[],
         )
         .await;
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{key}: {stderr}");
         assert!(stderr.contains(key), "{key} not named in: {stderr}");
-        assert!(!stderr.contains("not-a-real-key"), "secret printed: {stderr}");
+        assert!(
+            !stderr.contains("not-a-real-key"),
+            "secret printed: {stderr}"
+        );
         // Nothing was created: no database, no archive.
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(left.len(), 1, "{key}: {left:?}");
@@ -49,7 +74,17 @@ async fn bad_configs_exit_2_naming_the_key_and_change_nothing() {
 
 #[tokio::test]
 async fn bad_usage_exits_2() {
-    let out = run_binary(&["backfill", "--since", "last tuesday", "--config", "/nonexistent"], &[]).await;
+    let out = run_binary(
+        &[
+            "backfill",
+            "--since",
+            "last tuesday",
+            "--config",
+            "/nonexistent",
+        ],
+        &[],
+    )
+    .await;
     assert_eq!(out.status.code(), Some(2));
     let out = run_binary(&["frobnicate"], &[]).await;
     assert_eq!(out.status.code(), Some(2));
@@ -69,7 +104,15 @@ async fn wrong_credentials_exit_2_with_advice() {
     let secret_key = sim.credentials().secret_key;
     std::fs::write(&config, text.replace(&secret_key, "wrong-key")).unwrap();
     let out = run_binary(
-        &["--config", config.to_str().unwrap(), "backfill", "--since", "2026-10-20", "--until", "2026-11-02"],
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "backfill",
+            "--since",
+            "2026-10-20",
+            "--until",
+            "2026-11-02",
+        ],
         &[],
     )
     .await;
@@ -95,22 +138,43 @@ async fn no_log_line_contains_a_secret_key_password_or_download_token() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &sim, "");
     let out = run_binary(
-        &["--config", config.to_str().unwrap(), "backfill", "--since", "2026-10-20", "--until", "2026-11-02"],
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "backfill",
+            "--since",
+            "2026-10-20",
+            "--until",
+            "2026-11-02",
+        ],
         &[("WEMEET_LOG", "debug")],
     )
     .await;
     let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
     output.push_str(&String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{output}");
-    assert!(output.contains("download address refreshed"), "the faults did not fire: {output}");
+    assert!(
+        output.contains("download address refreshed"),
+        "the faults did not fire: {output}"
+    );
     let mut secrets = vec![sim.credentials().secret_key];
     secrets.extend(sim.passwords());
     secrets.extend(sim.issued_tokens());
     assert!(secrets.len() > 10);
     for secret in secrets {
-        assert!(!output.contains(&secret), "secret {secret:?} leaked into the logs");
+        assert!(
+            !output.contains(&secret),
+            "secret {secret:?} leaked into the logs"
+        );
     }
-    let status = run_binary(&["--config", config.to_str().unwrap(), "status", "--json"], &[]).await;
+    let status = run_binary(
+        &["--config", config.to_str().unwrap(), "status", "--json"],
+        &[],
+    )
+    .await;
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(status["files"]["archived"].as_u64(), Some(sim.manifest().len() as u64));
+    assert_eq!(
+        status["files"]["archived"].as_u64(),
+        Some(sim.manifest().len() as u64)
+    );
 }

@@ -99,7 +99,11 @@ pub fn assert_archive_matches(root: &Path, manifest: &[ManifestEntry]) {
         .iter()
         .filter(|p| p.file_name().unwrap() != "meeting.json")
         .collect();
-    assert_eq!(recordings.len(), manifest.len(), "recordings on disk: {recordings:#?}");
+    assert_eq!(
+        recordings.len(),
+        manifest.len(),
+        "recordings on disk: {recordings:#?}"
+    );
     for entry in manifest {
         let name = format!("{}.mp4", entry.record_file_id);
         let rel = recordings
@@ -109,7 +113,11 @@ pub fn assert_archive_matches(root: &Path, manifest: &[ManifestEntry]) {
         // YYYY/MM/DD/code-subject/id.mp4
         assert_eq!(rel.components().count(), 5, "{rel:?} is outside the layout");
         let path = root.join(rel);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), entry.record_size, "{rel:?}");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            entry.record_size,
+            "{rel:?}"
+        );
         assert_eq!(sha256_file(&path), entry.sha256, "{rel:?}");
     }
 }

@@ -3,5 +3,8 @@
 mod backfill;
 mod cli;
 mod common;
+mod daemon;
 mod resume;
+mod s3;
 mod simulator;
+mod verify;

@@ -96,7 +96,10 @@ async fn resumes_after_sigkill_without_refetching() {
         let after = Duration::from_millis(rng.random_range(300..1200));
         tokio::time::sleep(after).await;
         let finished = child.try_wait().unwrap();
-        assert!(finished.is_none(), "backfill finished before kill {kill}; make the data bigger");
+        assert!(
+            finished.is_none(),
+            "backfill finished before kill {kill}; make the data bigger"
+        );
         child.start_kill().unwrap(); // SIGKILL
         child.wait().await.unwrap();
     }
@@ -137,7 +140,13 @@ async fn sigterm_checkpoints_exits_0_within_10_s_and_the_next_run_resumes() {
     assert_eq!(status.status.code(), Some(0), "{:?}", sent.elapsed());
     let interrupted = sim.stats().bytes_served;
     let store = Store::open(&dir.path().join("state.db")).await.unwrap();
-    let checkpointed: i64 = store.all_files().await.unwrap().iter().map(|f| f.bytes_done).sum();
+    let checkpointed: i64 = store
+        .all_files()
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| f.bytes_done)
+        .sum();
     assert!(checkpointed > 0, "nothing was checkpointed on SIGTERM");
     drop(store);
 
@@ -148,7 +157,10 @@ async fn sigterm_checkpoints_exits_0_within_10_s_and_the_next_run_resumes() {
     // transfer (in flight in the socket) is fetched twice.
     let served = sim.stats().bytes_served;
     let size = dataset_bytes(&sim);
-    assert!(served <= size + 2 * CHUNK * 2, "served {served} for {size} (interrupted at {interrupted})");
+    assert!(
+        served <= size + 2 * CHUNK * 2,
+        "served {served} for {size} (interrupted at {interrupted})"
+    );
 }
 
 /// Runs one in-process backfill against `faults` and checks the archive equals the manifest.
@@ -176,7 +188,11 @@ async fn a_reset_connection_resumes_from_the_received_offset() {
     )
     .await;
     let files = sim.manifest().len() as u64;
-    assert!(sim.stats().bytes_served <= size + files * CHUNK, "{:#?}", sim.stats());
+    assert!(
+        sim.stats().bytes_served <= size + files * CHUNK,
+        "{:#?}",
+        sim.stats()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -190,7 +206,11 @@ async fn a_truncated_body_resumes_from_the_received_offset() {
     )
     .await;
     let files = sim.manifest().len() as u64;
-    assert!(sim.stats().bytes_served <= size + files * CHUNK, "{:#?}", sim.stats());
+    assert!(
+        sim.stats().bytes_served <= size + files * CHUNK,
+        "{:#?}",
+        sim.stats()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -203,7 +223,14 @@ async fn a_503_is_retried() {
         "",
     )
     .await;
-    assert!(sim.stats().download_status_counts.get(&503).copied().unwrap_or(0) > 0);
+    assert!(
+        sim.stats()
+            .download_status_counts
+            .get(&503)
+            .copied()
+            .unwrap_or(0)
+            > 0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -249,9 +276,16 @@ async fn a_read_stall_longer_than_the_read_timeout_is_abandoned_and_resumed() {
         "read_timeout = \"1s\"",
     )
     .await;
-    assert!(started.elapsed() < Duration::from_secs(25), "the stall was waited out");
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "the stall was waited out"
+    );
     let files = sim.manifest().len() as u64;
-    assert!(sim.stats().bytes_served <= size + files * CHUNK, "{:#?}", sim.stats());
+    assert!(
+        sim.stats().bytes_served <= size + files * CHUNK,
+        "{:#?}",
+        sim.stats()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -284,11 +318,20 @@ async fn failed_files_are_reported_and_retried_with_retry_failed() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &sim, "max_attempts = 2");
     let report = backfill(&config, full_range(15)).await;
-    assert_eq!(report.not_archived.len(), sim.manifest().len(), "{report:#?}");
+    assert_eq!(
+        report.not_archived.len(),
+        sim.manifest().len(),
+        "{report:#?}"
+    );
     let store = Store::open(&dir.path().join("state.db")).await.unwrap();
     let status = store.status(0).await.unwrap();
     assert_eq!(status.failures.len(), sim.manifest().len());
-    assert!(status.failures.iter().all(|f| f.reason.as_deref().unwrap_or("").contains("503")));
+    assert!(
+        status
+            .failures
+            .iter()
+            .all(|f| f.reason.as_deref().unwrap_or("").contains("503"))
+    );
 
     let out = run_binary(
         &[
@@ -304,7 +347,12 @@ async fn failed_files_are_reported_and_retried_with_retry_failed() {
         &[],
     )
     .await;
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_archive_matches(&dir.path().join("archive"), &sim.manifest());
 }
 
@@ -316,7 +364,10 @@ async fn a_full_disk_pauses_the_transfer_until_space_is_back() {
     struct Mount(std::path::PathBuf);
     impl Drop for Mount {
         fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
         }
     }
     let sim = start_sim(small_files(SimConfig {
@@ -337,14 +388,14 @@ async fn a_full_disk_pauses_the_transfer_until_space_is_back() {
     assert!(mounted, "this test mounts a tmpfs and must run as root");
     let _mount = Mount(archive.clone());
     let config = write_config(dir.path(), &sim, "disk_full_retry = \"1s\"");
-    let app = wemeet_archiver::app::App::open(
-        wemeet_archiver::config::Config::load(&config).unwrap(),
-    )
-    .await
-    .unwrap();
+    let app =
+        wemeet_archiver::app::App::open(wemeet_archiver::config::Config::load(&config).unwrap())
+            .await
+            .unwrap();
     let range = full_range(15);
     let job = tokio::spawn(async move {
-        app.backfill(range.0, range.1, false, Default::default()).await
+        app.backfill(range.0, range.1, false, Default::default())
+            .await
     });
 
     let store = Store::open(&dir.path().join("state.db")).await.unwrap();
@@ -357,7 +408,10 @@ async fn a_full_disk_pauses_the_transfer_until_space_is_back() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert!(reason.contains("disk full") && reason.contains(".part"), "{reason}");
+    assert!(
+        reason.contains("disk full") && reason.contains(".part"),
+        "{reason}"
+    );
     let archived = store.all_files().await.unwrap();
     for f in archived.iter().filter(|f| f.status == "archived") {
         assert_eq!(f.archived_size, Some(f.record_size));

@@ -1,0 +1,193 @@
+//! Bench-only: runs the archiver's own download pool (`wemeet_archiver::download`) against
+//! arbitrary URLs, e.g. files served by nginx on loopback, so that the archiver can be
+//! measured without the simulator (which generates its bytes on the fly and can be the
+//! bottleneck).
+//!
+//! The archiver only downloads what the API listed; here each URL becomes a listed file
+//! (one meeting each) in a fresh database, then the same `Downloader` the `backfill`
+//! command uses streams, hashes, checkpoints, fsyncs and renames them. Nothing but the
+//! listing is replaced.
+//!
+//! ```text
+//! cargo bench --bench fetch_url -- --config FILE [--workers N] URL...
+//! ```
+//!
+//! `FILE` is an ordinary archiver config (its `[api]` table is never called; `[storage]`
+//! and `[download]` are used as they are). Prints one JSON line: files, bytes, seconds,
+//! and the SHA-256 of each file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+use wemeet_archiver::budget::Budget;
+use wemeet_archiver::config::Config;
+use wemeet_archiver::download::Downloader;
+use wemeet_archiver::scheduler::Lister;
+use wemeet_archiver::storage::Storage;
+use wemeet_archiver::store::{FileUpsert, MeetingUpsert, Store};
+
+struct Args {
+    config: PathBuf,
+    workers: Option<usize>,
+    urls: Vec<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut config = None;
+    let mut workers = None;
+    let mut urls = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" => config = args.next().map(PathBuf::from),
+            "--workers" => {
+                let n = args.next().ok_or("--workers needs a number")?;
+                workers = Some(n.parse().map_err(|_| format!("bad --workers {n}"))?);
+            }
+            // `cargo bench` passes `--bench` to every bench target.
+            "--bench" => {}
+            url if url.starts_with("http://") || url.starts_with("https://") => {
+                urls.push(url.to_string());
+            }
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    Ok(Args {
+        config: config.ok_or("--config FILE is required")?,
+        workers,
+        urls,
+    })
+}
+
+/// The size the host announces, as the API's `record_size` would.
+async fn size_of(http: &reqwest::Client, url: &str) -> Result<u64, String> {
+    let response = http
+        .head(url)
+        .send()
+        .await
+        .map_err(|e| format!("HEAD {url}: {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!("HEAD {url}: HTTP {}", response.status()));
+    }
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("HEAD {url}: no Content-Length"))
+}
+
+async fn run(args: Args) -> Result<String, String> {
+    let mut config = Config::load(&args.config).map_err(|e| e.to_string())?;
+    if let Some(n) = args.workers {
+        config.download.workers = n;
+    }
+    let store = Store::open(&config.database.path)
+        .await
+        .map_err(|e| e.to_string())?;
+    let http = reqwest::Client::new();
+    let now_ms = wemeet_archiver::store::now_ms();
+    let mut meetings = Vec::new();
+    for (i, url) in args.urls.iter().enumerate() {
+        let size = size_of(&http, url).await?;
+        let dir = format!("bench/{i:04}");
+        meetings.push(MeetingUpsert {
+            meeting_record_id: format!("bench-meeting-{i}"),
+            meeting_id: format!("{i}"),
+            meeting_code: format!("{i}"),
+            userid: "bench".into(),
+            subject: "bench".into(),
+            media_start_time: now_ms,
+            state: 3,
+            record_type: 0,
+            dir: dir.clone(),
+            files: vec![FileUpsert {
+                record_file_id: format!("bench-file-{i}"),
+                record_start_time: now_ms,
+                record_end_time: now_ms,
+                record_size: size as i64,
+                path: format!("{dir}/bench-file-{i}.mp4"),
+                download_address: Some(url.clone()),
+            }],
+        });
+    }
+    store
+        .upsert_meetings(&meetings)
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let budget = Arc::new(
+        Budget::load(store.clone(), config.api.requests_per_minute)
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    let api = wemeet_archiver::api::ApiClient::new(config.api.clone(), budget)
+        .map_err(|e| e.to_string())?;
+    let lister = Arc::new(Lister::new(api, store.clone(), config.storage.timezone));
+    let storage = Storage::open(&config.storage).map_err(|e| e.to_string())?;
+    let downloader = Arc::new(
+        Downloader::new(store.clone(), storage, lister, config.download.clone())
+            .map_err(|e| e.to_string())?,
+    );
+
+    let started = Instant::now();
+    let report = downloader
+        .run(
+            Arc::new(AtomicBool::new(true)),
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let seconds = started.elapsed().as_secs_f64();
+
+    let files = store.all_files().await.map_err(|e| e.to_string())?;
+    let failed: Vec<_> = files
+        .iter()
+        .filter(|f| f.status != "archived")
+        .map(|f| format!("{}: {}", f.path, f.last_error.as_deref().unwrap_or(&f.status)))
+        .collect();
+    if !failed.is_empty() {
+        return Err(format!("not archived: {failed:?}"));
+    }
+    let sha256: Vec<_> = files
+        .iter()
+        .map(|f| serde_json::json!({ "path": f.path, "sha256": f.sha256 }))
+        .collect();
+    Ok(serde_json::json!({
+        "files": report.archived,
+        "bytes": report.bytes,
+        "seconds": seconds,
+        "workers": config.download.workers,
+        "sha256": sha256,
+    })
+    .to_string())
+}
+
+fn main() -> std::process::ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WEMEET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("fetch_url: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    // The same runtime as the CLI's (`tokio::runtime::Runtime::new()`: one worker per CPU).
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match runtime.block_on(run(args)) {
+        Ok(line) => {
+            println!("{line}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("fetch_url: {e}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! `run`: the long-lived service. Polls the live window, re-checks meetings still being
+//! transcoded, backfills older windows in the background, downloads continuously, and tells
+//! systemd what it is doing.
+//!
+//! Every API call goes through the one budget, ranked: address refreshes (a worker is
+//! waiting), then live polls, then backfill windows (paced, so they never stand between a
+//! live poll and the budget for long).
+
+use crate::app::{App, AppError};
+use crate::budget::Priority;
+use crate::metrics::{self, LAST_POLL_OK, MetricsSource, NEXT_POLL};
+use crate::scheduler::{ListError, split_windows};
+use crate::store::{StoreError, now_ms};
+use sd_notify::NotifyState;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// `daemon_state` keys describing the background backfill, for `status`.
+pub const BACKFILL_TOTAL: &str = "backfill_windows_total";
+pub const BACKFILL_DONE: &str = "backfill_windows_done";
+
+/// Longest gap between two watchdog pings when systemd did not say.
+const DEFAULT_PING: Duration = Duration::from_secs(10);
+
+/// Tells systemd (when `NOTIFY_SOCKET` is set; a no-op otherwise).
+fn notify(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::warn!(error = %e, "could not notify systemd");
+    }
+}
+
+impl App {
+    /// Runs until `cancel` fires (SIGTERM), then stops claiming work, lets every transfer
+    /// checkpoint, and returns. `since` (UNIX seconds) also backfills from that time.
+    pub async fn run(&self, since: Option<i64>, cancel: CancellationToken) -> Result<(), AppError> {
+        let requeued = self.store.requeue_interrupted().await?;
+        if requeued > 0 {
+            tracing::info!(
+                files = requeued,
+                "resuming transfers interrupted by the last run"
+            );
+        }
+        let interval = self.config.poll.interval;
+        self.lister.api().budget().pace();
+        if let Some(listen) = self.config.metrics.listen {
+            let source = MetricsSource {
+                store: self.store.clone(),
+                budget: Arc::clone(self.lister.api().budget()),
+                stale_after: interval * 3,
+            };
+            metrics::serve(listen, source, cancel.clone())
+                .await
+                .map_err(|e| AppError::Http(format!("metrics.listen {listen}: {e}")))?;
+        }
+        // The pool never runs out of work in a daemon: new files keep coming.
+        let pool = tokio::spawn(
+            self.downloader()?
+                .run(Arc::new(AtomicBool::new(false)), cancel.clone()),
+        );
+        notify(&[NotifyState::Ready, NotifyState::Status("started")]);
+
+        // A fatal error in either task (bad credentials) stops the whole service.
+        let stop_on_error = |r: Result<(), AppError>| {
+            if r.is_err() {
+                cancel.cancel();
+            }
+            r
+        };
+        let background = async {
+            match since {
+                Some(since) => stop_on_error(self.backfill_in_background(since, &cancel).await),
+                None => Ok(()),
+            }
+        };
+        let live = async { stop_on_error(self.poll_loop(&cancel).await) };
+        let (polled, backfilled) = tokio::join!(live, background);
+
+        notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
+        cancel.cancel();
+        let pooled = pool
+            .await
+            .unwrap_or_else(|e| panic!("download pool panicked: {e}"));
+        polled?;
+        backfilled?;
+        pooled?;
+        Ok(())
+    }
+
+    /// Lists the live window every `poll.interval` until cancelled; pings the watchdog and
+    /// publishes a status line meanwhile.
+    async fn poll_loop(&self, cancel: &CancellationToken) -> Result<(), AppError> {
+        let interval = self.config.poll.interval;
+        let ping = sd_notify::watchdog_enabled()
+            .map(|d| d / 2)
+            .unwrap_or(DEFAULT_PING)
+            .min(DEFAULT_PING);
+        while !cancel.is_cancelled() {
+            let next = now_ms() + interval.as_millis() as i64;
+            self.store.set_state(NEXT_POLL, &next.to_string()).await?;
+            let polled = tokio::select! {
+                r = self.poll_once() => r,
+                () = cancel.cancelled() => break,
+            };
+            match polled {
+                Ok(()) => {
+                    self.store
+                        .set_state(LAST_POLL_OK, &now_ms().to_string())
+                        .await?;
+                }
+                Err(e) => match AppError::from(e) {
+                    AppError::List(e) => {
+                        tracing::error!(error = %e, "live poll failed; retrying at the next interval")
+                    }
+                    fatal => return Err(fatal),
+                },
+            }
+            let status = self.status_line().await?;
+            notify(&[NotifyState::Status(&status), NotifyState::Watchdog]);
+            // Wait for the next poll, pinging the watchdog from this loop: if it hangs,
+            // systemd notices and restarts the service.
+            while now_ms() < next && !cancel.is_cancelled() {
+                let left = Duration::from_millis((next - now_ms()).max(0) as u64);
+                tokio::select! {
+                    () = tokio::time::sleep(left.min(ping)) => {}
+                    () = cancel.cancelled() => {}
+                }
+                notify(&[NotifyState::Watchdog]);
+            }
+        }
+        Ok(())
+    }
+
+    /// One live poll: the window `[now - lookback, now]`, then every meeting older than that
+    /// which is still recording or transcoding (by a narrow window around its start).
+    async fn poll_once(&self) -> Result<(), ListError> {
+        let now = now_ms() / 1000;
+        let since = now - self.config.poll.lookback.as_secs() as i64;
+        for (start, end) in split_windows(since, now) {
+            let w = self.lister.list_window(start, end, Priority::Live).await?;
+            tracing::info!(meetings = w.meetings, files = w.files, "live window listed");
+        }
+        for meeting in self.store.pending_meetings().await? {
+            let second = meeting.media_start_time.div_euclid(1000);
+            if second < since {
+                self.lister
+                    .list_window(second, second + 1, Priority::Live)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Lists `[since, now - lookback]` window by window at backfill priority, skipping
+    /// windows that were listed completely after they could still change.
+    async fn backfill_in_background(
+        &self,
+        since: i64,
+        cancel: &CancellationToken,
+    ) -> Result<(), AppError> {
+        let until = now_ms() / 1000 - self.config.poll.lookback.as_secs() as i64;
+        let windows = split_windows(since, until);
+        self.store
+            .set_state(BACKFILL_TOTAL, &windows.len().to_string())
+            .await?;
+        let lookback_ms = self.config.poll.lookback.as_millis() as i64;
+        let mut done = 0;
+        for (start, end) in windows {
+            // Listed after end + lookback: every meeting in it had ended and been transcoded.
+            let settled = self
+                .store
+                .window_listed_after(start, end, end * 1000 + lookback_ms)
+                .await?;
+            if !settled {
+                let listed = tokio::select! {
+                    r = self.lister.list_window(start, end, Priority::Backfill) => r,
+                    () = cancel.cancelled() => return Ok(()),
+                };
+                match listed.map_err(AppError::from) {
+                    Ok(w) => {
+                        tracing::info!(start, end, meetings = w.meetings, "backfill window listed")
+                    }
+                    Err(AppError::List(e)) => {
+                        tracing::error!(start, end, error = %e, "backfill window not listed; it is retried at the next start");
+                        continue;
+                    }
+                    Err(fatal) => return Err(fatal),
+                }
+            }
+            done += 1;
+            self.store
+                .set_state(BACKFILL_DONE, &done.to_string())
+                .await?;
+        }
+        tracing::info!(windows = done, "background backfill done");
+        Ok(())
+    }
+
+    /// One line for `systemctl status`.
+    async fn status_line(&self) -> Result<String, StoreError> {
+        let report = self.store.status(now_ms()).await?;
+        let n = |k: &str| report.files.get(k).copied().unwrap_or(0);
+        Ok(format!(
+            "{} archived, {} queued, {} transferring, {} failed; {} API calls in the last minute",
+            n("archived"),
+            n("queued"),
+            n("transferring"),
+            n("failed"),
+            report.api_calls_last_60s
+        ))
+    }
+}

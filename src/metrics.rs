@@ -1,0 +1,192 @@
+//! The optional Prometheus endpoint (`[metrics] listen`): `/metrics` and `/healthz`.
+//!
+//! Almost every figure is read from the database at scrape time rather than counted in
+//! memory: the database is the truth (files by state, the oldest address, the last poll),
+//! and a scrape every 15 s costs a few indexed queries. Only the API call outcomes are
+//! counted in-process, by the budget, since the call log is pruned after a day and a
+//! Prometheus counter must never go down.
+
+use crate::budget::Budget;
+use crate::store::{Store, StoreError, now_ms};
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// `daemon_state` key: UNIX ms of the last live poll that listed every page.
+pub const LAST_POLL_OK: &str = "last_poll_ok_ms";
+/// `daemon_state` key: UNIX ms of the next live poll.
+pub const NEXT_POLL: &str = "next_poll_ms";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: String,
+}
+
+/// What the endpoint needs to answer.
+#[derive(Clone)]
+pub struct MetricsSource {
+    pub store: Store,
+    pub budget: Arc<Budget>,
+    /// `/healthz` fails when the last successful poll is older than this.
+    pub stale_after: Duration,
+}
+
+impl MetricsSource {
+    /// Renders the Prometheus text exposition format.
+    pub async fn render(&self) -> Result<String, StoreError> {
+        let now = now_ms();
+        let mut registry = Registry::with_prefix("wemeet");
+
+        let calls = Family::<OutcomeLabel, Counter>::default();
+        for (outcome, n) in self.budget.outcomes() {
+            calls.get_or_create(&OutcomeLabel { outcome }).inc_by(n);
+        }
+        registry.register(
+            "api_calls",
+            "API calls sent by this process, by outcome",
+            calls,
+        );
+
+        let used = Gauge::<i64>::default();
+        used.set(self.budget.used() as i64);
+        registry.register(
+            "api_budget_used",
+            "API calls spent in the current 60-second window",
+            used,
+        );
+
+        let files = Family::<StatusLabel, Gauge>::default();
+        let report = self.store.status(now).await?;
+        for status in [
+            "queued",
+            "transferring",
+            "archived",
+            "failed",
+            "unavailable",
+        ] {
+            let n = report.files.get(status).copied().unwrap_or(0);
+            files
+                .get_or_create(&StatusLabel {
+                    status: status.into(),
+                })
+                .set(n);
+        }
+        registry.register("files", "Recording files by status", files.clone());
+
+        let bytes = Gauge::<i64>::default();
+        bytes.set(report.bytes_archived);
+        registry.register("archived_bytes", "Bytes of archived recordings", bytes);
+
+        let in_flight = Gauge::<i64>::default();
+        in_flight.set(report.files.get("transferring").copied().unwrap_or(0));
+        registry.register("transfers_in_flight", "Transfers running now", in_flight);
+
+        let oldest = Gauge::<f64, AtomicU64>::default();
+        let issued = self.store.oldest_pending_address().await?;
+        oldest.set(issued.map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0));
+        registry.register(
+            "oldest_address_age_seconds",
+            "Age of the oldest download address still waiting to be used",
+            oldest,
+        );
+
+        let last_poll = Gauge::<f64, AtomicU64>::default();
+        let last = self.last_poll_ok().await?;
+        last_poll.set(last.map_or(0.0, |t| t as f64 / 1000.0));
+        registry.register(
+            "last_successful_poll_timestamp_seconds",
+            "When the live window was last listed completely (UNIX time)",
+            last_poll,
+        );
+
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry)
+            .expect("writing to a String cannot fail");
+        Ok(text)
+    }
+
+    async fn last_poll_ok(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .store
+            .state(LAST_POLL_OK)
+            .await?
+            .and_then(|v| v.parse().ok()))
+    }
+
+    /// Healthy: the database answers and the live window was listed recently.
+    async fn health(&self) -> (StatusCode, String) {
+        match self.last_poll_ok().await {
+            Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}\n")),
+            Ok(None) => (StatusCode::OK, "starting: no poll yet\n".into()),
+            Ok(Some(t)) => {
+                let age = Duration::from_millis((now_ms() - t).max(0) as u64);
+                if age > self.stale_after {
+                    let msg = format!("last successful poll {}s ago\n", age.as_secs());
+                    (StatusCode::SERVICE_UNAVAILABLE, msg)
+                } else {
+                    (
+                        StatusCode::OK,
+                        format!("ok: last poll {}s ago\n", age.as_secs()),
+                    )
+                }
+            }
+        }
+    }
+}
+
+/// Serves `/metrics` and `/healthz` on `listen` until `cancel`; returns the bound address.
+pub async fn serve(
+    listen: SocketAddr,
+    source: MetricsSource,
+    cancel: CancellationToken,
+) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .with_state(Arc::new(source));
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { cancel.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "metrics listener failed");
+        }
+    });
+    tracing::info!(%addr, "metrics at http://{addr}/metrics");
+    Ok(addr)
+}
+
+async fn metrics(State(source): State<Arc<MetricsSource>>) -> impl IntoResponse {
+    match source.render().await {
+        Ok(text) => (
+            StatusCode::OK,
+            [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+            text,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}\n")).into_response(),
+    }
+}
+
+async fn healthz(State(source): State<Arc<MetricsSource>>) -> impl IntoResponse {
+    source.health().await
+}
