@@ -48,6 +48,14 @@ pub struct Config {
     pub download: DownloadConfig,
     pub poll: PollConfig,
     pub metrics: MetricsConfig,
+    pub verify: VerifyConfig,
+}
+
+/// The daemon's periodic scrub.
+#[derive(Debug, Clone)]
+pub struct VerifyConfig {
+    /// `None`: no scrub (the default); run `wemeet-archiver verify` from a timer instead.
+    pub interval: Option<Duration>,
 }
 
 /// How the daemon (`run`) polls for new recordings.
@@ -175,6 +183,14 @@ struct RawConfig {
     poll: RawPoll,
     #[serde(default)]
     metrics: RawMetrics,
+    #[serde(default)]
+    verify: RawVerify,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawVerify {
+    interval: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -391,6 +407,14 @@ impl Config {
             },
             download: validate_download(raw.download)?,
             poll: validate_poll(raw.poll)?,
+            verify: VerifyConfig {
+                interval: raw
+                    .verify
+                    .interval
+                    .filter(|i| !i.trim().is_empty())
+                    .map(|i| duration("verify.interval", &i))
+                    .transpose()?,
+            },
             metrics: MetricsConfig {
                 listen: match raw.metrics.listen.filter(|l| !l.trim().is_empty()) {
                     None => None,
@@ -1169,6 +1193,7 @@ path = "state.db"
         assert_eq!(c.poll.interval, defaults.poll.interval);
         assert_eq!(c.poll.lookback, defaults.poll.lookback);
         assert_eq!(c.metrics.listen, defaults.metrics.listen);
+        assert_eq!(c.verify.interval, defaults.verify.interval);
         assert_eq!(c.api.timeout, defaults.api.timeout);
     }
 

@@ -21,6 +21,10 @@ use tokio_util::sync::CancellationToken;
 pub const BACKFILL_TOTAL: &str = "backfill_windows_total";
 pub const BACKFILL_DONE: &str = "backfill_windows_done";
 
+/// `daemon_state` keys of the periodic scrub: when it last ran, and its summary (JSON).
+pub const SCRUB_LAST: &str = "scrub_last_ms";
+pub const SCRUB_SUMMARY: &str = "scrub_summary";
+
 /// Longest gap between two watchdog pings when systemd did not say.
 const DEFAULT_PING: Duration = Duration::from_secs(10);
 
@@ -75,7 +79,13 @@ impl App {
             }
         };
         let live = async { stop_on_error(self.poll_loop(&cancel).await) };
-        let (polled, backfilled) = tokio::join!(live, background);
+        let scrub = async {
+            match self.config.verify.interval {
+                Some(every) => self.scrub_loop(every, &cancel).await,
+                None => Ok(()),
+            }
+        };
+        let (polled, backfilled, scrubbed) = tokio::join!(live, background, scrub);
 
         notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
         cancel.cancel();
@@ -85,7 +95,53 @@ impl App {
         polled?;
         backfilled?;
         pooled?;
-        Ok(())
+        scrubbed
+    }
+
+    /// Re-verifies the whole archive every `every` (from the last run, across restarts),
+    /// one file at a time: hashing is CPU- and disk-bound, and the transfers keep the rest.
+    /// Problems are logged at error level and exported by `/metrics`. A scrub that cannot
+    /// run is logged and tried again at the next interval; it never stops the service.
+    async fn scrub_loop(&self, every: Duration, cancel: &CancellationToken) -> Result<(), AppError> {
+        loop {
+            let last = self
+                .store
+                .state(SCRUB_LAST)
+                .await?
+                .and_then(|v| v.parse::<i64>().ok());
+            let due = last.map_or(0, |t| t + every.as_millis() as i64);
+            let wait = Duration::from_millis((due - now_ms()).max(0) as u64);
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = cancel.cancelled() => return Ok(()),
+            }
+            let options = crate::verify::VerifyOptions {
+                jobs: 1,
+                ..crate::verify::VerifyOptions::new(self.config.storage.timezone)
+            };
+            let checked = tokio::select! {
+                r = crate::verify::verify_configured(&self.config, &self.store, &options) => r,
+                () = cancel.cancelled() => return Ok(()),
+            };
+            match checked {
+                Ok(report) => {
+                    for row in report.problems() {
+                        tracing::error!(
+                            path = %row.path, status = row.status.as_str(), detail = %row.detail.as_deref().unwrap_or("-"),
+                            "scrub found a problem"
+                        );
+                    }
+                    tracing::info!(
+                        checked = report.summary.checked_files, problems = report.summary.problems,
+                        "scrub finished"
+                    );
+                    let summary = serde_json::to_string(&report.summary).unwrap_or_default();
+                    self.store.set_state(SCRUB_SUMMARY, &summary).await?;
+                }
+                Err(e) => tracing::error!(error = %e, "scrub could not run"),
+            }
+            self.store.set_state(SCRUB_LAST, &now_ms().to_string()).await?;
+        }
     }
 
     /// Lists the live window every `poll.interval` until cancelled; pings the watchdog and

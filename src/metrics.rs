@@ -116,6 +116,33 @@ impl MetricsSource {
             last_poll,
         );
 
+        // The last scrub (`[verify] interval`), if one ran: its findings by status.
+        if let Some(summary) = self.store.state(crate::daemon::SCRUB_SUMMARY).await? {
+            let summary: serde_json::Value = serde_json::from_str(&summary).unwrap_or_default();
+            let findings = Family::<StatusLabel, Gauge>::default();
+            for status in crate::verify::Status::ALL {
+                let n = summary[status.as_str()].as_i64().unwrap_or(0);
+                findings
+                    .get_or_create(&StatusLabel {
+                        status: status.as_str().into(),
+                    })
+                    .set(n);
+            }
+            registry.register(
+                "scrub_files",
+                "Files by verdict of the last periodic scrub",
+                findings,
+            );
+            let at = Gauge::<f64, AtomicU64>::default();
+            let last = self.store.state(crate::daemon::SCRUB_LAST).await?;
+            at.set(last.and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 1000.0);
+            registry.register(
+                "scrub_last_run_timestamp_seconds",
+                "When the last periodic scrub finished (UNIX time)",
+                at,
+            );
+        }
+
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry)
             .expect("writing to a String cannot fail");

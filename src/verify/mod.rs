@@ -199,12 +199,6 @@ pub async fn run(config: &Config, args: &VerifyArgs) -> Result<u8, VerifyError> 
         ));
     }
 
-    if let Some(s3) = &config.storage.s3 {
-        return Err(VerifyError::UnsupportedBackend(format!(
-            "bucket `{}`",
-            s3.bucket
-        )));
-    }
     let db = &config.database.path;
     match std::fs::metadata(db) {
         Ok(m) if m.is_file() => {}
@@ -220,11 +214,7 @@ pub async fn run(config: &Config, args: &VerifyArgs) -> Result<u8, VerifyError> 
         }
     }
     let store = Store::open(db).await?;
-    let storage = LocalStorage::new(&config.storage.path);
-    let ignored = Ignored {
-        paths: database_files_under(&config.storage.path, db),
-    };
-    let report = verify(&store, &storage, &ignored, &options).await?;
+    let report = verify_configured(config, &store, &options).await?;
 
     let text = report::render(&report, args.format);
     match &args.output {
@@ -259,6 +249,25 @@ fn print_stdout(text: &str) -> Result<(), VerifyError> {
             path: "standard output".into(),
             source,
         })
+}
+
+/// Checks the configured archive (the daemon's scrub and the CLI share this).
+pub async fn verify_configured(
+    config: &Config,
+    store: &Store,
+    options: &VerifyOptions,
+) -> Result<VerifyReport, VerifyError> {
+    if let Some(s3) = &config.storage.s3 {
+        return Err(VerifyError::UnsupportedBackend(format!(
+            "bucket `{}`",
+            s3.bucket
+        )));
+    }
+    let storage = LocalStorage::new(&config.storage.path);
+    let ignored = Ignored {
+        paths: database_files_under(&config.storage.path, &config.database.path),
+    };
+    verify(store, &storage, &ignored, options).await
 }
 
 /// Checks the archive in `backend` against `store`, records `verified_at` of the files

@@ -404,3 +404,51 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && stderr.trim().is_empty(), "{stderr}");
 }
+
+/// `[verify] interval`: the daemon re-reads the archive on its own and reports damage in
+/// its metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_periodic_scrub_finds_a_damaged_file_and_exports_it() {
+    let sim = start_live_sim(SimConfig {
+        meetings: 3,
+        days: 1,
+        pending_fraction: 0.0,
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sim,
+        "\n[poll]\ninterval = \"1h\"\nlookback = \"2d\"\n[verify]\ninterval = \"1s\"",
+    );
+    let (cancel, daemon) = start_daemon(&config, None).await;
+    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+    wait_archived(&store, &sim, Duration::from_secs(30)).await;
+    let victim = store.all_files().await.unwrap().remove(0);
+    let path = dir.path().join("archive").join(&victim.path);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+
+    let source = wemeet_archiver::metrics::MetricsSource {
+        store: store.clone(),
+        budget: std::sync::Arc::new(
+            wemeet_archiver::budget::Budget::load(store.clone(), 10)
+                .await
+                .unwrap(),
+        ),
+        stale_after: Duration::from_secs(60),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = source.render().await.unwrap();
+        if text.contains("wemeet_scrub_files{status=\"hash_mismatch\"} 1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the scrub never reported the damage:\n{text}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    cancel.cancel();
+    daemon.await.unwrap();
+}

@@ -1,0 +1,677 @@
+#!/usr/bin/env bash
+# Benchmarks of wemeet-archiver against curl, sha256sum, aws/rclone and the API's limits.
+#
+#   bench/run.sh                 # everything (~10-15 min), writes BENCHMARKS.md
+#
+# Environment knobs (defaults in brackets):
+#   CARGO_TARGET_DIR   where cargo builds [./target]
+#   BENCH_WORK         scratch folder, best on a tmpfs [/dev/shm/wemeet-bench]
+#   BENCH_DISK_DIR     scratch folder on a real disk, for the fsync rows [/var/tmp/wemeet-bench-disk]
+#   BENCH_REPS         repetitions of each throughput figure (median reported) [3]
+#   BENCH_SCALE        divide every file size by this (a quick smoke run: 16) [1]
+#   BENCH_SKIP         space-separated groups to skip: sim1 ngx1 disk sim8 ngx8 rss resume
+#                      listing verify s3 []
+#   BENCH_OUT          the report [./BENCHMARKS.md]
+#   BENCH_NO_INSTALL   1: do not apt-get/pip anything, use what is there [0]
+#
+# Needs root (or the tools already installed) for apt-get: nginx, time, curl, rclone; awscli
+# comes from pip. Every server it starts listens on 127.0.0.1 only and is stopped on exit.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+WORK=${BENCH_WORK:-/dev/shm/wemeet-bench}
+DISK=${BENCH_DISK_DIR:-/var/tmp/wemeet-bench-disk}
+REPS=${BENCH_REPS:-3}
+SCALE=${BENCH_SCALE:-1}
+SKIP=" ${BENCH_SKIP:-} "
+OUT=${BENCH_OUT:-$ROOT/BENCHMARKS.md}
+SIM_START=1793491200 # 2026-11-01T00:00:00Z, the tests' fixed "now"
+PY=(python3 "$ROOT/bench/wemeet_bench.py")
+MIB=$((1 << 20))
+ONE_MIB=$((1024 / SCALE))   # the single big file, MiB
+EIGHT_MIB=$((256 / SCALE))  # each of the 8 files
+RSS_BIG_MIB=$((2048 / SCALE))
+RESUME_MIB=$((256 / SCALE))
+S3_AK=AKIABENCHARCHIVER
+S3_SK=bench-secret-key-loopback-only
+BUCKET=bench
+
+log() { printf '\n== %s\n' "$*" >&2; }
+skip() { [[ $SKIP == *" $1 "* ]]; }
+
+# ---------------------------------------------------------------------------------------------
+# Servers we start, stopped on exit by their own pid.
+PIDS=()
+NGINX_PID=""
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  if [[ -n $NGINX_PID ]]; then kill -QUIT "$NGINX_PID" 2>/dev/null || true; fi
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$WORK" "$DISK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+stop_pid() { # stop one server we started, and forget it
+  local pid=$1 p keep=()
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
+
+# ---------------------------------------------------------------------------------------------
+# 0. Tools
+install_tools() {
+  [[ ${BENCH_NO_INSTALL:-0} == 1 ]] && return
+  local need=()
+  command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need+=(nginx-light)
+  [[ -x /usr/bin/time ]] || need+=(time)
+  command -v curl >/dev/null || need+=(curl)
+  command -v rclone >/dev/null || need+=(rclone)
+  if ((${#need[@]})); then
+    log "installing ${need[*]} (Debian packages)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+  if ! command -v aws >/dev/null; then
+    log "installing awscli (pip)"
+    python3 -m pip install -q awscli || true
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Quiet machine: the 1-minute load must be below 0.7 before we start (waiting up to 10 min);
+# before each measurement, the CPUs must be idle over one second (our own load average
+# would otherwise block the next measurement for minutes).
+QUIET="yes"
+wait_load() {
+  local i load
+  for ((i = 0; i < 20; i++)); do
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    if awk -v l="$load" 'BEGIN { exit !(l < 0.7) }'; then return 0; fi
+    log "1-minute load is $load; waiting 30 s for a quiet machine ($i/20)"
+    sleep 30
+  done
+  QUIET="no: the 1-minute load stayed at or above 0.7 for 10 minutes (it was $load when the run started)"
+}
+cpu_busy_pct() { # share of all CPUs busy (not idle, not iowait) over one second
+  local a b
+  a=$(head -1 /proc/stat)
+  sleep 1
+  b=$(head -1 /proc/stat)
+  awk -v a="$a" -v b="$b" 'BEGIN {
+    n = split(a, x, " "); split(b, y, " "); t = 0
+    for (i = 2; i <= n; i++) t += y[i] - x[i]
+    idle = (y[5] - x[5]) + (y[6] - x[6])
+    printf "%d", t > 0 ? 100 * (t - idle) / t : 0 }'
+}
+BUSY_WAITS=0
+wait_idle() {
+  local i busy
+  for ((i = 0; i < 20; i++)); do
+    busy=$(cpu_busy_pct)
+    ((busy < 20)) && return 0
+    BUSY_WAITS=$((BUSY_WAITS + 1))
+    log "CPUs ${busy}% busy (not us); waiting 30 s"
+    sleep 30
+  done
+  QUIET="no: other processes kept the CPUs busy during the run"
+}
+
+now_ns() { date +%s%N; }
+secs_since() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.6f", (b - a) / 1e9 }'; }
+rate() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b / s }'; }
+
+RESULTS="$WORK/results.jsonl"
+emit() { # emit key=value ... as one JSON line (numbers stay numbers)
+  python3 - "$@" >>"$RESULTS" <<'EOF'
+import json, sys
+row = {}
+for kv in sys.argv[1:]:
+    k, v = kv.split("=", 1)
+    try:
+        row[k] = int(v)
+    except ValueError:
+        try:
+            row[k] = float(v)
+        except ValueError:
+            row[k] = v
+print(json.dumps(row))
+EOF
+}
+
+# ---------------------------------------------------------------------------------------------
+# The simulator, the archiver, nginx.
+SIM_URL=""
+SIM_PID=""
+start_sim() { # start_sim NAME SIMULATE-FLAGS...
+  local name=$1 i
+  shift
+  WEMEET_LOG="info,wemeet_archiver::simulator=debug" "$BIN" --log-format json simulate \
+    --listen 127.0.0.1:0 --start "$SIM_START" --pending-fraction 0 --days 1 \
+    --rate-limit-per-minute 10 "$@" >"$WORK/$name.sim.out" 2>"$WORK/$name.sim.log" &
+  SIM_PID=$!
+  PIDS+=("$SIM_PID")
+  for ((i = 0; i < 300; i++)); do
+    SIM_URL=$(sed -n 's/^Tencent Meeting simulator listening on \(http[^ ]*\).*/\1/p' "$WORK/$name.sim.out")
+    [[ -n $SIM_URL ]] && return 0
+    sleep 0.1
+  done
+  echo "simulator $name did not start" >&2
+  cat "$WORK/$name.sim.log" >&2
+  exit 1
+}
+
+write_config() { # write_config DIR SIM-NAME [DOWNLOAD-LINES]
+  local dir=$1 name=$2 extra=${3:-}
+  mkdir -p "$dir"
+  # The snippet `simulate` prints, plus the [download] table.
+  sed -n '/^\[api\]/,/^Ctrl-C/p' "$WORK/$name.sim.out" | grep -v '^Ctrl-C' >"$dir/config.toml"
+  printf '\n[download]\n%b\n' "$extra" >>"$dir/config.toml"
+}
+
+iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
+SINCE=$(iso $((SIM_START - 2 * 86400)))
+UNTIL=$(iso $((SIM_START + 86400)))
+
+run_archiver() { # run_archiver DIR [backfill args...]: backfill under /usr/bin/time -v
+  local dir=$1
+  shift
+  /usr/bin/time -v -o "$dir/time-v.txt" env WEMEET_LOG=info "$BIN" --log-format json \
+    --config "$dir/config.toml" backfill --since "$SINCE" --until "$UNTIL" "$@" \
+    >"$dir/stdout.txt" 2>"$dir/archiver.log"
+}
+
+sim_log_mark() { wc -l <"$WORK/$1.sim.log"; }
+sim_log_since() { tail -n +"$(($2 + 1))" "$WORK/$1.sim.log" >"$3"; }
+
+NGX_URL=""
+start_nginx() {
+  local port conf=$WORK/nginx/nginx.conf
+  mkdir -p "$WORK/nginx" "$WORK/www"
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  {
+    [[ $EUID == 0 ]] && echo "user root;"
+    cat <<EOF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  default_type application/octet-stream;
+  client_body_temp_path $WORK/nginx/tmp;
+  server {
+    listen 127.0.0.1:$port;
+    root $WORK/www;
+  }
+}
+EOF
+  } >"$conf"
+  nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$conf" &
+  NGINX_PID=$!
+  PIDS+=("$NGINX_PID")
+  NGX_URL="http://127.0.0.1:$port"
+  for ((i = 0; i < 100; i++)); do
+    curl -s -o /dev/null "$NGX_URL/" && return 0
+    sleep 0.1
+  done
+  echo "nginx did not start" >&2
+  cat "$WORK/nginx/error.log" >&2
+  exit 1
+}
+
+fetch_config() { # fetch_config DIR [STORAGE-TABLE]: an archiver config for fetch_url
+  local dir=$1 storage=${2:-}
+  mkdir -p "$dir"
+  [[ -n $storage ]] || storage='[storage]
+path = "recordings"'
+  cat >"$dir/config.toml" <<EOF
+# fetch_url never calls the API: it only needs a valid [api] table.
+[api]
+base_url = "http://127.0.0.1:9"
+app_id = "1"
+secret_id = "unused"
+secret_key = "unused"
+operator_id = "admin"
+
+$storage
+
+[database]
+path = "state.db"
+EOF
+}
+
+run_fetch() { # run_fetch DIR WORKERS URL...: prints the JSON line of fetch_url
+  local dir=$1 workers=$2
+  shift 2
+  /usr/bin/time -v -o "$dir/time-v.txt" "$FETCH_BIN" --config "$dir/config.toml" --workers "$workers" "$@" \
+    2>"$dir/fetch.log"
+}
+json_field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+
+timed() { # timed CMD...: runs CMD, prints seconds
+  local t0
+  t0=$(now_ns)
+  "$@" >/dev/null
+  secs_since "$t0"
+}
+
+# ---------------------------------------------------------------------------------------------
+install_tools
+mkdir -p "$WORK" "$DISK"
+chmod 755 "$WORK"
+rm -f "$RESULTS"
+: >"$WORK/notes.md"
+
+log "building (release) in $CARGO_TARGET_DIR"
+cargo build --release --quiet
+BIN=$CARGO_TARGET_DIR/release/wemeet-archiver
+FETCH_BIN=""
+S3_BIN=""
+if cargo bench --no-run --quiet --bench fetch_url --bench s3_server --message-format=json \
+  >"$WORK/bench-build.json" 2>"$WORK/bench-build.err"; then
+  FETCH_BIN=$(python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == sys.argv[2] and m.get("executable"):
+        print(m["executable"])' "$WORK/bench-build.json" fetch_url)
+  S3_BIN=$(python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == sys.argv[2] and m.get("executable"):
+        print(m["executable"])' "$WORK/bench-build.json" s3_server)
+else
+  echo "benches did not build; the nginx and S3 rows will be missing:" >&2
+  cat "$WORK/bench-build.err" >&2
+fi
+"${PY[@]}" self-test >/dev/null
+
+log "waiting for a quiet machine (1-minute load < 0.7)"
+wait_load
+LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# Machine description.
+python3 - "$WORK/machine.json" <<EOF
+import json, os, platform, subprocess, sys
+def sh(c):
+    try:
+        return subprocess.run(c, shell=True, capture_output=True, text=True).stdout.strip()
+    except Exception:
+        return "?"
+cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
+flags = sh("grep -m1 '^flags' /proc/cpuinfo")
+if " sha_ni" in flags:
+    cpu += " (SHA-NI: yes)"
+json.dump({
+    "nproc": sh("nproc"),
+    "cpu": cpu,
+    "mem": sh("free -h | awk '/^Mem:/ {print \$2}'") + " RAM",
+    "kernel": sh("uname -sr"),
+    "date": sh("date -u +%Y-%m-%dT%H:%M:%SZ"),
+    "commit": sh("git -C '$ROOT' rev-parse --short HEAD") + (" + uncommitted changes" if sh("git -C '$ROOT' status --porcelain -- src Cargo.toml") else ""),
+    "tools": "; ".join([sh("curl --version | head -1 | cut -d' ' -f1-2"), sh("nginx -v 2>&1"), sh("sha256sum --version | head -1"),
+                        sh("rclone --version 2>/dev/null | head -1"), sh("aws --version 2>&1 | cut -d' ' -f1"), sh("rustc --version")]),
+    "work": "$WORK", "work_fs": sh("df -T '$WORK' | awk 'NR==2 {print \$2}'"),
+    "disk_dir": "$DISK (" + sh("df -T '$DISK' | awk 'NR==2 {print \$2\" on \"\$1}'") + ")",
+    "quiet": "pending",
+    "notes": "$WORK/notes.md",
+}, open(sys.argv[1], "w"))
+EOF
+
+# ---------------------------------------------------------------------------------------------
+# 1. One big file: archiver vs curl -o vs curl | sha256sum, from the simulator and from nginx.
+start_nginx
+ONE=$((ONE_MIB * MIB))
+if ! skip sim1; then
+  log "1 x ${ONE_MIB} MiB from the simulator"
+  start_sim sim1 --meetings 1 --min-files 1 --max-files 1 --min-size "${ONE_MIB}MiB" --max-size "${ONE_MIB}MiB"
+  write_config "$WORK/sim1-url" sim1
+  URL=$("${PY[@]}" list-urls "$WORK/sim1-url/config.toml" $((SIM_START - 2 * 86400)) $((SIM_START + 86400)) | cut -f3)
+  wait_idle
+  s=$(timed curl -s -o /dev/null "$URL")
+  emit key=sim1.raw rate="$(rate $ONE "$s")" seconds="$s" cmd='curl -s -o /dev/null "$URL"'
+  for ((r = 1; r <= REPS; r++)); do
+    # archiver (fresh database and archive each time)
+    rm -rf "$WORK/sim1-a"
+    write_config "$WORK/sim1-a" sim1
+    mark=$(sim_log_mark sim1)
+    wait_idle
+    run_archiver "$WORK/sim1-a"
+    sim_log_since sim1 "$mark" "$WORK/sim1-a/sim.log"
+    span=$("${PY[@]}" span "$WORK/sim1-a/sim.log" "$WORK/sim1-a/archiver.log")
+    s=$(json_field "$span" seconds)
+    emit key=sim1.archiver rate="$(rate $ONE "$s")" seconds="$s" rss_kib="$("${PY[@]}" rss "$WORK/sim1-a/time-v.txt")" \
+      cmd='wemeet-archiver --config C backfill --since 2026-10-30T00:00:00Z --until 2026-11-02T00:00:00Z'
+    # curl -o (the file it writes is what nginx serves next)
+    rm -f "$WORK/www/one.bin"
+    wait_idle
+    s=$(timed curl -s -o "$WORK/www/one.bin" "$URL")
+    emit key=sim1.curl rate="$(rate $ONE "$s")" seconds="$s" cmd='curl -s -o FILE "$URL"'
+    wait_idle
+    t0=$(now_ns)
+    sum=$(curl -s "$URL" | sha256sum | cut -d' ' -f1)
+    s=$(secs_since "$t0")
+    emit key=sim1.curlsha rate="$(rate $ONE "$s")" seconds="$s" cmd='curl -s "$URL" | sha256sum'
+  done
+  ONE_SHA=$sum
+  stop_pid "$SIM_PID"
+  archived_sha=$(grep -o '"sha256":"[0-9a-f]*"' "$WORK/sim1-a/archiver.log" | head -1 | cut -d'"' -f4)
+  [[ $archived_sha == "$ONE_SHA" ]] || { echo "archiver and curl disagree on the SHA-256: $archived_sha vs $ONE_SHA" >&2; exit 1; }
+else
+  # nginx still needs the bytes: any file of the same size does.
+  head -c "$ONE" /dev/urandom >"$WORK/www/one.bin"
+  ONE_SHA=$(sha256sum "$WORK/www/one.bin" | cut -d' ' -f1)
+fi
+
+if ! skip ngx1 && [[ -n $FETCH_BIN ]]; then
+  log "1 x ${ONE_MIB} MiB from nginx"
+  for ((r = 1; r <= REPS; r++)); do
+    rm -rf "$WORK/ngx1-a"
+    fetch_config "$WORK/ngx1-a"
+    wait_idle
+    out=$(run_fetch "$WORK/ngx1-a" 1 "$NGX_URL/one.bin")
+    [[ $out == *"$ONE_SHA"* ]] || { echo "fetch_url: wrong SHA-256: $out" >&2; exit 1; }
+    s=$(json_field "$out" seconds)
+    emit key=ngx1.archiver rate="$(rate $ONE "$s")" seconds="$s" rss_kib="$("${PY[@]}" rss "$WORK/ngx1-a/time-v.txt")" \
+      cmd='cargo bench --bench fetch_url -- --config C --workers 1 "$NGX/one.bin"'
+    rm -rf "$WORK/ngx1-a"
+    wait_idle
+    s=$(timed curl -s -o "$WORK/c.bin" "$NGX_URL/one.bin")
+    rm -f "$WORK/c.bin"
+    emit key=ngx1.curl rate="$(rate $ONE "$s")" seconds="$s" cmd='curl -s -o FILE "$NGX/one.bin"'
+    wait_idle
+    t0=$(now_ns)
+    sum=$(curl -s "$NGX_URL/one.bin" | sha256sum | cut -d' ' -f1)
+    s=$(secs_since "$t0")
+    [[ $sum == "$ONE_SHA" ]]
+    emit key=ngx1.curlsha rate="$(rate $ONE "$s")" seconds="$s" cmd='curl -s "$NGX/one.bin" | sha256sum'
+  done
+fi
+
+if ! skip disk && [[ -n $FETCH_BIN ]]; then
+  log "1 x ${ONE_MIB} MiB from nginx onto a disk ($DISK)"
+  for ((r = 1; r <= REPS; r++)); do
+    rm -rf "$DISK/a" "$DISK/c.bin"
+    fetch_config "$DISK/a"
+    sync
+    wait_idle
+    out=$(run_fetch "$DISK/a" 1 "$NGX_URL/one.bin")
+    s=$(json_field "$out" seconds)
+    emit key=disk1.archiver rate="$(rate $ONE "$s")" seconds="$s" \
+      cmd='cargo bench --bench fetch_url -- --config C --workers 1 "$NGX/one.bin"   # storage.path on disk'
+    rm -rf "$DISK/a"
+    sync
+    wait_idle
+    t0=$(now_ns)
+    curl -s -o "$DISK/c.bin" "$NGX_URL/one.bin"
+    sync "$DISK/c.bin"
+    s=$(secs_since "$t0")
+    rm -f "$DISK/c.bin"
+    emit key=disk1.curl rate="$(rate $ONE "$s")" seconds="$s" cmd='curl -s -o DISK/FILE "$NGX/one.bin" && sync DISK/FILE'
+  done
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 2. Eight files, four at a time.
+EIGHT=$((8 * EIGHT_MIB * MIB))
+if ! skip sim8; then
+  log "8 x ${EIGHT_MIB} MiB from the simulator, 4 at a time"
+  start_sim sim8 --meetings 8 --min-files 1 --max-files 1 --min-size "${EIGHT_MIB}MiB" --max-size "${EIGHT_MIB}MiB"
+  write_config "$WORK/sim8-url" sim8
+  "${PY[@]}" list-urls "$WORK/sim8-url/config.toml" $((SIM_START - 2 * 86400)) $((SIM_START + 86400)) >"$WORK/sim8.urls"
+  cut -f3 "$WORK/sim8.urls" >"$WORK/sim8.list"
+  wait_idle
+  s=$(timed xargs -P 4 -n 1 curl -s -o /dev/null <"$WORK/sim8.list")
+  emit key=sim8.raw rate="$(rate $EIGHT "$s")" seconds="$s" cmd='xargs -P 4 -n 1 curl -s -o /dev/null < urls'
+  for ((r = 1; r <= REPS; r++)); do
+    rm -rf "$WORK/sim8-a"
+    write_config "$WORK/sim8-a" sim8 'workers = 4'
+    mark=$(sim_log_mark sim8)
+    wait_idle
+    run_archiver "$WORK/sim8-a"
+    sim_log_since sim8 "$mark" "$WORK/sim8-a/sim.log"
+    span=$("${PY[@]}" span "$WORK/sim8-a/sim.log" "$WORK/sim8-a/archiver.log")
+    s=$(json_field "$span" seconds)
+    emit key=sim8.archiver rate="$(rate $EIGHT "$s")" seconds="$s" rss_kib="$("${PY[@]}" rss "$WORK/sim8-a/time-v.txt")" \
+      cmd='wemeet-archiver --config C backfill ...   # [download] workers = 4'
+    rm -rf "$WORK/www/eight"
+    mkdir -p "$WORK/www/eight"
+    wait_idle
+    t0=$(now_ns)
+    (cd "$WORK/www/eight" && awk -F'\t' '{print $1 ".bin\n" $3}' "$WORK/sim8.urls" | xargs -P 4 -n 2 sh -c 'curl -s -o "$0" "$1"')
+    s=$(secs_since "$t0")
+    emit key=sim8.curl rate="$(rate $EIGHT "$s")" seconds="$s" cmd='xargs -P 4 -n 2 sh -c '"'"'curl -s -o "$0" "$1"'"'"' < names-and-urls'
+  done
+  stop_pid "$SIM_PID"
+else
+  mkdir -p "$WORK/www/eight"
+  for i in 1 2 3 4 5 6 7 8; do head -c $((EIGHT_MIB * MIB)) /dev/urandom >"$WORK/www/eight/f$i.bin"; done
+fi
+(cd "$WORK/www/eight" && ls) | sed "s|^|$NGX_URL/eight/|" >"$WORK/ngx8.list"
+
+if ! skip ngx8 && [[ -n $FETCH_BIN ]]; then
+  log "8 x ${EIGHT_MIB} MiB from nginx, 4 at a time"
+  for ((r = 1; r <= REPS; r++)); do
+    rm -rf "$WORK/ngx8-a"
+    fetch_config "$WORK/ngx8-a"
+    wait_idle
+    # shellcheck disable=SC2046
+    out=$(run_fetch "$WORK/ngx8-a" 4 $(cat "$WORK/ngx8.list"))
+    s=$(json_field "$out" seconds)
+    emit key=ngx8.archiver rate="$(rate $EIGHT "$s")" seconds="$s" rss_kib="$("${PY[@]}" rss "$WORK/ngx8-a/time-v.txt")" \
+      cmd='cargo bench --bench fetch_url -- --config C --workers 4 $NGX/eight/f1.bin ... f8.bin'
+    rm -rf "$WORK/ngx8-a" "$WORK/c8"
+    mkdir -p "$WORK/c8"
+    wait_idle
+    t0=$(now_ns)
+    (cd "$WORK/c8" && xargs -P 4 -n 1 curl -s -O <"$WORK/ngx8.list")
+    s=$(secs_since "$t0")
+    rm -rf "$WORK/c8"
+    emit key=ngx8.curl rate="$(rate $EIGHT "$s")" seconds="$s" cmd='xargs -P 4 -n 1 curl -s -O < urls'
+    wait_idle
+    t0=$(now_ns)
+    xargs -P 4 -n 1 sh -c 'curl -s "$0" | sha256sum' <"$WORK/ngx8.list" >/dev/null
+    s=$(secs_since "$t0")
+    emit key=ngx8.curlsha rate="$(rate $EIGHT "$s")" seconds="$s" cmd='xargs -P 4 -n 1 sh -c '"'"'curl -s "$0" | sha256sum'"'"' < urls'
+  done
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 3. Peak RSS: 256 MiB vs 2 GiB (one file), and 8 transfers at once.
+if ! skip rss; then
+  for spec in "rss.256m:1:${EIGHT_MIB}:1" "rss.2g:1:${RSS_BIG_MIB}:1" "rss.8x:8:${EIGHT_MIB}:8"; do
+    IFS=: read -r key n size workers <<<"$spec"
+    log "peak RSS: $n x $size MiB, $workers worker(s)"
+    start_sim "$key" --meetings "$n" --min-files 1 --max-files 1 --min-size "${size}MiB" --max-size "${size}MiB"
+    rm -rf "$WORK/$key"
+    write_config "$WORK/$key" "$key" "workers = $workers"
+    wait_idle
+    run_archiver "$WORK/$key"
+    kib=$("${PY[@]}" rss "$WORK/$key/time-v.txt")
+    emit key="$key" rss_kib="$kib" cmd="/usr/bin/time -v wemeet-archiver --config C backfill ...   # $n x $size MiB, workers = $workers"
+    rm -rf "$WORK/$key"
+    stop_pid "$SIM_PID"
+  done
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 4. Resume cost: SIGKILL halfway through a paced download, then finish.
+if ! skip resume; then
+  log "resume: SIGKILL at 50 % of ${RESUME_MIB} MiB"
+  SIZE=$((RESUME_MIB * MIB))
+  start_sim resume --meetings 1 --min-files 1 --max-files 1 --min-size "${RESUME_MIB}MiB" \
+    --max-size "${RESUME_MIB}MiB" --bandwidth 64MiB
+  D=$WORK/resume
+  write_config "$D" resume
+  WEMEET_LOG=info "$BIN" --log-format json --config "$D/config.toml" backfill --since "$SINCE" --until "$UNTIL" \
+    >"$D/stdout1.txt" 2>"$D/archiver1.log" &
+  apid=$!
+  served=0
+  for ((i = 0; i < 1200; i++)); do
+    served=$(curl -s "$SIM_URL/admin/stats" | grep -o '"bytes_served":[0-9]*' | cut -d: -f2)
+    ((served >= SIZE / 2)) && break
+    sleep 0.05
+  done
+  kill -9 "$apid"
+  wait "$apid" 2>/dev/null || true
+  sleep 0.5
+  killed_at=$(curl -s "$SIM_URL/admin/stats" | grep -o '"bytes_served":[0-9]*' | cut -d: -f2)
+  checkpoint=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT bytes_done FROM files").fetchone()[0])' "$D/state.db")
+  part=$(find "$D/recordings" -name '*.part' -printf '%s\n' | head -1)
+  WEMEET_LOG=info "$BIN" --log-format json --config "$D/config.toml" backfill --since "$SINCE" --until "$UNTIL" \
+    >"$D/stdout2.txt" 2>"$D/archiver2.log"
+  total=$(curl -s "$SIM_URL/admin/stats" | grep -o '"bytes_served":[0-9]*' | cut -d: -f2)
+  grep -q '"archived"' "$D/archiver2.log" || { echo "resume: the second run did not archive the file" >&2; exit 1; }
+  emit key=resume size="$SIZE" killed_at="$killed_at" checkpoint="$checkpoint" part_len="${part:-0}" \
+    unwritten=$((killed_at - ${part:-0})) refetched=$((total - SIZE)) total_served="$total" \
+    cmd='backfill & kill -9 at 50 % (simulate --bandwidth 64MiB); backfill again; /admin/stats bytes_served - size'
+  stop_pid "$SIM_PID"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 5. Listing at the real limit: 31 windows of 31 days, 10 calls per minute.
+if ! skip listing; then
+  log "listing: 931 days at 10 calls/min (about 3 minutes)"
+  start_sim listing --meetings 4 --days 930 --min-files 1 --max-files 1 --min-size 256KiB --max-size 256KiB
+  D=$WORK/listing
+  write_config "$D" listing
+  since=$((SIM_START - 931 * 86400))
+  until=$((SIM_START + 86400))
+  windows=$(((until - since + 31 * 86400 - 1) / (31 * 86400)))
+  wait_idle
+  t0=$(now_ns)
+  /usr/bin/time -v -o "$D/time-v.txt" env WEMEET_LOG=info "$BIN" --log-format json --config "$D/config.toml" \
+    backfill --since "$(iso $since)" --until "$(iso $until)" >"$D/stdout.txt" 2>"$D/archiver.log"
+  wall=$(secs_since "$t0")
+  calls=$("${PY[@]}" calls "$D/state.db")
+  api_calls=$("${PY[@]}" stat "$SIM_URL" api_calls)
+  max60=$("${PY[@]}" stat "$SIM_URL" max_calls_in_60s)
+  limited=$("${PY[@]}" stat "$SIM_URL" rate_limited)
+  sustained=$(json_field "$calls" sustained_per_min)
+  emit key=listing windows="$windows" calls="$api_calls" max_calls_in_60s="$max60" rate_limited="$limited" \
+    sustained_per_min="$sustained" max_sent_in_60s="$(json_field "$calls" max_sent_in_60s)" wall="$wall" \
+    ideal_burst=$(((api_calls - 1) / 10 * 60)) ideal_flat=$((api_calls * 6)) \
+    cmd="wemeet-archiver --config C backfill --since $(iso $since) --until $(iso $until)   # simulate --days 930 --meetings 4"
+  stop_pid "$SIM_PID"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 6. verify vs sha256sum, on the archives of sections 1 and 2.
+verify_rows() { # verify_rows KEY DIR BYTES
+  local key=$1 dir=$2 bytes=$3 files s
+  files=$(find "$dir/recordings" -name '*.mp4' | sort)
+  for ((r = 1; r <= REPS; r++)); do
+    wait_idle
+    s=$(timed "$BIN" --log-format json --config "$dir/config.toml" verify --jobs 1)
+    emit key="$key.jobs1" rate="$(rate "$bytes" "$s")" seconds="$s" cmd='wemeet-archiver --config C verify --jobs 1'
+    wait_idle
+    s=$(timed "$BIN" --log-format json --config "$dir/config.toml" verify)
+    emit key="$key.jobsN" rate="$(rate "$bytes" "$s")" seconds="$s" cmd="wemeet-archiver --config C verify   # --jobs $(nproc)"
+    wait_idle
+    # shellcheck disable=SC2086
+    s=$(timed sha256sum $files)
+    emit key="$key.sha" rate="$(rate "$bytes" "$s")" seconds="$s" cmd='sha256sum FILES'
+    wait_idle
+    s=$(timed xargs -P "$(nproc)" -n 1 sha256sum <<<"$files")
+    emit key="$key.shaP" rate="$(rate "$bytes" "$s")" seconds="$s" cmd='xargs -P $(nproc) -n 1 sha256sum < files'
+  done
+}
+if ! skip verify; then
+  log "verify vs sha256sum"
+  [[ -d $WORK/sim1-a/recordings ]] && verify_rows verify1 "$WORK/sim1-a" "$ONE"
+  [[ -d $WORK/sim8-a/recordings ]] && verify_rows verify8 "$WORK/sim8-a" "$EIGHT"
+fi
+rm -rf "$WORK/sim1-a" "$WORK/sim8-a"
+
+# ---------------------------------------------------------------------------------------------
+# 7. S3: the archiver streaming into a multipart upload vs rclone copyurl and aws s3 cp.
+if ! skip s3; then
+  if [[ -z $S3_BIN || -z $FETCH_BIN ]]; then
+    emit key=s3.skipped why="the bench programs did not build"
+  elif ! command -v aws >/dev/null || ! command -v rclone >/dev/null; then
+    emit key=s3.skipped why="aws or rclone is not installed"
+  else
+    log "S3 uploads of 1 x ${ONE_MIB} MiB into s3s-fs"
+    mkdir -p "$WORK/s3root"
+    "$S3_BIN" --listen 127.0.0.1:0 --root "$WORK/s3root" --access-key "$S3_AK" --secret-key "$S3_SK" \
+      --bucket "$BUCKET" >"$WORK/s3.out" 2>"$WORK/s3.log" &
+    S3_PID=$!
+    PIDS+=("$S3_PID")
+    EP=""
+    for ((i = 0; i < 100; i++)); do
+      EP=$(sed -n 's/^s3 server listening on \(http[^ ]*\).*/\1/p' "$WORK/s3.out")
+      [[ -n $EP ]] && break
+      sleep 0.1
+    done
+    export AWS_ACCESS_KEY_ID=$S3_AK AWS_SECRET_ACCESS_KEY=$S3_SK AWS_DEFAULT_REGION=us-east-1
+    export AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_CONFIG_FILE=/dev/null
+    export RCLONE_CONFIG=/dev/null RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Other \
+      RCLONE_CONFIG_BENCH_ENDPOINT=$EP RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=$S3_AK \
+      RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=$S3_SK RCLONE_CONFIG_BENCH_REGION=us-east-1
+    for ((r = 1; r <= REPS; r++)); do
+      rm -rf "$WORK/s3-a" "$WORK/s3root/$BUCKET"/*
+      fetch_config "$WORK/s3-a" "[storage]
+backend = \"s3\"
+
+[storage.s3]
+bucket = \"$BUCKET\"
+endpoint = \"$EP\"
+allow_http = true
+prefix = \"archiver\""
+      wait_idle
+      if out=$(run_fetch "$WORK/s3-a" 1 "$NGX_URL/one.bin"); then
+        s=$(json_field "$out" seconds)
+        emit key=s3.archiver rate="$(rate $ONE "$s")" seconds="$s" rss_kib="$("${PY[@]}" rss "$WORK/s3-a/time-v.txt")" \
+          cmd='cargo bench --bench fetch_url -- --config C "$NGX/one.bin"   # [storage.s3] defaults: 64 MiB parts, 2 in flight'
+      else
+        echo "archiver S3 upload failed:" >&2
+        tail -5 "$WORK/s3-a/fetch.log" >&2
+      fi
+      wait_idle
+      if s=$(timed rclone copyurl "$NGX_URL/one.bin" "bench:$BUCKET/rclone/one.bin"); then
+        emit key=s3.rclone rate="$(rate $ONE "$s")" seconds="$s" cmd='rclone copyurl "$NGX/one.bin" bench:bucket/key'
+      fi
+      wait_idle
+      t0=$(now_ns)
+      if curl -s "$NGX_URL/one.bin" | aws s3 cp - "s3://$BUCKET/aws/one.bin" --endpoint-url "$EP" --only-show-errors; then
+        s=$(secs_since "$t0")
+        emit key=s3.aws rate="$(rate $ONE "$s")" seconds="$s" cmd='curl -s "$NGX/one.bin" | aws s3 cp - s3://bucket/key --endpoint-url $EP'
+      fi
+      wait_idle
+      if s=$(timed aws s3 cp "$WORK/www/one.bin" "s3://$BUCKET/aws/file.bin" --endpoint-url "$EP" --only-show-errors); then
+        emit key=s3.awsfile rate="$(rate $ONE "$s")" seconds="$s" cmd='aws s3 cp FILE s3://bucket/key --endpoint-url $EP'
+      fi
+    done
+    stop_pid "$S3_PID"
+  fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Report.
+if ((BUSY_WAITS > 0)) && [[ $QUIET == yes ]]; then
+  QUIET="yes, after waiting $BUSY_WAITS time(s) 30 s for other processes"
+fi
+python3 - "$WORK/machine.json" "$QUIET" "$LOAD_AT_START" <<'EOF'
+import json, sys
+m = json.load(open(sys.argv[1]))
+m["quiet"] = f"{sys.argv[2]} (load average at the start of the measurements: {sys.argv[3]})"
+json.dump(m, open(sys.argv[1], "w"))
+EOF
+if [[ -f $ROOT/bench/NOTES.md ]]; then cp "$ROOT/bench/NOTES.md" "$WORK/notes.md"; fi
+"${PY[@]}" render "$RESULTS" "$WORK/machine.json" "$OUT"
+cp "$RESULTS" "$ROOT/bench/last-results.jsonl" 2>/dev/null || true
+log "wrote $OUT"

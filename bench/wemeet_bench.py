@@ -1,0 +1,376 @@
+#!/usr/bin/env python3
+"""Helpers for bench/run.sh (standard library only).
+
+  list-urls CONFIG SINCE UNTIL   list [SINCE, UNTIL] (UNIX s) through the signed API and print
+                                 `record_file_id<TAB>record_size<TAB>download_address` lines
+  self-test                      check the signature against the documented test vector
+  stat URL FIELD                 one field of the simulator's /admin/stats
+  span SIM_LOG ARCHIVER_LOG      download timing from the JSON logs: first download request
+                                 answered by the simulator -> last "archived" event
+  calls DB                       the API call log of an archiver database, as JSON
+  rss TIME_V_FILE                "Maximum resident set size" (KiB) from /usr/bin/time -v
+  render RESULTS MACHINE OUT     write BENCHMARKS.md from the results (JSON lines) and print
+                                 the table
+"""
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+import random
+import sqlite3
+import statistics
+import sys
+import time
+import tomllib
+import urllib.parse
+import urllib.request
+
+WINDOW_S = 31 * 86_400
+
+
+def signature(secret_key, secret_id, nonce, timestamp, request_uri, method="GET", body=""):
+    """base64(lowercase_hex(HMAC-SHA256(SecretKey, string_to_sign))): see the API doc, section 2."""
+    string_to_sign = (
+        f"{method}\nX-TC-Key={secret_id}&X-TC-Nonce={nonce}&X-TC-Timestamp={timestamp}\n"
+        f"{request_uri}\n{body}"
+    )
+    digest = hmac.new(secret_key.encode(), string_to_sign.encode(), hashlib.sha256).hexdigest()
+    return base64.b64encode(digest.encode()).decode()
+
+
+def self_test():
+    got = signature(
+        "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE",
+        "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE",
+        "12345",
+        "1700000000",
+        "/v1/corp/records?start_time=1698000000&end_time=1700000000&page_size=20&page=1"
+        "&operator_id=admin&operator_id_type=1&query_record_type=0",
+    )
+    want = "ODM0ODk5ZDFhZGY4ZmMzZGViOGQ3NTMyMTkwZGU0MGU4MTdmMzE0N2FhODUzOGQxNzFhZGM2ZGI0NjE4NzE1ZQ=="
+    if got != want:
+        sys.exit(f"signature self-test failed: {got}")
+    print("signature self-test ok")
+
+
+def list_urls(config_path, since, until):
+    with open(config_path, "rb") as f:
+        api = tomllib.load(f)["api"]
+    base = api["base_url"].rstrip("/")
+    start = since
+    while start < until:
+        end = min(start + WINDOW_S, until)
+        page, total_page = 1, 1
+        while page <= total_page:
+            query = urllib.parse.urlencode(
+                {
+                    "start_time": start,
+                    "end_time": end,
+                    "page_size": 20,
+                    "page": page,
+                    "operator_id": api["operator_id"],
+                    "operator_id_type": 1,
+                    "query_record_type": api.get("record_type", 1),
+                }
+            )
+            uri = f"/v1/corp/records?{query}"
+            nonce = str(random.randint(1, 2**31 - 1))
+            ts = str(int(time.time()))
+            headers = {
+                "Content-Type": "application/json",
+                "X-TC-Key": api["secret_id"],
+                "X-TC-Timestamp": ts,
+                "X-TC-Nonce": nonce,
+                "AppId": str(api["app_id"]),
+                "X-TC-Registered": "1",
+                "X-TC-Signature": signature(api["secret_key"], api["secret_id"], nonce, ts, uri),
+            }
+            if api.get("sdk_id"):
+                headers["SdkId"] = api["sdk_id"]
+            with urllib.request.urlopen(urllib.request.Request(base + uri, headers=headers)) as r:
+                reply = json.load(r)
+            total_page = reply.get("total_page") or 1
+            for m in reply.get("record_meetings") or []:
+                for f in m.get("record_files") or []:
+                    if f.get("download_address"):
+                        print(f"{f['record_file_id']}\t{f['record_size']}\t{f['download_address']}")
+            page += 1
+        start = end
+
+
+def stat(url, field):
+    with urllib.request.urlopen(url.rstrip("/") + "/admin/stats") as r:
+        value = json.load(r)[field]
+    print(json.dumps(value) if isinstance(value, (dict, list)) else value)
+
+
+def log_events(path):
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+
+
+def ts(event):
+    return dt.datetime.fromisoformat(event["timestamp"]).timestamp()
+
+
+def span(sim_log, archiver_log):
+    """From the first download request the simulator answered with a body (200/206) to the
+    last file the archiver logged as archived: the download part of a backfill, listing
+    excluded (addresses are never logged, so the two logs are joined by time only)."""
+    starts = [
+        ts(e)
+        for e in log_events(sim_log)
+        if e.get("fields", {}).get("message") == "download request answered"
+        and e["fields"].get("status") in (200, 206)
+    ]
+    archived = [
+        (ts(e), e["fields"].get("bytes", 0))
+        for e in log_events(archiver_log)
+        if e.get("fields", {}).get("message") == "archived"
+    ]
+    listed = [ts(e) for e in log_events(archiver_log) if e.get("fields", {}).get("message") == "window listed"]
+    if not starts or not archived:
+        sys.exit(f"span: no download start ({len(starts)}) or archived event ({len(archived)})")
+    first, last = min(starts), max(t for t, _ in archived)
+    print(
+        json.dumps(
+            {
+                "seconds": last - first,
+                "bytes": sum(b for _, b in archived),
+                "files": len(archived),
+                "first_listed_to_first_request": (min(starts) - min(listed)) if listed else None,
+            }
+        )
+    )
+
+
+def calls(db):
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    rows = [r[0] for r in con.execute("SELECT at_ms FROM api_calls ORDER BY at_ms")]
+    con.close()
+    t = [x / 1000 for x in rows]
+    most = 0
+    for i, start in enumerate(t):
+        # calls sent in [start, start + 60 s)
+        n = sum(1 for x in t[i:] if x < start + 60)
+        most = max(most, n)
+    out = {"calls": len(t), "first": t[0] if t else None, "last": t[-1] if t else None,
+           "max_sent_in_60s": most}
+    if len(t) > 10:
+        # Steady state: the first 10 calls go at once (a full budget); every later call waits
+        # for the one 10 places before it to leave the window.
+        out["sustained_per_min"] = (len(t) - 10) / (t[-1] - t[0]) * 60 if t[-1] > t[0] else None
+    print(json.dumps(out))
+
+
+def rss(path):
+    with open(path) as f:
+        for line in f:
+            if "Maximum resident set size" in line:
+                print(int(line.rsplit(":", 1)[1]))
+                return
+    sys.exit(f"no RSS in {path}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def fmt_rate(bps):
+    return f"{bps / 2**20:,.0f} MiB/s"
+
+
+def med(values):
+    return statistics.median(values) if values else None
+
+
+def render(results_path, machine_path, out_path):
+    rows = [json.loads(line) for line in open(results_path) if line.strip()]
+    machine = json.load(open(machine_path))
+    by = {}
+    for r in rows:
+        by.setdefault(r["key"], []).append(r)
+
+    def m(key, field="rate"):
+        vals = [r[field] for r in by.get(key, []) if r.get(field) is not None]
+        return med(vals)
+
+    def cmd(key):
+        rs = by.get(key)
+        return rs[0].get("cmd", "") if rs else ""
+
+    def spread(key):
+        vals = [r["rate"] for r in by.get(key, []) if r.get("rate")]
+        if len(vals) < 2:
+            return ""
+        return f" ({fmt_rate(min(vals))}–{fmt_rate(max(vals))}, n={len(vals)})"
+
+    table = []  # (group, what, figure, vs/target, verdict, command)
+
+    def ratio_row(group, what, key, ref_key, target, ref_name):
+        a, b = m(key), m(ref_key)
+        if a is None or b is None:
+            table.append((group, what, "not measured", "", "", cmd(key)))
+            return
+        r = a / b
+        verdict = "met" if target is None or r >= target else f"MISSED by {(target - r) * 100:.0f} pts"
+        tgt = f"≥ {target:.2f}× {ref_name}" if target is not None else f"vs {ref_name}"
+        table.append((group, what, f"{fmt_rate(a)}{spread(key)}", f"{r:.2f}× {ref_name} ({tgt})", verdict, cmd(key)))
+
+    def plain_row(group, what, key, note=""):
+        a = m(key)
+        fig = "not measured" if a is None else f"{fmt_rate(a)}{spread(key)}"
+        table.append((group, what, fig, note, "", cmd(key)))
+
+    # 1. single 1 GiB file
+    g = "1 GiB, 1 file"
+    plain_row(g, "simulator raw ceiling: `curl -o /dev/null`", "sim1.raw", "what the simulator can generate")
+    ratio_row(g, "archiver `backfill` ← simulator (hash + fsync + rename)", "sim1.archiver", "sim1.curl", 0.95, "curl -o")
+    ratio_row(g, "  same, vs `curl | sha256sum`", "sim1.archiver", "sim1.curlsha", 1.0, "curl|sha256sum")
+    plain_row(g, "`curl -s -o` ← simulator", "sim1.curl")
+    plain_row(g, "`curl -s | sha256sum` ← simulator", "sim1.curlsha")
+    ratio_row(g, "archiver download pool ← nginx", "ngx1.archiver", "ngx1.curl", 0.95, "curl -o")
+    ratio_row(g, "  same, vs `curl | sha256sum`", "ngx1.archiver", "ngx1.curlsha", 1.0, "curl|sha256sum")
+    plain_row(g, "`curl -s -o` ← nginx", "ngx1.curl")
+    plain_row(g, "`curl -s | sha256sum` ← nginx", "ngx1.curlsha")
+    ratio_row(g, "archiver ← nginx, archive on disk (fsync every 16 MiB)", "disk1.archiver", "disk1.curl", 0.95,
+              "curl -o + sync")
+    plain_row(g, "`curl -s -o` + `sync FILE` ← nginx, on disk", "disk1.curl")
+
+    g = "8 × 256 MiB"
+    plain_row(g, "simulator raw ceiling: 4 × `curl -o /dev/null`", "sim8.raw")
+    ratio_row(g, "archiver `backfill`, 4 workers ← simulator", "sim8.archiver", "sim8.curl", 0.95, "4 curls")
+    plain_row(g, "4 parallel `curl -s -o` ← simulator", "sim8.curl")
+    ratio_row(g, "archiver download pool, 4 workers ← nginx", "ngx8.archiver", "ngx8.curl", 0.95, "4 curls")
+    plain_row(g, "4 parallel `curl -s -o` ← nginx", "ngx8.curl")
+    plain_row(g, "4 parallel `curl -s | sha256sum` ← nginx", "ngx8.curlsha")
+
+    g = "peak RSS"
+    rss_rows = [("1 × 256 MiB", "rss.256m"), ("1 × 2 GiB", "rss.2g"), ("8 × 256 MiB, 8 workers", "rss.8x")]
+    for what, key in rss_rows:
+        v = m(key, "rss_kib")
+        verdict = "" if v is None else ("met" if v <= 64 * 1024 else f"MISSED by {v / 1024 - 64:.1f} MiB")
+        table.append((g, f"archiver `backfill` {what}", "not measured" if v is None else f"{v / 1024:.1f} MiB",
+                      "≤ 64 MiB", verdict, cmd(key)))
+    a, b = m("rss.256m", "rss_kib"), m("rss.2g", "rss_kib")
+    if a and b:
+        growth = b / a - 1
+        table.append((g, "2 GiB vs 256 MiB", f"{growth * 100:+.1f} %", "≤ +10 %",
+                      "met" if growth <= 0.10 else f"MISSED by {(growth - 0.10) * 100:.1f} pts", ""))
+
+    g = "resume"
+    for r in by.get("resume", []):
+        refetch = r["refetched"]
+        table.append((g, f"SIGKILL at {r['killed_at'] / 2**20:.0f} MiB of {r['size'] / 2**20:.0f} MiB",
+                      f"{refetch / 2**20:.1f} MiB re-fetched (checkpoint at {r['checkpoint'] / 2**20:.0f} MiB, "
+                      f"{r['unwritten'] / 2**20:.1f} MiB served but never received)",
+                      "≤ 16 MiB (one checkpoint)",
+                      "met" if refetch <= 16 * 2**20 else f"MISSED by {(refetch - 16 * 2**20) / 2**20:.1f} MiB",
+                      r.get("cmd", "")))
+
+    g = "listing"
+    for r in by.get("listing", []):
+        ok = r["sustained_per_min"] >= 9.5 and r["max_calls_in_60s"] <= 10 and r["rate_limited"] == 0
+        table.append((g, f"backfill of {r['windows']} windows at 10 calls/min",
+                      f"{r['calls']} calls, sustained {r['sustained_per_min']:.2f}/min, max {r['max_calls_in_60s']} "
+                      f"in any 60 s, {r['rate_limited']} rate-limited; wall {r['wall']:.0f} s (ideal {r['ideal_burst']:.0f} s "
+                      f"with a full first minute, {r['ideal_flat']:.0f} s at a flat 10/min)",
+                      "≥ 9.5/min, never > 10 in 60 s", "met" if ok else "MISSED", r.get("cmd", "")))
+
+    g = "verify"
+    ratio_row(g, "`verify --jobs 1`, one 1 GiB file", "verify1.jobs1", "verify1.sha", 1.0, "sha256sum")
+    ratio_row(g, "`verify` (default jobs), one 1 GiB file", "verify1.jobsN", "verify1.sha", 1.0, "sha256sum")
+    plain_row(g, "`sha256sum`, one 1 GiB file", "verify1.sha")
+    ratio_row(g, "`verify --jobs 1`, 8 × 256 MiB", "verify8.jobs1", "verify8.sha", None, "sha256sum")
+    ratio_row(g, "`verify` (default jobs), 8 × 256 MiB", "verify8.jobsN", "verify8.sha", 1.0, "sha256sum")
+    plain_row(g, "`sha256sum` 8 files", "verify8.sha")
+    plain_row(g, "`xargs -P$(nproc) sha256sum` 8 files", "verify8.shaP")
+
+    g = "S3"
+    if by.get("s3.skipped"):
+        table.append((g, "upload into a local S3 server", "not measured", "", "", by["s3.skipped"][0]["why"]))
+    else:
+        plain_row(g, "archiver download pool ← nginx → S3 (s3s-fs), 1 GiB", "s3.archiver")
+        ratio_row(g, "  vs `rclone copyurl` (streams too)", "s3.archiver", "s3.rclone", None, "rclone copyurl")
+        ratio_row(g, "  vs `curl | aws s3 cp -`", "s3.archiver", "s3.aws", None, "curl|aws s3 cp")
+        plain_row(g, "`rclone copyurl` ← nginx → S3", "s3.rclone")
+        plain_row(g, "`curl -s URL | aws s3 cp - s3://…`", "s3.aws")
+        plain_row(g, "`aws s3 cp FILE s3://…` (file already local)", "s3.awsfile")
+
+    # Text table for the terminal.
+    widths = [14, 58, 40, 34, 22]
+    line = "  ".join(h.ljust(w) for h, w in zip(["group", "what", "figure", "vs / target", "verdict"], widths))
+    print(line)
+    print("-" * len(line))
+    for row in table:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row[:5], widths)))
+
+    md = [
+        "# Benchmarks",
+        "",
+        "Generated by `bench/run.sh` (do not edit by hand: re-run it). Every figure below was measured in",
+        "the same run, on the same machine, on the same bytes; ratios compare tools within that run.",
+        "",
+        "## Machine",
+        "",
+        f"- CPUs (`nproc`): {machine['nproc']}; CPU: {machine['cpu']}",
+        f"- memory: {machine['mem']}; kernel: {machine['kernel']}",
+        f"- date: {machine['date']}; commit: {machine.get('commit', '?')}",
+        f"- tools: {machine.get('tools', '')}",
+        f"- files written to: {machine['work']} ({machine['work_fs']}); disk rows to {machine.get('disk_dir', '')}",
+        f"- quiet machine: {machine['quiet']}",
+        "",
+        "## Results",
+        "",
+        "Throughputs are medians of the repetitions (range and count in parentheses); MiB = 2^20 bytes.",
+        "",
+        "| group | what | figure | vs / target | verdict | command |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in table:
+        cells = [str(c).replace("|", "\\|") for c in row]
+        cells[5] = f"`{cells[5]}`" if cells[5] else ""
+        md.append("| " + " | ".join(cells) + " |")
+    md.append("")
+    notes_path = machine.get("notes")
+    if notes_path:
+        try:
+            md.append(open(notes_path).read())
+        except OSError:
+            pass
+    with open(out_path, "w") as f:
+        f.write("\n".join(md) + "\n")
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "list-urls":
+        list_urls(args[0], int(args[1]), int(args[2]))
+    elif cmd == "self-test":
+        self_test()
+    elif cmd == "stat":
+        stat(args[0], args[1])
+    elif cmd == "span":
+        span(args[0], args[1])
+    elif cmd == "calls":
+        calls(args[0])
+    elif cmd == "rss":
+        rss(args[0])
+    elif cmd == "render":
+        render(args[0], args[1], args[2])
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
