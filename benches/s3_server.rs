@@ -49,7 +49,7 @@ fn parse_args() -> Result<Args, String> {
 
 async fn serve(args: Args) -> Result<(), String> {
     std::fs::create_dir_all(args.root.join(&args.bucket)).map_err(|e| e.to_string())?;
-    let fs = s3s_fs::FileSystem::new(&args.root).map_err(|e| e.to_string())?;
+    let fs = s3s_fs::FileSystem::new(&args.root).map_err(|e| format!("{e:?}"))?;
     let mut builder = s3s::service::S3ServiceBuilder::new(fs);
     builder.set_auth(s3s::auth::SimpleAuth::from_single(
         args.access_key.as_str(),

@@ -259,17 +259,18 @@ async fn status(config: &Path, json: bool) -> CliResult {
         "archived: {} bytes; still to download: {} bytes",
         report.bytes_archived, report.bytes_pending
     );
-    let last = report
-        .last_listing_at
-        .and_then(DateTime::from_timestamp_millis)
-        .map_or_else(|| "never".to_string(), |t| t.to_rfc3339());
-    println!("windows listed: {} (last at {last})", report.windows_listed);
-    println!("API calls in the last 60 s: {}", report.api_calls_last_60s);
-    let d = &report.daemon;
+    // RFC 3339 of a time in ms, or "-".
     let when = |ms: Option<i64>| {
         ms.and_then(DateTime::from_timestamp_millis)
             .map_or_else(|| "-".into(), |t| t.to_rfc3339())
     };
+    println!(
+        "windows listed: {} (last at {})",
+        report.windows_listed,
+        when(report.last_listing_at)
+    );
+    println!("API calls in the last 60 s: {}", report.api_calls_last_60s);
+    let d = &report.daemon;
     if d.next_poll_at.is_some() {
         println!(
             "daemon: last complete poll {}, next poll {}",
@@ -294,16 +295,12 @@ async fn status(config: &Path, json: bool) -> CliResult {
             println!("  {n:>5}  {reason}");
         }
     }
-    let at = |ms: Option<i64>| {
-        ms.and_then(DateTime::from_timestamp_millis)
-            .map_or_else(|| "-".into(), |t| t.to_rfc3339())
-    };
     match report.files_verified {
         0 => println!("verified: never (run `wemeet-archiver verify`)"),
         n => println!(
             "verified: {n} archived file(s) found intact (oldest check {}, newest {})",
-            at(report.oldest_verified_at),
-            at(report.newest_verified_at)
+            when(report.oldest_verified_at),
+            when(report.newest_verified_at)
         ),
     }
     if !report.uploads.is_empty() {
@@ -315,7 +312,7 @@ async fn status(config: &Path, json: bool) -> CliResult {
                 u.bytes_uploaded,
                 u.record_size,
                 u.parts,
-                at(Some(u.created_at))
+                when(Some(u.created_at))
             );
         }
     }

@@ -51,6 +51,7 @@ pub struct Downloader {
     /// Observed bytes per second of one transfer (moving average), to tell whether an
     /// address will outlive the transfer about to start on it.
     throughput: std::sync::Mutex<Option<f64>>,
+    meeting_json_lock: tokio::sync::Mutex<()>,
 }
 
 impl Downloader {
@@ -78,6 +79,7 @@ impl Downloader {
             archived: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             throughput: std::sync::Mutex::new(None),
+            meeting_json_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -88,6 +90,13 @@ impl Downloader {
         listing_done: Arc<AtomicBool>,
         cancel: CancellationToken,
     ) -> Result<PoolReport, PoolError> {
+        // A crash between archiving a file and writing its meeting.json left that folder's
+        // meeting.json behind (and maybe a meeting.json.tmp): bring them up to date first.
+        for dir in self.store.dirs_with_stale_meeting_json().await? {
+            if let Err(e) = self.write_meeting_json(&dir).await {
+                tracing::warn!(%dir, error = %e, "could not rewrite meeting.json");
+            }
+        }
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..self.config.workers {
             let this = Arc::clone(&self);
@@ -168,7 +177,7 @@ impl Downloader {
                     self.archived.fetch_add(1, Ordering::Relaxed);
                     self.bytes
                         .fetch_add(row.record_size as u64, Ordering::Relaxed);
-                    if let Err(e) = self.write_meeting_json(&row).await {
+                    if let Err(e) = self.write_meeting_json(&row.dir).await {
                         tracing::warn!(file = %id, error = %e, "could not write meeting.json");
                     }
                     return Ok(());
@@ -245,9 +254,14 @@ impl Downloader {
 
     /// Writes `meeting.json` beside the recordings: the metadata of every meeting stored in
     /// that folder (a recurring meeting can share one), never passwords nor addresses.
-    async fn write_meeting_json(&self, row: &FileRow) -> Result<(), Box<dyn std::error::Error>> {
+    ///
+    /// Writes are serialised: two workers finishing files of one folder would otherwise
+    /// share its temporary file.
+    async fn write_meeting_json(&self, dir: &str) -> Result<(), Box<dyn std::error::Error>> {
+        let _one_at_a_time = self.meeting_json_lock.lock().await;
+        let read_at = crate::store::now_ms();
         let mut meetings = Vec::new();
-        for m in self.store.meetings_in_dir(&row.dir).await? {
+        for m in self.store.meetings_in_dir(dir).await? {
             let files: Vec<_> = self
                 .store
                 .files_of_meeting(&m.meeting_record_id)
@@ -269,8 +283,9 @@ impl Downloader {
         }
         let json = serde_json::to_vec_pretty(&serde_json::json!({ "meetings": meetings }))?;
         self.storage
-            .write_small(&format!("{}/meeting.json", row.dir), &json)
+            .write_small(&format!("{dir}/meeting.json"), &json)
             .await?;
+        self.store.meeting_json_written(dir, read_at).await?;
         Ok(())
     }
 }

@@ -269,6 +269,30 @@ impl S3Storage {
         }
     }
 
+    /// Every object under the prefix, as (path relative to the prefix, size), sorted by
+    /// path; what `verify` compares with the database. Multipart uploads in progress are
+    /// not objects yet and do not appear.
+    pub async fn list(&self) -> Result<Vec<(String, u64)>, StorageError> {
+        let prefix = match self.config.prefix.as_str() {
+            "" => None,
+            p => Some(ObjectPath::from(p)),
+        };
+        let strip = match self.config.prefix.as_str() {
+            "" => String::new(),
+            p => format!("{p}/"),
+        };
+        let mut objects = Vec::new();
+        let mut listing = self.store.list(prefix.as_ref());
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| StorageError::Client(format!("cannot list {}: {e}", self.describe())))?;
+            let key = meta.location.to_string();
+            let relative = key.strip_prefix(&strip).unwrap_or(&key).to_string();
+            objects.push((relative, meta.size));
+        }
+        objects.sort();
+        Ok(objects)
+    }
+
     /// Streams the bytes of `key` (never buffered whole).
     pub async fn read(
         &self,

@@ -152,6 +152,7 @@ impl Store {
     }
 
     /// Called only after the bytes are durable under their final name with the right size.
+    /// Also marks the meeting's `meeting.json` as behind, in the same transaction.
     pub async fn mark_archived(
         &self,
         record_file_id: &str,
@@ -159,6 +160,7 @@ impl Store {
         sha256: &str,
     ) -> Result<(), StoreError> {
         let now = now_ms();
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "UPDATE files SET status = 'archived', archived_size = ?, sha256 = ?, archived_at = ?,
                bytes_done = ?, hash_state = NULL, last_error = NULL, download_address = NULL,
@@ -171,8 +173,17 @@ impl Store {
         .bind(size)
         .bind(now)
         .bind(record_file_id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        sqlx::query(
+            "UPDATE meetings SET json_dirty_at = ? WHERE meeting_record_id =
+               (SELECT meeting_record_id FROM files WHERE record_file_id = ?)",
+        )
+        .bind(now)
+        .bind(record_file_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -179,3 +179,25 @@ impl Store {
         .await?)
     }
 }
+
+impl Store {
+    /// Folders whose `meeting.json` is behind the database (see migration 0004).
+    pub async fn dirs_with_stale_meeting_json(&self) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT dir FROM meetings WHERE json_dirty_at IS NOT NULL ORDER BY dir",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// `meeting.json` of `dir` was written from what the database held at `read_at` (ms):
+    /// marks set before then are covered, later ones are not.
+    pub async fn meeting_json_written(&self, dir: &str, read_at: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE meetings SET json_dirty_at = NULL WHERE dir = ? AND json_dirty_at <= ?")
+            .bind(dir)
+            .bind(read_at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}

@@ -114,6 +114,54 @@ impl ArchiveBackend for LocalStorage {
     }
 }
 
+/// A bucket: objects are streamed with GET and hashed as they arrive; the listing is the
+/// bucket's (under the prefix). Uploads in progress are not objects, so S3 never has a
+/// `partial` finding.
+impl ArchiveBackend for crate::storage::s3::S3Storage {
+    async fn digest(&self, relative: &str) -> Result<Digest, ReadError> {
+        use futures::TryStreamExt;
+        let unreadable = |e: StorageError| match e {
+            StorageError::NotFound(_) => ReadError::NotFound,
+            StorageError::UnsafePath(p) => ReadError::Refused(p),
+            other => ReadError::io("cannot read", Path::new(relative), io::Error::other(other.to_string())),
+        };
+        let key = self.key_of(relative).map_err(unreadable)?;
+        let mut body = self.read(&key).await.map_err(unreadable)?;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        while let Some(chunk) = body.try_next().await.map_err(unreadable)? {
+            size += chunk.len() as u64;
+            hasher.update(&chunk);
+        }
+        Ok(Digest {
+            size,
+            sha256: hex::encode(hasher.finalize()),
+        })
+    }
+
+    async fn list(&self) -> Result<Listing, ReadError> {
+        let objects = crate::storage::s3::S3Storage::list(self)
+            .await
+            .map_err(|e| ReadError::io("cannot list", Path::new(""), io::Error::other(e.to_string())))?;
+        Ok(Listing {
+            objects: objects
+                .into_iter()
+                .map(|(path, size)| ListedObject { path, size })
+                .collect(),
+            unreadable: Vec::new(),
+        })
+    }
+
+    async fn put_small(&self, relative: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+        let key = self.key_of(relative)?;
+        self.put(&key, bytes.into(), None).await
+    }
+
+    fn describe(&self) -> String {
+        crate::storage::s3::S3Storage::describe(self)
+    }
+}
+
 /// Resolves through the storage layout so that a tampered database row cannot make
 /// `verify` read (and report on) a file outside the archive root.
 fn layout_path(storage: &LocalStorage, relative: &str) -> Result<PathBuf, ReadError> {

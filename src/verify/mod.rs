@@ -20,7 +20,7 @@ pub use classify::{ReportRow, Status};
 pub use report::{Format, Summary, VerifyReport};
 
 use crate::config::Config;
-use crate::storage::{LocalStorage, StorageError};
+use crate::storage::{Storage, StorageError};
 use crate::store::verify::VerifyRow;
 use crate::store::{Store, StoreError, now_ms};
 use chrono::{NaiveDate, TimeZone};
@@ -62,10 +62,8 @@ pub enum VerifyError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// Only the local backend implements [`ArchiveBackend`] so far; checking a bucket
-    /// against a local path that does not exist would report every file missing.
-    #[error("verify reads only a local archive (storage.path) so far; {0} cannot be verified yet")]
-    UnsupportedBackend(String),
+    #[error("cannot open the archive: {0}")]
+    Storage(StorageError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot list the archive: {0}")]
@@ -257,17 +255,16 @@ pub async fn verify_configured(
     store: &Store,
     options: &VerifyOptions,
 ) -> Result<VerifyReport, VerifyError> {
-    if let Some(s3) = &config.storage.s3 {
-        return Err(VerifyError::UnsupportedBackend(format!(
-            "bucket `{}`",
-            s3.bucket
-        )));
+    match Storage::open(&config.storage).map_err(VerifyError::Storage)? {
+        Storage::Local(local) => {
+            let ignored = Ignored {
+                paths: database_files_under(local.root(), &config.database.path),
+            };
+            verify(store, &local, &ignored, options).await
+        }
+        // The database never lives in a bucket: nothing to ignore there.
+        Storage::S3(s3) => verify(store, s3.as_ref(), &Ignored::default(), options).await,
     }
-    let storage = LocalStorage::new(&config.storage.path);
-    let ignored = Ignored {
-        paths: database_files_under(&config.storage.path, &config.database.path),
-    };
-    verify(store, &storage, &ignored, options).await
 }
 
 /// Checks the archive in `backend` against `store`, records `verified_at` of the files

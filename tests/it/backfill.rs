@@ -41,6 +41,25 @@ async fn backfill_of_90_days_archives_every_manifest_file_intact() {
         assert_eq!(row.archived_size, Some(entry.record_size as i64));
     }
 
+    // meeting.json beside the recordings: metadata, never a password or an address.
+    let archive = dir.path().join("archive");
+    let jsons: Vec<_> = files_under(&archive)
+        .into_iter()
+        .filter(|p| p.file_name().unwrap() == "meeting.json")
+        .collect();
+    assert!(!jsons.is_empty());
+    let mut secrets = sim.passwords();
+    secrets.extend(sim.issued_tokens());
+    for json in jsons {
+        let text = std::fs::read_to_string(archive.join(&json)).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(value["meetings"][0]["meeting_record_id"].is_string(), "{text}");
+        for secret in &secrets {
+            assert!(!text.contains(secret.as_str()), "{json:?} holds a secret");
+        }
+        assert!(!text.contains("token=") && !text.contains("password"), "{text}");
+    }
+
     let stats = sim.stats();
     assert_eq!(stats.rate_limited, 0, "{stats:#?}");
     assert!(stats.max_calls_in_60s <= 10, "{stats:#?}");

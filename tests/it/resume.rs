@@ -68,11 +68,14 @@ fn spawn_backfill(config: &Path, days: u32) -> tokio::process::Child {
         .unwrap()
 }
 
-/// No `.part` file is left once everything is archived.
-fn assert_no_part_files(root: &Path) {
+/// No temporary file (`.part`, `meeting.json.tmp`) is left once everything is archived.
+fn assert_no_temporary_files(root: &Path) {
     let parts: Vec<_> = files_under(root)
         .into_iter()
-        .filter(|p| p.to_string_lossy().ends_with(".part"))
+        .filter(|p| {
+            let name = p.to_string_lossy();
+            name.ends_with(".part") || name.ends_with(".tmp")
+        })
         .collect();
     assert!(parts.is_empty(), "orphaned temporary files: {parts:?}");
 }
@@ -108,7 +111,7 @@ async fn resumes_after_sigkill_without_refetching() {
 
     let archive = dir.path().join("archive");
     assert_archive_matches(&archive, &sim.manifest());
-    assert_no_part_files(&archive);
+    assert_no_temporary_files(&archive);
     let store = Store::open(&dir.path().join("state.db")).await.unwrap();
     assert_eq!(store.all_files().await.unwrap().len(), sim.manifest().len());
     let served = sim.stats().bytes_served;
@@ -172,7 +175,7 @@ async fn backfill_through(faults: SimConfig, download_extra: &str) -> (SimHandle
     assert!(report.complete(), "{report:#?}");
     let archive = dir.path().join("archive");
     assert_archive_matches(&archive, &sim.manifest());
-    assert_no_part_files(&archive);
+    assert_no_temporary_files(&archive);
     let size = dataset_bytes(&sim);
     (sim, size)
 }
@@ -290,16 +293,17 @@ async fn a_read_stall_longer_than_the_read_timeout_is_abandoned_and_resumed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_address_expiring_mid_transfer_is_refreshed_and_resumed_from_the_offset() {
-    // The download stalls past the read timeout; by the retry the 2-second address has
-    // expired (403), so the archiver re-lists, then resumes with Range from its offset.
+    // The download stalls past the 5 s read timeout; by the retry the 4-second address
+    // has expired (403), so the archiver re-lists, then resumes with Range from its offset.
+    // (The archiver believes addresses live 6 h: only the 403 tells it.)
     let (sim, size) = backfill_through(
         SimConfig {
             stall_first: 1,
             stall: Duration::from_secs(30),
-            address_ttl: Duration::from_secs(2),
+            address_ttl: Duration::from_secs(4),
             ..SimConfig::default()
         },
-        "read_timeout = \"2s\"",
+        "read_timeout = \"5s\"",
     )
     .await;
     let stats = sim.stats();

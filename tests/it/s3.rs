@@ -426,3 +426,56 @@ async fn an_upload_that_vanished_from_the_bucket_starts_the_file_over() {
         "{row:?}"
     );
 }
+
+/// `verify` on a bucket: intact, then with one object changed, one deleted and a stray one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn verify_reads_the_bucket_and_names_each_kind_of_damage() {
+    use wemeet_archiver::verify::{Status, VerifyOptions, verify_configured};
+    let s3 = start_s3().await;
+    let sim = start_sim(SimConfig {
+        meetings: 3,
+        days: 15,
+        pending_fraction: 0.0,
+        files_per_meeting: 1..=1,
+        min_file_size: MIB,
+        max_file_size: 7 * MIB, // single PUTs and multipart uploads
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = write_s3_config(dir.path(), &sim, &s3, "");
+    assert!(backfill_s3(&config_path).await.complete());
+    let config = load(&config_path);
+    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+    let options = VerifyOptions::new(config.storage.timezone);
+
+    let report = verify_configured(&config, &store, &options).await.unwrap();
+    assert!(report.passed, "{:#?}", report.files);
+    assert_eq!(report.summary.ok as usize, sim.manifest().len());
+
+    // The bucket's objects are files under the server's directory.
+    let objects = s3._root.path().join(BUCKET).join(PREFIX);
+    let rows = store.all_files().await.unwrap();
+    let changed = objects.join(&rows[0].path);
+    let mut bytes = std::fs::read(&changed).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&changed, bytes).unwrap();
+    std::fs::remove_file(objects.join(&rows[1].path)).unwrap();
+    std::fs::write(objects.join(&rows[2].dir).join("stray.mp4"), b"not ours").unwrap();
+
+    let report = verify_configured(&config, &store, &options).await.unwrap();
+    assert!(!report.passed);
+    let status_of = |path: &str| {
+        report
+            .files
+            .iter()
+            .find(|r| r.path == path)
+            .map(|r| r.status)
+            .unwrap_or_else(|| panic!("{path} not in {:#?}", report.files))
+    };
+    assert_eq!(status_of(&rows[0].path), Status::HashMismatch);
+    assert_eq!(status_of(&rows[1].path), Status::Missing);
+    assert_eq!(status_of(&format!("{}/stray.mp4", rows[2].dir)), Status::Extra);
+    assert_eq!(status_of(&rows[2].path), Status::Ok);
+    assert_eq!(report.summary.problems, 3);
+}
