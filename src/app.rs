@@ -97,7 +97,8 @@ impl App {
         let lock = lock_database(&config.database.path)?;
         let store = Store::open(&config.database.path).await?;
         let budget = Arc::new(Budget::load(store.clone(), config.api.requests_per_minute).await?);
-        let api = ApiClient::new(config.api.clone(), budget).map_err(|e| AppError::Http(e.to_string()))?;
+        let api = ApiClient::new(config.api.clone(), budget)
+            .map_err(|e| AppError::Http(e.to_string()))?;
         let lister = Arc::new(Lister::new(api, store.clone(), config.storage.timezone));
         Ok(Self {
             config,
@@ -131,7 +132,10 @@ impl App {
     ) -> Result<BackfillReport, AppError> {
         let requeued = self.store.requeue_interrupted().await?;
         if requeued > 0 {
-            tracing::info!(files = requeued, "resuming transfers interrupted by the last run");
+            tracing::info!(
+                files = requeued,
+                "resuming transfers interrupted by the last run"
+            );
         }
         if retry_failed {
             let n = self.store.retry_failed().await?;
@@ -139,7 +143,8 @@ impl App {
         }
         let downloader = self.downloader()?;
         let listing_done = Arc::new(AtomicBool::new(false));
-        let pool = tokio::spawn(Arc::clone(&downloader).run(Arc::clone(&listing_done), cancel.clone()));
+        let pool =
+            tokio::spawn(Arc::clone(&downloader).run(Arc::clone(&listing_done), cancel.clone()));
 
         let windows = split_windows(since, until);
         let mut report = BackfillReport {
@@ -160,7 +165,14 @@ impl App {
             };
             match listed {
                 Ok(w) => {
-                    tracing::info!(start, end, pages = w.pages, meetings = w.meetings, files = w.files, "window listed");
+                    tracing::info!(
+                        start,
+                        end,
+                        pages = w.pages,
+                        meetings = w.meetings,
+                        files = w.files,
+                        "window listed"
+                    );
                     report.meetings_seen += w.meetings;
                 }
                 Err(e) => match AppError::from(e) {
@@ -177,7 +189,9 @@ impl App {
             }
         }
         listing_done.store(true, Ordering::Release);
-        let pool_result = pool.await.unwrap_or_else(|e| panic!("download pool panicked: {e}"));
+        let pool_result = pool
+            .await
+            .unwrap_or_else(|e| panic!("download pool panicked: {e}"));
         if let Some(e) = fatal {
             return Err(e);
         }

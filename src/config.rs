@@ -438,7 +438,10 @@ fn validate_api(
     let base_url = Url::parse(&raw.base_url).map_err(|e| {
         invalid(
             "api.base_url",
-            format!("`{}` is not a URL ({e}); use e.g. \"https://api.meeting.qq.com\"", raw.base_url),
+            format!(
+                "`{}` is not a URL ({e}); use e.g. \"https://api.meeting.qq.com\"",
+                raw.base_url
+            ),
         )
     })?;
     if !matches!(base_url.scheme(), "http" | "https") || base_url.host().is_none() {
@@ -470,13 +473,19 @@ fn validate_api(
     if raw.operator_id_type != 1 {
         return Err(invalid(
             "api.operator_id_type",
-            format!("is {}; the recordings API only accepts 1 (userid)", raw.operator_id_type),
+            format!(
+                "is {}; the recordings API only accepts 1 (userid)",
+                raw.operator_id_type
+            ),
         ));
     }
     if !(0..=2).contains(&raw.record_type) {
         return Err(invalid(
             "api.record_type",
-            format!("is {}; use 0 (all), 1 (cloud recordings) or 2 (uploaded)", raw.record_type),
+            format!(
+                "is {}; use 0 (all), 1 (cloud recordings) or 2 (uploaded)",
+                raw.record_type
+            ),
         ));
     }
     if !(1..=10_000).contains(&raw.requests_per_minute) {
@@ -912,7 +921,11 @@ fn duration(key: &'static str, text: &str) -> Result<Duration, ConfigError> {
 
 /// Relative paths are taken relative to the config file, so a config works wherever the
 /// service is started from.
-fn non_empty_path(key: &'static str, path: PathBuf, base_dir: &Path) -> Result<PathBuf, ConfigError> {
+fn non_empty_path(
+    key: &'static str,
+    path: PathBuf,
+    base_dir: &Path,
+) -> Result<PathBuf, ConfigError> {
     if path.as_os_str().is_empty() {
         return Err(invalid(key, "is empty: give a directory or file path"));
     }
@@ -1186,9 +1199,15 @@ path = "state.db"
         assert_eq!(c.api.requests_per_minute, defaults.api.requests_per_minute);
         assert_eq!(c.download.workers, defaults.download.workers);
         assert_eq!(c.download.max_attempts, defaults.download.max_attempts);
-        assert_eq!(c.download.checkpoint_bytes, defaults.download.checkpoint_bytes);
+        assert_eq!(
+            c.download.checkpoint_bytes,
+            defaults.download.checkpoint_bytes
+        );
         assert_eq!(c.download.read_timeout, defaults.download.read_timeout);
-        assert_eq!(c.download.disk_full_retry, defaults.download.disk_full_retry);
+        assert_eq!(
+            c.download.disk_full_retry,
+            defaults.download.disk_full_retry
+        );
         assert_eq!(c.download.address_ttl, defaults.download.address_ttl);
         assert_eq!(c.poll.interval, defaults.poll.interval);
         assert_eq!(c.poll.lookback, defaults.poll.lookback);
@@ -1237,16 +1256,52 @@ path = "state.db"
     #[test]
     fn impossible_values_are_named() {
         let cases = [
-            ("[database]", "[download]\nworkers = 0\n[database]", "download.workers"),
-            ("operator_id = \"admin\"", "operator_id = \"admin\"\nrequests_per_minute = 0", "api.requests_per_minute"),
-            ("operator_id = \"admin\"", "operator_id = \"admin\"\nrecord_type = 7", "api.record_type"),
-            ("path = \"archive\"", "path = \"archive\"\ntimezone = \"Mars/Base\"", "storage.timezone"),
-            ("secret_key = \"very-secret-key\"", "secret_key = \"\"", "api.secret_key"),
+            (
+                "[database]",
+                "[download]\nworkers = 0\n[database]",
+                "download.workers",
+            ),
+            (
+                "operator_id = \"admin\"",
+                "operator_id = \"admin\"\nrequests_per_minute = 0",
+                "api.requests_per_minute",
+            ),
+            (
+                "operator_id = \"admin\"",
+                "operator_id = \"admin\"\nrecord_type = 7",
+                "api.record_type",
+            ),
+            (
+                "path = \"archive\"",
+                "path = \"archive\"\ntimezone = \"Mars/Base\"",
+                "storage.timezone",
+            ),
+            (
+                "secret_key = \"very-secret-key\"",
+                "secret_key = \"\"",
+                "api.secret_key",
+            ),
             ("app_id = \"200000001\"", "app_id = \"abc\"", "api.app_id"),
-            ("[database]", "[poll]\ninterval = \"soon\"\n[database]", "poll.interval"),
-            ("[database]", "[poll]\nlookback = \"1m\"\n[database]", "poll.lookback"),
-            ("[database]", "[metrics]\nlisten = \"port 80\"\n[database]", "metrics.listen"),
-            ("path = \"archive\"", "path = \"archive\"\nbackend = \"ftp\"", "storage.backend"),
+            (
+                "[database]",
+                "[poll]\ninterval = \"soon\"\n[database]",
+                "poll.interval",
+            ),
+            (
+                "[database]",
+                "[poll]\nlookback = \"1m\"\n[database]",
+                "poll.lookback",
+            ),
+            (
+                "[database]",
+                "[metrics]\nlisten = \"port 80\"\n[database]",
+                "metrics.listen",
+            ),
+            (
+                "path = \"archive\"",
+                "path = \"archive\"\nbackend = \"ftp\"",
+                "storage.backend",
+            ),
         ];
         for (from, to, key) in cases {
             let err = parse(&GOOD.replacen(from, to, 1)).unwrap_err();

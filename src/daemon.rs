@@ -102,7 +102,11 @@ impl App {
     /// one file at a time: hashing is CPU- and disk-bound, and the transfers keep the rest.
     /// Problems are logged at error level and exported by `/metrics`. A scrub that cannot
     /// run is logged and tried again at the next interval; it never stops the service.
-    async fn scrub_loop(&self, every: Duration, cancel: &CancellationToken) -> Result<(), AppError> {
+    async fn scrub_loop(
+        &self,
+        every: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<(), AppError> {
         loop {
             let last = self
                 .store
@@ -132,7 +136,8 @@ impl App {
                         );
                     }
                     tracing::info!(
-                        checked = report.summary.checked_files, problems = report.summary.problems,
+                        checked = report.summary.checked_files,
+                        problems = report.summary.problems,
                         "scrub finished"
                     );
                     let summary = serde_json::to_string(&report.summary).unwrap_or_default();
@@ -140,7 +145,9 @@ impl App {
                 }
                 Err(e) => tracing::error!(error = %e, "scrub could not run"),
             }
-            self.store.set_state(SCRUB_LAST, &now_ms().to_string()).await?;
+            self.store
+                .set_state(SCRUB_LAST, &now_ms().to_string())
+                .await?;
         }
     }
 

@@ -284,7 +284,9 @@ impl S3Storage {
         let mut objects = Vec::new();
         let mut listing = self.store.list(prefix.as_ref());
         while let Some(meta) = listing.next().await {
-            let meta = meta.map_err(|e| StorageError::Client(format!("cannot list {}: {e}", self.describe())))?;
+            let meta = meta.map_err(|e| {
+                StorageError::Client(format!("cannot list {}: {e}", self.describe()))
+            })?;
             let key = meta.location.to_string();
             let relative = key.strip_prefix(&strip).unwrap_or(&key).to_string();
             objects.push((relative, meta.size));

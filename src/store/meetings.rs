@@ -193,11 +193,13 @@ impl Store {
     /// `meeting.json` of `dir` was written from what the database held at `read_at` (ms):
     /// marks set before then are covered, later ones are not.
     pub async fn meeting_json_written(&self, dir: &str, read_at: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE meetings SET json_dirty_at = NULL WHERE dir = ? AND json_dirty_at <= ?")
-            .bind(dir)
-            .bind(read_at)
-            .execute(self.pool())
-            .await?;
+        sqlx::query(
+            "UPDATE meetings SET json_dirty_at = NULL WHERE dir = ? AND json_dirty_at <= ?",
+        )
+        .bind(dir)
+        .bind(read_at)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 }

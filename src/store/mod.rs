@@ -16,8 +16,8 @@ pub use files::{Checkpoint, FileRow, FileStatus};
 pub use meetings::{FileUpsert, MeetingRow, MeetingUpsert};
 pub use status::{Failure, StatusReport};
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;
 use std::time::Duration;
 
@@ -77,13 +77,12 @@ impl Store {
     /// Records one API call about to be sent, and why (`refresh`, `live`, `backfill`);
     /// returns its id for [`Store::set_call_outcome`].
     pub async fn record_api_call(&self, at_ms: i64, purpose: &str) -> Result<i64, StoreError> {
-        let id = sqlx::query_scalar(
-            "INSERT INTO api_calls (at_ms, purpose) VALUES (?, ?) RETURNING id",
-        )
-        .bind(at_ms)
-        .bind(purpose)
-        .fetch_one(&self.pool)
-        .await?;
+        let id =
+            sqlx::query_scalar("INSERT INTO api_calls (at_ms, purpose) VALUES (?, ?) RETURNING id")
+                .bind(at_ms)
+                .bind(purpose)
+                .fetch_one(&self.pool)
+                .await?;
         Ok(id)
     }
 

@@ -123,7 +123,11 @@ impl ArchiveBackend for crate::storage::s3::S3Storage {
         let unreadable = |e: StorageError| match e {
             StorageError::NotFound(_) => ReadError::NotFound,
             StorageError::UnsafePath(p) => ReadError::Refused(p),
-            other => ReadError::io("cannot read", Path::new(relative), io::Error::other(other.to_string())),
+            other => ReadError::io(
+                "cannot read",
+                Path::new(relative),
+                io::Error::other(other.to_string()),
+            ),
         };
         let key = self.key_of(relative).map_err(unreadable)?;
         let mut body = self.read(&key).await.map_err(unreadable)?;
@@ -142,7 +146,13 @@ impl ArchiveBackend for crate::storage::s3::S3Storage {
     async fn list(&self) -> Result<Listing, ReadError> {
         let objects = crate::storage::s3::S3Storage::list(self)
             .await
-            .map_err(|e| ReadError::io("cannot list", Path::new(""), io::Error::other(e.to_string())))?;
+            .map_err(|e| {
+                ReadError::io(
+                    "cannot list",
+                    Path::new(""),
+                    io::Error::other(e.to_string()),
+                )
+            })?;
         Ok(Listing {
             objects: objects
                 .into_iter()

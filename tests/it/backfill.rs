@@ -53,11 +53,17 @@ async fn backfill_of_90_days_archives_every_manifest_file_intact() {
     for json in jsons {
         let text = std::fs::read_to_string(archive.join(&json)).unwrap();
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert!(value["meetings"][0]["meeting_record_id"].is_string(), "{text}");
+        assert!(
+            value["meetings"][0]["meeting_record_id"].is_string(),
+            "{text}"
+        );
         for secret in &secrets {
             assert!(!text.contains(secret.as_str()), "{json:?} holds a secret");
         }
-        assert!(!text.contains("token=") && !text.contains("password"), "{text}");
+        assert!(
+            !text.contains("token=") && !text.contains("password"),
+            "{text}"
+        );
     }
 
     let stats = sim.stats();

@@ -135,3 +135,39 @@ pub async fn run_binary(args: &[&str], envs: &[(&str, &str)]) -> Output {
     }
     cmd.output().await.expect("binary runs")
 }
+
+pub fn rfc3339(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339()
+}
+
+/// Runs `backfill` over `full_range(days)` as a separate process (to be killed at will),
+/// with only `envs` of the secrets' variables set; its log goes to `backfill.log` beside
+/// the config.
+pub fn spawn_backfill(config: &Path, days: u32, envs: &[(&str, &str)]) -> tokio::process::Child {
+    let (since, until) = full_range(days);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(config.with_file_name("backfill.log"))
+        .unwrap();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_wemeet-archiver"));
+    cmd.args(["--config", config.to_str().unwrap(), "backfill"])
+        .args(["--since", &rfc3339(since), "--until", &rfc3339(until)]);
+    for var in [
+        "WEMEET_SECRET_KEY",
+        "WEMEET_SECRET_ID",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(envs.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}

@@ -446,7 +446,10 @@ async fn the_periodic_scrub_finds_a_damaged_file_and_exports_it() {
         if text.contains("wemeet_scrub_files{status=\"hash_mismatch\"} 1") {
             break;
         }
-        assert!(Instant::now() < deadline, "the scrub never reported the damage:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "the scrub never reported the damage:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     cancel.cancel();

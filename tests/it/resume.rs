@@ -45,29 +45,6 @@ fn dataset_bytes(sim: &SimHandle) -> u64 {
     sim.manifest().iter().map(|e| e.record_size).sum()
 }
 
-fn rfc3339(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339()
-}
-
-/// Runs `backfill` as a separate process; its log goes to `backfill.log` beside the config.
-fn spawn_backfill(config: &Path, days: u32) -> tokio::process::Child {
-    let (since, until) = full_range(days);
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(config.with_file_name("backfill.log"))
-        .unwrap();
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_wemeet-archiver"))
-        .args(["--config", config.to_str().unwrap(), "backfill"])
-        .args(["--since", &rfc3339(since), "--until", &rfc3339(until)])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
-}
-
 /// No temporary file (`.part`, `meeting.json.tmp`) is left once everything is archived.
 fn assert_no_temporary_files(root: &Path) {
     let parts: Vec<_> = files_under(root)
@@ -95,7 +72,7 @@ async fn resumes_after_sigkill_without_refetching() {
     );
     let mut rng = rand::rng();
     for kill in 0..KILLS {
-        let mut child = spawn_backfill(&config, 15);
+        let mut child = spawn_backfill(&config, 15, &[]);
         let after = Duration::from_millis(rng.random_range(300..1200));
         tokio::time::sleep(after).await;
         let finished = child.try_wait().unwrap();
@@ -106,7 +83,7 @@ async fn resumes_after_sigkill_without_refetching() {
         child.start_kill().unwrap(); // SIGKILL
         child.wait().await.unwrap();
     }
-    let status = spawn_backfill(&config, 15).wait().await.unwrap();
+    let status = spawn_backfill(&config, 15, &[]).wait().await.unwrap();
     assert!(status.success());
 
     let archive = dir.path().join("archive");
@@ -128,7 +105,7 @@ async fn sigterm_checkpoints_exits_0_within_10_s_and_the_next_run_resumes() {
     let sim = start_sim(big_files(2 * MIB)).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &sim, "workers = 2\ncheckpoint_bytes = 4194304");
-    let child = spawn_backfill(&config, 15);
+    let child = spawn_backfill(&config, 15, &[]);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let before = sim.stats().bytes_served;
     assert!(before > 0, "no transfer was in flight");
@@ -153,7 +130,7 @@ async fn sigterm_checkpoints_exits_0_within_10_s_and_the_next_run_resumes() {
     assert!(checkpointed > 0, "nothing was checkpointed on SIGTERM");
     drop(store);
 
-    let status = spawn_backfill(&config, 15).wait().await.unwrap();
+    let status = spawn_backfill(&config, 15, &[]).wait().await.unwrap();
     assert!(status.success());
     assert_archive_matches(&dir.path().join("archive"), &sim.manifest());
     // The checkpoints taken on SIGTERM cover what was received: at most a chunk per

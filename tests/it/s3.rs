@@ -27,6 +27,11 @@ const BUCKET: &str = "recordings";
 const PREFIX: &str = "wemeet/archive";
 const ACCESS_KEY: &str = "AKIATESTARCHIVER";
 const SECRET_KEY: &str = "s3-test-secret-key";
+/// The credentials as a spawned archiver gets them.
+const AWS_ENV: [(&str, &str); 2] = [
+    (ENV_AWS_ACCESS_KEY_ID, ACCESS_KEY),
+    (ENV_AWS_SECRET_ACCESS_KEY, SECRET_KEY),
+];
 /// The part size of these tests: S3's minimum, so that a few MiB make several parts.
 const PART: u64 = 5 * MIB;
 /// The simulator's body chunk: what it may count as served beyond what a client received.
@@ -153,36 +158,6 @@ async fn backfill_s3(config: &Path) -> BackfillReport {
     let app = App::open(load(config)).await.unwrap();
     app.backfill(range.0, range.1, false, Default::default())
         .await
-        .unwrap()
-}
-
-fn rfc3339(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339()
-}
-
-/// Runs `backfill` as a separate process with the credentials in its environment; its log
-/// goes to `backfill.log` beside the config.
-fn spawn_backfill(config: &Path) -> tokio::process::Child {
-    let (since, until) = full_range(15);
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(config.with_file_name("backfill.log"))
-        .unwrap();
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_wemeet-archiver"))
-        .args(["--config", config.to_str().unwrap(), "backfill"])
-        .args(["--since", &rfc3339(since), "--until", &rfc3339(until)])
-        .env(ENV_AWS_ACCESS_KEY_ID, ACCESS_KEY)
-        .env(ENV_AWS_SECRET_ACCESS_KEY, SECRET_KEY)
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_PROFILE")
-        .env_remove("WEMEET_SECRET_KEY")
-        .env_remove("WEMEET_SECRET_ID")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
         .unwrap()
 }
 
@@ -336,7 +311,7 @@ async fn a_sigkilled_upload_resumes_from_the_next_part() {
     let config = write_s3_config(dir.path(), &sim, &s3, "workers = 1");
     let db = dir.path().join("state.db");
 
-    let mut child = spawn_backfill(&config);
+    let mut child = spawn_backfill(&config, 15, &AWS_ENV);
     let resume_at = wait_for_parts(&db, &entry.record_file_id, 2).await;
     assert!(
         child.try_wait().unwrap().is_none(),
@@ -360,7 +335,7 @@ async fn a_sigkilled_upload_resumes_from_the_next_part() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let served_before = sim.stats().bytes_served;
 
-    let status = spawn_backfill(&config).wait().await.unwrap();
+    let status = spawn_backfill(&config, 15, &AWS_ENV).wait().await.unwrap();
     assert!(
         status.success(),
         "{}",
@@ -391,7 +366,7 @@ async fn an_upload_that_vanished_from_the_bucket_starts_the_file_over() {
     let config = write_s3_config(dir.path(), &sim, &s3, "workers = 1");
     let db = dir.path().join("state.db");
 
-    let mut child = spawn_backfill(&config);
+    let mut child = spawn_backfill(&config, 15, &AWS_ENV);
     wait_for_parts(&db, &entry.record_file_id, 1).await;
     child.start_kill().unwrap(); // SIGKILL
     child.wait().await.unwrap();
@@ -475,7 +450,10 @@ async fn verify_reads_the_bucket_and_names_each_kind_of_damage() {
     };
     assert_eq!(status_of(&rows[0].path), Status::HashMismatch);
     assert_eq!(status_of(&rows[1].path), Status::Missing);
-    assert_eq!(status_of(&format!("{}/stray.mp4", rows[2].dir)), Status::Extra);
+    assert_eq!(
+        status_of(&format!("{}/stray.mp4", rows[2].dir)),
+        Status::Extra
+    );
     assert_eq!(status_of(&rows[2].path), Status::Ok);
     assert_eq!(report.summary.problems, 3);
 }
