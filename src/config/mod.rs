@@ -11,6 +11,15 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod s3;
+
+pub use s3::{
+    ENV_AWS_ACCESS_KEY_ID, ENV_AWS_PROFILE, ENV_AWS_SECRET_ACCESS_KEY, ENV_AWS_SESSION_TOKEN,
+    ENV_AWS_SHARED_CREDENTIALS_FILE, S3_MAX_PART_SIZE, S3_MAX_PARTS, S3_MIN_PART_SIZE, S3Config,
+    S3Credentials,
+};
+use s3::{RawS3, validate_s3};
+
 /// Environment variables that override the file (systemd units and CI prefer them to files).
 pub const ENV_SECRET_ID: &str = "WEMEET_SECRET_ID";
 pub const ENV_SECRET_KEY: &str = "WEMEET_SECRET_KEY";
@@ -100,53 +109,6 @@ pub struct StorageConfig {
     pub timezone: chrono_tz::Tz,
     /// `backend = "s3"`: recordings go to this bucket instead of `path`.
     pub s3: Option<S3Config>,
-}
-
-/// Environment variables and files the S3 credentials come from, as every AWS tool reads
-/// them (so an admin's existing setup works unchanged).
-pub const ENV_AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
-pub const ENV_AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
-pub const ENV_AWS_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
-pub const ENV_AWS_SHARED_CREDENTIALS_FILE: &str = "AWS_SHARED_CREDENTIALS_FILE";
-pub const ENV_AWS_PROFILE: &str = "AWS_PROFILE";
-
-/// S3's own limits: every part but the last is at least 5 MiB, a part is at most 5 GiB,
-/// an upload has at most 10,000 parts.
-pub const S3_MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
-pub const S3_MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
-pub const S3_MAX_PARTS: u64 = 10_000;
-
-/// An S3-compatible bucket (AWS S3, MinIO, Tencent COS, Ceph, ...).
-#[derive(Debug, Clone)]
-pub struct S3Config {
-    pub bucket: String,
-    /// `None`: AWS S3 itself, at the endpoint of `region`.
-    pub endpoint: Option<Url>,
-    pub region: String,
-    /// Prepended to every key, without leading or trailing `/`; empty for the bucket root.
-    pub prefix: String,
-    /// `https://endpoint/bucket/key` rather than `https://bucket.endpoint/key`.
-    pub path_style: bool,
-    pub allow_http: bool,
-    /// Bytes per part of a multipart upload (a file's own part size may be larger: see
-    /// `download`). Memory per transfer is `part_size × max_parts_in_flight`.
-    pub part_size: u64,
-    /// Parts of one transfer buffered or uploading at once.
-    pub max_parts_in_flight: usize,
-    /// Send a SHA-256 checksum with every part, for the bucket to check (some older
-    /// S3-compatible servers reject the `x-amz-checksum-*` headers).
-    pub part_checksums: bool,
-    /// Longest a single request to the bucket may take (a part upload included).
-    pub timeout: Duration,
-    pub credentials: S3Credentials,
-}
-
-/// All three are secrets to the logs (even the key id: it names an account).
-#[derive(Debug, Clone)]
-pub struct S3Credentials {
-    pub access_key_id: Secret,
-    pub secret_access_key: Secret,
-    pub session_token: Option<Secret>,
 }
 
 #[derive(Debug, Clone)]
@@ -261,36 +223,6 @@ struct RawStorage {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawS3 {
-    #[serde(default)]
-    bucket: String,
-    #[serde(default)]
-    endpoint: String,
-    #[serde(default = "default_region")]
-    region: String,
-    #[serde(default)]
-    prefix: String,
-    path_style: Option<bool>,
-    #[serde(default)]
-    allow_http: bool,
-    #[serde(default = "default_part_size")]
-    part_size: i64,
-    #[serde(default = "default_parts_in_flight")]
-    max_parts_in_flight: i64,
-    #[serde(default = "yes")]
-    part_checksums: bool,
-    #[serde(default = "default_s3_timeout")]
-    timeout: String,
-    /// Accepted (with a warning) for admins who insist; the environment or a credentials
-    /// file keep the secret out of a file that gets copied around.
-    #[serde(default)]
-    access_key_id: String,
-    #[serde(default)]
-    secret_access_key: Secret,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawDatabase {
     path: PathBuf,
 }
@@ -342,21 +274,6 @@ fn default_backend() -> String {
 }
 fn default_timezone() -> String {
     "Asia/Shanghai".into()
-}
-fn default_region() -> String {
-    "us-east-1".into()
-}
-fn default_part_size() -> i64 {
-    64 * 1024 * 1024
-}
-fn default_parts_in_flight() -> i64 {
-    2
-}
-fn yes() -> bool {
-    true
-}
-fn default_s3_timeout() -> String {
-    "10m".into()
 }
 fn default_workers() -> i64 {
     4
@@ -615,238 +532,6 @@ fn validate_storage(
     Ok(StorageConfig { path, timezone, s3 })
 }
 
-fn validate_s3(raw: RawS3, env: &dyn Fn(&str) -> Option<String>) -> Result<S3Config, ConfigError> {
-    let bucket = raw.bucket.trim().to_string();
-    let bucket_ok = (3..=63).contains(&bucket.len())
-        && bucket
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
-    if !bucket_ok {
-        return Err(invalid(
-            "storage.s3.bucket",
-            format!(
-                "`{bucket}` is not a bucket name: 3 to 63 letters, digits, `.`, `-` (Tencent COS: \
-                 \"name-appid\")"
-            ),
-        ));
-    }
-    let endpoint = match raw.endpoint.trim() {
-        "" => None,
-        text => {
-            let url = Url::parse(text).ok().filter(|u| {
-                matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.query().is_none()
-            });
-            let Some(url) = url else {
-                return Err(invalid(
-                    "storage.s3.endpoint",
-                    format!(
-                        "`{text}` is not an http(s) URL with a host, e.g. \
-                         \"https://cos.ap-guangzhou.myqcloud.com\" or \"http://127.0.0.1:9000\""
-                    ),
-                ));
-            };
-            if url.scheme() == "http" && !raw.allow_http {
-                return Err(invalid(
-                    "storage.s3.endpoint",
-                    format!(
-                        "`{text}` is plain http, which sends recordings unencrypted: use https, or \
-                         set storage.s3.allow_http = true (a bucket on a trusted network)"
-                    ),
-                ));
-            }
-            Some(url)
-        }
-    };
-    let region = raw.region.trim().to_string();
-    if region.is_empty() {
-        return Err(invalid(
-            "storage.s3.region",
-            "is empty: e.g. \"us-east-1\" (MinIO's default) or \"ap-guangzhou\" (COS)",
-        ));
-    }
-    let mut segments = Vec::new();
-    for segment in raw.prefix.split('/').filter(|s| !s.is_empty()) {
-        if matches!(segment, "." | "..") || segment.chars().any(char::is_control) {
-            return Err(invalid(
-                "storage.s3.prefix",
-                format!(
-                    "`{}` must be plain folder names separated by `/`, e.g. \"wemeet\"",
-                    raw.prefix
-                ),
-            ));
-        }
-        segments.push(segment);
-    }
-    if !(S3_MIN_PART_SIZE as i64..=S3_MAX_PART_SIZE as i64).contains(&raw.part_size) {
-        return Err(invalid(
-            "storage.s3.part_size",
-            format!(
-                "is {}; use a size from {S3_MIN_PART_SIZE} (5 MiB, S3's minimum) to \
-                 {S3_MAX_PART_SIZE} (5 GiB, S3's maximum)",
-                raw.part_size
-            ),
-        ));
-    }
-    if !(1..=16).contains(&raw.max_parts_in_flight) {
-        return Err(invalid(
-            "storage.s3.max_parts_in_flight",
-            format!(
-                "is {}; use a number from 1 to 16 (memory per transfer is part_size times this)",
-                raw.max_parts_in_flight
-            ),
-        ));
-    }
-    let timeout = duration("storage.s3.timeout", &raw.timeout)?;
-    if timeout < Duration::from_secs(1) {
-        return Err(invalid(
-            "storage.s3.timeout",
-            "must be at least 1s, e.g. \"10m\"",
-        ));
-    }
-    Ok(S3Config {
-        path_style: raw.path_style.unwrap_or(endpoint.is_some()),
-        bucket,
-        endpoint,
-        region,
-        prefix: segments.join("/"),
-        allow_http: raw.allow_http,
-        part_size: raw.part_size as u64,
-        max_parts_in_flight: raw.max_parts_in_flight as usize,
-        part_checksums: raw.part_checksums,
-        timeout,
-        credentials: resolve_s3_credentials(raw.access_key_id, raw.secret_access_key, env)?,
-    })
-}
-
-/// Precedence: the `AWS_*` environment, then the keys in the config file (with a warning),
-/// then the shared credentials file (`$AWS_SHARED_CREDENTIALS_FILE` or
-/// `~/.aws/credentials`, profile `$AWS_PROFILE` or `default`). Read once at start: new
-/// credentials take effect at the next start.
-fn resolve_s3_credentials(
-    inline_key_id: String,
-    inline_secret: Secret,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<S3Credentials, ConfigError> {
-    let var = |name| env(name).filter(|v| !v.trim().is_empty());
-    match (var(ENV_AWS_ACCESS_KEY_ID), var(ENV_AWS_SECRET_ACCESS_KEY)) {
-        (Some(id), Some(secret)) => {
-            return Ok(S3Credentials {
-                access_key_id: Secret::new(id),
-                secret_access_key: Secret::new(secret),
-                session_token: var(ENV_AWS_SESSION_TOKEN).map(Secret::new),
-            });
-        }
-        (None, None) => {}
-        _ => {
-            return Err(invalid(
-                "storage.s3",
-                format!(
-                    "only one of ${ENV_AWS_ACCESS_KEY_ID} and ${ENV_AWS_SECRET_ACCESS_KEY} is \
-                     set; set both, or neither"
-                ),
-            ));
-        }
-    }
-    match (inline_key_id.trim().is_empty(), inline_secret.is_empty()) {
-        (false, false) => {
-            tracing::warn!(
-                "storage.s3.secret_access_key is written in the config file; prefer \
-                 ${ENV_AWS_ACCESS_KEY_ID}/${ENV_AWS_SECRET_ACCESS_KEY} or a credentials file"
-            );
-            return Ok(S3Credentials {
-                access_key_id: Secret::new(inline_key_id.trim()),
-                secret_access_key: inline_secret,
-                session_token: None,
-            });
-        }
-        (false, true) => {
-            return Err(invalid(
-                "storage.s3.secret_access_key",
-                "is missing while storage.s3.access_key_id is set; set both, or (better) neither \
-                 and use the AWS_* environment or a credentials file",
-            ));
-        }
-        (true, false) => {
-            return Err(invalid(
-                "storage.s3.access_key_id",
-                "is missing while storage.s3.secret_access_key is set; set both, or (better) \
-                 neither and use the AWS_* environment or a credentials file",
-            ));
-        }
-        (true, true) => {}
-    }
-    let explicit = var(ENV_AWS_SHARED_CREDENTIALS_FILE).map(PathBuf::from);
-    let file = explicit
-        .clone()
-        .or_else(|| var("HOME").map(|home| Path::new(&home).join(".aws/credentials")));
-    let profile = var(ENV_AWS_PROFILE).unwrap_or_else(|| "default".into());
-    let no_credentials = || {
-        invalid(
-            "storage.s3",
-            format!(
-                "no S3 credentials: set ${ENV_AWS_ACCESS_KEY_ID} and \
-                 ${ENV_AWS_SECRET_ACCESS_KEY}, or give profile `{profile}` in a credentials \
-                 file (${ENV_AWS_SHARED_CREDENTIALS_FILE} or ~/.aws/credentials)"
-            ),
-        )
-    };
-    let Some(file) = file else {
-        return Err(no_credentials());
-    };
-    let text = match std::fs::read_to_string(&file) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
-            return Err(no_credentials());
-        }
-        Err(e) => {
-            return Err(invalid(
-                "storage.s3",
-                format!("cannot read the credentials file {}: {e}", file.display()),
-            ));
-        }
-    };
-    credentials_file_profile(&text, &profile).ok_or_else(|| {
-        invalid(
-            "storage.s3",
-            format!(
-                "the credentials file {} has no profile `{profile}` with aws_access_key_id and \
-                 aws_secret_access_key",
-                file.display()
-            ),
-        )
-    })
-}
-
-/// Reads one profile of an AWS shared credentials file (INI: `[profile]`, `key = value`,
-/// `#` or `;` comments).
-fn credentials_file_profile(text: &str, profile: &str) -> Option<S3Credentials> {
-    let (mut in_profile, mut id, mut secret, mut token) = (false, None, None, None);
-    for line in text.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with(['#', ';']) {
-            continue;
-        }
-        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            in_profile = section.trim() == profile;
-            continue;
-        }
-        let Some((key, value)) = line.split_once('=').filter(|_| in_profile) else {
-            continue;
-        };
-        let value = Some(value.trim().to_string()).filter(|v| !v.is_empty());
-        match key.trim().to_ascii_lowercase().as_str() {
-            "aws_access_key_id" => id = value,
-            "aws_secret_access_key" => secret = value,
-            "aws_session_token" => token = value,
-            _ => {}
-        }
-    }
-    Some(S3Credentials {
-        access_key_id: Secret::new(id?),
-        secret_access_key: Secret::new(secret?),
-        session_token: token.map(Secret::new),
-    })
-}
-
 fn validate_download(raw: RawDownload) -> Result<DownloadConfig, ConfigError> {
     if !(1..=64).contains(&raw.workers) {
         return Err(invalid(
@@ -933,10 +618,10 @@ fn non_empty_path(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const GOOD: &str = r#"
+    pub(super) const GOOD: &str = r#"
 [api]
 base_url = "http://127.0.0.1:1"
 app_id = "200000001"
@@ -949,231 +634,15 @@ path = "archive"
 path = "state.db"
 "#;
 
-    fn parse(text: &str) -> Result<Config, ConfigError> {
+    pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("/etc/wa/config.toml"), &|_| None)
     }
 
-    fn key_of(err: ConfigError) -> String {
+    pub(super) fn key_of(err: ConfigError) -> String {
         match err {
             ConfigError::Invalid { key, .. } => key.to_string(),
             other => other.to_string(),
         }
-    }
-
-    /// `GOOD` on the S3 backend, with `s3` as the `[storage.s3]` table.
-    fn s3_config(s3: &str) -> String {
-        GOOD.replace(
-            "[storage]\npath = \"archive\"",
-            &format!("[storage]\nbackend = \"s3\"\n[storage.s3]\n{s3}"),
-        )
-    }
-
-    fn aws_env(name: &str) -> Option<String> {
-        match name {
-            ENV_AWS_ACCESS_KEY_ID => Some("AKIAENV".into()),
-            ENV_AWS_SECRET_ACCESS_KEY => Some("env-secret".into()),
-            _ => None,
-        }
-    }
-
-    fn parse_s3(s3: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        Config::parse(&s3_config(s3), Path::new("/etc/wa/config.toml"), env)
-    }
-
-    #[test]
-    fn s3_backend_gets_documented_defaults() {
-        let c = parse_s3("bucket = \"recordings\"", &aws_env).unwrap();
-        let s3 = c.storage.s3.unwrap();
-        assert_eq!(s3.region, "us-east-1");
-        assert_eq!(s3.endpoint, None);
-        assert!(!s3.path_style, "AWS itself is virtual-hosted");
-        assert!(!s3.allow_http && s3.part_checksums);
-        assert_eq!(
-            (s3.part_size, s3.max_parts_in_flight),
-            (64 * 1024 * 1024, 2)
-        );
-        assert_eq!(s3.timeout, Duration::from_secs(600));
-        assert_eq!(s3.prefix, "");
-        assert_eq!(s3.credentials.access_key_id.expose(), "AKIAENV");
-        assert_eq!(c.storage.timezone, chrono_tz::Asia::Shanghai);
-
-        let c = parse_s3(
-            "bucket = \"recordings\"\nendpoint = \"http://127.0.0.1:9000\"\nallow_http = true\n\
-             prefix = \"/a//b/\"",
-            &aws_env,
-        )
-        .unwrap();
-        let s3 = c.storage.s3.unwrap();
-        assert!(s3.path_style, "custom endpoints default to path style");
-        assert_eq!(s3.prefix, "a/b");
-    }
-
-    #[test]
-    fn s3_credentials_come_from_the_environment_the_file_or_the_config() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("credentials");
-        std::fs::write(
-            &file,
-            "[default]\naws_access_key_id = AKIADEFAULT\naws_secret_access_key = s1\n\n\
-             # archive profile\n[archive]\naws_access_key_id=AKIAARCHIVE\n\
-             aws_secret_access_key=s2\naws_session_token = tok\n",
-        )
-        .unwrap();
-        let file = file.to_str().unwrap().to_string();
-        let with_file = |profile: Option<&'static str>| {
-            let file = file.clone();
-            move |name: &str| match name {
-                ENV_AWS_SHARED_CREDENTIALS_FILE => Some(file.clone()),
-                ENV_AWS_PROFILE => profile.map(String::from),
-                _ => None,
-            }
-        };
-        let creds = |c: Config| c.storage.s3.unwrap().credentials;
-
-        let c = creds(parse_s3("bucket = \"b-1\"", &with_file(None)).unwrap());
-        assert_eq!(
-            (c.access_key_id.expose(), c.secret_access_key.expose()),
-            ("AKIADEFAULT", "s1")
-        );
-        assert!(c.session_token.is_none());
-        let c = creds(parse_s3("bucket = \"b-1\"", &with_file(Some("archive"))).unwrap());
-        assert_eq!(c.access_key_id.expose(), "AKIAARCHIVE");
-        assert_eq!(c.session_token.unwrap().expose(), "tok");
-        let err = parse_s3("bucket = \"b-1\"", &with_file(Some("nope"))).unwrap_err();
-        assert!(err.to_string().contains("nope"), "{err}");
-
-        // The environment wins over the file and the config; the config over the file.
-        let inline = "bucket = \"b-1\"\naccess_key_id = \"AKIAINLINE\"\nsecret_access_key = \"s3\"";
-        assert_eq!(
-            creds(parse_s3(inline, &aws_env).unwrap())
-                .access_key_id
-                .expose(),
-            "AKIAENV"
-        );
-        assert_eq!(
-            creds(parse_s3(inline, &with_file(None)).unwrap())
-                .access_key_id
-                .expose(),
-            "AKIAINLINE"
-        );
-
-        let err = parse_s3("bucket = \"b-1\"", &|name| {
-            (name == "HOME").then(|| "/nonexistent".into())
-        })
-        .unwrap_err();
-        assert_eq!(key_of(err), "storage.s3");
-        let half = "bucket = \"b-1\"\naccess_key_id = \"AKIAINLINE\"";
-        assert_eq!(
-            key_of(parse_s3(half, &|_| None).unwrap_err()),
-            "storage.s3.secret_access_key"
-        );
-        let c = parse_s3(inline, &|_| None).unwrap();
-        let debug = format!("{c:?}");
-        assert!(
-            !debug.contains("AKIAINLINE") && !debug.contains("\"s3\""),
-            "{debug}"
-        );
-    }
-
-    #[test]
-    fn impossible_s3_values_are_named() {
-        let cases = [
-            ("bucket = \"\"", "storage.s3.bucket"),
-            ("bucket = \"a/b\"", "storage.s3.bucket"),
-            (
-                "bucket = \"b-1\"\nendpoint = \"minio:9000\"",
-                "storage.s3.endpoint",
-            ),
-            (
-                "bucket = \"b-1\"\nendpoint = \"http://10.0.0.1:9000\"",
-                "storage.s3.endpoint",
-            ),
-            ("bucket = \"b-1\"\nregion = \"\"", "storage.s3.region"),
-            ("bucket = \"b-1\"\nprefix = \"a/../b\"", "storage.s3.prefix"),
-            (
-                "bucket = \"b-1\"\npart_size = 1048576",
-                "storage.s3.part_size",
-            ),
-            (
-                "bucket = \"b-1\"\npart_size = 10737418240",
-                "storage.s3.part_size",
-            ),
-            (
-                "bucket = \"b-1\"\nmax_parts_in_flight = 0",
-                "storage.s3.max_parts_in_flight",
-            ),
-            (
-                "bucket = \"b-1\"\ntimeout = \"never\"",
-                "storage.s3.timeout",
-            ),
-        ];
-        for (s3, key) in cases {
-            assert_eq!(key_of(parse_s3(s3, &aws_env).unwrap_err()), key, "{s3}");
-        }
-        let err = parse_s3("bucket = \"b-1\"\nbukket = \"x\"", &aws_env).unwrap_err();
-        assert!(err.to_string().contains("bukket"), "{err}");
-        // The backend and its table must agree.
-        let no_table = GOOD.replace("path = \"archive\"", "backend = \"s3\"");
-        assert_eq!(key_of(parse(&no_table).unwrap_err()), "storage.s3");
-        let both = s3_config("bucket = \"b-1\"")
-            .replace("backend = \"s3\"", "backend = \"s3\"\npath = \"x\"");
-        assert_eq!(
-            key_of(Config::parse(&both, Path::new("c.toml"), &aws_env).unwrap_err()),
-            "storage.path"
-        );
-        let local_with_table =
-            s3_config("bucket = \"b-1\"").replace("backend = \"s3\"", "path = \"x\"");
-        assert_eq!(
-            key_of(Config::parse(&local_with_table, Path::new("c.toml"), &aws_env).unwrap_err()),
-            "storage.s3"
-        );
-        let no_path = GOOD.replace("path = \"archive\"", "");
-        assert_eq!(key_of(parse(&no_path).unwrap_err()), "storage.path");
-    }
-
-    #[test]
-    fn the_example_s3_table_is_valid_once_uncommented() {
-        let text = include_str!("../config/wemeet-archiver.example.toml")
-            .lines()
-            .filter(|l| !l.starts_with("path = \"/var/lib/wemeet-archiver/recordings\""))
-            .map(|l| match l.strip_prefix('#') {
-                Some(rest) if !rest.starts_with([' ', '#']) && !rest.is_empty() => rest,
-                _ => l,
-            })
-            .map(|l| {
-                if l.starts_with("backend = \"local\"") {
-                    "backend = \"s3\""
-                } else {
-                    l
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        let c = Config::parse(
-            &text,
-            Path::new("/etc/wa/config.toml"),
-            &|name| match name {
-                ENV_SECRET_KEY | ENV_SECRET_ID => Some("from-env".into()),
-                other => aws_env(other),
-            },
-        )
-        .unwrap();
-        let s3 = c
-            .storage
-            .s3
-            .expect("the example's [storage.s3] table is read");
-        let defaults = parse_s3("bucket = \"b-1\"\nendpoint = \"https://x\"", &aws_env)
-            .unwrap()
-            .storage
-            .s3
-            .unwrap();
-        assert_eq!(s3.bucket, "meeting-recordings");
-        assert_eq!(s3.path_style, defaults.path_style);
-        assert_eq!(s3.part_size, defaults.part_size);
-        assert_eq!(s3.max_parts_in_flight, defaults.max_parts_in_flight);
-        assert_eq!(s3.timeout, defaults.timeout);
-        assert_eq!(s3.region, defaults.region);
-        assert_eq!(s3.part_checksums, defaults.part_checksums);
     }
 
     #[test]
@@ -1189,7 +658,7 @@ path = "state.db"
 
     #[test]
     fn the_example_config_is_valid_and_documents_the_defaults() {
-        let text = include_str!("../config/wemeet-archiver.example.toml");
+        let text = include_str!("../../config/wemeet-archiver.example.toml");
         let c = Config::parse(text, Path::new("/etc/wa/config.toml"), &|name| match name {
             ENV_SECRET_KEY | ENV_SECRET_ID => Some("from-env".into()),
             _ => None,
