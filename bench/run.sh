@@ -7,7 +7,9 @@
 #   CARGO_TARGET_DIR   where cargo builds [./target]
 #   BENCH_WORK         scratch folder, best on a tmpfs [/dev/shm/wemeet-bench]
 #   BENCH_DISK_DIR     scratch folder on a real disk, for the fsync rows [/var/tmp/wemeet-bench-disk]
-#   BENCH_REPS         repetitions of each throughput figure (median reported) [3]
+#   BENCH_REPS         repetitions of each download figure (median reported) [5]
+#   BENCH_VERIFY_REPS  repetitions of the verify figures [3]
+#   BENCH_S3_REPS      repetitions of the S3 figures [2]
 #   BENCH_SCALE        divide every file size by this (a quick smoke run: 16) [1]
 #   BENCH_SKIP         space-separated groups to skip: sim1 ngx1 disk sim8 ngx8 rss resume
 #                      listing verify s3 []
@@ -23,7 +25,9 @@ cd "$ROOT"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 WORK=${BENCH_WORK:-/dev/shm/wemeet-bench}
 DISK=${BENCH_DISK_DIR:-/var/tmp/wemeet-bench-disk}
-REPS=${BENCH_REPS:-3}
+REPS=${BENCH_REPS:-5}       # downloads
+VREPS=${BENCH_VERIFY_REPS:-3}
+S3REPS=${BENCH_S3_REPS:-2}
 SCALE=${BENCH_SCALE:-1}
 SKIP=" ${BENCH_SKIP:-} "
 OUT=${BENCH_OUT:-$ROOT/BENCHMARKS.md}
@@ -54,6 +58,8 @@ cleanup() {
   for pid in "${PIDS[@]}"; do
     wait "$pid" 2>/dev/null || true
   done
+  # What was measured survives a failed run.
+  [[ -s ${RESULTS:-} ]] && cp "$RESULTS" "$ROOT/bench/last-results.jsonl"
   rm -rf "$WORK" "$DISK"
 }
 trap cleanup EXIT
@@ -75,6 +81,7 @@ install_tools() {
   command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need+=(nginx-light)
   [[ -x /usr/bin/time ]] || need+=(time)
   command -v curl >/dev/null || need+=(curl)
+  command -v openssl >/dev/null || need+=(openssl)
   command -v rclone >/dev/null || need+=(rclone)
   if ((${#need[@]})); then
     log "installing ${need[*]} (Debian packages)"
@@ -111,7 +118,7 @@ cpu_busy_pct() { # share of all CPUs busy (not idle, not iowait) over one second
     n = split(a, x, " "); split(b, y, " "); t = 0
     for (i = 2; i <= n; i++) t += y[i] - x[i]
     idle = (y[5] - x[5]) + (y[6] - x[6])
-    printf "%d", t > 0 ? 100 * (t - idle) / t : 0 }'
+    printf "%d", (t > 0 ? 100 * (t - idle) / t : 0) }'
 }
 BUSY_WAITS=0
 wait_idle() {
@@ -131,8 +138,13 @@ secs_since() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.6f", (b - a) / 
 rate() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b / s }'; }
 
 RESULTS="$WORK/results.jsonl"
-emit() { # emit key=value ... as one JSON line (numbers stay numbers)
-  python3 - "$@" >>"$RESULTS" <<'EOF'
+emit() { # emit key=value ... as one JSON line (numbers stay numbers), with the last measure's CPU
+  local extra=()
+  [[ -n $CPU ]] && extra+=(cpu="$CPU")
+  [[ -n $SRV && ${#SRV_PIDS[@]} -gt 0 ]] && extra+=(srv_cpu="$SRV")
+  [[ -n $OTHER ]] && extra+=(other_cores="$OTHER")
+  CPU="" SRV="" OTHER=""
+  python3 - "$@" "${extra[@]}" >>"$RESULTS" <<'EOF'
 import json, sys
 row = {}
 for kv in sys.argv[1:]:
@@ -153,10 +165,11 @@ EOF
 SIM_URL=""
 SIM_PID=""
 start_sim() { # start_sim NAME SIMULATE-FLAGS...
-  local name=$1 i
+  local name=$1 i days=(--days 1)
   shift
+  [[ " $* " == *" --days "* ]] && days=()
   WEMEET_LOG="info,wemeet_archiver::simulator=debug" "$BIN" --log-format json simulate \
-    --listen 127.0.0.1:0 --start "$SIM_START" --pending-fraction 0 --days 1 \
+    --listen 127.0.0.1:0 --start "$SIM_START" --pending-fraction 0 "${days[@]}" \
     --rate-limit-per-minute 10 "$@" >"$WORK/$name.sim.out" 2>"$WORK/$name.sim.log" &
   SIM_PID=$!
   PIDS+=("$SIM_PID")
@@ -224,7 +237,11 @@ EOF
   PIDS+=("$NGINX_PID")
   NGX_URL="http://127.0.0.1:$port"
   for ((i = 0; i < 100; i++)); do
-    curl -s -o /dev/null "$NGX_URL/" && return 0
+    if curl -s -o /dev/null "$NGX_URL/"; then
+      # master and worker: the CPU the server spends per row
+      read -r -a NGX_PIDS <<<"$NGINX_PID $(cat "/proc/$NGINX_PID/task/$NGINX_PID/children" 2>/dev/null)"
+      return 0
+    fi
     sleep 0.1
   done
   echo "nginx did not start" >&2
@@ -261,19 +278,59 @@ run_fetch() { # run_fetch DIR WORKERS URL...: prints the JSON line of fetch_url
 }
 json_field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 
-timed() { # timed CMD...: runs CMD, prints seconds
-  local t0
-  t0=$(now_ns)
-  "$@" >/dev/null
-  secs_since "$t0"
+# measure CMD...: runs CMD in this shell (its output in $WORK/measure.out) and sets SECS (wall),
+# CPU (CPU seconds of CMD and everything it started) and SRV (CPU seconds of the servers in
+# SRV_PIDS meanwhile); the next `emit` records CPU and SRV with its row.
+HZ=$(getconf CLK_TCK)
+SRV_PIDS=()
+SECS="" CPU="" SRV="" OTHER=""
+srv_ticks() {
+  local p t=0 x
+  for p in "${SRV_PIDS[@]}"; do
+    x=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || x=0
+    t=$((t + ${x:-0}))
+  done
+  echo "$t"
 }
+children_cpu() { # user + system seconds of this shell's waited-for children, from `times`
+  awk 'NR == 2 {
+    n = split($0, f, " "); t = 0
+    for (i = 1; i <= n; i++) { split(f[i], ms, "m"); sub("s", "", ms[2]); t += ms[1] * 60 + ms[2] }
+    print t }' "$1"
+}
+# user + nice + system + steal (time the hypervisor gave our virtual CPUs to someone else)
+busy_ticks() { head -1 /proc/stat | awk '{ print $2 + $3 + $4 + $9 }'; }
+measure() {
+  local t0 s0 b0
+  s0=$(srv_ticks)
+  b0=$(busy_ticks)
+  times >"$WORK/times0"
+  t0=$(now_ns)
+  "$@" >"$WORK/measure.out" || return 1
+  SECS=$(secs_since "$t0")
+  times >"$WORK/times1"
+  SRV=$(awk -v a="$s0" -v b="$(srv_ticks)" -v hz="$HZ" 'BEGIN { printf "%.2f", (b - a) / hz }')
+  CPU=$(awk -v a="$(children_cpu "$WORK/times0")" -v b="$(children_cpu "$WORK/times1")" 'BEGIN { printf "%.2f", b - a }')
+  # CPU that neither the command nor our servers used meanwhile, in cores: another build
+  # or test run on the machine, or steal by the hypervisor. The report leaves such
+  # repetitions out.
+  OTHER=$(awk -v a="$b0" -v b="$(busy_ticks)" -v hz="$HZ" -v c="$CPU" -v s="$SRV" -v t="$SECS" \
+    'BEGIN { o = ((b - a) / hz - c - s) / t; printf "%.2f", o < 0 ? 0 : o }')
+}
+curl_sha() { curl -s "$1" | sha256sum; }
+curl_ossl() { curl -s "$1" | openssl dgst -sha256; } # the fastest common SHA-256 (SHA-NI)
+curl_o_sync() { curl -s -o "$1" "$2" && sync "$1"; }
+curl_par_o() { (cd "$1" && xargs -P 4 -n 1 curl -s -O <"$2"); }
+curl_par_named() { (cd "$1" && awk -F'\t' '{print $1 ".bin\n" $3}' "$2" | xargs -P 4 -n 2 sh -c 'curl -s -o "$0" "$1"'); }
+curl_par_sha() { xargs -P 4 -n 1 sh -c 'curl -s "$0" | sha256sum' <"$1"; }
+curl_par_ossl() { xargs -P 4 -n 1 sh -c 'curl -s "$0" | openssl dgst -sha256' <"$1"; }
+curl_aws() { curl -s "$1" | aws s3 cp - "$2" --endpoint-url "$3" --only-show-errors; }
 
 # ---------------------------------------------------------------------------------------------
 install_tools
 mkdir -p "$WORK" "$DISK"
 chmod 755 "$WORK"
 rm -f "$RESULTS"
-: >"$WORK/notes.md"
 
 log "building (release) in $CARGO_TARGET_DIR"
 cargo build --release --quiet
@@ -328,7 +385,8 @@ json.dump({
     "work": "$WORK", "work_fs": sh("df -T '$WORK' | awk 'NR==2 {print \$2}'"),
     "disk_dir": "$DISK (" + sh("df -T '$DISK' | awk 'NR==2 {print \$2\" on \"\$1}'") + ")",
     "quiet": "pending",
-    "notes": "$WORK/notes.md",
+    "notes": "$ROOT/bench/NOTES.md",
+    "sizes": {"one": $ONE_MIB, "eight": $EIGHT_MIB, "rss_big": $RSS_BIG_MIB, "resume": $RESUME_MIB},
 }, open(sys.argv[1], "w"))
 EOF
 
@@ -342,7 +400,9 @@ if ! skip sim1; then
   write_config "$WORK/sim1-url" sim1
   URL=$("${PY[@]}" list-urls "$WORK/sim1-url/config.toml" $((SIM_START - 2 * 86400)) $((SIM_START + 86400)) | cut -f3)
   wait_idle
-  s=$(timed curl -s -o /dev/null "$URL")
+  SRV_PIDS=("$SIM_PID")
+  measure curl -s -o /dev/null "$URL"
+  s=$SECS
   emit key=sim1.raw rate="$(rate $ONE "$s")" seconds="$s" cmd='curl -s -o /dev/null "$URL"'
   for ((r = 1; r <= REPS; r++)); do
     # archiver (fresh database and archive each time)
@@ -350,7 +410,7 @@ if ! skip sim1; then
     write_config "$WORK/sim1-a" sim1
     mark=$(sim_log_mark sim1)
     wait_idle
-    run_archiver "$WORK/sim1-a"
+    measure run_archiver "$WORK/sim1-a"
     sim_log_since sim1 "$mark" "$WORK/sim1-a/sim.log"
     span=$("${PY[@]}" span "$WORK/sim1-a/sim.log" "$WORK/sim1-a/archiver.log")
     s=$(json_field "$span" seconds)
@@ -359,15 +419,17 @@ if ! skip sim1; then
     # curl -o (the file it writes is what nginx serves next)
     rm -f "$WORK/www/one.bin"
     wait_idle
-    s=$(timed curl -s -o "$WORK/www/one.bin" "$URL")
+    measure curl -s -o "$WORK/www/one.bin" "$URL"
+    s=$SECS
     emit key=sim1.curl rate="$(rate $ONE "$s")" seconds="$s" cmd='curl -s -o FILE "$URL"'
     wait_idle
-    t0=$(now_ns)
-    sum=$(curl -s "$URL" | sha256sum | cut -d' ' -f1)
-    s=$(secs_since "$t0")
+    measure curl_sha "$URL"
+    s=$SECS
+    sum=$(cut -d' ' -f1 "$WORK/measure.out")
     emit key=sim1.curlsha rate="$(rate $ONE "$s")" seconds="$s" cmd='curl -s "$URL" | sha256sum'
   done
   ONE_SHA=$sum
+  SRV_PIDS=()
   stop_pid "$SIM_PID"
   archived_sha=$(grep -o '"sha256":"[0-9a-f]*"' "$WORK/sim1-a/archiver.log" | head -1 | cut -d'"' -f4)
   [[ $archived_sha == "$ONE_SHA" ]] || { echo "archiver and curl disagree on the SHA-256: $archived_sha vs $ONE_SHA" >&2; exit 1; }
@@ -379,47 +441,55 @@ fi
 
 if ! skip ngx1 && [[ -n $FETCH_BIN ]]; then
   log "1 x ${ONE_MIB} MiB from nginx"
+  SRV_PIDS=("${NGX_PIDS[@]}")
   for ((r = 1; r <= REPS; r++)); do
     rm -rf "$WORK/ngx1-a"
     fetch_config "$WORK/ngx1-a"
     wait_idle
-    out=$(run_fetch "$WORK/ngx1-a" 1 "$NGX_URL/one.bin")
+    measure run_fetch "$WORK/ngx1-a" 1 "$NGX_URL/one.bin"
+    out=$(cat "$WORK/measure.out")
     [[ $out == *"$ONE_SHA"* ]] || { echo "fetch_url: wrong SHA-256: $out" >&2; exit 1; }
     s=$(json_field "$out" seconds)
     emit key=ngx1.archiver rate="$(rate $ONE "$s")" seconds="$s" rss_kib="$("${PY[@]}" rss "$WORK/ngx1-a/time-v.txt")" \
       cmd='cargo bench --bench fetch_url -- --config C --workers 1 "$NGX/one.bin"'
     rm -rf "$WORK/ngx1-a"
     wait_idle
-    s=$(timed curl -s -o "$WORK/c.bin" "$NGX_URL/one.bin")
+    measure curl -s -o "$WORK/c.bin" "$NGX_URL/one.bin"
+    s=$SECS
     rm -f "$WORK/c.bin"
     emit key=ngx1.curl rate="$(rate $ONE "$s")" seconds="$s" cmd='curl -s -o FILE "$NGX/one.bin"'
     wait_idle
-    t0=$(now_ns)
-    sum=$(curl -s "$NGX_URL/one.bin" | sha256sum | cut -d' ' -f1)
-    s=$(secs_since "$t0")
+    measure curl_sha "$NGX_URL/one.bin"
+    s=$SECS
+    sum=$(cut -d' ' -f1 "$WORK/measure.out")
     [[ $sum == "$ONE_SHA" ]]
     emit key=ngx1.curlsha rate="$(rate $ONE "$s")" seconds="$s" cmd='curl -s "$NGX/one.bin" | sha256sum'
+    wait_idle
+    measure curl_ossl "$NGX_URL/one.bin"
+    s=$SECS
+    grep -q "$ONE_SHA" "$WORK/measure.out"
+    emit key=ngx1.curlossl rate="$(rate $ONE "$s")" seconds="$s" cmd='curl -s "$NGX/one.bin" | openssl dgst -sha256'
   done
 fi
 
 if ! skip disk && [[ -n $FETCH_BIN ]]; then
   log "1 x ${ONE_MIB} MiB from nginx onto a disk ($DISK)"
+  SRV_PIDS=("${NGX_PIDS[@]}")
   for ((r = 1; r <= REPS; r++)); do
     rm -rf "$DISK/a" "$DISK/c.bin"
     fetch_config "$DISK/a"
     sync
     wait_idle
-    out=$(run_fetch "$DISK/a" 1 "$NGX_URL/one.bin")
+    measure run_fetch "$DISK/a" 1 "$NGX_URL/one.bin"
+    out=$(cat "$WORK/measure.out")
     s=$(json_field "$out" seconds)
     emit key=disk1.archiver rate="$(rate $ONE "$s")" seconds="$s" \
       cmd='cargo bench --bench fetch_url -- --config C --workers 1 "$NGX/one.bin"   # storage.path on disk'
     rm -rf "$DISK/a"
     sync
     wait_idle
-    t0=$(now_ns)
-    curl -s -o "$DISK/c.bin" "$NGX_URL/one.bin"
-    sync "$DISK/c.bin"
-    s=$(secs_since "$t0")
+    measure curl_o_sync "$DISK/c.bin" "$NGX_URL/one.bin"
+    s=$SECS
     rm -f "$DISK/c.bin"
     emit key=disk1.curl rate="$(rate $ONE "$s")" seconds="$s" cmd='curl -s -o DISK/FILE "$NGX/one.bin" && sync DISK/FILE'
   done
@@ -435,14 +505,16 @@ if ! skip sim8; then
   "${PY[@]}" list-urls "$WORK/sim8-url/config.toml" $((SIM_START - 2 * 86400)) $((SIM_START + 86400)) >"$WORK/sim8.urls"
   cut -f3 "$WORK/sim8.urls" >"$WORK/sim8.list"
   wait_idle
-  s=$(timed xargs -P 4 -n 1 curl -s -o /dev/null <"$WORK/sim8.list")
+  SRV_PIDS=("$SIM_PID")
+  measure xargs -P 4 -n 1 curl -s -o /dev/null <"$WORK/sim8.list"
+  s=$SECS
   emit key=sim8.raw rate="$(rate $EIGHT "$s")" seconds="$s" cmd='xargs -P 4 -n 1 curl -s -o /dev/null < urls'
   for ((r = 1; r <= REPS; r++)); do
     rm -rf "$WORK/sim8-a"
     write_config "$WORK/sim8-a" sim8 'workers = 4'
     mark=$(sim_log_mark sim8)
     wait_idle
-    run_archiver "$WORK/sim8-a"
+    measure run_archiver "$WORK/sim8-a"
     sim_log_since sim8 "$mark" "$WORK/sim8-a/sim.log"
     span=$("${PY[@]}" span "$WORK/sim8-a/sim.log" "$WORK/sim8-a/archiver.log")
     s=$(json_field "$span" seconds)
@@ -451,11 +523,11 @@ if ! skip sim8; then
     rm -rf "$WORK/www/eight"
     mkdir -p "$WORK/www/eight"
     wait_idle
-    t0=$(now_ns)
-    (cd "$WORK/www/eight" && awk -F'\t' '{print $1 ".bin\n" $3}' "$WORK/sim8.urls" | xargs -P 4 -n 2 sh -c 'curl -s -o "$0" "$1"')
-    s=$(secs_since "$t0")
+    measure curl_par_named "$WORK/www/eight" "$WORK/sim8.urls"
+    s=$SECS
     emit key=sim8.curl rate="$(rate $EIGHT "$s")" seconds="$s" cmd='xargs -P 4 -n 2 sh -c '"'"'curl -s -o "$0" "$1"'"'"' < names-and-urls'
   done
+  SRV_PIDS=()
   stop_pid "$SIM_PID"
 else
   mkdir -p "$WORK/www/eight"
@@ -465,45 +537,54 @@ fi
 
 if ! skip ngx8 && [[ -n $FETCH_BIN ]]; then
   log "8 x ${EIGHT_MIB} MiB from nginx, 4 at a time"
+  SRV_PIDS=("${NGX_PIDS[@]}")
   for ((r = 1; r <= REPS; r++)); do
     rm -rf "$WORK/ngx8-a"
     fetch_config "$WORK/ngx8-a"
     wait_idle
     # shellcheck disable=SC2046
-    out=$(run_fetch "$WORK/ngx8-a" 4 $(cat "$WORK/ngx8.list"))
+    measure run_fetch "$WORK/ngx8-a" 4 $(cat "$WORK/ngx8.list")
+    out=$(cat "$WORK/measure.out")
     s=$(json_field "$out" seconds)
     emit key=ngx8.archiver rate="$(rate $EIGHT "$s")" seconds="$s" rss_kib="$("${PY[@]}" rss "$WORK/ngx8-a/time-v.txt")" \
       cmd='cargo bench --bench fetch_url -- --config C --workers 4 $NGX/eight/f1.bin ... f8.bin'
     rm -rf "$WORK/ngx8-a" "$WORK/c8"
     mkdir -p "$WORK/c8"
     wait_idle
-    t0=$(now_ns)
-    (cd "$WORK/c8" && xargs -P 4 -n 1 curl -s -O <"$WORK/ngx8.list")
-    s=$(secs_since "$t0")
+    measure curl_par_o "$WORK/c8" "$WORK/ngx8.list"
+    s=$SECS
     rm -rf "$WORK/c8"
     emit key=ngx8.curl rate="$(rate $EIGHT "$s")" seconds="$s" cmd='xargs -P 4 -n 1 curl -s -O < urls'
     wait_idle
-    t0=$(now_ns)
-    xargs -P 4 -n 1 sh -c 'curl -s "$0" | sha256sum' <"$WORK/ngx8.list" >/dev/null
-    s=$(secs_since "$t0")
+    measure curl_par_sha "$WORK/ngx8.list"
+    s=$SECS
     emit key=ngx8.curlsha rate="$(rate $EIGHT "$s")" seconds="$s" cmd='xargs -P 4 -n 1 sh -c '"'"'curl -s "$0" | sha256sum'"'"' < urls'
+    wait_idle
+    measure curl_par_ossl "$WORK/ngx8.list"
+    s=$SECS
+    emit key=ngx8.curlossl rate="$(rate $EIGHT "$s")" seconds="$s" cmd='xargs -P 4 -n 1 sh -c '"'"'curl -s "$0" | openssl dgst -sha256'"'"' < urls'
   done
 fi
 
 # ---------------------------------------------------------------------------------------------
 # 3. Peak RSS: 256 MiB vs 2 GiB (one file), and 8 transfers at once.
+SRV_PIDS=()
 if ! skip rss; then
   for spec in "rss.256m:1:${EIGHT_MIB}:1" "rss.2g:1:${RSS_BIG_MIB}:1" "rss.8x:8:${EIGHT_MIB}:8"; do
     IFS=: read -r key n size workers <<<"$spec"
     log "peak RSS: $n x $size MiB, $workers worker(s)"
     start_sim "$key" --meetings "$n" --min-files 1 --max-files 1 --min-size "${size}MiB" --max-size "${size}MiB"
+    SRV_PIDS=("$SIM_PID")
+    for ((r = 1; r <= VREPS; r++)); do
+      rm -rf "$WORK/$key"
+      write_config "$WORK/$key" "$key" "workers = $workers"
+      wait_idle
+      measure run_archiver "$WORK/$key"
+      kib=$("${PY[@]}" rss "$WORK/$key/time-v.txt")
+      emit key="$key" rss_kib="$kib" cmd="/usr/bin/time -v wemeet-archiver --config C backfill ...   # $n x $size MiB, workers = $workers"
+    done
     rm -rf "$WORK/$key"
-    write_config "$WORK/$key" "$key" "workers = $workers"
-    wait_idle
-    run_archiver "$WORK/$key"
-    kib=$("${PY[@]}" rss "$WORK/$key/time-v.txt")
-    emit key="$key" rss_kib="$kib" cmd="/usr/bin/time -v wemeet-archiver --config C backfill ...   # $n x $size MiB, workers = $workers"
-    rm -rf "$WORK/$key"
+    SRV_PIDS=()
     stop_pid "$SIM_PID"
   done
 fi
@@ -572,22 +653,25 @@ fi
 # ---------------------------------------------------------------------------------------------
 # 6. verify vs sha256sum, on the archives of sections 1 and 2.
 verify_rows() { # verify_rows KEY DIR BYTES
-  local key=$1 dir=$2 bytes=$3 files s
-  files=$(find "$dir/recordings" -name '*.mp4' | sort)
-  for ((r = 1; r <= REPS; r++)); do
+  local key=$1 dir=$2 bytes=$3 s
+  find "$dir/recordings" -name '*.mp4' -print0 | sort -z >"$dir/files0"
+  for ((r = 1; r <= VREPS; r++)); do
     wait_idle
-    s=$(timed "$BIN" --log-format json --config "$dir/config.toml" verify --jobs 1)
+    measure env WEMEET_LOG=warn "$BIN" --log-format json --config "$dir/config.toml" verify --jobs 1
+    s=$SECS
     emit key="$key.jobs1" rate="$(rate "$bytes" "$s")" seconds="$s" cmd='wemeet-archiver --config C verify --jobs 1'
     wait_idle
-    s=$(timed "$BIN" --log-format json --config "$dir/config.toml" verify)
+    measure env WEMEET_LOG=warn "$BIN" --log-format json --config "$dir/config.toml" verify
+    s=$SECS
     emit key="$key.jobsN" rate="$(rate "$bytes" "$s")" seconds="$s" cmd="wemeet-archiver --config C verify   # --jobs $(nproc)"
     wait_idle
-    # shellcheck disable=SC2086
-    s=$(timed sha256sum $files)
+    measure xargs -0 sha256sum <"$dir/files0"
+    s=$SECS
     emit key="$key.sha" rate="$(rate "$bytes" "$s")" seconds="$s" cmd='sha256sum FILES'
     wait_idle
-    s=$(timed xargs -P "$(nproc)" -n 1 sha256sum <<<"$files")
-    emit key="$key.shaP" rate="$(rate "$bytes" "$s")" seconds="$s" cmd='xargs -P $(nproc) -n 1 sha256sum < files'
+    measure xargs -0 -P "$(nproc)" -n 1 sha256sum <"$dir/files0"
+    s=$SECS
+    emit key="$key.shaP" rate="$(rate "$bytes" "$s")" seconds="$s" cmd='xargs -0 -P $(nproc) -n 1 sha256sum < files'
   done
 }
 if ! skip verify; then
@@ -617,12 +701,13 @@ if ! skip s3; then
       [[ -n $EP ]] && break
       sleep 0.1
     done
+    SRV_PIDS=("$S3_PID")
     export AWS_ACCESS_KEY_ID=$S3_AK AWS_SECRET_ACCESS_KEY=$S3_SK AWS_DEFAULT_REGION=us-east-1
     export AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_CONFIG_FILE=/dev/null
     export RCLONE_CONFIG=/dev/null RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Other \
       RCLONE_CONFIG_BENCH_ENDPOINT=$EP RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=$S3_AK \
       RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=$S3_SK RCLONE_CONFIG_BENCH_REGION=us-east-1
-    for ((r = 1; r <= REPS; r++)); do
+    for ((r = 1; r <= S3REPS; r++)); do
       rm -rf "$WORK/s3-a" "$WORK/s3root/$BUCKET"/*
       fetch_config "$WORK/s3-a" "[storage]
 backend = \"s3\"
@@ -633,7 +718,8 @@ endpoint = \"$EP\"
 allow_http = true
 prefix = \"archiver\""
       wait_idle
-      if out=$(run_fetch "$WORK/s3-a" 1 "$NGX_URL/one.bin"); then
+      if measure run_fetch "$WORK/s3-a" 1 "$NGX_URL/one.bin"; then
+        out=$(cat "$WORK/measure.out")
         s=$(json_field "$out" seconds)
         emit key=s3.archiver rate="$(rate $ONE "$s")" seconds="$s" rss_kib="$("${PY[@]}" rss "$WORK/s3-a/time-v.txt")" \
           cmd='cargo bench --bench fetch_url -- --config C "$NGX/one.bin"   # [storage.s3] defaults: 64 MiB parts, 2 in flight'
@@ -642,18 +728,14 @@ prefix = \"archiver\""
         tail -5 "$WORK/s3-a/fetch.log" >&2
       fi
       wait_idle
-      if s=$(timed rclone copyurl "$NGX_URL/one.bin" "bench:$BUCKET/rclone/one.bin"); then
+      if measure env -u AWS_CA_BUNDLE rclone copyurl "$NGX_URL/one.bin" "bench:$BUCKET/rclone/one.bin"; then
+        s=$SECS
         emit key=s3.rclone rate="$(rate $ONE "$s")" seconds="$s" cmd='rclone copyurl "$NGX/one.bin" bench:bucket/key'
       fi
       wait_idle
-      t0=$(now_ns)
-      if curl -s "$NGX_URL/one.bin" | aws s3 cp - "s3://$BUCKET/aws/one.bin" --endpoint-url "$EP" --only-show-errors; then
-        s=$(secs_since "$t0")
+      if measure curl_aws "$NGX_URL/one.bin" "s3://$BUCKET/aws/one.bin" "$EP"; then
+        s=$SECS
         emit key=s3.aws rate="$(rate $ONE "$s")" seconds="$s" cmd='curl -s "$NGX/one.bin" | aws s3 cp - s3://bucket/key --endpoint-url $EP'
-      fi
-      wait_idle
-      if s=$(timed aws s3 cp "$WORK/www/one.bin" "s3://$BUCKET/aws/file.bin" --endpoint-url "$EP" --only-show-errors); then
-        emit key=s3.awsfile rate="$(rate $ONE "$s")" seconds="$s" cmd='aws s3 cp FILE s3://bucket/key --endpoint-url $EP'
       fi
     done
     stop_pid "$S3_PID"
@@ -671,7 +753,9 @@ m = json.load(open(sys.argv[1]))
 m["quiet"] = f"{sys.argv[2]} (load average at the start of the measurements: {sys.argv[3]})"
 json.dump(m, open(sys.argv[1], "w"))
 EOF
-if [[ -f $ROOT/bench/NOTES.md ]]; then cp "$ROOT/bench/NOTES.md" "$WORK/notes.md"; fi
 "${PY[@]}" render "$RESULTS" "$WORK/machine.json" "$OUT"
-cp "$RESULTS" "$ROOT/bench/last-results.jsonl" 2>/dev/null || true
+# Kept so that the report can be re-rendered (after editing bench/NOTES.md) without a re-run:
+#   python3 bench/wemeet_bench.py render bench/last-results.jsonl bench/last-machine.json BENCHMARKS.md
+cp "$RESULTS" "$ROOT/bench/last-results.jsonl"
+cp "$WORK/machine.json" "$ROOT/bench/last-machine.json"
 log "wrote $OUT"

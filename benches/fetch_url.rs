@@ -145,7 +145,13 @@ async fn run(args: Args) -> Result<String, String> {
     let failed: Vec<_> = files
         .iter()
         .filter(|f| f.status != "archived")
-        .map(|f| format!("{}: {}", f.path, f.last_error.as_deref().unwrap_or(&f.status)))
+        .map(|f| {
+            format!(
+                "{}: {}",
+                f.path,
+                f.last_error.as_deref().unwrap_or(&f.status)
+            )
+        })
         .collect();
     if !failed.is_empty() {
         return Err(format!("not archived: {failed:?}"));
