@@ -62,11 +62,14 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        let pool = connect(options).await?;
+        // sqlx takes no lock around SQLite migrations: two processes opening a new database
+        // at once (the service starting while an admin runs `status`) would both apply
+        // them, and the second fails on "table already exists". One exclusive transaction
+        // around the whole run makes the second wait for the first, then find nothing to do.
+        let mut tx = pool.begin_with("BEGIN EXCLUSIVE").await?;
+        migrate(&mut tx).await?;
+        tx.commit().await?;
         Ok(Self { pool })
     }
 
@@ -137,6 +140,59 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+}
+
+/// Opens the pool. Turning a new database to WAL needs an exclusive lock that SQLite does
+/// not wait for (`busy_timeout` does not apply to it), so a second process opening the file
+/// at that instant gets "database is locked": it tries again for a few seconds.
+async fn connect(options: SqliteConnectOptions) -> Result<SqlitePool, StoreError> {
+    const BUSY_RETRIES: u32 = 50;
+    let mut tries = 0;
+    loop {
+        match SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.clone())
+            .await
+        {
+            Err(sqlx::Error::Database(e))
+                if e.code().as_deref() == Some("5") && tries < BUSY_RETRIES =>
+            {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// The migrations of `migrations/`, applied on `conn`. `run_direct` is the form sqlx keeps
+/// for a connection borrowed from a transaction (`run` trips rustc's "Acquire is not general
+/// enough" there).
+async fn migrate(conn: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
+    sqlx::migrate!("./migrations")
+        .run_direct(None, conn, false)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn processes_opening_a_new_database_at_once_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let opens: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                tokio::spawn(async move { super::Store::open(&path).await.map(drop) })
+            })
+            .collect();
+        for open in opens {
+            open.await
+                .unwrap()
+                .expect("every open migrates or finds the schema");
+        }
     }
 }
 
