@@ -12,7 +12,7 @@
 #   BENCH_S3_REPS      repetitions of the S3 figures [2]
 #   BENCH_SCALE        divide every file size by this (a quick smoke run: 16) [1]
 #   BENCH_SKIP         space-separated groups to skip: sim1 ngx1 disk sim8 ngx8 rss resume
-#                      listing verify s3 []
+#                      listing year verify s3 []
 #   BENCH_OUT          the report [./BENCHMARKS.md]
 #   BENCH_NO_INSTALL   1: do not apt-get/pip anything, use what is there [0]
 #
@@ -165,11 +165,14 @@ EOF
 SIM_URL=""
 SIM_PID=""
 start_sim() { # start_sim NAME SIMULATE-FLAGS...
-  local name=$1 i days=(--days 1)
+  local name=$1 i days=(--days 1) sharing=(--shared-fraction 1 --download-allowed-fraction 1)
   shift
   [[ " $* " == *" --days "* ]] && days=()
+  # Throughput rows compare with curl, which needs the listing's addresses: sharing is on
+  # everywhere unless a group says otherwise.
+  [[ " $* " == *" --shared-fraction "* ]] && sharing=()
   WEMEET_LOG="info,wemeet_archiver::simulator=debug" "$BIN" --log-format json simulate \
-    --listen 127.0.0.1:0 --start "$SIM_START" --pending-fraction 0 "${days[@]}" \
+    --listen 127.0.0.1:0 --start "$SIM_START" --pending-fraction 0 "${days[@]}" "${sharing[@]}" \
     --rate-limit-per-minute 10 "$@" >"$WORK/$name.sim.out" 2>"$WORK/$name.sim.log" &
   SIM_PID=$!
   PIDS+=("$SIM_PID")
@@ -647,6 +650,40 @@ if ! skip listing; then
     sustained_per_min="$sustained" max_sent_in_60s="$(json_field "$calls" max_sent_in_60s)" wall="$wall" \
     ideal_burst=$(((api_calls - 1) / 10 * 60)) ideal_flat=$((api_calls * 6)) \
     cmd="wemeet-archiver --config C backfill --since $(iso $since) --until $(iso $until)   # simulate --days 930 --meetings 4"
+  stop_pid "$SIM_PID"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 5b. A year of a large account, scaled down 12x in time: 2,000 meetings over 365 days
+# (12 windows), sharing as in a company (most files have no address in the listing),
+# listing at 120 calls/min and addresses living 40 s instead of 10/min and 6 h, transfers
+# throttled so that they last about five address lifetimes. What it shows: the listing is
+# a census (each window and page once), addresses come from /v1/addresses about once per
+# meeting, no transfer starts on an expired address, and the wall time is close to
+# max(listing at its limit, transfers at the bandwidth).
+if ! skip year; then
+  log "year: 2,000 meetings over 365 days, scaled (about 4 minutes)"
+  Y_MEETINGS=2000 Y_LIMIT=120 Y_ADDR_LIMIT=600 Y_TTL=40 Y_WORKERS=4 Y_BW=$((384 * 1024))
+  start_sim year --meetings "$Y_MEETINGS" --days 365 --min-files 1 --max-files 2 --min-size 64KiB \
+    --max-size 192KiB --shared-fraction 0.4 --download-allowed-fraction 0.5 \
+    --rate-limit-per-minute "$Y_LIMIT" --addresses-rate-limit-per-minute "$Y_ADDR_LIMIT" \
+    --address-ttl "${Y_TTL}s" --bandwidth "$Y_BW"
+  D=$WORK/year
+  write_config "$D" year "workers = $Y_WORKERS\naddress_ttl = \"${Y_TTL}s\""
+  sed -i "s/^\[storage\]/requests_per_minute = $Y_LIMIT\naddresses_per_minute = $Y_ADDR_LIMIT\n\n[storage]/" "$D/config.toml"
+  since=$((SIM_START - 366 * 86400))
+  until=$((SIM_START + 86400))
+  manifest=$(curl -s "$SIM_URL/admin/manifest")
+  wait_idle
+  t0=$(now_ns)
+  env WEMEET_LOG=info "$BIN" --log-format json --config "$D/config.toml" \
+    backfill --since "$(iso $since)" --until "$(iso $until)" >"$D/stdout.txt" 2>"$D/archiver.log"
+  wall=$(secs_since "$t0")
+  stats=$(curl -s "$SIM_URL/admin/stats")
+  "${PY[@]}" year "$manifest" "$stats" "$since" "$until" "$Y_LIMIT" "$Y_WORKERS" "$Y_BW" "$Y_TTL" "$wall" \
+    "$D/state.db" >"$D/year.json"
+  emit key=year $(python3 -c 'import json,sys; print(" ".join(f"{k}={v}" for k, v in json.load(open(sys.argv[1])).items()))' "$D/year.json") \
+    cmd="wemeet-archiver --config C backfill --since $(iso $since) --until $(iso $until)   # simulate --meetings $Y_MEETINGS --days 365 --rate-limit-per-minute $Y_LIMIT --address-ttl ${Y_TTL}s --bandwidth $Y_BW; workers = $Y_WORKERS"
   stop_pid "$SIM_PID"
 fi
 

@@ -9,6 +9,9 @@
                                  answered by the simulator -> last "archived" event
   calls DB                       the API call log of an archiver database, as JSON
   rss TIME_V_FILE                "Maximum resident set size" (KiB) from /usr/bin/time -v
+  year MANIFEST STATS SINCE UNTIL LIMIT WORKERS BW TTL WALL DB
+                                 the figures of the scaled year (JSON): listing calls vs the
+                                 minimum, address calls vs meetings, wall vs the ideal
   render RESULTS MACHINE OUT     write BENCHMARKS.md from the results (JSON lines) and print
                                  the table
 """
@@ -174,6 +177,44 @@ def calls(db):
     print(json.dumps(out))
 
 
+def minimum_listing_calls(manifest, since, until, page_size=20):
+    """Calls that list every window of [since, until] and each of its pages once (windows
+    share their boundary second, as the archiver's do; bounds are inclusive)."""
+    starts = {e["meeting_record_id"]: e["media_start_time"] // 1000 for e in manifest}
+    calls, start = 0, since
+    while start < until:
+        end = min(start + WINDOW_S, until)
+        n = sum(1 for t in starts.values() if start <= t <= end)
+        calls += max(1, -(-n // page_size))
+        start = end
+    return calls
+
+
+def year(manifest, stats, since, until, limit, workers, bw, ttl, wall, db):
+    manifest, stats = json.loads(manifest), json.loads(stats)
+    since, until, limit, workers, bw = int(since), int(until), int(limit), int(workers), int(bw)
+    ttl, wall = float(ttl), float(wall)
+    minimum = minimum_listing_calls(manifest, since, until)
+    meetings = {e["meeting_record_id"] for e in manifest}
+    hidden = {e["meeting_record_id"] for e in manifest if not e["listing_address"]}
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    archived = con.execute("SELECT COUNT(*) FROM files WHERE status = 'archived'").fetchone()[0]
+    con.close()
+    size = sum(e["record_size"] for e in manifest)
+    # The first `limit` calls go at once (a full budget), then `limit` per 61 s.
+    listing_ideal = max(0, stats["api_calls"] - limit) / limit * 61
+    transfer_ideal = size / (workers * bw)
+    print(json.dumps({
+        "meetings": len(meetings), "files": len(manifest), "archived": archived, "bytes": size,
+        "listing_calls": stats["api_calls"], "listing_minimum": minimum,
+        "address_calls": stats["address_calls"], "meetings_without_listing_address": len(hidden),
+        "expired_starts": stats["expired_token_rejections"], "rate_limited": stats["rate_limited"],
+        "address_rate_limited": stats["address_rate_limited"],
+        "wall": wall, "listing_ideal": listing_ideal, "transfer_ideal": transfer_ideal,
+        "ttl": ttl, "limit": limit,
+    }))
+
+
 def rss(path):
     with open(path) as f:
         for line in f:
@@ -324,6 +365,32 @@ def render(results_path, machine_path, out_path):
                       f"with a full first minute, {r['ideal_flat']:.0f} s at a flat 10/min)",
                       "≥ 9.5/min, never > 10 in 60 s", "met" if ok else "MISSED", r.get("cmd", "")))
 
+    g = "scaled year"
+    for r in by.get("year", []):
+        ideal = max(r["listing_ideal"], r["transfer_ideal"])
+        ok = (r["listing_calls"] <= 1.2 * r["listing_minimum"] and r["expired_starts"] == 0
+              and r["archived"] == r["files"] and r["rate_limited"] == 0 and r["address_rate_limited"] == 0)
+        per_meeting = r["address_calls"] / max(1, r["meetings_without_listing_address"])
+        table.append((g, f"{r['meetings']:,} meetings, {r['files']:,} files over 365 days; addresses live {r['ttl']:.0f} s, "
+                      f"listing at {r['limit']}/min, transfers ≈ {r['transfer_ideal'] / r['ttl']:.1f} lifetimes",
+                      f"{r['archived']:,}/{r['files']:,} archived; {r['listing_calls']} listing calls "
+                      f"({r['listing_calls'] / r['listing_minimum']:.2f}× the {r['listing_minimum']} that list each window and page once); "
+                      f"{r['address_calls']:,} address calls for {r['meetings_without_listing_address']:,} meetings without a listing "
+                      f"address ({per_meeting:.2f} per meeting); {r['expired_starts']} transfers started on an expired address; "
+                      f"wall {r['wall']:.0f} s vs ideal {ideal:.0f} s (listing {r['listing_ideal']:.0f} s, transfers {r['transfer_ideal']:.0f} s)",
+                      "listing ≤ 1.2× minimum, 0 expired starts, all archived", "met" if ok else "MISSED", r.get("cmd", "")))
+        # The real case, projected from these ratios: 100k recordings a year, 10 listing
+        # calls/min, 50 address calls/min, addresses living 6 h.
+        real = 100_000
+        pages = real / 20 * r["listing_calls"] / r["listing_minimum"]
+        listing_h = pages / 10 / 60
+        hidden_share = r["meetings_without_listing_address"] / r["meetings"]
+        address_h = real * hidden_share * per_meeting / 50 / 60
+        table.append((g, "  projected: 100,000 recordings, 10 listing calls/min, 50 address calls/min, 6 h addresses",
+                      f"listing {pages:,.0f} calls = {listing_h:.1f} h; {real * hidden_share * per_meeting:,.0f} address calls = "
+                      f"{address_h:.1f} h, spread over the transfers (tens of TB take days); wall ≈ max(listing, addresses, "
+                      f"bytes / bandwidth)", "", "", ""))
+
     g = "verify"
     ratio_row(g, f"`verify --jobs 1`, one {one} file", "verify1.jobs1", "verify1.sha", 1.0, "sha256sum")
     ratio_row(g, f"`verify` (default jobs), one {one} file", "verify1.jobsN", "verify1.sha", 1.0, "sha256sum")
@@ -405,6 +472,8 @@ def main():
         calls(args[0])
     elif cmd == "rss":
         rss(args[0])
+    elif cmd == "year":
+        year(*args)
     elif cmd == "render":
         render(args[0], args[1], args[2])
     else:

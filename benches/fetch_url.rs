@@ -4,9 +4,9 @@
 //! bottleneck).
 //!
 //! The archiver only downloads what the API listed; here each URL becomes a listed file
-//! (one meeting each) in a fresh database, then the same `Downloader` the `backfill`
-//! command uses streams, hashes, checkpoints, fsyncs and renames them. Nothing but the
-//! listing is replaced.
+//! (one meeting each, its URL as the listing's fresh address) in a fresh database, then the
+//! same `Downloader` the `backfill` command uses streams, hashes, checkpoints, fsyncs and
+//! renames them. Nothing but the listing is replaced.
 //!
 //! ```text
 //! cargo bench --bench fetch_url -- --config FILE [--workers N] URL...
@@ -20,10 +20,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
+use wemeet_archiver::api::{ApiClient, Budgets, Endpoint};
 use wemeet_archiver::budget::Budget;
 use wemeet_archiver::config::Config;
 use wemeet_archiver::download::Downloader;
-use wemeet_archiver::scheduler::Lister;
 use wemeet_archiver::storage::Storage;
 use wemeet_archiver::store::{FileUpsert, MeetingUpsert, Store};
 
@@ -113,21 +113,28 @@ async fn run(args: Args) -> Result<String, String> {
         });
     }
     store
-        .upsert_meetings(&meetings)
+        .upsert_meetings(&meetings, now_ms)
         .await
         .map_err(|e| e.to_string())?;
 
-    let budget = Arc::new(
-        Budget::load(store.clone(), config.api.requests_per_minute)
-            .await
-            .map_err(|e| e.to_string())?,
-    );
-    let api = wemeet_archiver::api::ApiClient::new(config.api.clone(), budget)
-        .map_err(|e| e.to_string())?;
-    let lister = Arc::new(Lister::new(api, store.clone(), config.storage.timezone));
+    // The addresses are fresh (just "listed"), so /v1/addresses is never called.
+    let budget = |endpoint, limit| {
+        let store = store.clone();
+        async move {
+            Budget::load(store, endpoint, limit)
+                .await
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        }
+    };
+    let budgets = Budgets {
+        records: budget(Endpoint::Records, config.api.requests_per_minute).await?,
+        addresses: budget(Endpoint::Addresses, config.api.addresses_per_minute).await?,
+    };
+    let api = ApiClient::new(config.api.clone(), budgets).map_err(|e| e.to_string())?;
     let storage = Storage::open(&config.storage).map_err(|e| e.to_string())?;
     let downloader = Arc::new(
-        Downloader::new(store.clone(), storage, lister, config.download.clone())
+        Downloader::new(store.clone(), storage, Arc::new(api), config.download.clone())
             .map_err(|e| e.to_string())?,
     );
 

@@ -1,6 +1,6 @@
 //! The jobs the CLI runs, bootable in-process by tests: open state, list, download, report.
 
-use crate::api::{ApiClient, ApiError, ErrorClass};
+use crate::api::{ApiClient, ApiError, Budgets, Endpoint, ErrorClass};
 use crate::budget::{Budget, Priority};
 use crate::config::Config;
 use crate::download::{Downloader, PoolError, PoolReport};
@@ -43,7 +43,7 @@ impl From<PoolError> for AppError {
     fn from(e: PoolError) -> Self {
         match e {
             PoolError::Store(e) => Self::Store(e),
-            PoolError::List(e) => e.into(),
+            PoolError::Api(e) => Self::Fatal(e),
             PoolError::Storage(e) => Self::Storage(e),
         }
     }
@@ -82,10 +82,11 @@ impl BackfillReport {
     }
 }
 
-/// The open state of one process: database, its lock, budget, clients.
+/// The open state of one process: database, its lock, budgets, clients.
 pub struct App {
     pub config: Config,
     pub store: Store,
+    pub(crate) api: Arc<ApiClient>,
     pub(crate) lister: Arc<Lister>,
     /// Held for the life of the process: two archivers on one database would both claim
     /// and write the same files.
@@ -96,13 +97,33 @@ impl App {
     pub async fn open(config: Config) -> Result<Self, AppError> {
         let lock = lock_database(&config.database.path)?;
         let store = Store::open(&config.database.path).await?;
-        let budget = Arc::new(Budget::load(store.clone(), config.api.requests_per_minute).await?);
-        let api = ApiClient::new(config.api.clone(), budget)
-            .map_err(|e| AppError::Http(e.to_string()))?;
-        let lister = Arc::new(Lister::new(api, store.clone(), config.storage.timezone));
+        let budgets = Budgets {
+            records: Arc::new(
+                Budget::load(store.clone(), Endpoint::Records, config.api.requests_per_minute)
+                    .await?,
+            ),
+            addresses: Arc::new(
+                Budget::load(
+                    store.clone(),
+                    Endpoint::Addresses,
+                    config.api.addresses_per_minute,
+                )
+                .await?,
+            ),
+        };
+        let api = Arc::new(
+            ApiClient::new(config.api.clone(), budgets)
+                .map_err(|e| AppError::Http(e.to_string()))?,
+        );
+        let lister = Arc::new(Lister::new(
+            Arc::clone(&api),
+            store.clone(),
+            config.storage.timezone,
+        ));
         Ok(Self {
             config,
             store,
+            api,
             lister,
             _lock: lock,
         })
@@ -114,7 +135,7 @@ impl App {
             Downloader::new(
                 self.store.clone(),
                 Storage::open(&self.config.storage).map_err(AppError::Storage)?,
-                Arc::clone(&self.lister),
+                Arc::clone(&self.api),
                 self.config.download.clone(),
             )
             .map_err(|e| AppError::Http(e.to_string()))?,
@@ -122,7 +143,8 @@ impl App {
     }
 
     /// Lists `[since, until]` (UNIX seconds) window by window while the pool downloads what
-    /// each page reveals, so addresses are used soon after they are issued.
+    /// each page reveals: the queue is in SQLite, so the census may run ahead of the
+    /// transfers, and the first transfer starts after the first page.
     pub async fn backfill(
         &self,
         since: i64,

@@ -6,6 +6,7 @@
 //! simplest thing that is provably right, and it is persisted in SQLite so that a restarted
 //! process knows what the previous one spent in the last minute and does not burst.
 
+use crate::api::Endpoint;
 use crate::store::{Store, StoreError};
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -70,25 +71,26 @@ impl SlidingWindow {
     }
 }
 
-/// Why a call is made; also its rank when calls compete for the budget.
+/// Why a call is made; also its rank when calls compete for an endpoint's budget.
 ///
-/// Refreshing the address of a file about to be downloaded comes first (an expired address
-/// stalls a worker), then the live window (new recordings), then background backfill
-/// windows. A one-shot `backfill` command is the foreground job and ranks with live polls.
+/// On the listing budget the live window comes first (new recordings), then background
+/// backfill windows (paced, see [`Budget::pace`]); a one-shot `backfill` command is the
+/// foreground job and ranks with live polls. The addresses budget serves only transfers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Priority {
-    Refresh,
+    /// Download addresses for a transfer about to start (`/v1/addresses`).
+    Transfer,
     Live,
-    /// The listing of the `backfill` command: nothing else competes but refreshes.
+    /// The listing of the `backfill` command: nothing else competes with it.
     Foreground,
-    /// Older windows listed by the daemon (`run --since`): paced, see [`Budget::spend`].
+    /// Older windows listed by the daemon (`run --since`).
     Backfill,
 }
 
 impl Priority {
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Refresh => "refresh",
+            Self::Transfer => "transfer",
             Self::Live => "live",
             Self::Foreground | Self::Backfill => "backfill",
         }
@@ -97,7 +99,7 @@ impl Priority {
     /// 0 is the most urgent.
     fn rank(self) -> usize {
         match self {
-            Self::Refresh => 0,
+            Self::Transfer => 0,
             Self::Live | Self::Foreground => 1,
             Self::Backfill => 2,
         }
@@ -116,9 +118,10 @@ struct Inner {
     last_admitted_ms: Option<i64>,
 }
 
-/// The budget shared by every API caller of the process.
+/// The budget of one endpoint, shared by every caller of that endpoint in the process.
 #[derive(Debug)]
 pub struct Budget {
+    endpoint: Endpoint,
     inner: std::sync::Mutex<Inner>,
     /// Once [`Budget::pace`] was called, calls are spaced by window / limit.
     spacing_ms: i64,
@@ -146,13 +149,14 @@ impl Drop for Waiting<'_> {
 }
 
 impl Budget {
-    fn new(limit: u32, store: Option<Store>, calls: Vec<i64>) -> Self {
+    fn new(endpoint: Endpoint, limit: u32, store: Option<Store>, calls: Vec<i64>) -> Self {
         let window = WINDOW + SAFETY_MARGIN;
         let mut log = SlidingWindow::new(limit, window);
         for at in calls {
             log.remember(at);
         }
         Self {
+            endpoint,
             inner: std::sync::Mutex::new(Inner {
                 log,
                 waiting: [0; 3],
@@ -167,13 +171,18 @@ impl Budget {
         }
     }
 
-    /// Loads the calls of the last window from the database, so a restart does not burst.
-    pub async fn load(store: Store, limit: u32) -> Result<Self, StoreError> {
+    /// Loads the calls of `endpoint` in the last window from the database, so a restart
+    /// does not burst.
+    pub async fn load(store: Store, endpoint: Endpoint, limit: u32) -> Result<Self, StoreError> {
         let now = crate::store::now_ms();
         let window = (WINDOW + SAFETY_MARGIN).as_millis() as i64;
-        let calls = store.api_calls_since(now - window).await?;
+        let calls = store.api_calls_since(endpoint, now - window).await?;
         store.prune_api_calls(now - 86_400_000).await?;
-        Ok(Self::new(limit, Some(store), calls))
+        Ok(Self::new(endpoint, limit, Some(store), calls))
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        self.endpoint
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -187,9 +196,9 @@ impl Budget {
 
     /// From now on, spaces calls evenly: one per window / limit (6.1 s at 10 per minute).
     ///
-    /// A one-shot backfill wants its first ten calls at once. A daemon, where live polls,
-    /// refreshes and background windows compete all day, must not: a burst fills the window
-    /// and the next caller, however urgent, then waits for it to drain (up to a minute).
+    /// A one-shot backfill wants its first ten calls at once. A daemon, where live polls and
+    /// background windows compete all day, must not: a burst fills the window and the next
+    /// caller, however urgent, then waits for it to drain (up to a minute).
     /// Evenly spaced, the budget is still used fully, and an urgent call waits at most one
     /// spacing behind the callers ranked above it.
     pub fn pace(&self) {
@@ -234,7 +243,7 @@ impl Budget {
         };
         match &self.store {
             Some(store) => store
-                .record_api_call(admitted_at, priority.as_str())
+                .record_api_call(admitted_at, self.endpoint, priority.as_str())
                 .await
                 .map(Some),
             None => Ok(None),
@@ -345,13 +354,23 @@ mod tests {
     #[tokio::test]
     async fn restart_loads_the_persisted_call_log() {
         let (store, _dir) = crate::store::test_support::temp_store().await;
-        let budget = Budget::load(store.clone(), 3).await.unwrap();
+        let budget = Budget::load(store.clone(), Endpoint::Records, 3)
+            .await
+            .unwrap();
         for _ in 0..3 {
             budget.spend(Priority::Live).await.unwrap();
         }
-        drop(budget);
-        let restarted = Budget::load(store, 3).await.unwrap();
+        let addresses = Budget::load(store.clone(), Endpoint::Addresses, 5)
+            .await
+            .unwrap();
+        addresses.spend(Priority::Transfer).await.unwrap();
+        drop((budget, addresses));
+        let restarted = Budget::load(store.clone(), Endpoint::Records, 3)
+            .await
+            .unwrap();
         assert_eq!(restarted.used(), 3);
+        let addresses = Budget::load(store, Endpoint::Addresses, 5).await.unwrap();
+        assert_eq!(addresses.used(), 1, "each endpoint counts its own calls");
     }
 
     /// On tokio's paused clock, paced as in the daemon: a backfill that wants every call it
@@ -361,7 +380,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn live_polls_are_not_starved_by_a_backfill_and_the_budget_is_used_fully() {
         use std::sync::Arc;
-        let budget = Arc::new(Budget::new(10, None, Vec::new()));
+        let budget = Arc::new(Budget::new(Endpoint::Records, 10, None, Vec::new()));
         budget.pace();
         let start = tokio::time::Instant::now();
         let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -406,13 +425,13 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_refresh_goes_before_waiting_live_and_backfill_calls() {
+    async fn a_live_poll_goes_before_a_waiting_backfill_call() {
         use std::sync::Arc;
-        let budget = Arc::new(Budget::new(1, None, Vec::new()));
+        let budget = Arc::new(Budget::new(Endpoint::Records, 1, None, Vec::new()));
         budget.spend(Priority::Live).await.unwrap(); // the window is now full for 61 s
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
-        for p in [Priority::Backfill, Priority::Live, Priority::Refresh] {
+        for p in [Priority::Backfill, Priority::Backfill, Priority::Live] {
             let (budget, order) = (Arc::clone(&budget), Arc::clone(&order));
             tasks.push(tokio::spawn(async move {
                 budget.spend(p).await.unwrap();
@@ -426,7 +445,7 @@ mod tests {
         let order = order.lock().unwrap().clone();
         assert_eq!(
             order,
-            [Priority::Refresh, Priority::Live, Priority::Backfill]
+            [Priority::Live, Priority::Backfill, Priority::Backfill]
         );
     }
 }

@@ -269,7 +269,13 @@ async fn status(config: &Path, json: bool) -> CliResult {
         report.windows_listed,
         when(report.last_listing_at)
     );
-    println!("API calls in the last 60 s: {}", report.api_calls_last_60s);
+    println!(
+        "API calls in the last 60 s: {} listing (of {}), {} addresses (of {})",
+        report.api_calls_last_60s,
+        config.api.requests_per_minute,
+        report.address_calls_last_60s,
+        config.api.addresses_per_minute
+    );
     let d = &report.daemon;
     if d.next_poll_at.is_some() {
         println!(

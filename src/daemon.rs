@@ -2,9 +2,10 @@
 //! transcoded, backfills older windows in the background, downloads continuously, and tells
 //! systemd what it is doing.
 //!
-//! Every API call goes through the one budget, ranked: address refreshes (a worker is
-//! waiting), then live polls, then backfill windows (paced, so they never stand between a
-//! live poll and the budget for long).
+//! Listing calls share one budget, ranked: live polls, then backfill windows. Calls are
+//! paced, so a backfill call never stands between a live poll and the budget for more than
+//! one spacing, and the backfill starts only once the first live poll went out. Transfers
+//! take their addresses from `/v1/addresses`, a budget of its own: they never delay a poll.
 
 use crate::app::{App, AppError};
 use crate::budget::Priority;
@@ -47,11 +48,11 @@ impl App {
             );
         }
         let interval = self.config.poll.interval;
-        self.lister.api().budget().pace();
+        self.api.budgets().records.pace();
         if let Some(listen) = self.config.metrics.listen {
             let source = MetricsSource {
                 store: self.store.clone(),
-                budget: Arc::clone(self.lister.api().budget()),
+                budgets: self.api.budgets().clone(),
                 stale_after: interval * 3,
             };
             metrics::serve(listen, source, cancel.clone())
@@ -72,13 +73,20 @@ impl App {
             }
             r
         };
+        // The first live poll goes before any backfill window: the two start together, and
+        // whichever reached the budget first would otherwise win (a paced budget then holds
+        // the other back one spacing).
+        let (first_poll_done, first_poll) = tokio::sync::watch::channel(false);
         let background = async {
             match since {
-                Some(since) => stop_on_error(self.backfill_in_background(since, &cancel).await),
+                Some(since) => stop_on_error(
+                    self.backfill_in_background(since, first_poll, &cancel)
+                        .await,
+                ),
                 None => Ok(()),
             }
         };
-        let live = async { stop_on_error(self.poll_loop(&cancel).await) };
+        let live = async { stop_on_error(self.poll_loop(first_poll_done, &cancel).await) };
         let scrub = async {
             match self.config.verify.interval {
                 Some(every) => self.scrub_loop(every, &cancel).await,
@@ -152,8 +160,12 @@ impl App {
     }
 
     /// Lists the live window every `poll.interval` until cancelled; pings the watchdog and
-    /// publishes a status line meanwhile.
-    async fn poll_loop(&self, cancel: &CancellationToken) -> Result<(), AppError> {
+    /// publishes a status line meanwhile. `first_done` is set once the first poll ended.
+    async fn poll_loop(
+        &self,
+        first_done: tokio::sync::watch::Sender<bool>,
+        cancel: &CancellationToken,
+    ) -> Result<(), AppError> {
         let interval = self.config.poll.interval;
         let ping = sd_notify::watchdog_enabled()
             .map(|d| d / 2)
@@ -166,6 +178,7 @@ impl App {
                 r = self.poll_once() => r,
                 () = cancel.cancelled() => break,
             };
+            first_done.send_replace(true);
             match polled {
                 Ok(()) => {
                     self.store
@@ -216,12 +229,19 @@ impl App {
     }
 
     /// Lists `[since, now - lookback]` window by window at backfill priority, skipping
-    /// windows that were listed completely after they could still change.
+    /// windows that were listed completely after they could still change. Starts once the
+    /// first live poll ended (`first_poll`), so that poll never waits behind a window.
     async fn backfill_in_background(
         &self,
         since: i64,
+        mut first_poll: tokio::sync::watch::Receiver<bool>,
         cancel: &CancellationToken,
     ) -> Result<(), AppError> {
+        tokio::select! {
+            // An error means the poll loop is gone (a fatal error): nothing to wait for.
+            _ = first_poll.wait_for(|&done| done) => {}
+            () = cancel.cancelled() => return Ok(()),
+        }
         let until = now_ms() / 1000 - self.config.poll.lookback.as_secs() as i64;
         let windows = split_windows(since, until);
         self.store
@@ -265,12 +285,15 @@ impl App {
         let report = self.store.status(now_ms()).await?;
         let n = |k: &str| report.files.get(k).copied().unwrap_or(0);
         Ok(format!(
-            "{} archived, {} queued, {} transferring, {} failed; {} API calls in the last minute",
+            "{} archived, {} queued, {} transferring, {} failed, {} unavailable; API calls in the \
+             last minute: {} listing, {} addresses",
             n("archived"),
             n("queued"),
             n("transferring"),
             n("failed"),
-            report.api_calls_last_60s
+            n("unavailable"),
+            report.api_calls_last_60s,
+            report.address_calls_last_60s
         ))
     }
 }

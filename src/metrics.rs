@@ -6,7 +6,7 @@
 //! counted in-process, by the budget, since the call log is pruned after a day and a
 //! Prometheus counter must never go down.
 
-use crate::budget::Budget;
+use crate::api::{Budgets, Endpoint};
 use crate::store::{Store, StoreError, now_ms};
 use axum::Router;
 use axum::extract::State;
@@ -30,8 +30,14 @@ pub const LAST_POLL_OK: &str = "last_poll_ok_ms";
 pub const NEXT_POLL: &str = "next_poll_ms";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OutcomeLabel {
+struct CallLabels {
+    endpoint: String,
     outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabel {
+    endpoint: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -43,7 +49,7 @@ struct StatusLabel {
 #[derive(Clone)]
 pub struct MetricsSource {
     pub store: Store,
-    pub budget: Arc<Budget>,
+    pub budgets: Budgets,
     /// `/healthz` fails when the last successful poll is older than this.
     pub stale_after: Duration,
 }
@@ -54,21 +60,30 @@ impl MetricsSource {
         let now = now_ms();
         let mut registry = Registry::with_prefix("wemeet");
 
-        let calls = Family::<OutcomeLabel, Counter>::default();
-        for (outcome, n) in self.budget.outcomes() {
-            calls.get_or_create(&OutcomeLabel { outcome }).inc_by(n);
+        let calls = Family::<CallLabels, Counter>::default();
+        let used = Family::<EndpointLabel, Gauge>::default();
+        for endpoint in Endpoint::ALL {
+            let budget = self.budgets.of(endpoint);
+            for (outcome, n) in budget.outcomes() {
+                let labels = CallLabels {
+                    endpoint: endpoint.as_str().into(),
+                    outcome,
+                };
+                calls.get_or_create(&labels).inc_by(n);
+            }
+            used.get_or_create(&EndpointLabel {
+                endpoint: endpoint.as_str().into(),
+            })
+            .set(budget.used() as i64);
         }
         registry.register(
             "api_calls",
-            "API calls sent by this process, by outcome",
+            "API calls sent by this process, by endpoint and outcome",
             calls,
         );
-
-        let used = Gauge::<i64>::default();
-        used.set(self.budget.used() as i64);
         registry.register(
             "api_budget_used",
-            "API calls spent in the current 60-second window",
+            "API calls spent in the current 60-second window, by endpoint",
             used,
         );
 

@@ -1,5 +1,8 @@
-//! What to list: windows of at most 31 days, every page of each, and narrow re-listings that
-//! refresh the download addresses of one meeting.
+//! The census: windows of at most 31 days, every page of each, recorded in the store.
+//!
+//! Listing says what exists (meetings, their state, files and sizes); it is not how
+//! addresses are refreshed (that is `/v1/addresses`, just before a transfer), so a backfill
+//! lists each window and page once, plus what paging consistency needs.
 //!
 //! The API does not say in which order it returns meetings nor which time its window
 //! filters on; we assume `media_start_time`, and stay correct for any order because pages
@@ -7,7 +10,8 @@
 //! listed again.
 
 use crate::api::types::{RecordMeeting, state};
-use crate::api::{ApiClient, ApiError, ListQuery, MAX_WINDOW_SECS, PAGE_SIZE};
+use crate::api::{ApiClient, ApiError, ListQuery, MAX_WINDOW_SECS};
+use std::sync::Arc;
 use crate::budget::Priority;
 use crate::storage::layout;
 use crate::store::{FileUpsert, MeetingUpsert, Store, StoreError};
@@ -45,25 +49,18 @@ pub fn split_windows(since: i64, until: i64) -> Vec<(i64, i64)> {
 /// Lists windows into the store.
 #[derive(Debug)]
 pub struct Lister {
-    api: ApiClient,
+    api: Arc<ApiClient>,
     store: Store,
     timezone: chrono_tz::Tz,
-    /// One refresh at a time: workers whose addresses expired together share one listing.
-    refresh_lock: tokio::sync::Mutex<()>,
 }
 
 impl Lister {
-    pub fn new(api: ApiClient, store: Store, timezone: chrono_tz::Tz) -> Self {
+    pub fn new(api: Arc<ApiClient>, store: Store, timezone: chrono_tz::Tz) -> Self {
         Self {
             api,
             store,
             timezone,
-            refresh_lock: tokio::sync::Mutex::new(()),
         }
-    }
-
-    pub fn api(&self) -> &ApiClient {
-        &self.api
     }
 
     /// Lists every page of `[start, end]` and records what it finds. A window whose
@@ -98,7 +95,7 @@ impl Lister {
         let mut changed = false;
         let mut page_no = 1;
         loop {
-            let page = self
+            let answer = self
                 .api
                 .list_records(
                     ListQuery {
@@ -109,6 +106,7 @@ impl Lister {
                     priority,
                 )
                 .await?;
+            let page = answer.reply;
             summary.pages += 1;
             let total = *first_total.get_or_insert(page.total_count);
             changed |= total != page.total_count;
@@ -120,7 +118,9 @@ impl Lister {
                 .map(|m| self.to_upsert(m))
                 .collect();
             summary.files += upserts.iter().map(|m| m.files.len() as u64).sum::<u64>();
-            self.store.upsert_meetings(&upserts).await?;
+            self.store
+                .upsert_meetings(&upserts, answer.sent_at)
+                .await?;
             if page.record_meetings.is_empty() || u64::from(page_no) >= page.total_page {
                 break;
             }
@@ -168,78 +168,6 @@ impl Lister {
             dir,
             files,
         }
-    }
-
-    /// Gets a fresh address for `record_file_id` by re-listing a window around its meeting.
-    /// One page lists up to 20 meetings, so the window is widened to take in the neighbouring
-    /// meetings whose files still wait for download (their addresses age too) as long as it
-    /// stays one page: one call refreshes a batch. If the API filters on another time than
-    /// `media_start_time`, a day on each side is tried. Returns false if the file is no
-    /// longer listed.
-    ///
-    /// `seen_issued_at` is the issue time of the address the caller found stale; if another
-    /// worker refreshed it meanwhile, no call is spent.
-    pub async fn refresh_address(
-        &self,
-        record_file_id: &str,
-        media_start_time_ms: i64,
-        seen_issued_at: Option<i64>,
-    ) -> Result<bool, ListError> {
-        let _one_at_a_time = self.refresh_lock.lock().await;
-        let refreshed = |row: Option<crate::store::FileRow>| {
-            row.is_some_and(|f| {
-                f.download_address.is_some() && f.address_issued_at > seen_issued_at
-            })
-        };
-        if refreshed(self.store.file(record_file_id).await?) {
-            return Ok(true);
-        }
-        let second = media_start_time_ms.div_euclid(1000);
-        let (start, end) = self.batch_window(second).await?;
-        for (start, end) in [(start, end), (second - 86_400, second + 86_400)] {
-            self.list_pages(start, end, Priority::Refresh).await?;
-            if refreshed(self.store.file(record_file_id).await?) {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-
-    /// The widest window around `second` that holds at most one page of known meetings,
-    /// grown towards the nearest meetings with files still to download.
-    async fn batch_window(&self, second: i64) -> Result<(i64, i64), ListError> {
-        let waiting = self
-            .store
-            .meeting_seconds_with_pending_files(second - MAX_WINDOW_SECS, second + MAX_WINDOW_SECS)
-            .await?;
-        let (mut lo, mut hi) = (second, second + 1);
-        // Nearest first on each side (plain vectors: iterator adaptors held across an
-        // await make the future's Send bound fail to infer).
-        let mut before: Vec<i64> = waiting.iter().copied().filter(|&t| t < second).collect();
-        let mut after: Vec<i64> = waiting
-            .iter()
-            .copied()
-            .filter(|&t| t > second)
-            .rev()
-            .collect();
-        loop {
-            // Take the nearer of the next candidates on either side.
-            let next = match (before.last(), after.last()) {
-                (Some(&b), Some(&a)) if lo - b <= a - hi => before.pop(),
-                (Some(_), None) => before.pop(),
-                (_, Some(_)) => after.pop(),
-                (None, None) => None,
-            };
-            let Some(t) = next else { break };
-            let (new_lo, new_hi) = (lo.min(t), hi.max(t + 1));
-            if new_hi - new_lo > MAX_WINDOW_SECS
-                || self.store.meetings_between(new_lo, new_hi).await? > i64::from(PAGE_SIZE)
-            {
-                break;
-            }
-            (lo, hi) = (new_lo, new_hi);
-        }
-        Ok((lo, hi))
     }
 }
 

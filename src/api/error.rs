@@ -1,5 +1,6 @@
 //! API errors, classified where they are born into what the caller must do.
 
+use super::Endpoint;
 use std::time::Duration;
 
 /// What the caller should do about an [`ApiError`].
@@ -52,11 +53,12 @@ pub enum ApiError {
         trace: String,
     },
     #[error(
-        "the operator has no permission to list the account's recordings (code 500014, trace \
-         {trace}); give api.operator_id the recording management (录制管理) view and edit \
-         permission in the Tencent Meeting admin console"
+        "the operator has no permission to {} (code 500014, trace {trace}); give \
+         api.operator_id the recording management (录制管理) view and edit permission in the \
+         Tencent Meeting admin console",
+        permission_for(*endpoint)
     )]
-    Permission { trace: String },
+    Permission { endpoint: Endpoint, trace: String },
     #[error("the API rejected the request (HTTP {status}, code {code}: {message}, trace {trace})")]
     Rejected {
         status: u16,
@@ -89,8 +91,15 @@ impl ApiError {
         }
     }
 
-    /// Builds the error for a non-success reply from its HTTP status and `error_info`.
-    pub fn from_reply(status: u16, code: Option<i64>, message: String, trace: String) -> Self {
+    /// Builds the error for a non-success reply of `endpoint` from its HTTP status and
+    /// `error_info`.
+    pub fn from_reply(
+        endpoint: Endpoint,
+        status: u16,
+        code: Option<i64>,
+        message: String,
+        trace: String,
+    ) -> Self {
         match code {
             Some(code @ (9061 | 190310 | 190311 | 190313)) => Self::RateLimited { code, trace },
             None if status == 429 => Self::RateLimited { code: 0, trace },
@@ -101,7 +110,15 @@ impl ApiError {
                 message,
                 trace,
             },
-            Some(500014) => Self::Permission { trace },
+            Some(500014) => Self::Permission { endpoint, trace },
+            // Not found (7001 meeting, 7003 file) and already deleted (4051) come with HTTP
+            // 500 but are answers, not faults: no retry changes them.
+            Some(code @ (4051 | 7001 | 7003)) => Self::Rejected {
+                status,
+                code,
+                message,
+                trace,
+            },
             Some(code) if code == 41 || status >= 500 => Self::Server {
                 status,
                 code,
@@ -129,12 +146,21 @@ impl ApiError {
     }
 }
 
+/// What a 500014 on `endpoint` says the operator may not do.
+fn permission_for(endpoint: Endpoint) -> &'static str {
+    match endpoint {
+        Endpoint::Records => "list the account's recordings",
+        Endpoint::Addresses => "get the download addresses of the account's recordings",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn class(status: u16, code: i64) -> ErrorClass {
-        ApiError::from_reply(status, Some(code), String::new(), "t".into()).class()
+        ApiError::from_reply(Endpoint::Records, status, Some(code), String::new(), "t".into())
+            .class()
     }
 
     #[test]
@@ -149,15 +175,18 @@ mod tests {
         assert_eq!(class(400, 500014), ErrorClass::Fatal);
         assert_eq!(class(400, 190004), ErrorClass::GiveUp);
         assert_eq!(class(503, 12345), ErrorClass::Retry);
-        let e = ApiError::from_reply(429, None, String::new(), "t".into());
+        assert_eq!(class(500, 7001), ErrorClass::GiveUp);
+        assert_eq!(class(500, 7003), ErrorClass::GiveUp);
+        let e = ApiError::from_reply(Endpoint::Records, 429, None, String::new(), "t".into());
         assert_eq!(e.class(), ErrorClass::Retry);
     }
 
     #[test]
     fn fatal_errors_tell_the_admin_what_to_fix() {
-        let e = ApiError::from_reply(400, Some(500014), String::new(), "t".into());
-        assert!(e.to_string().contains("录制管理"));
-        let e = ApiError::from_reply(400, Some(190303), "bad".into(), "t".into());
+        let e = ApiError::from_reply(Endpoint::Addresses, 400, Some(500014), String::new(), "t".into());
+        assert!(e.to_string().contains("录制管理"), "{e}");
+        assert!(e.to_string().contains("download addresses"), "{e}");
+        let e = ApiError::from_reply(Endpoint::Records, 400, Some(190303), "bad".into(), "t".into());
         assert!(e.to_string().contains("api.secret_id"));
     }
 }

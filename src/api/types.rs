@@ -1,10 +1,11 @@
-//! The JSON shapes of `GET /v1/corp/records`, shared with the simulator.
+//! The JSON shapes of `GET /v1/corp/records` and `GET /v1/addresses`.
 //!
-//! Fields the page marks optional default instead of failing: a reply missing
-//! `record_files` for a state-1 meeting is normal, not malformed.
+//! Fields the pages mark optional default instead of failing: a reply missing
+//! `record_files` for a state-1 meeting is normal, not malformed, and an empty address is
+//! "no address" (Tencent: "fields can be empty in some cases; treat that as normal").
 
 use crate::secret::Secret;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// One page of the account-level recording list.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,4 +93,77 @@ pub struct ErrorInfo {
     pub new_error_code: i64,
     #[serde(default)]
     pub message: String,
+}
+
+/// One page of `GET /v1/addresses?meeting_record_id=`: the files of one recording.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddressesPage {
+    #[serde(default)]
+    pub total_count: u64,
+    #[serde(default)]
+    pub current_page: u64,
+    #[serde(default)]
+    pub total_page: u64,
+    #[serde(default)]
+    pub meeting_record_id: String,
+    #[serde(default)]
+    pub record_files: Vec<AddressFile>,
+}
+
+/// The addresses of one file. Each lives 6 hours and carries a signed token: a secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddressFile {
+    pub record_file_id: String,
+    /// The MP4; `None` when the API gave none (or an empty one).
+    #[serde(default, deserialize_with = "non_empty_secret")]
+    pub download_address: Option<Secret>,
+    #[serde(default)]
+    pub download_address_file_type: String,
+    /// The audio track alone (m4a).
+    #[serde(default, deserialize_with = "non_empty_secret")]
+    pub audio_address: Option<Secret>,
+    #[serde(default)]
+    pub audio_address_file_type: String,
+    /// Transcripts (txt, pdf, docx); they may appear hours after transcoding.
+    #[serde(default)]
+    pub meeting_summary: Vec<SummaryFile>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SummaryFile {
+    #[serde(default, deserialize_with = "non_empty_secret")]
+    pub download_address: Option<Secret>,
+    #[serde(default)]
+    pub file_type: String,
+}
+
+/// `""` and `null` are both "no address".
+fn non_empty_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    Ok(Option::<Secret>::deserialize(d)?.filter(|s| !s.is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_missing_addresses_are_none() {
+        let page: AddressesPage = serde_json::from_str(
+            r#"{"total_count": 3, "total_page": 1, "meeting_record_id": "m",
+                "record_files": [
+                  {"record_file_id": "a", "download_address": "https://x/a?t=1",
+                   "meeting_summary": [{"download_address": "", "file_type": "txt"}]},
+                  {"record_file_id": "b", "download_address": ""},
+                  {"record_file_id": "c", "download_address": null, "audio_address": ""}]}"#,
+        )
+        .unwrap();
+        let files = &page.record_files;
+        assert_eq!(
+            files[0].download_address.as_ref().map(Secret::expose),
+            Some("https://x/a?t=1")
+        );
+        assert!(files[0].meeting_summary[0].download_address.is_none());
+        assert!(files[1].download_address.is_none() && files[2].download_address.is_none());
+        assert!(files[2].audio_address.is_none());
+    }
 }

@@ -96,7 +96,10 @@ pub struct ApiConfig {
     pub operator_id: String,
     pub operator_id_type: u8,
     pub record_type: u8,
+    /// Calls per minute to the listing (`/v1/corp/records`).
     pub requests_per_minute: u32,
+    /// Calls per minute to `/v1/addresses`, a budget of its own.
+    pub addresses_per_minute: u32,
     /// How long one API call may take in total (listing replies are small).
     pub timeout: Duration,
 }
@@ -206,6 +209,8 @@ struct RawApi {
     record_type: i64,
     #[serde(default = "default_rpm")]
     requests_per_minute: i64,
+    #[serde(default = "default_addresses_per_minute")]
+    addresses_per_minute: i64,
     #[serde(default = "default_api_timeout")]
     timeout: String,
 }
@@ -265,6 +270,9 @@ fn one() -> i64 {
 }
 fn default_rpm() -> i64 {
     10
+}
+fn default_addresses_per_minute() -> i64 {
+    50
 }
 fn default_api_timeout() -> String {
     "30s".into()
@@ -420,6 +428,22 @@ fn validate_api(
             "api.requests_per_minute is above the documented limit of 10; expect rate-limit errors"
         );
     }
+    if !(1..=10_000).contains(&raw.addresses_per_minute) {
+        return Err(invalid(
+            "api.addresses_per_minute",
+            format!(
+                "is {}; use a number from 1 to 10000 (default 50; Tencent limits account-level \
+                 endpoints to 100 per minute)",
+                raw.addresses_per_minute
+            ),
+        ));
+    }
+    if raw.addresses_per_minute > 100 {
+        tracing::warn!(
+            addresses_per_minute = raw.addresses_per_minute,
+            "api.addresses_per_minute is above Tencent's 100 per minute for account-level endpoints; expect rate-limit errors"
+        );
+    }
     Ok(ApiConfig {
         base_url,
         app_id: raw.app_id,
@@ -430,6 +454,7 @@ fn validate_api(
         operator_id_type: raw.operator_id_type as u8,
         record_type: raw.record_type as u8,
         requests_per_minute: raw.requests_per_minute as u32,
+        addresses_per_minute: raw.addresses_per_minute as u32,
         timeout: duration("api.timeout", &raw.timeout)?,
     })
 }
@@ -649,6 +674,7 @@ path = "state.db"
     fn minimal_config_gets_documented_defaults() {
         let c = parse(GOOD).unwrap();
         assert_eq!(c.api.requests_per_minute, 10);
+        assert_eq!(c.api.addresses_per_minute, 50);
         assert_eq!(c.api.record_type, 1);
         assert_eq!(c.api.sdk_id, None);
         assert_eq!(c.download.workers, 4);
@@ -666,6 +692,7 @@ path = "state.db"
         .unwrap();
         let defaults = parse(GOOD).unwrap();
         assert_eq!(c.api.requests_per_minute, defaults.api.requests_per_minute);
+        assert_eq!(c.api.addresses_per_minute, defaults.api.addresses_per_minute);
         assert_eq!(c.download.workers, defaults.download.workers);
         assert_eq!(c.download.max_attempts, defaults.download.max_attempts);
         assert_eq!(
@@ -739,6 +766,11 @@ path = "state.db"
                 "operator_id = \"admin\"",
                 "operator_id = \"admin\"\nrecord_type = 7",
                 "api.record_type",
+            ),
+            (
+                "operator_id = \"admin\"",
+                "operator_id = \"admin\"\naddresses_per_minute = 0",
+                "api.addresses_per_minute",
             ),
             (
                 "path = \"archive\"",

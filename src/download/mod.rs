@@ -1,6 +1,8 @@
-//! The worker pool: `download.workers` transfers at once, each retried, refreshed and
-//! resumed until its file is archived or its attempts run out.
+//! The worker pool: `download.workers` transfers at once, each retried, given a fresh
+//! address just in time (`addresses`) and resumed until its file is archived or its
+//! attempts run out.
 
+mod addresses;
 mod hash_state;
 mod s3_sink;
 mod sink;
@@ -8,10 +10,10 @@ mod transfer;
 
 pub use transfer::{TransferError, address_is_fresh};
 
-use crate::api::{ErrorClass, backoff};
+use crate::api::{ApiClient, ApiError, ErrorClass, backoff};
 use crate::config::DownloadConfig;
-use crate::scheduler::{ListError, Lister};
 use crate::storage::{Storage, StorageError};
+use addresses::Addresses;
 use crate::store::{FileRow, FileStatus, Store, StoreError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,8 +26,9 @@ const IDLE_POLL: Duration = Duration::from_millis(250);
 /// An error that stops every worker: the admin must fix something first.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
+    /// The API refused in a way only the admin can fix (credentials, permission).
     #[error(transparent)]
-    List(#[from] ListError),
+    Api(ApiError),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The bucket refused the credentials or the operation (see `StorageError::is_fatal`).
@@ -44,7 +47,7 @@ pub struct Downloader {
     http: reqwest::Client,
     store: Store,
     storage: Storage,
-    lister: Arc<Lister>,
+    addresses: Addresses,
     config: DownloadConfig,
     archived: AtomicU64,
     bytes: AtomicU64,
@@ -58,7 +61,7 @@ impl Downloader {
     pub fn new(
         store: Store,
         storage: Storage,
-        lister: Arc<Lister>,
+        api: Arc<ApiClient>,
         config: DownloadConfig,
     ) -> Result<Self, reqwest::Error> {
         // No whole-request timeout: a multi-GB body legitimately takes long; a read timeout
@@ -72,9 +75,9 @@ impl Downloader {
         tracing::info!(archive = %storage.describe(), "recordings go to");
         Ok(Self {
             http,
+            addresses: Addresses::new(api, store.clone()),
             store,
             storage,
-            lister,
             config,
             archived: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
@@ -203,36 +206,42 @@ impl Downloader {
                     }
                     continue;
                 }
-                Err(e @ (TransferError::AddressExpired | TransferError::AddressRejected(_))) => {
-                    match self
-                        .lister
-                        .refresh_address(&id, row.media_start_time, row.address_issued_at)
-                        .await
-                    {
-                        Ok(true) => {
-                            tracing::info!(file = %id, reason = %e, "download address refreshed");
-                            // An expired address is not a failed attempt; a rejected fresh one is.
-                            if matches!(e, TransferError::AddressExpired) {
-                                continue;
-                            }
-                            e
-                        }
-                        Ok(false) => TransferError::NotListed,
-                        Err(ListError::Api(api)) if api.class() == ErrorClass::Fatal => {
-                            return Err(ListError::Api(api).into());
-                        }
-                        Err(other) => other.into(),
-                    }
+                Err(e @ TransferError::AddressRejected(_)) => {
+                    // Revoked or expired early: the next attempt must fetch a new one.
+                    self.store.forget_address(&id).await?;
+                    e
+                }
+                Err(TransferError::Api(e)) if e.class() == ErrorClass::Fatal => {
+                    self.store.release(&id, Some(&e.to_string())).await?;
+                    return Err(PoolError::Api(e));
                 }
                 Err(e) => e,
             };
-            let give_up = matches!(error, TransferError::NotListed);
+            // What the API says cannot be downloaded is `unavailable`, not `failed`: an
+            // explicit refusal at once, a missing address once the attempts ran out.
+            let (exhausted, now) = match &error {
+                TransferError::Api(e) if e.class() == ErrorClass::GiveUp => {
+                    (FileStatus::Unavailable, true)
+                }
+                TransferError::NoAddress => (FileStatus::Unavailable, false),
+                _ => (FileStatus::Failed, false),
+            };
             let status = self
                 .store
-                .record_failure(&id, &error.to_string(), self.config.max_attempts, give_up)
+                .record_failure(
+                    &id,
+                    &error.to_string(),
+                    self.config.max_attempts,
+                    exhausted,
+                    now,
+                )
                 .await?;
-            if status == FileStatus::Failed {
-                tracing::error!(file = %id, path = %row.path, error = %error, "giving up on this file");
+            if status != FileStatus::Transferring {
+                if status == FileStatus::Unavailable {
+                    tracing::error!(file = %id, path = %row.path, error = %error, "the API gives no way to download this file");
+                } else {
+                    tracing::error!(file = %id, path = %row.path, error = %error, "giving up on this file");
+                }
                 if let Storage::S3(s3) = &self.storage {
                     // Its parts would cost storage until a lifecycle rule expired them;
                     // `--retry-failed` starts it over anyway.

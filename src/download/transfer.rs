@@ -3,12 +3,13 @@
 //! The HTTP side lives here; where the bytes go (a `.part` file or a multipart upload) is
 //! the sink's business (`sink.rs`, `s3_sink.rs`).
 
+use super::addresses::AddressError;
 use super::s3_sink::{self, ResumedUpload, S3Sink};
 use super::sink::{LocalSink, Sink};
 use super::{Downloader, hash_state};
-use crate::scheduler::ListError;
+use crate::api::ApiError;
 use crate::storage::{LocalStorage, Storage, StorageError};
-use crate::store::{FileRow, StoreError};
+use crate::store::{FileRow, StoreError, now_ms};
 use futures::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_RANGE, RANGE};
@@ -22,8 +23,9 @@ const MAX_EXPIRY_MARGIN: Duration = Duration::from_secs(15 * 60);
 /// Why an attempt did not archive the file, and so what to do next.
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
-    #[error("the download address is missing or expired")]
-    AddressExpired,
+    /// `/v1/addresses` lists no address for the file (or no such file).
+    #[error("GET /v1/addresses gives no download address for this file")]
+    NoAddress,
     #[error("the download host refused the address (HTTP {0}); it has probably expired")]
     AddressRejected(u16),
     #[error("the download host answered HTTP {0}")]
@@ -35,16 +37,24 @@ pub enum TransferError {
     /// The server's answer does not fit what we know; the partial file is discarded.
     #[error("{0}; restarting the file from zero")]
     Inconsistent(String),
-    #[error("the API no longer lists this file")]
-    NotListed,
+    /// Getting the address failed: its class says whether a retry can help.
+    #[error(transparent)]
+    Api(#[from] ApiError),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(transparent)]
-    List(#[from] ListError),
     #[error("stopped by shutdown")]
     Cancelled,
+}
+
+impl From<AddressError> for TransferError {
+    fn from(e: AddressError) -> Self {
+        match e {
+            AddressError::Api(e) => Self::Api(e),
+            AddressError::Store(e) => Self::Store(e),
+        }
+    }
 }
 
 fn network(e: reqwest::Error) -> TransferError {
@@ -84,19 +94,7 @@ impl Downloader {
     ) -> Result<String, TransferError> {
         let size = row.record_size as u64;
         let needed = self.time_needed(size.saturating_sub(row.bytes_done.max(0) as u64));
-        let address = match &row.download_address {
-            Some(a)
-                if address_is_fresh(
-                    row.address_issued_at,
-                    crate::store::now_ms(),
-                    self.config.address_ttl,
-                    needed,
-                ) =>
-            {
-                a
-            }
-            _ => return Err(TransferError::AddressExpired),
-        };
+        let address = self.address_for(row, needed).await?;
         let ResumePoint {
             mut offset,
             mut hasher,
@@ -109,7 +107,7 @@ impl Downloader {
             let mut sink = self.open_sink(row, offset, hasher, etag, upload).await?;
             return sink.finish(cancel).await;
         }
-        let mut request = self.http.get(address.as_str());
+        let mut request = self.http.get(address);
         if offset > 0 {
             request = request.header(RANGE, format!("bytes={offset}-"));
             if let Some(etag) = &etag {
@@ -226,6 +224,26 @@ impl Downloader {
             });
         }
         sink.finish(cancel).await
+    }
+
+    /// The address this attempt starts on: the stored one (from the listing, or fetched for
+    /// a sibling) if it outlives the transfer at the observed throughput, else a fresh one
+    /// from `/v1/addresses`. A fresh one is taken even for a transfer longer than its life:
+    /// the host checks it when the transfer starts, and nothing fresher exists.
+    async fn address_for(&self, row: &FileRow, needed: Duration) -> Result<String, TransferError> {
+        let ttl = self.config.address_ttl;
+        let usable = |f: &FileRow, needed: Duration| {
+            f.download_address
+                .clone()
+                .filter(|_| address_is_fresh(f.address_issued_at, now_ms(), ttl, needed))
+        };
+        if let Some(address) = usable(row, needed) {
+            return Ok(address);
+        }
+        let refreshed = self.addresses.refresh(row).await?;
+        refreshed
+            .and_then(|f| usable(&f, Duration::ZERO))
+            .ok_or(TransferError::NoAddress)
     }
 
     /// Where `offset` bytes of `row` go next: its `.part` file, or its upload.

@@ -6,6 +6,8 @@ use super::{Store, StoreError};
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct ApiCall {
     pub at_ms: i64,
+    /// `records` or `addresses`.
+    pub endpoint: String,
     pub purpose: Option<String>,
     pub outcome: Option<String>,
 }
@@ -35,7 +37,8 @@ impl Store {
     /// The calls sent at or after `since_ms`, oldest first.
     pub async fn api_call_log(&self, since_ms: i64) -> Result<Vec<ApiCall>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT at_ms, purpose, outcome FROM api_calls WHERE at_ms >= ? ORDER BY at_ms, id",
+            "SELECT at_ms, endpoint, purpose, outcome FROM api_calls WHERE at_ms >= ?
+             ORDER BY at_ms, id",
         )
         .bind(since_ms)
         .fetch_all(self.pool())

@@ -2,14 +2,18 @@
 
 use super::{Store, StoreError, now_ms};
 
-/// Where a file is in its life (see `migrations/0001_init.sql`).
+/// Where a file is in its life (see `migrations/0001_init.sql` and `0005_addresses.sql`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FileStatus {
+    /// Listed and transcoded: waiting for a worker (with or without an address yet).
     Queued,
     Transferring,
     Archived,
+    /// Its attempts ran out (network, host, storage): `--retry-failed` tries again.
     Failed,
+    /// The API says it cannot be downloaded: `/v1/addresses` gave no address for it after
+    /// every attempt, or refused the recording outright.
     Unavailable,
 }
 
@@ -22,6 +26,18 @@ impl FileStatus {
             Self::Failed => "failed",
             Self::Unavailable => "unavailable",
         }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Queued,
+            Self::Transferring,
+            Self::Archived,
+            Self::Failed,
+            Self::Unavailable,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
     }
 }
 
@@ -99,14 +115,22 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Atomically takes the queued file whose address was issued first (it expires first),
-    /// so two workers never get the same file.
+    /// Atomically takes the next queued file, so two workers never get the same one.
+    ///
+    /// Files holding an address go first, the most recently issued first: when a worker
+    /// fetched the addresses of a meeting, its other files follow while those addresses are
+    /// young, so one `/v1/addresses` call serves the whole meeting. Files without an
+    /// address follow, oldest meeting first (the first to leave the cloud), a meeting's
+    /// files together.
     pub async fn claim_next(&self) -> Result<Option<FileRow>, StoreError> {
         let claimed: Option<String> = sqlx::query_scalar(
             "UPDATE files SET status = 'transferring', updated_at = ?
              WHERE record_file_id = (
-               SELECT record_file_id FROM files WHERE status = 'queued'
-               ORDER BY address_issued_at, record_file_id LIMIT 1)
+               SELECT f.record_file_id FROM files f JOIN meetings m USING (meeting_record_id)
+               WHERE f.status = 'queued'
+               ORDER BY f.address_issued_at IS NULL, f.address_issued_at DESC,
+                        m.media_start_time, f.meeting_record_id, f.record_file_id
+               LIMIT 1)
              RETURNING record_file_id",
         )
         .bind(now_ms())
@@ -116,6 +140,44 @@ impl Store {
             Some(id) => self.file(&id).await,
             None => Ok(None),
         }
+    }
+
+    /// Stores the addresses `/v1/addresses` just gave for the files of one meeting that are
+    /// still to download, all issued at `issued_at` (ms), in one transaction.
+    pub async fn set_addresses(
+        &self,
+        addresses: &[(String, String)],
+        issued_at: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        for (record_file_id, address) in addresses {
+            sqlx::query(
+                "UPDATE files SET download_address = ?, address_issued_at = ?, updated_at = ?
+                 WHERE record_file_id = ? AND status IN ('queued', 'transferring')",
+            )
+            .bind(address)
+            .bind(issued_at)
+            .bind(issued_at)
+            .bind(record_file_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Forgets a file's address: the download host refused it, so the next attempt must not
+    /// start on it.
+    pub async fn forget_address(&self, record_file_id: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE files SET download_address = NULL, address_issued_at = NULL, updated_at = ?
+             WHERE record_file_id = ?",
+        )
+        .bind(now_ms())
+        .bind(record_file_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
     }
 
     pub async fn file(&self, record_file_id: &str) -> Result<Option<FileRow>, StoreError> {
@@ -187,34 +249,33 @@ impl Store {
         Ok(())
     }
 
-    /// Counts a failed attempt of a claimed file and records why. After `max_attempts`, or
-    /// at once when `give_up`, the file is `failed` until `--retry-failed`; otherwise it
-    /// stays claimed by the caller, who retries it. Returns the new status.
+    /// Counts a failed attempt of a claimed file and records why. When its attempts run out
+    /// (or at once, when `now`), the file becomes `exhausted` (`failed`, or `unavailable`
+    /// when the API gives no address for it) until `--retry-failed`; otherwise it stays
+    /// claimed by the caller, who retries it. Returns the new status.
     pub async fn record_failure(
         &self,
         record_file_id: &str,
         error: &str,
         max_attempts: u32,
-        give_up: bool,
+        exhausted: FileStatus,
+        now: bool,
     ) -> Result<FileStatus, StoreError> {
         let status: String = sqlx::query_scalar(
             "UPDATE files SET attempts = attempts + 1, last_error = ?,
-               status = CASE WHEN ? OR attempts + 1 >= ? THEN 'failed' ELSE status END,
+               status = CASE WHEN ? OR attempts + 1 >= ? THEN ? ELSE status END,
                updated_at = ?
              WHERE record_file_id = ? RETURNING status",
         )
         .bind(error)
-        .bind(give_up)
+        .bind(now)
         .bind(i64::from(max_attempts))
+        .bind(exhausted.as_str())
         .bind(now_ms())
         .bind(record_file_id)
         .fetch_one(self.pool())
         .await?;
-        Ok(if status == "failed" {
-            FileStatus::Failed
-        } else {
-            FileStatus::Transferring
-        })
+        Ok(FileStatus::parse(&status).unwrap_or(FileStatus::Transferring))
     }
 
     /// Records why a claimed file is waiting, without spending an attempt (disk full).
@@ -260,11 +321,12 @@ impl Store {
         Ok(())
     }
 
-    /// `backfill --retry-failed`: failed files get a fresh set of attempts.
+    /// `backfill --retry-failed`: failed and unavailable files get a fresh set of attempts
+    /// (an address the API refused yesterday may be given today).
     pub async fn retry_failed(&self) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE files SET status = 'queued', attempts = 0, updated_at = ?
-             WHERE status = 'failed'",
+             WHERE status IN ('failed', 'unavailable')",
         )
         .bind(now_ms())
         .execute(self.pool())

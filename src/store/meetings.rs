@@ -48,8 +48,18 @@ impl Store {
     ///
     /// Once stored, a file's `path` and a meeting's `dir` never change (a renamed meeting
     /// must not orphan a half-written `.part` file), archived files are never touched, and
-    /// a fresh address replaces the old one: that is how an expired address is refreshed.
-    pub async fn upsert_meetings(&self, meetings: &[MeetingUpsert]) -> Result<(), StoreError> {
+    /// an address in the listing (sharing on, downloads allowed) replaces the old one. A file
+    /// without one is queued all the same: its address comes from `/v1/addresses` when its
+    /// transfer starts. Only a file that endpoint refused (`unavailable`) waits for an
+    /// address in a later listing.
+    ///
+    /// `listed_at` (ms) is when the listing call was sent: an address in it was issued no
+    /// earlier, so taking that as its issue time never overestimates how long it lives.
+    pub async fn upsert_meetings(
+        &self,
+        meetings: &[MeetingUpsert],
+        listed_at: i64,
+    ) -> Result<(), StoreError> {
         let now = now_ms();
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         for m in meetings {
@@ -81,19 +91,19 @@ impl Store {
                     "INSERT INTO files (record_file_id, meeting_record_id, record_start_time,
                        record_end_time, record_size, path, status, download_address,
                        address_issued_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6,
-                       CASE WHEN ?7 IS NULL THEN 'unavailable' ELSE 'queued' END, ?7,
-                       CASE WHEN ?7 IS NULL THEN NULL ELSE ?8 END, ?8)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7,
+                       CASE WHEN ?7 IS NULL THEN NULL ELSE ?9 END, ?8)
                      ON CONFLICT (record_file_id) DO UPDATE SET
                        download_address = COALESCE(excluded.download_address, files.download_address),
                        address_issued_at = COALESCE(excluded.address_issued_at, files.address_issued_at),
                        record_size = CASE WHEN files.status = 'archived' OR files.bytes_done > 0
                                      THEN files.record_size ELSE excluded.record_size END,
+                       attempts = CASE
+                         WHEN files.status = 'unavailable' AND excluded.download_address IS NOT NULL
+                         THEN 0 ELSE files.attempts END,
                        status = CASE
-                         WHEN files.status IN ('queued', 'unavailable') THEN
-                           CASE WHEN COALESCE(excluded.download_address, files.download_address)
-                                IS NULL THEN 'unavailable' ELSE 'queued' END
-                         ELSE files.status END,
+                         WHEN files.status = 'unavailable' AND excluded.download_address IS NOT NULL
+                         THEN 'queued' ELSE files.status END,
                        updated_at = excluded.updated_at",
                 )
                 .bind(&f.record_file_id)
@@ -104,6 +114,7 @@ impl Store {
                 .bind(&f.path)
                 .bind(f.download_address.as_deref())
                 .bind(now)
+                .bind(listed_at)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -144,38 +155,6 @@ impl Store {
              FROM meetings WHERE state IN (1, 2) ORDER BY media_start_time",
         )
         .fetch_all(self.pool())
-        .await?)
-    }
-}
-
-impl Store {
-    /// Start seconds of meetings in `[start, end]` (seconds) with files not yet archived.
-    pub async fn meeting_seconds_with_pending_files(
-        &self,
-        start: i64,
-        end: i64,
-    ) -> Result<Vec<i64>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT m.media_start_time / 1000 FROM meetings m
-             JOIN files f USING (meeting_record_id)
-             WHERE f.status IN ('queued', 'transferring')
-               AND m.media_start_time BETWEEN ? * 1000 AND ? * 1000 + 999
-             ORDER BY 1",
-        )
-        .bind(start)
-        .bind(end)
-        .fetch_all(self.pool())
-        .await?)
-    }
-
-    /// How many known meetings started in `[start, end]` (seconds).
-    pub async fn meetings_between(&self, start: i64, end: i64) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM meetings WHERE media_start_time BETWEEN ? * 1000 AND ? * 1000 + 999",
-        )
-        .bind(start)
-        .bind(end)
-        .fetch_one(self.pool())
         .await?)
     }
 }

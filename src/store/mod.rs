@@ -1,4 +1,5 @@
-//! Persistent state in SQLite: meetings, files and their life, the API call log, listed windows.
+//! Persistent state in SQLite: meetings, files and their life, the API call logs, listed
+//! windows.
 //!
 //! Every state transition is one statement or one `BEGIN IMMEDIATE` transaction, so that a
 //! `kill -9` at any instant leaves either the old or the new state, never a mix. Upserts are
@@ -16,6 +17,7 @@ pub use files::{Checkpoint, FileRow, FileStatus};
 pub use meetings::{FileUpsert, MeetingRow, MeetingUpsert};
 pub use status::{Failure, StatusReport};
 
+use crate::api::Endpoint;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;
@@ -77,15 +79,22 @@ impl Store {
         &self.pool
     }
 
-    /// Records one API call about to be sent, and why (`refresh`, `live`, `backfill`);
-    /// returns its id for [`Store::set_call_outcome`].
-    pub async fn record_api_call(&self, at_ms: i64, purpose: &str) -> Result<i64, StoreError> {
-        let id =
-            sqlx::query_scalar("INSERT INTO api_calls (at_ms, purpose) VALUES (?, ?) RETURNING id")
-                .bind(at_ms)
-                .bind(purpose)
-                .fetch_one(&self.pool)
-                .await?;
+    /// Records one call to `endpoint` about to be sent, and why (`live`, `backfill`,
+    /// `transfer`); returns its id for [`Store::set_call_outcome`].
+    pub async fn record_api_call(
+        &self,
+        at_ms: i64,
+        endpoint: Endpoint,
+        purpose: &str,
+    ) -> Result<i64, StoreError> {
+        let id = sqlx::query_scalar(
+            "INSERT INTO api_calls (at_ms, endpoint, purpose) VALUES (?, ?, ?) RETURNING id",
+        )
+        .bind(at_ms)
+        .bind(endpoint.as_str())
+        .bind(purpose)
+        .fetch_one(&self.pool)
+        .await?;
         Ok(id)
     }
 
@@ -98,14 +107,19 @@ impl Store {
         Ok(())
     }
 
-    /// Send times (ms) of the calls made at or after `since_ms`, oldest first.
-    pub async fn api_calls_since(&self, since_ms: i64) -> Result<Vec<i64>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT at_ms FROM api_calls WHERE at_ms >= ? ORDER BY at_ms")
-                .bind(since_ms)
-                .fetch_all(&self.pool)
-                .await?,
+    /// Send times (ms) of the calls to `endpoint` made at or after `since_ms`, oldest first.
+    pub async fn api_calls_since(
+        &self,
+        endpoint: Endpoint,
+        since_ms: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT at_ms FROM api_calls WHERE endpoint = ? AND at_ms >= ? ORDER BY at_ms",
         )
+        .bind(endpoint.as_str())
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Drops call-log rows older than `before_ms`; they no longer constrain the budget.

@@ -14,7 +14,10 @@ pub struct StatusReport {
     pub bytes_pending: i64,
     pub windows_listed: i64,
     pub last_listing_at: Option<i64>,
+    /// Listing calls (`/v1/corp/records`) sent in the last 60 s.
     pub api_calls_last_60s: i64,
+    /// Address calls (`/v1/addresses`) sent in the last 60 s.
+    pub address_calls_last_60s: i64,
     /// Failed and unavailable files, with the reason.
     pub failures: Vec<Failure>,
     /// S3 multipart uploads of files not yet archived (empty on local disk).
@@ -69,11 +72,13 @@ impl Store {
             sqlx::query_as("SELECT COUNT(*), MAX(listed_at) FROM windows")
                 .fetch_one(self.pool())
                 .await?;
-        let api_calls_last_60s: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM api_calls WHERE at_ms > ?")
-                .bind(now_ms - 60_000)
-                .fetch_one(self.pool())
-                .await?;
+        let (api_calls_last_60s, address_calls_last_60s): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(endpoint = 'records'), 0), COALESCE(SUM(endpoint = 'addresses'), 0)
+             FROM api_calls WHERE at_ms > ?",
+        )
+        .bind(now_ms - 60_000)
+        .fetch_one(self.pool())
+        .await?;
         let failures = sqlx::query_as(
             "SELECT record_file_id, path, status, attempts, last_error AS reason FROM files
              WHERE status IN ('failed', 'unavailable') ORDER BY path",
@@ -92,6 +97,7 @@ impl Store {
             windows_listed,
             last_listing_at,
             api_calls_last_60s,
+            address_calls_last_60s,
             failures,
             uploads: self.uploads_in_progress().await?,
             daemon: self.daemon_status().await?,

@@ -265,7 +265,7 @@ mod tests {
                     path: "1970/01/01/100-s/f1.mp4".into(),
                     download_address: Some("https://example.invalid/f1".into()),
                 }],
-            }])
+            }], 0)
             .await
             .unwrap();
         (store, dir)

@@ -145,7 +145,7 @@ mod tests {
             .upsert_meetings(&[
                 meeting("1", 1_000, &["a", "b"]),
                 meeting("2", 5_000, &["c"]),
-            ])
+            ], 0)
             .await
             .unwrap();
         assert_eq!(store.files_to_verify(None, None).await.unwrap().len(), 3);

@@ -26,7 +26,7 @@ pub enum Status {
     Partial,
     /// Listed, not downloaded yet (queued or transferring): expected, not a problem.
     Pending,
-    /// Given up on (`failed`, or `unavailable` for lack of a download address).
+    /// Given up on (`failed`, or `unavailable`: `/v1/addresses` gives no address for it).
     Failed,
 }
 
@@ -198,10 +198,9 @@ pub fn classify_unarchived(row: &VerifyRow, disk: OnDisk) -> ReportRow {
         "queued" | "transferring" => {
             format!("{} (meeting {})", row.status, state_name(row.meeting_state))
         }
-        "unavailable" => {
-            "unavailable: the API gives no download address (download or sharing not allowed)"
-                .into()
-        }
+        "unavailable" => "unavailable: the API gives no download address for it, or refused \
+                          it; `backfill --retry-failed` asks again"
+            .into(),
         "failed" => format!(
             "failed after {} attempt(s); `backfill --retry-failed` tries again",
             row.attempts

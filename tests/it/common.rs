@@ -42,6 +42,13 @@ pub fn write_config(dir: &Path, sim: &SimHandle, download_extra: &str) -> PathBu
     path
 }
 
+/// Adds `lines` to the `[api]` table of the config at `path` (budgets, mostly).
+pub fn add_api_keys(path: &Path, lines: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    std::fs::write(path, text.replacen("\n[storage]", &format!("{lines}\n\n[storage]"), 1))
+        .unwrap();
+}
+
 /// The range that covers every meeting of a simulator anchored at [`SIM_NOW`].
 pub fn full_range(days: u32) -> (i64, i64) {
     (SIM_NOW - i64::from(days + 1) * 86_400, SIM_NOW + 86_400)

@@ -1,11 +1,13 @@
-//! `run`, the service: live polling, priorities, batched refreshes, systemd, metrics.
+//! `run`, the service: live polling, priorities, just-in-time addresses, systemd, metrics.
 
 use crate::common::*;
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use wemeet_archiver::api::{Budgets, Endpoint};
 use wemeet_archiver::app::App;
+use wemeet_archiver::budget::Budget;
 use wemeet_archiver::config::Config;
 use wemeet_archiver::simulator::{self, SimConfig, SimHandle};
 use wemeet_archiver::store::{Store, now_ms};
@@ -71,6 +73,8 @@ async fn run_archives_each_new_recording_within_two_poll_intervals_and_serves_me
         arrival_every: Duration::from_secs(3),
         transcode_delay: transcode,
         rate_limit_per_minute: 60,
+        // Sharing off everywhere: every address comes from /v1/addresses.
+        shared_fraction: 0.0,
         ..SimConfig::default()
     })
     .await;
@@ -131,11 +135,13 @@ async fn run_archives_each_new_recording_within_two_poll_intervals_and_serves_me
         .unwrap();
     let lines = body.lines().map(|l| Ok(l.to_string()));
     let scrape = prometheus_parse::Scrape::parse(lines).expect("valid exposition format");
-    let value = |name: &str, label: Option<(&str, &str)>| {
+    let value = |name: &str, labels: &[(&str, &str)]| {
         scrape
             .samples
             .iter()
-            .find(|s| s.metric == name && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+            .find(|s| {
+                s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
+            })
             .map(|s| match s.value {
                 // OpenMetrics names a counter `X` and its sample `X_total`: prometheus-parse
                 // then reads the sample as untyped.
@@ -147,19 +153,29 @@ async fn run_archives_each_new_recording_within_two_poll_intervals_and_serves_me
             .unwrap_or_else(|| panic!("{name} missing in:\n{body}"))
     };
     assert_eq!(
-        value("wemeet_files", Some(("status", "archived"))),
+        value("wemeet_files", &[("status", "archived")]),
         manifest.len() as f64
     );
-    let ok_calls = value("wemeet_api_calls_total", Some(("outcome", "ok")));
+    let ok_calls = value(
+        "wemeet_api_calls_total",
+        &[("endpoint", "records"), ("outcome", "ok")],
+    );
     assert!(ok_calls >= 3.0, "{ok_calls} in {body}");
-    assert!(value("wemeet_last_successful_poll_timestamp_seconds", None) > 1.7e9);
+    let address_calls = value(
+        "wemeet_api_calls_total",
+        &[("endpoint", "addresses"), ("outcome", "ok")],
+    );
+    assert!(address_calls >= 1.0, "{address_calls} in {body}");
+    for endpoint in ["records", "addresses"] {
+        value("wemeet_api_budget_used", &[("endpoint", endpoint)]);
+    }
+    assert!(value("wemeet_last_successful_poll_timestamp_seconds", &[]) > 1.7e9);
     for name in [
-        "wemeet_api_budget_used",
         "wemeet_archived_bytes",
         "wemeet_transfers_in_flight",
         "wemeet_oldest_address_age_seconds",
     ] {
-        value(name, None);
+        value(name, &[]);
     }
     let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
         .await
@@ -173,14 +189,15 @@ async fn run_archives_each_new_recording_within_two_poll_intervals_and_serves_me
     assert!(stats.max_calls_in_60s <= 60, "{stats:#?}");
 }
 
-/// At the real limit of 10 calls per minute, with a backlog of 13 backfill windows: live
-/// polls still come every interval, and a refresh (every first address is stale) goes
-/// ahead of the backlog, so a new recording is archived within one interval of being seen.
-/// Every call is spaced by 6.1 s in the daemon, so "within" allows two spacings: one
-/// behind a call already admitted, one behind a more urgent caller.
+/// At the real limit of 10 calls per minute, with a backlog of 13 backfill windows: the
+/// first call is the live poll, live polls come every interval (each waits at most one
+/// spacing of 6.1 s behind a backfill call already admitted), and the transfers' address
+/// calls (every first address is stale, so each file needs one more) go to their own
+/// budget and never delay a poll. A new recording is archived within two intervals.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn live_polls_and_refreshes_are_not_starved_by_a_backfill_backlog() {
+async fn live_polls_are_not_starved_by_a_backfill_backlog_nor_by_address_calls() {
     let interval = Duration::from_secs(20);
+    let spacing = Duration::from_millis(6100);
     let sim = start_live_sim(SimConfig {
         meetings: 3,
         days: 400,
@@ -206,46 +223,111 @@ async fn live_polls_and_refreshes_are_not_starved_by_a_backfill_backlog() {
 
     let store = Store::open(&dir.path().join("state.db")).await.unwrap();
     let calls = store.api_call_log(started).await.unwrap();
+    let listing: Vec<_> = calls.iter().filter(|c| c.endpoint == "records").collect();
     let at = |purpose: &str| -> Vec<i64> {
-        calls
+        listing
             .iter()
             .filter(|c| c.purpose.as_deref() == Some(purpose))
             .map(|c| c.at_ms - started)
             .collect()
     };
-    let (live, backfill, refresh) = (at("live"), at("backfill"), at("refresh"));
+    let (live, backfill) = (at("live"), at("backfill"));
+    assert_eq!(
+        listing[0].purpose.as_deref(),
+        Some("live"),
+        "the first call was not the live poll: {calls:#?}"
+    );
     assert!(
         backfill.len() >= 3,
-        "the backfill made no progress: live {live:?} backfill {backfill:?} refresh {refresh:?}"
+        "the backfill made no progress: live {live:?} backfill {backfill:?}"
     );
     assert!(live.len() >= 3, "{live:?}");
-    assert!(live[0] < 2_000, "the first live poll waited {} ms", live[0]);
+    // Each poll is due `interval` after the previous one began; it may wait one spacing
+    // behind an admitted backfill call, plus the poll's own bookkeeping.
+    let slack = 2_000;
     for pair in live.windows(2) {
         let gap = pair[1] - pair[0];
         assert!(
-            gap <= interval.as_millis() as i64 + 12_500,
+            gap <= (interval + spacing).as_millis() as i64 + slack,
             "live polls {gap} ms apart: {live:?}"
         );
     }
-    assert!(!refresh.is_empty(), "no refresh happened: {calls:#?}");
+    let addresses = calls.iter().filter(|c| c.endpoint == "addresses").count();
+    assert!(addresses > 0, "no address call happened: {calls:#?}");
+    assert!(
+        listing.iter().all(|c| c.purpose.as_deref() != Some("transfer")),
+        "a transfer spent listing budget: {calls:#?}"
+    );
     let files = store.files_of_meeting(&fresh).await.unwrap();
     assert_eq!(files.len(), 1);
     assert_eq!(files[0].status, "archived", "{files:#?}");
-    // Seen by the second live poll (~20 s), refreshed and archived within one interval.
+    // Seen by the second live poll (~20 s), then archived with a fresh address at once.
     let archived = files[0].archived_at.unwrap_or(i64::MAX) - started;
     assert!(
-        archived <= 2 * interval.as_millis() as i64 + 12_500,
+        archived <= (2 * interval + spacing).as_millis() as i64 + slack,
         "archived after {archived} ms"
     );
     let stats = sim.stats();
     assert_eq!(stats.rate_limited, 0, "{stats:#?}");
+    assert_eq!(stats.address_rate_limited, 0, "{stats:#?}");
     assert!(stats.max_calls_in_60s <= 10, "{stats:#?}");
 }
 
-/// Addresses that live 6 s and one worker paced at 1 MiB/s: later files' addresses expire
-/// while they wait in the queue. One listing page refreshes a batch of them.
+/// At every start, the service's first listing call is its live poll, even with a
+/// backfill backlog waiting (three restarts in a row).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn addresses_expiring_in_the_queue_are_refreshed_in_batches() {
+async fn the_first_live_poll_goes_first_at_every_start() {
+    let sim = start_live_sim(SimConfig {
+        meetings: 2,
+        days: 200,
+        pending_fraction: 0.0,
+        max_file_size: 64 * 1024,
+        min_file_size: 1024,
+        rate_limit_per_minute: 60,
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sim,
+        "\n[poll]\ninterval = \"1h\"\nlookback = \"1d\"",
+    );
+    add_api_keys(&config, "requests_per_minute = 60");
+    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+    for run in 0..3 {
+        let started = now_ms();
+        let (cancel, daemon) = start_daemon(&config, Some(started / 1000 - 200 * 86_400)).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let listing = loop {
+            let listing: Vec<_> = store
+                .api_call_log(started)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|c| c.endpoint == "records")
+                .collect();
+            if listing.iter().any(|c| c.purpose.as_deref() == Some("backfill")) {
+                break listing;
+            }
+            assert!(Instant::now() < deadline, "run {run}: no backfill call: {listing:#?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        cancel.cancel();
+        daemon.await.unwrap();
+        assert_eq!(
+            listing[0].purpose.as_deref(),
+            Some("live"),
+            "run {run}: {listing:#?}"
+        );
+    }
+}
+
+/// Addresses that live 6 s and one worker paced at 1 MiB/s: later files' addresses expire
+/// while they wait in the queue. Each is fetched again from `/v1/addresses` just before its
+/// transfer (never by listing again), and no transfer starts on an expired address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn addresses_expiring_in_the_queue_are_fetched_again_just_in_time() {
     let sim = start_sim(SimConfig {
         meetings: 6,
         days: 10,
@@ -255,6 +337,8 @@ async fn addresses_expiring_in_the_queue_are_refreshed_in_batches() {
         max_file_size: 1536 * 1024,
         address_ttl: Duration::from_secs(6),
         bandwidth: Some(MIB),
+        shared_fraction: 1.0,
+        download_allowed_fraction: 1.0,
         ..SimConfig::default()
     })
     .await;
@@ -265,18 +349,12 @@ async fn addresses_expiring_in_the_queue_are_refreshed_in_batches() {
     assert!(report.complete(), "{report:#?}");
     assert_archive_matches(&dir.path().join("archive"), &sim.manifest());
     let store = Store::open(&dir.path().join("state.db")).await.unwrap();
-    let refreshes = store
-        .api_call_log(started)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|c| c.purpose.as_deref() == Some("refresh"))
-        .count();
-    assert!(refreshes >= 1, "no address expired: make the files bigger");
-    assert!(
-        refreshes < 4,
-        "{refreshes} refresh calls for 6 files: not batched"
-    );
+    let calls = store.api_call_log(started).await.unwrap();
+    let count = |endpoint: &str| calls.iter().filter(|c| c.endpoint == endpoint).count();
+    assert_eq!(count("records"), 1, "the listing was read again: {calls:#?}");
+    let addresses = count("addresses");
+    assert!(addresses >= 1, "no address expired: make the files bigger");
+    assert!(addresses < 6, "{addresses} address calls for 6 files");
     assert_eq!(
         sim.stats().expired_token_rejections,
         0,
@@ -431,13 +509,16 @@ async fn the_periodic_scrub_finds_a_damaged_file_and_exports_it() {
     bytes[100] ^= 0xff;
     std::fs::write(&path, bytes).unwrap();
 
+    let budget = |endpoint| {
+        let store = store.clone();
+        async move { std::sync::Arc::new(Budget::load(store, endpoint, 10).await.unwrap()) }
+    };
     let source = wemeet_archiver::metrics::MetricsSource {
         store: store.clone(),
-        budget: std::sync::Arc::new(
-            wemeet_archiver::budget::Budget::load(store.clone(), 10)
-                .await
-                .unwrap(),
-        ),
+        budgets: Budgets {
+            records: budget(Endpoint::Records).await,
+            addresses: budget(Endpoint::Addresses).await,
+        },
         stale_after: Duration::from_secs(60),
     };
     let deadline = Instant::now() + Duration::from_secs(20);

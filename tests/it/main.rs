@@ -1,5 +1,6 @@
 //! Integration tests: the real simulator over HTTP on port 0, real SQLite, real files.
 
+mod addresses;
 mod backfill;
 mod cli;
 mod common;

@@ -271,7 +271,8 @@ async fn a_read_stall_longer_than_the_read_timeout_is_abandoned_and_resumed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_address_expiring_mid_transfer_is_refreshed_and_resumed_from_the_offset() {
     // The download stalls past the 5 s read timeout; by the retry the 4-second address
-    // has expired (403), so the archiver re-lists, then resumes with Range from its offset.
+    // has expired (403), so the archiver fetches a new one from /v1/addresses, then
+    // resumes with Range from its offset.
     // (The archiver believes addresses live 6 h: only the 403 tells it.)
     let (sim, size) = backfill_through(
         SimConfig {

@@ -364,7 +364,7 @@ async fn seed(store: &Store, root: &Path, id: &str, day: &str, start_ms: i64) ->
             record_type: 1,
             dir: dir.clone(),
             files: vec![file("1", &archived), file("2", &queued)],
-        }])
+        }], 0)
         .await
         .unwrap();
     std::fs::create_dir_all(root.join(&dir)).unwrap();

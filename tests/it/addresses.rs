@@ -1,0 +1,211 @@
+//! Every recording, whatever its sharing settings: addresses from `/v1/addresses` just in
+//! time, a listing that is a census (each window and page once), both budgets kept.
+
+use crate::common::*;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use wemeet_archiver::api::{MAX_WINDOW_SECS, PAGE_SIZE};
+use wemeet_archiver::scheduler::split_windows;
+use wemeet_archiver::simulator::{ManifestEntry, SimConfig};
+use wemeet_archiver::store::Store;
+
+const KIB: u64 = 1024;
+
+/// The listing calls that list every window of `range` and each of its pages once: what
+/// a backfill needs at the least (the simulator's bounds are inclusive, as ours are).
+fn minimum_listing_calls(manifest: &[ManifestEntry], range: (i64, i64)) -> u64 {
+    let mut starts: BTreeMap<&str, i64> = BTreeMap::new();
+    for e in manifest {
+        starts.insert(&e.meeting_record_id, e.media_start_time.div_euclid(1000));
+    }
+    split_windows(range.0, range.1)
+        .into_iter()
+        .map(|(start, end)| {
+            assert!(end - start <= MAX_WINDOW_SECS);
+            let n = starts.values().filter(|&&t| (start..=end).contains(&t)).count() as u64;
+            n.div_ceil(u64::from(PAGE_SIZE)).max(1)
+        })
+        .sum()
+}
+
+/// With sharing as it is in a company (most files have no address in the listing), a
+/// backfill archives every transcoded file, byte for byte, within both endpoints' limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backfill_archives_every_file_whatever_its_sharing_settings() {
+    let sim = start_sim(SimConfig {
+        meetings: 40,
+        days: 60,
+        pending_fraction: 0.0,
+        min_file_size: 32 * KIB,
+        max_file_size: 256 * KIB,
+        ..SimConfig::default()
+    })
+    .await;
+    let manifest = sim.manifest();
+    let hidden = manifest.iter().filter(|e| !e.listing_address).count();
+    assert!(
+        hidden * 2 > manifest.len(),
+        "the listing must hide most addresses: {hidden} of {}",
+        manifest.len()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, "");
+    let report = backfill(&config, full_range(60)).await;
+    assert!(report.complete(), "{report:#?}");
+    assert_eq!(report.archived_now as usize, manifest.len());
+    assert_archive_matches(&dir.path().join("archive"), &manifest);
+
+    let stats = sim.stats();
+    assert_eq!(stats.rate_limited, 0, "{stats:#?}");
+    assert_eq!(stats.address_rate_limited, 0, "{stats:#?}");
+    assert!(stats.max_calls_in_60s <= 10, "{stats:#?}");
+    assert!(stats.address_max_calls_in_60s <= 50, "{stats:#?}");
+    assert!(stats.address_calls > 0, "{stats:#?}");
+    // The census lists each window and page once: no re-listing for addresses.
+    let minimum = minimum_listing_calls(&manifest, full_range(60));
+    assert_eq!(stats.api_calls, minimum, "{stats:#?}");
+    // Only files without an address in the listing needed /v1/addresses: at most one
+    // call per such meeting (none was slow enough for its address to age).
+    let meetings: std::collections::BTreeSet<_> = manifest
+        .iter()
+        .filter(|e| !e.listing_address)
+        .map(|e| e.meeting_record_id.as_str())
+        .collect();
+    assert!(
+        stats.address_calls <= meetings.len() as u64,
+        "{} address calls for {} meetings without listing addresses",
+        stats.address_calls,
+        meetings.len()
+    );
+}
+
+/// Addresses that live 3 s, transfers throttled to last more than five lifetimes, budgets
+/// raised so the census runs ahead: everything is archived, the listing is read once, and
+/// no transfer starts on an expired address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_backfill_lists_each_page_once_and_never_starts_on_an_expired_address() {
+    let ttl = Duration::from_secs(3);
+    let bandwidth = 64 * KIB;
+    let workers = 4;
+    let sim = start_sim(SimConfig {
+        meetings: 30,
+        days: 60,
+        pending_fraction: 0.0,
+        files_per_meeting: 1..=2,
+        min_file_size: 64 * KIB,
+        max_file_size: 128 * KIB,
+        address_ttl: ttl,
+        bandwidth: Some(bandwidth),
+        rate_limit_per_minute: 600,
+        addresses_rate_limit_per_minute: 600,
+        ..SimConfig::default()
+    })
+    .await;
+    let manifest = sim.manifest();
+    let bytes: u64 = manifest.iter().map(|e| e.record_size).sum();
+    let transfer_time = Duration::from_secs_f64(bytes as f64 / (workers * bandwidth) as f64);
+    assert!(
+        transfer_time >= ttl * 5,
+        "the transfers must outlast five address lifetimes: {transfer_time:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sim,
+        &format!("workers = {workers}\naddress_ttl = \"3s\""),
+    );
+    add_api_keys(
+        &config,
+        "requests_per_minute = 600\naddresses_per_minute = 600",
+    );
+    let started = Instant::now();
+    let report = backfill(&config, full_range(60)).await;
+    assert!(report.complete(), "{report:#?}");
+    assert!(started.elapsed() >= ttl * 5);
+    assert_archive_matches(&dir.path().join("archive"), &manifest);
+
+    let stats = sim.stats();
+    let minimum = minimum_listing_calls(&manifest, full_range(60));
+    assert!(
+        stats.api_calls as f64 <= 1.2 * minimum as f64,
+        "{} listing calls where {minimum} list every window and page once",
+        stats.api_calls
+    );
+    assert_eq!(
+        stats.expired_token_rejections, 0,
+        "a transfer started on an expired address: {stats:#?}"
+    );
+    assert!(
+        stats.address_calls <= manifest.len() as u64,
+        "{} address calls for {} files",
+        stats.address_calls,
+        manifest.len()
+    );
+}
+
+/// Files `/v1/addresses` never gives an address for end `unavailable` with that reason,
+/// in `status` and in `verify`; every other file is archived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn files_without_any_address_are_unavailable_with_the_reason() {
+    let sim = start_sim(SimConfig {
+        meetings: 12,
+        days: 20,
+        pending_fraction: 0.0,
+        shared_fraction: 0.0,
+        no_address_fraction: 0.3,
+        min_file_size: 16 * KIB,
+        max_file_size: 64 * KIB,
+        ..SimConfig::default()
+    })
+    .await;
+    let manifest = sim.manifest();
+    let (ok, blocked): (Vec<_>, Vec<_>) = manifest.iter().partition(|e| e.downloadable);
+    assert!(!blocked.is_empty() && !ok.is_empty(), "{manifest:#?}");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, "max_attempts = 2");
+    let report = backfill(&config, full_range(20)).await;
+    assert_eq!(report.archived_now as usize, ok.len(), "{report:#?}");
+    assert_eq!(report.not_archived.len(), blocked.len(), "{report:#?}");
+    for (path, status, reason) in &report.not_archived {
+        assert_eq!(status, "unavailable", "{path}");
+        assert!(
+            reason
+                .as_deref()
+                .is_some_and(|r| r.contains("/v1/addresses gives no download address")),
+            "{path}: {reason:?}"
+        );
+    }
+    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+    for e in &blocked {
+        let row = store.file(&e.record_file_id).await.unwrap().unwrap();
+        assert_eq!(row.status, "unavailable", "{row:?}");
+    }
+    drop(store);
+
+    let config_arg = config.to_str().unwrap();
+    let status = run_binary(&["--config", config_arg, "status", "--json"], &[]).await;
+    assert!(status.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(json["files"]["unavailable"], blocked.len());
+    let failures = json["failures"].as_array().unwrap();
+    assert!(failures.iter().all(|f| f["status"] == "unavailable"
+        && f["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no download address")));
+
+    let verify = run_binary(&["--config", config_arg, "verify", "--format", "json"], &[]).await;
+    assert_eq!(verify.status.code(), Some(1), "unavailable files leave the archive incomplete");
+    let report: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
+    let failed: Vec<_> = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), blocked.len());
+    for f in failed {
+        let detail = f["detail"].as_str().unwrap();
+        assert!(detail.contains("unavailable") && detail.contains("no download address"), "{detail}");
+    }
+}
