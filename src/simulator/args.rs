@@ -80,6 +80,14 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub operator_id: Option<String>,
 
+    /// Share of files whose owner turned sharing on.
+    #[arg(long, default_value_t = config::DEFAULT_SHARED_FRACTION)]
+    pub shared_fraction: f64,
+
+    /// Share of shared files that allow downloads (only they carry a listing address).
+    #[arg(long, default_value_t = config::DEFAULT_DOWNLOAD_ALLOWED_FRACTION)]
+    pub download_allowed_fraction: f64,
+
     /// Listing calls allowed in any 60 s window (rejected calls count too).
     #[arg(long, default_value_t = config::DEFAULT_RATE_LIMIT_PER_MINUTE)]
     pub rate_limit_per_minute: u32,
@@ -131,6 +139,22 @@ pub struct SimulateArgs {
     /// The next N accepted listing calls answer HTTP 200 with invalid JSON.
     #[arg(long, default_value_t = 0)]
     pub listing_invalid_json_first: u32,
+
+    /// `/v1/addresses` calls allowed in any 60 s window (rejected calls count too).
+    #[arg(long, default_value_t = config::DEFAULT_ADDRESSES_RATE_LIMIT_PER_MINUTE)]
+    pub addresses_rate_limit_per_minute: u32,
+
+    /// The first N `/v1/addresses` calls that would succeed answer HTTP 500, error 41.
+    #[arg(long = "addresses-5xx-first", default_value_t = 0)]
+    pub addresses_5xx_first: u32,
+
+    /// The first N `/v1/addresses` answers for each file give it an empty download address.
+    #[arg(long, default_value_t = 0)]
+    pub addresses_empty_first: u32,
+
+    /// Share of files for which no address is ever given (they cannot be downloaded).
+    #[arg(long, default_value_t = 0.0)]
+    pub no_address_fraction: f64,
 }
 
 impl SimulateArgs {
@@ -156,6 +180,8 @@ impl SimulateArgs {
             arrivals: self.arrivals,
             arrival_every: self.arrival_every,
             credentials,
+            shared_fraction: self.shared_fraction,
+            download_allowed_fraction: self.download_allowed_fraction,
             rate_limit_per_minute: self.rate_limit_per_minute,
             address_ttl: self.address_ttl,
             reset_first: self.reset_first,
@@ -169,6 +195,10 @@ impl SimulateArgs {
             bandwidth: self.bandwidth,
             listing_5xx_first: self.listing_5xx_first,
             listing_invalid_json_first: self.listing_invalid_json_first,
+            addresses_rate_limit_per_minute: self.addresses_rate_limit_per_minute,
+            addresses_5xx_first: self.addresses_5xx_first,
+            addresses_empty_first: self.addresses_empty_first,
+            no_address_fraction: self.no_address_fraction,
         }
     }
 }
@@ -267,6 +297,12 @@ mod tests {
             "--ignore-range",
             "--sdk-id",
             "sdk",
+            "--shared-fraction",
+            "0.25",
+            "--addresses-5xx-first",
+            "3",
+            "--no-address-fraction",
+            "0.1",
         ]);
         let config = cli.args.to_config();
         assert_eq!(config.meetings, 3);
@@ -275,5 +311,8 @@ mod tests {
         assert_eq!(config.error_5xx_first, 1);
         assert!(config.ignore_range);
         assert_eq!(config.credentials.sdk_id.as_deref(), Some("sdk"));
+        assert_eq!(config.shared_fraction, 0.25);
+        assert_eq!(config.addresses_5xx_first, 3);
+        assert_eq!(config.no_address_fraction, 0.1);
     }
 }

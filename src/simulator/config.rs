@@ -21,6 +21,12 @@ pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 10;
 /// The documented lifetime of a download address.
 pub const DEFAULT_ADDRESS_TTL: Duration = Duration::from_secs(6 * 3600);
 pub const DEFAULT_STALL: Duration = Duration::from_secs(5);
+/// With the next default, about 20 % of files carry a download address in the listing: in
+/// a company most owners neither share their recordings nor allow downloads.
+pub const DEFAULT_SHARED_FRACTION: f64 = 0.4;
+pub const DEFAULT_DOWNLOAD_ALLOWED_FRACTION: f64 = 0.5;
+/// `/v1/addresses` has no documented limit: this is a guess, kept apart from the listing's.
+pub const DEFAULT_ADDRESSES_RATE_LIMIT_PER_MINUTE: u32 = 60;
 
 /// The credentials the simulator accepts, handed to the client under test.
 #[derive(Clone, PartialEq, Eq)]
@@ -82,6 +88,12 @@ pub struct SimConfig {
     pub arrivals: usize,
     pub arrival_every: Duration,
     pub credentials: SimCredentials,
+    /// Share of files whose owner turned sharing on (decided per file from its id, so the
+    /// rest of the dataset does not depend on it).
+    pub shared_fraction: f64,
+    /// Share of the shared files that also allow downloads: only those carry a
+    /// `download_address` in the listing.
+    pub download_allowed_fraction: f64,
     /// Listing calls allowed in any 60 s; every arrival counts, rejected ones included.
     pub rate_limit_per_minute: u32,
     /// How long a download address stays valid after it was issued.
@@ -109,6 +121,16 @@ pub struct SimConfig {
     pub listing_5xx_first: u32,
     /// ... and the next N answer 200 with a body that is not JSON.
     pub listing_invalid_json_first: u32,
+    /// `/v1/addresses` calls allowed in any 60 s, counted apart from the listing's.
+    pub addresses_rate_limit_per_minute: u32,
+    /// The first N `/v1/addresses` calls that would succeed answer 500 with error 41.
+    pub addresses_5xx_first: u32,
+    /// The first N `/v1/addresses` answers for each file give it an empty
+    /// `download_address`, which Tencent says is normal.
+    pub addresses_empty_first: u32,
+    /// Share of files (decided per file from its id) that no endpoint ever gives an
+    /// address for: files that cannot be downloaded at all.
+    pub no_address_fraction: f64,
 }
 
 impl Default for SimConfig {
@@ -126,6 +148,8 @@ impl Default for SimConfig {
             arrivals: 0,
             arrival_every: DEFAULT_ARRIVAL_EVERY,
             credentials: SimCredentials::default(),
+            shared_fraction: DEFAULT_SHARED_FRACTION,
+            download_allowed_fraction: DEFAULT_DOWNLOAD_ALLOWED_FRACTION,
             rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
             address_ttl: DEFAULT_ADDRESS_TTL,
             reset_first: 0,
@@ -139,6 +163,10 @@ impl Default for SimConfig {
             bandwidth: None,
             listing_5xx_first: 0,
             listing_invalid_json_first: 0,
+            addresses_rate_limit_per_minute: DEFAULT_ADDRESSES_RATE_LIMIT_PER_MINUTE,
+            addresses_5xx_first: 0,
+            addresses_empty_first: 0,
+            no_address_fraction: 0.0,
         }
     }
 }

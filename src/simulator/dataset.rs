@@ -4,9 +4,13 @@
 //! account. The first meetings carry the subjects that break naive archivers (path
 //! traversal, separators, reserved Windows names, very long, emoji, control characters,
 //! empty), and two meetings share a meeting_code on the same day, as a recurring meeting does.
+//!
+//! Who may reach a file (sharing, downloads, whether any address exists) is not drawn from
+//! the stream but hashed from the file's id: changing those fractions must not shift every
+//! later id, size and byte of the account.
 
 use super::config::SimConfig;
-use super::prng::SplitMix64;
+use super::prng::{SplitMix64, hash_str, mix64};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -46,6 +50,69 @@ const ORDINARY_SUBJECTS: &[&str] = &[
 const CREATORS: &[&str] = &["admin", "zhangsan", "lisi", "wangwu", "zhaoliu"];
 
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// One salt per per-file decision, so that the decisions are independent of each other.
+const SHARED_SALT: u64 = 0x5348_4152_4544_0001;
+const DOWNLOAD_ALLOWED_SALT: u64 = 0x444F_574E_4C4F_0002;
+const NO_ADDRESS_SALT: u64 = 0x4E4F_4144_4452_0003;
+
+/// The fractions behind the per-file access decisions, with the seed they are keyed by.
+#[derive(Debug, Clone, Copy)]
+struct AccessMix {
+    seed: u64,
+    shared: f64,
+    download_allowed: f64,
+    no_address: f64,
+}
+
+impl AccessMix {
+    fn new(config: &SimConfig) -> Self {
+        Self {
+            seed: config.seed,
+            shared: config.shared_fraction,
+            download_allowed: config.download_allowed_fraction,
+            no_address: config.no_address_fraction,
+        }
+    }
+
+    /// True for about `fraction` of all ids (none at 0, all at 1), the same for a given
+    /// seed and id whatever else the dataset holds.
+    fn decide(&self, record_file_id: &str, salt: u64, fraction: f64) -> bool {
+        let word = mix64(self.seed ^ hash_str(record_file_id) ^ salt);
+        // The top 53 bits as a double in [0, 1).
+        let unit = (word >> 11) as f64 / (1u64 << 53) as f64;
+        unit < fraction
+    }
+
+    fn access(&self, record_file_id: &str) -> Access {
+        let shared = self.decide(record_file_id, SHARED_SALT, self.shared);
+        Access {
+            shared,
+            download_allowed: shared
+                && self.decide(record_file_id, DOWNLOAD_ALLOWED_SALT, self.download_allowed),
+            downloadable: !self.decide(record_file_id, NO_ADDRESS_SALT, self.no_address),
+        }
+    }
+}
+
+/// Who can reach one file, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access {
+    /// The owner turned sharing on: the listing shows the sharing fields.
+    pub shared: bool,
+    /// Sharing is on and downloads are allowed (never true without `shared`).
+    pub download_allowed: bool,
+    /// Some address can be issued for it at all (`no_address_fraction` clears it).
+    pub downloadable: bool,
+}
+
+impl Access {
+    /// The listing carries a download address: sharing on, download allowed, and an
+    /// address exists.
+    pub fn listing_address(&self) -> bool {
+        self.download_allowed && self.downloadable
+    }
+}
 
 /// When a meeting appears and changes state, on the simulator's lifecycle clock
 /// (time since start, plus whatever a test advanced it by).
@@ -95,6 +162,14 @@ pub struct SimFile {
     pub password: String,
     /// The path part of the sharing and view links.
     pub share_code: String,
+    pub access: Access,
+}
+
+impl SimFile {
+    /// The playback page, the same from both endpoints.
+    pub fn view_address(&self) -> String {
+        format!("https://meeting.tencent.com/cw/{}", self.share_code)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -112,17 +187,20 @@ pub struct Meeting {
 }
 
 /// The seeded stream plus the ids already handed out, kept for the whole run so that
-/// meetings added later stay deterministic and never collide with earlier ids.
+/// meetings added later stay deterministic, never collide with earlier ids and get their
+/// access decided like the others.
 pub struct Generator {
     rng: SplitMix64,
     used_ids: HashSet<String>,
+    mix: AccessMix,
 }
 
 impl Generator {
-    pub fn new(seed: u64) -> Self {
+    pub fn new(config: &SimConfig) -> Self {
         Self {
-            rng: SplitMix64::new(seed),
+            rng: SplitMix64::new(config.seed),
             used_ids: HashSet::new(),
+            mix: AccessMix::new(config),
         }
     }
 
@@ -162,8 +240,10 @@ impl Generator {
             .iter()
             .map(|&size| {
                 let length = self.rng.range(5 * 60_000, 90 * 60_000) as i64;
+                let record_file_id = self.unique_id(19);
                 let file = SimFile {
-                    record_file_id: self.unique_id(19),
+                    access: self.mix.access(&record_file_id),
+                    record_file_id,
                     record_start_ms: next_start,
                     record_end_ms: next_start + length,
                     size,
@@ -258,7 +338,16 @@ mod tests {
     use super::*;
 
     fn account(config: &SimConfig) -> Vec<Meeting> {
-        generate(config, 1_750_000_000, &mut Generator::new(config.seed))
+        generate(config, 1_750_000_000, &mut Generator::new(config))
+    }
+
+    fn files(ms: &[Meeting]) -> Vec<&SimFile> {
+        ms.iter().flat_map(|m| &m.files).collect()
+    }
+
+    /// Share of `files` for which `pred` holds.
+    fn share(files: &[&SimFile], pred: impl Fn(&Access) -> bool) -> f64 {
+        files.iter().filter(|f| pred(&f.access)).count() as f64 / files.len() as f64
     }
 
     #[test]
@@ -272,6 +361,61 @@ mod tests {
         };
         assert_eq!(ids(&a), ids(&b));
         assert_eq!(a.len(), config.meetings);
+    }
+
+    #[test]
+    fn access_fractions_do_not_shift_the_rest_of_the_dataset() {
+        let everything = SimConfig {
+            shared_fraction: 1.0,
+            download_allowed_fraction: 1.0,
+            ..SimConfig::default()
+        };
+        let nothing = SimConfig {
+            shared_fraction: 0.0,
+            no_address_fraction: 1.0,
+            ..SimConfig::default()
+        };
+        let key = |f: &&SimFile| (f.record_file_id.clone(), f.size, f.password.clone());
+        let (a, b) = (account(&everything), account(&nothing));
+        let (a, b) = (files(&a), files(&b));
+        assert_eq!(
+            a.iter().map(key).collect::<Vec<_>>(),
+            b.iter().map(key).collect::<Vec<_>>()
+        );
+        assert!(a.iter().all(|f| f.access.listing_address()));
+        assert!(b.iter().all(|f| !f.access.shared && !f.access.downloadable));
+    }
+
+    #[test]
+    fn by_default_a_fifth_of_the_files_carry_a_listing_address() {
+        let config = SimConfig {
+            meetings: 1000,
+            ..SimConfig::default()
+        };
+        let ms = account(&config);
+        let all = files(&ms);
+        let near = |x: f64, want: f64| (x - want).abs() < 0.04;
+        assert!(near(share(&all, |a| a.shared), 0.4));
+        assert!(near(share(&all, Access::listing_address), 0.2));
+        assert!(all.iter().all(|f| f.access.downloadable));
+        assert!(
+            all.iter()
+                .all(|f| f.access.shared || !f.access.download_allowed)
+        );
+    }
+
+    #[test]
+    fn no_address_fraction_is_decided_apart_from_sharing() {
+        let config = SimConfig {
+            meetings: 1000,
+            shared_fraction: 0.5,
+            no_address_fraction: 0.5,
+            ..SimConfig::default()
+        };
+        let ms = account(&config);
+        let all = files(&ms);
+        let both = share(&all, |a| a.shared && !a.downloadable);
+        assert!((both - 0.25).abs() < 0.04, "independent decisions: {both}");
     }
 
     #[test]

@@ -28,6 +28,18 @@ pub fn listing_fault(config: &SimConfig, n: u32) -> Option<ListingFault> {
     }
 }
 
+/// Whether the `n`-th (1-based) `/v1/addresses` call that would succeed answers HTTP 500
+/// with error 41 instead.
+pub fn addresses_server_error(config: &SimConfig, n: u32) -> bool {
+    n <= config.addresses_5xx_first
+}
+
+/// Whether the `n`-th (1-based) `/v1/addresses` answer for one file gives it an empty
+/// `download_address`.
+pub fn address_left_empty(config: &SimConfig, n: u32) -> bool {
+    n <= config.addresses_empty_first
+}
+
 /// What happens halfway through a download body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFault {
@@ -86,6 +98,22 @@ mod tests {
                 None
             ]
         );
+    }
+
+    #[test]
+    fn address_faults_strike_the_first_n_only() {
+        let config = SimConfig {
+            addresses_5xx_first: 1,
+            addresses_empty_first: 2,
+            ..SimConfig::default()
+        };
+        let errors: Vec<_> = (1..=3)
+            .map(|n| addresses_server_error(&config, n))
+            .collect();
+        let empties: Vec<_> = (1..=3).map(|n| address_left_empty(&config, n)).collect();
+        assert_eq!(errors, [true, false, false]);
+        assert_eq!(empties, [true, true, false]);
+        assert!(!address_left_empty(&SimConfig::default(), 1));
     }
 
     #[test]

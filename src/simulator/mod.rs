@@ -1,17 +1,23 @@
-//! A built-in simulator of the Tencent Meeting API (`GET /v1/corp/records`) and of the
-//! COS host its download addresses point to, served by one HTTP server.
+//! A built-in simulator of the Tencent Meeting API (`GET /v1/corp/records` and
+//! `GET /v1/addresses`) and of the COS host its download addresses point to, served by one
+//! HTTP server.
 //!
 //! It exists so that the archiver can be tested, demonstrated and benchmarked end to end
 //! without a Tencent account: it is strict where the real service is strict (signature,
-//! timestamp, nonce replay, 31-day windows, page size, 10 calls per minute), reproduces the
-//! documented quirks (`current_size`, addresses that expire, XML errors from COS), and can
-//! break on purpose in counted, deterministic ways (resets, truncation, 503, stalls,
-//! changed content, stale addresses, bad listing replies) so that every recovery path of
-//! the client has a test. Production code never uses it.
+//! timestamp, nonce replay shared by both endpoints, 31-day windows, page sizes, 10 listing
+//! calls per minute and a separate budget for `/v1/addresses`), reproduces the documented
+//! quirks (`current_size`, addresses that expire, XML errors from COS, empty address
+//! fields), models what the real listing withholds (only files whose owner shared them and
+//! allowed downloads carry a `download_address`; the others are reachable only through
+//! `/v1/addresses`, and some through nothing), and can break on purpose in counted,
+//! deterministic ways (resets, truncation, 503, stalls, changed content, stale addresses,
+//! bad listing replies, 500s and empty addresses from `/v1/addresses`) so that every
+//! recovery path of the client has a test. Production code never uses it.
 //!
 //! Besides the API, the server answers `GET /admin/manifest`, `/admin/stats` and
 //! `/admin/tokens` (JSON, no auth: it is a test tool).
 
+mod addresses;
 mod args;
 mod config;
 mod content;
@@ -20,6 +26,7 @@ mod download;
 mod faults;
 mod listing;
 mod prng;
+mod signed;
 mod state;
 mod stats;
 mod token;
@@ -53,6 +60,7 @@ fn trace_id() -> String {
 fn router(sim: Arc<Sim>) -> Router {
     Router::new()
         .route("/v1/corp/records", get(listing::list_records))
+        .route("/v1/addresses", get(addresses::list_addresses))
         .route("/cos/{record_file_id}/{name}", get(download::download))
         .route("/admin/manifest", get(admin_manifest))
         .route("/admin/stats", get(admin_stats))
@@ -121,9 +129,9 @@ impl SimHandle {
         self.sim.config.credentials.clone()
     }
 
-    /// Every downloadable file of the meetings transcoded now, with its current SHA-256.
-    /// Hashes are computed on first use (then cached), so the first call may take a while
-    /// with big files.
+    /// Every file of the meetings transcoded now, with its current SHA-256 and how it can
+    /// be reached (`listing_address`, `downloadable`). Hashes are computed on first use
+    /// (then cached), so the first call may take a while with big files.
     pub fn manifest(&self) -> Vec<ManifestEntry> {
         self.sim.manifest()
     }
@@ -137,7 +145,8 @@ impl SimHandle {
         self.sim.world().issued_tokens.clone()
     }
 
-    /// Every sharing password in the dataset, for tests that grep logs for leaks.
+    /// Every sharing password the listing reveals (shared files only), for tests that grep
+    /// logs for leaks.
     pub fn passwords(&self) -> Vec<String> {
         self.sim.passwords()
     }

@@ -7,6 +7,7 @@
 use super::config::SimConfig;
 use super::content::Content;
 use super::dataset::{self, Generator, Meeting, Timeline};
+use super::signed::Endpoint;
 use super::stats::StatsRecorder;
 use super::token::TokenSigner;
 use crate::secret::Secret;
@@ -15,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// One downloadable file of a transcoded meeting, as a test expects to find it archived.
+/// One file of a transcoded meeting, as a test expects to find it archived.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ManifestEntry {
     pub record_file_id: String,
@@ -27,6 +28,12 @@ pub struct ManifestEntry {
     pub record_size: u64,
     /// Lowercase hex SHA-256 of the file's current content.
     pub sha256: String,
+    /// The listing carries a download address for it; when false, only `/v1/addresses`
+    /// can reach it (if `downloadable`).
+    pub listing_address: bool,
+    /// Some endpoint gives an address for it; false for the `no_address_fraction` files,
+    /// which cannot be downloaded at all.
+    pub downloadable: bool,
 }
 
 /// The run-time side of a file: what the fault knobs count and what its content is now.
@@ -38,7 +45,10 @@ pub struct FileRuntime {
     pub generation: u64,
     /// Authorised GETs so far (the n-th GET decides the faults).
     pub gets: u32,
+    /// Download addresses issued, by either endpoint (the n-th decides staleness).
     pub addresses_issued: u32,
+    /// Times `/v1/addresses` answered for this file (the n-th decides emptiness).
+    pub address_answers: u32,
 }
 
 pub struct World {
@@ -52,6 +62,8 @@ pub struct World {
     pub nonces: HashMap<(String, String), Instant>,
     /// Listing calls that passed authentication and validation (for the listing faults).
     pub listings_accepted: u32,
+    /// `/v1/addresses` calls that would have succeeded (for `addresses_5xx_first`).
+    pub addresses_accepted: u32,
     pub issued_tokens: Vec<String>,
 }
 
@@ -102,7 +114,7 @@ pub fn now_ms() -> i64 {
 impl Sim {
     pub fn new(config: SimConfig, base_url: String) -> Self {
         let anchor_ms = config.start.map_or_else(now_ms, |s| s * 1000);
-        let mut generator = Generator::new(config.seed);
+        let mut generator = Generator::new(&config);
         let meetings = dataset::generate(&config, anchor_ms.div_euclid(1000), &mut generator);
         let mut world = World {
             meetings: Vec::new(),
@@ -113,6 +125,7 @@ impl Sim {
             stats: StatsRecorder::default(),
             nonces: HashMap::new(),
             listings_accepted: 0,
+            addresses_accepted: 0,
             issued_tokens: Vec::new(),
         };
         for m in meetings {
@@ -141,9 +154,10 @@ impl Sim {
         Content::new(self.config.seed, record_file_id, generation, size)
     }
 
-    /// A fresh download address for one file; the first `stale_addresses_first` of each
-    /// file are born expired.
-    pub fn issue_address(&self, world: &mut World, record_file_id: &str) -> Secret {
+    /// A fresh download address for one file, handed out `by` one endpoint; the first
+    /// `stale_addresses_first` of each file, whichever endpoint issued them, are born
+    /// expired.
+    pub fn issue_address(&self, world: &mut World, record_file_id: &str, by: Endpoint) -> Secret {
         let now = now_ms();
         let stale = world.files.get_mut(record_file_id).is_some_and(|rt| {
             rt.addresses_issued += 1;
@@ -156,6 +170,7 @@ impl Sim {
         };
         let token = self.signer.issue(record_file_id, expires);
         world.issued_tokens.push(token.clone());
+        world.stats.address_issued(by);
         Secret::new(format!(
             "{}/cos/{record_file_id}/{record_file_id}.mp4?token={token}",
             self.base_url
@@ -196,6 +211,8 @@ impl Sim {
                             media_start_time: m.media_start_ms,
                             record_size: f.size,
                             sha256: String::new(),
+                            listing_address: f.access.listing_address(),
+                            downloadable: f.access.downloadable,
                         };
                         (entry, generation)
                     })
@@ -211,11 +228,15 @@ impl Sim {
             .collect()
     }
 
+    /// The passwords the listing reveals: those of shared files (the others never leave
+    /// the simulator, so a log cannot leak them).
     pub fn passwords(&self) -> Vec<String> {
         self.world()
             .meetings
             .iter()
-            .flat_map(|m| m.files.iter().map(|f| f.password.clone()))
+            .flat_map(|m| &m.files)
+            .filter(|f| f.access.shared)
+            .map(|f| f.password.clone())
             .collect()
     }
 

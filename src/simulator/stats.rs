@@ -1,20 +1,35 @@
 //! What the simulator saw, for tests to assert on (`/admin/stats`, `SimHandle::stats`).
 
+use super::signed::Endpoint;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 const WINDOW: Duration = Duration::from_secs(60);
 
+/// The error code of the per-minute limit, counted apart in `rate_limited`.
+pub const RATE_LIMITED: i64 = 190_310;
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SimStats {
     /// Every request to `/v1/corp/records`, rejected ones included.
     pub api_calls: u64,
     pub api_errors_by_code: BTreeMap<i64, u64>,
-    /// Calls answered with the rate-limit error (190310).
+    /// Listing calls answered with the rate-limit error (190310).
     pub rate_limited: u64,
     /// The most listing calls whose arrivals fell within one 60 s window.
     pub max_calls_in_60s: u64,
+    /// Every request to `/v1/addresses`, rejected ones included.
+    pub address_calls: u64,
+    pub address_errors_by_code: BTreeMap<i64, u64>,
+    /// `/v1/addresses` calls answered with the rate-limit error (190310).
+    pub address_rate_limited: u64,
+    /// The most `/v1/addresses` calls whose arrivals fell within one 60 s window.
+    pub address_max_calls_in_60s: u64,
+    /// Download addresses handed out in listings.
+    pub addresses_issued_by_listing: u64,
+    /// Download addresses handed out by `/v1/addresses` (empty ones not counted).
+    pub addresses_issued_by_addresses: u64,
     /// Every request to the download host, HEAD and rejected ones included.
     pub download_requests: u64,
     pub download_status_counts: BTreeMap<u16, u64>,
@@ -27,11 +42,41 @@ pub struct SimStats {
     pub expired_token_rejections: u64,
 }
 
-/// The counters plus the arrival log behind the rate limit and `max_calls_in_60s`.
+/// The arrivals of one endpoint's last 60 s: what its rate limit judges.
+#[derive(Default)]
+struct RateWindow(VecDeque<Instant>);
+
+impl RateWindow {
+    /// Logs an arrival at `now` and returns the number in `(now - 60 s, now]`, this one
+    /// included.
+    fn arrive(&mut self, now: Instant) -> u64 {
+        while self
+            .0
+            .front()
+            .is_some_and(|&t| now.saturating_duration_since(t) >= WINDOW)
+        {
+            self.0.pop_front();
+        }
+        self.0.push_back(now);
+        self.0.len() as u64
+    }
+}
+
+/// The counters plus the arrival logs behind the rate limits and the `max_*_in_60s`.
 #[derive(Default)]
 pub struct StatsRecorder {
     stats: SimStats,
-    arrivals: VecDeque<Instant>,
+    listing_window: RateWindow,
+    address_window: RateWindow,
+}
+
+/// One endpoint's share of the counters.
+struct EndpointCounters<'a> {
+    window: &'a mut RateWindow,
+    calls: &'a mut u64,
+    max_in_60s: &'a mut u64,
+    errors_by_code: &'a mut BTreeMap<i64, u64>,
+    rate_limited: &'a mut u64,
 }
 
 impl StatsRecorder {
@@ -39,27 +84,48 @@ impl StatsRecorder {
         self.stats.clone()
     }
 
-    /// Logs a listing call arriving at `now` and returns the number of calls in
-    /// `(now - 60 s, now]`, this one included.
-    pub fn listing_arrival(&mut self, now: Instant) -> u64 {
-        while self
-            .arrivals
-            .front()
-            .is_some_and(|&t| now.saturating_duration_since(t) >= WINDOW)
-        {
-            self.arrivals.pop_front();
+    fn counters(&mut self, endpoint: Endpoint) -> EndpointCounters<'_> {
+        let s = &mut self.stats;
+        match endpoint {
+            Endpoint::Listing => EndpointCounters {
+                window: &mut self.listing_window,
+                calls: &mut s.api_calls,
+                max_in_60s: &mut s.max_calls_in_60s,
+                errors_by_code: &mut s.api_errors_by_code,
+                rate_limited: &mut s.rate_limited,
+            },
+            Endpoint::Addresses => EndpointCounters {
+                window: &mut self.address_window,
+                calls: &mut s.address_calls,
+                max_in_60s: &mut s.address_max_calls_in_60s,
+                errors_by_code: &mut s.address_errors_by_code,
+                rate_limited: &mut s.address_rate_limited,
+            },
         }
-        self.arrivals.push_back(now);
-        let in_window = self.arrivals.len() as u64;
-        self.stats.api_calls += 1;
-        self.stats.max_calls_in_60s = self.stats.max_calls_in_60s.max(in_window);
+    }
+
+    /// Logs a call to `endpoint` arriving at `now` and returns the number of calls to it
+    /// in `(now - 60 s, now]`, this one included.
+    pub fn arrival(&mut self, endpoint: Endpoint, now: Instant) -> u64 {
+        let c = self.counters(endpoint);
+        let in_window = c.window.arrive(now);
+        *c.calls += 1;
+        *c.max_in_60s = (*c.max_in_60s).max(in_window);
         in_window
     }
 
-    pub fn listing_error(&mut self, code: i64, rate_limited: bool) {
-        *self.stats.api_errors_by_code.entry(code).or_default() += 1;
-        if rate_limited {
-            self.stats.rate_limited += 1;
+    pub fn api_error(&mut self, endpoint: Endpoint, code: i64) {
+        let c = self.counters(endpoint);
+        *c.errors_by_code.entry(code).or_default() += 1;
+        if code == RATE_LIMITED {
+            *c.rate_limited += 1;
+        }
+    }
+
+    pub fn address_issued(&mut self, by: Endpoint) {
+        match by {
+            Endpoint::Listing => self.stats.addresses_issued_by_listing += 1,
+            Endpoint::Addresses => self.stats.addresses_issued_by_addresses += 1,
         }
     }
 
@@ -93,11 +159,30 @@ mod tests {
     fn window_is_sixty_seconds_half_open() {
         let mut r = StatsRecorder::default();
         let t0 = Instant::now();
-        assert_eq!(r.listing_arrival(t0), 1);
-        assert_eq!(r.listing_arrival(t0 + Duration::from_secs(59)), 2);
+        assert_eq!(r.arrival(Endpoint::Listing, t0), 1);
+        assert_eq!(
+            r.arrival(Endpoint::Listing, t0 + Duration::from_secs(59)),
+            2
+        );
         // t0 is exactly 60 s old: out of (t - 60 s, t].
-        assert_eq!(r.listing_arrival(t0 + WINDOW), 2);
+        assert_eq!(r.arrival(Endpoint::Listing, t0 + WINDOW), 2);
         assert_eq!(r.snapshot().max_calls_in_60s, 2);
         assert_eq!(r.snapshot().api_calls, 3);
+    }
+
+    #[test]
+    fn each_endpoint_has_its_own_window_and_counters() {
+        let mut r = StatsRecorder::default();
+        let t0 = Instant::now();
+        r.arrival(Endpoint::Listing, t0);
+        r.arrival(Endpoint::Listing, t0);
+        assert_eq!(r.arrival(Endpoint::Addresses, t0), 1);
+        r.api_error(Endpoint::Addresses, RATE_LIMITED);
+        let s = r.snapshot();
+        assert_eq!((s.api_calls, s.max_calls_in_60s, s.rate_limited), (2, 2, 0));
+        assert_eq!((s.address_calls, s.address_max_calls_in_60s), (1, 1));
+        assert_eq!(s.address_rate_limited, 1);
+        assert!(s.api_errors_by_code.is_empty());
+        assert_eq!(s.address_errors_by_code.get(&RATE_LIMITED), Some(&1));
     }
 }

@@ -1,6 +1,7 @@
 //! The simulator, exercised over real HTTP as the archiver will use it.
 
 use reqwest::{Client, StatusCode};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wemeet_archiver::api::sign::{self, SignInput};
@@ -20,6 +21,16 @@ fn small() -> SimConfig {
         min_file_size: 100_000,
         max_file_size: 300_000,
         ..SimConfig::default()
+    }
+}
+
+/// `small()` with every file shared and downloadable, for the tests that start from the
+/// listing's download addresses.
+fn shared() -> SimConfig {
+    SimConfig {
+        shared_fraction: 1.0,
+        download_allowed_fraction: 1.0,
+        ..small()
     }
 }
 
@@ -47,7 +58,13 @@ fn window_query_from(start: i64, end: i64, page_size: u32, page: u32) -> String 
     )
 }
 
-/// One listing call; tests alter its fields to provoke each error.
+fn addresses_query(meeting_record_id: &str, page_size: u32, page: u32) -> String {
+    format!(
+        "/v1/addresses?meeting_record_id={meeting_record_id}&operator_id=admin&operator_id_type=1&page={page}&page_size={page_size}"
+    )
+}
+
+/// One signed API call; tests alter its fields to provoke each error.
 struct Call {
     path_and_query: String,
     nonce: String,
@@ -96,7 +113,7 @@ impl Call {
         if let Some(sdk) = &self.sdk_id {
             req = req.header("SdkId", sdk);
         }
-        req.send().await.expect("listing call")
+        req.send().await.expect("API call")
     }
 }
 
@@ -122,7 +139,8 @@ async fn error_of(resp: reqwest::Response) -> (StatusCode, i64) {
     (status, body.error_info.error_code)
 }
 
-/// (record_file_id, record_size, download address) of every file on the first page.
+/// (record_file_id, record_size, download address) of every file on the first page (all
+/// of them must carry an address: boot with `shared()`).
 async fn addresses(sim: &SimHandle) -> Vec<(String, u64, String)> {
     page(sim, 20, 1)
         .await
@@ -167,7 +185,7 @@ async fn signed_listing_returns_meetings_as_the_types_describe() {
     let sim = boot(SimConfig {
         // Two of twelve: the last two, after the hostile subjects and the recurring pair.
         pending_fraction: 0.17,
-        ..small()
+        ..shared()
     })
     .await;
     let first = page(&sim, 5, 1).await;
@@ -340,7 +358,7 @@ async fn the_eleventh_call_within_a_minute_is_rate_limited() {
 
 #[tokio::test]
 async fn full_download_matches_the_manifest() {
-    let sim = boot(small()).await;
+    let sim = boot(shared()).await;
     let (id, size, url) = addresses(&sim).await.remove(0);
     let resp = get(&url, &[]).await;
     assert_eq!(resp.status(), StatusCode::OK);
@@ -366,7 +384,7 @@ async fn full_download_matches_the_manifest() {
 
 #[tokio::test]
 async fn range_requests_resume_exactly() {
-    let sim = boot(small()).await;
+    let sim = boot(shared()).await;
     let (id, size, url) = addresses(&sim).await.remove(0);
     let cut = 70_001;
     let head = get(&url, &[("Range", &format!("bytes=0-{}", cut - 1))]).await;
@@ -422,7 +440,7 @@ async fn assert_access_denied(resp: reqwest::Response) {
 async fn expired_or_forged_tokens_get_403_xml() {
     let sim = boot(SimConfig {
         stale_addresses_first: 1,
-        ..small()
+        ..shared()
     })
     .await;
     let (id, size, stale_url) = addresses(&sim).await.remove(0);
@@ -459,7 +477,7 @@ async fn expired_or_forged_tokens_get_403_xml() {
 async fn addresses_expire_after_their_ttl() {
     let sim = boot(SimConfig {
         address_ttl: Duration::from_millis(300),
-        ..small()
+        ..shared()
     })
     .await;
     let (_, _, url) = addresses(&sim).await.remove(0);
@@ -478,11 +496,11 @@ async fn reset_and_truncate_faults_break_the_first_gets_only() {
     for config in [
         SimConfig {
             reset_first: 1,
-            ..small()
+            ..shared()
         },
         SimConfig {
             truncate_first: 1,
-            ..small()
+            ..shared()
         },
     ] {
         let sim = boot(config).await;
@@ -510,7 +528,7 @@ async fn reset_and_truncate_faults_break_the_first_gets_only() {
 async fn error_5xx_fault_answers_slow_down_first() {
     let sim = boot(SimConfig {
         error_5xx_first: 2,
-        ..small()
+        ..shared()
     })
     .await;
     let (_, size, url) = addresses(&sim).await.remove(0);
@@ -529,7 +547,7 @@ async fn error_5xx_fault_answers_slow_down_first() {
 async fn ignore_range_fault_sends_everything() {
     let sim = boot(SimConfig {
         ignore_range: true,
-        ..small()
+        ..shared()
     })
     .await;
     let (_, size, url) = addresses(&sim).await.remove(0);
@@ -544,7 +562,7 @@ async fn ignore_range_fault_sends_everything() {
 async fn change_etag_fault_gives_new_content_after_the_first_get() {
     let sim = boot(SimConfig {
         change_etag_after_first: true,
-        ..small()
+        ..shared()
     })
     .await;
     let (id, size, url) = addresses(&sim).await.remove(0);
@@ -574,7 +592,7 @@ async fn stall_fault_pauses_halfway_then_finishes() {
     let sim = boot(SimConfig {
         stall_first: 1,
         stall,
-        ..small()
+        ..shared()
     })
     .await;
     let (id, _, url) = addresses(&sim).await.remove(0);
@@ -659,7 +677,7 @@ async fn meetings_arrive_and_transcode_while_running() {
 
 #[tokio::test]
 async fn admin_endpoints_report_json() {
-    let sim = boot(small()).await;
+    let sim = boot(shared()).await;
     let urls = addresses(&sim).await;
     let base = sim.base_url();
     let client = Client::new();
@@ -695,5 +713,413 @@ async fn admin_endpoints_report_json() {
             .zip(&tokens)
             .all(|((_, _, u), t)| u.ends_with(t.as_str()))
     );
+    sim.shutdown().await;
+}
+
+/// Every listed file of every page, as raw JSON: these tests read the wire format itself.
+async fn listed_files(sim: &SimHandle) -> Vec<Value> {
+    let mut files = Vec::new();
+    let mut page = 1;
+    loop {
+        let resp = Call::new(window_query(20, page)).send(sim).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body: Value = resp.json().await.unwrap();
+        for m in body["record_meetings"].as_array().unwrap() {
+            files.extend(m["record_files"].as_array().cloned().unwrap_or_default());
+        }
+        if u64::from(page) >= body["total_page"].as_u64().unwrap() {
+            return files;
+        }
+        page += 1;
+    }
+}
+
+/// One successful `/v1/addresses` answer, as raw JSON.
+async fn addresses_page(sim: &SimHandle, meeting_record_id: &str, size: u32, page: u32) -> Value {
+    let resp = Call::new(addresses_query(meeting_record_id, size, page))
+        .send(sim)
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers().contains_key("X-TC-Trace"));
+    resp.json().await.unwrap()
+}
+
+/// `[total_count, current_size, current_page, total_page]` of an `/v1/addresses` answer.
+fn paging_of(page: &Value) -> [u64; 4] {
+    ["total_count", "current_size", "current_page", "total_page"].map(|k| page[k].as_u64().unwrap())
+}
+
+/// (record_file_id, download_address) of every file of an `/v1/addresses` answer.
+fn download_addresses(page: &Value) -> Vec<(String, String)> {
+    page["record_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let id = f["record_file_id"].as_str().unwrap().to_string();
+            (id, f["download_address"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+/// The download address `/v1/addresses` gives now for one file of the manifest.
+async fn address_of(sim: &SimHandle, entry: &ManifestEntry) -> String {
+    let page = addresses_page(sim, &entry.meeting_record_id, 50, 1).await;
+    download_addresses(&page)
+        .into_iter()
+        .find(|(id, _)| *id == entry.record_file_id)
+        .map(|(_, url)| url)
+        .expect("file in its meeting's addresses")
+}
+
+fn meeting_files(sim: &SimHandle, meeting_record_id: &str) -> Vec<String> {
+    sim.manifest()
+        .into_iter()
+        .filter(|e| e.meeting_record_id == meeting_record_id)
+        .map(|e| e.record_file_id)
+        .collect()
+}
+
+const SHARING_FIELDS: [&str; 7] = [
+    "sharing_url",
+    "required_same_corp",
+    "required_participant",
+    "password",
+    "sharing_expire",
+    "view_address",
+    "allow_download",
+];
+
+#[tokio::test]
+async fn the_listing_carries_addresses_only_for_shared_files_that_allow_downloads() {
+    let sim = boot(SimConfig {
+        meetings: 40,
+        ..small()
+    })
+    .await;
+    let files = listed_files(&sim).await;
+    // [with an address, shared without download, not shared]
+    let mut kinds = [0u64; 3];
+    let mut revealed = Vec::new();
+    for f in &files {
+        let has = |field: &str| f.get(field).is_some();
+        match f["sharing_state"].as_i64() {
+            Some(0) => {
+                assert!(!SHARING_FIELDS.iter().any(|k| has(k)), "{f}");
+                assert!(!has("download_address"), "{f}");
+                kinds[2] += 1;
+            }
+            Some(1) => {
+                assert!(SHARING_FIELDS.iter().all(|k| has(k)), "{f}");
+                let allowed = f["allow_download"].as_bool().unwrap();
+                assert_eq!(has("download_address"), allowed, "{f}");
+                kinds[usize::from(!allowed)] += 1;
+                revealed.push(f["password"].as_str().unwrap().to_string());
+            }
+            other => panic!("sharing_state {other:?}"),
+        }
+    }
+    assert!(
+        kinds.iter().all(|&n| n > 0),
+        "every kind appears: {kinds:?}"
+    );
+
+    let manifest = sim.manifest();
+    assert_eq!(manifest.len(), files.len(), "the manifest lists every file");
+    for e in &manifest {
+        let f = files
+            .iter()
+            .find(|f| f["record_file_id"] == e.record_file_id.as_str())
+            .unwrap();
+        assert_eq!(e.listing_address, f.get("download_address").is_some());
+        assert!(e.downloadable);
+    }
+    let stats = sim.stats();
+    assert_eq!(stats.addresses_issued_by_listing, kinds[0]);
+    assert_eq!(stats.addresses_issued_by_addresses, 0);
+    let mut passwords = sim.passwords();
+    passwords.sort();
+    revealed.sort();
+    assert_eq!(
+        passwords, revealed,
+        "only the passwords the listing reveals"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn addresses_give_a_working_address_for_a_file_the_listing_does_not() {
+    let sim = boot(small()).await;
+    let entry = sim
+        .manifest()
+        .into_iter()
+        .find(|e| !e.listing_address)
+        .expect("a file without a listing address");
+    let page = addresses_page(&sim, &entry.meeting_record_id, 50, 1).await;
+    assert_eq!(page["meeting_record_id"], entry.meeting_record_id.as_str());
+    assert_eq!(page["meeting_code"], entry.meeting_code.as_str());
+    assert_eq!(page["subject"], entry.subject.as_str());
+    assert!(page["meeting_id"].as_str().is_some_and(|id| !id.is_empty()));
+    let ids: Vec<String> = download_addresses(&page)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(
+        ids,
+        meeting_files(&sim, &entry.meeting_record_id),
+        "in order"
+    );
+    let n = ids.len() as u64;
+    assert_eq!(paging_of(&page), [n, n, 1, 1]);
+
+    let f = page["record_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["record_file_id"] == entry.record_file_id.as_str())
+        .unwrap();
+    assert_eq!(f["download_address_file_type"], "mp4");
+    assert_eq!(f["audio_address"], "");
+    assert_eq!(f["audio_address_file_type"], "");
+    assert_eq!(f["meeting_summary"], Value::Array(Vec::new()));
+    assert!(
+        f["view_address"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://meeting.tencent.com/cw/")
+    );
+    let resp = get(f["download_address"].as_str().unwrap(), &[]).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(sha(&resp.bytes().await.unwrap()), entry.sha256);
+
+    let stats = sim.stats();
+    assert_eq!(stats.address_calls, 1);
+    assert_eq!(
+        stats.api_calls, 0,
+        "the listing counters stay the listing's"
+    );
+    assert_eq!(stats.addresses_issued_by_addresses, ids.len() as u64);
+    assert_eq!(stats.addresses_issued_by_listing, 0);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn addresses_page_through_a_meetings_files_one_at_a_time() {
+    let sim = boot(small()).await;
+    let id = sim.add_meeting("三个文件", &[1000, 2000, 3000], Duration::ZERO);
+    let expected = meeting_files(&sim, &id);
+    assert_eq!(expected.len(), 3);
+    let mut seen = Vec::new();
+    for n in 1..=3u32 {
+        let page = addresses_page(&sim, &id, 1, n).await;
+        assert_eq!(paging_of(&page), [3, 1, u64::from(n), 3]);
+        seen.extend(download_addresses(&page).into_iter().map(|(id, _)| id));
+    }
+    assert_eq!(seen, expected);
+    let beyond = addresses_page(&sim, &id, 1, 4).await;
+    assert_eq!(beyond["record_files"], Value::Array(Vec::new()));
+    assert_eq!(paging_of(&beyond), [3, 0, 4, 3]);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn addresses_of_a_meeting_not_yet_transcoded_are_an_empty_page() {
+    let sim = boot(small()).await;
+    let id = sim.add_meeting("录制中", &[1000], Duration::from_secs(600));
+    let page = addresses_page(&sim, &id, 50, 1).await;
+    assert_eq!(paging_of(&page), [0, 0, 1, 0]);
+    assert_eq!(page["record_files"], Value::Array(Vec::new()));
+    assert_eq!(page["meeting_record_id"], id.as_str());
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn addresses_reject_bad_parameters_unknown_meetings_and_other_operators() {
+    let sim = boot(small()).await;
+    let id = sim.manifest()[0].meeting_record_id.clone();
+    let invalid = [
+        addresses_query(&id, 51, 1),
+        addresses_query(&id, 0, 1),
+        addresses_query(&id, 50, 0),
+        "/v1/addresses?operator_id=admin&operator_id_type=1".to_string(),
+        addresses_query(&id, 50, 1).replace("operator_id_type=1", "operator_id_type=2"),
+    ];
+    for q in &invalid {
+        let answer = error_of(Call::new(q.clone()).send(&sim).await).await;
+        assert_eq!(answer, (StatusCode::BAD_REQUEST, 190_004), "{q}");
+    }
+    let unknown = addresses_query("1234567890123456789", 50, 1);
+    let answer = error_of(Call::new(unknown).send(&sim).await).await;
+    assert_eq!(answer, (StatusCode::INTERNAL_SERVER_ERROR, 7001));
+    let intern = addresses_query(&id, 50, 1).replace("operator_id=admin", "operator_id=intern");
+    assert_eq!(
+        error_of(Call::new(intern).send(&sim).await).await.1,
+        500_014
+    );
+
+    let stats = sim.stats();
+    assert_eq!(stats.address_calls, 7);
+    assert_eq!(stats.address_errors_by_code.get(&190_004), Some(&5));
+    assert_eq!(stats.address_errors_by_code.get(&7001), Some(&1));
+    assert_eq!(stats.address_errors_by_code.get(&500_014), Some(&1));
+    assert!(stats.api_errors_by_code.is_empty());
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_nonce_spent_on_the_listing_is_a_replay_on_addresses() {
+    let sim = boot(small()).await;
+    let id = sim.manifest()[0].meeting_record_id.clone();
+    let listing = Call::new(window_query(10, 1));
+    assert_eq!(listing.send(&sim).await.status(), StatusCode::OK);
+    let mut replay = Call::new(addresses_query(&id, 50, 1));
+    replay.nonce = listing.nonce.clone();
+    replay.timestamp = listing.timestamp.clone();
+    assert_eq!(
+        error_of(replay.send(&sim).await).await,
+        (StatusCode::BAD_REQUEST, 190_301)
+    );
+
+    let mut forged = Call::new(addresses_query(&id, 50, 1));
+    forged.signed_uri = Some(addresses_query(&id, 10, 1));
+    assert_eq!(error_of(forged.send(&sim).await).await.1, 200_003);
+    let mut key = Call::new(addresses_query(&id, 50, 1));
+    key.secret_id = Some("AKIDsomeoneelse".into());
+    assert_eq!(error_of(key.send(&sim).await).await.1, 190_303);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_sixty_first_address_call_within_a_minute_is_rate_limited_apart_from_the_listing() {
+    let sim = boot(small()).await;
+    let id = sim.manifest()[0].meeting_record_id.clone();
+    let q = addresses_query(&id, 50, 1);
+    page(&sim, 10, 1).await;
+    for i in 0..60 {
+        let mut call = Call::new(q.clone());
+        if i % 2 == 0 {
+            // Rejected calls spend budget too.
+            call.timestamp = "0".into();
+        }
+        assert_ne!(
+            call.send(&sim).await.status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+    let answer = error_of(Call::new(q).send(&sim).await).await;
+    assert_eq!(answer, (StatusCode::TOO_MANY_REQUESTS, 190_310));
+    page(&sim, 10, 1).await;
+
+    let stats = sim.stats();
+    assert_eq!(stats.address_calls, 61);
+    assert_eq!(stats.address_max_calls_in_60s, 61);
+    assert_eq!(stats.address_rate_limited, 1);
+    assert_eq!(stats.address_errors_by_code.get(&190_310), Some(&1));
+    assert_eq!(stats.address_errors_by_code.get(&190_300), Some(&30));
+    assert_eq!((stats.api_calls, stats.max_calls_in_60s), (2, 2));
+    assert_eq!(stats.rate_limited, 0);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn addresses_5xx_fault_hits_the_first_calls_that_would_succeed() {
+    let sim = boot(SimConfig {
+        addresses_5xx_first: 2,
+        ..small()
+    })
+    .await;
+    let id = sim.manifest()[0].meeting_record_id.clone();
+    let unknown = addresses_query("1234567890123456789", 50, 1);
+    assert_eq!(error_of(Call::new(unknown).send(&sim).await).await.1, 7001);
+    for _ in 0..2 {
+        let answer = error_of(Call::new(addresses_query(&id, 50, 1)).send(&sim).await).await;
+        assert_eq!(answer, (StatusCode::INTERNAL_SERVER_ERROR, 41));
+    }
+    let page = addresses_page(&sim, &id, 50, 1).await;
+    assert!(
+        download_addresses(&page)
+            .iter()
+            .all(|(_, url)| !url.is_empty())
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn addresses_empty_fault_blanks_each_files_first_answers() {
+    let sim = boot(SimConfig {
+        addresses_empty_first: 1,
+        ..small()
+    })
+    .await;
+    let id = sim.add_meeting("两个文件", &[1000, 2000], Duration::ZERO);
+    let first = download_addresses(&addresses_page(&sim, &id, 1, 1).await);
+    assert_eq!(first[0].1, "", "the first file's first answer");
+    let both = download_addresses(&addresses_page(&sim, &id, 50, 1).await);
+    assert_ne!(both[0].1, "", "the first file's second answer");
+    assert_eq!(both[1].1, "", "the second file's first answer");
+    let again = download_addresses(&addresses_page(&sim, &id, 50, 1).await);
+    assert!(again.iter().all(|(_, url)| !url.is_empty()));
+    assert_eq!(get(&again[1].1, &[]).await.status(), StatusCode::OK);
+    assert_eq!(sim.stats().addresses_issued_by_addresses, 3);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn no_address_fraction_files_get_an_address_from_no_endpoint() {
+    let sim = boot(SimConfig {
+        no_address_fraction: 0.5,
+        ..shared()
+    })
+    .await;
+    let manifest = sim.manifest();
+    assert!(manifest.iter().any(|e| e.downloadable));
+    assert!(manifest.iter().any(|e| !e.downloadable));
+    let listed = listed_files(&sim).await;
+    for e in &manifest {
+        assert_eq!(
+            e.listing_address, e.downloadable,
+            "everything else is shared"
+        );
+        let f = listed
+            .iter()
+            .find(|f| f["record_file_id"] == e.record_file_id.as_str())
+            .unwrap();
+        assert_eq!(f.get("download_address").is_some(), e.downloadable);
+    }
+    let withheld = manifest.iter().find(|e| !e.downloadable).unwrap();
+    for _ in 0..2 {
+        assert_eq!(address_of(&sim, withheld).await, "", "never an address");
+    }
+    let reachable = manifest.iter().find(|e| e.downloadable).unwrap();
+    assert_ne!(address_of(&sim, reachable).await, "");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn stale_addresses_are_counted_across_both_endpoints() {
+    let sim = boot(SimConfig {
+        stale_addresses_first: 1,
+        ..shared()
+    })
+    .await;
+    let manifest = sim.manifest();
+    let first = &manifest[0];
+    let other = manifest
+        .iter()
+        .find(|e| e.meeting_record_id != first.meeting_record_id)
+        .unwrap();
+    // `first` gets its stale address from /v1/addresses, `other` from the listing.
+    let stale = address_of(&sim, first).await;
+    let listed = addresses(&sim).await;
+    let listed_url = |id: &str| listed.iter().find(|(i, _, _)| i == id).unwrap().2.clone();
+    assert_access_denied(get(&stale, &[]).await).await;
+    assert_eq!(
+        get(&listed_url(&first.record_file_id), &[]).await.status(),
+        StatusCode::OK
+    );
+    assert_access_denied(get(&listed_url(&other.record_file_id), &[]).await).await;
+    let fresh = address_of(&sim, other).await;
+    assert_eq!(get(&fresh, &[]).await.status(), StatusCode::OK);
+    assert_eq!(sim.stats().expired_token_rejections, 2);
     sim.shutdown().await;
 }
