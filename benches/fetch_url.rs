@@ -134,8 +134,13 @@ async fn run(args: Args) -> Result<String, String> {
     let api = ApiClient::new(config.api.clone(), budgets).map_err(|e| e.to_string())?;
     let storage = Storage::open(&config.storage).map_err(|e| e.to_string())?;
     let downloader = Arc::new(
-        Downloader::new(store.clone(), storage, Arc::new(api), config.download.clone())
-            .map_err(|e| e.to_string())?,
+        Downloader::new(
+            store.clone(),
+            storage,
+            Arc::new(api),
+            config.download.clone(),
+        )
+        .map_err(|e| e.to_string())?,
     );
 
     let started = Instant::now();

@@ -99,8 +99,12 @@ impl App {
         let store = Store::open(&config.database.path).await?;
         let budgets = Budgets {
             records: Arc::new(
-                Budget::load(store.clone(), Endpoint::Records, config.api.requests_per_minute)
-                    .await?,
+                Budget::load(
+                    store.clone(),
+                    Endpoint::Records,
+                    config.api.requests_per_minute,
+                )
+                .await?,
             ),
             addresses: Arc::new(
                 Budget::load(

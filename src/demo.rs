@@ -91,6 +91,11 @@ pub async fn run(dir: &Path) -> anyhow::Result<u8> {
         manifest.len(),
         app.config.storage.path.display()
     );
+    let hidden = manifest.iter().filter(|e| !e.listing_address).count();
+    println!(
+        "{hidden} of them have no address in the listing (their owner did not share them or \
+         allow downloads): their addresses came from GET /v1/addresses"
+    );
     println!(
         "next: wemeet-archiver --config {} status",
         config_path.display()

@@ -11,10 +11,10 @@
 
 use crate::api::types::{RecordMeeting, state};
 use crate::api::{ApiClient, ApiError, ListQuery, MAX_WINDOW_SECS};
-use std::sync::Arc;
 use crate::budget::Priority;
 use crate::storage::layout;
 use crate::store::{FileUpsert, MeetingUpsert, Store, StoreError};
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
@@ -118,9 +118,7 @@ impl Lister {
                 .map(|m| self.to_upsert(m))
                 .collect();
             summary.files += upserts.iter().map(|m| m.files.len() as u64).sum::<u64>();
-            self.store
-                .upsert_meetings(&upserts, answer.sent_at)
-                .await?;
+            self.store.upsert_meetings(&upserts, answer.sent_at).await?;
             if page.record_meetings.is_empty() || u64::from(page_no) >= page.total_page {
                 break;
             }

@@ -159,8 +159,14 @@ mod tests {
     use super::*;
 
     fn class(status: u16, code: i64) -> ErrorClass {
-        ApiError::from_reply(Endpoint::Records, status, Some(code), String::new(), "t".into())
-            .class()
+        ApiError::from_reply(
+            Endpoint::Records,
+            status,
+            Some(code),
+            String::new(),
+            "t".into(),
+        )
+        .class()
     }
 
     #[test]
@@ -183,10 +189,22 @@ mod tests {
 
     #[test]
     fn fatal_errors_tell_the_admin_what_to_fix() {
-        let e = ApiError::from_reply(Endpoint::Addresses, 400, Some(500014), String::new(), "t".into());
+        let e = ApiError::from_reply(
+            Endpoint::Addresses,
+            400,
+            Some(500014),
+            String::new(),
+            "t".into(),
+        );
         assert!(e.to_string().contains("录制管理"), "{e}");
         assert!(e.to_string().contains("download addresses"), "{e}");
-        let e = ApiError::from_reply(Endpoint::Records, 400, Some(190303), "bad".into(), "t".into());
+        let e = ApiError::from_reply(
+            Endpoint::Records,
+            400,
+            Some(190303),
+            "bad".into(),
+            "t".into(),
+        );
         assert!(e.to_string().contains("api.secret_id"));
     }
 }

@@ -136,10 +136,7 @@ impl ApiClient {
             ("page_size", PAGE_SIZE.to_string()),
             ("page", query.page.to_string()),
             ("operator_id", self.config.operator_id.clone()),
-            (
-                "operator_id_type",
-                self.config.operator_id_type.to_string(),
-            ),
+            ("operator_id_type", self.config.operator_id_type.to_string()),
             ("query_record_type", self.config.record_type.to_string()),
         ];
         self.call(Endpoint::Records, &params, priority).await
@@ -159,10 +156,7 @@ impl ApiClient {
             let params = [
                 ("meeting_record_id", meeting_record_id.to_string()),
                 ("operator_id", self.config.operator_id.clone()),
-                (
-                    "operator_id_type",
-                    self.config.operator_id_type.to_string(),
-                ),
+                ("operator_id_type", self.config.operator_id_type.to_string()),
                 ("page", page.to_string()),
                 ("page_size", ADDRESSES_PAGE_SIZE.to_string()),
             ];
@@ -306,9 +300,7 @@ async fn send<T: Reply>(
         let (code, message) = error_info
             .map(|i| (Some(i.error_code), i.message))
             .unwrap_or((None, String::new()));
-        return Err(ApiError::from_reply(
-            endpoint, status, code, message, trace,
-        ));
+        return Err(ApiError::from_reply(endpoint, status, code, message, trace));
     }
     let reply: T = serde_json::from_slice(&body).map_err(|e| ApiError::Malformed {
         status,

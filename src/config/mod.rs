@@ -692,7 +692,10 @@ path = "state.db"
         .unwrap();
         let defaults = parse(GOOD).unwrap();
         assert_eq!(c.api.requests_per_minute, defaults.api.requests_per_minute);
-        assert_eq!(c.api.addresses_per_minute, defaults.api.addresses_per_minute);
+        assert_eq!(
+            c.api.addresses_per_minute,
+            defaults.api.addresses_per_minute
+        );
         assert_eq!(c.download.workers, defaults.download.workers);
         assert_eq!(c.download.max_attempts, defaults.download.max_attempts);
         assert_eq!(

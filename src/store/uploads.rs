@@ -247,25 +247,28 @@ mod tests {
     async fn store_with_file() -> (Store, tempfile::TempDir) {
         let (store, dir) = temp_store().await;
         store
-            .upsert_meetings(&[MeetingUpsert {
-                meeting_record_id: "m1".into(),
-                meeting_id: "1".into(),
-                meeting_code: "100".into(),
-                userid: "u".into(),
-                subject: "s".into(),
-                media_start_time: 0,
-                state: 3,
-                record_type: 1,
-                dir: "1970/01/01/100-s".into(),
-                files: vec![FileUpsert {
-                    record_file_id: "f1".into(),
-                    record_start_time: 0,
-                    record_end_time: 1,
-                    record_size: 25,
-                    path: "1970/01/01/100-s/f1.mp4".into(),
-                    download_address: Some("https://example.invalid/f1".into()),
+            .upsert_meetings(
+                &[MeetingUpsert {
+                    meeting_record_id: "m1".into(),
+                    meeting_id: "1".into(),
+                    meeting_code: "100".into(),
+                    userid: "u".into(),
+                    subject: "s".into(),
+                    media_start_time: 0,
+                    state: 3,
+                    record_type: 1,
+                    dir: "1970/01/01/100-s".into(),
+                    files: vec![FileUpsert {
+                        record_file_id: "f1".into(),
+                        record_start_time: 0,
+                        record_end_time: 1,
+                        record_size: 25,
+                        path: "1970/01/01/100-s/f1.mp4".into(),
+                        download_address: Some("https://example.invalid/f1".into()),
+                    }],
                 }],
-            }], 0)
+                0,
+            )
             .await
             .unwrap();
         (store, dir)

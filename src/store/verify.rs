@@ -142,10 +142,13 @@ mod tests {
     async fn range_filters_on_media_start_and_verified_at_is_kept_for_archived_files() {
         let (store, _dir) = temp_store().await;
         store
-            .upsert_meetings(&[
-                meeting("1", 1_000, &["a", "b"]),
-                meeting("2", 5_000, &["c"]),
-            ], 0)
+            .upsert_meetings(
+                &[
+                    meeting("1", 1_000, &["a", "b"]),
+                    meeting("2", 5_000, &["c"]),
+                ],
+                0,
+            )
             .await
             .unwrap();
         assert_eq!(store.files_to_verify(None, None).await.unwrap().len(), 3);

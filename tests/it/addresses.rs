@@ -22,7 +22,10 @@ fn minimum_listing_calls(manifest: &[ManifestEntry], range: (i64, i64)) -> u64 {
         .into_iter()
         .map(|(start, end)| {
             assert!(end - start <= MAX_WINDOW_SECS);
-            let n = starts.values().filter(|&&t| (start..=end).contains(&t)).count() as u64;
+            let n = starts
+                .values()
+                .filter(|&&t| (start..=end).contains(&t))
+                .count() as u64;
             n.div_ceil(u64::from(PAGE_SIZE)).max(1)
         })
         .sum()
@@ -188,14 +191,20 @@ async fn files_without_any_address_are_unavailable_with_the_reason() {
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(json["files"]["unavailable"], blocked.len());
     let failures = json["failures"].as_array().unwrap();
-    assert!(failures.iter().all(|f| f["status"] == "unavailable"
-        && f["reason"]
-            .as_str()
-            .unwrap()
-            .contains("no download address")));
+    assert!(failures.iter().all(|f| {
+        f["status"] == "unavailable"
+            && f["reason"]
+                .as_str()
+                .unwrap()
+                .contains("no download address")
+    }));
 
     let verify = run_binary(&["--config", config_arg, "verify", "--format", "json"], &[]).await;
-    assert_eq!(verify.status.code(), Some(1), "unavailable files leave the archive incomplete");
+    assert_eq!(
+        verify.status.code(),
+        Some(1),
+        "unavailable files leave the archive incomplete"
+    );
     let report: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
     let failed: Vec<_> = report["files"]
         .as_array()
@@ -206,6 +215,9 @@ async fn files_without_any_address_are_unavailable_with_the_reason() {
     assert_eq!(failed.len(), blocked.len());
     for f in failed {
         let detail = f["detail"].as_str().unwrap();
-        assert!(detail.contains("unavailable") && detail.contains("no download address"), "{detail}");
+        assert!(
+            detail.contains("unavailable") && detail.contains("no download address"),
+            "{detail}"
+        );
     }
 }

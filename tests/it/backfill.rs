@@ -10,14 +10,17 @@ async fn backfill_of_90_days_archives_every_manifest_file_intact() {
     let sim = start_sim(SimConfig {
         meetings: 64,
         days: 95,
+        // The meetings still recording stay so while the test runs: the manifest taken
+        // before the backfill is what it must archive.
+        transcode_delay: Duration::from_secs(3600),
         ..SimConfig::default()
     })
     .await;
+    let manifest = sim.manifest();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &sim, "");
     let report = backfill(&config, full_range(95)).await;
 
-    let manifest = sim.manifest();
     assert!(
         manifest.len() >= 64,
         "dataset too small: {}",

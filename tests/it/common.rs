@@ -45,8 +45,11 @@ pub fn write_config(dir: &Path, sim: &SimHandle, download_extra: &str) -> PathBu
 /// Adds `lines` to the `[api]` table of the config at `path` (budgets, mostly).
 pub fn add_api_keys(path: &Path, lines: &str) {
     let text = std::fs::read_to_string(path).unwrap();
-    std::fs::write(path, text.replacen("\n[storage]", &format!("{lines}\n\n[storage]"), 1))
-        .unwrap();
+    std::fs::write(
+        path,
+        text.replacen("\n[storage]", &format!("{lines}\n\n[storage]"), 1),
+    )
+    .unwrap();
 }
 
 /// The range that covers every meeting of a simulator anchored at [`SIM_NOW`].

@@ -139,9 +139,7 @@ async fn run_archives_each_new_recording_within_two_poll_intervals_and_serves_me
         scrape
             .samples
             .iter()
-            .find(|s| {
-                s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
-            })
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
             .map(|s| match s.value {
                 // OpenMetrics names a counter `X` and its sample `X_total`: prometheus-parse
                 // then reads the sample as untyped.
@@ -255,7 +253,9 @@ async fn live_polls_are_not_starved_by_a_backfill_backlog_nor_by_address_calls()
     let addresses = calls.iter().filter(|c| c.endpoint == "addresses").count();
     assert!(addresses > 0, "no address call happened: {calls:#?}");
     assert!(
-        listing.iter().all(|c| c.purpose.as_deref() != Some("transfer")),
+        listing
+            .iter()
+            .all(|c| c.purpose.as_deref() != Some("transfer")),
         "a transfer spent listing budget: {calls:#?}"
     );
     let files = store.files_of_meeting(&fresh).await.unwrap();
@@ -307,10 +307,16 @@ async fn the_first_live_poll_goes_first_at_every_start() {
                 .into_iter()
                 .filter(|c| c.endpoint == "records")
                 .collect();
-            if listing.iter().any(|c| c.purpose.as_deref() == Some("backfill")) {
+            if listing
+                .iter()
+                .any(|c| c.purpose.as_deref() == Some("backfill"))
+            {
                 break listing;
             }
-            assert!(Instant::now() < deadline, "run {run}: no backfill call: {listing:#?}");
+            assert!(
+                Instant::now() < deadline,
+                "run {run}: no backfill call: {listing:#?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         cancel.cancel();
@@ -351,7 +357,11 @@ async fn addresses_expiring_in_the_queue_are_fetched_again_just_in_time() {
     let store = Store::open(&dir.path().join("state.db")).await.unwrap();
     let calls = store.api_call_log(started).await.unwrap();
     let count = |endpoint: &str| calls.iter().filter(|c| c.endpoint == endpoint).count();
-    assert_eq!(count("records"), 1, "the listing was read again: {calls:#?}");
+    assert_eq!(
+        count("records"),
+        1,
+        "the listing was read again: {calls:#?}"
+    );
     let addresses = count("addresses");
     assert!(addresses >= 1, "no address expired: make the files bigger");
     assert!(addresses < 6, "{addresses} address calls for 6 files");

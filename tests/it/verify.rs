@@ -353,18 +353,21 @@ async fn seed(store: &Store, root: &Path, id: &str, day: &str, start_ms: i64) ->
         download_address: Some("https://example.invalid/x".into()),
     };
     store
-        .upsert_meetings(&[MeetingUpsert {
-            meeting_record_id: id.into(),
-            meeting_id: id.into(),
-            meeting_code: id.into(),
-            userid: "u".into(),
-            subject: "Seeded".into(),
-            media_start_time: start_ms,
-            state: 3,
-            record_type: 1,
-            dir: dir.clone(),
-            files: vec![file("1", &archived), file("2", &queued)],
-        }], 0)
+        .upsert_meetings(
+            &[MeetingUpsert {
+                meeting_record_id: id.into(),
+                meeting_id: id.into(),
+                meeting_code: id.into(),
+                userid: "u".into(),
+                subject: "Seeded".into(),
+                media_start_time: start_ms,
+                state: 3,
+                record_type: 1,
+                dir: dir.clone(),
+                files: vec![file("1", &archived), file("2", &queued)],
+            }],
+            0,
+        )
         .await
         .unwrap();
     std::fs::create_dir_all(root.join(&dir)).unwrap();
