@@ -166,14 +166,16 @@ SIM_URL=""
 SIM_PID=""
 start_sim() { # start_sim NAME SIMULATE-FLAGS...
   local name=$1 i days=(--days 1) sharing=(--shared-fraction 1 --download-allowed-fraction 1)
+  local limit=(--rate-limit-per-minute 10)
   shift
   [[ " $* " == *" --days "* ]] && days=()
+  [[ " $* " == *" --rate-limit-per-minute "* ]] && limit=()
   # Throughput rows compare with curl, which needs the listing's addresses: sharing is on
   # everywhere unless a group says otherwise.
   [[ " $* " == *" --shared-fraction "* ]] && sharing=()
   WEMEET_LOG="info,wemeet_archiver::simulator=debug" "$BIN" --log-format json simulate \
     --listen 127.0.0.1:0 --start "$SIM_START" --pending-fraction 0 "${days[@]}" "${sharing[@]}" \
-    --rate-limit-per-minute 10 "$@" >"$WORK/$name.sim.out" 2>"$WORK/$name.sim.log" &
+    "${limit[@]}" "$@" >"$WORK/$name.sim.out" 2>"$WORK/$name.sim.log" &
   SIM_PID=$!
   PIDS+=("$SIM_PID")
   for ((i = 0; i < 300; i++)); do
@@ -673,14 +675,14 @@ if ! skip year; then
   sed -i "s/^\[storage\]/requests_per_minute = $Y_LIMIT\naddresses_per_minute = $Y_ADDR_LIMIT\n\n[storage]/" "$D/config.toml"
   since=$((SIM_START - 366 * 86400))
   until=$((SIM_START + 86400))
-  manifest=$(curl -s "$SIM_URL/admin/manifest")
+  curl -s "$SIM_URL/admin/manifest" >"$D/manifest.json"
   wait_idle
   t0=$(now_ns)
   env WEMEET_LOG=info "$BIN" --log-format json --config "$D/config.toml" \
     backfill --since "$(iso $since)" --until "$(iso $until)" >"$D/stdout.txt" 2>"$D/archiver.log"
   wall=$(secs_since "$t0")
-  stats=$(curl -s "$SIM_URL/admin/stats")
-  "${PY[@]}" year "$manifest" "$stats" "$since" "$until" "$Y_LIMIT" "$Y_WORKERS" "$Y_BW" "$Y_TTL" "$wall" \
+  curl -s "$SIM_URL/admin/stats" >"$D/stats.json"
+  "${PY[@]}" year "$D/manifest.json" "$D/stats.json" "$since" "$until" "$Y_LIMIT" "$Y_WORKERS" "$Y_BW" "$Y_TTL" "$wall" \
     "$D/state.db" >"$D/year.json"
   emit key=year $(python3 -c 'import json,sys; print(" ".join(f"{k}={v}" for k, v in json.load(open(sys.argv[1])).items()))' "$D/year.json") \
     cmd="wemeet-archiver --config C backfill --since $(iso $since) --until $(iso $until)   # simulate --meetings $Y_MEETINGS --days 365 --rate-limit-per-minute $Y_LIMIT --address-ttl ${Y_TTL}s --bandwidth $Y_BW; workers = $Y_WORKERS"

@@ -9,7 +9,7 @@
                                  answered by the simulator -> last "archived" event
   calls DB                       the API call log of an archiver database, as JSON
   rss TIME_V_FILE                "Maximum resident set size" (KiB) from /usr/bin/time -v
-  year MANIFEST STATS SINCE UNTIL LIMIT WORKERS BW TTL WALL DB
+  year MANIFEST_FILE STATS_FILE SINCE UNTIL LIMIT WORKERS BW TTL WALL DB
                                  the figures of the scaled year (JSON): listing calls vs the
                                  minimum, address calls vs meetings, wall vs the ideal
   render RESULTS MACHINE OUT     write BENCHMARKS.md from the results (JSON lines) and print
@@ -191,7 +191,7 @@ def minimum_listing_calls(manifest, since, until, page_size=20):
 
 
 def year(manifest, stats, since, until, limit, workers, bw, ttl, wall, db):
-    manifest, stats = json.loads(manifest), json.loads(stats)
+    manifest, stats = json.load(open(manifest)), json.load(open(stats))
     since, until, limit, workers, bw = int(since), int(until), int(limit), int(workers), int(bw)
     ttl, wall = float(ttl), float(wall)
     minimum = minimum_listing_calls(manifest, since, until)
