@@ -1,4 +1,4 @@
-//! Bench-only: runs the archiver's own download pool (`wemeet_archiver::download`) against
+//! Bench-only: runs the archiver's own download pool (`wemeet_archiver::transfer`) against
 //! arbitrary URLs, e.g. files served by nginx on loopback, so that the archiver can be
 //! measured without the simulator (which generates its bytes on the fly and can be the
 //! bottleneck).
@@ -16,16 +16,19 @@
 //! and `[download]` are used as they are). Prints one JSON line: files, bytes, seconds,
 //! and the SHA-256 of each file.
 
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a command-line program: it prints its result
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
-use wemeet_archiver::api::{ApiClient, Budgets, Endpoint};
+use wemeet_api::Endpoint;
 use wemeet_archiver::budget::Budget;
+use wemeet_archiver::client::{ApiClient, Budgets};
 use wemeet_archiver::config::Config;
-use wemeet_archiver::download::Downloader;
-use wemeet_archiver::storage::Storage;
-use wemeet_archiver::store::{FileUpsert, MeetingUpsert, Store};
+use wemeet_archiver::state::{FileStatus, FileUpsert, MeetingUpsert, Store};
+use wemeet_archiver::time::UnixMs;
+use wemeet_archiver::transfer::Downloader;
 
 struct Args {
     config: PathBuf,
@@ -87,7 +90,7 @@ async fn run(args: Args) -> Result<String, String> {
         .await
         .map_err(|e| e.to_string())?;
     let http = reqwest::Client::new();
-    let now_ms = wemeet_archiver::store::now_ms();
+    let now = UnixMs::now();
     let mut meetings = Vec::new();
     for (i, url) in args.urls.iter().enumerate() {
         let size = size_of(&http, url).await?;
@@ -98,14 +101,14 @@ async fn run(args: Args) -> Result<String, String> {
             meeting_code: format!("{i}"),
             userid: "bench".into(),
             subject: "bench".into(),
-            media_start_time: now_ms,
+            media_start_time: now,
             state: 3,
             record_type: 0,
             dir: dir.clone(),
             files: vec![FileUpsert {
                 record_file_id: format!("bench-file-{i}"),
-                record_start_time: now_ms,
-                record_end_time: now_ms,
+                record_start_time: now.as_millis(),
+                record_end_time: now.as_millis(),
                 record_size: size as i64,
                 path: format!("{dir}/bench-file-{i}.mp4"),
                 download_address: Some(url.clone()),
@@ -113,7 +116,7 @@ async fn run(args: Args) -> Result<String, String> {
         });
     }
     store
-        .upsert_meetings(&meetings, now_ms)
+        .upsert_meetings(&meetings, now)
         .await
         .map_err(|e| e.to_string())?;
 
@@ -132,11 +135,17 @@ async fn run(args: Args) -> Result<String, String> {
         addresses: budget(Endpoint::Addresses, config.api.addresses_per_minute).await?,
     };
     let api = ApiClient::new(config.api.clone(), budgets).map_err(|e| e.to_string())?;
-    let storage = Storage::open(&config.storage).map_err(|e| e.to_string())?;
+    let archive = wemeet_archiver::archive::open(
+        &config.storage.path,
+        config.storage.s3.as_ref(),
+        config.download.checkpoint_bytes,
+        store.clone(),
+    )
+    .map_err(|e| e.to_string())?;
     let downloader = Arc::new(
         Downloader::new(
             store.clone(),
-            storage,
+            archive,
             Arc::new(api),
             config.download.clone(),
         )
@@ -156,12 +165,12 @@ async fn run(args: Args) -> Result<String, String> {
     let files = store.all_files().await.map_err(|e| e.to_string())?;
     let failed: Vec<_> = files
         .iter()
-        .filter(|f| f.status != "archived")
+        .filter(|f| f.status != FileStatus::Archived)
         .map(|f| {
             format!(
                 "{}: {}",
                 f.path,
-                f.last_error.as_deref().unwrap_or(&f.status)
+                f.last_error.as_deref().unwrap_or(f.status.as_str())
             )
         })
         .collect();

@@ -9,6 +9,8 @@
 //!
 //! Serves until SIGINT or SIGTERM. Loopback only: it is a test tool.
 
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a command-line program: it prints its address
+
 use std::path::PathBuf;
 
 struct Args {

@@ -1,17 +1,19 @@
 //! The jobs the CLI runs, bootable in-process by tests: open state, list, download, report.
 
-use crate::api::{ApiClient, ApiError, Budgets, Endpoint, ErrorClass};
+use crate::archive::{self, Archive, ArchiveError};
 use crate::budget::{Budget, Priority};
+use crate::census::{ListError, Lister, split_windows};
+use crate::client::{ApiClient, Budgets, CallError};
 use crate::config::Config;
-use crate::download::{Downloader, PoolError, PoolReport};
-use crate::scheduler::{ListError, Lister, split_windows};
-use crate::storage::{Storage, StorageError};
-use crate::store::{Store, StoreError};
+use crate::state::{FileStatus, Store, StoreError};
+use crate::time::UnixMs;
+use crate::transfer::{Downloader, PoolError, PoolReport};
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_util::sync::CancellationToken;
+use wemeet_api::{ApiError, Endpoint, ErrorClass};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -22,21 +24,28 @@ pub enum AppError {
          another database.path)"
     )]
     Locked(PathBuf),
-    #[error("cannot lock {path}: {source}")]
+    #[error("cannot lock {path}")]
     Lock {
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
-    #[error("cannot start the HTTP client: {0}")]
-    Http(String),
+    #[error("cannot start the HTTP client")]
+    Http(#[source] reqwest::Error),
+    #[error("metrics.listen {listen}: cannot listen there")]
+    MetricsListen {
+        listen: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     /// The API refused in a way that no retry can fix (credentials, permission).
-    #[error(transparent)]
+    #[error("{0}; {advice}", advice = config_advice(.0))]
     Fatal(ApiError),
     #[error(transparent)]
     List(ListError),
     /// The archive cannot be written at all (S3 credentials, bucket policy, client setup).
     #[error(transparent)]
-    Storage(StorageError),
+    Archive(ArchiveError),
 }
 
 impl From<PoolError> for AppError {
@@ -44,7 +53,7 @@ impl From<PoolError> for AppError {
         match e {
             PoolError::Store(e) => Self::Store(e),
             PoolError::Api(e) => Self::Fatal(e),
-            PoolError::Storage(e) => Self::Storage(e),
+            PoolError::Archive(e) => Self::Archive(e),
         }
     }
 }
@@ -52,9 +61,30 @@ impl From<PoolError> for AppError {
 impl From<ListError> for AppError {
     fn from(e: ListError) -> Self {
         match e {
-            ListError::Api(api) if api.class() == ErrorClass::Fatal => Self::Fatal(api),
+            ListError::Api(CallError::Api(api)) if api.class() == ErrorClass::Fatal => {
+                Self::Fatal(api)
+            }
             ListError::Store(s) => Self::Store(s),
             other => Self::List(other),
+        }
+    }
+}
+
+impl AppError {
+    /// Only the admin can fix it (credentials, permission, the bucket, another process
+    /// on the database): the command line's usage error.
+    pub fn needs_admin(&self) -> bool {
+        matches!(self, Self::Fatal(_) | Self::Locked(_) | Self::Archive(_))
+    }
+}
+
+/// Which keys of the configuration a fatal API error points at.
+fn config_advice(e: &ApiError) -> &'static str {
+    match e {
+        ApiError::Permission { .. } => "api.operator_id must be an admin with that permission",
+        _ => {
+            "check api.app_id, api.secret_id and api.secret_key, and leave api.sdk_id empty \
+             unless Tencent assigned one"
         }
     }
 }
@@ -69,7 +99,7 @@ pub struct BackfillReport {
     pub archived_now: u64,
     pub bytes_now: u64,
     /// Files of the range that are not archived: (path, status, reason).
-    pub not_archived: Vec<(String, String, Option<String>)>,
+    pub not_archived: Vec<(String, FileStatus, Option<String>)>,
     /// Meetings still recording or transcoding: their files come later.
     pub pending_meetings: usize,
     pub interrupted: bool,
@@ -115,10 +145,7 @@ impl App {
                 .await?,
             ),
         };
-        let api = Arc::new(
-            ApiClient::new(config.api.clone(), budgets)
-                .map_err(|e| AppError::Http(e.to_string()))?,
-        );
+        let api = Arc::new(ApiClient::new(config.api.clone(), budgets).map_err(AppError::Http)?);
         let lister = Arc::new(Lister::new(
             Arc::clone(&api),
             store.clone(),
@@ -133,16 +160,28 @@ impl App {
         })
     }
 
-    /// The download pool, writing to the configured storage.
+    /// The configured archive.
+    pub fn archive(&self) -> Result<Arc<dyn Archive>, AppError> {
+        let storage = &self.config.storage;
+        archive::open(
+            &storage.path,
+            storage.s3.as_ref(),
+            self.config.download.checkpoint_bytes,
+            self.store.clone(),
+        )
+        .map_err(AppError::Archive)
+    }
+
+    /// The download pool, writing to the configured archive.
     pub(crate) fn downloader(&self) -> Result<Arc<Downloader>, AppError> {
         Ok(Arc::new(
             Downloader::new(
                 self.store.clone(),
-                Storage::open(&self.config.storage).map_err(AppError::Storage)?,
+                self.archive()?,
                 Arc::clone(&self.api),
                 self.config.download.clone(),
             )
-            .map_err(|e| AppError::Http(e.to_string()))?,
+            .map_err(AppError::Http)?,
         ))
     }
 
@@ -203,8 +242,10 @@ impl App {
                 }
                 Err(e) => match AppError::from(e) {
                     AppError::List(e) => {
-                        tracing::error!(start, end, error = %e, "could not list window");
-                        report.failed_windows.push(format!("{start}..{end}: {e}"));
+                        tracing::error!(start, end, error = %crate::errors::chain(&e), "could not list window");
+                        report
+                            .failed_windows
+                            .push(format!("{start}..{end}: {}", crate::errors::chain(&e)));
                     }
                     other => {
                         fatal = Some(other);
@@ -215,6 +256,7 @@ impl App {
             }
         }
         listing_done.store(true, Ordering::Release);
+        self.store.wake_workers();
         let pool_result = pool
             .await
             .unwrap_or_else(|e| panic!("download pool panicked: {e}"));
@@ -227,7 +269,7 @@ impl App {
         report.interrupted = cancel.is_cancelled();
         report.not_archived = self
             .store
-            .unarchived_in_range(since * 1000, until * 1000 + 999)
+            .unarchived_in_range(UnixMs::from_secs(since), UnixMs::end_of_second(until))
             .await?
             .into_iter()
             .map(|f| (f.path, f.status, f.last_error))

@@ -6,10 +6,11 @@
 //! simplest thing that is provably right, and it is persisted in SQLite so that a restarted
 //! process knows what the previous one spent in the last minute and does not burst.
 
-use crate::api::Endpoint;
-use crate::store::{Store, StoreError};
+use crate::state::{Store, StoreError};
+use crate::time::UnixMs;
 use std::collections::VecDeque;
 use std::time::Duration;
+use wemeet_api::Endpoint;
 
 /// The server's window.
 pub const WINDOW: Duration = Duration::from_secs(60);
@@ -164,7 +165,7 @@ impl Budget {
             }),
             spacing_ms: window.as_millis() as i64 / i64::from(limit.max(1)),
             paced: std::sync::atomic::AtomicBool::new(false),
-            origin_ms: crate::store::now_ms(),
+            origin_ms: UnixMs::now().as_millis(),
             origin: tokio::time::Instant::now(),
             store,
             outcomes: Default::default(),
@@ -174,10 +175,14 @@ impl Budget {
     /// Loads the calls of `endpoint` in the last window from the database, so a restart
     /// does not burst.
     pub async fn load(store: Store, endpoint: Endpoint, limit: u32) -> Result<Self, StoreError> {
-        let now = crate::store::now_ms();
-        let window = (WINDOW + SAFETY_MARGIN).as_millis() as i64;
-        let calls = store.api_calls_since(endpoint, now - window).await?;
-        store.prune_api_calls(now - 86_400_000).await?;
+        let now = UnixMs::now();
+        let calls = store
+            .api_calls_since(endpoint, now - (WINDOW + SAFETY_MARGIN))
+            .await?;
+        store
+            .prune_api_calls(now - Duration::from_secs(86_400))
+            .await?;
+        let calls = calls.into_iter().map(UnixMs::as_millis).collect();
         Ok(Self::new(endpoint, limit, Some(store), calls))
     }
 
@@ -243,7 +248,7 @@ impl Budget {
         };
         match &self.store {
             Some(store) => store
-                .record_api_call(admitted_at, self.endpoint, priority.as_str())
+                .record_api_call(UnixMs(admitted_at), self.endpoint, priority.as_str())
                 .await
                 .map(Some),
             None => Ok(None),
@@ -353,7 +358,7 @@ mod tests {
 
     #[tokio::test]
     async fn restart_loads_the_persisted_call_log() {
-        let (store, _dir) = crate::store::test_support::temp_store().await;
+        let (store, _dir) = crate::state::test_support::temp_store().await;
         let budget = Budget::load(store.clone(), Endpoint::Records, 3)
             .await
             .unwrap();

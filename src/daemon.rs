@@ -9,22 +9,15 @@
 
 use crate::app::{App, AppError};
 use crate::budget::Priority;
-use crate::metrics::{self, LAST_POLL_OK, MetricsSource, NEXT_POLL};
-use crate::scheduler::{ListError, split_windows};
-use crate::store::{StoreError, now_ms};
+use crate::census::{ListError, split_windows};
+use crate::metrics::{self, MetricsSource};
+use crate::state::{Fact, FileStatus, StoreError};
+use crate::time::UnixMs;
 use sd_notify::NotifyState;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-/// `daemon_state` keys describing the background backfill, for `status`.
-pub const BACKFILL_TOTAL: &str = "backfill_windows_total";
-pub const BACKFILL_DONE: &str = "backfill_windows_done";
-
-/// `daemon_state` keys of the periodic scrub: when it last ran, and its summary (JSON).
-pub const SCRUB_LAST: &str = "scrub_last_ms";
-pub const SCRUB_SUMMARY: &str = "scrub_summary";
 
 /// Longest gap between two watchdog pings when systemd did not say.
 const DEFAULT_PING: Duration = Duration::from_secs(10);
@@ -57,7 +50,7 @@ impl App {
             };
             metrics::serve(listen, source, cancel.clone())
                 .await
-                .map_err(|e| AppError::Http(format!("metrics.listen {listen}: {e}")))?;
+                .map_err(|source| AppError::MetricsListen { listen, source })?;
         }
         // The pool never runs out of work in a daemon: new files keep coming.
         let pool = tokio::spawn(
@@ -116,15 +109,10 @@ impl App {
         cancel: &CancellationToken,
     ) -> Result<(), AppError> {
         loop {
-            let last = self
-                .store
-                .state(SCRUB_LAST)
-                .await?
-                .and_then(|v| v.parse::<i64>().ok());
-            let due = last.map_or(0, |t| t + every.as_millis() as i64);
-            let wait = Duration::from_millis((due - now_ms()).max(0) as u64);
+            let last = self.store.daemon_facts().await?.scrub_finished_at;
+            let due = last.map_or(UnixMs(0), |t| t + every);
             tokio::select! {
-                () = tokio::time::sleep(wait) => {}
+                () = tokio::time::sleep(due.since(UnixMs::now())) => {}
                 () = cancel.cancelled() => return Ok(()),
             }
             let options = crate::verify::VerifyOptions {
@@ -148,14 +136,20 @@ impl App {
                         problems = report.summary.problems,
                         "scrub finished"
                     );
-                    let summary = serde_json::to_string(&report.summary).unwrap_or_default();
-                    self.store.set_state(SCRUB_SUMMARY, &summary).await?;
+                    let findings: Vec<(&str, u64)> = crate::verify::Status::ALL
+                        .iter()
+                        .map(|&s| (s.as_str(), report.summary.of(s)))
+                        .collect();
+                    self.store
+                        .record_scrub(UnixMs::now(), Some(&findings))
+                        .await?;
                 }
-                Err(e) => tracing::error!(error = %e, "scrub could not run"),
+                Err(e) => {
+                    tracing::error!(error = %crate::errors::chain(&e), "scrub could not run");
+                    // The last findings stay; the next try waits a whole interval.
+                    self.store.record_scrub(UnixMs::now(), None).await?;
+                }
             }
-            self.store
-                .set_state(SCRUB_LAST, &now_ms().to_string())
-                .await?;
         }
     }
 
@@ -172,22 +166,18 @@ impl App {
             .unwrap_or(DEFAULT_PING)
             .min(DEFAULT_PING);
         while !cancel.is_cancelled() {
-            let next = now_ms() + interval.as_millis() as i64;
-            self.store.set_state(NEXT_POLL, &next.to_string()).await?;
+            let next = UnixMs::now() + interval;
+            self.store.record_fact(Fact::NextPoll(next)).await?;
             let polled = tokio::select! {
                 r = self.poll_once() => r,
                 () = cancel.cancelled() => break,
             };
             first_done.send_replace(true);
             match polled {
-                Ok(()) => {
-                    self.store
-                        .set_state(LAST_POLL_OK, &now_ms().to_string())
-                        .await?;
-                }
+                Ok(()) => self.store.record_fact(Fact::PollOk(UnixMs::now())).await?,
                 Err(e) => match AppError::from(e) {
                     AppError::List(e) => {
-                        tracing::error!(error = %e, "live poll failed; retrying at the next interval")
+                        tracing::error!(error = %crate::errors::chain(&e), "live poll failed; retrying at the next interval");
                     }
                     fatal => return Err(fatal),
                 },
@@ -196,8 +186,8 @@ impl App {
             notify(&[NotifyState::Status(&status), NotifyState::Watchdog]);
             // Wait for the next poll, pinging the watchdog from this loop: if it hangs,
             // systemd notices and restarts the service.
-            while now_ms() < next && !cancel.is_cancelled() {
-                let left = Duration::from_millis((next - now_ms()).max(0) as u64);
+            while UnixMs::now() < next && !cancel.is_cancelled() {
+                let left = next.since(UnixMs::now());
                 tokio::select! {
                     () = tokio::time::sleep(left.min(ping)) => {}
                     () = cancel.cancelled() => {}
@@ -211,14 +201,15 @@ impl App {
     /// One live poll: the window `[now - lookback, now]`, then every meeting older than that
     /// which is still recording or transcoding (by a narrow window around its start).
     async fn poll_once(&self) -> Result<(), ListError> {
-        let now = now_ms() / 1000;
-        let since = now - self.config.poll.lookback.as_secs() as i64;
+        let now = UnixMs::now();
+        let since = (now - self.config.poll.lookback).as_secs();
+        let now = now.as_secs();
         for (start, end) in split_windows(since, now) {
             let w = self.lister.list_window(start, end, Priority::Live).await?;
             tracing::info!(meetings = w.meetings, files = w.files, "live window listed");
         }
         for meeting in self.store.pending_meetings().await? {
-            let second = meeting.media_start_time.div_euclid(1000);
+            let second = meeting.media_start_time.as_secs();
             if second < since {
                 self.lister
                     .list_window(second, second + 1, Priority::Live)
@@ -242,18 +233,19 @@ impl App {
             _ = first_poll.wait_for(|&done| done) => {}
             () = cancel.cancelled() => return Ok(()),
         }
-        let until = now_ms() / 1000 - self.config.poll.lookback.as_secs() as i64;
+        let lookback = self.config.poll.lookback;
+        let until = (UnixMs::now() - lookback).as_secs();
         let windows = split_windows(since, until);
-        self.store
-            .set_state(BACKFILL_TOTAL, &windows.len().to_string())
-            .await?;
-        let lookback_ms = self.config.poll.lookback.as_millis() as i64;
+        let total = windows.len() as i64;
         let mut done = 0;
+        self.store
+            .record_fact(Fact::BackfillProgress { done, total })
+            .await?;
         for (start, end) in windows {
             // Listed after end + lookback: every meeting in it had ended and been transcoded.
             let settled = self
                 .store
-                .window_listed_after(start, end, end * 1000 + lookback_ms)
+                .window_listed_after(start, end, UnixMs::end_of_second(end) + lookback)
                 .await?;
             if !settled {
                 let listed = tokio::select! {
@@ -262,10 +254,10 @@ impl App {
                 };
                 match listed.map_err(AppError::from) {
                     Ok(w) => {
-                        tracing::info!(start, end, meetings = w.meetings, "backfill window listed")
+                        tracing::info!(start, end, meetings = w.meetings, "backfill window listed");
                     }
                     Err(AppError::List(e)) => {
-                        tracing::error!(start, end, error = %e, "backfill window not listed; it is retried at the next start");
+                        tracing::error!(start, end, error = %crate::errors::chain(&e), "backfill window not listed; it is retried at the next start");
                         continue;
                     }
                     Err(fatal) => return Err(fatal),
@@ -273,7 +265,7 @@ impl App {
             }
             done += 1;
             self.store
-                .set_state(BACKFILL_DONE, &done.to_string())
+                .record_fact(Fact::BackfillProgress { done, total })
                 .await?;
         }
         tracing::info!(windows = done, "background backfill done");
@@ -282,16 +274,16 @@ impl App {
 
     /// One line for `systemctl status`.
     async fn status_line(&self) -> Result<String, StoreError> {
-        let report = self.store.status(now_ms()).await?;
-        let n = |k: &str| report.files.get(k).copied().unwrap_or(0);
+        let report = self.store.status(UnixMs::now()).await?;
+        let n = |k: FileStatus| report.files.get(&k).copied().unwrap_or(0);
         Ok(format!(
             "{} archived, {} queued, {} transferring, {} failed, {} unavailable; API calls in the \
              last minute: {} listing, {} addresses",
-            n("archived"),
-            n("queued"),
-            n("transferring"),
-            n("failed"),
-            n("unavailable"),
+            n(FileStatus::Archived),
+            n(FileStatus::Queued),
+            n(FileStatus::Transferring),
+            n(FileStatus::Failed),
+            n(FileStatus::Unavailable),
             report.api_calls_last_60s,
             report.address_calls_last_60s
         ))

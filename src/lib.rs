@@ -1,23 +1,28 @@
-//! wemeet-archiver: archives an enterprise's Tencent Meeting cloud recordings before their
-//! download addresses expire, and proves with SHA-256 that the archive is intact.
+//! wemeet-archiver: archives an enterprise's Tencent Meeting cloud recordings before they
+//! disappear, whatever their sharing settings, and proves with SHA-256 that the archive is
+//! complete and intact.
 //!
-//! The data flows one way: `scheduler` lists windows through `api` (signed, under the
-//! `budget`), `store` records meetings and files, `download` streams each file into
-//! `storage`. `app` wires them for the `cli`; `simulator` is the fake API that tests and
-//! the demo run against (production code never calls it).
+//! The data flows one way: the `census` lists the account through the `client` (the wire
+//! contract of the `wemeet-api` crate, each endpoint under its persisted `budget`), `state`
+//! records meetings and files in SQLite, `transfer` streams each file into the `archive`
+//! (a directory or a bucket, one trait) with an address fetched just in time. `verify`
+//! re-reads the archive. `app` and `daemon` wire them into the jobs the binary runs; the
+//! library returns reports and typed errors, and never prints.
+//!
+//! Layers import downward only: `time`, `errors`, `retry` < `state` < `budget` < `client` <
+//! `archive` < `census`, `transfer`, `verify` < `app` < `metrics` < `daemon`.
 
-pub mod api;
 pub mod app;
+pub mod archive;
 pub mod budget;
-pub mod cli;
+pub mod census;
+pub mod client;
 pub mod config;
 pub mod daemon;
-pub mod demo;
-pub mod download;
+pub mod errors;
 pub mod metrics;
-pub mod scheduler;
-pub mod secret;
-pub mod simulator;
-pub mod storage;
-pub mod store;
+pub mod retry;
+pub mod state;
+pub mod time;
+pub mod transfer;
 pub mod verify;

@@ -1,3 +1,9 @@
+//! The `wemeet-archiver` binary: the command line over the library. Arguments, rendering
+//! of reports, exit codes and signals live here (`cli/`); the library returns reports
+//! and typed errors and never prints.
+
+mod cli;
+
 fn main() -> std::process::ExitCode {
-    wemeet_archiver::cli::main()
+    cli::main()
 }

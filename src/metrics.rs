@@ -6,8 +6,9 @@
 //! counted in-process, by the budget, since the call log is pruned after a day and a
 //! Prometheus counter must never go down.
 
-use crate::api::{Budgets, Endpoint};
-use crate::store::{Store, StoreError, now_ms};
+use crate::client::Budgets;
+use crate::state::{FileStatus, Store, StoreError};
+use crate::time::UnixMs;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -23,11 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-/// `daemon_state` key: UNIX ms of the last live poll that listed every page.
-pub const LAST_POLL_OK: &str = "last_poll_ok_ms";
-/// `daemon_state` key: UNIX ms of the next live poll.
-pub const NEXT_POLL: &str = "next_poll_ms";
+use wemeet_api::Endpoint;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {
@@ -57,7 +54,8 @@ pub struct MetricsSource {
 impl MetricsSource {
     /// Renders the Prometheus text exposition format.
     pub async fn render(&self) -> Result<String, StoreError> {
-        let now = now_ms();
+        let now = UnixMs::now();
+        let facts = self.store.daemon_facts().await?;
         let mut registry = Registry::with_prefix("wemeet");
 
         let calls = Family::<CallLabels, Counter>::default();
@@ -89,17 +87,11 @@ impl MetricsSource {
 
         let files = Family::<StatusLabel, Gauge>::default();
         let report = self.store.status(now).await?;
-        for status in [
-            "queued",
-            "transferring",
-            "archived",
-            "failed",
-            "unavailable",
-        ] {
-            let n = report.files.get(status).copied().unwrap_or(0);
+        for status in FileStatus::ALL {
+            let n = report.files.get(&status).copied().unwrap_or(0);
             files
                 .get_or_create(&StatusLabel {
-                    status: status.into(),
+                    status: status.as_str().into(),
                 })
                 .set(n);
         }
@@ -110,33 +102,40 @@ impl MetricsSource {
         registry.register("archived_bytes", "Bytes of archived recordings", bytes);
 
         let in_flight = Gauge::<i64>::default();
-        in_flight.set(report.files.get("transferring").copied().unwrap_or(0));
+        in_flight.set(
+            report
+                .files
+                .get(&FileStatus::Transferring)
+                .copied()
+                .unwrap_or(0),
+        );
         registry.register("transfers_in_flight", "Transfers running now", in_flight);
 
         let oldest = Gauge::<f64, AtomicU64>::default();
         let issued = self.store.oldest_pending_address().await?;
-        oldest.set(issued.map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0));
+        oldest.set(issued.map_or(0.0, |t| now.since(t).as_secs_f64()));
         registry.register(
             "oldest_address_age_seconds",
             "Age of the oldest download address still waiting to be used",
             oldest,
         );
 
+        let seconds = |t: Option<UnixMs>| t.map_or(0.0, |t| t.as_millis() as f64 / 1000.0);
         let last_poll = Gauge::<f64, AtomicU64>::default();
-        let last = self.last_poll_ok().await?;
-        last_poll.set(last.map_or(0.0, |t| t as f64 / 1000.0));
+        last_poll.set(seconds(facts.last_poll_ok_at));
         registry.register(
             "last_successful_poll_timestamp_seconds",
             "When the live window was last listed completely (UNIX time)",
             last_poll,
         );
 
-        // The last scrub (`[verify] interval`), if one ran: its findings by status.
-        if let Some(summary) = self.store.state(crate::daemon::SCRUB_SUMMARY).await? {
-            let summary: serde_json::Value = serde_json::from_str(&summary).unwrap_or_default();
+        // The last scrub (`[verify] interval`), if one ran: its findings by verdict.
+        if facts.scrub_finished_at.is_some() {
+            let found: std::collections::HashMap<String, i64> =
+                self.store.scrub_findings().await?.into_iter().collect();
             let findings = Family::<StatusLabel, Gauge>::default();
             for status in crate::verify::Status::ALL {
-                let n = summary[status.as_str()].as_i64().unwrap_or(0);
+                let n = found.get(status.as_str()).copied().unwrap_or(0);
                 findings
                     .get_or_create(&StatusLabel {
                         status: status.as_str().into(),
@@ -149,8 +148,7 @@ impl MetricsSource {
                 findings,
             );
             let at = Gauge::<f64, AtomicU64>::default();
-            let last = self.store.state(crate::daemon::SCRUB_LAST).await?;
-            at.set(last.and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 1000.0);
+            at.set(seconds(facts.scrub_finished_at));
             registry.register(
                 "scrub_last_run_timestamp_seconds",
                 "When the last periodic scrub finished (UNIX time)",
@@ -164,21 +162,13 @@ impl MetricsSource {
         Ok(text)
     }
 
-    async fn last_poll_ok(&self) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .store
-            .state(LAST_POLL_OK)
-            .await?
-            .and_then(|v| v.parse().ok()))
-    }
-
     /// Healthy: the database answers and the live window was listed recently.
     async fn health(&self) -> (StatusCode, String) {
-        match self.last_poll_ok().await {
+        match self.store.daemon_facts().await.map(|f| f.last_poll_ok_at) {
             Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}\n")),
             Ok(None) => (StatusCode::OK, "starting: no poll yet\n".into()),
             Ok(Some(t)) => {
-                let age = Duration::from_millis((now_ms() - t).max(0) as u64);
+                let age = UnixMs::now().since(t);
                 if age > self.stale_after {
                     let msg = format!("last successful poll {}s ago\n", age.as_secs());
                     (StatusCode::SERVICE_UNAVAILABLE, msg)

@@ -5,18 +5,17 @@
 //! is parsed strictly (`deny_unknown_fields`): a misspelt key would otherwise be silently
 //! ignored and its default used.
 
-use crate::secret::Secret;
 use reqwest::Url;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use wemeet_api::Secret;
 
 mod s3;
 
 pub use s3::{
     ENV_AWS_ACCESS_KEY_ID, ENV_AWS_PROFILE, ENV_AWS_SECRET_ACCESS_KEY, ENV_AWS_SESSION_TOKEN,
-    ENV_AWS_SHARED_CREDENTIALS_FILE, S3_MAX_PART_SIZE, S3_MAX_PARTS, S3_MIN_PART_SIZE, S3Config,
-    S3Credentials,
+    ENV_AWS_SHARED_CREDENTIALS_FILE, S3Config, S3Credentials,
 };
 use s3::{RawS3, validate_s3};
 
@@ -140,6 +139,7 @@ pub struct DownloadConfig {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     api: RawApi,
+    #[serde(default)]
     storage: RawStorage,
     database: RawDatabase,
     #[serde(default)]
@@ -158,29 +158,25 @@ struct RawVerify {
     interval: Option<String>,
 }
 
+// Durations stay strings until validation, which names the key in its error
+// (`config key `poll.interval`: `soon` is not a positive duration; use e.g. ...`); parsed by
+// serde (`humantime_serde`), a typo would get only a line and column. Each table's
+// defaults are in its `Default`, in one place.
+
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 struct RawPoll {
-    #[serde(default = "default_poll_interval")]
     interval: String,
-    #[serde(default = "default_lookback")]
     lookback: String,
 }
 
 impl Default for RawPoll {
     fn default() -> Self {
         Self {
-            interval: default_poll_interval(),
-            lookback: default_lookback(),
+            interval: "5m".into(),
+            lookback: "3d".into(),
         }
     }
-}
-
-fn default_poll_interval() -> String {
-    "5m".into()
-}
-fn default_lookback() -> String {
-    "3d".into()
 }
 
 #[derive(Deserialize, Default)]
@@ -189,41 +185,62 @@ struct RawMetrics {
     listen: Option<String>,
 }
 
+/// Required keys (`app_id`, `operator_id`) default to empty and are refused, by name, by
+/// validation.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 struct RawApi {
-    #[serde(default = "default_base_url")]
     base_url: String,
     app_id: String,
-    #[serde(default)]
     sdk_id: String,
-    #[serde(default)]
     secret_id: String,
-    #[serde(default)]
     secret_key: Secret,
     secret_key_file: Option<PathBuf>,
     operator_id: String,
-    #[serde(default = "one")]
     operator_id_type: i64,
-    #[serde(default = "one")]
     record_type: i64,
-    #[serde(default = "default_rpm")]
     requests_per_minute: i64,
-    #[serde(default = "default_addresses_per_minute")]
     addresses_per_minute: i64,
-    #[serde(default = "default_api_timeout")]
     timeout: String,
 }
 
+impl Default for RawApi {
+    fn default() -> Self {
+        Self {
+            base_url: "https://api.meeting.qq.com".into(),
+            app_id: String::new(),
+            sdk_id: String::new(),
+            secret_id: String::new(),
+            secret_key: Secret::default(),
+            secret_key_file: None,
+            operator_id: String::new(),
+            operator_id_type: 1,
+            record_type: 1,
+            requests_per_minute: 10,
+            addresses_per_minute: 50,
+            timeout: "30s".into(),
+        }
+    }
+}
+
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 struct RawStorage {
-    #[serde(default = "default_backend")]
     backend: String,
     path: Option<PathBuf>,
-    #[serde(default = "default_timezone")]
     timezone: String,
     s3: Option<RawS3>,
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        Self {
+            backend: "local".into(),
+            path: None,
+            timezone: "Asia/Shanghai".into(),
+            s3: None,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -233,73 +250,27 @@ struct RawDatabase {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 struct RawDownload {
-    #[serde(default = "default_workers")]
     workers: i64,
-    #[serde(default = "default_max_attempts")]
     max_attempts: i64,
-    #[serde(default = "default_checkpoint_bytes")]
     checkpoint_bytes: i64,
-    #[serde(default = "default_read_timeout")]
     read_timeout: String,
-    #[serde(default = "default_disk_full_retry")]
     disk_full_retry: String,
-    #[serde(default = "default_address_ttl")]
     address_ttl: String,
 }
 
 impl Default for RawDownload {
     fn default() -> Self {
         Self {
-            workers: default_workers(),
-            max_attempts: default_max_attempts(),
-            checkpoint_bytes: default_checkpoint_bytes(),
-            read_timeout: default_read_timeout(),
-            disk_full_retry: default_disk_full_retry(),
-            address_ttl: default_address_ttl(),
+            workers: 4,
+            max_attempts: 8,
+            checkpoint_bytes: crate::archive::local::DEFAULT_CHECKPOINT_BYTES as i64,
+            read_timeout: "60s".into(),
+            disk_full_retry: "30s".into(),
+            address_ttl: "6h".into(),
         }
     }
-}
-
-fn default_base_url() -> String {
-    "https://api.meeting.qq.com".into()
-}
-fn one() -> i64 {
-    1
-}
-fn default_rpm() -> i64 {
-    10
-}
-fn default_addresses_per_minute() -> i64 {
-    50
-}
-fn default_api_timeout() -> String {
-    "30s".into()
-}
-fn default_backend() -> String {
-    "local".into()
-}
-fn default_timezone() -> String {
-    "Asia/Shanghai".into()
-}
-fn default_workers() -> i64 {
-    4
-}
-fn default_max_attempts() -> i64 {
-    8
-}
-fn default_checkpoint_bytes() -> i64 {
-    16 * 1024 * 1024
-}
-fn default_read_timeout() -> String {
-    "60s".into()
-}
-fn default_disk_full_retry() -> String {
-    "30s".into()
-}
-fn default_address_ttl() -> String {
-    "6h".into()
 }
 
 impl Config {

@@ -5,11 +5,12 @@
 //! warning, since config files get copied around.
 
 use super::{ConfigError, duration, invalid};
-use crate::secret::Secret;
+pub use crate::archive::s3::{S3_MAX_PART_SIZE, S3_MIN_PART_SIZE, S3Config, S3Credentials};
 use reqwest::Url;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use wemeet_api::Secret;
 
 /// Environment variables and files the S3 credentials come from, as every AWS tool reads
 /// them (so an admin's existing setup works unchanged).
@@ -19,90 +20,44 @@ pub const ENV_AWS_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
 pub const ENV_AWS_SHARED_CREDENTIALS_FILE: &str = "AWS_SHARED_CREDENTIALS_FILE";
 pub const ENV_AWS_PROFILE: &str = "AWS_PROFILE";
 
-/// S3's own limits: every part but the last is at least 5 MiB, a part is at most 5 GiB,
-/// an upload has at most 10,000 parts.
-pub const S3_MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
-pub const S3_MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
-pub const S3_MAX_PARTS: u64 = 10_000;
-
-/// An S3-compatible bucket (AWS S3, MinIO, Tencent COS, Ceph, ...).
-#[derive(Debug, Clone)]
-pub struct S3Config {
-    pub bucket: String,
-    /// `None`: AWS S3 itself, at the endpoint of `region`.
-    pub endpoint: Option<Url>,
-    pub region: String,
-    /// Prepended to every key, without leading or trailing `/`; empty for the bucket root.
-    pub prefix: String,
-    /// `https://endpoint/bucket/key` rather than `https://bucket.endpoint/key`.
-    pub path_style: bool,
-    pub allow_http: bool,
-    /// Bytes per part of a multipart upload (a file's own part size may be larger: see
-    /// `download`). Memory per transfer is `part_size × max_parts_in_flight`.
-    pub part_size: u64,
-    /// Parts of one transfer buffered or uploading at once.
-    pub max_parts_in_flight: usize,
-    /// Send a SHA-256 checksum with every part, for the bucket to check (some older
-    /// S3-compatible servers reject the `x-amz-checksum-*` headers).
-    pub part_checksums: bool,
-    /// Longest a single request to the bucket may take (a part upload included).
-    pub timeout: Duration,
-    pub credentials: S3Credentials,
-}
-
-/// All three are secrets to the logs (even the key id: it names an account).
-#[derive(Debug, Clone)]
-pub struct S3Credentials {
-    pub access_key_id: Secret,
-    pub secret_access_key: Secret,
-    pub session_token: Option<Secret>,
-}
-
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub(super) struct RawS3 {
-    #[serde(default)]
     bucket: String,
-    #[serde(default)]
     endpoint: String,
-    #[serde(default = "default_region")]
     region: String,
-    #[serde(default)]
     prefix: String,
     path_style: Option<bool>,
-    #[serde(default)]
     allow_http: bool,
-    #[serde(default = "default_part_size")]
     part_size: i64,
-    #[serde(default = "default_parts_in_flight")]
     max_parts_in_flight: i64,
-    #[serde(default = "yes")]
     part_checksums: bool,
-    #[serde(default = "default_s3_timeout")]
     timeout: String,
     /// Accepted (with a warning) for admins who insist; the environment or a credentials
     /// file keep the secret out of a file that gets copied around.
-    #[serde(default)]
     access_key_id: String,
-    #[serde(default)]
     secret_access_key: Secret,
 }
 
-fn default_region() -> String {
-    "us-east-1".into()
+impl Default for RawS3 {
+    fn default() -> Self {
+        Self {
+            bucket: String::new(),
+            endpoint: String::new(),
+            region: "us-east-1".into(),
+            prefix: String::new(),
+            path_style: None,
+            allow_http: false,
+            part_size: 64 * 1024 * 1024,
+            max_parts_in_flight: 2,
+            part_checksums: true,
+            timeout: "10m".into(),
+            access_key_id: String::new(),
+            secret_access_key: Secret::default(),
+        }
+    }
 }
-fn default_part_size() -> i64 {
-    64 * 1024 * 1024
-}
-fn default_parts_in_flight() -> i64 {
-    2
-}
-fn yes() -> bool {
-    true
-}
-fn default_s3_timeout() -> String {
-    "10m".into()
-}
+
 pub(super) fn validate_s3(
     raw: RawS3,
     env: &dyn Fn(&str) -> Option<String>,
@@ -310,31 +265,30 @@ fn resolve_s3_credentials(
 
 /// Reads one profile of an AWS shared credentials file (INI: `[profile]`, `key = value`,
 /// `#` or `;` comments).
+/// The keys of `profile` in an AWS shared credentials file (an INI file, read as the AWS
+/// tools read it: keys case-insensitive, `#` and `;` comments).
 fn credentials_file_profile(text: &str, profile: &str) -> Option<S3Credentials> {
-    let (mut in_profile, mut id, mut secret, mut token) = (false, None, None, None);
-    for line in text.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with(['#', ';']) {
-            continue;
-        }
-        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            in_profile = section.trim() == profile;
-            continue;
-        }
-        let Some((key, value)) = line.split_once('=').filter(|_| in_profile) else {
-            continue;
-        };
-        let value = Some(value.trim().to_string()).filter(|v| !v.is_empty());
-        match key.trim().to_ascii_lowercase().as_str() {
-            "aws_access_key_id" => id = value,
-            "aws_secret_access_key" => secret = value,
-            "aws_session_token" => token = value,
-            _ => {}
-        }
-    }
+    let ini = ini::Ini::load_from_str_opt(
+        text,
+        ini::ParseOption {
+            enabled_quote: false,
+            enabled_escape: false,
+            ..ini::ParseOption::default()
+        },
+    )
+    .ok()?;
+    let section = ini.section(Some(profile))?;
+    let value = |key: &str| {
+        section
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
     Some(S3Credentials {
-        access_key_id: Secret::new(id?),
-        secret_access_key: Secret::new(secret?),
-        session_token: token.map(Secret::new),
+        access_key_id: Secret::new(value("aws_access_key_id")?),
+        secret_access_key: Secret::new(value("aws_secret_access_key")?),
+        session_token: value("aws_session_token").map(Secret::new),
     })
 }
 

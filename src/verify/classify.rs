@@ -2,9 +2,9 @@
 //!
 //! Pure functions over plain data, so that every verdict can be tested without a disk.
 
-use super::backend::{Digest, ListedObject, ReadError};
-use crate::storage::PART_SUFFIX;
-use crate::store::verify::VerifyRow;
+use crate::archive::{Digest, ListedObject, PART_SUFFIX, ReadError};
+use crate::state::FileStatus;
+use crate::state::verify::VerifyRow;
 use std::collections::{HashMap, HashSet};
 
 /// The verdict on one file. The serialised names are part of the report schema.
@@ -89,9 +89,23 @@ pub struct ReportRow {
 }
 
 impl ReportRow {
+    /// The columns of the CSV report: the fields, in order.
+    pub const COLUMNS: [&str; 10] = [
+        "record_file_id",
+        "meeting_code",
+        "subject",
+        "path",
+        "expected_size",
+        "actual_size",
+        "expected_sha256",
+        "actual_sha256",
+        "status",
+        "detail",
+    ];
+
     /// A row for a database file, with what the database expects of it.
     fn of(row: &VerifyRow, status: Status) -> Self {
-        let archived = row.status == "archived";
+        let archived = row.status == FileStatus::Archived;
         Self {
             record_file_id: Some(row.record_file_id.clone()),
             meeting_code: Some(row.meeting_code.clone()),
@@ -138,7 +152,7 @@ pub fn classify_archived(row: &VerifyRow, read: Result<Digest, ReadError>) -> Re
         }
         Err(e) => {
             out.status = Status::Unreadable;
-            out.detail = Some(e.to_string());
+            out.detail = Some(crate::errors::chain(&e));
         }
         Ok(digest) => {
             out.actual_size = Some(digest.size);
@@ -185,7 +199,7 @@ fn state_name(state: i64) -> String {
 /// The verdict on a file that is not archived: `pending` if the daemon will get to it,
 /// `failed` if only the admin can; the details say where it stands and why.
 pub fn classify_unarchived(row: &VerifyRow, disk: OnDisk) -> ReportRow {
-    let pending = matches!(row.status.as_str(), "queued" | "transferring");
+    let pending = row.status.is_pending();
     let mut out = ReportRow::of(
         row,
         if pending {
@@ -194,18 +208,20 @@ pub fn classify_unarchived(row: &VerifyRow, disk: OnDisk) -> ReportRow {
             Status::Failed
         },
     );
-    let mut detail = vec![match row.status.as_str() {
-        "queued" | "transferring" => {
-            format!("{} (meeting {})", row.status, state_name(row.meeting_state))
-        }
-        "unavailable" => "unavailable: the API gives no download address for it, or refused \
-                          it; `backfill --retry-failed` asks again"
+    let mut detail = vec![match row.status {
+        FileStatus::Queued | FileStatus::Transferring => format!(
+            "{} (meeting {})",
+            row.status.as_str(),
+            state_name(row.meeting_state)
+        ),
+        FileStatus::Unavailable => "unavailable: the API gives no download address for it, or \
+                                    refused it; `backfill --retry-failed` asks again"
             .into(),
-        "failed" => format!(
+        FileStatus::Failed => format!(
             "failed after {} attempt(s); `backfill --retry-failed` tries again",
             row.attempts
         ),
-        other => other.to_string(),
+        FileStatus::Archived => "archived".into(),
     }];
     if let Some(len) = disk.part {
         detail.push(format!(
@@ -259,7 +275,7 @@ pub struct DiskFindings {
 /// status, so a file of a meeting outside `--since/--until` is never called extra.
 pub fn classify_listing(
     objects: &[ListedObject],
-    known: &HashMap<String, String>,
+    known: &HashMap<String, FileStatus>,
     ignored: &Ignored,
 ) -> DiskFindings {
     let mut out = DiskFindings::default();
@@ -280,17 +296,20 @@ pub fn classify_listing(
             ));
             continue;
         };
-        match known.get(owner).map(String::as_str) {
+        match known.get(owner) {
             // A transfer resumes from it (queued/transferring), or would after
             // `--retry-failed`: it is a detail of that file's row, not a finding.
-            Some("queued" | "transferring" | "failed" | "unavailable") => {
+            Some(status) if *status != FileStatus::Archived => {
                 out.on_disk.entry(owner.to_string()).or_default().part = Some(obj.size);
             }
             Some(status) => out.findings.push(ReportRow::found(
                 &obj.path,
                 Some(obj.size),
                 Status::Partial,
-                format!("leftover partial download: its file is already {status}"),
+                format!(
+                    "leftover partial download: its file is already {}",
+                    status.as_str()
+                ),
             )),
             None => out.findings.push(ReportRow::found(
                 &obj.path,
@@ -315,18 +334,26 @@ mod tests {
 
     const SHA: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 
-    fn row(status: &str) -> VerifyRow {
+    fn status(name: &str) -> FileStatus {
+        FileStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str() == name)
+            .unwrap()
+    }
+
+    fn row(name: &str) -> VerifyRow {
+        let status = status(name);
         VerifyRow {
             record_file_id: "f1".into(),
             meeting_code: "123".into(),
             subject: "Weekly".into(),
             meeting_state: 3,
-            media_start_time: 0,
+            media_start_time: crate::time::UnixMs(0),
             path: "2024/01/02/123-Weekly/f1.mp4".into(),
-            status: status.into(),
+            status,
             record_size: 3,
-            archived_size: (status == "archived").then_some(3),
-            sha256: (status == "archived").then(|| SHA.into()),
+            archived_size: (status == FileStatus::Archived).then_some(3),
+            sha256: (status == FileStatus::Archived).then(|| SHA.into()),
             bytes_done: 0,
             attempts: 2,
             last_error: None,
@@ -417,14 +444,14 @@ mod tests {
 
     #[test]
     fn the_listing_finds_extra_and_leftover_partial_files() {
-        let known: HashMap<String, String> = [
+        let known: HashMap<String, FileStatus> = [
             ("d/a.mp4", "archived"),
             ("d/q.mp4", "queued"),
             ("d/t.mp4", "transferring"),
             ("d/f.mp4", "failed"),
         ]
         .into_iter()
-        .map(|(p, s)| (p.to_string(), s.to_string()))
+        .map(|(p, s)| (p.to_string(), status(s)))
         .collect();
         let ignored = Ignored {
             paths: ["state.db", "state.db-wal"]

@@ -1,6 +1,6 @@
 //! `verify`: proves that the archive is complete and intact, file by file.
 //!
-//! Every archived file is re-read through an [`ArchiveBackend`] and its size and SHA-256
+//! Every archived file is re-read through the [`Archive`] and its size and SHA-256
 //! compared with what the download recorded; files not archived are reported as pending or
 //! failed; the archive is walked for what the database does not know (`extra`, leftover
 //! `.part`). The verdicts ([`classify`]) become a report ([`report`]) and, on request, a
@@ -10,37 +10,27 @@
 //! the daemon archives: findings that may be a transfer in flight are re-checked before
 //! they are reported.
 
-pub mod backend;
 pub mod classify;
 pub mod report;
 pub mod sums;
 
-pub use backend::{ArchiveBackend, Digest, ListedObject, Listing, ReadError};
+pub use crate::archive::{Digest, ListedObject, Listing, ReadError};
 pub use classify::{ReportRow, Status};
-pub use report::{Format, Summary, VerifyReport};
+pub use report::{SCHEMA, Summary, VerifyReport};
 
+use crate::archive::{self, Archive, ArchiveError};
 use crate::config::Config;
-use crate::storage::{Storage, StorageError};
-use crate::store::verify::VerifyRow;
-use crate::store::{Store, StoreError, now_ms};
+use crate::state::verify::VerifyRow;
+use crate::state::{FileStatus, Store, StoreError};
+use crate::time::UnixMs;
 use chrono::{NaiveDate, TimeZone};
 use classify::{
     Ignored, classify_archived, classify_listing, classify_unarchived, unreadable_entry,
 };
 use futures::StreamExt;
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-/// Every archived file checked is intact, and nothing failed (pending files allowed).
-pub const EXIT_INTACT: u8 = 0;
-/// At least one problem: missing, size_mismatch, hash_mismatch, unreadable, extra,
-/// partial or failed.
-pub const EXIT_PROBLEMS: u8 = 1;
-/// The check could not run (bad configuration or usage, no database, unreadable root,
-/// report not writable): nothing can be concluded.
-pub const EXIT_CANNOT_CHECK: u8 = 2;
 
 /// `verified_at` is written every this many intact files, so an interrupted run of a
 /// large archive still records the work it did (and `--sample` moves on from it).
@@ -48,6 +38,7 @@ const MARK_EVERY: usize = 500;
 /// How often progress is logged during a long run.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
+/// Why the check could not run: no verdict on the archive was reached.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     #[error("{0}")]
@@ -57,79 +48,35 @@ pub enum VerifyError {
          database.path; verify never creates one)"
     )]
     NoDatabase(PathBuf),
-    #[error("cannot open the database {path}: {source}")]
+    #[error("cannot open the database {path}")]
     Database {
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
-    #[error("cannot open the archive: {0}")]
-    Storage(StorageError),
+    #[error("cannot open the archive")]
+    Archive(#[source] ArchiveError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot list the archive: {0}")]
-    List(ReadError),
-    #[error("cannot write SHA256SUMS: {0}")]
-    Manifest(StorageError),
-    #[error("cannot write the report to {path}: {source}")]
+    #[error("cannot list the archive")]
+    List(#[source] ReadError),
+    #[error("cannot write SHA256SUMS")]
+    Manifest(#[source] ArchiveError),
+    #[error("cannot write the report to {path}")]
     Output {
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
 }
 
-/// `wemeet-archiver verify`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct VerifyArgs {
-    /// Report format: `table` lists what is not ok and a summary; `json` and `csv` have one
-    /// row per file (schema in the README).
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-    /// Write the report to FILE atomically instead of standard output (the summary is
-    /// still printed).
-    #[arg(long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// Also write SHA256SUMS at the archive root, listing every file found intact, for
-    /// `cd ROOT && sha256sum -c SHA256SUMS`. It describes the whole archive, so it cannot
-    /// be combined with --since, --until or --sample.
-    #[arg(long, conflicts_with_all = ["since", "until", "sample"])]
-    pub manifest: bool,
-    /// Files hashed at once [default: the number of CPUs].
-    #[arg(long, value_name = "N", value_parser = parse_jobs)]
-    pub jobs: Option<usize>,
-    /// Only meetings whose media started on or after this day (YYYY-MM-DD, in
-    /// storage.timezone) or instant (RFC 3339).
-    #[arg(long)]
-    pub since: Option<String>,
-    /// Only meetings whose media started on or before this day (included) or instant.
-    #[arg(long)]
-    pub until: Option<String>,
-    /// Re-read only PERCENT (0 < PERCENT <= 100) of the archived files: those verified
-    /// least recently, never-verified first, so repeated runs cover the whole archive.
-    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
-    pub sample: Option<f64>,
-}
-
-fn parse_jobs(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!("`{text}` is not a number of jobs (1 or more)")),
-    }
-}
-
-fn parse_percent(text: &str) -> Result<f64, String> {
-    match text.trim_end_matches('%').parse::<f64>() {
-        Ok(p) if p > 0.0 && p <= 100.0 => Ok(p),
-        _ => Err(format!("`{text}` is not a percentage in (0, 100]")),
-    }
-}
-
-/// What to check, once the command line is resolved.
+/// What to check.
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
     pub jobs: usize,
-    /// Bounds on the meeting's `media_start_time`, ms, inclusive.
-    pub since_ms: Option<i64>,
-    pub until_ms: Option<i64>,
+    /// Inclusive bounds on the meetings' `media_start_time`.
+    pub since: Option<UnixMs>,
+    pub until: Option<UnixMs>,
     pub sample_percent: Option<f64>,
     pub manifest: bool,
     /// The zone of the archive's date folders, to scope the walk to the range.
@@ -140,63 +87,35 @@ impl VerifyOptions {
     /// The whole archive with one job per CPU.
     pub fn new(timezone: chrono_tz::Tz) -> Self {
         Self {
-            jobs: default_jobs(),
-            since_ms: None,
-            until_ms: None,
+            jobs: Self::default_jobs(),
+            since: None,
+            until: None,
             sample_percent: None,
             manifest: false,
             timezone,
         }
     }
 
+    /// One job per CPU: hashing is CPU-bound.
+    pub fn default_jobs() -> usize {
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+    }
+
     fn is_partial(&self) -> bool {
-        self.since_ms.is_some() || self.until_ms.is_some() || self.sample_percent.is_some()
+        self.since.is_some() || self.until.is_some() || self.sample_percent.is_some()
     }
 }
 
-fn default_jobs() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
-}
-
-/// Runs `verify` as the CLI does: prints (or writes) the report and returns the exit code.
-pub async fn run(config: &Config, args: &VerifyArgs) -> Result<u8, VerifyError> {
-    let tz = config.storage.timezone;
-    let bound = |flag: &str, text: &str, end: bool| -> Result<i64, VerifyError> {
-        let secs = crate::cli::parse_time(text, tz, end)
-            .map_err(|e| VerifyError::Usage(format!("{flag}: {e}")))?;
-        // A day given as --until is included up to its last millisecond; an instant is
-        // included with its whole second.
-        let is_day = NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok();
-        Ok(match (end, is_day) {
-            (false, _) => secs * 1000,
-            (true, true) => secs * 1000 - 1,
-            (true, false) => secs * 1000 + 999,
-        })
-    };
-    let options = VerifyOptions {
-        jobs: args.jobs.unwrap_or_else(default_jobs),
-        since_ms: args
-            .since
-            .as_deref()
-            .map(|t| bound("--since", t, false))
-            .transpose()?,
-        until_ms: args
-            .until
-            .as_deref()
-            .map(|t| bound("--until", t, true))
-            .transpose()?,
-        sample_percent: args.sample,
-        manifest: args.manifest,
-        timezone: tz,
-    };
-    if let (Some(s), Some(u)) = (options.since_ms, options.until_ms)
+/// `verify` as the command runs it: the existing database (never a new one), the
+/// configured archive, and the report.
+pub async fn run(config: &Config, options: &VerifyOptions) -> Result<VerifyReport, VerifyError> {
+    if let (Some(s), Some(u)) = (options.since, options.until)
         && u < s
     {
         return Err(VerifyError::Usage(
             "--until must not be before --since".into(),
         ));
     }
-
     let db = &config.database.path;
     match std::fs::metadata(db) {
         Ok(m) if m.is_file() => {}
@@ -212,41 +131,7 @@ pub async fn run(config: &Config, args: &VerifyArgs) -> Result<u8, VerifyError> 
         }
     }
     let store = Store::open(db).await?;
-    let report = verify_configured(config, &store, &options).await?;
-
-    let text = report::render(&report, args.format);
-    match &args.output {
-        Some(path) => {
-            report::write_atomically(path, text.as_bytes()).map_err(|source| {
-                VerifyError::Output {
-                    path: path.clone(),
-                    source,
-                }
-            })?;
-            let summary = format!(
-                "{}report written to {}\n",
-                report::summary_text(&report),
-                path.display()
-            );
-            print_stdout(&summary)?;
-        }
-        None => print_stdout(&text)?,
-    }
-    Ok(if report.passed {
-        EXIT_INTACT
-    } else {
-        EXIT_PROBLEMS
-    })
-}
-
-fn print_stdout(text: &str) -> Result<(), VerifyError> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(|source| VerifyError::Output {
-            path: "standard output".into(),
-            source,
-        })
+    verify_configured(config, &store, options).await
 }
 
 /// Checks the configured archive (the daemon's scrub and the CLI share this).
@@ -255,23 +140,25 @@ pub async fn verify_configured(
     store: &Store,
     options: &VerifyOptions,
 ) -> Result<VerifyReport, VerifyError> {
-    match Storage::open(&config.storage).map_err(VerifyError::Storage)? {
-        Storage::Local(local) => {
-            let ignored = Ignored {
-                paths: database_files_under(local.root(), &config.database.path),
-            };
-            verify(store, &local, &ignored, options).await
-        }
-        // The database never lives in a bucket: nothing to ignore there.
-        Storage::S3(s3) => verify(store, s3.as_ref(), &Ignored::default(), options).await,
-    }
+    let storage = &config.storage;
+    let archive = archive::open(
+        &storage.path,
+        storage.s3.as_ref(),
+        config.download.checkpoint_bytes,
+        store.clone(),
+    )
+    .map_err(VerifyError::Archive)?;
+    let ignored = Ignored {
+        paths: archive.companions(&config.database.path),
+    };
+    verify(store, archive.as_ref(), &ignored, options).await
 }
 
 /// Checks the archive in `backend` against `store`, records `verified_at` of the files
 /// found intact, writes `SHA256SUMS` if asked, and returns the report.
-pub async fn verify<B: ArchiveBackend>(
+pub async fn verify(
     store: &Store,
-    backend: &B,
+    backend: &dyn Archive,
     ignored: &Ignored,
     options: &VerifyOptions,
 ) -> Result<VerifyReport, VerifyError> {
@@ -283,11 +170,10 @@ pub async fn verify<B: ArchiveBackend>(
     let started = Instant::now();
     let started_at = chrono::Utc::now();
     let jobs = options.jobs.max(1);
-    let rows = store
-        .files_to_verify(options.since_ms, options.until_ms)
-        .await?;
-    let (archived, unarchived): (Vec<VerifyRow>, Vec<VerifyRow>) =
-        rows.into_iter().partition(|r| r.status == "archived");
+    let rows = store.files_to_verify(options.since, options.until).await?;
+    let (archived, unarchived): (Vec<VerifyRow>, Vec<VerifyRow>) = rows
+        .into_iter()
+        .partition(|r| r.status == FileStatus::Archived);
     let archived_files = archived.len();
     let to_check = sample(archived, options.sample_percent);
     let checking = to_check.len();
@@ -313,7 +199,7 @@ pub async fn verify<B: ArchiveBackend>(
         if out.status == Status::Ok {
             intact.push(row.record_file_id);
             if intact.len() >= MARK_EVERY {
-                store.mark_verified(&intact, now_ms()).await?;
+                store.mark_verified(&intact, UnixMs::now()).await?;
                 intact.clear();
             }
         } else {
@@ -331,7 +217,7 @@ pub async fn verify<B: ArchiveBackend>(
         }
     }
     drop(hashed);
-    store.mark_verified(&intact, now_ms()).await?;
+    store.mark_verified(&intact, UnixMs::now()).await?;
 
     let scope = Scope::new(options);
     let (disk, unreadable) = walk_archive(store, backend, ignored, &scope).await?;
@@ -354,7 +240,7 @@ pub async fn verify<B: ArchiveBackend>(
         let text = sums::render(entries);
         let lines = text.lines().count();
         backend
-            .put_small(classify::SUMS_FILE, text.into_bytes())
+            .put_small(classify::SUMS_FILE, text.into_bytes().into())
             .await
             .map_err(VerifyError::Manifest)?;
         tracing::info!(
@@ -366,17 +252,14 @@ pub async fn verify<B: ArchiveBackend>(
     }
 
     summary.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let rfc3339 = |ms: Option<i64>| {
-        ms.and_then(chrono::DateTime::from_timestamp_millis)
-            .map(|t| t.to_rfc3339())
-    };
+    let rfc3339 = |t: Option<UnixMs>| t.and_then(UnixMs::to_rfc3339);
     Ok(VerifyReport {
-        schema: report::SCHEMA,
+        schema: SCHEMA,
         archive: backend.describe(),
         started_at: started_at.to_rfc3339(),
         finished_at: chrono::Utc::now().to_rfc3339(),
-        since: rfc3339(options.since_ms),
-        until: rfc3339(options.until_ms),
+        since: rfc3339(options.since),
+        until: rfc3339(options.until),
         sample_percent: options.sample_percent,
         passed: summary.problems == 0,
         summary,
@@ -402,9 +285,9 @@ fn sample(mut archived: Vec<VerifyRow>, percent: Option<f64>) -> Vec<VerifyRow> 
 /// Lists the archive and sorts what it holds against the database. Findings that may be a
 /// transfer in flight (a `.part` renamed meanwhile, a `meeting.json.tmp`) are confirmed by
 /// a second listing, against rows read after it, before they are reported.
-async fn walk_archive<B: ArchiveBackend>(
+async fn walk_archive(
     store: &Store,
-    backend: &B,
+    backend: &dyn Archive,
     ignored: &Ignored,
     scope: &Scope,
 ) -> Result<(classify::DiskFindings, Vec<(String, String)>), VerifyError> {
@@ -423,11 +306,11 @@ async fn walk_archive<B: ArchiveBackend>(
     };
     let (objects, unreadable) = listed(backend.list().await.map_err(VerifyError::List)?);
     // Rows are read after the listing: a file listed on disk was created after its row.
-    let known: HashMap<String, String> = store.file_paths().await?.into_iter().collect();
+    let known: HashMap<String, FileStatus> = store.file_paths().await?.into_iter().collect();
     let mut disk = classify_listing(&objects, &known, ignored);
     if !disk.findings.is_empty() {
         let (again, _) = listed(backend.list().await.map_err(VerifyError::List)?);
-        let known: HashMap<String, String> = store.file_paths().await?.into_iter().collect();
+        let known: HashMap<String, FileStatus> = store.file_paths().await?.into_iter().collect();
         let confirmed: HashSet<(String, Status)> = classify_listing(&again, &known, ignored)
             .findings
             .into_iter()
@@ -445,21 +328,21 @@ async fn walk_archive<B: ArchiveBackend>(
 /// nothing but a look at a neighbouring day.
 struct Scope {
     tz: chrono_tz::Tz,
-    since_ms: Option<i64>,
-    until_ms: Option<i64>,
+    since: Option<UnixMs>,
+    until: Option<UnixMs>,
 }
 
 impl Scope {
     fn new(options: &VerifyOptions) -> Self {
         Self {
             tz: options.timezone,
-            since_ms: options.since_ms,
-            until_ms: options.until_ms,
+            since: options.since,
+            until: options.until,
         }
     }
 
     fn contains(&self, path: &str) -> bool {
-        if self.since_ms.is_none() && self.until_ms.is_none() {
+        if self.since.is_none() && self.until.is_none() {
             return true;
         }
         let mut parts = path.split('/');
@@ -479,52 +362,28 @@ impl Scope {
         };
         let start = self.midnight_ms(day);
         let end = self.midnight_ms(day.succ_opt().unwrap_or(day));
-        self.since_ms.is_none_or(|s| end > s) && self.until_ms.is_none_or(|u| start <= u)
+        self.since.is_none_or(|s| end > s) && self.until.is_none_or(|u| start <= u)
     }
 
     /// The start of `day` in the archive's zone (a day a day wider if that zone skips its
     /// midnight: the edge may be generous, never short).
-    fn midnight_ms(&self, day: NaiveDate) -> i64 {
+    fn midnight_ms(&self, day: NaiveDate) -> UnixMs {
         let naive = day.and_hms_opt(0, 0, 0).expect("midnight exists");
-        self.tz.from_local_datetime(&naive).earliest().map_or_else(
+        UnixMs(self.tz.from_local_datetime(&naive).earliest().map_or_else(
             || naive.and_utc().timestamp_millis(),
             |t| t.timestamp_millis(),
-        )
+        ))
     }
-}
-
-/// The database and its companions, as paths relative to the archive root when the
-/// database lives under it (a config may put both in one folder): they are not extra.
-pub fn database_files_under(root: &Path, db: &Path) -> HashSet<String> {
-    let mut out = HashSet::new();
-    let parent = match db.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let (Ok(root), Ok(parent), Some(name)) =
-        (root.canonicalize(), parent.canonicalize(), db.file_name())
-    else {
-        return out;
-    };
-    let Ok(dir) = parent.strip_prefix(&root) else {
-        return out;
-    };
-    for suffix in ["", "-wal", "-shm", "-journal", ".lock"] {
-        let mut file = name.to_os_string();
-        file.push(suffix);
-        out.insert(dir.join(file).to_string_lossy().into_owned());
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn options(since_ms: Option<i64>, until_ms: Option<i64>) -> VerifyOptions {
+    fn options(since: Option<i64>, until: Option<i64>) -> VerifyOptions {
         VerifyOptions {
-            since_ms,
-            until_ms,
+            since: since.map(UnixMs),
+            until: until.map(UnixMs),
             ..VerifyOptions::new(chrono_tz::Asia::Shanghai)
         }
     }
@@ -553,16 +412,16 @@ mod tests {
             meeting_code: String::new(),
             subject: String::new(),
             meeting_state: 3,
-            media_start_time: 0,
+            media_start_time: UnixMs(0),
             path: path.into(),
-            status: "archived".into(),
+            status: FileStatus::Archived,
             record_size: 0,
             archived_size: None,
             sha256: None,
             bytes_done: 0,
             attempts: 0,
             last_error: None,
-            verified_at,
+            verified_at: verified_at.map(UnixMs),
         };
         let rows = vec![
             row("a", Some(5)),
@@ -576,27 +435,5 @@ mod tests {
         assert_eq!(ids(sample(rows.clone(), Some(0.1))), ["b"]);
         assert_eq!(sample(rows.clone(), Some(100.0)).len(), 4);
         assert_eq!(sample(rows, None).len(), 4);
-    }
-
-    #[test]
-    fn flags_are_validated() {
-        assert_eq!(parse_percent("12.5"), Ok(12.5));
-        assert_eq!(parse_percent("100%"), Ok(100.0));
-        for bad in ["0", "-1", "100.1", "NaN", "x"] {
-            assert!(parse_percent(bad).is_err(), "{bad}");
-        }
-        assert_eq!(parse_jobs("3"), Ok(3));
-        assert!(parse_jobs("0").is_err());
-    }
-
-    #[test]
-    fn the_database_is_ignored_only_when_it_lives_under_the_root() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("archive");
-        std::fs::create_dir_all(root.join("db")).unwrap();
-        let under = database_files_under(&root, &root.join("db/state.db"));
-        assert!(under.contains("db/state.db") && under.contains("db/state.db-wal"));
-        assert!(under.contains("db/state.db.lock") && under.contains("db/state.db-shm"));
-        assert!(database_files_under(&root, &dir.path().join("state.db")).is_empty());
     }
 }

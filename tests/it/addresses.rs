@@ -4,10 +4,10 @@
 use crate::common::*;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use wemeet_archiver::api::{MAX_WINDOW_SECS, PAGE_SIZE};
-use wemeet_archiver::scheduler::split_windows;
-use wemeet_archiver::simulator::{ManifestEntry, SimConfig};
-use wemeet_archiver::store::Store;
+use wemeet_api::{MAX_WINDOW_SECS, RECORDS_PAGE_SIZE as PAGE_SIZE};
+use wemeet_archiver::census::split_windows;
+use wemeet_archiver::state::{FileStatus, Store};
+use wemeet_sim::{ManifestEntry, SimConfig};
 
 const KIB: u64 = 1024;
 
@@ -170,7 +170,7 @@ async fn files_without_any_address_are_unavailable_with_the_reason() {
     assert_eq!(report.archived_now as usize, ok.len(), "{report:#?}");
     assert_eq!(report.not_archived.len(), blocked.len(), "{report:#?}");
     for (path, status, reason) in &report.not_archived {
-        assert_eq!(status, "unavailable", "{path}");
+        assert_eq!(*status, FileStatus::Unavailable, "{path}");
         assert!(
             reason
                 .as_deref()
@@ -181,7 +181,7 @@ async fn files_without_any_address_are_unavailable_with_the_reason() {
     let store = Store::open(&dir.path().join("state.db")).await.unwrap();
     for e in &blocked {
         let row = store.file(&e.record_file_id).await.unwrap().unwrap();
-        assert_eq!(row.status, "unavailable", "{row:?}");
+        assert_eq!(row.status, FileStatus::Unavailable, "{row:?}");
     }
     drop(store);
 

@@ -2,8 +2,8 @@
 
 use crate::common::*;
 use std::time::Duration;
-use wemeet_archiver::simulator::SimConfig;
-use wemeet_archiver::store::Store;
+use wemeet_archiver::state::{FileStatus, Store};
+use wemeet_sim::SimConfig;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn backfill_of_90_days_archives_every_manifest_file_intact() {
@@ -39,7 +39,7 @@ async fn backfill_of_90_days_archives_every_manifest_file_intact() {
             .iter()
             .find(|r| r.record_file_id == entry.record_file_id)
             .unwrap();
-        assert_eq!(row.status, "archived");
+        assert_eq!(row.status, FileStatus::Archived);
         assert_eq!(row.sha256.as_deref(), Some(entry.sha256.as_str()));
         assert_eq!(row.archived_size, Some(entry.record_size as i64));
     }
@@ -138,7 +138,7 @@ async fn files_whose_address_never_works_fail_without_saving_the_error_body() {
     assert!(!report.complete());
     assert_eq!(report.not_archived.len(), sim.manifest().len());
     for (path, status, reason) in &report.not_archived {
-        assert_eq!(status, "failed", "{path}");
+        assert_eq!(*status, FileStatus::Failed, "{path}");
         assert!(
             reason.as_deref().unwrap_or("").contains("refused"),
             "{reason:?}"

@@ -1,7 +1,7 @@
 //! The binary as an admin runs it: exit codes, config errors, what it logs.
 
 use crate::common::*;
-use wemeet_archiver::simulator::SimConfig;
+use wemeet_sim::SimConfig;
 
 const GOOD: &str = r#"
 [api]

@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use wemeet_archiver::app::{App, BackfillReport};
 use wemeet_archiver::config::Config;
-use wemeet_archiver::simulator::{self, ManifestEntry, SimConfig, SimHandle};
+use wemeet_sim::{ManifestEntry, SimConfig, SimHandle};
 
 /// The simulated account's "now" (2026-11-01T00:00:00Z): fixed, so dates are reproducible.
 pub const SIM_NOW: i64 = 1_793_491_200;
 
 pub async fn start_sim(config: SimConfig) -> SimHandle {
-    simulator::start(
+    wemeet_sim::start(
         SimConfig {
             start: Some(SIM_NOW),
             ..config
@@ -180,4 +180,14 @@ pub fn spawn_backfill(config: &Path, days: u32, envs: &[(&str, &str)]) -> tokio:
         .kill_on_drop(true)
         .spawn()
         .unwrap()
+}
+
+/// Sends SIGTERM to `pid` (as systemd stops a service) with `kill(1)`; returns its status.
+pub fn sigterm(pid: u32) -> i32 {
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill runs")
+        .code()
+        .unwrap_or(-1)
 }

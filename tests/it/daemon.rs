@@ -5,18 +5,24 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-use wemeet_archiver::api::{Budgets, Endpoint};
+use wemeet_api::Endpoint;
 use wemeet_archiver::app::App;
 use wemeet_archiver::budget::Budget;
+use wemeet_archiver::client::Budgets;
 use wemeet_archiver::config::Config;
-use wemeet_archiver::simulator::{self, SimConfig, SimHandle};
-use wemeet_archiver::store::{Store, now_ms};
+use wemeet_archiver::state::{FileStatus, Store};
+use wemeet_archiver::time::UnixMs;
+use wemeet_sim::{SimConfig, SimHandle};
+
+fn now_ms() -> i64 {
+    UnixMs::now().as_millis()
+}
 
 const MIB: u64 = 1024 * 1024;
 
 /// A simulator on the real clock: the daemon's live window is `[now - lookback, now]`.
 async fn start_live_sim(config: SimConfig) -> SimHandle {
-    simulator::start(config, "127.0.0.1:0".parse().unwrap())
+    wemeet_sim::start(config, "127.0.0.1:0".parse().unwrap())
         .await
         .expect("simulator starts")
 }
@@ -47,7 +53,10 @@ async fn wait_archived(store: &Store, sim: &SimHandle, limit: Duration) {
     loop {
         let want = sim.manifest().len();
         let rows = store.all_files().await.unwrap();
-        let done = rows.iter().filter(|f| f.status == "archived").count();
+        let done = rows
+            .iter()
+            .filter(|f| f.status == FileStatus::Archived)
+            .count();
         if want > 0 && done == want {
             return;
         }
@@ -105,7 +114,12 @@ async fn run_archives_each_new_recording_within_two_poll_intervals_and_serves_me
         .await
         .unwrap()
         .into_iter()
-        .map(|f| (f.record_file_id.clone(), f.archived_at.unwrap_or(i64::MAX)))
+        .map(|f| {
+            (
+                f.record_file_id.clone(),
+                f.archived_at.map_or(i64::MAX, UnixMs::as_millis),
+            )
+        })
         .collect();
     let manifest = sim.manifest();
     let arrived: Vec<_> = manifest
@@ -220,13 +234,13 @@ async fn live_polls_are_not_starved_by_a_backfill_backlog_nor_by_address_calls()
     daemon.await.unwrap();
 
     let store = Store::open(&dir.path().join("state.db")).await.unwrap();
-    let calls = store.api_call_log(started).await.unwrap();
+    let calls = store.api_call_log(UnixMs(started)).await.unwrap();
     let listing: Vec<_> = calls.iter().filter(|c| c.endpoint == "records").collect();
     let at = |purpose: &str| -> Vec<i64> {
         listing
             .iter()
             .filter(|c| c.purpose.as_deref() == Some(purpose))
-            .map(|c| c.at_ms - started)
+            .map(|c| c.at.as_millis() - started)
             .collect()
     };
     let (live, backfill) = (at("live"), at("backfill"));
@@ -260,9 +274,9 @@ async fn live_polls_are_not_starved_by_a_backfill_backlog_nor_by_address_calls()
     );
     let files = store.files_of_meeting(&fresh).await.unwrap();
     assert_eq!(files.len(), 1);
-    assert_eq!(files[0].status, "archived", "{files:#?}");
+    assert_eq!(files[0].status, FileStatus::Archived, "{files:#?}");
     // Seen by the second live poll (~20 s), then archived with a fresh address at once.
-    let archived = files[0].archived_at.unwrap_or(i64::MAX) - started;
+    let archived = files[0].archived_at.map_or(i64::MAX, UnixMs::as_millis) - started;
     assert!(
         archived <= (2 * interval + spacing).as_millis() as i64 + slack,
         "archived after {archived} ms"
@@ -301,7 +315,7 @@ async fn the_first_live_poll_goes_first_at_every_start() {
         let deadline = Instant::now() + Duration::from_secs(20);
         let listing = loop {
             let listing: Vec<_> = store
-                .api_call_log(started)
+                .api_call_log(UnixMs(started))
                 .await
                 .unwrap()
                 .into_iter()
@@ -355,7 +369,7 @@ async fn addresses_expiring_in_the_queue_are_fetched_again_just_in_time() {
     assert!(report.complete(), "{report:#?}");
     assert_archive_matches(&dir.path().join("archive"), &sim.manifest());
     let store = Store::open(&dir.path().join("state.db")).await.unwrap();
-    let calls = store.api_call_log(started).await.unwrap();
+    let calls = store.api_call_log(UnixMs(started)).await.unwrap();
     let count = |endpoint: &str| calls.iter().filter(|c| c.endpoint == endpoint).count();
     assert_eq!(
         count("records"),
@@ -425,11 +439,7 @@ async fn sigterm_notifies_systemd_exits_0_and_the_next_run_resumes() {
     read_until(&socket, "READY=1", &mut messages).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(sim.stats().bytes_served > 0, "no transfer in flight");
-    // SAFETY: sending a signal to our own child process.
-    assert_eq!(
-        unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) },
-        0
-    );
+    assert_eq!(sigterm(child.id().unwrap()), 0);
     let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
         .await
         .expect("exited within 10 s")

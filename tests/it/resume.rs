@@ -7,8 +7,8 @@ use crate::common::*;
 use rand::RngExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use wemeet_archiver::simulator::{SimConfig, SimHandle};
-use wemeet_archiver::store::Store;
+use wemeet_archiver::state::{FileStatus, Store};
+use wemeet_sim::{SimConfig, SimHandle};
 
 const MIB: u64 = 1024 * 1024;
 /// The simulator's body chunk: what it may count as served beyond what a client received.
@@ -109,9 +109,7 @@ async fn sigterm_checkpoints_exits_0_within_10_s_and_the_next_run_resumes() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let before = sim.stats().bytes_served;
     assert!(before > 0, "no transfer was in flight");
-    let pid = child.id().unwrap() as i32;
-    // SAFETY: sending a signal to our own child process.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert_eq!(sigterm(child.id().unwrap()), 0);
     let sent = Instant::now();
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
         .await
@@ -306,7 +304,10 @@ async fn failed_files_are_reported_and_retried_with_retry_failed() {
         "{report:#?}"
     );
     let store = Store::open(&dir.path().join("state.db")).await.unwrap();
-    let status = store.status(0).await.unwrap();
+    let status = store
+        .status(wemeet_archiver::time::UnixMs(0))
+        .await
+        .unwrap();
     assert_eq!(status.failures.len(), sim.manifest().len());
     assert!(
         status
@@ -395,10 +396,10 @@ async fn a_full_disk_pauses_the_transfer_until_space_is_back() {
         "{reason}"
     );
     let archived = store.all_files().await.unwrap();
-    for f in archived.iter().filter(|f| f.status == "archived") {
+    for f in archived.iter().filter(|f| f.status == FileStatus::Archived) {
         assert_eq!(f.archived_size, Some(f.record_size));
     }
-    assert!(archived.iter().any(|f| f.status != "archived"));
+    assert!(archived.iter().any(|f| f.status != FileStatus::Archived));
 
     let grown = std::process::Command::new("mount")
         .args(["-o", "remount,size=64m"])

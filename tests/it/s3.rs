@@ -17,10 +17,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use wemeet_archiver::app::{App, BackfillReport};
+use wemeet_archiver::archive::{self, Archive, s3::S3Bucket};
 use wemeet_archiver::config::{Config, ENV_AWS_ACCESS_KEY_ID, ENV_AWS_SECRET_ACCESS_KEY};
-use wemeet_archiver::simulator::{SimConfig, SimHandle};
-use wemeet_archiver::storage::{S3Storage, Storage};
-use wemeet_archiver::store::Store;
+use wemeet_archiver::state::{FileStatus, Store};
+use wemeet_sim::{SimConfig, SimHandle};
 
 const MIB: u64 = 1024 * 1024;
 const BUCKET: &str = "recordings";
@@ -161,7 +161,24 @@ async fn backfill_s3(config: &Path) -> BackfillReport {
         .unwrap()
 }
 
-async fn sha256_of(storage: &Storage, relative: &str) -> (u64, String) {
+/// The configured archive, as the archiver opens it.
+fn open_archive(config: &Config, store: &Store) -> Arc<dyn Archive> {
+    archive::open(
+        &config.storage.path,
+        config.storage.s3.as_ref(),
+        config.download.checkpoint_bytes,
+        store.clone(),
+    )
+    .unwrap()
+}
+
+/// Size of the object at `relative`, if there is one.
+async fn size_of(s3: &S3Bucket, relative: &str) -> Option<u64> {
+    let key = s3.key_of(relative).unwrap();
+    s3.head(&key).await.unwrap().map(|o| o.size)
+}
+
+async fn sha256_of(storage: &dyn Archive, relative: &str) -> (u64, String) {
     use futures::TryStreamExt;
     let mut stream = storage.read(relative).await.unwrap();
     let (mut size, mut hasher) = (0, Sha256::new());
@@ -177,19 +194,16 @@ async fn sha256_of(storage: &Storage, relative: &str) -> (u64, String) {
 /// it, and that no upload is left in progress.
 async fn assert_bucket_matches(config: &Path, sim: &SimHandle) {
     let config = load(config);
-    let s3 = S3Storage::new(config.storage.s3.as_ref().unwrap()).unwrap();
-    let storage = Storage::open(&config.storage).unwrap();
+    let s3 = S3Bucket::new(config.storage.s3.as_ref().unwrap()).unwrap();
     let store = Store::open(&config.database.path).await.unwrap();
+    let storage = open_archive(&config, &store);
     for entry in sim.manifest() {
         let row = store.file(&entry.record_file_id).await.unwrap().unwrap();
-        assert_eq!(row.status, "archived", "{row:?}");
+        assert_eq!(row.status, FileStatus::Archived, "{row:?}");
         assert_eq!(row.sha256.as_deref(), Some(entry.sha256.as_str()));
+        assert_eq!(size_of(&s3, &row.path).await, Some(entry.record_size));
         assert_eq!(
-            storage.len(&row.path).await.unwrap(),
-            Some(entry.record_size)
-        );
-        assert_eq!(
-            sha256_of(&storage, &row.path).await,
+            sha256_of(storage.as_ref(), &row.path).await,
             (entry.record_size, entry.sha256.clone())
         );
         let key = s3.key_of(&row.path).unwrap();
@@ -202,7 +216,7 @@ async fn assert_bucket_matches(config: &Path, sim: &SimHandle) {
         );
         let meeting_json = format!("{}/meeting.json", row.dir);
         assert!(
-            storage.len(&meeting_json).await.unwrap().is_some(),
+            size_of(&s3, &meeting_json).await.is_some(),
             "{meeting_json}"
         );
     }
@@ -247,8 +261,8 @@ async fn backfill_into_a_bucket_stores_every_file_with_its_sha256() {
     );
 
     // meeting.json lists each file with its hash.
-    let storage = Storage::open(&load(&config).storage).unwrap();
     let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+    let storage = open_archive(&load(&config), &store);
     let row = store.all_files().await.unwrap().remove(0);
     let mut json = Vec::new();
     let mut stream = storage
@@ -326,7 +340,7 @@ async fn a_sigkilled_upload_resumes_from_the_next_part() {
 
     let store = Store::open(&db).await.unwrap();
     let status = store
-        .status(wemeet_archiver::store::now_ms())
+        .status(wemeet_archiver::time::UnixMs::now())
         .await
         .unwrap();
     assert_eq!(status.uploads.len(), 1, "{:?}", status.uploads);
@@ -375,7 +389,7 @@ async fn an_upload_that_vanished_from_the_bucket_starts_the_file_over() {
     let store = Store::open(&db).await.unwrap();
     let upload = store.upload(&entry.record_file_id).await.unwrap().unwrap();
     drop(store);
-    let bucket = S3Storage::new(load(&config).storage.s3.as_ref().unwrap()).unwrap();
+    let bucket = S3Bucket::new(load(&config).storage.s3.as_ref().unwrap()).unwrap();
     let key = object_store::path::Path::parse(&upload.object_key).unwrap();
     bucket.abort(&key, &upload.upload_id).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;

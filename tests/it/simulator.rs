@@ -4,9 +4,9 @@ use reqwest::{Client, StatusCode};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use wemeet_archiver::api::sign::{self, SignInput};
-use wemeet_archiver::api::types::{ErrorBody, RecordsPage};
-use wemeet_archiver::simulator::{self, ManifestEntry, SimConfig, SimHandle, SimStats};
+use wemeet_api::sign::{self, SignInput};
+use wemeet_api::types::{ErrorBody, RecordsPage};
+use wemeet_sim::{ManifestEntry, SimConfig, SimHandle, SimStats};
 
 const DAY: i64 = 86_400;
 
@@ -35,7 +35,7 @@ fn shared() -> SimConfig {
 }
 
 async fn boot(config: SimConfig) -> SimHandle {
-    simulator::start(config, "127.0.0.1:0".parse().unwrap())
+    wemeet_sim::start(config, "127.0.0.1:0".parse().unwrap())
         .await
         .expect("simulator starts")
 }
@@ -208,7 +208,7 @@ async fn signed_listing_returns_meetings_as_the_types_describe() {
         "newest first"
     );
     let subjects: Vec<&str> = all.iter().map(|m| m.subject.as_str()).collect();
-    for hostile in simulator::hostile_subjects() {
+    for hostile in wemeet_sim::hostile_subjects() {
         assert!(subjects.contains(&hostile.as_str()), "{hostile:?} listed");
     }
     for m in &all {
@@ -620,7 +620,7 @@ async fn listing_faults_hit_the_first_accepted_calls() {
     let garbled = Call::new(q.clone()).send(&sim).await;
     assert_eq!(garbled.status(), StatusCode::OK);
     let text = garbled.text().await.unwrap();
-    assert!(serde_json::from_str::<serde_json::Value>(&text).is_err());
+    assert!(serde_json::from_str::<Value>(&text).is_err());
     page(&sim, 10, 1).await;
     sim.shutdown().await;
 }

@@ -5,8 +5,8 @@ use crate::common::*;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Output;
-use wemeet_archiver::simulator::SimConfig;
-use wemeet_archiver::store::{FileUpsert, MeetingUpsert, Store};
+use wemeet_archiver::state::{FileUpsert, MeetingUpsert, Store};
+use wemeet_sim::SimConfig;
 
 async fn verify(config: &Path, args: &[&str]) -> Output {
     let mut all = vec!["--config", config.to_str().unwrap(), "verify"];
@@ -27,7 +27,7 @@ fn explain(out: &Output) -> String {
 }
 
 /// `sha256sum -c SHA256SUMS` in `root`, as a separate process.
-fn sha256sum_check(root: &Path) -> std::process::Output {
+fn sha256sum_check(root: &Path) -> Output {
     std::process::Command::new("sha256sum")
         .args(["--check", "--quiet", "SHA256SUMS"])
         .current_dir(root)
@@ -360,13 +360,13 @@ async fn seed(store: &Store, root: &Path, id: &str, day: &str, start_ms: i64) ->
                 meeting_code: id.into(),
                 userid: "u".into(),
                 subject: "Seeded".into(),
-                media_start_time: start_ms,
+                media_start_time: wemeet_archiver::time::UnixMs(start_ms),
                 state: 3,
                 record_type: 1,
                 dir: dir.clone(),
                 files: vec![file("1", &archived), file("2", &queued)],
             }],
-            0,
+            wemeet_archiver::time::UnixMs(0),
         )
         .await
         .unwrap();
@@ -459,7 +459,10 @@ async fn pending_files_pass_and_ranges_and_samples_check_part_of_the_archive() {
     std::fs::remove_file(root.join("2024/01/05/stray.txt")).unwrap();
 
     // A 50 % sample re-reads one of the two archived files: the least recently verified.
-    store.mark_verified(&["2001".into()], 1).await.unwrap();
+    store
+        .mark_verified(&["2001".into()], wemeet_archiver::time::UnixMs(1))
+        .await
+        .unwrap();
     let out = verify(&config, &["--format", "json", "--sample", "50"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -1,0 +1,169 @@
+//! The JSON shapes of `GET /v1/corp/records` and `GET /v1/addresses`.
+//!
+//! Fields the pages mark optional default instead of failing: a reply missing
+//! `record_files` for a state-1 meeting is normal, not malformed, and an empty address is
+//! "no address" (Tencent: "fields can be empty in some cases; treat that as normal").
+
+use crate::Secret;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// One page of the account-level recording list.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordsPage {
+    #[serde(default)]
+    pub total_count: u64,
+    /// Not trusted (the official example says 10 while returning 2): count the items.
+    #[serde(default)]
+    pub current_size: u64,
+    #[serde(default)]
+    pub current_page: u64,
+    #[serde(default)]
+    pub total_page: u64,
+    #[serde(default)]
+    pub record_meetings: Vec<RecordMeeting>,
+}
+
+/// Meeting state: only `TRANSCODED` meetings carry `record_files`.
+pub mod state {
+    pub const RECORDING: i64 = 1;
+    pub const TRANSCODING: i64 = 2;
+    pub const TRANSCODED: i64 = 3;
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordMeeting {
+    pub meeting_record_id: String,
+    #[serde(default)]
+    pub meeting_id: String,
+    #[serde(default)]
+    pub meeting_code: String,
+    #[serde(default)]
+    pub userid: String,
+    /// Milliseconds since the epoch.
+    pub media_start_time: i64,
+    #[serde(default)]
+    pub subject: String,
+    pub state: i64,
+    #[serde(default)]
+    pub record_type: i64,
+    #[serde(default)]
+    pub record_files: Vec<RecordFile>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordFile {
+    pub record_file_id: String,
+    #[serde(default)]
+    pub record_start_time: i64,
+    #[serde(default)]
+    pub record_end_time: i64,
+    pub record_size: u64,
+    #[serde(default)]
+    pub sharing_state: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharing_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_same_corp: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_participant: Option<bool>,
+    /// The sharing password: a secret, never logged nor written to `meeting.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharing_expire: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_download: Option<bool>,
+    /// Carries a signed token in its query string: a secret until it expires (6 h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_address: Option<Secret>,
+}
+
+/// The error body of every failed call.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error_info: ErrorInfo,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    pub error_code: i64,
+    #[serde(default)]
+    pub new_error_code: i64,
+    #[serde(default)]
+    pub message: String,
+}
+
+/// One page of `GET /v1/addresses?meeting_record_id=`: the files of one recording.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddressesPage {
+    #[serde(default)]
+    pub total_count: u64,
+    #[serde(default)]
+    pub current_page: u64,
+    #[serde(default)]
+    pub total_page: u64,
+    #[serde(default)]
+    pub meeting_record_id: String,
+    #[serde(default)]
+    pub record_files: Vec<AddressFile>,
+}
+
+/// The addresses of one file. Each lives 6 hours and carries a signed token: a secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddressFile {
+    pub record_file_id: String,
+    /// The MP4; `None` when the API gave none (or an empty one).
+    #[serde(default, deserialize_with = "non_empty_secret")]
+    pub download_address: Option<Secret>,
+    #[serde(default)]
+    pub download_address_file_type: String,
+    /// The audio track alone (m4a).
+    #[serde(default, deserialize_with = "non_empty_secret")]
+    pub audio_address: Option<Secret>,
+    #[serde(default)]
+    pub audio_address_file_type: String,
+    /// Transcripts (txt, pdf, docx); they may appear hours after transcoding.
+    #[serde(default)]
+    pub meeting_summary: Vec<SummaryFile>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SummaryFile {
+    #[serde(default, deserialize_with = "non_empty_secret")]
+    pub download_address: Option<Secret>,
+    #[serde(default)]
+    pub file_type: String,
+}
+
+/// `""` and `null` are both "no address".
+fn non_empty_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    Ok(Option::<Secret>::deserialize(d)?.filter(|s| !s.is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_missing_addresses_are_none() {
+        let page: AddressesPage = serde_json::from_str(
+            r#"{"total_count": 3, "total_page": 1, "meeting_record_id": "m",
+                "record_files": [
+                  {"record_file_id": "a", "download_address": "https://x/a?t=1",
+                   "meeting_summary": [{"download_address": "", "file_type": "txt"}]},
+                  {"record_file_id": "b", "download_address": ""},
+                  {"record_file_id": "c", "download_address": null, "audio_address": ""}]}"#,
+        )
+        .unwrap();
+        let files = &page.record_files;
+        assert_eq!(
+            files[0].download_address.as_ref().map(Secret::expose),
+            Some("https://x/a?t=1")
+        );
+        assert!(files[0].meeting_summary[0].download_address.is_none());
+        assert!(files[1].download_address.is_none() && files[2].download_address.is_none());
+        assert!(files[2].audio_address.is_none());
+    }
+}

@@ -1,0 +1,240 @@
+//! A built-in simulator of the Tencent Meeting API (`GET /v1/corp/records` and
+//! `GET /v1/addresses`) and of the COS host its download addresses point to, served by one
+//! HTTP server.
+//!
+//! It exists so that the archiver can be tested, demonstrated and benchmarked end to end
+//! without a Tencent account: it is strict where the real service is strict (signature,
+//! timestamp, nonce replay shared by both endpoints, 31-day windows, page sizes, 10 listing
+//! calls per minute and a separate budget for `/v1/addresses`), reproduces the documented
+//! quirks (`current_size`, addresses that expire, XML errors from COS, empty address
+//! fields), models what the real listing withholds (only files whose owner shared them and
+//! allowed downloads carry a `download_address`; the others are reachable only through
+//! `/v1/addresses`, and some through nothing), and can break on purpose in counted,
+//! deterministic ways (resets, truncation, 503, stalls, changed content, stale addresses,
+//! bad listing replies, 500s and empty addresses from `/v1/addresses`) so that every
+//! recovery path of the client has a test. The archiver's `demo` and `simulate` commands
+//! use it (behind its default `simulator` feature); its production paths never do.
+//!
+//! Its replies are built from its own model with `serde_json`, not from the client's
+//! `wemeet_api::types`: it states the wire format on its own, so a client that misreads it
+//! fails here as it would against Tencent. It shares only the signature with the client.
+//!
+//! Besides the API, the server answers `GET /admin/manifest`, `/admin/stats` and
+//! `/admin/tokens` (JSON, no auth: it is a test tool).
+
+mod addresses;
+mod args;
+mod config;
+mod content;
+mod dataset;
+mod download;
+mod faults;
+mod listing;
+mod prng;
+mod signed;
+mod state;
+mod stats;
+mod token;
+
+pub use args::SimulateArgs;
+pub use config::{SimConfig, SimCredentials};
+pub use dataset::hostile_subjects;
+pub use state::ManifestEntry;
+pub use stats::SimStats;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use rand::RngExt;
+use state::Sim;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How long `shutdown` lets in-flight requests (a stalled download, say) finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A random request id, as `X-TC-Trace` and COS's `RequestId` carry.
+fn trace_id() -> String {
+    hex::encode(rand::rng().random::<[u8; 16]>())
+}
+
+fn router(sim: Arc<Sim>) -> Router {
+    Router::new()
+        .route("/v1/corp/records", get(listing::list_records))
+        .route("/v1/addresses", get(addresses::list_addresses))
+        .route("/cos/{record_file_id}/{name}", get(download::download))
+        .route("/admin/manifest", get(admin_manifest))
+        .route("/admin/stats", get(admin_stats))
+        .route("/admin/tokens", get(admin_tokens))
+        .with_state(sim)
+}
+
+async fn admin_manifest(State(sim): State<Arc<Sim>>) -> Response {
+    // Hashing may take a while for big files: keep it off the async threads.
+    match tokio::task::spawn_blocking(move || sim.manifest()).await {
+        Ok(manifest) => axum::Json(manifest).into_response(),
+        Err(_) => axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+async fn admin_stats(State(sim): State<Arc<Sim>>) -> axum::Json<SimStats> {
+    axum::Json(sim.world().stats.snapshot())
+}
+
+async fn admin_tokens(State(sim): State<Arc<Sim>>) -> axum::Json<Vec<String>> {
+    axum::Json(sim.world().issued_tokens.clone())
+}
+
+/// Binds `listen` (port 0 allowed) and serves the simulator in a background task.
+pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<SimHandle> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let bound = listener.local_addr()?;
+    // A wildcard address is not something a client can connect to: advertise loopback.
+    let host = match bound.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let base_url = format!("http://{}", SocketAddr::new(host, bound.port()));
+    let sim = Arc::new(Sim::new(config, base_url));
+    let cancel = CancellationToken::new();
+    let serve = axum::serve(listener, router(Arc::clone(&sim)))
+        .with_graceful_shutdown(cancel.clone().cancelled_owned());
+    let task = tokio::spawn(async move {
+        if let Err(e) = serve.await {
+            tracing::warn!(error = %e, "simulator server stopped with an error");
+        }
+    });
+    tracing::debug!(base_url = %sim.base_url, "simulator listening");
+    Ok(SimHandle {
+        sim,
+        cancel,
+        task: Some(task),
+    })
+}
+
+/// A running simulator. Dropping it stops the server too (without waiting).
+pub struct SimHandle {
+    sim: Arc<Sim>,
+    cancel: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl SimHandle {
+    /// `http://127.0.0.1:PORT`: both the API base and the download host.
+    pub fn base_url(&self) -> String {
+        self.sim.base_url.clone()
+    }
+
+    pub fn credentials(&self) -> SimCredentials {
+        self.sim.config.credentials.clone()
+    }
+
+    /// Every file of the meetings transcoded now, with its current SHA-256 and how it can
+    /// be reached (`listing_address`, `downloadable`). Hashes are computed on first use
+    /// (then cached), so the first call may take a while with big files.
+    pub fn manifest(&self) -> Vec<ManifestEntry> {
+        self.sim.manifest()
+    }
+
+    pub fn stats(&self) -> SimStats {
+        self.sim.world().stats.snapshot()
+    }
+
+    /// Every download token issued so far, for tests that grep logs for leaks.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.sim.world().issued_tokens.clone()
+    }
+
+    /// Every sharing password the listing reveals (shared files only), for tests that grep
+    /// logs for leaks.
+    pub fn passwords(&self) -> Vec<String> {
+        self.sim.passwords()
+    }
+
+    /// Adds a meeting that starts recording now (media_start_time = now), with one file
+    /// per size, and is transcoded `transcode_after` later (state 2 at half of it).
+    /// Returns its meeting_record_id.
+    pub fn add_meeting(
+        &self,
+        subject: &str,
+        file_sizes: &[u64],
+        transcode_after: Duration,
+    ) -> String {
+        self.sim.add_meeting(subject, file_sizes, transcode_after)
+    }
+
+    /// Moves the lifecycle clock (arrivals, transcoding) forward by `by`, so a test need
+    /// not sleep; request timestamps, token expiry and the rate window keep real time.
+    pub fn advance(&self, by: Duration) {
+        self.sim.advance(by);
+    }
+
+    /// Stops accepting connections and waits (a few seconds at most) for open ones.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+                .await
+                .is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+impl SimHandle {
+    /// What a person starting the simulator by hand needs: where it listens, the
+    /// credentials it accepts, its admin endpoints, and a config pointing at it.
+    pub fn describe(&self) -> String {
+        let base = self.base_url();
+        let c = self.credentials();
+        let sdk_line = c
+            .sdk_id
+            .as_ref()
+            .map(|s| format!("sdk_id = \"{s}\"\n"))
+            .unwrap_or_default();
+        format!(
+            "Tencent Meeting simulator listening on {base}\n\
+             \n\
+             credentials:\n  app_id      {}\n  sdk_id      {}\n  secret_id   {}\n  secret_key  {}\n  operator_id {}\n\
+             \n\
+             admin: {base}/admin/manifest  {base}/admin/stats  {base}/admin/tokens\n\
+             \n\
+             sample wemeet-archiver.toml:\n\
+             \n\
+             [api]\n\
+             base_url = \"{base}\"\n\
+             app_id = \"{}\"\n\
+             {sdk_line}\
+             secret_id = \"{}\"\n\
+             secret_key = \"{}\"\n\
+             operator_id = \"{}\"\n\
+             \n\
+             [storage]\n\
+             path = \"recordings\"\n\
+             \n\
+             [database]\n\
+             path = \"state.db\"\n",
+            c.app_id,
+            c.sdk_id.as_deref().unwrap_or("(none)"),
+            c.secret_id,
+            c.secret_key,
+            c.operator_id,
+            c.app_id,
+            c.secret_id,
+            c.secret_key,
+            c.operator_id,
+        )
+    }
+}

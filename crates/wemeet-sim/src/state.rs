@@ -1,0 +1,269 @@
+//! The state shared by every handler of one simulator run.
+//!
+//! One mutex guards the whole mutable world: every critical section is short (no I/O, no
+//! hashing), and a single lock keeps the counters, the rate window and the fault counters
+//! consistent with each other without thinking about lock order.
+
+use crate::config::SimConfig;
+use crate::content::Content;
+use crate::dataset::{self, Generator, Meeting, Timeline};
+use crate::signed::Endpoint;
+use crate::stats::StatsRecorder;
+use crate::token::TokenSigner;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// One file of a transcoded meeting, as a test expects to find it archived.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ManifestEntry {
+    pub record_file_id: String,
+    pub meeting_record_id: String,
+    pub meeting_code: String,
+    pub subject: String,
+    /// Milliseconds since the epoch, as listed.
+    pub media_start_time: i64,
+    pub record_size: u64,
+    /// Lowercase hex SHA-256 of the file's current content.
+    pub sha256: String,
+    /// The listing carries a download address for it; when false, only `/v1/addresses`
+    /// can reach it (if `downloadable`).
+    pub listing_address: bool,
+    /// Some endpoint gives an address for it; false for the `no_address_fraction` files,
+    /// which cannot be downloaded at all.
+    pub downloadable: bool,
+}
+
+/// The run-time side of a file: what the fault knobs count and what its content is now.
+#[derive(Debug, Default)]
+pub struct FileRuntime {
+    /// Index of the meeting in `World::meetings` and of the file in that meeting.
+    pub meeting: usize,
+    pub file: usize,
+    pub generation: u64,
+    /// Authorised GETs so far (the n-th GET decides the faults).
+    pub gets: u32,
+    /// Download addresses issued, by either endpoint (the n-th decides staleness).
+    pub addresses_issued: u32,
+    /// Times `/v1/addresses` answered for this file (the n-th decides emptiness).
+    pub address_answers: u32,
+}
+
+pub struct World {
+    pub meetings: Vec<Meeting>,
+    pub files: HashMap<String, FileRuntime>,
+    generator: Generator,
+    started: Instant,
+    clock_offset: Duration,
+    pub stats: StatsRecorder,
+    /// `(timestamp, nonce)` pairs seen, with their arrival, for replay detection.
+    pub nonces: HashMap<(String, String), Instant>,
+    /// Listing calls that passed authentication and validation (for the listing faults).
+    pub listings_accepted: u32,
+    /// `/v1/addresses` calls that would have succeeded (for `addresses_5xx_first`).
+    pub addresses_accepted: u32,
+    pub issued_tokens: Vec<String>,
+}
+
+impl World {
+    /// Time on the lifecycle clock: since start, plus what tests advanced it by.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed() + self.clock_offset
+    }
+
+    /// Real time since start: unlike `elapsed`, never advanced by tests.
+    fn real_elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn push_meeting(&mut self, meeting: Meeting) {
+        let index = self.meetings.len();
+        for (file, f) in meeting.files.iter().enumerate() {
+            self.files.insert(
+                f.record_file_id.clone(),
+                FileRuntime {
+                    meeting: index,
+                    file,
+                    ..FileRuntime::default()
+                },
+            );
+        }
+        self.meetings.push(meeting);
+    }
+}
+
+pub struct Sim {
+    pub config: SimConfig,
+    pub base_url: String,
+    pub signer: TokenSigner,
+    /// The simulator's "now" at start, in epoch ms: the anchor of all media times.
+    anchor_ms: i64,
+    world: Mutex<World>,
+    sha_cache: Mutex<HashMap<(String, u64), String>>,
+}
+
+/// Wall-clock epoch milliseconds (token expiry and request timestamps are real time).
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Sim {
+    pub fn new(config: SimConfig, base_url: String) -> Self {
+        let anchor_ms = config.start.map_or_else(now_ms, |s| s * 1000);
+        let mut generator = Generator::new(&config);
+        let meetings = dataset::generate(&config, anchor_ms.div_euclid(1000), &mut generator);
+        let mut world = World {
+            meetings: Vec::new(),
+            files: HashMap::new(),
+            generator,
+            started: Instant::now(),
+            clock_offset: Duration::ZERO,
+            stats: StatsRecorder::default(),
+            nonces: HashMap::new(),
+            listings_accepted: 0,
+            addresses_accepted: 0,
+            issued_tokens: Vec::new(),
+        };
+        for m in meetings {
+            world.push_meeting(m);
+        }
+        Self {
+            config,
+            base_url,
+            signer: TokenSigner::random(),
+            anchor_ms,
+            world: Mutex::new(world),
+            sha_cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A panic in one handler must not wedge the simulator for the rest of a test run.
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sha_cache(&self) -> MutexGuard<'_, HashMap<(String, u64), String>> {
+        self.sha_cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn content(&self, record_file_id: &str, generation: u64, size: u64) -> Content {
+        Content::new(self.config.seed, record_file_id, generation, size)
+    }
+
+    /// A fresh download address for one file, handed out `by` one endpoint; the first
+    /// `stale_addresses_first` of each file, whichever endpoint issued them, are born
+    /// expired.
+    pub fn issue_address(&self, world: &mut World, record_file_id: &str, by: Endpoint) -> String {
+        let now = now_ms();
+        let stale = world.files.get_mut(record_file_id).is_some_and(|rt| {
+            rt.addresses_issued += 1;
+            rt.addresses_issued <= self.config.stale_addresses_first
+        });
+        let expires = if stale {
+            now - 1000
+        } else {
+            now + self.config.address_ttl.as_millis() as i64
+        };
+        let token = self.signer.issue(record_file_id, expires);
+        world.issued_tokens.push(token.clone());
+        world.stats.address_issued(by);
+        format!(
+            "{}/cos/{record_file_id}/{record_file_id}.mp4?token={token}",
+            self.base_url
+        )
+    }
+
+    /// SHA-256 of one generation of a file, computed once. Slow for big files: call it
+    /// off the async threads.
+    pub fn sha256(&self, record_file_id: &str, generation: u64, size: u64) -> String {
+        let key = (record_file_id.to_string(), generation);
+        if let Some(hit) = self.sha_cache().get(&key) {
+            return hit.clone();
+        }
+        let sha = self.content(record_file_id, generation, size).sha256_hex();
+        self.sha_cache().insert(key, sha.clone());
+        sha
+    }
+
+    pub fn manifest(&self) -> Vec<ManifestEntry> {
+        let pending: Vec<(ManifestEntry, u64)> = {
+            let w = self.world();
+            let elapsed = w.elapsed();
+            w.meetings
+                .iter()
+                .filter(|m| m.timeline.state_at(elapsed) == Some(dataset::state::TRANSCODED))
+                .flat_map(|m| {
+                    let w = &w;
+                    m.files.iter().map(move |f| {
+                        let generation =
+                            w.files.get(&f.record_file_id).map_or(0, |rt| rt.generation);
+                        let entry = ManifestEntry {
+                            record_file_id: f.record_file_id.clone(),
+                            meeting_record_id: m.meeting_record_id.clone(),
+                            meeting_code: m.meeting_code.clone(),
+                            subject: m.subject.clone(),
+                            media_start_time: m.media_start_ms,
+                            record_size: f.size,
+                            sha256: String::new(),
+                            listing_address: f.access.listing_address(),
+                            downloadable: f.access.downloadable,
+                        };
+                        (entry, generation)
+                    })
+                })
+                .collect()
+        };
+        pending
+            .into_iter()
+            .map(|(mut e, generation)| {
+                e.sha256 = self.sha256(&e.record_file_id, generation, e.record_size);
+                e
+            })
+            .collect()
+    }
+
+    /// The passwords the listing reveals: those of shared files (the others never leave
+    /// the simulator, so a log cannot leak them).
+    pub fn passwords(&self) -> Vec<String> {
+        self.world()
+            .meetings
+            .iter()
+            .flat_map(|m| &m.files)
+            .filter(|f| f.access.shared)
+            .map(|f| f.password.clone())
+            .collect()
+    }
+
+    /// A meeting that starts recording now and is transcoded `transcode_after` later.
+    pub fn add_meeting(
+        &self,
+        subject: &str,
+        file_sizes: &[u64],
+        transcode_after: Duration,
+    ) -> String {
+        let mut w = self.world();
+        let elapsed = w.elapsed();
+        let media_start_ms = self.anchor_ms + w.real_elapsed().as_millis() as i64;
+        let timeline = Timeline::recording_from(elapsed, transcode_after);
+        let meeting = w.generator.meeting(
+            subject.to_string(),
+            media_start_ms,
+            file_sizes,
+            timeline,
+            None,
+        );
+        let id = meeting.meeting_record_id.clone();
+        w.push_meeting(meeting);
+        id
+    }
+
+    /// Moves the lifecycle clock (visibility, transcoding) forward. Request timestamps,
+    /// token expiry and the rate window stay on real time: the client under test signs
+    /// with the real clock and paces itself with it.
+    pub fn advance(&self, by: Duration) {
+        self.world().clock_offset += by;
+    }
+}

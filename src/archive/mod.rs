@@ -1,0 +1,310 @@
+//! Where recordings are archived, behind one abstraction: [`Archive`], with one
+//! implementation per backend, each in its own folder (`local/`: a directory; `s3/`: an
+//! S3-compatible bucket with multipart uploads). A transfer writes through it (a resume
+//! point, a writer that checkpoints, a finish that makes the file durable), `verify`
+//! reads through it (stream and hash an object, list the archive), and `meeting.json`
+//! goes through its small puts. Nobody else matches on the backend.
+//!
+//! Both backends share the relative layout of `layout` and the checkpoint format of
+//! `hash_state`; a third backend is one more folder and one more `impl`.
+
+pub(crate) mod hash_state;
+pub mod layout;
+pub mod local;
+pub mod s3;
+
+pub use layout::UnsafePath;
+
+use crate::state::{FileRow, Store, StoreError};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use sha2::{Digest as _, Sha256};
+use std::collections::HashSet;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Suffix of files being written; users recognise it from browsers and aria2.
+pub const PART_SUFFIX: &str = ".part";
+
+/// Bytes read per call while hashing or streaming an object back: large enough that
+/// syscalls do not dominate, small enough that `--jobs` readers never hold much memory.
+pub const READ_BUFFER: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error(transparent)]
+    UnsafePath(#[from] UnsafePath),
+    #[error(
+        "disk full writing {path}: {needed} more bytes are needed; free space (or raise the \
+         quota) and the transfer resumes where it stopped"
+    )]
+    DiskFull { path: PathBuf, needed: u64 },
+    #[error("{action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("S3: {action} `{key}`")]
+    S3 {
+        action: &'static str,
+        key: String,
+        #[source]
+        source: object_store::Error,
+    },
+    /// The bucket no longer knows the upload (aborted behind our back, or expired by a
+    /// lifecycle rule): its parts are lost and the file starts over with a new upload.
+    #[error("the multipart upload of `{key}` is gone from the bucket; the file starts over")]
+    UploadGone { key: String },
+    #[error("`{key}` holds {got} bytes in the bucket where {expected} were uploaded")]
+    SizeMismatch {
+        key: String,
+        got: u64,
+        expected: u64,
+    },
+    /// The client could not be built from the configuration (endpoint, credentials).
+    #[error("cannot set up the S3 client")]
+    Client(#[source] object_store::Error),
+    /// A value meant for a header could not be one.
+    #[error("cannot send `{value}` as the {header} header")]
+    Header { header: &'static str, value: String },
+    /// Creating an object answered 404: only a missing bucket explains that.
+    #[error("the bucket `{bucket}` does not exist (or the endpoint is not its server)")]
+    BucketNotFound { bucket: String },
+    #[error("a {size}-byte file exceeds S3's largest object (10,000 parts of 5 GiB)")]
+    TooLarge { size: u64 },
+    #[error("`{0}` does not exist")]
+    NotFound(String),
+}
+
+impl ArchiveError {
+    pub(crate) fn io(action: &'static str, path: &Path, source: io::Error, needed: u64) -> Self {
+        // ENOSPC (28) and EDQUOT (122): nothing is wrong with the file, only with space.
+        if matches!(source.raw_os_error(), Some(28 | 122)) {
+            Self::DiskFull {
+                path: path.to_owned(),
+                needed,
+            }
+        } else {
+            Self::Io {
+                action,
+                path: path.to_owned(),
+                source,
+            }
+        }
+    }
+
+    pub(crate) fn s3(
+        action: &'static str,
+        key: &object_store::path::Path,
+        source: object_store::Error,
+    ) -> Self {
+        Self::S3 {
+            action,
+            key: key.to_string(),
+            source,
+        }
+    }
+
+    /// Not the file's fault: the transfer waits for space without spending an attempt.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, Self::DiskFull { .. })
+    }
+
+    /// Only the admin can fix it (credentials, bucket policy, client settings): every
+    /// transfer would fail the same way, so the pool stops instead of failing each file.
+    /// Everything else (network, 5xx after object_store's own retries, a vanished upload,
+    /// a size mismatch, a file too large) is retried by the next attempt, from the last
+    /// checkpoint, until the file's attempts run out.
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            Self::Client(_) | Self::Header { .. } | Self::BucketNotFound { .. } => true,
+            Self::S3 { source, .. } => matches!(
+                source,
+                object_store::Error::PermissionDenied { .. }
+                    | object_store::Error::Unauthenticated { .. }
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// Why a writer stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// A checkpoint could not be recorded: the bytes may be durable, the resume point is not.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stopped by shutdown")]
+    Cancelled,
+    /// What was written does not add up to the file; the next attempt starts it over.
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
+/// What an archived object holds, as re-read now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digest {
+    pub size: u64,
+    /// Lower-case hex, as the download recorded it.
+    pub sha256: String,
+}
+
+/// Why an object could not be read back: `NotFound` is a finding (`missing`), the rest
+/// say why it is `unreadable`.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Refused(#[from] UnsafePath),
+    #[error("{action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Archive(ArchiveError),
+}
+
+impl From<ArchiveError> for ReadError {
+    fn from(e: ArchiveError) -> Self {
+        match e {
+            ArchiveError::NotFound(_) => Self::NotFound,
+            ArchiveError::UnsafePath(p) => Self::Refused(p),
+            other => Self::Archive(other),
+        }
+    }
+}
+
+/// One object found in the archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    /// Relative to the root, `/`-separated like the database's paths (lossy if the name
+    /// is not UTF-8: such a name can never match a database path anyway).
+    pub path: String,
+    pub size: u64,
+}
+
+/// Everything in the archive, and the folders that could not be read (each one is a
+/// finding: what they hold cannot be vouched for).
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub objects: Vec<ListedObject>,
+    pub unreadable: Vec<(String, String)>,
+}
+
+/// A place recordings are archived in.
+#[async_trait]
+pub trait Archive: Send + Sync + std::fmt::Debug {
+    /// The archive root or `s3://bucket/prefix`, for messages and reports.
+    fn describe(&self) -> String;
+
+    /// Where the next attempt at `file` starts: the bytes already durable (a `.part`
+    /// file's last checkpoint, an upload's contiguous parts) and their hash.
+    async fn resume(&self, file: &FileRow) -> Result<Box<dyn Resume>, WriteError>;
+
+    /// Frees what a file that will not be retried holds (an upload's parts); its
+    /// checkpoint is forgotten.
+    async fn discard(&self, record_file_id: &str) -> Result<(), StoreError>;
+
+    /// Writes a small object whole and atomically (readers see the old or the new one).
+    async fn put_small(&self, relative: &str, bytes: Bytes) -> Result<(), ArchiveError>;
+
+    /// Streams the object at `relative` in chunks of at most [`READ_BUFFER`], never
+    /// holding it whole (recordings are gigabytes).
+    async fn read(
+        &self,
+        relative: &str,
+    ) -> Result<BoxStream<'static, Result<Bytes, ArchiveError>>, ArchiveError>;
+
+    /// Size and SHA-256 of the object at `relative`, re-read now.
+    async fn digest(&self, relative: &str) -> Result<Digest, ReadError> {
+        use futures::TryStreamExt;
+        let mut body = self.read(relative).await?;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        while let Some(chunk) = body.try_next().await? {
+            size += chunk.len() as u64;
+            hasher.update(&chunk);
+        }
+        Ok(Digest {
+            size,
+            sha256: hex::encode(hasher.finalize()),
+        })
+    }
+
+    /// Every object, sorted by path. An archive that does not exist yet is empty.
+    async fn list(&self) -> Result<Listing, ReadError>;
+
+    /// Paths in the archive that belong there without being recordings: the database and
+    /// its companions, when it lives under a local root.
+    fn companions(&self, _database: &Path) -> HashSet<String> {
+        HashSet::new()
+    }
+}
+
+/// The durable start of one attempt at one file.
+#[async_trait]
+pub trait Resume: Send {
+    /// Bytes of the file already durable.
+    fn offset(&self) -> u64;
+
+    /// The download's ETag when the bytes were written, for `If-Range`.
+    fn etag(&self) -> Option<&str>;
+
+    /// The host sent the whole file (it ignored the range, or the file changed): start at
+    /// byte 0, keeping what the backend can reuse (an upload).
+    fn from_zero(self: Box<Self>) -> Box<dyn Resume>;
+
+    /// A writer continuing at [`Resume::offset`], recording `etag` with its checkpoints.
+    async fn open(
+        self: Box<Self>,
+        etag: Option<String>,
+    ) -> Result<Box<dyn ArchiveWriter>, WriteError>;
+}
+
+/// Where one transfer's bytes go: hashed, made durable checkpoint by checkpoint, and
+/// given their final name (or object) only when all of them are there.
+#[async_trait]
+pub trait ArchiveWriter: Send {
+    /// Bytes of the file received so far (durable or not).
+    fn received(&self) -> u64;
+
+    async fn write(&mut self, chunk: Bytes, cancel: &CancellationToken) -> Result<(), WriteError>;
+
+    /// Records what is durable as the resume point, before the attempt stops (shutdown,
+    /// a dropped connection, a short body).
+    async fn pause(&mut self) -> Result<(), WriteError>;
+
+    /// Stops work still in flight, so that nothing records progress after the caller
+    /// forgets it (the file restarts from zero).
+    async fn abandon(&mut self);
+
+    /// Makes the file durable under its final name, checks it and marks it archived;
+    /// returns its SHA-256 (lowercase hex).
+    async fn finish(&mut self, cancel: &CancellationToken) -> Result<String, WriteError>;
+}
+
+/// Opens the configured archive: `s3` when a bucket is configured, else the directory
+/// `root`, checkpointed every `checkpoint_bytes` (a bucket's checkpoints are its parts).
+/// Checkpoints and uploads are recorded in `store`.
+pub fn open(
+    root: &Path,
+    s3: Option<&s3::S3Config>,
+    checkpoint_bytes: u64,
+    store: Store,
+) -> Result<Arc<dyn Archive>, ArchiveError> {
+    Ok(match s3 {
+        Some(config) => Arc::new(s3::S3Archive::new(config, store)?),
+        None => Arc::new(local::LocalArchive::new(root, store).with_checkpoints(checkpoint_bytes)),
+    })
+}

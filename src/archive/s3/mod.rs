@@ -1,0 +1,81 @@
+//! The archive in an S3-compatible bucket: keys have the layout of the local archive
+//! (`layout`) under `prefix`; each recording is a multipart upload whose acknowledged
+//! parts are its checkpoints (`upload`), through the bucket's client (`bucket`).
+
+mod bucket;
+mod settings;
+mod upload;
+
+pub use bucket::{ObjectInfo, S3Bucket, SHA256_METADATA, content_type_of};
+pub use settings::{
+    MAX_COPY_SIZE, S3_MAX_PART_SIZE, S3_MAX_PARTS, S3_MIN_PART_SIZE, S3Config, S3Credentials,
+    part_size_for,
+};
+
+use super::{Archive, ArchiveError, ListedObject, Listing, ReadError, Resume, WriteError};
+use crate::state::{FileRow, Store, StoreError};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use std::sync::Arc;
+
+/// A bucket (and key prefix) recordings are uploaded to.
+#[derive(Debug, Clone)]
+pub struct S3Archive {
+    bucket: Arc<S3Bucket>,
+    store: Store,
+}
+
+impl S3Archive {
+    pub fn new(config: &S3Config, store: Store) -> Result<Self, ArchiveError> {
+        Ok(Self {
+            bucket: Arc::new(S3Bucket::new(config)?),
+            store,
+        })
+    }
+
+    pub fn bucket(&self) -> &S3Bucket {
+        &self.bucket
+    }
+}
+
+#[async_trait]
+impl Archive for S3Archive {
+    fn describe(&self) -> String {
+        self.bucket.describe()
+    }
+
+    async fn resume(&self, file: &FileRow) -> Result<Box<dyn Resume>, WriteError> {
+        upload::resume(Arc::clone(&self.bucket), self.store.clone(), file).await
+    }
+
+    async fn discard(&self, record_file_id: &str) -> Result<(), StoreError> {
+        upload::abort(&self.bucket, &self.store, record_file_id).await
+    }
+
+    async fn put_small(&self, relative: &str, bytes: Bytes) -> Result<(), ArchiveError> {
+        let key = self.bucket.key_of(relative)?;
+        self.bucket.put(&key, bytes, None).await
+    }
+
+    async fn read(
+        &self,
+        relative: &str,
+    ) -> Result<BoxStream<'static, Result<Bytes, ArchiveError>>, ArchiveError> {
+        let key = self.bucket.key_of(relative)?;
+        self.bucket.read(&key).await
+    }
+
+    /// The bucket's listing under the prefix. Uploads in progress are not objects yet,
+    /// so a bucket never has a `partial` finding.
+    async fn list(&self) -> Result<Listing, ReadError> {
+        let objects = self.bucket.list().await?;
+        Ok(Listing {
+            objects: objects
+                .into_iter()
+                .map(|(path, size)| ListedObject { path, size })
+                .collect(),
+            unreadable: Vec::new(),
+        })
+    }
+}

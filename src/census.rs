@@ -1,0 +1,190 @@
+//! The census: windows of at most 31 days, every page of each, recorded in the store.
+//!
+//! Listing says what exists (meetings, their state, files and sizes); it is not how
+//! addresses are refreshed (that is `/v1/addresses`, just before a transfer), so a backfill
+//! lists each window and page once, plus what paging consistency needs.
+//!
+//! The API does not say in which order it returns meetings nor which time its window
+//! filters on; we assume `media_start_time`, and stay correct for any order because pages
+//! are applied by idempotent upserts and a window whose total changed while we paginated is
+//! listed again.
+
+use crate::archive::layout;
+use crate::budget::Priority;
+use crate::client::{ApiClient, CallError, ListQuery};
+use crate::state::{FileUpsert, MeetingUpsert, Store, StoreError};
+use crate::time::UnixMs;
+use std::sync::Arc;
+use wemeet_api::MAX_WINDOW_SECS;
+use wemeet_api::types::{RecordMeeting, state};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error(transparent)]
+    Api(#[from] CallError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What one fully listed window held.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WindowListing {
+    pub pages: u32,
+    pub meetings: u64,
+    pub files: u64,
+}
+
+/// Splits `[since, until]` (UNIX seconds) into consecutive windows of at most 31 days.
+/// Neighbours share their boundary second: the API's bounds are inclusive as far as we know,
+/// and a meeting listed twice is harmless, one listed never is not.
+pub fn split_windows(since: i64, until: i64) -> Vec<(i64, i64)> {
+    let mut windows = Vec::new();
+    let mut start = since;
+    while start < until {
+        let end = (start + MAX_WINDOW_SECS).min(until);
+        windows.push((start, end));
+        start = end;
+    }
+    windows
+}
+
+/// Lists windows into the store.
+#[derive(Debug)]
+pub struct Lister {
+    api: Arc<ApiClient>,
+    store: Store,
+    timezone: chrono_tz::Tz,
+}
+
+impl Lister {
+    pub fn new(api: Arc<ApiClient>, store: Store, timezone: chrono_tz::Tz) -> Self {
+        Self {
+            api,
+            store,
+            timezone,
+        }
+    }
+
+    /// Lists every page of `[start, end]` and records what it finds. A window whose
+    /// `total_count` moved while we paginated (meetings arriving) is listed once more.
+    pub async fn list_window(
+        &self,
+        start: i64,
+        end: i64,
+        priority: Priority,
+    ) -> Result<WindowListing, ListError> {
+        let mut listing = self.list_pages(start, end, priority).await?;
+        if listing.1 {
+            tracing::info!(start, end, "window changed while listing; listing it again");
+            listing = self.list_pages(start, end, priority).await?;
+        }
+        let summary = listing.0;
+        self.store
+            .mark_window_listed(start, end, summary.pages.into(), summary.meetings as i64)
+            .await?;
+        Ok(summary)
+    }
+
+    /// Returns the summary and whether the window's total changed during pagination.
+    async fn list_pages(
+        &self,
+        start: i64,
+        end: i64,
+        priority: Priority,
+    ) -> Result<(WindowListing, bool), ListError> {
+        let mut summary = WindowListing::default();
+        let mut first_total = None;
+        let mut changed = false;
+        let mut page_no = 1;
+        loop {
+            let answer = self
+                .api
+                .list_records(
+                    ListQuery {
+                        start_time: start,
+                        end_time: end,
+                        page: page_no,
+                    },
+                    priority,
+                )
+                .await?;
+            let page = answer.reply;
+            summary.pages += 1;
+            let total = *first_total.get_or_insert(page.total_count);
+            changed |= total != page.total_count;
+            // Count the items: `current_size` is not to be trusted.
+            summary.meetings += page.record_meetings.len() as u64;
+            let upserts: Vec<MeetingUpsert> = page
+                .record_meetings
+                .iter()
+                .map(|m| self.to_upsert(m))
+                .collect();
+            summary.files += upserts.iter().map(|m| m.files.len() as u64).sum::<u64>();
+            self.store.upsert_meetings(&upserts, answer.sent_at).await?;
+            if page.record_meetings.is_empty() || u64::from(page_no) >= page.total_page {
+                break;
+            }
+            page_no += 1;
+        }
+        Ok((summary, changed))
+    }
+
+    fn to_upsert(&self, m: &RecordMeeting) -> MeetingUpsert {
+        let dir = layout::meeting_dir(
+            self.timezone,
+            m.media_start_time,
+            &m.meeting_code,
+            &m.subject,
+            &m.meeting_id,
+        );
+        let files = if m.state == state::TRANSCODED {
+            m.record_files
+                .iter()
+                .map(|f| FileUpsert {
+                    record_file_id: f.record_file_id.clone(),
+                    record_start_time: f.record_start_time,
+                    record_end_time: f.record_end_time,
+                    record_size: f.record_size as i64,
+                    path: layout::file_path(&dir, &f.record_file_id),
+                    download_address: f
+                        .download_address
+                        .as_ref()
+                        .filter(|a| !a.is_empty())
+                        .map(|a| a.expose().to_string()),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        MeetingUpsert {
+            meeting_record_id: m.meeting_record_id.clone(),
+            meeting_id: m.meeting_id.clone(),
+            meeting_code: m.meeting_code.clone(),
+            userid: m.userid.clone(),
+            subject: m.subject.clone(),
+            media_start_time: UnixMs(m.media_start_time),
+            state: m.state,
+            record_type: m.record_type,
+            dir,
+            files,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_cover_the_range_in_31_day_steps() {
+        let day = 86_400;
+        let w = split_windows(0, 90 * day);
+        assert_eq!(
+            w,
+            vec![(0, 31 * day), (31 * day, 62 * day), (62 * day, 90 * day)]
+        );
+        assert!(w.iter().all(|(s, e)| e - s <= MAX_WINDOW_SECS));
+        assert_eq!(split_windows(5, 5), vec![]);
+        assert_eq!(split_windows(0, 31 * day), vec![(0, 31 * day)]);
+    }
+}

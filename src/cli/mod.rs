@@ -1,0 +1,247 @@
+//! Command line: arguments, logging, signals; each command runs the library and renders
+//! what it returns. Printing is allowed here and nowhere in the library.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+#[cfg(feature = "simulator")]
+mod demo;
+mod exit;
+mod render;
+mod time;
+mod verify;
+
+use clap::{Parser, Subcommand};
+use exit::{CliResult, Exit, Failure};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+use wemeet_archiver::app::App;
+use wemeet_archiver::config::Config;
+use wemeet_archiver::state::Store;
+use wemeet_archiver::time::UnixMs;
+
+const DEFAULT_CONFIG: &str = "/etc/wemeet-archiver/config.toml";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wemeet-archiver",
+    version,
+    about = "Archives Tencent Meeting cloud recordings with SHA-256 checksums"
+)]
+struct Cli {
+    /// Configuration file (TOML); see config/wemeet-archiver.example.toml.
+    #[arg(long, global = true, env = "WEMEET_ARCHIVER_CONFIG", default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// Log format on standard error: `text`, `json`, or `auto` (text on a terminal, JSON
+    /// otherwise, e.g. under systemd or cron).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Auto,
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run as a service until SIGTERM: poll for new recordings every poll.interval and
+    /// archive them; with --since, also backfill older windows in the background.
+    Run {
+        /// Also backfill from this day (YYYY-MM-DD) or instant (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// List a date range, record every recording, download every transcoded file, exit.
+    Backfill {
+        /// First day (YYYY-MM-DD, in storage.timezone) or instant (RFC 3339).
+        #[arg(long)]
+        since: String,
+        /// Last day, included (YYYY-MM-DD) or instant (RFC 3339); default: now.
+        #[arg(long)]
+        until: Option<String>,
+        /// Give files that failed (or were unavailable) before a fresh set of attempts.
+        #[arg(long)]
+        retry_failed: bool,
+    },
+    /// Show meetings and files by state, bytes archived and failures.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-hash every archived file against the database; report missing, damaged, extra
+    /// and leftover files. Exit 0 intact, 1 problems found, 2 the check could not run.
+    Verify(verify::VerifyArgs),
+    /// Run the built-in simulator of the Tencent Meeting API and download host.
+    #[cfg(feature = "simulator")]
+    Simulate(Box<wemeet_sim::SimulateArgs>),
+    /// Archive a simulated account into DIR: no account, no network needed.
+    #[cfg(feature = "simulator")]
+    Demo {
+        /// Where the demo writes its config, database and recordings.
+        #[arg(long, default_value = "demo-archive")]
+        dir: PathBuf,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Exit::Incomplete.into();
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(exit) => exit.into(),
+        Err(Failure { exit, error }) => {
+            eprintln!("error: {error:#}");
+            exit.into()
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("WEMEET_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+}
+
+async fn run(cli: Cli) -> CliResult {
+    match cli.command {
+        Command::Backfill {
+            since,
+            until,
+            retry_failed,
+        } => backfill(&cli.config, &since, until.as_deref(), retry_failed).await,
+        Command::Status { json } => status(&cli.config, json).await,
+        Command::Run { since } => run_daemon(&cli.config, since.as_deref()).await,
+        Command::Verify(args) => verify::run(&Config::load(&cli.config)?, &args).await,
+        #[cfg(feature = "simulator")]
+        Command::Simulate(args) => simulate(*args).await,
+        #[cfg(feature = "simulator")]
+        Command::Demo { dir } => demo::run(&dir).await.map_err(Failure::incomplete),
+    }
+}
+
+async fn backfill(
+    config: &Path,
+    since: &str,
+    until: Option<&str>,
+    retry_failed: bool,
+) -> CliResult {
+    let config = Config::load(config)?;
+    let tz = config.storage.timezone;
+    let since = time::parse_time(since, tz, false)
+        .map_err(|e| Failure::usage(anyhow::anyhow!("--since: {e}")))?;
+    let until = match until {
+        Some(u) => time::parse_time(u, tz, true)
+            .map_err(|e| Failure::usage(anyhow::anyhow!("--until: {e}")))?,
+        None => UnixMs::now().as_secs(),
+    };
+    if until <= since {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "--until must be after --since"
+        )));
+    }
+    let app = App::open(config).await?;
+    let report = app
+        .backfill(since, until, retry_failed, shutdown_token())
+        .await?;
+    print!("{}", render::backfill(&report));
+    Ok(if report.complete() || report.interrupted {
+        Exit::Ok
+    } else {
+        Exit::Incomplete
+    })
+}
+
+async fn run_daemon(config: &Path, since: Option<&str>) -> CliResult {
+    let config = Config::load(config)?;
+    let since = since
+        .map(|s| time::parse_time(s, config.storage.timezone, false))
+        .transpose()
+        .map_err(|e| Failure::usage(anyhow::anyhow!("--since: {e}")))?;
+    let app = App::open(config).await?;
+    app.run(since, shutdown_token()).await?;
+    Ok(Exit::Ok)
+}
+
+async fn status(config: &Path, json: bool) -> CliResult {
+    let config = Config::load(config)?;
+    let store = Store::open(&config.database.path)
+        .await
+        .map_err(Failure::incomplete)?;
+    let report = store
+        .status(UnixMs::now())
+        .await
+        .map_err(Failure::incomplete)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("plain data serialises")
+        );
+    } else {
+        print!("{}", render::status(&report, &config));
+    }
+    Ok(Exit::Ok)
+}
+
+/// `simulate`: serves until Ctrl-C, after printing how to point the archiver at it.
+#[cfg(feature = "simulator")]
+async fn simulate(args: wemeet_sim::SimulateArgs) -> CliResult {
+    let handle = wemeet_sim::start(args.to_config(), args.listen)
+        .await
+        .map_err(Failure::incomplete)?;
+    println!("{}\nCtrl-C to stop.", handle.describe());
+    tokio::signal::ctrl_c().await.map_err(Failure::incomplete)?;
+    handle.shutdown().await;
+    Ok(Exit::Ok)
+}
+
+/// Cancelled on SIGINT or SIGTERM: workers stop claiming, checkpoint and return.
+fn shutdown_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let child = token.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("stopping: checkpointing transfers in flight");
+        child.cancel();
+    });
+    token
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,358 @@
+//! The life of one file: claim, checkpoint, archive, fail, retry.
+
+use super::{Store, StoreError};
+use crate::time::UnixMs;
+
+/// Where a file is in its life (see `migrations/0001_init.sql` and `0005_addresses.sql`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, sqlx::Type,
+)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(rename_all = "lowercase")]
+pub enum FileStatus {
+    /// Listed and transcoded: waiting for a worker (with or without an address yet).
+    Queued,
+    Transferring,
+    Archived,
+    /// Its attempts ran out (network, host, storage): `--retry-failed` tries again.
+    Failed,
+    /// The API says it cannot be downloaded: `/v1/addresses` gave no address for it after
+    /// every attempt, or refused the recording outright.
+    Unavailable,
+}
+
+impl FileStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Transferring => "transferring",
+            Self::Archived => "archived",
+            Self::Failed => "failed",
+            Self::Unavailable => "unavailable",
+        }
+    }
+
+    pub const ALL: [Self; 5] = [
+        Self::Queued,
+        Self::Transferring,
+        Self::Archived,
+        Self::Failed,
+        Self::Unavailable,
+    ];
+
+    /// Still to be downloaded: a worker will get to it.
+    pub fn is_pending(self) -> bool {
+        matches!(self, Self::Queued | Self::Transferring)
+    }
+}
+
+/// A file with what a transfer needs from its meeting.
+#[derive(Clone, sqlx::FromRow)]
+pub struct FileRow {
+    pub record_file_id: String,
+    pub meeting_record_id: String,
+    pub media_start_time: UnixMs,
+    pub record_size: i64,
+    pub path: String,
+    pub dir: String,
+    pub status: FileStatus,
+    /// A secret: never log it.
+    pub download_address: Option<String>,
+    pub address_issued_at: Option<UnixMs>,
+    pub attempts: i64,
+    pub bytes_done: i64,
+    pub etag: Option<String>,
+    pub hash_state: Option<Vec<u8>>,
+    pub sha256: Option<String>,
+    pub archived_size: Option<i64>,
+    pub last_error: Option<String>,
+    pub archived_at: Option<UnixMs>,
+}
+
+/// Hand-written so that the download address never reaches a log through `{:?}`.
+impl std::fmt::Debug for FileRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileRow")
+            .field("record_file_id", &self.record_file_id)
+            .field("path", &self.path)
+            .field("status", &self.status)
+            .field("record_size", &self.record_size)
+            .field("bytes_done", &self.bytes_done)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A durable point of a transfer: `bytes_done` bytes are fsynced in the `.part` file and
+/// `hash_state` is the SHA-256 state after exactly those bytes. The default is "start over".
+#[derive(Debug, Clone, Default)]
+pub struct Checkpoint {
+    pub bytes_done: i64,
+    pub etag: Option<String>,
+    pub hash_state: Option<Vec<u8>>,
+}
+
+/// `SELECT` of a [`FileRow`] followed by `$tail`, as one `&'static str` (no run-time SQL).
+macro_rules! select_files {
+    ($tail:literal) => {
+        concat!(
+            "SELECT f.record_file_id, f.meeting_record_id, m.media_start_time, f.record_size,
+               f.path, m.dir, f.status, f.download_address, f.address_issued_at, f.attempts,
+               f.bytes_done, f.etag, f.hash_state, f.sha256, f.archived_size, f.last_error,
+               f.archived_at
+             FROM files f JOIN meetings m USING (meeting_record_id) ",
+            $tail
+        )
+    };
+}
+
+impl Store {
+    /// Files left `transferring` by a process that died go back to the queue; their
+    /// checkpoints stay, so the next transfer resumes from them.
+    pub async fn requeue_interrupted(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE files SET status = 'queued', updated_at = ? WHERE status = 'transferring'",
+        )
+        .bind(UnixMs::now())
+        .execute(self.pool())
+        .await?;
+        self.wake_workers();
+        Ok(done.rows_affected())
+    }
+
+    /// Atomically takes the next queued file, so two workers never get the same one.
+    ///
+    /// Files holding an address go first, the most recently issued first: when a worker
+    /// fetched the addresses of a meeting, its other files follow while those addresses are
+    /// young, so one `/v1/addresses` call serves the whole meeting. Files without an
+    /// address follow, oldest meeting first (the first to leave the cloud), a meeting's
+    /// files together.
+    pub async fn claim_next(&self) -> Result<Option<FileRow>, StoreError> {
+        let claimed: Option<String> = sqlx::query_scalar(
+            "UPDATE files SET status = 'transferring', updated_at = ?
+             WHERE record_file_id = (
+               SELECT f.record_file_id FROM files f JOIN meetings m USING (meeting_record_id)
+               WHERE f.status = 'queued'
+               ORDER BY f.address_issued_at IS NULL, f.address_issued_at DESC,
+                        m.media_start_time, f.meeting_record_id, f.record_file_id
+               LIMIT 1)
+             RETURNING record_file_id",
+        )
+        .bind(UnixMs::now())
+        .fetch_optional(self.pool())
+        .await?;
+        match claimed {
+            Some(id) => self.file(&id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Stores the addresses `/v1/addresses` just gave for the files of one meeting that are
+    /// still to download, all issued at `issued_at`, in one transaction.
+    pub async fn set_addresses(
+        &self,
+        addresses: &[(String, String)],
+        issued_at: UnixMs,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        for (record_file_id, address) in addresses {
+            sqlx::query(
+                "UPDATE files SET download_address = ?, address_issued_at = ?, updated_at = ?
+                 WHERE record_file_id = ? AND status IN ('queued', 'transferring')",
+            )
+            .bind(address)
+            .bind(issued_at)
+            .bind(issued_at)
+            .bind(record_file_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Forgets a file's address: the download host refused it, so the next attempt must not
+    /// start on it.
+    pub async fn forget_address(&self, record_file_id: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE files SET download_address = NULL, address_issued_at = NULL, updated_at = ?
+             WHERE record_file_id = ?",
+        )
+        .bind(UnixMs::now())
+        .bind(record_file_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn file(&self, record_file_id: &str) -> Result<Option<FileRow>, StoreError> {
+        Ok(sqlx::query_as(select_files!("WHERE f.record_file_id = ?"))
+            .bind(record_file_id)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    /// All files, in archive order; `verify` and tests walk them.
+    pub async fn all_files(&self) -> Result<Vec<FileRow>, StoreError> {
+        Ok(sqlx::query_as(select_files!("ORDER BY f.path"))
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    pub async fn save_checkpoint(
+        &self,
+        record_file_id: &str,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE files SET bytes_done = ?, etag = ?, hash_state = ?, updated_at = ?
+             WHERE record_file_id = ?",
+        )
+        .bind(checkpoint.bytes_done)
+        .bind(checkpoint.etag.as_deref())
+        .bind(checkpoint.hash_state.as_deref())
+        .bind(UnixMs::now())
+        .bind(record_file_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Called only after the bytes are durable under their final name with the right size.
+    /// Also marks the meeting's `meeting.json` as behind, in the same transaction.
+    pub async fn mark_archived(
+        &self,
+        record_file_id: &str,
+        size: i64,
+        sha256: &str,
+    ) -> Result<(), StoreError> {
+        let now = UnixMs::now();
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "UPDATE files SET status = 'archived', archived_size = ?, sha256 = ?, archived_at = ?,
+               bytes_done = ?, hash_state = NULL, last_error = NULL, download_address = NULL,
+               updated_at = ?
+             WHERE record_file_id = ?",
+        )
+        .bind(size)
+        .bind(sha256)
+        .bind(now)
+        .bind(size)
+        .bind(now)
+        .bind(record_file_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE meetings SET json_dirty_at = ? WHERE meeting_record_id =
+               (SELECT meeting_record_id FROM files WHERE record_file_id = ?)",
+        )
+        .bind(now)
+        .bind(record_file_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Counts a failed attempt of a claimed file and records why. When its attempts run out
+    /// (or at once, when `now`), the file becomes `exhausted` (`failed`, or `unavailable`
+    /// when the API gives no address for it) until `--retry-failed`; otherwise it stays
+    /// claimed by the caller, who retries it. Returns the new status.
+    pub async fn record_failure(
+        &self,
+        record_file_id: &str,
+        error: &str,
+        max_attempts: u32,
+        exhausted: FileStatus,
+        now: bool,
+    ) -> Result<FileStatus, StoreError> {
+        Ok(sqlx::query_scalar(
+            "UPDATE files SET attempts = attempts + 1, last_error = ?,
+               status = CASE WHEN ? OR attempts + 1 >= ? THEN ? ELSE status END,
+               updated_at = ?
+             WHERE record_file_id = ? RETURNING status",
+        )
+        .bind(error)
+        .bind(now)
+        .bind(i64::from(max_attempts))
+        .bind(exhausted)
+        .bind(UnixMs::now())
+        .bind(record_file_id)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    /// Records why a claimed file is waiting, without spending an attempt (disk full).
+    pub async fn note_error(&self, record_file_id: &str, error: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE files SET last_error = ?, updated_at = ? WHERE record_file_id = ?")
+            .bind(error)
+            .bind(UnixMs::now())
+            .bind(record_file_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Files of one meeting, for its `meeting.json`.
+    pub async fn files_of_meeting(
+        &self,
+        meeting_record_id: &str,
+    ) -> Result<Vec<FileRow>, StoreError> {
+        Ok(sqlx::query_as(select_files!(
+            "WHERE f.meeting_record_id = ? ORDER BY f.record_file_id"
+        ))
+        .bind(meeting_record_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Puts a claimed file back without counting an attempt (shutdown, paused transfer).
+    pub async fn release(
+        &self,
+        record_file_id: &str,
+        note: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE files SET status = 'queued', last_error = COALESCE(?, last_error),
+               updated_at = ?
+             WHERE record_file_id = ? AND status = 'transferring'",
+        )
+        .bind(note)
+        .bind(UnixMs::now())
+        .bind(record_file_id)
+        .execute(self.pool())
+        .await?;
+        self.wake_workers();
+        Ok(())
+    }
+
+    /// `backfill --retry-failed`: failed and unavailable files get a fresh set of attempts
+    /// (an address the API refused yesterday may be given today).
+    pub async fn retry_failed(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE files SET status = 'queued', attempts = 0, updated_at = ?
+             WHERE status IN ('failed', 'unavailable')",
+        )
+        .bind(UnixMs::now())
+        .execute(self.pool())
+        .await?;
+        self.wake_workers();
+        Ok(done.rows_affected())
+    }
+
+    /// Files of meetings whose media started in `[start, end]` that are not archived.
+    pub async fn unarchived_in_range(
+        &self,
+        start: UnixMs,
+        end: UnixMs,
+    ) -> Result<Vec<FileRow>, StoreError> {
+        Ok(sqlx::query_as(select_files!(
+            "WHERE m.media_start_time BETWEEN ? AND ? AND f.status != 'archived'
+             ORDER BY f.path"
+        ))
+        .bind(start)
+        .bind(end)
+        .fetch_all(self.pool())
+        .await?)
+    }
+}

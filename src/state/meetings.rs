@@ -1,0 +1,186 @@
+//! Applying a listing page: meetings and their files, idempotently.
+
+use super::{Store, StoreError};
+use crate::time::UnixMs;
+
+/// A listed meeting, ready to store (paths already computed by the storage layout).
+#[derive(Debug, Clone)]
+pub struct MeetingUpsert {
+    pub meeting_record_id: String,
+    pub meeting_id: String,
+    pub meeting_code: String,
+    pub userid: String,
+    pub subject: String,
+    pub media_start_time: UnixMs,
+    pub state: i64,
+    pub record_type: i64,
+    pub dir: String,
+    pub files: Vec<FileUpsert>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FileUpsert {
+    pub record_file_id: String,
+    pub record_start_time: i64,
+    pub record_end_time: i64,
+    pub record_size: i64,
+    pub path: String,
+    /// A secret: the signed address, when the API gave one.
+    pub download_address: Option<String>,
+}
+
+/// A stored meeting, as `meeting.json` and `status` show it.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct MeetingRow {
+    pub meeting_record_id: String,
+    pub meeting_id: String,
+    pub meeting_code: String,
+    pub userid: String,
+    pub subject: String,
+    pub media_start_time: UnixMs,
+    pub state: i64,
+    pub record_type: i64,
+    pub dir: String,
+}
+
+impl Store {
+    /// Stores one listing page in one transaction: a malformed page is rejected before this
+    /// point, so a page is applied whole or not at all.
+    ///
+    /// Once stored, a file's `path` and a meeting's `dir` never change (a renamed meeting
+    /// must not orphan a half-written `.part` file), archived files are never touched, and
+    /// an address in the listing (sharing on, downloads allowed) replaces the old one. A file
+    /// without one is queued all the same: its address comes from `/v1/addresses` when its
+    /// transfer starts. Only a file that endpoint refused (`unavailable`) waits for an
+    /// address in a later listing.
+    ///
+    /// `listed_at` is when the listing call was sent: an address in it was issued no
+    /// earlier, so taking that as its issue time never overestimates how long it lives.
+    pub async fn upsert_meetings(
+        &self,
+        meetings: &[MeetingUpsert],
+        listed_at: UnixMs,
+    ) -> Result<(), StoreError> {
+        let now = UnixMs::now();
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        for m in meetings {
+            sqlx::query(
+                "INSERT INTO meetings (meeting_record_id, meeting_id, meeting_code, userid, subject,
+                   media_start_time, state, record_type, dir, first_seen_at, last_seen_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (meeting_record_id) DO UPDATE SET
+                   meeting_id = excluded.meeting_id, meeting_code = excluded.meeting_code,
+                   userid = excluded.userid, subject = excluded.subject,
+                   media_start_time = excluded.media_start_time, state = excluded.state,
+                   record_type = excluded.record_type, last_seen_at = excluded.last_seen_at",
+            )
+            .bind(&m.meeting_record_id)
+            .bind(&m.meeting_id)
+            .bind(&m.meeting_code)
+            .bind(&m.userid)
+            .bind(&m.subject)
+            .bind(m.media_start_time)
+            .bind(m.state)
+            .bind(m.record_type)
+            .bind(&m.dir)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            for f in &m.files {
+                sqlx::query(
+                    "INSERT INTO files (record_file_id, meeting_record_id, record_start_time,
+                       record_end_time, record_size, path, status, download_address,
+                       address_issued_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7,
+                       CASE WHEN ?7 IS NULL THEN NULL ELSE ?9 END, ?8)
+                     ON CONFLICT (record_file_id) DO UPDATE SET
+                       download_address = COALESCE(excluded.download_address, files.download_address),
+                       address_issued_at = COALESCE(excluded.address_issued_at, files.address_issued_at),
+                       record_size = CASE WHEN files.status = 'archived' OR files.bytes_done > 0
+                                     THEN files.record_size ELSE excluded.record_size END,
+                       attempts = CASE
+                         WHEN files.status = 'unavailable' AND excluded.download_address IS NOT NULL
+                         THEN 0 ELSE files.attempts END,
+                       status = CASE
+                         WHEN files.status = 'unavailable' AND excluded.download_address IS NOT NULL
+                         THEN 'queued' ELSE files.status END,
+                       updated_at = excluded.updated_at",
+                )
+                .bind(&f.record_file_id)
+                .bind(&m.meeting_record_id)
+                .bind(f.record_start_time)
+                .bind(f.record_end_time)
+                .bind(f.record_size)
+                .bind(&f.path)
+                .bind(f.download_address.as_deref())
+                .bind(now)
+                .bind(listed_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        self.wake_workers();
+        Ok(())
+    }
+
+    pub async fn meeting(&self, meeting_record_id: &str) -> Result<Option<MeetingRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT meeting_record_id, meeting_id, meeting_code, userid, subject,
+                    media_start_time, state, record_type, dir
+             FROM meetings WHERE meeting_record_id = ?",
+        )
+        .bind(meeting_record_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Every meeting stored in the folder `dir` (a recurring meeting can put several
+    /// recordings with the same code and subject in one day's folder).
+    pub async fn meetings_in_dir(&self, dir: &str) -> Result<Vec<MeetingRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT meeting_record_id, meeting_id, meeting_code, userid, subject,
+                    media_start_time, state, record_type, dir
+             FROM meetings WHERE dir = ? ORDER BY media_start_time, meeting_record_id",
+        )
+        .bind(dir)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Meetings still recording or transcoding (state 1/2): their files appear later.
+    pub async fn pending_meetings(&self) -> Result<Vec<MeetingRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT meeting_record_id, meeting_id, meeting_code, userid, subject,
+                    media_start_time, state, record_type, dir
+             FROM meetings WHERE state IN (1, 2) ORDER BY media_start_time",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+}
+
+impl Store {
+    /// Folders whose `meeting.json` is behind the database (see migration 0004).
+    pub async fn dirs_with_stale_meeting_json(&self) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT dir FROM meetings WHERE json_dirty_at IS NOT NULL ORDER BY dir",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// `meeting.json` of `dir` was written from what the database held at `read_at`:
+    /// marks set before then are covered, later ones are not.
+    pub async fn meeting_json_written(&self, dir: &str, read_at: UnixMs) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE meetings SET json_dirty_at = NULL WHERE dir = ? AND json_dirty_at <= ?",
+        )
+        .bind(dir)
+        .bind(read_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,279 @@
+//! Persistent state in SQLite: meetings, files and their life, the API call logs, listed
+//! windows.
+//!
+//! Every state transition is one statement or one `BEGIN IMMEDIATE` transaction, so that a
+//! `kill -9` at any instant leaves either the old or the new state, never a mix. Upserts are
+//! keyed by the API's own ids, so listing the same window twice changes nothing.
+
+mod facts;
+mod files;
+mod meetings;
+mod status;
+pub mod uploads;
+pub mod verify;
+
+pub use facts::{DaemonFacts, DaemonStatus, Fact, PendingFile};
+pub use files::{Checkpoint, FileRow, FileStatus};
+pub use meetings::{FileUpsert, MeetingRow, MeetingUpsert};
+pub use status::{Failure, StatusReport};
+
+use crate::time::UnixMs;
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::sync::futures::Notified;
+use wemeet_api::Endpoint;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the database directory {path}: {source}")]
+    CreateDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// One logged API call.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct ApiCall {
+    pub at: UnixMs,
+    /// `records` or `addresses`.
+    pub endpoint: String,
+    /// `live`, `backfill`, `transfer`.
+    pub purpose: Option<String>,
+    /// `ok`, or the error's label.
+    pub outcome: Option<String>,
+}
+
+/// A handle to the state database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+    /// Wakes idle workers of this process when files are queued or put back.
+    queue: Arc<Notify>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: an "archived" row must survive a power cut, not only a process crash.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = connect(options).await?;
+        // sqlx takes no lock around SQLite migrations: two processes opening a new database
+        // at once (the service starting while an admin runs `status`) would both apply
+        // them, and the second fails on "table already exists". One exclusive transaction
+        // around the whole run makes the second wait for the first, then find nothing to do.
+        let mut tx = pool.begin_with("BEGIN EXCLUSIVE").await?;
+        migrate(&mut tx).await?;
+        tx.commit().await?;
+        Ok(Self {
+            pool,
+            queue: Arc::default(),
+        })
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Completes when files may have been queued (or the listing ended) since it was
+    /// created: `enable` it before looking at the queue, so no wake-up is lost.
+    pub fn queue_changed(&self) -> Notified<'_> {
+        self.queue.notified()
+    }
+
+    /// Wakes every idle worker of this process to look at the queue again.
+    pub fn wake_workers(&self) {
+        self.queue.notify_waiters();
+    }
+
+    /// Records one call to `endpoint` about to be sent, and why (`live`, `backfill`,
+    /// `transfer`); returns its id for [`Store::set_call_outcome`].
+    pub async fn record_api_call(
+        &self,
+        at: UnixMs,
+        endpoint: Endpoint,
+        purpose: &str,
+    ) -> Result<i64, StoreError> {
+        let id = sqlx::query_scalar(
+            "INSERT INTO api_calls (at_ms, endpoint, purpose) VALUES (?, ?, ?) RETURNING id",
+        )
+        .bind(at)
+        .bind(endpoint.as_str())
+        .bind(purpose)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    pub async fn set_call_outcome(&self, id: i64, outcome: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE api_calls SET outcome = ? WHERE id = ?")
+            .bind(outcome)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Send times of the calls to `endpoint` made at or after `since`, oldest first.
+    pub async fn api_calls_since(
+        &self,
+        endpoint: Endpoint,
+        since: UnixMs,
+    ) -> Result<Vec<UnixMs>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT at_ms FROM api_calls WHERE endpoint = ? AND at_ms >= ? ORDER BY at_ms",
+        )
+        .bind(endpoint.as_str())
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The calls sent at or after `since`, oldest first.
+    pub async fn api_call_log(&self, since: UnixMs) -> Result<Vec<ApiCall>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT at_ms AS at, endpoint, purpose, outcome FROM api_calls WHERE at_ms >= ?
+             ORDER BY at_ms, id",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Drops call-log rows older than `before_ms`; they no longer constrain the budget.
+    pub async fn prune_api_calls(&self, before: UnixMs) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM api_calls WHERE at_ms < ?")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether `[start, end]` (UNIX seconds) was listed completely at or after `after`.
+    pub async fn window_listed_after(
+        &self,
+        start: i64,
+        end: i64,
+        after: UnixMs,
+    ) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM windows WHERE start_time = ? AND end_time = ? AND listed_at >= ?",
+        )
+        .bind(start)
+        .bind(end)
+        .bind(after)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
+    }
+
+    /// Remembers that every page of `[start, end]` (UNIX seconds) was listed.
+    pub async fn mark_window_listed(
+        &self,
+        start: i64,
+        end: i64,
+        pages: i64,
+        meetings: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO windows (start_time, end_time, listed_at, pages, meetings)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (start_time, end_time) DO UPDATE SET
+               listed_at = excluded.listed_at, pages = excluded.pages,
+               meetings = excluded.meetings",
+        )
+        .bind(start)
+        .bind(end)
+        .bind(UnixMs::now())
+        .bind(pages)
+        .bind(meetings)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Opens the pool. Turning a new database to WAL needs an exclusive lock that SQLite does
+/// not wait for (`busy_timeout` does not apply to it), so a second process opening the file
+/// at that instant gets "database is locked": it tries again for a few seconds.
+async fn connect(options: SqliteConnectOptions) -> Result<SqlitePool, StoreError> {
+    const BUSY_RETRIES: u32 = 50;
+    let mut tries = 0;
+    loop {
+        match SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.clone())
+            .await
+        {
+            Err(sqlx::Error::Database(e))
+                if e.code().as_deref() == Some("5") && tries < BUSY_RETRIES =>
+            {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// The migrations of `migrations/`, applied on `conn`. `run_direct` is the form sqlx keeps
+/// for a connection borrowed from a transaction (`run` trips rustc's "Acquire is not general
+/// enough" there).
+async fn migrate(conn: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
+    sqlx::migrate!("./migrations")
+        .run_direct(None, conn, false)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn processes_opening_a_new_database_at_once_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let opens: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                tokio::spawn(async move { super::Store::open(&path).await.map(drop) })
+            })
+            .collect();
+        for open in opens {
+            open.await
+                .unwrap()
+                .expect("every open migrates or finds the schema");
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+
+    /// A real SQLite database in a temporary directory (kept alive by the returned guard).
+    pub async fn temp_store() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+        (store, dir)
+    }
+}

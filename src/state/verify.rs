@@ -1,0 +1,199 @@
+//! What `verify` reads from the database, and the one thing it writes: `verified_at`.
+
+use super::{FileStatus, Store, StoreError};
+use crate::time::UnixMs;
+
+/// A file as `verify` checks it: what was recorded at download time, with the meeting
+/// fields a report needs to be read without the database at hand.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct VerifyRow {
+    pub record_file_id: String,
+    pub meeting_code: String,
+    pub subject: String,
+    /// 1 recording, 2 transcoding, 3 transcoded.
+    pub meeting_state: i64,
+    pub media_start_time: UnixMs,
+    pub path: String,
+    pub status: FileStatus,
+    pub record_size: i64,
+    pub archived_size: Option<i64>,
+    pub sha256: Option<String>,
+    pub bytes_done: i64,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    /// The last time `verify` found the file intact.
+    pub verified_at: Option<UnixMs>,
+}
+
+/// How much of the archive `verify` has vouched for, for `status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VerificationSummary {
+    /// Archived files that were found intact at least once.
+    pub files_verified: i64,
+    /// The least recent `verified_at` of those files (the next to re-check).
+    pub oldest_verified_at: Option<UnixMs>,
+    pub newest_verified_at: Option<UnixMs>,
+}
+
+/// Rows per `mark_verified` transaction: one fsync per batch instead of one per file,
+/// without holding the write lock long enough to stall a running download pool.
+const MARK_BATCH: usize = 500;
+
+impl Store {
+    /// Every file whose meeting's media started in `[start, end]` (each bound optional),
+    /// ordered by path so that reports are stable from run to run.
+    pub async fn files_to_verify(
+        &self,
+        start: Option<UnixMs>,
+        end: Option<UnixMs>,
+    ) -> Result<Vec<VerifyRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT f.record_file_id, m.meeting_code, m.subject, m.state AS meeting_state,
+                    m.media_start_time, f.path, f.status, f.record_size, f.archived_size,
+                    f.sha256, f.bytes_done, f.attempts, f.last_error, f.verified_at
+             FROM files f JOIN meetings m USING (meeting_record_id)
+             WHERE (?1 IS NULL OR m.media_start_time >= ?1)
+               AND (?2 IS NULL OR m.media_start_time <= ?2)
+             ORDER BY f.path, f.record_file_id",
+        )
+        .bind(start)
+        .bind(end)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// `(path, status)` of every file, whatever its date: a file on disk is "extra" only if
+    /// no row at all claims it, not merely none in the range being verified.
+    pub async fn file_paths(&self) -> Result<Vec<(String, FileStatus)>, StoreError> {
+        Ok(sqlx::query_as("SELECT path, status FROM files")
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    /// Records that these archived files were found intact at `at`. Rows that stopped
+    /// being archived meanwhile are left alone.
+    pub async fn mark_verified(
+        &self,
+        record_file_ids: &[String],
+        at: UnixMs,
+    ) -> Result<(), StoreError> {
+        for batch in record_file_ids.chunks(MARK_BATCH) {
+            let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+            for id in batch {
+                sqlx::query(
+                    "UPDATE files SET verified_at = ? WHERE record_file_id = ? AND status = 'archived'",
+                )
+                .bind(at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    pub async fn verification_summary(&self) -> Result<VerificationSummary, StoreError> {
+        let (files_verified, oldest_verified_at, newest_verified_at) = sqlx::query_as(
+            "SELECT COUNT(verified_at), MIN(verified_at), MAX(verified_at) FROM files
+             WHERE status = 'archived'",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(VerificationSummary {
+            files_verified,
+            oldest_verified_at,
+            newest_verified_at,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::temp_store;
+    use super::super::{FileUpsert, MeetingUpsert};
+    use crate::time::UnixMs;
+
+    fn meeting(id: &str, start_ms: i64, files: &[&str]) -> MeetingUpsert {
+        MeetingUpsert {
+            meeting_record_id: id.into(),
+            meeting_id: format!("m{id}"),
+            meeting_code: format!("code{id}"),
+            userid: "u".into(),
+            subject: format!("subject {id}"),
+            media_start_time: UnixMs(start_ms),
+            state: 3,
+            record_type: 1,
+            dir: format!("2024/01/01/code{id}-subject {id}"),
+            files: files
+                .iter()
+                .map(|f| FileUpsert {
+                    record_file_id: (*f).into(),
+                    record_start_time: start_ms,
+                    record_end_time: start_ms + 1,
+                    record_size: 10,
+                    path: format!("2024/01/01/code{id}-subject {id}/{f}.mp4"),
+                    download_address: Some("https://example.invalid/x".into()),
+                })
+                .collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn range_filters_on_media_start_and_verified_at_is_kept_for_archived_files() {
+        let (store, _dir) = temp_store().await;
+        store
+            .upsert_meetings(
+                &[
+                    meeting("1", 1_000, &["a", "b"]),
+                    meeting("2", 5_000, &["c"]),
+                ],
+                UnixMs(0),
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.files_to_verify(None, None).await.unwrap().len(), 3);
+        let early = store
+            .files_to_verify(None, Some(UnixMs(4_999)))
+            .await
+            .unwrap();
+        assert_eq!(
+            early
+                .iter()
+                .map(|r| r.record_file_id.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        let late = store
+            .files_to_verify(Some(UnixMs(5_000)), None)
+            .await
+            .unwrap();
+        assert_eq!(late.len(), 1);
+        assert_eq!(late[0].meeting_code, "code2");
+        assert_eq!(store.file_paths().await.unwrap().len(), 3);
+
+        store.mark_archived("a", 10, "00").await.unwrap();
+        store.mark_archived("c", 10, "00").await.unwrap();
+        // "b" is not archived: marking it must not pretend it was verified.
+        store
+            .mark_verified(&["a".into(), "b".into()], UnixMs(42))
+            .await
+            .unwrap();
+        let summary = store.verification_summary().await.unwrap();
+        assert_eq!(summary.files_verified, 1);
+        assert_eq!(summary.oldest_verified_at, Some(UnixMs(42)));
+        store
+            .mark_verified(&["c".into()], UnixMs(50))
+            .await
+            .unwrap();
+        let summary = store.verification_summary().await.unwrap();
+        assert_eq!(
+            (
+                summary.files_verified,
+                summary.oldest_verified_at,
+                summary.newest_verified_at
+            ),
+            (2, Some(UnixMs(42)), Some(UnixMs(50)))
+        );
+    }
+}

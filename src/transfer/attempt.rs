@@ -1,0 +1,242 @@
+//! One attempt at one file: an address, the resume point, the request, the verdict on the
+//! answer (`response`), then the body streamed into the archive's writer.
+
+use super::Downloader;
+use super::addresses::AddressError;
+use super::response::{self, Answer, Verdict};
+use crate::archive::{ArchiveError, ArchiveWriter, WriteError};
+use crate::client::CallError;
+use crate::state::{FileRow, StoreError};
+use crate::time::UnixMs;
+use futures::StreamExt;
+use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_RANGE, RANGE};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The largest safety margin kept before an address expires.
+const MAX_EXPIRY_MARGIN: Duration = Duration::from_secs(15 * 60);
+
+/// Why an attempt did not archive the file, and so what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// `/v1/addresses` lists no address for the file (or no such file).
+    #[error("GET /v1/addresses gives no download address for this file")]
+    NoAddress,
+    #[error("the download host refused the address (HTTP {0}); it has probably expired")]
+    AddressRejected(u16),
+    #[error("the download host answered HTTP {0}")]
+    Status(u16),
+    #[error("network error")]
+    Network(#[source] reqwest::Error),
+    #[error("the body ended after {got} of {expected} bytes")]
+    Truncated { got: u64, expected: u64 },
+    /// The server's answer does not fit what we know; the partial file is discarded.
+    #[error("{0}; restarting the file from zero")]
+    Inconsistent(String),
+    /// Getting the address failed: its class says whether a retry can help.
+    #[error(transparent)]
+    Api(#[from] CallError),
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stopped by shutdown")]
+    Cancelled,
+}
+
+impl From<AddressError> for TransferError {
+    fn from(e: AddressError) -> Self {
+        match e {
+            AddressError::Api(e) => Self::Api(e),
+            AddressError::Store(e) => Self::Store(e),
+        }
+    }
+}
+
+impl From<WriteError> for TransferError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Archive(e) => Self::Archive(e),
+            WriteError::Store(e) => Self::Store(e),
+            WriteError::Cancelled => Self::Cancelled,
+            WriteError::Inconsistent(why) => Self::Inconsistent(why),
+        }
+    }
+}
+
+fn network(e: reqwest::Error) -> TransferError {
+    // `without_url`: the URL carries the download token, a secret.
+    TransferError::Network(e.without_url())
+}
+
+/// Is an address issued at `issued_at`, valid for `ttl`, still safe to start a transfer
+/// on that will take `needed` at the observed throughput? A margin (a tenth of the TTL, at
+/// most 15 minutes) covers clock skew and a slower network than observed.
+pub fn address_is_fresh(
+    issued_at: Option<UnixMs>,
+    now: UnixMs,
+    ttl: Duration,
+    needed: Duration,
+) -> bool {
+    let margin = (ttl / 10).min(MAX_EXPIRY_MARGIN);
+    issued_at.is_some_and(|t| now + needed < t + ttl - margin)
+}
+
+impl Downloader {
+    /// Runs one attempt; on success returns the SHA-256 (lowercase hex) of the archived file.
+    pub(super) async fn attempt(
+        &self,
+        row: &FileRow,
+        cancel: &CancellationToken,
+    ) -> Result<String, TransferError> {
+        let size = row.record_size as u64;
+        let needed = self.time_needed(size.saturating_sub(row.bytes_done.max(0) as u64));
+        let address = self.address_for(row, needed).await?;
+        let resume = self.archive.resume(row).await?;
+        if resume.offset() == size {
+            // Every byte is durable already (the last run stopped between its last
+            // checkpoint and the commit): nothing is left to download.
+            let etag = resume.etag().map(str::to_string);
+            return Ok(resume.open(etag).await?.finish(cancel).await?);
+        }
+        let mut request = self.http.get(address);
+        if resume.offset() > 0 {
+            request = request.header(RANGE, format!("bytes={}-", resume.offset()));
+            if let Some(etag) = resume.etag() {
+                request = request.header(IF_RANGE, etag);
+            }
+        }
+        let response = tokio::select! {
+            r = request.send() => r.map_err(network)?,
+            () = cancel.cancelled() => return Err(TransferError::Cancelled),
+        };
+        let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok());
+        let etag = header(ETAG).filter(|v| v.starts_with('"'));
+        let answer = Answer {
+            status: response.status().as_u16(),
+            content_range: header(CONTENT_RANGE),
+            etag,
+            content_length: response.content_length(),
+            content_type: header(CONTENT_TYPE),
+        };
+        let verdict = response::judge(&answer, resume.offset(), size, resume.etag());
+        let etag = etag.map(str::to_string);
+        let resume = match verdict {
+            Verdict::Body { from_zero: false } => resume,
+            Verdict::Body { from_zero: true } => {
+                tracing::info!(
+                    file = %row.record_file_id, offset = resume.offset(),
+                    "server sent the whole file (Range ignored or file changed); restarting"
+                );
+                // Forget the old checkpoint (and uploaded parts) before the `.part` file
+                // is cut: a crash in between must not resume old bytes with a new
+                // file's tail.
+                self.store.forget_progress(&row.record_file_id).await?;
+                resume.from_zero()
+            }
+            Verdict::Refused(status) => return Err(TransferError::AddressRejected(status)),
+            Verdict::Restart(why) => return Err(self.restart(row, why).await),
+            Verdict::NotTheRecording(why) => return Err(TransferError::Inconsistent(why)),
+            Verdict::Status(status) => return Err(TransferError::Status(status)),
+        };
+        let writer = resume.open(etag).await?;
+        self.stream(row, response, writer, cancel).await
+    }
+
+    /// Streams the body into `writer` and finishes it once every byte is there.
+    async fn stream(
+        &self,
+        row: &FileRow,
+        response: reqwest::Response,
+        mut writer: Box<dyn ArchiveWriter>,
+        cancel: &CancellationToken,
+    ) -> Result<String, TransferError> {
+        let size = row.record_size as u64;
+        let mut body = response.bytes_stream();
+        loop {
+            let next = tokio::select! {
+                next = body.next() => next,
+                () = cancel.cancelled() => {
+                    writer.pause().await?;
+                    return Err(TransferError::Cancelled);
+                }
+            };
+            match next {
+                Some(Ok(chunk)) => {
+                    if writer.received() + chunk.len() as u64 > size {
+                        writer.abandon().await;
+                        return Err(self
+                            .restart(row, "the host sent more bytes than record_size".into())
+                            .await);
+                    }
+                    writer.write(chunk, cancel).await?;
+                }
+                Some(Err(e)) => {
+                    writer.pause().await?;
+                    return Err(network(e));
+                }
+                None => break,
+            }
+        }
+        if writer.received() != size {
+            writer.pause().await?;
+            return Err(TransferError::Truncated {
+                got: writer.received(),
+                expected: size,
+            });
+        }
+        Ok(writer.finish(cancel).await?)
+    }
+
+    /// The address this attempt starts on: the stored one (from the listing, or fetched for
+    /// a sibling) if it outlives the transfer at the observed throughput, else a fresh one
+    /// from `/v1/addresses`. A fresh one is taken even for a transfer longer than its life:
+    /// the host checks it when the transfer starts, and nothing fresher exists.
+    async fn address_for(&self, row: &FileRow, needed: Duration) -> Result<String, TransferError> {
+        let ttl = self.config.address_ttl;
+        let usable = |f: &FileRow, needed: Duration| {
+            f.download_address
+                .clone()
+                .filter(|_| address_is_fresh(f.address_issued_at, UnixMs::now(), ttl, needed))
+        };
+        if let Some(address) = usable(row, needed) {
+            return Ok(address);
+        }
+        let refreshed = self.addresses.refresh(row).await?;
+        refreshed
+            .and_then(|f| usable(&f, Duration::ZERO))
+            .ok_or(TransferError::NoAddress)
+    }
+
+    /// Forgets the checkpoint (and uploaded parts) so the next attempt starts from zero,
+    /// and says why.
+    async fn restart(&self, row: &FileRow, why: String) -> TransferError {
+        tracing::warn!(file = %row.record_file_id, reason = %why, "restarting the transfer from zero");
+        match self.store.forget_progress(&row.record_file_id).await {
+            Ok(()) => TransferError::Inconsistent(why),
+            Err(e) => e.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_refreshed_before_they_expire() {
+        let hour = 3600 * 1000;
+        let now = UnixMs(100 * hour);
+        let ago = |ms: i64| Some(UnixMs(now.0 - ms));
+        let ttl = Duration::from_secs(6 * 3600);
+        let fresh = |issued, needed| address_is_fresh(issued, now, ttl, needed);
+        assert!(fresh(ago(hour), Duration::ZERO));
+        assert!(fresh(ago(5 * hour), Duration::ZERO));
+        assert!(!fresh(ago(6 * hour - 60_000), Duration::ZERO));
+        assert!(!fresh(ago(7 * hour), Duration::ZERO));
+        assert!(!fresh(None, Duration::ZERO));
+        // 1 h old, but the transfer would need 5 h at the observed throughput.
+        assert!(!fresh(ago(hour), Duration::from_secs(5 * 3600)));
+        assert!(fresh(ago(hour), Duration::from_secs(4 * 3600)));
+    }
+}

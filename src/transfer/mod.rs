@@ -1,0 +1,298 @@
+//! The worker pool: `download.workers` transfers at once, each given a fresh address just
+//! in time (`addresses`), judged before a byte is written (`response`), streamed into the
+//! archive (`attempt`), retried by the program's retry policy and resumed from its last
+//! checkpoint until its file is archived or its attempts run out.
+//!
+//! Idle workers wait on the store's queue notification (files queued, a claimed file put
+//! back, the listing done), not on a timer: a one-file backfill ends when its file does.
+
+mod addresses;
+mod attempt;
+mod meeting_json;
+mod response;
+
+pub use attempt::{TransferError, address_is_fresh};
+
+use crate::archive::{Archive, ArchiveError};
+use crate::client::{ApiClient, CallError};
+use crate::config::DownloadConfig;
+use crate::state::{FileRow, FileStatus, Store, StoreError};
+use addresses::Addresses;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use wemeet_api::ErrorClass;
+
+/// An error that stops every worker: the admin must fix something first.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// The API refused in a way only the admin can fix (credentials, permission).
+    #[error(transparent)]
+    Api(wemeet_api::ApiError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The bucket refused the credentials or the operation (see `ArchiveError::is_fatal`).
+    #[error(transparent)]
+    Archive(ArchiveError),
+}
+
+/// What the pool did in this run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PoolReport {
+    pub archived: u64,
+    pub bytes: u64,
+}
+
+pub struct Downloader {
+    http: reqwest::Client,
+    store: Store,
+    archive: Arc<dyn Archive>,
+    addresses: Addresses,
+    config: DownloadConfig,
+    archived: AtomicU64,
+    bytes: AtomicU64,
+    /// Observed bytes per second of one transfer (moving average), to tell whether an
+    /// address will outlive the transfer about to start on it.
+    throughput: std::sync::Mutex<Option<f64>>,
+    meeting_json_lock: tokio::sync::Mutex<()>,
+}
+
+impl Downloader {
+    pub fn new(
+        store: Store,
+        archive: Arc<dyn Archive>,
+        api: Arc<ApiClient>,
+        config: DownloadConfig,
+    ) -> Result<Self, reqwest::Error> {
+        // No whole-request timeout: a multi-GB body legitimately takes long; a read timeout
+        // catches a stalled connection. No decompression: offsets must be raw bytes.
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(30))
+            .read_timeout(config.read_timeout)
+            .user_agent(concat!("wemeet-archiver/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        tracing::info!(archive = %archive.describe(), "recordings go to");
+        Ok(Self {
+            http,
+            addresses: Addresses::new(api, store.clone()),
+            store,
+            archive,
+            config,
+            archived: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            throughput: std::sync::Mutex::new(None),
+            meeting_json_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Runs `download.workers` workers until the queue is empty and `listing_done` is set,
+    /// or until `cancel` fires (then every transfer in flight checkpoints and stops). Set
+    /// `listing_done` with [`Store::wake_workers`] after it, so idle workers see it.
+    pub async fn run(
+        self: Arc<Self>,
+        listing_done: Arc<AtomicBool>,
+        cancel: CancellationToken,
+    ) -> Result<PoolReport, PoolError> {
+        // A crash between archiving a file and writing its meeting.json left that folder's
+        // meeting.json behind (and maybe a meeting.json.tmp): bring them up to date first.
+        for dir in self.store.dirs_with_stale_meeting_json().await? {
+            if let Err(e) = self.write_meeting_json(&dir).await {
+                tracing::warn!(%dir, error = %crate::errors::chain(&e), "could not rewrite meeting.json");
+            }
+        }
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..self.config.workers {
+            let this = Arc::clone(&self);
+            let done = Arc::clone(&listing_done);
+            let cancel = cancel.clone();
+            workers.spawn(async move { this.work(&done, &cancel).await });
+        }
+        let mut first_error = None;
+        while let Some(joined) = workers.join_next().await {
+            let result = joined.unwrap_or_else(|e| panic!("download worker panicked: {e}"));
+            if let Err(e) = result {
+                // A fatal error (bad credentials, database gone) stops the others too.
+                cancel.cancel();
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(PoolReport {
+                archived: self.archived.load(Ordering::Relaxed),
+                bytes: self.bytes.load(Ordering::Relaxed),
+            }),
+        }
+    }
+
+    async fn work(
+        &self,
+        listing_done: &AtomicBool,
+        cancel: &CancellationToken,
+    ) -> Result<(), PoolError> {
+        while !cancel.is_cancelled() {
+            // Registered before looking, so a file queued after the look still wakes us.
+            let queued = self.store.queue_changed();
+            tokio::pin!(queued);
+            queued.as_mut().enable();
+            // Read the flag before claiming: work queued before it was set is then seen.
+            let done = listing_done.load(Ordering::Acquire);
+            match self.store.claim_next().await? {
+                Some(row) => self.process(row, cancel).await?,
+                None if done => break,
+                None => {
+                    tokio::select! {
+                        () = queued => {}
+                        () = cancel.cancelled() => {}
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// How long `bytes` take at the observed throughput (zero before anything was observed).
+    fn time_needed(&self, bytes: u64) -> Duration {
+        let rate = *self.throughput.lock().unwrap_or_else(|e| e.into_inner());
+        rate.filter(|r| *r > 0.0).map_or(Duration::ZERO, |r| {
+            Duration::from_secs_f64(bytes as f64 / r)
+        })
+    }
+
+    fn observe_throughput(&self, bytes: u64, took: Duration) {
+        if bytes < 1024 * 1024 || took.is_zero() {
+            return; // too small to say anything about the network
+        }
+        let sample = bytes as f64 / took.as_secs_f64();
+        let mut rate = self.throughput.lock().unwrap_or_else(|e| e.into_inner());
+        *rate = Some(rate.map_or(sample, |r| 0.7 * r + 0.3 * sample));
+    }
+
+    /// Drives one claimed file to `archived`, `failed` or `unavailable`, or back to the
+    /// queue on shutdown.
+    async fn process(&self, claimed: FileRow, cancel: &CancellationToken) -> Result<(), PoolError> {
+        let id = claimed.record_file_id;
+        let mut delays = crate::retry::transfer_delays();
+        loop {
+            let Some(row) = self.store.file(&id).await? else {
+                return Ok(());
+            };
+            let started = std::time::Instant::now();
+            let error = match self.attempt(&row, cancel).await {
+                Ok(sha256) => {
+                    let fetched = (row.record_size - row.bytes_done.max(0)).max(0) as u64;
+                    self.observe_throughput(fetched, started.elapsed());
+                    self.archived_one(&row, &sha256).await;
+                    return Ok(());
+                }
+                Err(e) => e,
+            };
+            let error = match self.triage(&row, error, cancel).await? {
+                Triage::Done => return Ok(()),
+                Triage::Again => continue,
+                Triage::Failed(error) => error,
+            };
+            let reason = crate::errors::chain(&error);
+            // What the API says cannot be downloaded is `unavailable`, not `failed`: an
+            // explicit refusal at once, a missing address once the attempts ran out.
+            let (exhausted, now) = match &error {
+                TransferError::Api(e) if e.class() == ErrorClass::GiveUp => {
+                    (FileStatus::Unavailable, true)
+                }
+                TransferError::NoAddress => (FileStatus::Unavailable, false),
+                _ => (FileStatus::Failed, false),
+            };
+            let status = self
+                .store
+                .record_failure(&id, &reason, self.config.max_attempts, exhausted, now)
+                .await?;
+            if status != FileStatus::Transferring {
+                if status == FileStatus::Unavailable {
+                    tracing::error!(file = %id, path = %row.path, error = %reason, "the API gives no way to download this file");
+                } else {
+                    tracing::error!(file = %id, path = %row.path, error = %reason, "giving up on this file");
+                }
+                // What a half-written copy holds (an upload's parts) would cost storage
+                // until a lifecycle rule expired it; `--retry-failed` starts it over.
+                self.archive.discard(&id).await?;
+                return Ok(());
+            }
+            let delay = delays.next().unwrap_or(Duration::from_secs(60));
+            tracing::warn!(file = %id, error = %reason, retry_in_ms = delay.as_millis() as u64, "transfer failed; will retry");
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = cancel.cancelled() => {
+                    self.store.release(&id, None).await?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Sorts a failed attempt: stop (shutdown, or an error only the admin can fix), try
+    /// again without spending an attempt (a full disk), or count it as a failure.
+    async fn triage(
+        &self,
+        row: &FileRow,
+        error: TransferError,
+        cancel: &CancellationToken,
+    ) -> Result<Triage, PoolError> {
+        let id = &row.record_file_id;
+        match error {
+            TransferError::Cancelled => {
+                self.store.release(id, None).await?;
+                Ok(Triage::Done)
+            }
+            TransferError::Store(e) => Err(e.into()),
+            TransferError::Archive(e) if e.is_fatal() => {
+                // Credentials or the bucket's policy: every transfer would fail alike.
+                self.store
+                    .release(id, Some(&crate::errors::chain(&e)))
+                    .await?;
+                Err(PoolError::Archive(e))
+            }
+            TransferError::Archive(e) if e.is_disk_full() => {
+                // Not the file's fault: pause without spending an attempt, and say why
+                // where `status` shows it.
+                tracing::error!(file = %id, error = %crate::errors::chain(&e), "transfer paused");
+                self.store.note_error(id, &crate::errors::chain(&e)).await?;
+                tokio::select! {
+                    () = tokio::time::sleep(self.config.disk_full_retry) => {}
+                    () = cancel.cancelled() => {}
+                }
+                Ok(Triage::Again)
+            }
+            TransferError::Api(CallError::Api(e)) if e.class() == ErrorClass::Fatal => {
+                self.store.release(id, Some(&e.to_string())).await?;
+                Err(PoolError::Api(e))
+            }
+            e @ TransferError::AddressRejected(_) => {
+                // Revoked or expired early: the next attempt must fetch a new one.
+                self.store.forget_address(id).await?;
+                Ok(Triage::Failed(e))
+            }
+            e => Ok(Triage::Failed(e)),
+        }
+    }
+
+    async fn archived_one(&self, row: &FileRow, sha256: &str) {
+        tracing::info!(file = %row.record_file_id, path = %row.path, bytes = row.record_size, %sha256, "archived");
+        self.archived.fetch_add(1, Ordering::Relaxed);
+        self.bytes
+            .fetch_add(row.record_size as u64, Ordering::Relaxed);
+        if let Err(e) = self.write_meeting_json(&row.dir).await {
+            tracing::warn!(file = %row.record_file_id, error = %crate::errors::chain(&e), "could not write meeting.json");
+        }
+    }
+}
+
+/// What a failed attempt leads to.
+enum Triage {
+    /// Nothing more to do with this file now.
+    Done,
+    /// Try again at once, without counting an attempt.
+    Again,
+    /// Count the attempt; retry after a backoff or give up.
+    Failed(TransferError),
+}
