@@ -58,32 +58,7 @@ impl MetricsSource {
         let facts = self.store.daemon_facts().await?;
         let mut registry = Registry::with_prefix("wemeet");
 
-        let calls = Family::<CallLabels, Counter>::default();
-        let used = Family::<EndpointLabel, Gauge>::default();
-        for endpoint in Endpoint::ALL {
-            let budget = self.budgets.of(endpoint);
-            for (outcome, n) in budget.outcomes() {
-                let labels = CallLabels {
-                    endpoint: endpoint.as_str().into(),
-                    outcome,
-                };
-                calls.get_or_create(&labels).inc_by(n);
-            }
-            used.get_or_create(&EndpointLabel {
-                endpoint: endpoint.as_str().into(),
-            })
-            .set(budget.used() as i64);
-        }
-        registry.register(
-            "api_calls",
-            "API calls sent by this process, by endpoint and outcome",
-            calls,
-        );
-        registry.register(
-            "api_budget_used",
-            "API calls spent in the current 60-second window, by endpoint",
-            used,
-        );
+        self.register_api_calls(&mut registry);
 
         let files = Family::<StatusLabel, Gauge>::default();
         let report = self.store.status(now).await?;
@@ -160,6 +135,36 @@ impl MetricsSource {
         prometheus_client::encoding::text::encode(&mut text, &registry)
             .expect("writing to a String cannot fail");
         Ok(text)
+    }
+
+    /// The calls of each endpoint by outcome, and each budget's use.
+    fn register_api_calls(&self, registry: &mut Registry) {
+        let calls = Family::<CallLabels, Counter>::default();
+        let used = Family::<EndpointLabel, Gauge>::default();
+        for endpoint in Endpoint::ALL {
+            let budget = self.budgets.of(endpoint);
+            for (outcome, n) in budget.outcomes() {
+                let labels = CallLabels {
+                    endpoint: endpoint.as_str().into(),
+                    outcome,
+                };
+                calls.get_or_create(&labels).inc_by(n);
+            }
+            used.get_or_create(&EndpointLabel {
+                endpoint: endpoint.as_str().into(),
+            })
+            .set(budget.used() as i64);
+        }
+        registry.register(
+            "api_calls",
+            "API calls sent by this process, by endpoint and outcome",
+            calls,
+        );
+        registry.register(
+            "api_budget_used",
+            "API calls spent in the current 60-second window, by endpoint",
+            used,
+        );
     }
 
     /// Healthy: the database answers and the live window was listed recently.

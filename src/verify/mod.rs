@@ -186,6 +186,52 @@ pub async fn verify(
         jobs,
         ..Summary::default()
     };
+    hash_archived(store, backend, to_check, jobs, &mut files, &mut summary).await?;
+
+    let scope = Scope::new(options);
+    let (disk, unreadable) = walk_archive(store, backend, ignored, &scope).await?;
+    files.extend(unarchived.iter().map(|row| {
+        let on_disk = disk.on_disk.get(&row.path).copied().unwrap_or_default();
+        classify_unarchived(row, on_disk)
+    }));
+    files.extend(disk.findings);
+    files.extend(unreadable.iter().map(|(path, e)| unreadable_entry(path, e)));
+    files.sort_by(|a, b| (&a.path, a.status).cmp(&(&b.path, b.status)));
+    for f in &files {
+        summary.count(f.status);
+    }
+
+    if options.manifest {
+        write_manifest(backend, &files, summary.problems).await?;
+    }
+
+    summary.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let rfc3339 = |t: Option<UnixMs>| t.and_then(UnixMs::to_rfc3339);
+    Ok(VerifyReport {
+        schema: SCHEMA,
+        archive: backend.describe(),
+        started_at: started_at.to_rfc3339(),
+        finished_at: chrono::Utc::now().to_rfc3339(),
+        since: rfc3339(options.since),
+        until: rfc3339(options.until),
+        sample_percent: options.sample_percent,
+        passed: summary.problems == 0,
+        summary,
+        files,
+    })
+}
+
+/// Re-reads the archived files `to_check`, `jobs` at once, into report rows, and records
+/// `verified_at` of the intact ones as it goes.
+async fn hash_archived(
+    store: &Store,
+    backend: &dyn Archive,
+    to_check: Vec<VerifyRow>,
+    jobs: usize,
+    files: &mut Vec<ReportRow>,
+    summary: &mut Summary,
+) -> Result<(), VerifyError> {
+    let checking = to_check.len();
     let mut intact = Vec::new();
     let mut last_progress = Instant::now();
     let mut hashed = futures::stream::iter(to_check.into_iter().map(|row| async move {
@@ -218,53 +264,32 @@ pub async fn verify(
     }
     drop(hashed);
     store.mark_verified(&intact, UnixMs::now()).await?;
+    Ok(())
+}
 
-    let scope = Scope::new(options);
-    let (disk, unreadable) = walk_archive(store, backend, ignored, &scope).await?;
-    files.extend(unarchived.iter().map(|row| {
-        let on_disk = disk.on_disk.get(&row.path).copied().unwrap_or_default();
-        classify_unarchived(row, on_disk)
-    }));
-    files.extend(disk.findings);
-    files.extend(unreadable.iter().map(|(path, e)| unreadable_entry(path, e)));
-    files.sort_by(|a, b| (&a.path, a.status).cmp(&(&b.path, b.status)));
-    for f in &files {
-        summary.count(f.status);
-    }
-
-    if options.manifest {
-        let entries = files
-            .iter()
-            .filter(|f| f.status == Status::Ok)
-            .filter_map(|f| Some((f.actual_sha256.as_deref()?, f.path.as_str())));
-        let text = sums::render(entries);
-        let lines = text.lines().count();
-        backend
-            .put_small(classify::SUMS_FILE, text.into_bytes().into())
-            .await
-            .map_err(VerifyError::Manifest)?;
-        tracing::info!(
-            files = lines,
-            left_out = summary.problems,
-            "wrote {}",
-            classify::SUMS_FILE
-        );
-    }
-
-    summary.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let rfc3339 = |t: Option<UnixMs>| t.and_then(UnixMs::to_rfc3339);
-    Ok(VerifyReport {
-        schema: SCHEMA,
-        archive: backend.describe(),
-        started_at: started_at.to_rfc3339(),
-        finished_at: chrono::Utc::now().to_rfc3339(),
-        since: rfc3339(options.since),
-        until: rfc3339(options.until),
-        sample_percent: options.sample_percent,
-        passed: summary.problems == 0,
-        summary,
-        files,
-    })
+/// Writes `SHA256SUMS` at the root: every file found intact, in `sha256sum -c` format.
+async fn write_manifest(
+    backend: &dyn Archive,
+    files: &[ReportRow],
+    problems: u64,
+) -> Result<(), VerifyError> {
+    let entries = files
+        .iter()
+        .filter(|f| f.status == Status::Ok)
+        .filter_map(|f| Some((f.actual_sha256.as_deref()?, f.path.as_str())));
+    let text = sums::render(entries);
+    let lines = text.lines().count();
+    backend
+        .put_small(classify::SUMS_FILE, text.into_bytes().into())
+        .await
+        .map_err(VerifyError::Manifest)?;
+    tracing::info!(
+        files = lines,
+        left_out = problems,
+        "wrote {}",
+        classify::SUMS_FILE
+    );
+    Ok(())
 }
 
 /// Picks the archived files a `--sample` run re-reads: the `ceil(n * p / 100)` verified
