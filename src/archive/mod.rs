@@ -164,13 +164,7 @@ pub enum ReadError {
     NotFound,
     #[error(transparent)]
     Refused(#[from] UnsafePath),
-    #[error("{action} {path}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    /// Reading failed (an I/O error, the bucket): the file is `unreadable`.
     #[error(transparent)]
     Archive(ArchiveError),
 }
@@ -210,7 +204,7 @@ pub trait Archive: Send + Sync + std::fmt::Debug {
 
     /// Where the next attempt at `file` starts: the bytes already durable (a `.part`
     /// file's last checkpoint, an upload's contiguous parts) and their hash.
-    async fn resume(&self, file: &FileRow) -> Result<Box<dyn Resume>, WriteError>;
+    async fn resume(&self, file: &FileRow) -> Result<Resume, WriteError>;
 
     /// Frees what a file that will not be retried holds (an upload's parts); its
     /// checkpoint is forgotten.
@@ -252,22 +246,61 @@ pub trait Archive: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// The durable start of one attempt at one file.
-#[async_trait]
-pub trait Resume: Send {
+/// The durable start of one attempt at one file: the bytes already durable (their count
+/// and hash, and the download's ETag when they were written) and how the backend goes on
+/// from there.
+pub struct Resume {
+    offset: u64,
+    hasher: Sha256,
+    etag: Option<String>,
+    writer: Box<dyn OpenWriter>,
+}
+
+impl Resume {
+    fn new(offset: u64, hasher: Sha256, etag: Option<String>, writer: Box<dyn OpenWriter>) -> Self {
+        Self {
+            offset,
+            hasher,
+            etag,
+            writer,
+        }
+    }
+
     /// Bytes of the file already durable.
-    fn offset(&self) -> u64;
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
 
     /// The download's ETag when the bytes were written, for `If-Range`.
-    fn etag(&self) -> Option<&str>;
+    pub fn etag(&self) -> Option<&str> {
+        self.etag.as_deref()
+    }
 
     /// The host sent the whole file (it ignored the range, or the file changed): start at
     /// byte 0, keeping what the backend can reuse (an upload).
-    fn from_zero(self: Box<Self>) -> Box<dyn Resume>;
+    pub fn from_zero(self) -> Self {
+        Self {
+            offset: 0,
+            hasher: Sha256::new(),
+            etag: None,
+            ..self
+        }
+    }
 
     /// A writer continuing at [`Resume::offset`], recording `etag` with its checkpoints.
+    pub async fn open(self, etag: Option<String>) -> Result<Box<dyn ArchiveWriter>, WriteError> {
+        self.writer.open(self.offset, self.hasher, etag).await
+    }
+}
+
+/// How a backend opens a writer at a resume point.
+#[async_trait]
+trait OpenWriter: Send {
+    /// A writer at `offset`, `hasher` holding the hash of the bytes before it.
     async fn open(
         self: Box<Self>,
+        offset: u64,
+        hasher: Sha256,
         etag: Option<String>,
     ) -> Result<Box<dyn ArchiveWriter>, WriteError>;
 }

@@ -390,11 +390,11 @@ mod tests {
             classify_archived(&r, Err(ReadError::NotFound)).status,
             Status::Missing
         );
-        let io = ReadError::Io {
+        let io = ReadError::Archive(crate::archive::ArchiveError::Io {
             action: "cannot read",
             path: PathBuf::from("/a/f1.mp4"),
             source: std::io::Error::other("Input/output error"),
-        };
+        });
         let bad = classify_archived(&r, Err(io));
         assert_eq!(bad.status, Status::Unreadable);
         assert!(bad.detail.unwrap().contains("Input/output error"));

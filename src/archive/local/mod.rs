@@ -10,8 +10,8 @@
 mod writer;
 
 use super::{
-    Archive, ArchiveError, ArchiveWriter, Digest, ListedObject, Listing, PART_SUFFIX, READ_BUFFER,
-    ReadError, Resume, WriteError, hash_state, layout,
+    Archive, ArchiveError, ArchiveWriter, Digest, ListedObject, Listing, OpenWriter, PART_SUFFIX,
+    READ_BUFFER, ReadError, Resume, WriteError, hash_state, layout,
 };
 use crate::state::{FileRow, Store, StoreError};
 use async_trait::async_trait;
@@ -137,32 +137,27 @@ impl Archive for LocalArchive {
 
     /// The last checkpoint if its bytes are still in the `.part` file, with the saved hash
     /// state (or, failing that, the hash of those bytes); otherwise byte 0.
-    async fn resume(&self, row: &FileRow) -> Result<Box<dyn Resume>, WriteError> {
-        let mut resume = LocalResume {
+    async fn resume(&self, row: &FileRow) -> Result<Resume, WriteError> {
+        let writer = Box::new(PartWriter {
             archive: self.clone(),
             file: row.clone(),
-            offset: 0,
-            hasher: Sha256::new(),
-            etag: None,
-        };
+        });
         let offset = row.bytes_done.max(0) as u64;
         if offset == 0 || offset > row.record_size as u64 {
-            return Ok(Box::new(resume));
+            return Ok(Resume::new(0, Sha256::new(), None, writer));
         }
         match self.part_len(&row.path).await? {
             Some(len) if len >= offset => {}
-            _ => return Ok(Box::new(resume)),
+            _ => return Ok(Resume::new(0, Sha256::new(), None, writer)),
         }
-        resume.hasher = match row.hash_state.as_deref().and_then(hash_state::restore) {
+        let hasher = match row.hash_state.as_deref().and_then(hash_state::restore) {
             Some(h) => h,
             None => {
                 tracing::info!(file = %row.record_file_id, offset, "re-hashing the partial file");
                 self.hash_prefix(&row.path, offset).await?
             }
         };
-        resume.offset = offset;
-        resume.etag = row.etag.clone();
-        Ok(Box::new(resume))
+        Ok(Resume::new(offset, hasher, row.etag.clone(), writer))
     }
 
     async fn discard(&self, record_file_id: &str) -> Result<(), StoreError> {
@@ -247,45 +242,21 @@ impl Archive for LocalArchive {
     }
 }
 
-/// Where an attempt at one file starts in its `.part` file.
-struct LocalResume {
+/// Opens the `.part` file of one file.
+struct PartWriter {
     archive: LocalArchive,
     file: FileRow,
-    offset: u64,
-    hasher: Sha256,
-    etag: Option<String>,
 }
 
 #[async_trait]
-impl Resume for LocalResume {
-    fn offset(&self) -> u64 {
-        self.offset
-    }
-
-    fn etag(&self) -> Option<&str> {
-        self.etag.as_deref()
-    }
-
-    fn from_zero(self: Box<Self>) -> Box<dyn Resume> {
-        Box::new(LocalResume {
-            offset: 0,
-            hasher: Sha256::new(),
-            etag: None,
-            ..*self
-        })
-    }
-
+impl OpenWriter for PartWriter {
     async fn open(
         self: Box<Self>,
+        offset: u64,
+        hasher: Sha256,
         etag: Option<String>,
     ) -> Result<Box<dyn ArchiveWriter>, WriteError> {
-        let Self {
-            archive,
-            file,
-            offset,
-            hasher,
-            ..
-        } = *self;
+        let Self { archive, file } = *self;
         let part = archive.part_path_of(&file.path)?;
         let dest = archive.path_of(&file.path)?;
         Ok(Box::new(
@@ -320,11 +291,7 @@ async fn sync_dir(path: &Path) -> Result<(), ArchiveError> {
 
 /// Size and SHA-256 of a local file, read in [`READ_BUFFER`] chunks.
 pub fn hash_file(path: &Path) -> Result<Digest, ReadError> {
-    let io = |action, e| ReadError::Io {
-        action,
-        path: path.to_owned(),
-        source: e,
-    };
+    let io = |action, e| ReadError::Archive(ArchiveError::io(action, path, e, 0));
     let mut file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ReadError::NotFound),
@@ -357,11 +324,12 @@ fn walk(root: &Path) -> Result<Listing, ReadError> {
     if let Err(e) = std::fs::metadata(root) {
         return match e.kind() {
             io::ErrorKind::NotFound => Ok(listing),
-            _ => Err(ReadError::Io {
-                action: "cannot list",
-                path: root.to_owned(),
-                source: e,
-            }),
+            _ => Err(ReadError::Archive(ArchiveError::io(
+                "cannot list",
+                root,
+                e,
+                0,
+            ))),
         };
     }
     let relative = |p: &Path| {
@@ -383,11 +351,12 @@ fn walk(root: &Path) -> Result<Listing, ReadError> {
                     .push((relative(entry.path()), format!("cannot stat: {e}"))),
             },
             Err(e) if e.depth() == 0 => {
-                return Err(ReadError::Io {
-                    action: "cannot list",
-                    path: root.to_owned(),
-                    source: e.into(),
-                });
+                return Err(ReadError::Archive(ArchiveError::io(
+                    "cannot list",
+                    root,
+                    e.into(),
+                    0,
+                )));
             }
             Err(e) => {
                 let path = e.path().map(relative).unwrap_or_default();
@@ -440,7 +409,7 @@ mod tests {
         ));
         assert!(matches!(
             archive.digest("2024/01").await,
-            Err(ReadError::Io { .. })
+            Err(ReadError::Archive(ArchiveError::Io { .. }))
         ));
 
         std::os::unix::fs::symlink(dir.path(), root.join("loop")).unwrap();

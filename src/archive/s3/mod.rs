@@ -45,7 +45,7 @@ impl Archive for S3Archive {
         self.bucket.describe()
     }
 
-    async fn resume(&self, file: &FileRow) -> Result<Box<dyn Resume>, WriteError> {
+    async fn resume(&self, file: &FileRow) -> Result<Resume, WriteError> {
         upload::resume(Arc::clone(&self.bucket), self.store.clone(), file).await
     }
 

@@ -13,7 +13,7 @@
 //! its SHA-256 as metadata; it has no resume point (it restarts from zero).
 
 use super::{MAX_COPY_SIZE, S3Bucket, part_size_for};
-use crate::archive::{ArchiveError, ArchiveWriter, Resume, WriteError, hash_state};
+use crate::archive::{ArchiveError, ArchiveWriter, OpenWriter, Resume, WriteError, hash_state};
 use crate::state::uploads::PartRow;
 use crate::state::{FileRow, Store, StoreError};
 use async_trait::async_trait;
@@ -46,17 +46,21 @@ pub(super) async fn resume(
     s3: Arc<S3Bucket>,
     store: Store,
     row: &FileRow,
-) -> Result<Box<dyn Resume>, WriteError> {
+) -> Result<Resume, WriteError> {
     let (offset, hasher, upload) = resume_point(&s3, &store, row).await?;
-    Ok(Box::new(S3Resume {
+    let writer = Box::new(UploadWriter {
         s3,
         store,
         file: row.clone(),
-        offset,
-        hasher: hasher.unwrap_or_else(Sha256::new),
-        etag: row.etag.clone().filter(|_| offset > 0),
         upload,
-    }))
+    });
+    let etag = row.etag.clone().filter(|_| offset > 0);
+    Ok(Resume::new(
+        offset,
+        hasher.unwrap_or_else(Sha256::new),
+        etag,
+        writer,
+    ))
 }
 
 /// The resume offset, the hash state there (`None` at offset 0) and the upload to
@@ -145,49 +149,27 @@ pub(super) struct S3Writer {
     parts: BTreeMap<usize, String>,
 }
 
-/// Where an attempt at one file starts in the bucket.
-struct S3Resume {
+/// Opens (or continues) the upload of one file.
+struct UploadWriter {
     s3: Arc<S3Bucket>,
     store: Store,
     file: FileRow,
-    offset: u64,
-    hasher: Sha256,
-    etag: Option<String>,
     upload: Option<ResumedUpload>,
 }
 
 #[async_trait]
-impl Resume for S3Resume {
-    fn offset(&self) -> u64 {
-        self.offset
-    }
-
-    fn etag(&self) -> Option<&str> {
-        self.etag.as_deref()
-    }
-
-    /// A restart from zero keeps the upload and overwrites its parts.
-    fn from_zero(self: Box<Self>) -> Box<dyn Resume> {
-        Box::new(S3Resume {
-            offset: 0,
-            hasher: Sha256::new(),
-            etag: None,
-            ..*self
-        })
-    }
-
+impl OpenWriter for UploadWriter {
     async fn open(
         self: Box<Self>,
+        offset: u64,
+        hasher: Sha256,
         etag: Option<String>,
     ) -> Result<Box<dyn ArchiveWriter>, WriteError> {
         let Self {
             s3,
             store,
             file,
-            offset,
-            hasher,
             upload,
-            ..
         } = *self;
         Ok(Box::new(
             S3Writer::open(&s3, &store, &file, offset, hasher, etag, upload).await?,
