@@ -12,7 +12,7 @@
 #   BENCH_S3_REPS      repetitions of the S3 figures [2]
 #   BENCH_SCALE        divide every file size by this (a quick smoke run: 16) [1]
 #   BENCH_SKIP         space-separated groups to skip: sim1 ngx1 disk sim8 ngx8 rss resume
-#                      listing year verify s3 []
+#                      listing year onefile verify s3 []
 #   BENCH_OUT          the report [./BENCHMARKS.md]
 #   BENCH_NO_INSTALL   1: do not apt-get/pip anything, use what is there [0]
 #
@@ -686,6 +686,30 @@ if ! skip year; then
     "$D/state.db" >"$D/year.json"
   emit key=year $(python3 -c 'import json,sys; print(" ".join(f"{k}={v}" for k, v in json.load(open(sys.argv[1])).items()))' "$D/year.json") \
     cmd="wemeet-archiver --config C backfill --since $(iso $since) --until $(iso $until)   # simulate --meetings $Y_MEETINGS --days 365 --rate-limit-per-minute $Y_LIMIT --address-ttl ${Y_TTL}s --bandwidth $Y_BW; workers = $Y_WORKERS"
+  stop_pid "$SIM_PID"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 5c. A one-file backfill, whole process (start, config, a new database and its migrations,
+# one listing call, one /v1/addresses call, a 1 kB download, the last commit), against the
+# three loopback requests it makes, timed with curl.
+if ! skip onefile; then
+  log "one-file backfill: 15 runs on a new database each"
+  start_sim onefile --meetings 1 --min-files 1 --max-files 1 --min-size 1KB --max-size 1KB \
+    --shared-fraction 1 --download-allowed-fraction 1 --rate-limit-per-minute 1000 \
+    --addresses-rate-limit-per-minute 1000
+  D=$WORK/onefile
+  write_config "$D" onefile
+  sed -i "s/^\[storage\]/requests_per_minute = 1000\naddresses_per_minute = 1000\n\n[storage]/" "$D/config.toml"
+  URL=$("${PY[@]}" list-urls "$D/config.toml" $((SIM_START - 2 * 86400)) $((SIM_START + 86400)) | cut -f3)
+  for ((r = 1; r <= 15; r++)); do
+    rm -rf "$D/recordings" "$D"/state.db*
+    wait_idle
+    measure env WEMEET_LOG=warn "$BIN" --log-format json --config "$D/config.toml" backfill --since "$SINCE" --until "$UNTIL"
+    emit key=onefile.archiver seconds="$SECS" cmd='wemeet-archiver --config C backfill ...   # 1 meeting, 1 file of 1 kB, a new database each run'
+    rt=$(for i in 1 2 3; do curl -s -o /dev/null -w '%{time_total}\n' "$URL"; done | awk '{ s += $1 } END { printf "%.6f", s }')
+    emit key=onefile.requests seconds="$rt" cmd='3 × curl -s -o /dev/null "$URL"   # the three loopback requests of a one-file backfill'
+  done
   stop_pid "$SIM_PID"
 fi
 

@@ -134,7 +134,9 @@ async fn run(args: Args) -> Result<String, String> {
         records: budget(Endpoint::Records, config.api.requests_per_minute).await?,
         addresses: budget(Endpoint::Addresses, config.api.addresses_per_minute).await?,
     };
-    let api = ApiClient::new(config.api.clone(), budgets).map_err(|e| e.to_string())?;
+    let http = wemeet_archiver::client::http_client(config.download.read_timeout)
+        .map_err(|e| e.to_string())?;
+    let api = ApiClient::new(config.api.clone(), budgets, http.clone());
     let archive = wemeet_archiver::archive::open(
         &config.storage.path,
         config.storage.s3.as_ref(),
@@ -142,15 +144,13 @@ async fn run(args: Args) -> Result<String, String> {
         store.clone(),
     )
     .map_err(|e| e.to_string())?;
-    let downloader = Arc::new(
-        Downloader::new(
-            store.clone(),
-            archive,
-            Arc::new(api),
-            config.download.clone(),
-        )
-        .map_err(|e| e.to_string())?,
-    );
+    let downloader = Arc::new(Downloader::new(
+        store.clone(),
+        archive,
+        Arc::new(api),
+        http,
+        config.download.clone(),
+    ));
 
     let started = Instant::now();
     let report = downloader

@@ -117,6 +117,8 @@ pub struct App {
     pub config: Config,
     pub store: Store,
     pub(crate) api: Arc<ApiClient>,
+    /// The process's one HTTP client, shared by the API client and the downloads.
+    http: reqwest::Client,
     pub(crate) lister: Arc<Lister>,
     /// Held for the life of the process: two archivers on one database would both claim
     /// and write the same files.
@@ -145,7 +147,9 @@ impl App {
                 .await?,
             ),
         };
-        let api = Arc::new(ApiClient::new(config.api.clone(), budgets).map_err(AppError::Http)?);
+        let http =
+            crate::client::http_client(config.download.read_timeout).map_err(AppError::Http)?;
+        let api = Arc::new(ApiClient::new(config.api.clone(), budgets, http.clone()));
         let lister = Arc::new(Lister::new(
             Arc::clone(&api),
             store.clone(),
@@ -155,6 +159,7 @@ impl App {
             config,
             store,
             api,
+            http,
             lister,
             _lock: lock,
         })
@@ -174,15 +179,13 @@ impl App {
 
     /// The download pool, writing to the configured archive.
     pub(crate) fn downloader(&self) -> Result<Arc<Downloader>, AppError> {
-        Ok(Arc::new(
-            Downloader::new(
-                self.store.clone(),
-                self.archive()?,
-                Arc::clone(&self.api),
-                self.config.download.clone(),
-            )
-            .map_err(AppError::Http)?,
-        ))
+        Ok(Arc::new(Downloader::new(
+            self.store.clone(),
+            self.archive()?,
+            Arc::clone(&self.api),
+            self.http.clone(),
+            self.config.download.clone(),
+        )))
     }
 
     /// Lists `[since, until]` (UNIX seconds) window by window while the pool downloads what

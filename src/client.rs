@@ -16,6 +16,20 @@ use wemeet_api::{
     RecordsPage, Request,
 };
 
+/// The process's one HTTP client, for the API and the download host alike: building one
+/// loads the system's CA certificates (hundreds of files), so it is done once.
+///
+/// No whole-request timeout (a multi-GB body legitimately takes long: API calls set their
+/// own); a read timeout catches a stalled connection. No decompression: download offsets
+/// must be raw bytes.
+pub fn http_client(read_timeout: std::time::Duration) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .read_timeout(read_timeout)
+        .user_agent(concat!("wemeet-archiver/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
 /// Replies larger than this are not a page of either endpoint; refuse to buffer them.
 const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
 
@@ -93,23 +107,21 @@ pub struct ApiClient {
 }
 
 impl ApiClient {
-    pub fn new(config: ApiConfig, budgets: Budgets) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .user_agent(concat!("wemeet-archiver/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+    /// `http` is the process's one HTTP client (see [`http_client`]); each API call is
+    /// bounded by `api.timeout` on its own.
+    pub fn new(config: ApiConfig, budgets: Budgets, http: reqwest::Client) -> Self {
         let credentials = Credentials {
             app_id: config.app_id.clone(),
             sdk_id: config.sdk_id.clone(),
             secret_id: config.secret_id.clone(),
             secret_key: config.secret_key.clone(),
         };
-        Ok(Self {
+        Self {
             http,
             config,
             credentials,
             budgets,
-        })
+        }
     }
 
     pub fn budgets(&self) -> &Budgets {
@@ -206,7 +218,7 @@ impl ApiClient {
         let call_id = budget.spend(priority).await.map_err(CallError::Budget)?;
         let sent_at = UnixMs::now();
         let nonce = rand::rng().random_range(1..u32::MAX);
-        let mut http = self.http.get(url);
+        let mut http = self.http.get(url).timeout(self.config.timeout);
         for (name, value) in wemeet_api::sign::headers(
             &self.credentials,
             "GET",

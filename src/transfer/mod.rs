@@ -59,21 +59,17 @@ pub struct Downloader {
 }
 
 impl Downloader {
+    /// `http` is the process's HTTP client ([`crate::client::http_client`], with
+    /// `download.read_timeout`).
     pub fn new(
         store: Store,
         archive: Arc<dyn Archive>,
         api: Arc<ApiClient>,
+        http: reqwest::Client,
         config: DownloadConfig,
-    ) -> Result<Self, reqwest::Error> {
-        // No whole-request timeout: a multi-GB body legitimately takes long; a read timeout
-        // catches a stalled connection. No decompression: offsets must be raw bytes.
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(30))
-            .read_timeout(config.read_timeout)
-            .user_agent(concat!("wemeet-archiver/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+    ) -> Self {
         tracing::info!(archive = %archive.describe(), "recordings go to");
-        Ok(Self {
+        Self {
             http,
             addresses: Addresses::new(api, store.clone()),
             store,
@@ -83,7 +79,7 @@ impl Downloader {
             bytes: AtomicU64::new(0),
             throughput: std::sync::Mutex::new(None),
             meeting_json_lock: tokio::sync::Mutex::new(()),
-        })
+        }
     }
 
     /// Runs `download.workers` workers until the queue is empty and `listing_done` is set,
