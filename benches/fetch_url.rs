@@ -150,6 +150,7 @@ async fn run(args: Args) -> Result<String, String> {
         Arc::new(api),
         http,
         config.download.clone(),
+        config.poll.interval,
     ));
 
     let started = Instant::now();

@@ -185,6 +185,7 @@ impl App {
             Arc::clone(&self.api),
             self.http.clone(),
             self.config.download.clone(),
+            self.config.poll.interval,
         )))
     }
 

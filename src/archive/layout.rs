@@ -83,6 +83,63 @@ pub fn file_path(dir: &str, record_file_id: &str) -> String {
     format!("{dir}/{id}.mp4")
 }
 
+/// Longest file-type part of an artifact's name (`pdf`, `docx`: this only bounds hostile
+/// input).
+const MAX_TYPE_BYTES: usize = 10;
+
+/// A file type as the API gave it (`txt`, `PDF`, `docs`...), made one safe lowercase word.
+/// The page writes `docs` for Word files: they are named `.docx`, as a Word file is.
+fn safe_type(file_type: &str) -> String {
+    let t: String = file_type
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(MAX_TYPE_BYTES)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    match t.as_str() {
+        "" => "bin".into(),
+        "docs" => "docx".into(),
+        _ => t,
+    }
+}
+
+/// What an artifact is, for its key and its name: the audio track, or the `nth` (from 1)
+/// transcript of its `file_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Artifact<'a> {
+    Audio,
+    Transcript { file_type: &'a str, nth: usize },
+}
+
+/// The key of an artifact's row, derived from its video's record_file_id:
+/// `{id}/audio`, `{id}/transcript/{type}`, `{id}/transcript/{type}/2`, ...
+pub fn artifact_key(video_id: &str, artifact: Artifact<'_>) -> String {
+    match artifact {
+        Artifact::Audio => format!("{video_id}/audio"),
+        Artifact::Transcript { file_type, nth: 1 } => {
+            format!("{video_id}/transcript/{}", safe_type(file_type))
+        }
+        Artifact::Transcript { file_type, nth } => {
+            format!("{video_id}/transcript/{}/{nth}", safe_type(file_type))
+        }
+    }
+}
+
+/// An artifact's file, beside its video in `dir`: `{id}.m4a`, `{id}.transcript.{type}`, and
+/// `{id}.transcript.2.{type}` for a second transcript of the same type.
+pub fn artifact_path(dir: &str, video_id: &str, artifact: Artifact<'_>) -> String {
+    let id = safe_component(video_id, MAX_ID_BYTES).unwrap_or_else(|| "recording".into());
+    match artifact {
+        Artifact::Audio => format!("{dir}/{id}.m4a"),
+        Artifact::Transcript { file_type, nth: 1 } => {
+            format!("{dir}/{id}.transcript.{}", safe_type(file_type))
+        }
+        Artifact::Transcript { file_type, nth } => {
+            format!("{dir}/{id}.transcript.{nth}.{}", safe_type(file_type))
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("refusing path `{0}`: it is not a plain relative path inside the archive")]
 pub struct UnsafePath(pub String);
@@ -171,6 +228,42 @@ mod tests {
     fn empty_subject_falls_back_to_the_meeting_id() {
         assert_eq!(subject_part(""), "6249");
         assert_eq!(subject_part(" . "), "6249");
+    }
+
+    #[test]
+    fn artifacts_live_beside_their_video_under_safe_names() {
+        let d = "2024/01/02/1-x";
+        assert_eq!(
+            artifact_path(d, "9", Artifact::Audio),
+            "2024/01/02/1-x/9.m4a"
+        );
+        let t = |file_type, nth| Artifact::Transcript { file_type, nth };
+        assert_eq!(
+            artifact_path(d, "9", t("txt", 1)),
+            "2024/01/02/1-x/9.transcript.txt"
+        );
+        assert_eq!(
+            artifact_path(d, "9", t("PDF", 2)),
+            "2024/01/02/1-x/9.transcript.2.pdf"
+        );
+        assert_eq!(
+            artifact_path(d, "9", t("../../x/../docx", 1)),
+            "2024/01/02/1-x/9.transcript.xdocx"
+        );
+        assert_eq!(
+            artifact_path(d, "9", t("", 1)),
+            "2024/01/02/1-x/9.transcript.bin"
+        );
+        assert_eq!(artifact_key("9", Artifact::Audio), "9/audio");
+        assert_eq!(artifact_key("9", t("docs", 1)), "9/transcript/docx");
+        assert_eq!(artifact_key("9", t("docs", 3)), "9/transcript/docx/3");
+        assert_eq!(
+            artifact_path(d, "9", t("docs", 1)),
+            "2024/01/02/1-x/9.transcript.docx"
+        );
+        for nth in 1..3 {
+            assert!(resolve(Path::new("/a"), &artifact_path(d, "9", t("../..", nth))).is_ok());
+        }
     }
 
     #[test]

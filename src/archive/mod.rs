@@ -287,21 +287,29 @@ impl Resume {
         }
     }
 
-    /// A writer continuing at [`Resume::offset`], recording `etag` with its checkpoints.
-    pub async fn open(self, etag: Option<String>) -> Result<Box<dyn ArchiveWriter>, WriteError> {
-        self.writer.open(self.offset, self.hasher, etag).await
+    /// A writer continuing at [`Resume::offset`] of a file of `size` bytes (the listing's
+    /// `record_size`, or what an artifact's first response announced), recording `etag`
+    /// with its checkpoints.
+    pub async fn open(
+        self,
+        etag: Option<String>,
+        size: u64,
+    ) -> Result<Box<dyn ArchiveWriter>, WriteError> {
+        self.writer.open(self.offset, self.hasher, etag, size).await
     }
 }
 
 /// How a backend opens a writer at a resume point.
 #[async_trait]
 trait OpenWriter: Send {
-    /// A writer at `offset`, `hasher` holding the hash of the bytes before it.
+    /// A writer at `offset` of a `size`-byte file, `hasher` holding the hash of the bytes
+    /// before `offset`.
     async fn open(
         self: Box<Self>,
         offset: u64,
         hasher: Sha256,
         etag: Option<String>,
+        size: u64,
     ) -> Result<Box<dyn ArchiveWriter>, WriteError>;
 }
 

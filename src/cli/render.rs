@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use wemeet_archiver::app::BackfillReport;
 use wemeet_archiver::config::Config;
-use wemeet_archiver::state::StatusReport;
+use wemeet_archiver::state::{FileKind, StatusReport};
 use wemeet_archiver::time::UnixMs;
 
 /// RFC 3339, or `-` for a time that never was.
@@ -63,6 +63,19 @@ pub fn status(report: &StatusReport, config: &Config) -> String {
     let _ = writeln!(out, "meetings: {}", counts(meetings));
     let files = report.files.iter().map(|(k, v)| (k.as_str(), *v));
     let _ = writeln!(out, "files:    {}", counts(files));
+    if config.download.artifacts.len() > 1 {
+        for (kind, by_status) in &report.by_kind {
+            let statuses = by_status.iter().map(|(k, v)| (k.as_str(), *v));
+            let _ = writeln!(out, "  {:<10}  {}", kind.as_str(), counts(statuses));
+        }
+    }
+    if config.download.wants(FileKind::Transcript) {
+        let _ = writeln!(
+            out,
+            "transcripts: awaited for {} meeting(s); the wait ended without one for {}",
+            report.transcripts_awaited, report.transcript_waits_ended
+        );
+    }
     let _ = writeln!(
         out,
         "archived: {} bytes; still to download: {} bytes",

@@ -261,6 +261,7 @@ mod tests {
             actual_sha256: None,
             status,
             detail: detail.map(String::from),
+            kind: Some(wemeet_archiver::state::FileKind::Video),
         }
     }
 
@@ -296,7 +297,7 @@ mod tests {
         );
         assert_eq!(
             lines.collect::<String>(),
-            "1,2,\"a, \"\"quoted\"\"\nsubject\",x/y.mp4,3,,,,missing,gone\n"
+            "1,2,\"a, \"\"quoted\"\"\nsubject\",x/y.mp4,3,,,,missing,gone,video\n"
         );
         assert_eq!(
             render(&report(Vec::new()), Format::Csv),

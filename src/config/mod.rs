@@ -133,6 +133,19 @@ pub struct DownloadConfig {
     /// How long the API's download addresses stay valid after they are issued (6 h per
     /// Tencent's documentation; configurable in case that changes).
     pub address_ttl: Duration,
+    /// What of each recording is archived: always its video, and (opt-in) its audio track
+    /// and transcripts.
+    pub artifacts: Vec<crate::state::FileKind>,
+    /// How long after a recording ended its transcripts are waited for (they can appear
+    /// hours after transcoding); then the wait ends quietly.
+    pub artifact_wait: Duration,
+}
+
+impl DownloadConfig {
+    /// Whether artifacts of `kind` are archived.
+    pub fn wants(&self, kind: crate::state::FileKind) -> bool {
+        self.artifacts.contains(&kind)
+    }
 }
 
 #[derive(Deserialize)]
@@ -258,6 +271,8 @@ struct RawDownload {
     read_timeout: String,
     disk_full_retry: String,
     address_ttl: String,
+    artifacts: Vec<String>,
+    artifact_wait: String,
 }
 
 impl Default for RawDownload {
@@ -269,6 +284,8 @@ impl Default for RawDownload {
             read_timeout: "60s".into(),
             disk_full_retry: "30s".into(),
             address_ttl: "6h".into(),
+            artifacts: vec!["video".into()],
+            artifact_wait: "2d".into(),
         }
     }
 }
@@ -558,7 +575,34 @@ fn validate_download(raw: RawDownload) -> Result<DownloadConfig, ConfigError> {
             "must be at least 1s, e.g. \"60s\"",
         ));
     }
+    let artifacts = raw
+        .artifacts
+        .iter()
+        .map(|name| {
+            crate::state::FileKind::ALL
+                .into_iter()
+                .find(|k| k.as_str() == name)
+                .ok_or_else(|| {
+                    invalid(
+                        "download.artifacts",
+                        format!(
+                            "`{name}` is not a kind of artifact; use a list of \"video\", \
+                             \"audio\", \"transcript\", e.g. [\"video\", \"transcript\"]"
+                        ),
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if !artifacts.contains(&crate::state::FileKind::Video) {
+        return Err(invalid(
+            "download.artifacts",
+            "must include \"video\": the recording itself is always archived, its audio and \
+             transcripts beside it",
+        ));
+    }
     Ok(DownloadConfig {
+        artifacts,
+        artifact_wait: duration("download.artifact_wait", &raw.artifact_wait)?,
         workers: raw.workers as usize,
         max_attempts: raw.max_attempts as u32,
         checkpoint_bytes: raw.checkpoint_bytes as u64,
@@ -679,6 +723,8 @@ path = "state.db"
             defaults.download.disk_full_retry
         );
         assert_eq!(c.download.address_ttl, defaults.download.address_ttl);
+        assert_eq!(c.download.artifacts, defaults.download.artifacts);
+        assert_eq!(c.download.artifact_wait, defaults.download.artifact_wait);
         assert_eq!(c.poll.interval, defaults.poll.interval);
         assert_eq!(c.poll.lookback, defaults.poll.lookback);
         assert_eq!(c.metrics.listen, defaults.metrics.listen);
@@ -761,6 +807,16 @@ path = "state.db"
                 "[database]",
                 "[poll]\ninterval = \"soon\"\n[database]",
                 "poll.interval",
+            ),
+            (
+                "[database]",
+                "[download]\nartifacts = [\"video\", \"chat\"]\n[database]",
+                "download.artifacts",
+            ),
+            (
+                "[database]",
+                "[download]\nartifacts = [\"audio\"]\n[database]",
+                "download.artifacts",
             ),
             (
                 "[database]",

@@ -46,13 +46,58 @@ impl FileStatus {
     }
 }
 
+/// What a row of `files` holds: a recording's video, or one of its artifacts.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    sqlx::Type,
+)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(rename_all = "lowercase")]
+pub enum FileKind {
+    /// The MP4 the listing announces (with its size).
+    Video,
+    /// The audio track alone (m4a), from `/v1/addresses`.
+    Audio,
+    /// A transcript (txt, pdf, docx), from `/v1/addresses`; may appear hours late.
+    Transcript,
+}
+
+impl FileKind {
+    pub const ALL: [Self; 3] = [Self::Video, Self::Audio, Self::Transcript];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Video => "video",
+            Self::Audio => "audio",
+            Self::Transcript => "transcript",
+        }
+    }
+}
+
 /// A file with what a transfer needs from its meeting.
 #[derive(Clone, sqlx::FromRow)]
 pub struct FileRow {
+    /// The key of the row: the API's record_file_id for a video, derived from its video's
+    /// for an artifact.
     pub record_file_id: String,
+    pub kind: FileKind,
+    /// An artifact's video (`None` for a video).
+    pub parent_file_id: Option<String>,
     pub meeting_record_id: String,
     pub media_start_time: UnixMs,
+    /// Bytes announced: by the listing for a video, by the first response for an artifact
+    /// (0 until then, `size_known` false).
     pub record_size: i64,
+    pub size_known: bool,
     pub path: String,
     pub dir: String,
     pub status: FileStatus,
@@ -74,6 +119,7 @@ impl std::fmt::Debug for FileRow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FileRow")
             .field("record_file_id", &self.record_file_id)
+            .field("kind", &self.kind)
             .field("path", &self.path)
             .field("status", &self.status)
             .field("record_size", &self.record_size)
@@ -96,7 +142,8 @@ pub struct Checkpoint {
 macro_rules! select_files {
     ($tail:literal) => {
         concat!(
-            "SELECT f.record_file_id, f.meeting_record_id, m.media_start_time, f.record_size,
+            "SELECT f.record_file_id, f.kind, f.parent_file_id, f.meeting_record_id,
+               m.media_start_time, f.record_size, f.size_known,
                f.path, m.dir, f.status, f.download_address, f.address_issued_at, f.attempts,
                f.bytes_done, f.etag, f.hash_state, f.sha256, f.archived_size, f.last_error,
                f.archived_at

@@ -5,6 +5,7 @@
 //! `kill -9` at any instant leaves either the old or the new state, never a mix. Upserts are
 //! keyed by the API's own ids, so listing the same window twice changes nothing.
 
+mod artifacts;
 mod facts;
 mod files;
 mod meetings;
@@ -12,8 +13,9 @@ mod status;
 pub mod uploads;
 pub mod verify;
 
+pub use artifacts::ArtifactUpsert;
 pub use facts::{DaemonFacts, DaemonStatus, Fact, PendingFile};
-pub use files::{Checkpoint, FileRow, FileStatus};
+pub use files::{Checkpoint, FileKind, FileRow, FileStatus};
 pub use meetings::{FileUpsert, MeetingRow, MeetingUpsert};
 pub use status::{Failure, StatusReport};
 

@@ -1,6 +1,6 @@
 //! The numbers `status` prints.
 
-use super::{FileStatus, Store, StoreError};
+use super::{FileKind, FileStatus, Store, StoreError};
 use crate::time::UnixMs;
 use std::collections::BTreeMap;
 
@@ -11,6 +11,13 @@ pub struct StatusReport {
     pub meetings: BTreeMap<String, i64>,
     /// Files by status: queued, transferring, archived, failed, unavailable.
     pub files: BTreeMap<FileStatus, i64>,
+    /// The same by kind: videos, audio tracks, transcripts.
+    pub by_kind: BTreeMap<FileKind, BTreeMap<FileStatus, i64>>,
+    /// Meetings looked at for artifacts with a video still without a transcript: still
+    /// waited for, and those whose wait (`download.artifact_wait`) ended without one.
+    /// Meaningful when transcripts are archived.
+    pub transcripts_awaited: i64,
+    pub transcript_waits_ended: i64,
     pub bytes_archived: i64,
     pub bytes_pending: i64,
     pub windows_listed: i64,
@@ -56,10 +63,31 @@ impl Store {
             sqlx::query_as("SELECT state, COUNT(*) FROM meetings GROUP BY state")
                 .fetch_all(self.pool())
                 .await?;
-        let files: Vec<(FileStatus, i64)> =
-            sqlx::query_as("SELECT status, COUNT(*) FROM files GROUP BY status")
+        let counts: Vec<(FileKind, FileStatus, i64)> =
+            sqlx::query_as("SELECT kind, status, COUNT(*) FROM files GROUP BY kind, status")
                 .fetch_all(self.pool())
                 .await?;
+        let mut files = BTreeMap::new();
+        let mut by_kind: BTreeMap<FileKind, BTreeMap<FileStatus, i64>> = BTreeMap::new();
+        for (kind, status, n) in counts {
+            *files.entry(status).or_default() += n;
+            by_kind.entry(kind).or_default().insert(status, n);
+        }
+        // Meetings looked at for artifacts with a video still without a transcript: awaited
+        // while their wait runs, given up on once it ended.
+        let (transcripts_awaited, transcript_waits_ended): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(m.transcript_wait_ended_at IS NULL), 0),
+                    COALESCE(SUM(m.transcript_wait_ended_at IS NOT NULL), 0)
+             FROM meetings m
+             WHERE m.artifacts_checked_at IS NOT NULL
+               AND EXISTS (SELECT 1 FROM files v WHERE v.meeting_record_id = m.meeting_record_id
+                           AND v.kind = 'video'
+                           AND NOT EXISTS (SELECT 1 FROM files t
+                                           WHERE t.parent_file_id = v.record_file_id
+                                             AND t.kind = 'transcript'))",
+        )
+        .fetch_one(self.pool())
+        .await?;
         let (bytes_archived, bytes_pending): (i64, i64) = sqlx::query_as(
             "SELECT
                COALESCE(SUM(CASE WHEN status = 'archived' THEN archived_size END), 0),
@@ -92,7 +120,10 @@ impl Store {
                 .into_iter()
                 .map(|(s, n)| (state_name(s), n))
                 .collect(),
-            files: files.into_iter().collect(),
+            files,
+            by_kind,
+            transcripts_awaited,
+            transcript_waits_ended,
             bytes_archived,
             bytes_pending,
             windows_listed,

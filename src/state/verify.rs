@@ -1,6 +1,6 @@
 //! What `verify` reads from the database, and the one thing it writes: `verified_at`.
 
-use super::{FileStatus, Store, StoreError};
+use super::{FileKind, FileStatus, Store, StoreError};
 use crate::time::UnixMs;
 
 /// A file as `verify` checks it: what was recorded at download time, with the meeting
@@ -8,6 +8,7 @@ use crate::time::UnixMs;
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct VerifyRow {
     pub record_file_id: String,
+    pub kind: FileKind,
     pub meeting_code: String,
     pub subject: String,
     /// 1 recording, 2 transcoding, 3 transcoded.
@@ -48,7 +49,7 @@ impl Store {
         end: Option<UnixMs>,
     ) -> Result<Vec<VerifyRow>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT f.record_file_id, m.meeting_code, m.subject, m.state AS meeting_state,
+            "SELECT f.record_file_id, f.kind, m.meeting_code, m.subject, m.state AS meeting_state,
                     m.media_start_time, f.path, f.status, f.record_size, f.archived_size,
                     f.sha256, f.bytes_done, f.attempts, f.last_error, f.verified_at
              FROM files f JOIN meetings m USING (meeting_record_id)

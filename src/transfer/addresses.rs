@@ -1,4 +1,5 @@
-//! Download addresses just in time, from `GET /v1/addresses?meeting_record_id=`.
+//! Download addresses just in time, from `GET /v1/addresses?meeting_record_id=`; and the
+//! artifacts of a recording (audio track, transcripts), which only that endpoint reveals.
 //!
 //! The listing carries an address only where the owner turned sharing on and allowed
 //! downloads, and every address dies 6 hours after it was issued. So a transfer takes its
@@ -6,11 +7,18 @@
 //! observed throughput, else one `/v1/addresses` call for its meeting, which serves every
 //! file of that meeting still to download (its siblings are claimed next, see
 //! `Store::claim_next`). The listing is never re-read to refresh an address.
+//!
+//! Every such call also records the meeting's artifacts, when they are archived
+//! (`download.artifacts`): they become rows of their own, queued with their addresses.
 
+use crate::archive::layout::{self, Artifact};
 use crate::client::{ApiClient, CallError};
-use crate::state::{FileRow, Store, StoreError};
-use std::collections::HashMap;
+use crate::state::{ArtifactUpsert, FileKind, FileRow, Store, StoreError};
+use crate::time::UnixMs;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wemeet_api::AddressFile;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AddressError {
@@ -20,20 +28,36 @@ pub enum AddressError {
     Store(#[from] StoreError),
 }
 
+/// Which artifacts are archived, and how long transcripts are waited for.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct ArtifactPolicy {
+    pub audio: bool,
+    pub transcripts: bool,
+    pub wait: Duration,
+}
+
+impl ArtifactPolicy {
+    pub fn any(self) -> bool {
+        self.audio || self.transcripts
+    }
+}
+
 /// Fetches addresses for workers, one call per meeting however many workers ask at once.
 pub(super) struct Addresses {
     api: Arc<ApiClient>,
     store: Store,
+    artifacts: ArtifactPolicy,
     /// One lock per meeting being fetched: workers waiting for the same meeting share the
     /// call of the first (entries go when the last waiter leaves).
     in_flight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Addresses {
-    pub(super) fn new(api: Arc<ApiClient>, store: Store) -> Self {
+    pub(super) fn new(api: Arc<ApiClient>, store: Store, artifacts: ArtifactPolicy) -> Self {
         Self {
             api,
             store,
+            artifacts,
             in_flight: Mutex::default(),
         }
     }
@@ -61,15 +85,30 @@ impl Addresses {
         result
     }
 
+    /// Looks at a meeting for its artifacts (claimed by `Store::claim_artifact_check`).
+    pub(super) async fn look_for_artifacts(
+        &self,
+        meeting_record_id: &str,
+    ) -> Result<(), AddressError> {
+        let lock = self.lock_of(meeting_record_id);
+        let result = async {
+            let _one_call = lock.lock().await;
+            self.fetch(meeting_record_id).await
+        }
+        .await;
+        self.release(meeting_record_id, lock);
+        result
+    }
+
     /// One `/v1/addresses` call (every page of it) for a meeting; stores what it gives.
     async fn fetch(&self, meeting_record_id: &str) -> Result<(), AddressError> {
         let answer = self.api.record_addresses(meeting_record_id).await?;
         let given: Vec<(String, String)> = answer
             .reply
-            .into_iter()
+            .iter()
             .filter_map(|f| {
-                let address = f.download_address?.expose().to_string();
-                Some((f.record_file_id, address))
+                let address = f.download_address.as_ref()?.expose().to_string();
+                Some((f.record_file_id.clone(), address))
             })
             .collect();
         tracing::debug!(
@@ -79,6 +118,100 @@ impl Addresses {
         );
         // Issued no earlier than the call was sent: never overestimate their life.
         self.store.set_addresses(&given, answer.sent_at).await?;
+        if self.artifacts.any() {
+            let artifacts = self.artifacts_of(meeting_record_id, &answer.reply).await?;
+            self.store
+                .upsert_artifacts(meeting_record_id, &artifacts, answer.sent_at)
+                .await?;
+            if self.artifacts.transcripts {
+                self.maybe_end_transcript_wait(meeting_record_id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The artifacts `/v1/addresses` gave for the meeting's known videos.
+    async fn artifacts_of(
+        &self,
+        meeting_record_id: &str,
+        files: &[AddressFile],
+    ) -> Result<Vec<ArtifactUpsert>, StoreError> {
+        let videos: HashMap<String, String> = self
+            .store
+            .files_of_meeting(meeting_record_id)
+            .await?
+            .into_iter()
+            .filter(|f| f.kind == FileKind::Video)
+            .map(|f| (f.record_file_id, f.dir))
+            .collect();
+        let mut out = Vec::new();
+        for f in files {
+            let Some(dir) = videos.get(&f.record_file_id) else {
+                continue;
+            };
+            let mut artifact = |artifact: Artifact<'_>, kind, address: &wemeet_api::Secret| {
+                out.push(ArtifactUpsert {
+                    key: layout::artifact_key(&f.record_file_id, artifact),
+                    kind,
+                    parent_file_id: f.record_file_id.clone(),
+                    path: layout::artifact_path(dir, &f.record_file_id, artifact),
+                    download_address: address.expose().to_string(),
+                });
+            };
+            if self.artifacts.audio
+                && let Some(address) = &f.audio_address
+            {
+                artifact(Artifact::Audio, FileKind::Audio, address);
+            }
+            if self.artifacts.transcripts {
+                let mut seen: HashMap<String, usize> = HashMap::new();
+                for t in &f.meeting_summary {
+                    let Some(address) = &t.download_address else {
+                        continue;
+                    };
+                    // Counted by the name it gets (`docs` and `docx` are one type).
+                    let named = layout::artifact_key(
+                        "",
+                        Artifact::Transcript {
+                            file_type: &t.file_type,
+                            nth: 1,
+                        },
+                    );
+                    let nth = seen.entry(named).or_default();
+                    *nth += 1;
+                    let transcript = Artifact::Transcript {
+                        file_type: &t.file_type,
+                        nth: *nth,
+                    };
+                    artifact(transcript, FileKind::Transcript, address);
+                }
+            }
+        }
+        let mut keys = HashSet::new();
+        out.retain(|a| keys.insert(a.key.clone()));
+        Ok(out)
+    }
+
+    /// Transcripts can appear hours after transcoding: a meeting with a video still
+    /// without one is looked at again at later polls, until `artifact_wait` after the
+    /// recording ended (at once, for an old one); then the wait ends quietly.
+    async fn maybe_end_transcript_wait(&self, meeting_record_id: &str) -> Result<(), StoreError> {
+        let (waiting, ended) = self
+            .store
+            .videos_without_transcript(meeting_record_id)
+            .await?;
+        let now = UnixMs::now();
+        if !waiting.is_empty() && now >= ended + self.artifacts.wait {
+            tracing::info!(
+                meeting = meeting_record_id,
+                files = waiting.len(),
+                wait_s = self.artifacts.wait.as_secs(),
+                "no transcript for these files within download.artifact_wait of the recording's end; not waiting any longer"
+            );
+            self.store
+                .end_transcript_wait(meeting_record_id, now)
+                .await?;
+        }
         Ok(())
     }
 

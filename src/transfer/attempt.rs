@@ -89,15 +89,16 @@ impl Downloader {
         row: &FileRow,
         cancel: &CancellationToken,
     ) -> Result<String, TransferError> {
-        let size = row.record_size as u64;
-        let needed = self.time_needed(size.saturating_sub(row.bytes_done.max(0) as u64));
+        let needed =
+            self.time_needed((row.record_size as u64).saturating_sub(row.bytes_done.max(0) as u64));
         let address = self.address_for(row, needed).await?;
         let resume = self.archive.resume(row).await?;
-        if resume.offset() == size {
+        if row.size_known && resume.offset() == row.record_size as u64 {
             // Every byte is durable already (the last run stopped between its last
             // checkpoint and the commit): nothing is left to download.
             let etag = resume.etag().map(str::to_string);
-            return Ok(resume.open(etag).await?.finish(cancel).await?);
+            let mut writer = resume.open(etag, row.record_size as u64).await?;
+            return Ok(writer.finish(cancel).await?);
         }
         let mut request = self.http.get(address);
         if resume.offset() > 0 {
@@ -119,6 +120,12 @@ impl Downloader {
             content_length: response.content_length(),
             content_type: header(CONTENT_TYPE),
         };
+        // An artifact's size is what its first response announces; every resume is then
+        // held to it.
+        let size = match row.size_known {
+            true => row.record_size as u64,
+            false => answer.content_length.unwrap_or(0),
+        };
         let verdict = response::judge(&answer, resume.offset(), size, resume.etag());
         let etag = etag.map(str::to_string);
         let resume = match verdict {
@@ -139,19 +146,24 @@ impl Downloader {
             Verdict::NotTheRecording(why) => return Err(TransferError::Inconsistent(why)),
             Verdict::Status(status) => return Err(TransferError::Status(status)),
         };
-        let writer = resume.open(etag).await?;
-        self.stream(row, response, writer, cancel).await
+        if !row.size_known {
+            self.store
+                .set_announced_size(&row.record_file_id, size)
+                .await?;
+        }
+        let writer = resume.open(etag, size).await?;
+        self.stream(row, size, response, writer, cancel).await
     }
 
     /// Streams the body into `writer` and finishes it once every byte is there.
     async fn stream(
         &self,
         row: &FileRow,
+        size: u64,
         response: reqwest::Response,
         mut writer: Box<dyn ArchiveWriter>,
         cancel: &CancellationToken,
     ) -> Result<String, TransferError> {
-        let size = row.record_size as u64;
         let mut body = response.bytes_stream();
         loop {
             let next = tokio::select! {

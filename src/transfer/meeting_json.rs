@@ -32,7 +32,8 @@ impl Downloader {
                 .into_iter()
                 .map(|f| {
                     serde_json::json!({
-                        "record_file_id": f.record_file_id,
+                        "record_file_id": f.parent_file_id.as_ref().unwrap_or(&f.record_file_id),
+                        "kind": f.kind,
                         "file": f.path.rsplit('/').next(),
                         "record_size": f.record_size,
                         "sha256": f.sha256,

@@ -16,8 +16,9 @@ pub use attempt::{TransferError, address_is_fresh};
 use crate::archive::{Archive, ArchiveError};
 use crate::client::{ApiClient, CallError};
 use crate::config::DownloadConfig;
-use crate::state::{FileRow, FileStatus, Store, StoreError};
-use addresses::Addresses;
+use crate::state::{FileKind, FileRow, FileStatus, Store, StoreError};
+use crate::time::UnixMs;
+use addresses::{Addresses, ArtifactPolicy};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -49,6 +50,10 @@ pub struct Downloader {
     store: Store,
     archive: Arc<dyn Archive>,
     addresses: Addresses,
+    artifacts: ArtifactPolicy,
+    /// How long after a look at a meeting's artifacts it may be looked at again (for a
+    /// transcript that is not there yet): the service's poll interval.
+    recheck: Duration,
     config: DownloadConfig,
     archived: AtomicU64,
     bytes: AtomicU64,
@@ -60,18 +65,27 @@ pub struct Downloader {
 
 impl Downloader {
     /// `http` is the process's HTTP client ([`crate::client::http_client`], with
-    /// `download.read_timeout`).
+    /// `download.read_timeout`); a meeting's artifacts are looked for again at most every
+    /// `recheck`.
     pub fn new(
         store: Store,
         archive: Arc<dyn Archive>,
         api: Arc<ApiClient>,
         http: reqwest::Client,
         config: DownloadConfig,
+        recheck: Duration,
     ) -> Self {
         tracing::info!(archive = %archive.describe(), "recordings go to");
+        let artifacts = ArtifactPolicy {
+            audio: config.wants(FileKind::Audio),
+            transcripts: config.wants(FileKind::Transcript),
+            wait: config.artifact_wait,
+        };
         Self {
             http,
-            addresses: Addresses::new(api, store.clone()),
+            addresses: Addresses::new(api, store.clone(), artifacts),
+            artifacts,
+            recheck,
             store,
             archive,
             config,
@@ -134,18 +148,54 @@ impl Downloader {
             queued.as_mut().enable();
             // Read the flag before claiming: work queued before it was set is then seen.
             let done = listing_done.load(Ordering::Acquire);
-            match self.store.claim_next().await? {
-                Some(row) => self.process(row, cancel).await?,
-                None if done => break,
-                None => {
-                    tokio::select! {
-                        () = queued => {}
-                        () = cancel.cancelled() => {}
-                    }
-                }
+            if let Some(row) = self.store.claim_next().await? {
+                self.process(row, cancel).await?;
+                continue;
+            }
+            if self.look_for_artifacts().await? {
+                continue;
+            }
+            if done {
+                break;
+            }
+            tokio::select! {
+                () = queued => {}
+                () = cancel.cancelled() => {}
             }
         }
         Ok(())
+    }
+
+    /// Looks at one meeting whose artifacts are due for a look, if any; true if it did.
+    async fn look_for_artifacts(&self) -> Result<bool, PoolError> {
+        if !self.artifacts.any() {
+            return Ok(false);
+        }
+        let due = self
+            .store
+            .claim_artifact_check(self.artifacts.transcripts, UnixMs::now() - self.recheck)
+            .await?;
+        let Some(meeting) = due else {
+            return Ok(false);
+        };
+        match self.addresses.look_for_artifacts(&meeting).await {
+            Ok(()) => {}
+            Err(addresses::AddressError::Store(e)) => return Err(e.into()),
+            Err(addresses::AddressError::Api(CallError::Api(e)))
+                if e.class() == ErrorClass::Fatal =>
+            {
+                return Err(PoolError::Api(e));
+            }
+            Err(addresses::AddressError::Api(e)) if e.class() == ErrorClass::GiveUp => {
+                // The API refuses the meeting (gone, say): nothing to look for there.
+                tracing::warn!(meeting, error = %crate::errors::chain(&e), "no artifacts to look for");
+            }
+            Err(e) => {
+                tracing::warn!(meeting, error = %crate::errors::chain(&e), "could not look for artifacts; trying again later");
+                self.store.release_artifact_check(&meeting).await?;
+            }
+        }
+        Ok(true)
     }
 
     /// How long `bytes` take at the observed throughput (zero before anything was observed).

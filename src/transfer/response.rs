@@ -57,10 +57,23 @@ pub fn judge(answer: &Answer<'_>, offset: u64, size: u64, etag: Option<&str>) ->
             answer.content_length
         ));
     }
+    // The type's essence, not a substring: a transcript's docx is
+    // `application/vnd.openxmlformats-...`, while an error page is `application/xml`.
     let content_type = answer.content_type.unwrap_or("");
-    if ["xml", "html", "json"]
-        .iter()
-        .any(|t| content_type.contains(t))
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if [
+        "application/xml",
+        "text/xml",
+        "text/html",
+        "application/json",
+        "application/problem+json",
+    ]
+    .contains(&essence.as_str())
     {
         return Verdict::NotTheRecording(format!(
             "the host sent `{content_type}`, not a recording"

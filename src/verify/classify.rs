@@ -3,8 +3,8 @@
 //! Pure functions over plain data, so that every verdict can be tested without a disk.
 
 use crate::archive::{Digest, ListedObject, PART_SUFFIX, ReadError};
-use crate::state::FileStatus;
 use crate::state::verify::VerifyRow;
+use crate::state::{FileKind, FileStatus};
 use std::collections::{HashMap, HashSet};
 
 /// The verdict on one file. The serialised names are part of the report schema.
@@ -86,11 +86,13 @@ pub struct ReportRow {
     pub actual_sha256: Option<String>,
     pub status: Status,
     pub detail: Option<String>,
+    /// `video`, `audio` or `transcript` (empty for what no database row claims).
+    pub kind: Option<FileKind>,
 }
 
 impl ReportRow {
     /// The columns of the CSV report: the fields, in order.
-    pub const COLUMNS: [&str; 10] = [
+    pub const COLUMNS: [&str; 11] = [
         "record_file_id",
         "meeting_code",
         "subject",
@@ -101,6 +103,7 @@ impl ReportRow {
         "actual_sha256",
         "status",
         "detail",
+        "kind",
     ];
 
     /// A row for a database file, with what the database expects of it.
@@ -122,6 +125,7 @@ impl ReportRow {
             actual_sha256: None,
             status,
             detail: None,
+            kind: Some(row.kind),
         }
     }
 
@@ -138,6 +142,7 @@ impl ReportRow {
             actual_sha256: None,
             status,
             detail: Some(detail),
+            kind: None,
         }
     }
 }
@@ -345,6 +350,7 @@ mod tests {
         let status = status(name);
         VerifyRow {
             record_file_id: "f1".into(),
+            kind: FileKind::Video,
             meeting_code: "123".into(),
             subject: "Weekly".into(),
             meeting_state: 3,

@@ -434,6 +434,7 @@ mod tests {
     fn a_sample_takes_the_least_recently_verified_first() {
         let row = |path: &str, verified_at: Option<i64>| VerifyRow {
             record_file_id: path.into(),
+            kind: crate::state::FileKind::Video,
             meeting_code: String::new(),
             subject: String::new(),
             meeting_state: 3,

@@ -1,6 +1,7 @@
 //! Integration tests: the real simulator over HTTP on port 0, real SQLite, real files.
 
 mod addresses;
+mod artifacts;
 mod backfill;
 mod cli;
 mod common;

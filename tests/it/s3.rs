@@ -471,3 +471,61 @@ async fn verify_reads_the_bucket_and_names_each_kind_of_damage() {
     assert_eq!(status_of(&rows[2].path), Status::Ok);
     assert_eq!(report.summary.problems, 3);
 }
+
+/// With artifacts on, a bucket holds them beside their videos under the prefix, each
+/// with its SHA-256 (a big audio track goes up in parts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backfill_into_a_bucket_stores_the_artifacts_under_the_prefix() {
+    let s3 = start_s3().await;
+    let sim = start_sim(SimConfig {
+        meetings: 3,
+        days: 15,
+        pending_fraction: 0.0,
+        files_per_meeting: 1..=1,
+        min_file_size: MIB,
+        max_file_size: 2 * MIB,
+        audio_fraction: 1.0,
+        audio_size: Some(PART + MIB),
+        transcript_fraction: 1.0,
+        late_transcript_fraction: 0.0,
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_s3_config(
+        dir.path(),
+        &sim,
+        &s3,
+        "artifacts = [\"video\", \"audio\", \"transcript\"]",
+    );
+    let report = backfill_s3(&config).await;
+    assert!(report.complete(), "{report:#?}");
+    assert_bucket_matches(&config, &sim).await;
+
+    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+    let storage = open_archive(&load(&config), &store);
+    let bucket = S3Bucket::new(load(&config).storage.s3.as_ref().unwrap()).unwrap();
+    let rows = store.all_files().await.unwrap();
+    let artifacts = sim.artifact_manifest();
+    assert_eq!(
+        rows.iter().filter(|r| r.parent_file_id.is_some()).count(),
+        artifacts.len()
+    );
+    for e in &artifacts {
+        let row = rows
+            .iter()
+            .find(|r| {
+                r.parent_file_id.as_deref() == Some(e.record_file_id.as_str())
+                    && r.sha256.as_deref() == Some(e.sha256.as_str())
+            })
+            .unwrap_or_else(|| panic!("{e:?} not archived: {rows:#?}"));
+        assert_eq!(row.status, FileStatus::Archived);
+        let key = bucket.key_of(&row.path).unwrap();
+        assert!(key.as_ref().starts_with(&format!("{PREFIX}/")), "{key}");
+        assert_eq!(
+            sha256_of(storage.as_ref(), &row.path).await,
+            (e.size, e.sha256.clone())
+        );
+    }
+    assert!(store.uploads_in_progress().await.unwrap().is_empty());
+}

@@ -5,7 +5,7 @@
 //! the client's `wemeet_api::types`: the simulator then states the wire format independently, and a
 //! client that misreads it fails here as it would against Tencent.
 
-use crate::dataset::state;
+use crate::dataset::{ArtifactKind, SimArtifact, state};
 use crate::faults;
 use crate::signed::{self, ApiError, Endpoint, Paging, Params};
 use crate::state::{Sim, World};
@@ -106,6 +106,12 @@ fn file_addresses(sim: &Sim, world: &mut World, meeting: usize, file: usize) -> 
     let f = &world.meetings[meeting].files[file];
     let (id, view_address) = (f.record_file_id.clone(), f.view_address());
     let downloadable = f.access.downloadable;
+    let artifacts: Vec<SimArtifact> = f
+        .artifacts
+        .iter()
+        .filter(|a| world.artifact_visible(meeting, a, sim.config.transcript_delay))
+        .cloned()
+        .collect();
     let answers = world.files.get_mut(&id).map_or(1, |rt| {
         rt.address_answers += 1;
         rt.address_answers
@@ -115,13 +121,26 @@ fn file_addresses(sim: &Sim, world: &mut World, meeting: usize, file: usize) -> 
     } else {
         String::new()
     };
+    let mut audio_address = String::new();
+    let mut meeting_summary = Vec::new();
+    for a in &artifacts {
+        let address = sim.issue_address(world, &a.key, Endpoint::Addresses);
+        match a.kind {
+            ArtifactKind::Audio => audio_address = address,
+            ArtifactKind::Transcript => meeting_summary.push(json!({
+                "download_address": address,
+                // As the page writes it for Word files.
+                "file_type": if a.file_type == "docx" { "docs" } else { a.file_type },
+            })),
+        }
+    }
     json!({
         "record_file_id": id,
         "view_address": view_address,
         "download_address": download_address,
         "download_address_file_type": "mp4",
-        "audio_address": "",
-        "audio_address_file_type": "",
-        "meeting_summary": [],
+        "audio_address": audio_address,
+        "audio_address_file_type": if audio_address.is_empty() { "" } else { "m4a" },
+        "meeting_summary": meeting_summary,
     })
 }

@@ -155,6 +155,26 @@ pub struct SimulateArgs {
     /// Share of files for which no address is ever given (they cannot be downloaded).
     #[arg(long, default_value_t = 0.0)]
     pub no_address_fraction: f64,
+
+    /// Share of files with an audio track.
+    #[arg(long, default_value_t = config::DEFAULT_AUDIO_FRACTION)]
+    pub audio_fraction: f64,
+
+    /// Share of files with transcripts.
+    #[arg(long, default_value_t = config::DEFAULT_TRANSCRIPT_FRACTION)]
+    pub transcript_fraction: f64,
+
+    /// Share of files with transcripts whose transcripts appear `--transcript-delay` late.
+    #[arg(long, default_value_t = config::DEFAULT_LATE_TRANSCRIPT_FRACTION)]
+    pub late_transcript_fraction: f64,
+
+    /// How long after transcoding late transcripts appear (e.g. 1h, 30s).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub transcript_delay: Duration,
+
+    /// Every audio track has this size (default: an eighth of its file's).
+    #[arg(long, value_parser = parse_size)]
+    pub audio_size: Option<u64>,
 }
 
 impl SimulateArgs {
@@ -199,6 +219,11 @@ impl SimulateArgs {
             addresses_5xx_first: self.addresses_5xx_first,
             addresses_empty_first: self.addresses_empty_first,
             no_address_fraction: self.no_address_fraction,
+            audio_fraction: self.audio_fraction,
+            transcript_fraction: self.transcript_fraction,
+            late_transcript_fraction: self.late_transcript_fraction,
+            transcript_delay: self.transcript_delay,
+            audio_size: self.audio_size,
         }
     }
 }

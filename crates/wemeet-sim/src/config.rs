@@ -25,6 +25,12 @@ pub const DEFAULT_STALL: Duration = Duration::from_secs(5);
 /// a company most owners neither share their recordings nor allow downloads.
 pub const DEFAULT_SHARED_FRACTION: f64 = 0.4;
 pub const DEFAULT_DOWNLOAD_ALLOWED_FRACTION: f64 = 0.5;
+/// Shares of files with an audio track, with transcripts, and of those whose transcripts
+/// come late (`DEFAULT_TRANSCRIPT_DELAY` after transcoding).
+pub const DEFAULT_AUDIO_FRACTION: f64 = 0.7;
+pub const DEFAULT_TRANSCRIPT_FRACTION: f64 = 0.6;
+pub const DEFAULT_LATE_TRANSCRIPT_FRACTION: f64 = 0.3;
+pub const DEFAULT_TRANSCRIPT_DELAY: Duration = Duration::from_secs(3600);
 /// `/v1/addresses` has no documented limit: this is a guess, kept apart from the listing's.
 pub const DEFAULT_ADDRESSES_RATE_LIMIT_PER_MINUTE: u32 = 60;
 
@@ -131,6 +137,17 @@ pub struct SimConfig {
     /// Share of files (decided per file from its id) that no endpoint ever gives an
     /// address for: files that cannot be downloaded at all.
     pub no_address_fraction: f64,
+    /// Share of files with an audio track (`audio_address`), and with transcripts
+    /// (`meeting_summary`), decided per file from its id.
+    pub audio_fraction: f64,
+    pub transcript_fraction: f64,
+    /// Share of the files with transcripts whose transcripts appear only
+    /// `transcript_delay` after the meeting is transcoded (on the lifecycle clock).
+    pub late_transcript_fraction: f64,
+    pub transcript_delay: Duration,
+    /// Every audio track has this size (`None`: an eighth of its file's): crash tests
+    /// want one that takes a while.
+    pub audio_size: Option<u64>,
 }
 
 impl Default for SimConfig {
@@ -167,6 +184,11 @@ impl Default for SimConfig {
             addresses_5xx_first: 0,
             addresses_empty_first: 0,
             no_address_fraction: 0.0,
+            audio_fraction: DEFAULT_AUDIO_FRACTION,
+            transcript_fraction: DEFAULT_TRANSCRIPT_FRACTION,
+            late_transcript_fraction: DEFAULT_LATE_TRANSCRIPT_FRACTION,
+            transcript_delay: DEFAULT_TRANSCRIPT_DELAY,
+            audio_size: None,
         }
     }
 }

@@ -11,6 +11,7 @@
 
 use crate::config::SimConfig;
 use crate::prng::{SplitMix64, hash_str, mix64};
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -55,6 +56,14 @@ const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 const SHARED_SALT: u64 = 0x5348_4152_4544_0001;
 const DOWNLOAD_ALLOWED_SALT: u64 = 0x444F_574E_4C4F_0002;
 const NO_ADDRESS_SALT: u64 = 0x4E4F_4144_4452_0003;
+const AUDIO_SALT: u64 = 0x4155_4449_4F00_0004;
+const TRANSCRIPT_SALT: u64 = 0x5452_414E_5300_0005;
+const LATE_SALT: u64 = 0x4C41_5445_0000_0006;
+const TRANSCRIPT_SHAPE_SALT: u64 = 0x5348_4150_4500_0007;
+
+/// The transcript sets a file may have: one, two of different types, and two of one type
+/// (the second is `.transcript.2.txt` in the archive).
+const TRANSCRIPT_SETS: [&[&str]; 3] = [&["txt"], &["txt", "pdf"], &["txt", "docx", "txt"]];
 
 /// The fractions behind the per-file access decisions, with the seed they are keyed by.
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +72,10 @@ struct AccessMix {
     shared: f64,
     download_allowed: f64,
     no_address: f64,
+    audio: f64,
+    audio_size: Option<u64>,
+    transcripts: f64,
+    late_transcripts: f64,
 }
 
 impl AccessMix {
@@ -72,7 +85,43 @@ impl AccessMix {
             shared: config.shared_fraction,
             download_allowed: config.download_allowed_fraction,
             no_address: config.no_address_fraction,
+            audio: config.audio_fraction,
+            audio_size: config.audio_size,
+            transcripts: config.transcript_fraction,
+            late_transcripts: config.late_transcript_fraction,
         }
+    }
+
+    /// The audio track and transcripts of one file (none for a file nothing can reach).
+    fn artifacts(&self, record_file_id: &str, size: u64, access: Access) -> Vec<SimArtifact> {
+        let mut out = Vec::new();
+        if !access.downloadable {
+            return out;
+        }
+        if self.decide(record_file_id, AUDIO_SALT, self.audio) {
+            out.push(SimArtifact {
+                key: format!("{record_file_id}-audio"),
+                kind: ArtifactKind::Audio,
+                file_type: "m4a",
+                size: self.audio_size.unwrap_or((size / 8).max(1024)),
+                late: false,
+            });
+        }
+        if self.decide(record_file_id, TRANSCRIPT_SALT, self.transcripts) {
+            let word = mix64(self.seed ^ hash_str(record_file_id) ^ TRANSCRIPT_SHAPE_SALT);
+            let late = self.decide(record_file_id, LATE_SALT, self.late_transcripts);
+            let set = TRANSCRIPT_SETS[(word % TRANSCRIPT_SETS.len() as u64) as usize];
+            for (i, file_type) in set.iter().enumerate() {
+                out.push(SimArtifact {
+                    key: format!("{record_file_id}-t{}", i + 1),
+                    kind: ArtifactKind::Transcript,
+                    file_type,
+                    size: 1024 + (word >> (8 + 4 * i)) % (16 * 1024),
+                    late,
+                });
+            }
+        }
+        out
     }
 
     /// True for about `fraction` of all ids (none at 0, all at 1), the same for a given
@@ -111,6 +160,42 @@ impl Access {
     /// address exists.
     pub fn listing_address(&self) -> bool {
         self.download_allowed && self.downloadable
+    }
+}
+
+/// What an artifact of a file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArtifactKind {
+    /// `audio_address` of `/v1/addresses`.
+    Audio,
+    /// One entry of its `meeting_summary`.
+    Transcript,
+}
+
+/// An audio track or transcript of one file, served like the file itself.
+#[derive(Debug, Clone)]
+pub struct SimArtifact {
+    /// What the download host binds its tokens, faults and bytes to (`{id}-audio`,
+    /// `{id}-t1`, ...): the simulator's own name, not the archiver's.
+    pub key: String,
+    pub kind: ArtifactKind,
+    /// `m4a`, `txt`, `pdf`, `docx`.
+    pub file_type: &'static str,
+    pub size: u64,
+    /// A transcript that appears only `transcript_delay` after its meeting is transcoded.
+    pub late: bool,
+}
+
+impl SimArtifact {
+    /// The `Content-Type` the download host sends with it.
+    pub fn content_type(&self) -> &'static str {
+        match self.file_type {
+            "m4a" => "audio/mp4",
+            "txt" => "text/plain; charset=utf-8",
+            "pdf" => "application/pdf",
+            _ => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        }
     }
 }
 
@@ -169,6 +254,8 @@ pub struct SimFile {
     /// The path part of the sharing and view links.
     pub share_code: String,
     pub access: Access,
+    /// Its audio track and transcripts (what `/v1/addresses` may reveal of it).
+    pub artifacts: Vec<SimArtifact>,
 }
 
 impl SimFile {
@@ -247,8 +334,10 @@ impl Generator {
             .map(|&size| {
                 let length = self.rng.range(5 * 60_000, 90 * 60_000) as i64;
                 let record_file_id = self.unique_id(19);
+                let access = self.mix.access(&record_file_id);
                 let file = SimFile {
-                    access: self.mix.access(&record_file_id),
+                    artifacts: self.mix.artifacts(&record_file_id, size, access),
+                    access,
                     record_file_id,
                     record_start_ms: next_start,
                     record_end_ms: next_start + length,

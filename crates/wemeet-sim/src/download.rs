@@ -127,8 +127,8 @@ pub async fn download(
                                 rt.generation += 1;
                             }
                         }
-                        let size = w.meetings[rt.meeting].files[rt.file].size;
-                        Ok((generation, size, faults))
+                        let (size, content_type) = rt.served(&w.meetings);
+                        Ok((generation, size, content_type, faults))
                     }
                 }
             }
@@ -137,7 +137,7 @@ pub async fn download(
 
     let (status, response) = match decision {
         Err((status, code, message)) => (status, xml_error(status, code, message)),
-        Ok((_, _, faults)) if faults.slow_down => (
+        Ok((_, _, _, faults)) if faults.slow_down => (
             StatusCode::SERVICE_UNAVAILABLE,
             xml_error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -145,16 +145,14 @@ pub async fn download(
                 "Please reduce your request rate.",
             ),
         ),
-        Ok((generation, size, faults)) => {
+        Ok((generation, size, content_type, faults)) => {
             let content = sim.content(&record_file_id, generation, size);
-            serve(
-                &sim,
-                &record_file_id,
-                content,
-                &headers,
+            let request = Request {
+                headers: &headers,
                 is_get,
-                faults.body,
-            )
+                fault: faults.body,
+            };
+            serve(&sim, &record_file_id, content, content_type, request)
         }
     };
     sim.world().stats.download_status(status.as_u16());
@@ -166,14 +164,24 @@ pub async fn download(
     response
 }
 
+/// What was asked, and the fault the answer suffers.
+struct Request<'a> {
+    headers: &'a HeaderMap,
+    is_get: bool,
+    fault: Option<BodyFault>,
+}
+
 /// The 200/206/416 reply for a valid request.
 fn serve(
     sim: &Arc<Sim>,
     record_file_id: &str,
     content: Content,
-    headers: &HeaderMap,
-    is_get: bool,
-    fault: Option<BodyFault>,
+    content_type: &str,
+    Request {
+        headers,
+        is_get,
+        fault,
+    }: Request<'_>,
 ) -> (StatusCode, Response) {
     let size = content.size();
     let etag = content.etag();
@@ -216,7 +224,7 @@ fn serve(
             h.insert(name, v);
         }
     };
-    set(header::CONTENT_TYPE, "video/mp4".into());
+    set(header::CONTENT_TYPE, content_type.into());
     set(header::ACCEPT_RANGES, "bytes".into());
     set(header::ETAG, etag);
     set(header::CONTENT_LENGTH, (last_exclusive - first).to_string());

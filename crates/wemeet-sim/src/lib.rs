@@ -38,8 +38,9 @@ mod token;
 
 pub use args::SimulateArgs;
 pub use config::{SimConfig, SimCredentials};
+pub use dataset::ArtifactKind;
 pub use dataset::hostile_subjects;
-pub use state::ManifestEntry;
+pub use state::{ArtifactEntry, ManifestEntry};
 pub use stats::SimStats;
 
 use axum::Router;
@@ -139,6 +140,12 @@ impl SimHandle {
     /// (then cached), so the first call may take a while with big files.
     pub fn manifest(&self) -> Vec<ManifestEntry> {
         self.sim.manifest()
+    }
+
+    /// Every audio track and transcript the simulator shows now (late transcripts once
+    /// they appeared) for the transcoded meetings' files, with its SHA-256.
+    pub fn artifact_manifest(&self) -> Vec<ArtifactEntry> {
+        self.sim.artifact_manifest()
     }
 
     pub fn stats(&self) -> SimStats {

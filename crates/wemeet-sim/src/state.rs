@@ -6,7 +6,7 @@
 
 use crate::config::SimConfig;
 use crate::content::Content;
-use crate::dataset::{self, Generator, Meeting, Timeline};
+use crate::dataset::{self, Generator, Meeting, SimArtifact, Timeline};
 use crate::signed::Endpoint;
 use crate::stats::StatsRecorder;
 use crate::token::TokenSigner;
@@ -35,12 +35,31 @@ pub struct ManifestEntry {
     pub downloadable: bool,
 }
 
-/// The run-time side of a file: what the fault knobs count and what its content is now.
+/// An audio track or transcript of a transcoded meeting's file, as a test expects to find
+/// it archived (when artifacts are archived).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ArtifactEntry {
+    /// The file (video) it belongs to.
+    pub record_file_id: String,
+    pub kind: dataset::ArtifactKind,
+    /// `m4a`, `txt`, `pdf`, `docx`.
+    pub file_type: String,
+    /// 1 for the first transcript of its type, 2 for a second one, ...
+    pub nth: usize,
+    pub size: u64,
+    /// Lowercase hex SHA-256 of its current content.
+    pub sha256: String,
+}
+
+/// The run-time side of a file or artifact (each is one key of the download host): what
+/// the fault knobs count and what its content is now.
 #[derive(Debug, Default)]
 pub struct FileRuntime {
     /// Index of the meeting in `World::meetings` and of the file in that meeting.
     pub meeting: usize,
     pub file: usize,
+    /// For an artifact, its index in the file's `artifacts`.
+    pub artifact: Option<usize>,
     pub generation: u64,
     /// Authorised GETs so far (the n-th GET decides the faults).
     pub gets: u32,
@@ -66,6 +85,17 @@ pub struct World {
     pub issued_tokens: Vec<String>,
 }
 
+impl FileRuntime {
+    /// Size and `Content-Type` of what the download host serves under its key.
+    pub fn served(&self, meetings: &[Meeting]) -> (u64, &'static str) {
+        let f = &meetings[self.meeting].files[self.file];
+        match self.artifact {
+            Some(a) => (f.artifacts[a].size, f.artifacts[a].content_type()),
+            None => (f.size, "video/mp4"),
+        }
+    }
+}
+
 impl World {
     /// Time on the lifecycle clock: since start, plus what tests advanced it by.
     pub fn elapsed(&self) -> Duration {
@@ -88,8 +118,30 @@ impl World {
                     ..FileRuntime::default()
                 },
             );
+            for (artifact, a) in f.artifacts.iter().enumerate() {
+                self.files.insert(
+                    a.key.clone(),
+                    FileRuntime {
+                        meeting: index,
+                        file,
+                        artifact: Some(artifact),
+                        ..FileRuntime::default()
+                    },
+                );
+            }
         }
         self.meetings.push(meeting);
+    }
+
+    /// Whether `/v1/addresses` shows an artifact now: a late transcript only
+    /// `transcript_delay` after its meeting was transcoded.
+    pub fn artifact_visible(
+        &self,
+        meeting: usize,
+        artifact: &SimArtifact,
+        delay: Duration,
+    ) -> bool {
+        !artifact.late || self.elapsed() >= self.meetings[meeting].timeline.transcoded_at + delay
     }
 }
 
@@ -162,6 +214,11 @@ impl Sim {
             rt.addresses_issued += 1;
             rt.addresses_issued <= self.config.stale_addresses_first
         });
+        let extension = world.files.get(record_file_id).map_or("mp4", |rt| {
+            rt.artifact.map_or("mp4", |a| {
+                world.meetings[rt.meeting].files[rt.file].artifacts[a].file_type
+            })
+        });
         let expires = if stale {
             now - 1000
         } else {
@@ -171,7 +228,7 @@ impl Sim {
         world.issued_tokens.push(token.clone());
         world.stats.address_issued(by);
         format!(
-            "{}/cos/{record_file_id}/{record_file_id}.mp4?token={token}",
+            "{}/cos/{record_file_id}/{record_file_id}.{extension}?token={token}",
             self.base_url
         )
     }
@@ -220,6 +277,49 @@ impl Sim {
             .into_iter()
             .map(|(mut e, generation)| {
                 e.sha256 = self.sha256(&e.record_file_id, generation, e.record_size);
+                e
+            })
+            .collect()
+    }
+
+    /// Every audio track and transcript `/v1/addresses` shows now for the files of the
+    /// meetings transcoded now (late transcripts once they appeared), with its SHA-256.
+    pub fn artifact_manifest(&self) -> Vec<ArtifactEntry> {
+        let pending: Vec<(ArtifactEntry, String, u64)> = {
+            let w = self.world();
+            let elapsed = w.elapsed();
+            let mut out = Vec::new();
+            for (mi, m) in w.meetings.iter().enumerate() {
+                if m.timeline.state_at(elapsed) != Some(dataset::state::TRANSCODED) {
+                    continue;
+                }
+                for f in &m.files {
+                    let mut nth: HashMap<&str, usize> = HashMap::new();
+                    for a in &f.artifacts {
+                        if !w.artifact_visible(mi, a, self.config.transcript_delay) {
+                            continue;
+                        }
+                        let n = nth.entry(a.file_type).or_default();
+                        *n += 1;
+                        let generation = w.files.get(&a.key).map_or(0, |rt| rt.generation);
+                        let entry = ArtifactEntry {
+                            record_file_id: f.record_file_id.clone(),
+                            kind: a.kind,
+                            file_type: a.file_type.into(),
+                            nth: *n,
+                            size: a.size,
+                            sha256: String::new(),
+                        };
+                        out.push((entry, a.key.clone(), generation));
+                    }
+                }
+            }
+            out
+        };
+        pending
+            .into_iter()
+            .map(|(mut e, key, generation)| {
+                e.sha256 = self.sha256(&key, generation, e.size);
                 e
             })
             .collect()

@@ -255,6 +255,7 @@ impl OpenWriter for PartWriter {
         offset: u64,
         hasher: Sha256,
         etag: Option<String>,
+        size: u64,
     ) -> Result<Box<dyn ArchiveWriter>, WriteError> {
         let Self { archive, file } = *self;
         let part = archive.part_path_of(&file.path)?;
@@ -265,6 +266,7 @@ impl OpenWriter for PartWriter {
                 dest,
                 archive.store.clone(),
                 &file,
+                size,
                 offset,
                 hasher,
                 etag,

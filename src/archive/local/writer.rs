@@ -29,14 +29,16 @@ pub(super) struct LocalWriter {
 }
 
 impl LocalWriter {
-    /// Opens the `.part` file cut to `offset` bytes (creating it and its folders), so that
+    /// Opens the `.part` file of a `size`-byte file cut to `offset` bytes (creating it and its folders), so that
     /// what follows the last checkpoint is discarded, never trusted; `hasher` holds the
     /// hash of the bytes before `offset`.
+    #[allow(clippy::too_many_arguments)] // the parts of one resume point, taken apart once
     pub(super) async fn open(
         part: PathBuf,
         dest: PathBuf,
         store: Store,
         row: &FileRow,
+        size: u64,
         offset: u64,
         hasher: Sha256,
         etag: Option<String>,
@@ -65,7 +67,7 @@ impl LocalWriter {
             part,
             dest,
             file,
-            size: row.record_size as u64,
+            size,
             etag,
             checkpoint_bytes: super::DEFAULT_CHECKPOINT_BYTES,
             hasher,

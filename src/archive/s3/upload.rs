@@ -164,6 +164,7 @@ impl OpenWriter for UploadWriter {
         offset: u64,
         hasher: Sha256,
         etag: Option<String>,
+        size: u64,
     ) -> Result<Box<dyn ArchiveWriter>, WriteError> {
         let Self {
             s3,
@@ -172,7 +173,7 @@ impl OpenWriter for UploadWriter {
             upload,
         } = *self;
         Ok(Box::new(
-            S3Writer::open(&s3, &store, &file, offset, hasher, etag, upload).await?,
+            S3Writer::open(&s3, &store, &file, size, offset, hasher, etag, upload).await?,
         ))
     }
 }
@@ -180,16 +181,17 @@ impl OpenWriter for UploadWriter {
 impl S3Writer {
     /// Continues `resumed` from `offset` (a part boundary), or starts a new upload (or a
     /// single `PUT` for a file no larger than a part) when there is none.
+    #[allow(clippy::too_many_arguments)] // the parts of one resume point, taken apart once
     async fn open(
         s3: &Arc<S3Bucket>,
         store: &Store,
         row: &FileRow,
+        size: u64,
         offset: u64,
         hasher: Sha256,
         etag: Option<String>,
         resumed: Option<ResumedUpload>,
     ) -> Result<Self, WriteError> {
-        let size = row.record_size as u64;
         let key = s3.key_of(&row.path)?;
         let (upload_id, part_size, completed, parts) = match resumed {
             Some(up) => {

@@ -1,0 +1,170 @@
+//! Artifacts of a recording (audio track, transcripts): rows of `files` with a kind and a
+//! parent video (`migrations/0007_artifacts.sql`), discovered through `/v1/addresses`.
+
+use super::{FileKind, Store, StoreError};
+use crate::time::UnixMs;
+
+/// An artifact as `/v1/addresses` revealed it, ready to store.
+#[derive(Debug, Clone)]
+pub struct ArtifactUpsert {
+    /// The row's key (see `archive::layout::artifact_key`).
+    pub key: String,
+    pub kind: FileKind,
+    /// Its video's record_file_id.
+    pub parent_file_id: String,
+    pub path: String,
+    /// A secret: the signed address.
+    pub download_address: String,
+}
+
+impl Store {
+    /// Stores the artifacts of one meeting with their fresh addresses (issued no earlier
+    /// than `issued_at`), in one transaction: new ones are queued (their size unknown); the
+    /// address of one still to download is replaced, and one the API had refused is queued
+    /// again. Archived artifacts are never touched.
+    pub async fn upsert_artifacts(
+        &self,
+        meeting_record_id: &str,
+        artifacts: &[ArtifactUpsert],
+        issued_at: UnixMs,
+    ) -> Result<(), StoreError> {
+        let now = UnixMs::now();
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        for a in artifacts {
+            sqlx::query(
+                "INSERT INTO files (record_file_id, meeting_record_id, record_start_time,
+                   record_end_time, record_size, size_known, path, status, download_address,
+                   address_issued_at, updated_at, kind, parent_file_id)
+                 SELECT ?1, ?2, v.record_start_time, v.record_end_time, 0, 0, ?3, 'queued', ?4,
+                   ?5, ?6, ?7, ?8
+                 FROM files v WHERE v.record_file_id = ?8
+                 ON CONFLICT (record_file_id) DO UPDATE SET
+                   download_address = excluded.download_address,
+                   address_issued_at = excluded.address_issued_at,
+                   attempts = CASE WHEN files.status = 'unavailable' THEN 0 ELSE files.attempts END,
+                   status = CASE WHEN files.status = 'unavailable' THEN 'queued' ELSE files.status END,
+                   updated_at = excluded.updated_at
+                 WHERE files.status != 'archived'",
+            )
+            .bind(&a.key)
+            .bind(meeting_record_id)
+            .bind(&a.path)
+            .bind(&a.download_address)
+            .bind(issued_at)
+            .bind(now)
+            .bind(a.kind)
+            .bind(&a.parent_file_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("UPDATE meetings SET artifacts_checked_at = ? WHERE meeting_record_id = ?")
+            .bind(issued_at)
+            .bind(meeting_record_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.wake_workers();
+        Ok(())
+    }
+
+    /// Records the size the first response announced for an artifact: from now on every
+    /// resume is held to it.
+    pub async fn set_announced_size(&self, key: &str, size: u64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE files SET record_size = ?, size_known = 1, updated_at = ?
+             WHERE record_file_id = ? AND size_known = 0",
+        )
+        .bind(i64::try_from(size).unwrap_or(i64::MAX))
+        .bind(UnixMs::now())
+        .bind(key)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Takes the next transcoded meeting whose artifacts need a look at `/v1/addresses`:
+    /// one never looked at, or (with `transcripts`) one with a video still without a
+    /// transcript, whose wait has not ended, last looked at before `recheck_before`.
+    /// Marks it looked at now, so two workers never take the same one.
+    pub async fn claim_artifact_check(
+        &self,
+        transcripts: bool,
+        recheck_before: UnixMs,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "UPDATE meetings SET artifacts_checked_at = ?1 WHERE meeting_record_id = (
+               SELECT m.meeting_record_id FROM meetings m
+               WHERE m.state = 3
+                 AND EXISTS (SELECT 1 FROM files v WHERE v.meeting_record_id = m.meeting_record_id
+                             AND v.kind = 'video')
+                 AND (m.artifacts_checked_at IS NULL
+                      OR (?2 AND m.transcript_wait_ended_at IS NULL
+                          AND m.artifacts_checked_at < ?3
+                          AND EXISTS (SELECT 1 FROM files v
+                                      WHERE v.meeting_record_id = m.meeting_record_id
+                                        AND v.kind = 'video'
+                                        AND NOT EXISTS (SELECT 1 FROM files t
+                                                        WHERE t.parent_file_id = v.record_file_id
+                                                          AND t.kind = 'transcript'))))
+               ORDER BY m.artifacts_checked_at IS NOT NULL, m.media_start_time
+               LIMIT 1)
+             RETURNING meeting_record_id",
+        )
+        .bind(UnixMs::now())
+        .bind(transcripts)
+        .bind(recheck_before)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// A look that failed: the meeting is taken again later, as if never looked at.
+    pub async fn release_artifact_check(&self, meeting_record_id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE meetings SET artifacts_checked_at = NULL WHERE meeting_record_id = ?")
+            .bind(meeting_record_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The record_file_ids of the meeting's videos that have no transcript yet, and when
+    /// the last of its videos ended (the wait for transcripts counts from there).
+    pub async fn videos_without_transcript(
+        &self,
+        meeting_record_id: &str,
+    ) -> Result<(Vec<String>, UnixMs), StoreError> {
+        let ids = sqlx::query_scalar(
+            "SELECT v.record_file_id FROM files v
+             WHERE v.meeting_record_id = ? AND v.kind = 'video'
+               AND NOT EXISTS (SELECT 1 FROM files t WHERE t.parent_file_id = v.record_file_id
+                               AND t.kind = 'transcript')
+             ORDER BY v.record_file_id",
+        )
+        .bind(meeting_record_id)
+        .fetch_all(self.pool())
+        .await?;
+        let ended: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(record_end_time) FROM files WHERE meeting_record_id = ? AND kind = 'video'",
+        )
+        .bind(meeting_record_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok((ids, UnixMs(ended.unwrap_or(0))))
+    }
+
+    /// The wait for the meeting's transcripts is over: it is not looked at again for them.
+    pub async fn end_transcript_wait(
+        &self,
+        meeting_record_id: &str,
+        at: UnixMs,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE meetings SET transcript_wait_ended_at = ? WHERE meeting_record_id = ?
+               AND transcript_wait_ended_at IS NULL",
+        )
+        .bind(at)
+        .bind(meeting_record_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}
