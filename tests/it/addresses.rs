@@ -6,10 +6,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use wemeet_api::{MAX_WINDOW_SECS, RECORDS_PAGE_SIZE as PAGE_SIZE};
 use wemeet_archiver::census::split_windows;
-use wemeet_archiver::state::{FileStatus, Store};
-use wemeet_sim::{ManifestEntry, SimConfig};
-
-const KIB: u64 = 1024;
+use wemeet_archiver::state::FileStatus;
+use wemeet_sim::{ManifestEntry, SimConfig, SimStats};
 
 /// The listing calls that list every window of `range` and each of its pages once: what
 /// a backfill needs at the least (the simulator's bounds are inclusive, as ours are).
@@ -31,19 +29,18 @@ fn minimum_listing_calls(manifest: &[ManifestEntry], range: (i64, i64)) -> u64 {
         .sum()
 }
 
+/// Asserts that the archiver made at most one address call per `what`, of which there
+/// are `n`.
+fn assert_address_calls_at_most(stats: &SimStats, n: usize, what: &str) {
+    let calls = stats.address_calls;
+    assert!(calls <= n as u64, "{calls} address calls for {n} {what}");
+}
+
 /// With sharing as it is in a company (most files have no address in the listing), a
 /// backfill archives every transcoded file, byte for byte, within both endpoints' limits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_backfill_archives_every_file_whatever_its_sharing_settings() {
-    let sim = start_sim(SimConfig {
-        meetings: 40,
-        days: 60,
-        pending_fraction: 0.0,
-        min_file_size: 32 * KIB,
-        max_file_size: 256 * KIB,
-        ..SimConfig::default()
-    })
-    .await;
+    let sim = start_sim(transcoded(40, 60).sizes(32 * KIB, 256 * KIB)).await;
     let manifest = sim.manifest();
     let hidden = manifest.iter().filter(|e| !e.listing_address).count();
     assert!(
@@ -51,17 +48,14 @@ async fn a_backfill_archives_every_file_whatever_its_sharing_settings() {
         "the listing must hide most addresses: {hidden} of {}",
         manifest.len()
     );
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &sim, "");
-    let report = backfill(&config, full_range(60)).await;
-    assert!(report.complete(), "{report:#?}");
+    let archiver = Archiver::new(&sim, "");
+    let report = archiver.backfill_all(60).await;
     assert_eq!(report.archived_now as usize, manifest.len());
-    assert_archive_matches(&dir.path().join("archive"), &manifest);
+    assert_archive_matches(&archiver.archive(), &manifest);
 
     let stats = sim.stats();
-    assert_eq!(stats.rate_limited, 0, "{stats:#?}");
+    assert_within_rate_limit(&stats, 10);
     assert_eq!(stats.address_rate_limited, 0, "{stats:#?}");
-    assert!(stats.max_calls_in_60s <= 10, "{stats:#?}");
     assert!(stats.address_max_calls_in_60s <= 50, "{stats:#?}");
     assert!(stats.address_calls > 0, "{stats:#?}");
     // The census lists each window and page once: no re-listing for addresses.
@@ -74,12 +68,7 @@ async fn a_backfill_archives_every_file_whatever_its_sharing_settings() {
         .filter(|e| !e.listing_address)
         .map(|e| e.meeting_record_id.as_str())
         .collect();
-    assert!(
-        stats.address_calls <= meetings.len() as u64,
-        "{} address calls for {} meetings without listing addresses",
-        stats.address_calls,
-        meetings.len()
-    );
+    assert_address_calls_at_most(&stats, meetings.len(), "meetings without listing addresses");
 }
 
 /// Addresses that live 3 s, transfers throttled to last more than five lifetimes, budgets
@@ -91,17 +80,11 @@ async fn a_slow_backfill_lists_each_page_once_and_never_starts_on_an_expired_add
     let bandwidth = 64 * KIB;
     let workers = 4;
     let sim = start_sim(SimConfig {
-        meetings: 30,
-        days: 60,
-        pending_fraction: 0.0,
-        files_per_meeting: 1..=2,
-        min_file_size: 64 * KIB,
-        max_file_size: 128 * KIB,
         address_ttl: ttl,
         bandwidth: Some(bandwidth),
         rate_limit_per_minute: 600,
         addresses_rate_limit_per_minute: 600,
-        ..SimConfig::default()
+        ..transcoded(30, 60).files(1..=2, 64 * KIB, 128 * KIB)
     })
     .await;
     let manifest = sim.manifest();
@@ -111,21 +94,15 @@ async fn a_slow_backfill_lists_each_page_once_and_never_starts_on_an_expired_add
         transfer_time >= ttl * 5,
         "the transfers must outlast five address lifetimes: {transfer_time:?}"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &sim,
-        &format!("workers = {workers}\naddress_ttl = \"3s\""),
-    );
+    let archiver = Archiver::new(&sim, &format!("workers = {workers}\naddress_ttl = \"3s\""));
     add_api_keys(
-        &config,
+        &archiver.config,
         "requests_per_minute = 600\naddresses_per_minute = 600",
     );
     let started = Instant::now();
-    let report = backfill(&config, full_range(60)).await;
-    assert!(report.complete(), "{report:#?}");
+    archiver.backfill_all(60).await;
     assert!(started.elapsed() >= ttl * 5);
-    assert_archive_matches(&dir.path().join("archive"), &manifest);
+    assert_archive_matches(&archiver.archive(), &manifest);
 
     let stats = sim.stats();
     let minimum = minimum_listing_calls(&manifest, full_range(60));
@@ -138,12 +115,7 @@ async fn a_slow_backfill_lists_each_page_once_and_never_starts_on_an_expired_add
         stats.expired_token_rejections, 0,
         "a transfer started on an expired address: {stats:#?}"
     );
-    assert!(
-        stats.address_calls <= manifest.len() as u64,
-        "{} address calls for {} files",
-        stats.address_calls,
-        manifest.len()
-    );
+    assert_address_calls_at_most(&stats, manifest.len(), "files");
 }
 
 /// Files `/v1/addresses` never gives an address for end `unavailable` with that reason,
@@ -151,22 +123,16 @@ async fn a_slow_backfill_lists_each_page_once_and_never_starts_on_an_expired_add
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn files_without_any_address_are_unavailable_with_the_reason() {
     let sim = start_sim(SimConfig {
-        meetings: 12,
-        days: 20,
-        pending_fraction: 0.0,
         shared_fraction: 0.0,
         no_address_fraction: 0.3,
-        min_file_size: 16 * KIB,
-        max_file_size: 64 * KIB,
-        ..SimConfig::default()
+        ..transcoded(12, 20).sizes(16 * KIB, 64 * KIB)
     })
     .await;
     let manifest = sim.manifest();
     let (ok, blocked): (Vec<_>, Vec<_>) = manifest.iter().partition(|e| e.downloadable);
     assert!(!blocked.is_empty() && !ok.is_empty(), "{manifest:#?}");
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &sim, "max_attempts = 2");
-    let report = backfill(&config, full_range(20)).await;
+    let archiver = Archiver::new(&sim, "max_attempts = 2");
+    let report = backfill(&archiver.config, full_range(20)).await;
     assert_eq!(report.archived_now as usize, ok.len(), "{report:#?}");
     assert_eq!(report.not_archived.len(), blocked.len(), "{report:#?}");
     for (path, status, reason) in &report.not_archived {
@@ -178,15 +144,14 @@ async fn files_without_any_address_are_unavailable_with_the_reason() {
             "{path}: {reason:?}"
         );
     }
-    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+    let store = archiver.store().await;
     for e in &blocked {
         let row = store.file(&e.record_file_id).await.unwrap().unwrap();
         assert_eq!(row.status, FileStatus::Unavailable, "{row:?}");
     }
     drop(store);
 
-    let config_arg = config.to_str().unwrap();
-    let status = run_binary(&["--config", config_arg, "status", "--json"], &[]).await;
+    let status = run_configured(&archiver.config, &["status", "--json"], &[]).await;
     assert!(status.status.success());
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(json["files"]["unavailable"], blocked.len());
@@ -199,7 +164,7 @@ async fn files_without_any_address_are_unavailable_with_the_reason() {
                 .contains("no download address")
     }));
 
-    let verify = run_binary(&["--config", config_arg, "verify", "--format", "json"], &[]).await;
+    let verify = run_configured(&archiver.config, &["verify", "--format", "json"], &[]).await;
     assert_eq!(
         verify.status.code(),
         Some(1),

@@ -3,18 +3,8 @@
 use crate::common::*;
 use wemeet_sim::SimConfig;
 
-const GOOD: &str = r#"
-[api]
-base_url = "http://127.0.0.1:9"
-app_id = "200000001"
-secret_id = "AKIDexample"
-secret_key = "not-a-real-key"
-operator_id = "admin"
-[storage]
-path = "archive"
-[database]
-path = "state.db"
-"#;
+/// A backfill of every meeting of these tests' simulators.
+const BACKFILL_ALL: [&str; 5] = ["backfill", "--since", "2026-10-20", "--until", "2026-11-02"];
 
 #[tokio::test]
 async fn bad_configs_exit_2_naming_the_key_and_change_nothing() {
@@ -47,18 +37,8 @@ async fn bad_configs_exit_2_naming_the_key_and_change_nothing() {
     for (from, to, key) in cases {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.toml");
-        std::fs::write(&config, GOOD.replacen(from, to, 1)).unwrap();
-        let out = run_binary(
-            &[
-                "--config",
-                config.to_str().unwrap(),
-                "backfill",
-                "--since",
-                "2024-01-01",
-            ],
-            &[],
-        )
-        .await;
+        std::fs::write(&config, offline_config().replacen(from, to, 1)).unwrap();
+        let out = run_configured(&config, &["backfill", "--since", "2024-01-01"], &[]).await;
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{key}: {stderr}");
         assert!(stderr.contains(key), "{key} not named in: {stderr}");
@@ -92,30 +72,12 @@ async fn bad_usage_exits_2() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn wrong_credentials_exit_2_with_advice() {
-    let sim = start_sim(SimConfig {
-        meetings: 2,
-        days: 3,
-        ..SimConfig::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &sim, "");
-    let text = std::fs::read_to_string(&config).unwrap();
+    let sim = start_sim(meetings(2, 3)).await;
+    let archiver = Archiver::new(&sim, "");
+    let text = std::fs::read_to_string(&archiver.config).unwrap();
     let secret_key = sim.credentials().secret_key;
-    std::fs::write(&config, text.replace(&secret_key, "wrong-key")).unwrap();
-    let out = run_binary(
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "backfill",
-            "--since",
-            "2026-10-20",
-            "--until",
-            "2026-11-02",
-        ],
-        &[],
-    )
-    .await;
+    std::fs::write(&archiver.config, text.replace(&secret_key, "wrong-key")).unwrap();
+    let out = run_configured(&archiver.config, &BACKFILL_ALL, &[]).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("api.secret_key"), "{stderr}");
@@ -127,29 +89,13 @@ async fn wrong_credentials_exit_2_with_advice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_log_line_contains_a_secret_key_password_or_download_token() {
     let sim = start_sim(SimConfig {
-        meetings: 8,
-        days: 10,
-        pending_fraction: 0.0,
         stale_addresses_first: 1,
         reset_first: 1,
-        ..SimConfig::default()
+        ..transcoded(8, 10)
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &sim, "");
-    let out = run_binary(
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "backfill",
-            "--since",
-            "2026-10-20",
-            "--until",
-            "2026-11-02",
-        ],
-        &[("WEMEET_LOG", "debug")],
-    )
-    .await;
+    let archiver = Archiver::new(&sim, "");
+    let out = run_configured(&archiver.config, &BACKFILL_ALL, &[("WEMEET_LOG", "debug")]).await;
     let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
     output.push_str(&String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{output}");
@@ -169,11 +115,7 @@ async fn no_log_line_contains_a_secret_key_password_or_download_token() {
             "secret {secret:?} leaked into the logs"
         );
     }
-    let status = run_binary(
-        &["--config", config.to_str().unwrap(), "status", "--json"],
-        &[],
-    )
-    .await;
+    let status = run_configured(&archiver.config, &["status", "--json"], &[]).await;
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(
         status["files"]["archived"].as_u64(),

@@ -1,45 +1,154 @@
-//! Helpers shared by the integration tests: a simulator on port 0, a config pointing at
-//! it, the real binary, and checks on what ended up on disk.
+//! Helpers shared by the integration tests: a simulator on port 0 and its datasets, an
+//! archiver configured for it, the real binary, waiting for a condition, and checks on what
+//! ended up on disk.
 
 use sha2::{Digest, Sha256};
+use std::ops::{ControlFlow, RangeInclusive};
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
 use wemeet_archiver::app::{App, BackfillReport};
 use wemeet_archiver::config::Config;
-use wemeet_sim::{ManifestEntry, SimConfig, SimHandle};
+use wemeet_archiver::state::Store;
+use wemeet_sim::{ManifestEntry, SimConfig, SimCredentials, SimHandle, SimStats};
+
+pub const KIB: u64 = 1024;
+pub const MIB: u64 = 1024 * KIB;
+/// The simulator's body chunk: what it may count as served beyond what a client received.
+pub const CHUNK: u64 = 64 * KIB;
 
 /// The simulated account's "now" (2026-11-01T00:00:00Z): fixed, so dates are reproducible.
 pub const SIM_NOW: i64 = 1_793_491_200;
 
+/// A simulator anchored at [`SIM_NOW`].
 pub async fn start_sim(config: SimConfig) -> SimHandle {
-    wemeet_sim::start(
-        SimConfig {
-            start: Some(SIM_NOW),
-            ..config
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
+    start_live_sim(SimConfig {
+        start: Some(SIM_NOW),
+        ..config
+    })
     .await
-    .expect("simulator starts")
 }
 
-/// Writes a config for `sim` into `dir` (archive in `dir/archive`, database in
-/// `dir/state.db`); `extra` is appended to the `[download]` table.
-pub fn write_config(dir: &Path, sim: &SimHandle, download_extra: &str) -> PathBuf {
-    let c = sim.credentials();
-    let path = dir.join("config.toml");
-    let text = format!(
-        "[api]\nbase_url = \"{}\"\napp_id = \"{}\"\nsecret_id = \"{}\"\nsecret_key = \"{}\"\n\
-         operator_id = \"{}\"\n\n[storage]\npath = \"archive\"\n\n[database]\npath = \"state.db\"\n\n\
-         [download]\n{download_extra}\n",
-        sim.base_url(),
-        c.app_id,
-        c.secret_id,
-        c.secret_key,
-        c.operator_id
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+/// A simulator on the real clock, for the tests that look at windows relative to now: the
+/// daemon's live window (`[now - lookback, now]`), listings queried around now.
+pub async fn start_live_sim(config: SimConfig) -> SimHandle {
+    wemeet_sim::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("simulator starts")
+}
+
+/// `meetings` meetings over the `days` before the simulator's now, the most recent still
+/// recording (the simulator's default share).
+pub fn meetings(meetings: usize, days: u32) -> SimConfig {
+    SimConfig {
+        meetings,
+        days,
+        ..SimConfig::default()
+    }
+}
+
+/// [`meetings`] with none still recording: the manifest taken at start is everything
+/// there is to archive.
+pub fn transcoded(meetings: usize, days: u32) -> SimConfig {
+    SimConfig {
+        pending_fraction: 0.0,
+        ..self::meetings(meetings, days)
+    }
+}
+
+/// Changes to a [`SimConfig`] that chain onto a preset such as [`transcoded`], so that a
+/// test's dataset reads on one line.
+pub trait Dataset {
+    /// Recordings of `min..=max` bytes each: their size sets how long a test runs.
+    fn sizes(self, min: u64, max: u64) -> SimConfig;
+    /// `per_meeting` recordings per meeting, of `min..=max` bytes each.
+    fn files(self, per_meeting: RangeInclusive<u32>, min: u64, max: u64) -> SimConfig;
+    /// Any other change, such as one fault: `.with(|c| c.reset_first = 1)`.
+    fn with(self, change: impl FnOnce(&mut SimConfig)) -> SimConfig;
+}
+
+impl Dataset for SimConfig {
+    fn sizes(self, min: u64, max: u64) -> SimConfig {
+        SimConfig {
+            min_file_size: min,
+            max_file_size: max,
+            ..self
+        }
+    }
+
+    fn files(self, per_meeting: RangeInclusive<u32>, min: u64, max: u64) -> SimConfig {
+        SimConfig {
+            files_per_meeting: per_meeting,
+            ..self.sizes(min, max)
+        }
+    }
+
+    fn with(mut self, change: impl FnOnce(&mut SimConfig)) -> SimConfig {
+        change(&mut self);
+        self
+    }
+}
+
+/// A config for the API at `base_url` that signs with `c`: archive in `archive`, database
+/// `state.db` (both beside the config), then `tables`.
+fn config_text(base_url: &str, c: &SimCredentials, tables: &str) -> String {
+    format!(
+        "[api]\nbase_url = \"{base_url}\"\napp_id = \"{}\"\nsecret_id = \"{}\"\nsecret_key = \"{}\"\n\
+         operator_id = \"{}\"\n\n[storage]\npath = \"archive\"\n\n[database]\npath = \"state.db\"\n{tables}",
+        c.app_id, c.secret_id, c.secret_key, c.operator_id
+    )
+}
+
+/// A valid config whose API nobody answers (port 9, discard): for the runs that must stop
+/// before any call.
+pub fn offline_config() -> String {
+    let credentials = SimCredentials {
+        app_id: "200000001".into(),
+        secret_id: "AKIDexample".into(),
+        secret_key: "not-a-real-key".into(),
+        ..SimCredentials::default()
+    };
+    config_text("http://127.0.0.1:9", &credentials, "")
+}
+
+/// An archiver configured for a simulator in a temporary folder, removed when this is
+/// dropped: `config.toml`, the archive in `archive/`, the database `state.db`.
+pub struct Archiver {
+    pub dir: TempDir,
+    pub config: PathBuf,
+}
+
+impl Archiver {
+    /// Configured for `sim`; `download_extra` is appended to the `[download]` table (and
+    /// may go on with tables of its own).
+    pub fn new(sim: &SimHandle, download_extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.toml");
+        let tables = format!("\n[download]\n{download_extra}\n");
+        let text = config_text(&sim.base_url(), &sim.credentials(), &tables);
+        std::fs::write(&config, text).unwrap();
+        Self { dir, config }
+    }
+
+    pub fn archive(&self) -> PathBuf {
+        self.dir.path().join("archive")
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("state.db")
+    }
+
+    pub async fn store(&self) -> Store {
+        Store::open(&self.db()).await.unwrap()
+    }
+
+    /// Backfills `full_range(days)` in-process and asserts that everything was archived.
+    pub async fn backfill_all(&self, days: u32) -> BackfillReport {
+        let report = backfill(&self.config, full_range(days)).await;
+        assert!(report.complete(), "{report:#?}");
+        report
+    }
 }
 
 /// Adds `lines` to the `[api]` table of the config at `path` (budgets, mostly).
@@ -59,10 +168,39 @@ pub fn full_range(days: u32) -> (i64, i64) {
 
 /// Runs a backfill in-process, as `wemeet-archiver backfill` does.
 pub async fn backfill(config: &Path, range: (i64, i64)) -> BackfillReport {
-    let app = App::open(Config::load(config).unwrap()).await.unwrap();
+    backfill_loaded(Config::load(config).unwrap(), range).await
+}
+
+/// [`backfill`] with a config already loaded, such as one read with a simulated environment.
+pub async fn backfill_loaded(config: Config, range: (i64, i64)) -> BackfillReport {
+    let app = App::open(config).await.unwrap();
     app.backfill(range.0, range.1, false, Default::default())
         .await
         .unwrap()
+}
+
+/// Asserts that the simulator never limited the listing and never saw more than
+/// `per_minute` listing calls in 60 s.
+pub fn assert_within_rate_limit(stats: &SimStats, per_minute: u64) {
+    assert_eq!(stats.rate_limited, 0, "{stats:#?}");
+    assert!(stats.max_calls_in_60s <= per_minute, "{stats:#?}");
+}
+
+/// Calls `probe` every `every` until it breaks with a value, and returns that; panics
+/// after `limit` with what the last probe said it was still waiting for.
+pub async fn wait_until<T>(
+    limit: Duration,
+    every: Duration,
+    mut probe: impl AsyncFnMut() -> ControlFlow<T, String>,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        match probe().await {
+            ControlFlow::Break(value) => return value,
+            ControlFlow::Continue(waiting) => assert!(Instant::now() < deadline, "{waiting}"),
+        }
+        tokio::time::sleep(every).await;
+    }
 }
 
 pub fn sha256_file(path: &Path) -> String {
@@ -144,6 +282,12 @@ pub async fn run_binary(args: &[&str], envs: &[(&str, &str)]) -> Output {
         cmd.env(k, v);
     }
     cmd.output().await.expect("binary runs")
+}
+
+/// Runs the real binary with `--config config` and `args`, as [`run_binary`] does.
+pub async fn run_configured(config: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let config = ["--config", config.to_str().unwrap()];
+    run_binary(&[&config[..], args].concat(), envs).await
 }
 
 pub fn rfc3339(t: i64) -> String {

@@ -5,40 +5,24 @@
 
 use crate::common::*;
 use rand::RngExt;
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use wemeet_archiver::state::{FileStatus, Store};
+use wemeet_archiver::app::App;
+use wemeet_archiver::config::Config;
+use wemeet_archiver::state::FileStatus;
 use wemeet_sim::{SimConfig, SimHandle};
-
-const MIB: u64 = 1024 * 1024;
-/// The simulator's body chunk: what it may count as served beyond what a client received.
-const CHUNK: u64 = 64 * 1024;
 
 /// A few multi-MiB files in one listing window and page (one API call per run).
 fn big_files(bandwidth: u64) -> SimConfig {
-    SimConfig {
-        meetings: 3,
-        days: 15,
-        pending_fraction: 0.0,
-        files_per_meeting: 2..=2,
-        min_file_size: 3 * MIB,
-        max_file_size: 6 * MIB,
-        bandwidth: Some(bandwidth),
-        ..SimConfig::default()
-    }
+    transcoded(3, 15)
+        .files(2..=2, 3 * MIB, 6 * MIB)
+        .with(|c| c.bandwidth = Some(bandwidth))
 }
 
 /// Small files for the fault tests: faults fire once per file, so few files keep them fast.
-fn small_files(faults: SimConfig) -> SimConfig {
-    SimConfig {
-        meetings: 3,
-        days: 15,
-        pending_fraction: 0.0,
-        files_per_meeting: 1..=1,
-        min_file_size: MIB,
-        max_file_size: 2 * MIB,
-        ..faults
-    }
+fn small_files() -> SimConfig {
+    transcoded(3, 15).files(1..=1, MIB, 2 * MIB)
 }
 
 fn dataset_bytes(sim: &SimHandle) -> u64 {
@@ -64,15 +48,13 @@ async fn resumes_after_sigkill_without_refetching() {
     const KILLS: u64 = 6;
     // 4 MiB/s per transfer: ~7 s of downloading, so kills land mid-transfer.
     let sim = start_sim(big_files(4 * MIB)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
+    let archiver = Archiver::new(
         &sim,
         &format!("workers = {WORKERS}\ncheckpoint_bytes = {CHECKPOINT}"),
     );
     let mut rng = rand::rng();
     for kill in 0..KILLS {
-        let mut child = spawn_backfill(&config, 15, &[]);
+        let mut child = spawn_backfill(&archiver.config, 15, &[]);
         let after = Duration::from_millis(rng.random_range(300..1200));
         tokio::time::sleep(after).await;
         let finished = child.try_wait().unwrap();
@@ -83,14 +65,17 @@ async fn resumes_after_sigkill_without_refetching() {
         child.start_kill().unwrap(); // SIGKILL
         child.wait().await.unwrap();
     }
-    let status = spawn_backfill(&config, 15, &[]).wait().await.unwrap();
+    let status = spawn_backfill(&archiver.config, 15, &[])
+        .wait()
+        .await
+        .unwrap();
     assert!(status.success());
 
-    let archive = dir.path().join("archive");
+    let archive = archiver.archive();
     assert_archive_matches(&archive, &sim.manifest());
     assert_no_temporary_files(&archive);
-    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
-    assert_eq!(store.all_files().await.unwrap().len(), sim.manifest().len());
+    let rows = archiver.store().await.all_files().await.unwrap();
+    assert_eq!(rows.len(), sim.manifest().len());
     let served = sim.stats().bytes_served;
     let size = dataset_bytes(&sim);
     let allowed = size + KILLS * WORKERS * CHECKPOINT;
@@ -103,9 +88,8 @@ async fn resumes_after_sigkill_without_refetching() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_checkpoints_exits_0_within_10_s_and_the_next_run_resumes() {
     let sim = start_sim(big_files(2 * MIB)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &sim, "workers = 2\ncheckpoint_bytes = 4194304");
-    let child = spawn_backfill(&config, 15, &[]);
+    let archiver = Archiver::new(&sim, "workers = 2\ncheckpoint_bytes = 4194304");
+    let child = spawn_backfill(&archiver.config, 15, &[]);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let before = sim.stats().bytes_served;
     assert!(before > 0, "no transfer was in flight");
@@ -117,7 +101,7 @@ async fn sigterm_checkpoints_exits_0_within_10_s_and_the_next_run_resumes() {
         .unwrap();
     assert_eq!(status.status.code(), Some(0), "{:?}", sent.elapsed());
     let interrupted = sim.stats().bytes_served;
-    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+    let store = archiver.store().await;
     let checkpointed: i64 = store
         .all_files()
         .await
@@ -128,9 +112,12 @@ async fn sigterm_checkpoints_exits_0_within_10_s_and_the_next_run_resumes() {
     assert!(checkpointed > 0, "nothing was checkpointed on SIGTERM");
     drop(store);
 
-    let status = spawn_backfill(&config, 15, &[]).wait().await.unwrap();
+    let status = spawn_backfill(&archiver.config, 15, &[])
+        .wait()
+        .await
+        .unwrap();
     assert!(status.success());
-    assert_archive_matches(&dir.path().join("archive"), &sim.manifest());
+    assert_archive_matches(&archiver.archive(), &sim.manifest());
     // The checkpoints taken on SIGTERM cover what was received: at most a chunk per
     // transfer (in flight in the socket) is fetched twice.
     let served = sim.stats().bytes_served;
@@ -143,64 +130,39 @@ async fn sigterm_checkpoints_exits_0_within_10_s_and_the_next_run_resumes() {
 
 /// Runs one in-process backfill against `faults` and checks the archive equals the manifest.
 async fn backfill_through(faults: SimConfig, download_extra: &str) -> (SimHandle, u64) {
-    let sim = start_sim(small_files(faults)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &sim, download_extra);
-    let report = backfill(&config, full_range(15)).await;
-    assert!(report.complete(), "{report:#?}");
-    let archive = dir.path().join("archive");
+    let sim = start_sim(faults).await;
+    let archiver = Archiver::new(&sim, download_extra);
+    archiver.backfill_all(15).await;
+    let archive = archiver.archive();
     assert_archive_matches(&archive, &sim.manifest());
     assert_no_temporary_files(&archive);
     let size = dataset_bytes(&sim);
     (sim, size)
 }
 
+/// Asserts that the simulator served each file of a `size`-byte dataset at most a chunk
+/// more than once over: every broken transfer resumed from its offset.
+fn assert_resumed_from_the_offset(sim: &SimHandle, size: u64) {
+    let files = sim.manifest().len() as u64;
+    let stats = sim.stats();
+    assert!(stats.bytes_served <= size + files * CHUNK, "{stats:#?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_reset_connection_resumes_from_the_received_offset() {
-    let (sim, size) = backfill_through(
-        SimConfig {
-            reset_first: 1,
-            ..SimConfig::default()
-        },
-        "",
-    )
-    .await;
-    let files = sim.manifest().len() as u64;
-    assert!(
-        sim.stats().bytes_served <= size + files * CHUNK,
-        "{:#?}",
-        sim.stats()
-    );
+    let (sim, size) = backfill_through(small_files().with(|c| c.reset_first = 1), "").await;
+    assert_resumed_from_the_offset(&sim, size);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_truncated_body_resumes_from_the_received_offset() {
-    let (sim, size) = backfill_through(
-        SimConfig {
-            truncate_first: 1,
-            ..SimConfig::default()
-        },
-        "",
-    )
-    .await;
-    let files = sim.manifest().len() as u64;
-    assert!(
-        sim.stats().bytes_served <= size + files * CHUNK,
-        "{:#?}",
-        sim.stats()
-    );
+    let (sim, size) = backfill_through(small_files().with(|c| c.truncate_first = 1), "").await;
+    assert_resumed_from_the_offset(&sim, size);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_503_is_retried() {
-    let (sim, _) = backfill_through(
-        SimConfig {
-            error_5xx_first: 2,
-            ..SimConfig::default()
-        },
-        "",
-    )
-    .await;
+    let (sim, _) = backfill_through(small_files().with(|c| c.error_5xx_first = 2), "").await;
     assert!(
         sim.stats()
             .download_status_counts
@@ -217,7 +179,7 @@ async fn a_host_ignoring_range_restarts_the_file_from_zero() {
         SimConfig {
             reset_first: 1,
             ignore_range: true,
-            ..SimConfig::default()
+            ..small_files()
         },
         "",
     )
@@ -235,7 +197,7 @@ async fn a_changed_etag_restarts_the_file_and_archives_the_new_content() {
         SimConfig {
             reset_first: 1,
             change_etag_after_first: true,
-            ..SimConfig::default()
+            ..small_files()
         },
         "",
     )
@@ -249,7 +211,7 @@ async fn a_read_stall_longer_than_the_read_timeout_is_abandoned_and_resumed() {
         SimConfig {
             stall_first: 1,
             stall: Duration::from_secs(30),
-            ..SimConfig::default()
+            ..small_files()
         },
         "read_timeout = \"1s\"",
     )
@@ -258,12 +220,7 @@ async fn a_read_stall_longer_than_the_read_timeout_is_abandoned_and_resumed() {
         started.elapsed() < Duration::from_secs(25),
         "the stall was waited out"
     );
-    let files = sim.manifest().len() as u64;
-    assert!(
-        sim.stats().bytes_served <= size + files * CHUNK,
-        "{:#?}",
-        sim.stats()
-    );
+    assert_resumed_from_the_offset(&sim, size);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -277,33 +234,27 @@ async fn an_address_expiring_mid_transfer_is_refreshed_and_resumed_from_the_offs
             stall_first: 1,
             stall: Duration::from_secs(30),
             address_ttl: Duration::from_secs(4),
-            ..SimConfig::default()
+            ..small_files()
         },
         "read_timeout = \"5s\"",
     )
     .await;
     let stats = sim.stats();
     assert!(stats.expired_token_rejections > 0, "{stats:#?}");
-    let files = sim.manifest().len() as u64;
-    assert!(stats.bytes_served <= size + files * CHUNK, "{stats:#?}");
+    assert_resumed_from_the_offset(&sim, size);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failed_files_are_reported_and_retried_with_retry_failed() {
-    let sim = start_sim(small_files(SimConfig {
-        error_5xx_first: 2,
-        ..SimConfig::default()
-    }))
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &sim, "max_attempts = 2");
-    let report = backfill(&config, full_range(15)).await;
+    let sim = start_sim(small_files().with(|c| c.error_5xx_first = 2)).await;
+    let archiver = Archiver::new(&sim, "max_attempts = 2");
+    let report = backfill(&archiver.config, full_range(15)).await;
     assert_eq!(
         report.not_archived.len(),
         sim.manifest().len(),
         "{report:#?}"
     );
-    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+    let store = archiver.store().await;
     let status = store
         .status(wemeet_archiver::time::UnixMs(0))
         .await
@@ -316,27 +267,24 @@ async fn failed_files_are_reported_and_retried_with_retry_failed() {
             .all(|f| f.reason.as_deref().unwrap_or("").contains("503"))
     );
 
-    let out = run_binary(
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "backfill",
-            "--retry-failed",
-            "--since",
-            &rfc3339(full_range(15).0),
-            "--until",
-            &rfc3339(full_range(15).1),
-        ],
-        &[],
-    )
-    .await;
+    let (since, until) = full_range(15);
+    let (since, until) = (rfc3339(since), rfc3339(until));
+    let args = [
+        "backfill",
+        "--retry-failed",
+        "--since",
+        &since,
+        "--until",
+        &until,
+    ];
+    let out = run_configured(&archiver.config, &args, &[]).await;
     assert_eq!(
         out.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_archive_matches(&dir.path().join("archive"), &sim.manifest());
+    assert_archive_matches(&archiver.archive(), &sim.manifest());
 }
 
 /// A 4 MiB tmpfs mounted as the archive: the transfer that fills it pauses with a clear
@@ -353,14 +301,9 @@ async fn a_full_disk_pauses_the_transfer_until_space_is_back() {
                 .status();
         }
     }
-    let sim = start_sim(small_files(SimConfig {
-        min_file_size: 3 * MIB,
-        max_file_size: 3 * MIB,
-        ..SimConfig::default()
-    }))
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("archive");
+    let sim = start_sim(small_files()).await;
+    let archiver = Archiver::new(&sim, "disk_full_retry = \"1s\"");
+    let archive = archiver.archive();
     std::fs::create_dir_all(&archive).unwrap();
     let mounted = std::process::Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
@@ -370,27 +313,28 @@ async fn a_full_disk_pauses_the_transfer_until_space_is_back() {
         .unwrap_or(false);
     assert!(mounted, "this test mounts a tmpfs and must run as root");
     let _mount = Mount(archive.clone());
-    let config = write_config(dir.path(), &sim, "disk_full_retry = \"1s\"");
-    let app =
-        wemeet_archiver::app::App::open(wemeet_archiver::config::Config::load(&config).unwrap())
-            .await
-            .unwrap();
+    let app = App::open(Config::load(&archiver.config).unwrap())
+        .await
+        .unwrap();
     let range = full_range(15);
     let job = tokio::spawn(async move {
         app.backfill(range.0, range.1, false, Default::default())
             .await
     });
 
-    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let reason = loop {
-        assert!(Instant::now() < deadline, "the disk never filled up");
-        let files = store.all_files().await.unwrap();
-        if let Some(r) = files.iter().find_map(|f| f.last_error.clone()) {
-            break r;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let store = archiver.store().await;
+    let reason = wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        async || {
+            let files = store.all_files().await.unwrap();
+            match files.iter().find_map(|f| f.last_error.clone()) {
+                Some(reason) => ControlFlow::Break(reason),
+                None => ControlFlow::Continue("the disk never filled up".into()),
+            }
+        },
+    )
+    .await;
     assert!(
         reason.contains("disk full") && reason.contains(".part"),
         "{reason}"

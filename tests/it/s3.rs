@@ -12,17 +12,17 @@ use s3s::access::{S3Access, S3AccessContext};
 use s3s::dto::{CompleteMultipartUploadInput, CreateMultipartUploadInput, UploadPartInput};
 use s3s::{S3Request, S3Result, s3_error};
 use sha2::{Digest, Sha256};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
-use wemeet_archiver::app::{App, BackfillReport};
+use std::time::Duration;
+use wemeet_archiver::app::BackfillReport;
 use wemeet_archiver::archive::{self, Archive, s3::S3Bucket};
 use wemeet_archiver::config::{Config, ENV_AWS_ACCESS_KEY_ID, ENV_AWS_SECRET_ACCESS_KEY};
 use wemeet_archiver::state::{FileStatus, Store};
-use wemeet_sim::{SimConfig, SimHandle};
+use wemeet_sim::{ManifestEntry, SimConfig, SimHandle};
 
-const MIB: u64 = 1024 * 1024;
 const BUCKET: &str = "recordings";
 const PREFIX: &str = "wemeet/archive";
 const ACCESS_KEY: &str = "AKIATESTARCHIVER";
@@ -34,8 +34,6 @@ const AWS_ENV: [(&str, &str); 2] = [
 ];
 /// The part size of these tests: S3's minimum, so that a few MiB make several parts.
 const PART: u64 = 5 * MIB;
-/// The simulator's body chunk: what it may count as served beyond what a client received.
-const CHUNK: u64 = 64 * 1024;
 
 /// A running S3 server and what it saw.
 struct S3Server {
@@ -122,10 +120,11 @@ async fn start_s3() -> S3Server {
     }
 }
 
-/// A config for `sim` that archives into `s3` (database in `dir/state.db`).
-fn write_s3_config(dir: &Path, sim: &SimHandle, s3: &S3Server, download_extra: &str) -> PathBuf {
-    let path = write_config(dir, sim, download_extra);
-    let text = std::fs::read_to_string(&path).unwrap().replace(
+/// An archiver for `sim` that archives into `s3` (database in `state.db` beside the config).
+fn s3_archiver(sim: &SimHandle, s3: &S3Server, download_extra: &str) -> Archiver {
+    let archiver = Archiver::new(sim, download_extra);
+    let path = &archiver.config;
+    let text = std::fs::read_to_string(path).unwrap().replace(
         "[storage]\npath = \"archive\"\n",
         &format!(
             "[storage]\nbackend = \"s3\"\n\n[storage.s3]\nbucket = \"{BUCKET}\"\nendpoint = \"{}\"\n\
@@ -134,8 +133,8 @@ fn write_s3_config(dir: &Path, sim: &SimHandle, s3: &S3Server, download_extra: &
         ),
     );
     assert!(text.contains("[storage.s3]"), "{text}");
-    std::fs::write(&path, text).unwrap();
-    path
+    std::fs::write(path, text).unwrap();
+    archiver
 }
 
 /// The test's credentials, as the environment gives them to the archiver.
@@ -154,11 +153,7 @@ fn load(config: &Path) -> Config {
 }
 
 async fn backfill_s3(config: &Path) -> BackfillReport {
-    let range = full_range(15);
-    let app = App::open(load(config)).await.unwrap();
-    app.backfill(range.0, range.1, false, Default::default())
-        .await
-        .unwrap()
+    backfill_loaded(load(config), full_range(15)).await
 }
 
 /// The configured archive, as the archiver opens it.
@@ -226,24 +221,15 @@ async fn assert_bucket_matches(config: &Path, sim: &SimHandle) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn backfill_into_a_bucket_stores_every_file_with_its_sha256() {
     let s3 = start_s3().await;
-    let sim = start_sim(SimConfig {
-        // The first three of the simulator's hostile subjects (`../../etc/passwd`, `a/b\c`,
-        // `CON`); the fourth, 100 bytes of CJK, makes a key that s3s-fs cannot store (it keeps
-        // metadata in one file named after the base64 of the key, past 255 bytes).
-        meetings: 3,
-        days: 15,
-        pending_fraction: 0.0,
-        files_per_meeting: 2..=2,
-        min_file_size: MIB,
-        max_file_size: 13 * MIB,
-        ..SimConfig::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_s3_config(dir.path(), &sim, &s3, "workers = 2");
-    let report = backfill_s3(&config).await;
+    // The first three of the simulator's hostile subjects (`../../etc/passwd`, `a/b\c`,
+    // `CON`); the fourth, 100 bytes of CJK, makes a key that s3s-fs cannot store (it keeps
+    // metadata in one file named after the base64 of the key, past 255 bytes).
+    let sim = start_sim(transcoded(3, 15).files(2..=2, MIB, 13 * MIB)).await;
+    let archiver = s3_archiver(&sim, &s3, "workers = 2");
+    let config = &archiver.config;
+    let report = backfill_s3(config).await;
     assert!(report.complete(), "{report:#?}");
-    assert_bucket_matches(&config, &sim).await;
+    assert_bucket_matches(config, &sim).await;
 
     let multipart = sim
         .manifest()
@@ -261,8 +247,8 @@ async fn backfill_into_a_bucket_stores_every_file_with_its_sha256() {
     );
 
     // meeting.json lists each file with its hash.
-    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
-    let storage = open_archive(&load(&config), &store);
+    let store = archiver.store().await;
+    let storage = open_archive(&load(config), &store);
     let row = store.all_files().await.unwrap().remove(0);
     let mut json = Vec::new();
     let mut stream = storage
@@ -276,69 +262,82 @@ async fn backfill_into_a_bucket_stores_every_file_with_its_sha256() {
     assert!(json.contains(row.sha256.as_deref().unwrap()), "{json}");
 
     // A second run lists again and uploads nothing.
-    let report = backfill_s3(&config).await;
+    let report = backfill_s3(config).await;
     assert!(report.complete() && report.archived_now == 0, "{report:#?}");
     assert_eq!(s3.creates.load(Ordering::SeqCst), multipart);
 }
 
+/// Runs `resume` once the killed backfill's last bytes have settled, checks the bucket
+/// then, and returns how many bytes the simulator served for it.
+async fn served_while_resuming(
+    sim: &SimHandle,
+    config: &Path,
+    resume: impl Future<Output = ()>,
+) -> u64 {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let served_before = sim.stats().bytes_served;
+    resume.await;
+    assert_bucket_matches(config, sim).await;
+    sim.stats().bytes_served - served_before
+}
+
 /// One 24 MiB recording (5 parts of 5 MiB) downloaded at 4 MiB/s.
 fn one_big_file() -> SimConfig {
-    SimConfig {
-        meetings: 1,
-        days: 15,
-        pending_fraction: 0.0,
-        files_per_meeting: 1..=1,
-        min_file_size: 24 * MIB,
-        max_file_size: 24 * MIB,
-        bandwidth: Some(4 * MIB),
-        ..SimConfig::default()
-    }
+    transcoded(1, 15)
+        .files(1..=1, 24 * MIB, 24 * MIB)
+        .with(|c| c.bandwidth = Some(4 * MIB))
+}
+
+/// Starts a backfill of [`one_big_file`] into `s3` with one worker, by the real binary so
+/// that it can be killed mid-upload; returns the simulator, its only file, the archiver
+/// and the running backfill.
+async fn upload_one_big_file(
+    s3: &S3Server,
+) -> (SimHandle, ManifestEntry, Archiver, tokio::process::Child) {
+    let sim = start_sim(one_big_file()).await;
+    let entry = sim.manifest().remove(0);
+    let archiver = s3_archiver(&sim, s3, "workers = 1");
+    let backfill = spawn_backfill(&archiver.config, 15, &AWS_ENV);
+    (sim, entry, archiver, backfill)
 }
 
 /// Waits until `min_parts` parts of the only file's upload are recorded; returns the
 /// resume offset then (the end of the contiguous parts).
 async fn wait_for_parts(db: &Path, record_file_id: &str, min_parts: usize) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        assert!(Instant::now() < deadline, "no upload progress");
-        if db.exists() {
-            let store = Store::open(db).await.unwrap();
-            if store.upload_parts(record_file_id).await.unwrap().len() >= min_parts {
-                return store
-                    .file(record_file_id)
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .bytes_done as u64;
+    wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        async || {
+            if db.exists() {
+                let store = Store::open(db).await.unwrap();
+                if store.upload_parts(record_file_id).await.unwrap().len() >= min_parts {
+                    let row = store.file(record_file_id).await.unwrap().unwrap();
+                    return ControlFlow::Break(row.bytes_done as u64);
+                }
             }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            ControlFlow::Continue("no upload progress".into())
+        },
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sigkilled_upload_resumes_from_the_next_part() {
     let s3 = start_s3().await;
-    let sim = start_sim(one_big_file()).await;
-    let entry = sim.manifest().remove(0);
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_s3_config(dir.path(), &sim, &s3, "workers = 1");
-    let db = dir.path().join("state.db");
-
-    let mut child = spawn_backfill(&config, 15, &AWS_ENV);
-    let resume_at = wait_for_parts(&db, &entry.record_file_id, 2).await;
+    let (sim, entry, archiver, mut backfill) = upload_one_big_file(&s3).await;
+    let resume_at = wait_for_parts(&archiver.db(), &entry.record_file_id, 2).await;
     assert!(
-        child.try_wait().unwrap().is_none(),
+        backfill.try_wait().unwrap().is_none(),
         "finished before the kill; make the file bigger"
     );
-    child.start_kill().unwrap(); // SIGKILL
-    child.wait().await.unwrap();
+    backfill.start_kill().unwrap(); // SIGKILL
+    backfill.wait().await.unwrap();
     assert!(
         resume_at >= 2 * PART && resume_at < entry.record_size,
         "{resume_at}"
     );
 
-    let store = Store::open(&db).await.unwrap();
+    let store = archiver.store().await;
     let status = store
         .status(wemeet_archiver::time::UnixMs::now())
         .await
@@ -346,23 +345,24 @@ async fn a_sigkilled_upload_resumes_from_the_next_part() {
     assert_eq!(status.uploads.len(), 1, "{:?}", status.uploads);
     assert!(status.uploads[0].parts >= 2);
     drop(store);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let served_before = sim.stats().bytes_served;
 
-    let status = spawn_backfill(&config, 15, &AWS_ENV).wait().await.unwrap();
-    assert!(
-        status.success(),
-        "{}",
-        std::fs::read_to_string(dir.path().join("backfill.log")).unwrap()
-    );
-    assert_bucket_matches(&config, &sim).await;
+    let config = &archiver.config;
+    let served_again = served_while_resuming(&sim, config, async {
+        let status = spawn_backfill(config, 15, &AWS_ENV).wait().await.unwrap();
+        let log = config.with_file_name("backfill.log");
+        assert!(
+            status.success(),
+            "{}",
+            std::fs::read_to_string(log).unwrap()
+        );
+    })
+    .await;
     assert_eq!(
         s3.creates.load(Ordering::SeqCst),
         1,
         "the upload was continued, not restarted"
     );
     // The second run downloaded only what followed the parts recorded before the kill.
-    let served_again = sim.stats().bytes_served - served_before;
     assert!(
         served_again <= entry.record_size - resume_at + CHUNK,
         "served {served_again} bytes again; resuming at {resume_at} needs {}",
@@ -374,41 +374,35 @@ async fn a_sigkilled_upload_resumes_from_the_next_part() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_upload_that_vanished_from_the_bucket_starts_the_file_over() {
     let s3 = start_s3().await;
-    let sim = start_sim(one_big_file()).await;
-    let entry = sim.manifest().remove(0);
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_s3_config(dir.path(), &sim, &s3, "workers = 1");
-    let db = dir.path().join("state.db");
-
-    let mut child = spawn_backfill(&config, 15, &AWS_ENV);
-    wait_for_parts(&db, &entry.record_file_id, 1).await;
-    child.start_kill().unwrap(); // SIGKILL
-    child.wait().await.unwrap();
+    let (sim, entry, archiver, mut backfill) = upload_one_big_file(&s3).await;
+    wait_for_parts(&archiver.db(), &entry.record_file_id, 1).await;
+    backfill.start_kill().unwrap(); // SIGKILL
+    backfill.wait().await.unwrap();
 
     // Abort the upload behind the archiver's back, as a lifecycle rule would.
-    let store = Store::open(&db).await.unwrap();
+    let config = &archiver.config;
+    let store = archiver.store().await;
     let upload = store.upload(&entry.record_file_id).await.unwrap().unwrap();
     drop(store);
-    let bucket = S3Bucket::new(load(&config).storage.s3.as_ref().unwrap()).unwrap();
+    let bucket = S3Bucket::new(load(config).storage.s3.as_ref().unwrap()).unwrap();
     let key = object_store::path::Path::parse(&upload.object_key).unwrap();
     bucket.abort(&key, &upload.upload_id).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let served_before = sim.stats().bytes_served;
 
-    let report = backfill_s3(&config).await;
-    assert!(report.complete(), "{report:#?}");
-    assert_bucket_matches(&config, &sim).await;
+    let served_again = served_while_resuming(&sim, config, async {
+        let report = backfill_s3(config).await;
+        assert!(report.complete(), "{report:#?}");
+    })
+    .await;
     assert_eq!(
         s3.creates.load(Ordering::SeqCst),
         2,
         "a new upload replaced the vanished one"
     );
-    let served_again = sim.stats().bytes_served - served_before;
     assert!(
         served_again >= entry.record_size,
         "the file was downloaded whole again: {served_again}"
     );
-    let store = Store::open(&db).await.unwrap();
+    let store = archiver.store().await;
     let row = store.file(&entry.record_file_id).await.unwrap().unwrap();
     assert!(
         row.attempts >= 1 && store.upload(&entry.record_file_id).await.unwrap().is_none(),
@@ -421,21 +415,12 @@ async fn an_upload_that_vanished_from_the_bucket_starts_the_file_over() {
 async fn verify_reads_the_bucket_and_names_each_kind_of_damage() {
     use wemeet_archiver::verify::{Status, VerifyOptions, verify_configured};
     let s3 = start_s3().await;
-    let sim = start_sim(SimConfig {
-        meetings: 3,
-        days: 15,
-        pending_fraction: 0.0,
-        files_per_meeting: 1..=1,
-        min_file_size: MIB,
-        max_file_size: 7 * MIB, // single PUTs and multipart uploads
-        ..SimConfig::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let config_path = write_s3_config(dir.path(), &sim, &s3, "");
-    assert!(backfill_s3(&config_path).await.complete());
-    let config = load(&config_path);
-    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+    // Single PUTs and multipart uploads.
+    let sim = start_sim(transcoded(3, 15).files(1..=1, MIB, 7 * MIB)).await;
+    let archiver = s3_archiver(&sim, &s3, "");
+    assert!(backfill_s3(&archiver.config).await.complete());
+    let config = load(&archiver.config);
+    let store = archiver.store().await;
     let options = VerifyOptions::new(config.storage.timezone);
 
     let report = verify_configured(&config, &store, &options).await.unwrap();

@@ -1,6 +1,8 @@
 //! The simulator, exercised over real HTTP as the archiver will use it.
 
+use crate::common::{Dataset, start_live_sim, transcoded};
 use reqwest::{Client, StatusCode};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -13,15 +15,7 @@ const DAY: i64 = 86_400;
 /// A small, fast account: every meeting within one 31-day window, files of 100-300 KB
 /// (several 64 KiB chunks each).
 fn small() -> SimConfig {
-    SimConfig {
-        meetings: 12,
-        days: 20,
-        pending_fraction: 0.0,
-        files_per_meeting: 1..=2,
-        min_file_size: 100_000,
-        max_file_size: 300_000,
-        ..SimConfig::default()
-    }
+    transcoded(12, 20).files(1..=2, 100_000, 300_000)
 }
 
 /// `small()` with every file shared and downloadable, for the tests that start from the
@@ -32,12 +26,6 @@ fn shared() -> SimConfig {
         download_allowed_fraction: 1.0,
         ..small()
     }
-}
-
-async fn boot(config: SimConfig) -> SimHandle {
-    wemeet_sim::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("simulator starts")
 }
 
 fn now_s() -> i64 {
@@ -115,6 +103,30 @@ impl Call {
         }
         req.send().await.expect("API call")
     }
+
+    /// The HTTP status and error code of this call's error reply.
+    async fn error(&self, sim: &SimHandle) -> (StatusCode, i64) {
+        let resp = self.send(sim).await;
+        let status = resp.status();
+        assert!(resp.headers().contains_key("X-TC-Trace"));
+        let body: ErrorBody = resp.json().await.expect("an ErrorBody");
+        assert_eq!(body.error_info.error_code, body.error_info.new_error_code);
+        (status, body.error_info.error_code)
+    }
+}
+
+/// Spends a minute's `budget` of calls to `q` without being limited, every other call
+/// rejected (rejected calls spend budget too), then asserts that the next call is limited.
+async fn spend_the_budget(sim: &SimHandle, q: &str, budget: usize) {
+    for i in 0..budget {
+        let mut call = Call::new(q);
+        if i % 2 == 0 {
+            call.timestamp = "0".into();
+        }
+        assert_ne!(call.send(sim).await.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+    let answer = Call::new(q).error(sim).await;
+    assert_eq!(answer, (StatusCode::TOO_MANY_REQUESTS, 190_310));
 }
 
 fn fresh_nonce() -> String {
@@ -130,17 +142,8 @@ async fn page(sim: &SimHandle, page_size: u32, page: u32) -> RecordsPage {
     resp.json().await.expect("a RecordsPage")
 }
 
-/// The HTTP status and error code of an error reply.
-async fn error_of(resp: reqwest::Response) -> (StatusCode, i64) {
-    let status = resp.status();
-    assert!(resp.headers().contains_key("X-TC-Trace"));
-    let body: ErrorBody = resp.json().await.expect("an ErrorBody");
-    assert_eq!(body.error_info.error_code, body.error_info.new_error_code);
-    (status, body.error_info.error_code)
-}
-
 /// (record_file_id, record_size, download address) of every file on the first page (all
-/// of them must carry an address: boot with `shared()`).
+/// of them must carry an address: start with `shared()`).
 async fn addresses(sim: &SimHandle) -> Vec<(String, u64, String)> {
     page(sim, 20, 1)
         .await
@@ -182,7 +185,7 @@ fn header(resp: &reqwest::Response, name: &str) -> String {
 
 #[tokio::test]
 async fn signed_listing_returns_meetings_as_the_types_describe() {
-    let sim = boot(SimConfig {
+    let sim = start_live_sim(SimConfig {
         // Two of twelve: the last two, after the hostile subjects and the recurring pair.
         pending_fraction: 0.17,
         ..shared()
@@ -259,35 +262,32 @@ async fn signed_listing_returns_meetings_as_the_types_describe() {
 
 #[tokio::test]
 async fn authentication_failures_have_their_codes() {
-    let sim = boot(small()).await;
+    let sim = start_live_sim(small()).await;
     let q = window_query(10, 1);
 
     let mut forged = Call::new(q.clone());
     forged.signed_uri = Some(window_query(20, 1));
-    let answer = error_of(forged.send(&sim).await).await;
+    let answer = forged.error(&sim).await;
     assert_eq!(answer, (StatusCode::BAD_REQUEST, 200_003));
 
     let mut old = Call::new(q.clone());
     old.timestamp = (now_s() - 301).to_string();
-    assert_eq!(error_of(old.send(&sim).await).await.1, 190_300);
+    assert_eq!(old.error(&sim).await.1, 190_300);
 
     let once = Call::new(q.clone());
     assert_eq!(once.send(&sim).await.status(), StatusCode::OK);
-    assert_eq!(error_of(once.send(&sim).await).await.1, 190_301, "replay");
+    assert_eq!(once.error(&sim).await.1, 190_301, "replay");
 
     let mut sdk = Call::new(q.clone());
     sdk.sdk_id = Some("123".into());
-    assert_eq!(error_of(sdk.send(&sim).await).await.1, 190_303, "SdkId");
+    assert_eq!(sdk.error(&sim).await.1, 190_303, "SdkId");
 
     let mut key = Call::new(q.clone());
     key.secret_id = Some("AKIDsomeoneelse".into());
-    assert_eq!(error_of(key.send(&sim).await).await.1, 190_303, "X-TC-Key");
+    assert_eq!(key.error(&sim).await.1, 190_303, "X-TC-Key");
 
     let intern = q.replace("operator_id=admin", "operator_id=intern");
-    assert_eq!(
-        error_of(Call::new(intern).send(&sim).await).await.1,
-        500_014
-    );
+    assert_eq!(Call::new(intern).error(&sim).await.1, 500_014);
 
     let stats = sim.stats();
     assert_eq!(stats.api_calls, 7);
@@ -299,12 +299,9 @@ async fn authentication_failures_have_their_codes() {
 async fn an_assigned_sdk_id_is_required() {
     let mut config = small();
     config.credentials.sdk_id = Some("sdk-1".into());
-    let sim = boot(config).await;
+    let sim = start_live_sim(config).await;
     let q = window_query(10, 1);
-    assert_eq!(
-        error_of(Call::new(q.clone()).send(&sim).await).await.1,
-        190_303
-    );
+    assert_eq!(Call::new(q.clone()).error(&sim).await.1, 190_303);
     let mut with = Call::new(q);
     with.sdk_id = Some("sdk-1".into());
     assert_eq!(with.send(&sim).await.status(), StatusCode::OK);
@@ -313,7 +310,7 @@ async fn an_assigned_sdk_id_is_required() {
 
 #[tokio::test]
 async fn invalid_parameters_are_190004() {
-    let sim = boot(small()).await;
+    let sim = start_live_sim(small()).await;
     let end = now_s();
     let too_wide = window_query_from(end - 31 * DAY - 1, end, 10, 1);
     let backwards = window_query_from(end, end - 1, 10, 1);
@@ -321,7 +318,7 @@ async fn invalid_parameters_are_190004() {
     let page_0 = window_query(10, 0);
     let no_start = format!("/v1/corp/records?end_time={end}&operator_id=admin&operator_id_type=1");
     for q in [too_wide, backwards, page_21, page_0, no_start] {
-        let answer = error_of(Call::new(q.clone()).send(&sim).await).await;
+        let answer = Call::new(q.clone()).error(&sim).await;
         assert_eq!(answer, (StatusCode::BAD_REQUEST, 190_004), "{q}");
     }
     let exactly_31_days = window_query_from(end - 31 * DAY, end, 20, 1);
@@ -332,21 +329,8 @@ async fn invalid_parameters_are_190004() {
 
 #[tokio::test]
 async fn the_eleventh_call_within_a_minute_is_rate_limited() {
-    let sim = boot(small()).await;
-    let q = window_query(10, 1);
-    for i in 0..10 {
-        let mut call = Call::new(q.clone());
-        if i % 2 == 0 {
-            // Rejected calls spend budget too.
-            call.timestamp = "0".into();
-        }
-        assert_ne!(
-            call.send(&sim).await.status(),
-            StatusCode::TOO_MANY_REQUESTS
-        );
-    }
-    let answer = error_of(Call::new(q).send(&sim).await).await;
-    assert_eq!(answer, (StatusCode::TOO_MANY_REQUESTS, 190_310));
+    let sim = start_live_sim(small()).await;
+    spend_the_budget(&sim, &window_query(10, 1), 10).await;
     let stats: SimStats = sim.stats();
     assert_eq!(stats.api_calls, 11);
     assert_eq!(stats.max_calls_in_60s, 11);
@@ -358,7 +342,7 @@ async fn the_eleventh_call_within_a_minute_is_rate_limited() {
 
 #[tokio::test]
 async fn full_download_matches_the_manifest() {
-    let sim = boot(shared()).await;
+    let sim = start_live_sim(shared()).await;
     let (id, size, url) = addresses(&sim).await.remove(0);
     let resp = get(&url, &[]).await;
     assert_eq!(resp.status(), StatusCode::OK);
@@ -384,7 +368,7 @@ async fn full_download_matches_the_manifest() {
 
 #[tokio::test]
 async fn range_requests_resume_exactly() {
-    let sim = boot(shared()).await;
+    let sim = start_live_sim(shared()).await;
     let (id, size, url) = addresses(&sim).await.remove(0);
     let cut = 70_001;
     let head = get(&url, &[("Range", &format!("bytes=0-{}", cut - 1))]).await;
@@ -438,11 +422,7 @@ async fn assert_access_denied(resp: reqwest::Response) {
 
 #[tokio::test]
 async fn expired_or_forged_tokens_get_403_xml() {
-    let sim = boot(SimConfig {
-        stale_addresses_first: 1,
-        ..shared()
-    })
-    .await;
+    let sim = start_live_sim(shared().with(|c| c.stale_addresses_first = 1)).await;
     let (id, size, stale_url) = addresses(&sim).await.remove(0);
     let resp = get(&stale_url, &[]).await;
     assert_access_denied(resp).await;
@@ -475,11 +455,7 @@ async fn expired_or_forged_tokens_get_403_xml() {
 
 #[tokio::test]
 async fn addresses_expire_after_their_ttl() {
-    let sim = boot(SimConfig {
-        address_ttl: Duration::from_millis(300),
-        ..shared()
-    })
-    .await;
+    let sim = start_live_sim(shared().with(|c| c.address_ttl = Duration::from_millis(300))).await;
     let (_, _, url) = addresses(&sim).await.remove(0);
     assert_eq!(
         get(&url, &[("Range", "bytes=0-0")]).await.status(),
@@ -494,16 +470,10 @@ async fn addresses_expire_after_their_ttl() {
 #[tokio::test]
 async fn reset_and_truncate_faults_break_the_first_gets_only() {
     for config in [
-        SimConfig {
-            reset_first: 1,
-            ..shared()
-        },
-        SimConfig {
-            truncate_first: 1,
-            ..shared()
-        },
+        shared().with(|c| c.reset_first = 1),
+        shared().with(|c| c.truncate_first = 1),
     ] {
-        let sim = boot(config).await;
+        let sim = start_live_sim(config).await;
         let (id, size, url) = addresses(&sim).await.remove(0);
         let broken = get(&url, &[]).await;
         assert_eq!(broken.status(), StatusCode::OK);
@@ -526,11 +496,7 @@ async fn reset_and_truncate_faults_break_the_first_gets_only() {
 
 #[tokio::test]
 async fn error_5xx_fault_answers_slow_down_first() {
-    let sim = boot(SimConfig {
-        error_5xx_first: 2,
-        ..shared()
-    })
-    .await;
+    let sim = start_live_sim(shared().with(|c| c.error_5xx_first = 2)).await;
     let (_, size, url) = addresses(&sim).await.remove(0);
     for _ in 0..2 {
         let resp = get(&url, &[]).await;
@@ -545,11 +511,7 @@ async fn error_5xx_fault_answers_slow_down_first() {
 
 #[tokio::test]
 async fn ignore_range_fault_sends_everything() {
-    let sim = boot(SimConfig {
-        ignore_range: true,
-        ..shared()
-    })
-    .await;
+    let sim = start_live_sim(shared().with(|c| c.ignore_range = true)).await;
     let (_, size, url) = addresses(&sim).await.remove(0);
     let resp = get(&url, &[("Range", "bytes=100-")]).await;
     assert_eq!(resp.status(), StatusCode::OK);
@@ -560,11 +522,7 @@ async fn ignore_range_fault_sends_everything() {
 
 #[tokio::test]
 async fn change_etag_fault_gives_new_content_after_the_first_get() {
-    let sim = boot(SimConfig {
-        change_etag_after_first: true,
-        ..shared()
-    })
-    .await;
+    let sim = start_live_sim(shared().with(|c| c.change_etag_after_first = true)).await;
     let (id, size, url) = addresses(&sim).await.remove(0);
     let before = manifest_entry(&sim, &id).sha256;
     let first = get(&url, &[]).await;
@@ -589,7 +547,7 @@ async fn change_etag_fault_gives_new_content_after_the_first_get() {
 #[tokio::test]
 async fn stall_fault_pauses_halfway_then_finishes() {
     let stall = Duration::from_millis(1500);
-    let sim = boot(SimConfig {
+    let sim = start_live_sim(SimConfig {
         stall_first: 1,
         stall,
         ..shared()
@@ -608,14 +566,14 @@ async fn stall_fault_pauses_halfway_then_finishes() {
 
 #[tokio::test]
 async fn listing_faults_hit_the_first_accepted_calls() {
-    let sim = boot(SimConfig {
+    let q = window_query(10, 1);
+    let sim = start_live_sim(SimConfig {
         listing_5xx_first: 1,
         listing_invalid_json_first: 1,
         ..small()
     })
     .await;
-    let q = window_query(10, 1);
-    let answer = error_of(Call::new(q.clone()).send(&sim).await).await;
+    let answer = Call::new(q.clone()).error(&sim).await;
     assert_eq!(answer, (StatusCode::INTERNAL_SERVER_ERROR, 41));
     let garbled = Call::new(q.clone()).send(&sim).await;
     assert_eq!(garbled.status(), StatusCode::OK);
@@ -627,7 +585,7 @@ async fn listing_faults_hit_the_first_accepted_calls() {
 
 #[tokio::test]
 async fn meetings_arrive_and_transcode_while_running() {
-    let sim = boot(SimConfig {
+    let sim = start_live_sim(SimConfig {
         meetings: 3,
         arrivals: 1,
         arrival_every: Duration::from_secs(600),
@@ -675,38 +633,28 @@ async fn meetings_arrive_and_transcode_while_running() {
     sim.shutdown().await;
 }
 
+/// What the admin endpoint `/admin/{name}` of `sim` answers.
+async fn admin<T: DeserializeOwned>(sim: &SimHandle, name: &str) -> T {
+    let url = format!("{}/admin/{name}", sim.base_url());
+    Client::new()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn admin_endpoints_report_json() {
-    let sim = boot(shared()).await;
+    let sim = start_live_sim(shared()).await;
     let urls = addresses(&sim).await;
-    let base = sim.base_url();
-    let client = Client::new();
-    let manifest: Vec<ManifestEntry> = client
-        .get(format!("{base}/admin/manifest"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let manifest: Vec<ManifestEntry> = admin(&sim, "manifest").await;
     assert_eq!(manifest, sim.manifest());
-    let stats: SimStats = client
-        .get(format!("{base}/admin/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: SimStats = admin(&sim, "stats").await;
     assert_eq!(stats.api_calls, 1);
-    let tokens: Vec<String> = client
-        .get(format!("{base}/admin/tokens"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens: Vec<String> = admin(&sim, "tokens").await;
     assert_eq!(tokens.len(), urls.len());
     assert!(
         urls.iter()
@@ -792,11 +740,7 @@ const SHARING_FIELDS: [&str; 7] = [
 
 #[tokio::test]
 async fn the_listing_carries_addresses_only_for_shared_files_that_allow_downloads() {
-    let sim = boot(SimConfig {
-        meetings: 40,
-        ..small()
-    })
-    .await;
+    let sim = start_live_sim(small().with(|c| c.meetings = 40)).await;
     let files = listed_files(&sim).await;
     // [with an address, shared without download, not shared]
     let mut kinds = [0u64; 3];
@@ -849,7 +793,7 @@ async fn the_listing_carries_addresses_only_for_shared_files_that_allow_download
 
 #[tokio::test]
 async fn addresses_give_a_working_address_for_a_file_the_listing_does_not() {
-    let sim = boot(small()).await;
+    let sim = start_live_sim(small()).await;
     let entry = sim
         .manifest()
         .into_iter()
@@ -905,7 +849,7 @@ async fn addresses_give_a_working_address_for_a_file_the_listing_does_not() {
 
 #[tokio::test]
 async fn addresses_page_through_a_meetings_files_one_at_a_time() {
-    let sim = boot(small()).await;
+    let sim = start_live_sim(small()).await;
     let id = sim.add_meeting("三个文件", &[1000, 2000, 3000], Duration::ZERO);
     let expected = meeting_files(&sim, &id);
     assert_eq!(expected.len(), 3);
@@ -924,7 +868,7 @@ async fn addresses_page_through_a_meetings_files_one_at_a_time() {
 
 #[tokio::test]
 async fn addresses_of_a_meeting_not_yet_transcoded_are_an_empty_page() {
-    let sim = boot(small()).await;
+    let sim = start_live_sim(small()).await;
     let id = sim.add_meeting("录制中", &[1000], Duration::from_secs(600));
     let page = addresses_page(&sim, &id, 50, 1).await;
     assert_eq!(paging_of(&page), [0, 0, 1, 0]);
@@ -935,7 +879,7 @@ async fn addresses_of_a_meeting_not_yet_transcoded_are_an_empty_page() {
 
 #[tokio::test]
 async fn addresses_reject_bad_parameters_unknown_meetings_and_other_operators() {
-    let sim = boot(small()).await;
+    let sim = start_live_sim(small()).await;
     let id = sim.manifest()[0].meeting_record_id.clone();
     let invalid = [
         addresses_query(&id, 51, 1),
@@ -945,17 +889,14 @@ async fn addresses_reject_bad_parameters_unknown_meetings_and_other_operators() 
         addresses_query(&id, 50, 1).replace("operator_id_type=1", "operator_id_type=2"),
     ];
     for q in &invalid {
-        let answer = error_of(Call::new(q.clone()).send(&sim).await).await;
+        let answer = Call::new(q.clone()).error(&sim).await;
         assert_eq!(answer, (StatusCode::BAD_REQUEST, 190_004), "{q}");
     }
     let unknown = addresses_query("1234567890123456789", 50, 1);
-    let answer = error_of(Call::new(unknown).send(&sim).await).await;
+    let answer = Call::new(unknown).error(&sim).await;
     assert_eq!(answer, (StatusCode::INTERNAL_SERVER_ERROR, 7001));
     let intern = addresses_query(&id, 50, 1).replace("operator_id=admin", "operator_id=intern");
-    assert_eq!(
-        error_of(Call::new(intern).send(&sim).await).await.1,
-        500_014
-    );
+    assert_eq!(Call::new(intern).error(&sim).await.1, 500_014);
 
     let stats = sim.stats();
     assert_eq!(stats.address_calls, 7);
@@ -968,46 +909,30 @@ async fn addresses_reject_bad_parameters_unknown_meetings_and_other_operators() 
 
 #[tokio::test]
 async fn a_nonce_spent_on_the_listing_is_a_replay_on_addresses() {
-    let sim = boot(small()).await;
+    let sim = start_live_sim(small()).await;
     let id = sim.manifest()[0].meeting_record_id.clone();
     let listing = Call::new(window_query(10, 1));
     assert_eq!(listing.send(&sim).await.status(), StatusCode::OK);
     let mut replay = Call::new(addresses_query(&id, 50, 1));
     replay.nonce = listing.nonce.clone();
     replay.timestamp = listing.timestamp.clone();
-    assert_eq!(
-        error_of(replay.send(&sim).await).await,
-        (StatusCode::BAD_REQUEST, 190_301)
-    );
+    assert_eq!(replay.error(&sim).await, (StatusCode::BAD_REQUEST, 190_301));
 
     let mut forged = Call::new(addresses_query(&id, 50, 1));
     forged.signed_uri = Some(addresses_query(&id, 10, 1));
-    assert_eq!(error_of(forged.send(&sim).await).await.1, 200_003);
+    assert_eq!(forged.error(&sim).await.1, 200_003);
     let mut key = Call::new(addresses_query(&id, 50, 1));
     key.secret_id = Some("AKIDsomeoneelse".into());
-    assert_eq!(error_of(key.send(&sim).await).await.1, 190_303);
+    assert_eq!(key.error(&sim).await.1, 190_303);
     sim.shutdown().await;
 }
 
 #[tokio::test]
 async fn the_sixty_first_address_call_within_a_minute_is_rate_limited_apart_from_the_listing() {
-    let sim = boot(small()).await;
+    let sim = start_live_sim(small()).await;
     let id = sim.manifest()[0].meeting_record_id.clone();
-    let q = addresses_query(&id, 50, 1);
     page(&sim, 10, 1).await;
-    for i in 0..60 {
-        let mut call = Call::new(q.clone());
-        if i % 2 == 0 {
-            // Rejected calls spend budget too.
-            call.timestamp = "0".into();
-        }
-        assert_ne!(
-            call.send(&sim).await.status(),
-            StatusCode::TOO_MANY_REQUESTS
-        );
-    }
-    let answer = error_of(Call::new(q).send(&sim).await).await;
-    assert_eq!(answer, (StatusCode::TOO_MANY_REQUESTS, 190_310));
+    spend_the_budget(&sim, &addresses_query(&id, 50, 1), 60).await;
     page(&sim, 10, 1).await;
 
     let stats = sim.stats();
@@ -1023,16 +948,12 @@ async fn the_sixty_first_address_call_within_a_minute_is_rate_limited_apart_from
 
 #[tokio::test]
 async fn addresses_5xx_fault_hits_the_first_calls_that_would_succeed() {
-    let sim = boot(SimConfig {
-        addresses_5xx_first: 2,
-        ..small()
-    })
-    .await;
+    let sim = start_live_sim(small().with(|c| c.addresses_5xx_first = 2)).await;
     let id = sim.manifest()[0].meeting_record_id.clone();
     let unknown = addresses_query("1234567890123456789", 50, 1);
-    assert_eq!(error_of(Call::new(unknown).send(&sim).await).await.1, 7001);
+    assert_eq!(Call::new(unknown).error(&sim).await.1, 7001);
     for _ in 0..2 {
-        let answer = error_of(Call::new(addresses_query(&id, 50, 1)).send(&sim).await).await;
+        let answer = Call::new(addresses_query(&id, 50, 1)).error(&sim).await;
         assert_eq!(answer, (StatusCode::INTERNAL_SERVER_ERROR, 41));
     }
     let page = addresses_page(&sim, &id, 50, 1).await;
@@ -1046,11 +967,7 @@ async fn addresses_5xx_fault_hits_the_first_calls_that_would_succeed() {
 
 #[tokio::test]
 async fn addresses_empty_fault_blanks_each_files_first_answers() {
-    let sim = boot(SimConfig {
-        addresses_empty_first: 1,
-        ..small()
-    })
-    .await;
+    let sim = start_live_sim(small().with(|c| c.addresses_empty_first = 1)).await;
     let id = sim.add_meeting("两个文件", &[1000, 2000], Duration::ZERO);
     let first = download_addresses(&addresses_page(&sim, &id, 1, 1).await);
     assert_eq!(first[0].1, "", "the first file's first answer");
@@ -1066,11 +983,7 @@ async fn addresses_empty_fault_blanks_each_files_first_answers() {
 
 #[tokio::test]
 async fn no_address_fraction_files_get_an_address_from_no_endpoint() {
-    let sim = boot(SimConfig {
-        no_address_fraction: 0.5,
-        ..shared()
-    })
-    .await;
+    let sim = start_live_sim(shared().with(|c| c.no_address_fraction = 0.5)).await;
     let manifest = sim.manifest();
     assert!(manifest.iter().any(|e| e.downloadable));
     assert!(manifest.iter().any(|e| !e.downloadable));
@@ -1097,11 +1010,7 @@ async fn no_address_fraction_files_get_an_address_from_no_endpoint() {
 
 #[tokio::test]
 async fn stale_addresses_are_counted_across_both_endpoints() {
-    let sim = boot(SimConfig {
-        stale_addresses_first: 1,
-        ..shared()
-    })
-    .await;
+    let sim = start_live_sim(shared().with(|c| c.stale_addresses_first = 1)).await;
     let manifest = sim.manifest();
     let first = &manifest[0];
     let other = manifest

@@ -3,15 +3,21 @@
 
 use crate::common::*;
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use wemeet_archiver::state::{FileUpsert, MeetingUpsert, Store};
-use wemeet_sim::SimConfig;
 
-async fn verify(config: &Path, args: &[&str]) -> Output {
-    let mut all = vec!["--config", config.to_str().unwrap(), "verify"];
-    all.extend_from_slice(args);
-    run_binary(&all, &[]).await
+/// Runs `verify` with `args` and asserts that it exits with `code`.
+async fn verify(config: &Path, args: &[&str], code: i32) -> Output {
+    let out = run_configured(config, &[&["verify"], args].concat(), &[]).await;
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {}", explain(&out));
+    out
+}
+
+/// [`verify`] with `--format json` and `args`: its report.
+async fn verify_json(config: &Path, args: &[&str], code: i32) -> serde_json::Value {
+    let out = verify(config, &[&["--format", "json"], args].concat(), code).await;
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn stdout(out: &Output) -> String {
@@ -70,24 +76,15 @@ fn rel(p: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn verify_passes_an_intact_archive_and_names_each_kind_of_damage() {
-    let sim = start_sim(SimConfig {
-        meetings: 10,
-        days: 20,
-        pending_fraction: 0.0,
-        ..SimConfig::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &sim, "");
-    let report = backfill(&config, full_range(20)).await;
-    assert!(report.complete(), "{report:#?}");
-    let root = dir.path().join("archive");
+    let sim = start_sim(transcoded(10, 20)).await;
+    let archiver = Archiver::new(&sim, "");
+    archiver.backfill_all(20).await;
+    let (config, root) = (&archiver.config, archiver.archive());
     let n = sim.manifest().len();
     assert!(n >= 10, "dataset too small: {n}");
 
     // Intact: exit 0, every file ok, and SHA256SUMS that coreutils accepts.
-    let out = verify(&config, &[]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
+    let out = verify(config, &[], 0).await;
     let text = stdout(&out);
     assert!(
         text.contains(&format!("checked {n} archived file(s)")),
@@ -96,9 +93,7 @@ async fn verify_passes_an_intact_archive_and_names_each_kind_of_damage() {
     assert!(text.contains(&format!("{n} ok, 0 missing")), "{text}");
     assert!(text.contains("result: intact"), "{text}");
 
-    let out = verify(&config, &["--manifest", "--format", "json", "--jobs", "3"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = verify_json(config, &["--manifest", "--jobs", "3"], 0).await;
     assert_eq!(json["schema"], "wemeet-archiver.verify/1");
     assert_eq!(json["passed"], true);
     assert_eq!(json["summary"]["ok"].as_u64(), Some(n as u64));
@@ -126,18 +121,14 @@ async fn verify_passes_an_intact_archive_and_names_each_kind_of_damage() {
     );
 
     // `status` tells when the archive was last proven intact.
-    let status = run_binary(
-        &["--config", config.to_str().unwrap(), "status", "--json"],
-        &[],
-    )
-    .await;
+    let status = run_configured(config, &["status", "--json"], &[]).await;
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(status["files_verified"].as_u64(), Some(n as u64));
     assert!(
         status["oldest_verified_at"].as_i64().unwrap()
             <= status["newest_verified_at"].as_i64().unwrap()
     );
-    let text = run_binary(&["--config", config.to_str().unwrap(), "status"], &[]).await;
+    let text = run_configured(config, &["status"], &[]).await;
     assert!(
         stdout(&text).contains(&format!("verified: {n} archived file(s)")),
         "{}",
@@ -179,8 +170,7 @@ async fn verify_passes_an_intact_archive_and_names_each_kind_of_damage() {
     .collect();
 
     // The table names exactly those five.
-    let out = verify(&config, &[]).await;
-    assert_eq!(out.status.code(), Some(1), "{}", explain(&out));
+    let out = verify(config, &[], 1).await;
     let text = stdout(&out);
     let statuses = [
         "hash_mismatch",
@@ -205,9 +195,7 @@ async fn verify_passes_an_intact_archive_and_names_each_kind_of_damage() {
     assert!(text.contains("result: 5 problem(s) found"), "{text}");
 
     // So does the JSON, with sizes and hashes for the damaged files.
-    let out = verify(&config, &["--format", "json"]).await;
-    assert_eq!(out.status.code(), Some(1), "{}", explain(&out));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = verify_json(config, &[], 1).await;
     assert_eq!(json["passed"], false);
     assert_eq!(json["summary"]["problems"].as_u64(), Some(5));
     assert_eq!(json["summary"]["ok"].as_u64(), Some(n as u64 - 3));
@@ -248,11 +236,11 @@ async fn verify_passes_an_intact_archive_and_names_each_kind_of_damage() {
     let reports = tempfile::tempdir().unwrap();
     let csv_path = reports.path().join("report.csv");
     let out = verify(
-        &config,
+        config,
         &["--format", "csv", "--output", csv_path.to_str().unwrap()],
+        1,
     )
     .await;
-    assert_eq!(out.status.code(), Some(1), "{}", explain(&out));
     assert!(
         stdout(&out).contains("result: 5 problem(s) found"),
         "{}",
@@ -300,27 +288,26 @@ async fn verify_passes_an_intact_archive_and_names_each_kind_of_damage() {
     assert!(complaints.contains(&rel(flipped)), "{complaints}");
 }
 
-const CONFIG: &str = r#"
-[api]
-base_url = "http://127.0.0.1:9"
-app_id = "200000001"
-secret_id = "AKIDexample"
-secret_key = "not-a-real-key"
-operator_id = "admin"
-[storage]
-path = "archive"
-timezone = "Asia/Shanghai"
-[database]
-path = "DB"
-"#;
+/// Writes [`offline_config`] into `dir`, in Shanghai time, with its database at `database`
+/// (relative to `dir`).
+fn write_shanghai_config(dir: &Path, database: &str) -> PathBuf {
+    let config = dir.join("config.toml");
+    let text = offline_config()
+        .replacen(
+            "path = \"archive\"\n",
+            "path = \"archive\"\ntimezone = \"Asia/Shanghai\"\n",
+            1,
+        )
+        .replacen("path = \"state.db\"", &format!("path = \"{database}\""), 1);
+    std::fs::write(&config, text).unwrap();
+    config
+}
 
 #[tokio::test]
 async fn without_a_database_verify_exits_2_and_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(&config, CONFIG.replace("DB", "state.db")).unwrap();
-    let out = verify(&config, &[]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", explain(&out));
+    let config = write_shanghai_config(dir.path(), "state.db");
+    let out = verify(&config, &[], 2).await;
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("no database"),
         "{}",
@@ -334,8 +321,7 @@ async fn without_a_database_verify_exits_2_and_creates_nothing() {
         &["--sample", "0"],
         &["--jobs", "0"],
     ] {
-        let out = verify(&config, args).await;
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", explain(&out));
+        verify(&config, args, 2).await;
     }
 }
 
@@ -385,8 +371,7 @@ async fn pending_files_pass_and_ranges_and_samples_check_part_of_the_archive() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("archive");
     // The database lives under the archive root: it must not be reported as extra.
-    let config = dir.path().join("config.toml");
-    std::fs::write(&config, CONFIG.replace("DB", "archive/state.db")).unwrap();
+    let config = write_shanghai_config(dir.path(), "archive/state.db");
     let store = Store::open(&root.join("state.db")).await.unwrap();
     // 2024-01-02 and 2024-01-05, 10:00 in Shanghai.
     let (a1, q1) = seed(&store, &root, "100", "02", 1_704_160_800_000).await;
@@ -399,14 +384,8 @@ async fn pending_files_pass_and_ranges_and_samples_check_part_of_the_archive() {
     )
     .await;
 
-    let out = verify(&config, &["--format", "json"]).await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "pending files are not a problem: {}",
-        explain(&out)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Pending files are not a problem.
+    let json = verify_json(&config, &[], 0).await;
     assert_eq!(json["summary"]["ok"].as_u64(), Some(2));
     assert_eq!(json["summary"]["pending"].as_u64(), Some(2));
     assert_eq!(json["summary"]["extra"].as_u64(), Some(0), "{json:#}");
@@ -426,20 +405,12 @@ async fn pending_files_pass_and_ranges_and_samples_check_part_of_the_archive() {
 
     // A range checks only its meetings and walks only its date folders.
     std::fs::write(root.join("2024/01/05/stray.txt"), b"x").unwrap();
-    let out = verify(
+    let json = verify_json(
         &config,
-        &[
-            "--format",
-            "json",
-            "--since",
-            "2024-01-01",
-            "--until",
-            "2024-01-03",
-        ],
+        &["--since", "2024-01-01", "--until", "2024-01-03"],
+        0,
     )
     .await;
-    assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let paths: Vec<&str> = json["files"]
         .as_array()
         .unwrap()
@@ -447,14 +418,8 @@ async fn pending_files_pass_and_ranges_and_samples_check_part_of_the_archive() {
         .map(|f| f["path"].as_str().unwrap())
         .collect();
     assert_eq!(paths, [a1.as_str(), q1.as_str()]);
-    let out = verify(&config, &["--format", "json", "--since", "2024-01-04"]).await;
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "the stray file is in range: {}",
-        explain(&out)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The stray file is in range.
+    let json = verify_json(&config, &["--since", "2024-01-04"], 1).await;
     assert_eq!(json["summary"]["extra"].as_u64(), Some(1));
     std::fs::remove_file(root.join("2024/01/05/stray.txt")).unwrap();
 
@@ -463,9 +428,7 @@ async fn pending_files_pass_and_ranges_and_samples_check_part_of_the_archive() {
         .mark_verified(&["2001".into()], wemeet_archiver::time::UnixMs(1))
         .await
         .unwrap();
-    let out = verify(&config, &["--format", "json", "--sample", "50"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = verify_json(&config, &["--sample", "50"], 0).await;
     assert_eq!(json["summary"]["checked_files"].as_u64(), Some(1));
     assert_eq!(json["summary"]["archived_files"].as_u64(), Some(2));
     let checked: Vec<&str> = json["files"]
