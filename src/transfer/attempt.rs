@@ -167,11 +167,15 @@ impl Downloader {
         let mut body = response.bytes_stream();
         loop {
             let next = tokio::select! {
-                next = body.next() => next,
-                () = cancel.cancelled() => {
-                    writer.pause().await?;
-                    return Err(TransferError::Cancelled);
-                }
+                next = body.next() => Some(next),
+                () = cancel.cancelled() => None,
+            };
+            let Some(next) = next else {
+                // Hang up first: bytes the host goes on sending while the checkpoint is
+                // made would be fetched again by the next run.
+                drop(body);
+                writer.pause().await?;
+                return Err(TransferError::Cancelled);
             };
             match next {
                 Some(Ok(chunk)) => {

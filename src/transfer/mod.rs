@@ -106,11 +106,7 @@ impl Downloader {
     ) -> Result<PoolReport, PoolError> {
         // A crash between archiving a file and writing its meeting.json left that folder's
         // meeting.json behind (and maybe a meeting.json.tmp): bring them up to date first.
-        for dir in self.store.dirs_with_stale_meeting_json().await? {
-            if let Err(e) = self.write_meeting_json(&dir).await {
-                tracing::warn!(%dir, error = %crate::errors::chain(&e), "could not rewrite meeting.json");
-            }
-        }
+        self.rewrite_stale_meeting_json().await?;
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..self.config.workers {
             let this = Arc::clone(&self);
@@ -127,6 +123,10 @@ impl Downloader {
                 first_error.get_or_insert(e);
             }
         }
+        if first_error.is_none() {
+            // One that could not be written meanwhile (a full disk) gets another try.
+            self.rewrite_stale_meeting_json().await?;
+        }
         match first_error {
             Some(e) => Err(e),
             None => Ok(PoolReport {
@@ -134,6 +134,16 @@ impl Downloader {
                 bytes: self.bytes.load(Ordering::Relaxed),
             }),
         }
+    }
+
+    /// Rewrites every `meeting.json` the database marks as behind its files.
+    async fn rewrite_stale_meeting_json(&self) -> Result<(), StoreError> {
+        for dir in self.store.dirs_with_stale_meeting_json().await? {
+            if let Err(e) = self.write_meeting_json(&dir).await {
+                tracing::warn!(%dir, error = %crate::errors::chain(&e), "could not rewrite meeting.json");
+            }
+        }
+        Ok(())
     }
 
     async fn work(

@@ -2,12 +2,11 @@
 //! guarantees (streaming SHA-256, checkpoints, resume, verification).
 
 use crate::common::*;
-use std::time::{Duration, Instant};
+use std::ops::ControlFlow;
+use std::time::Duration;
 use wemeet_archiver::state::{FileKind, FileStatus, Store};
 use wemeet_sim::{ArtifactEntry, ArtifactKind, SimConfig, SimHandle};
 
-const KIB: u64 = 1024;
-const MIB: u64 = 1024 * KIB;
 const ALL_KINDS: &str = "artifacts = [\"video\", \"audio\", \"transcript\"]";
 
 /// Where an artifact must be: beside its video, `{id}.m4a` or `{id}.transcript[.N].{type}`.
@@ -77,11 +76,11 @@ async fn with_every_kind_on_every_audio_track_and_transcript_is_archived_with_it
         ..with_artifacts()
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &sim, ALL_KINDS);
-    let report = backfill(&config, full_range(20)).await;
+    let a = Archiver::new(&sim, ALL_KINDS);
+    let (dir, config) = (a.dir.path(), &a.config);
+    let report = backfill(config, full_range(20)).await;
     assert!(report.complete(), "{report:#?}");
-    assert_artifacts_archived(dir.path(), &sim).await;
+    assert_artifacts_archived(dir, &sim).await;
     let artifacts = sim.artifact_manifest();
     assert!(artifacts.iter().any(|e| e.kind == ArtifactKind::Audio));
     assert!(
@@ -91,7 +90,7 @@ async fn with_every_kind_on_every_audio_track_and_transcript_is_archived_with_it
 
     // meeting.json lists each artifact with its size and SHA-256, and verify checks
     // (and SHA256SUMS lists) every kind.
-    let archive = dir.path().join("archive");
+    let archive = dir.join("archive");
     for e in &artifacts {
         let found = files_under(&archive)
             .into_iter()
@@ -140,9 +139,9 @@ async fn turning_the_kinds_on_later_fetches_only_the_artifacts() {
         ..with_artifacts()
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &sim, "");
-    assert!(backfill(&config, full_range(10)).await.complete());
+    let a = Archiver::new(&sim, "");
+    let (dir, config) = (a.dir.path(), &a.config);
+    assert!(backfill(config, full_range(10)).await.complete());
     let videos: Vec<String> = sim
         .manifest()
         .into_iter()
@@ -157,12 +156,17 @@ async fn turning_the_kinds_on_later_fetches_only_the_artifacts() {
     };
     let video_bytes = served(&sim);
 
-    let config = write_config(dir.path(), &sim, ALL_KINDS);
-    let report = backfill(&config, full_range(10)).await;
+    let text = std::fs::read_to_string(config).unwrap();
+    std::fs::write(
+        config,
+        text.replace("[download]\n", &format!("[download]\n{ALL_KINDS}\n")),
+    )
+    .unwrap();
+    let report = backfill(config, full_range(10)).await;
     assert!(report.complete(), "{report:#?}");
     assert_eq!(report.archived_now as usize, sim.artifact_manifest().len());
     assert_eq!(served(&sim), video_bytes, "a video was downloaded again");
-    assert_artifacts_archived(dir.path(), &sim).await;
+    assert_artifacts_archived(dir, &sim).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -174,10 +178,10 @@ async fn verify_names_a_damaged_audio_track() {
         ..with_artifacts()
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &sim, ALL_KINDS);
-    assert!(backfill(&config, full_range(10)).await.complete());
-    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+    let a = Archiver::new(&sim, ALL_KINDS);
+    let (dir, config) = (a.dir.path(), &a.config);
+    assert!(backfill(config, full_range(10)).await.complete());
+    let store = Store::open(&dir.join("state.db")).await.unwrap();
     let audio = store
         .all_files()
         .await
@@ -185,7 +189,7 @@ async fn verify_names_a_damaged_audio_track() {
         .into_iter()
         .find(|r| r.kind == FileKind::Audio)
         .unwrap();
-    let path = dir.path().join("archive").join(&audio.path);
+    let path = dir.join("archive").join(&audio.path);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[7] ^= 1;
     std::fs::write(&path, bytes).unwrap();
@@ -235,33 +239,31 @@ async fn a_kill_9_during_an_artifact_transfer_resumes_it() {
         ..SimConfig::default()
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
+    let a = Archiver::new(
         &sim,
         &format!("workers = 1\ncheckpoint_bytes = {MIB}\n{ALL_KINDS}"),
     );
-    let db = dir.path().join("state.db");
-    let mut child = spawn_backfill(&config, 5, &[]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let resume_at = loop {
-        assert!(
-            Instant::now() < deadline,
-            "the audio track never checkpointed"
-        );
-        if db.exists()
-            && let Ok(store) = Store::open(&db).await
-        {
-            let rows = store.all_files().await.unwrap();
-            if let Some(a) = rows
+    let (dir, config) = (a.dir.path(), &a.config);
+    let db = dir.join("state.db");
+    let mut child = spawn_backfill(config, 5, &[]);
+    let resume_at = wait_until(
+        Duration::from_secs(60),
+        Duration::from_millis(50),
+        async || {
+            let rows = match db.exists() {
+                true => Store::open(&db).await.unwrap().all_files().await.unwrap(),
+                false => Vec::new(),
+            };
+            match rows
                 .iter()
                 .find(|r| r.kind == FileKind::Audio && r.bytes_done > 0)
             {
-                break a.bytes_done as u64;
+                Some(a) => ControlFlow::Break(a.bytes_done as u64),
+                None => ControlFlow::Continue("the audio track never checkpointed".into()),
             }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        },
+    )
+    .await;
     child.start_kill().unwrap(); // SIGKILL
     child.wait().await.unwrap();
     assert!(
@@ -272,9 +274,9 @@ async fn a_kill_9_during_an_artifact_transfer_resumes_it() {
     let key = format!("{}-audio", sim.manifest()[0].record_file_id);
     let served_before = sim.stats().bytes_served_by_file[&key];
 
-    let status = spawn_backfill(&config, 5, &[]).wait().await.unwrap();
+    let status = spawn_backfill(config, 5, &[]).wait().await.unwrap();
     assert!(status.success());
-    assert_artifacts_archived(dir.path(), &sim).await;
+    assert_artifacts_archived(dir, &sim).await;
     let served_again = sim.stats().bytes_served_by_file[&key] - served_before;
     assert!(
         served_again <= audio_size - resume_at + 64 * KIB,
@@ -300,9 +302,9 @@ async fn a_backfill_of_old_recordings_does_not_wait_for_missing_transcripts() {
             .iter()
             .all(|e| e.kind == ArtifactKind::Audio)
     );
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &sim, ALL_KINDS);
-    let report = backfill(&config, full_range(20)).await;
+    let a = Archiver::new(&sim, ALL_KINDS);
+    let config = &a.config;
+    let report = backfill(config, full_range(20)).await;
     assert!(report.complete(), "{report:#?}");
     let status = run_binary(
         &["--config", config.to_str().unwrap(), "status", "--json"],
@@ -333,15 +335,14 @@ async fn the_service_archives_a_late_transcript_at_a_later_poll() {
     )
     .await
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
+    let a = Archiver::new(
         &sim,
         &format!("{ALL_KINDS}\n[poll]\ninterval = \"1s\"\nlookback = \"2d\""),
     );
-    add_api_keys(&config, "requests_per_minute = 60");
+    let (dir, config) = (a.dir.path(), &a.config);
+    add_api_keys(config, "requests_per_minute = 60");
     let app =
-        wemeet_archiver::app::App::open(wemeet_archiver::config::Config::load(&config).unwrap())
+        wemeet_archiver::app::App::open(wemeet_archiver::config::Config::load(config).unwrap())
             .await
             .unwrap();
     let cancel = tokio_util::sync::CancellationToken::new();
@@ -349,27 +350,30 @@ async fn the_service_archives_a_late_transcript_at_a_later_poll() {
     let daemon = tokio::spawn(async move { app.run(None, stop).await.unwrap() });
     // A meeting transcoded 1 s from now whose transcripts come 4 s after that.
     let meeting = sim.add_meeting("late minutes", &[64 * KIB], Duration::from_secs(1));
-    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let files = store.files_of_meeting(&meeting).await.unwrap();
-        let transcripts = files.iter().filter(|f| f.kind == FileKind::Transcript);
-        if transcripts.clone().count() > 0
-            && transcripts
-                .clone()
-                .all(|f| f.status == FileStatus::Archived)
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the late transcript was never archived: {files:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let store = Store::open(&dir.join("state.db")).await.unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        async || {
+            let files = store.files_of_meeting(&meeting).await.unwrap();
+            let transcripts: Vec<_> = files
+                .iter()
+                .filter(|f| f.kind == FileKind::Transcript)
+                .collect();
+            match !transcripts.is_empty()
+                && transcripts.iter().all(|f| f.status == FileStatus::Archived)
+            {
+                true => ControlFlow::Break(()),
+                false => ControlFlow::Continue(format!(
+                    "the late transcript was never archived: {files:#?}"
+                )),
+            }
+        },
+    )
+    .await;
     cancel.cancel();
     daemon.await.unwrap();
     let late: Vec<_> = sim.artifact_manifest();
     assert!(late.iter().any(|e| e.kind == ArtifactKind::Transcript));
-    assert_artifacts_archived(dir.path(), &sim).await;
+    assert_artifacts_archived(dir, &sim).await;
 }

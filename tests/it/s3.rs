@@ -476,20 +476,18 @@ async fn a_backfill_into_a_bucket_stores_the_artifacts_under_the_prefix() {
         ..SimConfig::default()
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_s3_config(
-        dir.path(),
+    let a = s3_archiver(
         &sim,
         &s3,
         "artifacts = [\"video\", \"audio\", \"transcript\"]",
     );
-    let report = backfill_s3(&config).await;
+    let report = backfill_s3(&a.config).await;
     assert!(report.complete(), "{report:#?}");
-    assert_bucket_matches(&config, &sim).await;
+    assert_bucket_matches(&a.config, &sim).await;
 
-    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
-    let storage = open_archive(&load(&config), &store);
-    let bucket = S3Bucket::new(load(&config).storage.s3.as_ref().unwrap()).unwrap();
+    let store = a.store().await;
+    let storage = open_archive(&load(&a.config), &store);
+    let bucket = S3Bucket::new(load(&a.config).storage.s3.as_ref().unwrap()).unwrap();
     let rows = store.all_files().await.unwrap();
     let artifacts = sim.artifact_manifest();
     assert_eq!(

@@ -8,14 +8,16 @@ use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wemeet_api::sign::{self, SignInput};
 use wemeet_api::types::{ErrorBody, RecordsPage};
-use wemeet_sim::{ManifestEntry, SimConfig, SimHandle, SimStats};
+use wemeet_sim::{ArtifactKind, ManifestEntry, SimConfig, SimHandle, SimStats};
 
 const DAY: i64 = 86_400;
 
 /// A small, fast account: every meeting within one 31-day window, files of 100-300 KB
 /// (several 64 KiB chunks each).
 fn small() -> SimConfig {
-    transcoded(12, 20).files(1..=2, 100_000, 300_000)
+    transcoded(12, 20)
+        .files(1..=2, 100_000, 300_000)
+        .with(|c| (c.audio_fraction, c.transcript_fraction) = (0.0, 0.0))
 }
 
 /// `small()` with every file shared and downloadable, for the tests that start from the
@@ -1031,4 +1033,71 @@ async fn stale_addresses_are_counted_across_both_endpoints() {
     assert_eq!(get(&fresh, &[]).await.status(), StatusCode::OK);
     assert_eq!(sim.stats().expired_token_rejections, 2);
     sim.shutdown().await;
+}
+
+/// Audio tracks and transcripts come only from `/v1/addresses`, are served like the files
+/// (Range, ETag), and a late transcript appears only `transcript_delay` after transcoding.
+#[tokio::test]
+async fn addresses_reveal_audio_tracks_and_transcripts_late_ones_later() {
+    let sim = start_live_sim(small().with(|c| {
+        c.audio_fraction = 1.0;
+        c.transcript_fraction = 1.0;
+        c.late_transcript_fraction = 1.0;
+        c.transcript_delay = Duration::from_secs(3600);
+    }))
+    .await;
+    assert!(
+        sim.artifact_manifest()
+            .iter()
+            .all(|e| e.kind == ArtifactKind::Audio)
+    );
+    let entry = sim.manifest().remove(0);
+    let files = |page: Value| page["record_files"].as_array().unwrap().clone();
+    let before = files(addresses_page(&sim, &entry.meeting_record_id, 50, 1).await);
+    let f = before
+        .iter()
+        .find(|f| f["record_file_id"] == entry.record_file_id.as_str())
+        .unwrap();
+    assert_eq!(f["audio_address_file_type"], "m4a");
+    assert_eq!(
+        f["meeting_summary"],
+        Value::Array(Vec::new()),
+        "late transcripts show early"
+    );
+    let audio = sim
+        .artifact_manifest()
+        .into_iter()
+        .find(|e| e.record_file_id == entry.record_file_id)
+        .unwrap();
+    let url = f["audio_address"].as_str().unwrap();
+    let whole = get(url, &[]).await;
+    assert_eq!(header(&whole, "content-type"), "audio/mp4");
+    let etag = header(&whole, "etag");
+    assert_eq!(sha(&whole.bytes().await.unwrap()), audio.sha256);
+    let tail = get(url, &[("Range", "bytes=10-"), ("If-Range", &etag)]).await;
+    assert_eq!(tail.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(tail.bytes().await.unwrap().len() as u64, audio.size - 10);
+
+    sim.advance(Duration::from_secs(3600));
+    let after = files(addresses_page(&sim, &entry.meeting_record_id, 50, 1).await);
+    let f = after
+        .iter()
+        .find(|f| f["record_file_id"] == entry.record_file_id.as_str())
+        .unwrap();
+    let summary = f["meeting_summary"].as_array().unwrap();
+    assert!(!summary.is_empty(), "{f:#}");
+    for t in summary {
+        let resp = get(t["download_address"].as_str().unwrap(), &[]).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(
+            ["txt", "pdf", "docs"].contains(&t["file_type"].as_str().unwrap()),
+            "{t}"
+        );
+    }
+    let transcripts = sim
+        .artifact_manifest()
+        .into_iter()
+        .filter(|e| e.record_file_id == entry.record_file_id && e.kind == ArtifactKind::Transcript)
+        .count();
+    assert_eq!(transcripts, summary.len());
 }

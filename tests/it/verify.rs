@@ -260,7 +260,8 @@ async fn verify_passes_an_intact_archive_and_names_each_kind_of_damage() {
             "expected_sha256",
             "actual_sha256",
             "status",
-            "detail"
+            "detail",
+            "kind"
         ]
     );
     assert_eq!(
@@ -268,7 +269,7 @@ async fn verify_passes_an_intact_archive_and_names_each_kind_of_damage() {
         1 + n + 2,
         "one row per database file, plus the two strays"
     );
-    assert!(rows.iter().all(|r| r.len() == 10), "{rows:?}");
+    assert!(rows.iter().all(|r| r.len() == 11), "{rows:?}");
     let found: BTreeSet<(String, String)> = rows[1..]
         .iter()
         .filter(|r| r[8] != "ok")

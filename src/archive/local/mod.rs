@@ -110,12 +110,21 @@ impl LocalArchive {
         let written = tmp.clone();
         tokio::task::spawn_blocking(move || {
             use std::io::Write;
-            let mut file = std::fs::File::create(&written)
-                .map_err(|e| ArchiveError::io("cannot create", &written, e, needed))?;
-            file.write_all(&bytes)
-                .map_err(|e| ArchiveError::io("cannot write", &written, e, needed))?;
-            file.sync_all()
-                .map_err(|e| ArchiveError::io("cannot sync", &written, e, needed))
+            let write = || {
+                let mut file = std::fs::File::create(&written)
+                    .map_err(|e| ArchiveError::io("cannot create", &written, e, needed))?;
+                file.write_all(&bytes)
+                    .map_err(|e| ArchiveError::io("cannot write", &written, e, needed))?;
+                file.sync_all()
+                    .map_err(|e| ArchiveError::io("cannot sync", &written, e, needed))
+            };
+            let result = write();
+            if result.is_err() {
+                // A full disk, say: leave no half-written temporary behind (the database
+                // still marks the folder's meeting.json as behind; it is written again).
+                let _ = std::fs::remove_file(&written);
+            }
+            result
         })
         .await
         .expect("writing does not panic")?;
