@@ -8,7 +8,7 @@
 
 mod addresses;
 mod attempt;
-mod meeting_json;
+pub(crate) mod meeting_json;
 mod response;
 
 pub use attempt::{TransferError, address_is_fresh};
@@ -55,7 +55,6 @@ pub struct Downloader {
     /// Observed bytes per second of one transfer (moving average), to tell whether an
     /// address will outlive the transfer about to start on it.
     throughput: std::sync::Mutex<Option<f64>>,
-    meeting_json_lock: tokio::sync::Mutex<()>,
 }
 
 impl Downloader {
@@ -78,7 +77,6 @@ impl Downloader {
             archived: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             throughput: std::sync::Mutex::new(None),
-            meeting_json_lock: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -92,11 +90,7 @@ impl Downloader {
     ) -> Result<PoolReport, PoolError> {
         // A crash between archiving a file and writing its meeting.json left that folder's
         // meeting.json behind (and maybe a meeting.json.tmp): bring them up to date first.
-        for dir in self.store.dirs_with_stale_meeting_json().await? {
-            if let Err(e) = self.write_meeting_json(&dir).await {
-                tracing::warn!(%dir, error = %crate::errors::chain(&e), "could not rewrite meeting.json");
-            }
-        }
+        meeting_json::rewrite_stale(&self.store, self.archive.as_ref()).await?;
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..self.config.workers {
             let this = Arc::clone(&self);
@@ -277,7 +271,7 @@ impl Downloader {
         self.archived.fetch_add(1, Ordering::Relaxed);
         self.bytes
             .fetch_add(row.record_size as u64, Ordering::Relaxed);
-        if let Err(e) = self.write_meeting_json(&row.dir).await {
+        if let Err(e) = meeting_json::write(&self.store, self.archive.as_ref(), &row.dir).await {
             tracing::warn!(file = %row.record_file_id, error = %crate::errors::chain(&e), "could not write meeting.json");
         }
     }

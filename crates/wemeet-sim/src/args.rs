@@ -155,6 +155,19 @@ pub struct SimulateArgs {
     /// Share of files for which no address is ever given (they cannot be downloaded).
     #[arg(long, default_value_t = 0.0)]
     pub no_address_fraction: f64,
+
+    /// Calls to the DELETE endpoints allowed in any 60 s window (rejected calls count too).
+    #[arg(long, default_value_t = config::DEFAULT_DELETES_RATE_LIMIT_PER_MINUTE)]
+    pub deletes_rate_limit_per_minute: u32,
+
+    /// The first N DELETE calls that would succeed answer HTTP 500, error 41, and delete
+    /// nothing.
+    #[arg(long = "deletes-5xx-first", default_value_t = 0)]
+    pub deletes_5xx_first: u32,
+
+    /// The N-th successful DELETE (1-based; 0: none) deletes at once, answers after `--stall`.
+    #[arg(long, default_value_t = 0)]
+    pub stall_nth_delete: u32,
 }
 
 impl SimulateArgs {
@@ -199,6 +212,9 @@ impl SimulateArgs {
             addresses_5xx_first: self.addresses_5xx_first,
             addresses_empty_first: self.addresses_empty_first,
             no_address_fraction: self.no_address_fraction,
+            deletes_rate_limit_per_minute: self.deletes_rate_limit_per_minute,
+            deletes_5xx_first: self.deletes_5xx_first,
+            stall_nth_delete: self.stall_nth_delete,
         }
     }
 }
@@ -298,6 +314,10 @@ mod tests {
             "3",
             "--no-address-fraction",
             "0.1",
+            "--deletes-rate-limit-per-minute",
+            "7",
+            "--stall-nth-delete",
+            "2",
         ]);
         let config = cli.args.to_config();
         assert_eq!(config.meetings, 3);
@@ -309,5 +329,7 @@ mod tests {
         assert_eq!(config.shared_fraction, 0.25);
         assert_eq!(config.addresses_5xx_first, 3);
         assert_eq!(config.no_address_fraction, 0.1);
+        assert_eq!(config.deletes_rate_limit_per_minute, 7);
+        assert_eq!(config.stall_nth_delete, 2);
     }
 }

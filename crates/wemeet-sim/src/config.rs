@@ -27,6 +27,8 @@ pub const DEFAULT_SHARED_FRACTION: f64 = 0.4;
 pub const DEFAULT_DOWNLOAD_ALLOWED_FRACTION: f64 = 0.5;
 /// `/v1/addresses` has no documented limit: this is a guess, kept apart from the listing's.
 pub const DEFAULT_ADDRESSES_RATE_LIMIT_PER_MINUTE: u32 = 60;
+/// The deletions have no documented limit either: a guess, with a budget of its own.
+pub const DEFAULT_DELETES_RATE_LIMIT_PER_MINUTE: u32 = 60;
 
 /// The credentials the simulator accepts, handed to the client under test.
 #[derive(Clone, PartialEq, Eq)]
@@ -131,6 +133,15 @@ pub struct SimConfig {
     /// Share of files (decided per file from its id) that no endpoint ever gives an
     /// address for: files that cannot be downloaded at all.
     pub no_address_fraction: f64,
+    /// Calls to the two `DELETE` endpoints allowed in any 60 s, counted apart from the
+    /// others (one limit for both).
+    pub deletes_rate_limit_per_minute: u32,
+    /// The first N `DELETE` calls that would succeed answer 500 with error 41 and delete
+    /// nothing.
+    pub deletes_5xx_first: u32,
+    /// The n-th `DELETE` call that succeeds (1-based; 0: none) deletes at once but answers
+    /// only after `stall`: a crash test kills the client between a deletion and its record.
+    pub stall_nth_delete: u32,
 }
 
 impl Default for SimConfig {
@@ -167,6 +178,9 @@ impl Default for SimConfig {
             addresses_5xx_first: 0,
             addresses_empty_first: 0,
             no_address_fraction: 0.0,
+            deletes_rate_limit_per_minute: DEFAULT_DELETES_RATE_LIMIT_PER_MINUTE,
+            deletes_5xx_first: 0,
+            stall_nth_delete: 0,
         }
     }
 }
