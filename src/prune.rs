@@ -180,11 +180,6 @@ impl PruneReport {
     pub fn complete(&self) -> bool {
         self.summary.refused == 0 && self.summary.failed == 0 && self.stopped.is_none()
     }
-
-    /// The copies that were not intact, and why.
-    pub fn refused(&self) -> impl Iterator<Item = &PruneRow> {
-        self.files.iter().filter(|r| r.outcome == Outcome::Refused)
-    }
 }
 
 /// What the API said to one `DELETE`.
@@ -256,16 +251,21 @@ impl Pruner {
         };
         let mut intact = Vec::new();
         for candidate in candidates {
-            let Some(row) = self.one(candidate, mode, cancel, &mut report).await? else {
-                report.interrupted = true;
-                break;
+            let (row, stop) = match self.one(candidate, mode, cancel).await? {
+                Step::Done(row) => (row, None),
+                Step::Stop(row, why) => (row, Some(why)),
+                Step::Interrupted => {
+                    report.interrupted = true;
+                    break;
+                }
             };
             if row.check == Status::Ok {
                 intact.push(row.record_file_id.clone());
             }
             report.summary.count(&row);
             report.files.push(row);
-            if report.stopped.is_some() {
+            if stop.is_some() {
+                report.stopped = stop;
                 break;
             }
         }
@@ -282,22 +282,20 @@ impl Pruner {
         Ok(report)
     }
 
-    /// Re-reads one candidate and, if intact, deletes it (or not, in a dry run). `None`
-    /// when `cancel` fired first (a deletion in flight is then recorded by the next run).
+    /// Re-reads one candidate and, if intact, deletes it (or not, in a dry run).
     async fn one(
         &self,
         candidate: PruneCandidate,
         mode: Mode,
         cancel: &CancellationToken,
-        report: &mut PruneReport,
-    ) -> Result<Option<PruneRow>, PruneError> {
+    ) -> Result<Step, PruneError> {
         if cancel.is_cancelled() {
-            return Ok(None);
+            return Ok(Step::Interrupted);
         }
         let file = &candidate.file;
         let read = tokio::select! {
             read = self.archive.digest(&file.path) => read,
-            () = cancel.cancelled() => return Ok(None),
+            () = cancel.cancelled() => return Ok(Step::Interrupted),
         };
         let verdict = classify_archived(file, read);
         let mut row = PruneRow {
@@ -316,38 +314,49 @@ impl Pruner {
                 path = %row.path, check = row.check.as_str(), detail = row.detail.as_deref().unwrap_or("-"),
                 "not deleting from the cloud: the archived copy is not intact"
             );
-            return Ok(Some(row));
+            return Ok(Step::Done(row));
         }
         if mode == Mode::DryRun {
             row.outcome = Outcome::WouldDelete;
-            return Ok(Some(row));
+            return Ok(Step::Done(row));
         }
         let answer = tokio::select! {
             answer = self.api.delete_record_file(&row.record_file_id) => answer,
-            () = cancel.cancelled() => return Ok(None),
+            // The deletion may have happened: the next run's gets 4051 and records it.
+            () = cancel.cancelled() => return Ok(Step::Interrupted),
         };
-        match classify_answer(answer)? {
+        Ok(match classify_answer(answer)? {
             Answer::Gone(outcome) => {
                 self.store
                     .record_cloud_deletion(&row.record_file_id, UnixMs::now())
                     .await?;
                 tracing::info!(path = %row.path, bytes = row.size, outcome = outcome.as_str(), "deleted from the cloud");
                 row.outcome = outcome;
+                Step::Done(row)
             }
             Answer::Failed(why) => {
                 tracing::error!(path = %row.path, error = %why, "the API did not delete this file");
                 row.outcome = Outcome::Failed;
                 row.detail = Some(why);
+                Step::Done(row)
             }
             Answer::Stop(why) => {
                 tracing::error!(path = %row.path, error = %why, "the API keeps failing; pruning stops until the next run");
                 row.outcome = Outcome::Failed;
                 row.detail = Some(why.clone());
-                report.stopped = Some(why);
+                Step::Stop(row, why)
             }
-        }
-        Ok(Some(row))
+        })
     }
+}
+
+/// Where the run stands after one candidate.
+enum Step {
+    Done(PruneRow),
+    /// The API kept failing on this one: the run stops after it, for this reason.
+    Stop(PruneRow, String),
+    /// `cancel` fired before the candidate's outcome was known.
+    Interrupted,
 }
 
 /// Sorts the API's answer to a `DELETE` by what the run does next. 4051 is a deletion that

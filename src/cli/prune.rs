@@ -95,11 +95,18 @@ fn table(report: &PruneReport) -> String {
     } else {
         let _ = writeln!(
             out,
-            "deleted {} file(s) from the cloud ({} already deleted before), {} bytes freed",
+            "deleted {} file(s) from the cloud, {} bytes freed",
             s.deleted + s.already_deleted,
-            s.already_deleted,
             s.bytes_freed
         );
+        if s.already_deleted > 0 {
+            let _ = writeln!(
+                out,
+                "{} of them were deleted before (an answer lost to a crash, or the console) \
+                 and are now recorded",
+                s.already_deleted
+            );
+        }
     }
     if s.refused > 0 {
         let _ = writeln!(

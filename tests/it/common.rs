@@ -191,3 +191,43 @@ pub fn sigterm(pid: u32) -> i32 {
         .code()
         .unwrap_or(-1)
 }
+
+/// Appends a `[prune]` table holding `lines` to the config at `path`.
+pub fn add_prune_table(path: &Path, lines: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    std::fs::write(path, format!("{text}\n[prune]\n{lines}\n")).unwrap();
+}
+
+/// Runs the real binary with `--config config` and `args` as a separate process (to be
+/// killed at will), with only `envs` of the secrets' variables set; its log goes to
+/// `archiver.log` beside the config.
+pub fn spawn_archiver(
+    config: &Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> tokio::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(config.with_file_name("archiver.log"))
+        .unwrap();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_wemeet-archiver"));
+    cmd.args(["--config", config.to_str().unwrap()]).args(args);
+    for var in [
+        "WEMEET_SECRET_KEY",
+        "WEMEET_SECRET_ID",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(envs.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}

@@ -23,12 +23,12 @@ use wemeet_archiver::state::{FileStatus, Store};
 use wemeet_sim::{SimConfig, SimHandle};
 
 const MIB: u64 = 1024 * 1024;
-const BUCKET: &str = "recordings";
-const PREFIX: &str = "wemeet/archive";
+pub(crate) const BUCKET: &str = "recordings";
+pub(crate) const PREFIX: &str = "wemeet/archive";
 const ACCESS_KEY: &str = "AKIATESTARCHIVER";
 const SECRET_KEY: &str = "s3-test-secret-key";
 /// The credentials as a spawned archiver gets them.
-const AWS_ENV: [(&str, &str); 2] = [
+pub(crate) const AWS_ENV: [(&str, &str); 2] = [
     (ENV_AWS_ACCESS_KEY_ID, ACCESS_KEY),
     (ENV_AWS_SECRET_ACCESS_KEY, SECRET_KEY),
 ];
@@ -38,11 +38,11 @@ const PART: u64 = 5 * MIB;
 const CHUNK: u64 = 64 * 1024;
 
 /// A running S3 server and what it saw.
-struct S3Server {
+pub(crate) struct S3Server {
     endpoint: String,
     /// CreateMultipartUpload calls so far.
     creates: Arc<AtomicUsize>,
-    _root: tempfile::TempDir,
+    pub(crate) _root: tempfile::TempDir,
 }
 
 struct Hooks {
@@ -90,7 +90,7 @@ impl S3Access for Hooks {
     }
 }
 
-async fn start_s3() -> S3Server {
+pub(crate) async fn start_s3() -> S3Server {
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir(root.path().join(BUCKET)).unwrap();
     let creates = Arc::new(AtomicUsize::new(0));
@@ -123,7 +123,12 @@ async fn start_s3() -> S3Server {
 }
 
 /// A config for `sim` that archives into `s3` (database in `dir/state.db`).
-fn write_s3_config(dir: &Path, sim: &SimHandle, s3: &S3Server, download_extra: &str) -> PathBuf {
+pub(crate) fn write_s3_config(
+    dir: &Path,
+    sim: &SimHandle,
+    s3: &S3Server,
+    download_extra: &str,
+) -> PathBuf {
     let path = write_config(dir, sim, download_extra);
     let text = std::fs::read_to_string(&path).unwrap().replace(
         "[storage]\npath = \"archive\"\n",
@@ -149,11 +154,11 @@ fn aws_env(name: &str) -> Option<String> {
 
 /// Loads `config` with the credentials in a (simulated) environment: the test process's
 /// own environment stays untouched.
-fn load(config: &Path) -> Config {
+pub(crate) fn load(config: &Path) -> Config {
     Config::parse(&std::fs::read_to_string(config).unwrap(), config, &aws_env).unwrap()
 }
 
-async fn backfill_s3(config: &Path) -> BackfillReport {
+pub(crate) async fn backfill_s3(config: &Path) -> BackfillReport {
     let range = full_range(15);
     let app = App::open(load(config)).await.unwrap();
     app.backfill(range.0, range.1, false, Default::default())
