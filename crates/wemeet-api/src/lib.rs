@@ -20,7 +20,7 @@
 //!
 //! # Example
 //!
-//! Sign a listing call and read its reply (here a canned one):
+//! Sign a listing call (and a deletion) and read its reply (here a canned one):
 //!
 //! ```
 //! use wemeet_api::{Credentials, DeleteRecordFile, ListRecords, Request, Secret, decode, sign};
