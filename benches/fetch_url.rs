@@ -133,6 +133,7 @@ async fn run(args: Args) -> Result<String, String> {
     let budgets = Budgets {
         records: budget(Endpoint::Records, config.api.requests_per_minute).await?,
         addresses: budget(Endpoint::Addresses, config.api.addresses_per_minute).await?,
+        deletes: budget(Endpoint::Delete, config.api.deletes_per_minute).await?,
     };
     let http = wemeet_archiver::client::http_client(config.download.read_timeout)
         .map_err(|e| e.to_string())?;

@@ -1,11 +1,13 @@
-//! The jobs the CLI runs, bootable in-process by tests: open state, list, download, report.
+//! The jobs the CLI runs, bootable in-process by tests: open state, list, download, prune,
+//! report.
 
 use crate::archive::{self, Archive, ArchiveError};
 use crate::budget::{Budget, Priority};
 use crate::census::{ListError, Lister, split_windows};
-use crate::client::{ApiClient, Budgets, CallError};
+use crate::client::{ApiClient, Budgets, CallError, config_advice};
 use crate::config::Config;
-use crate::state::{FileStatus, Store, StoreError};
+use crate::prune::{Mode, PruneError, PruneReport, Pruner};
+use crate::state::{ArtifactsWanted, FileKind, FileStatus, Store, StoreError};
 use crate::time::UnixMs;
 use crate::transfer::{Downloader, PoolError, PoolReport};
 use std::fs::File;
@@ -46,6 +48,19 @@ pub enum AppError {
     /// The archive cannot be written at all (S3 credentials, bucket policy, client setup).
     #[error(transparent)]
     Archive(ArchiveError),
+    /// `prune` refused to run (`prune.enabled`).
+    #[error(transparent)]
+    Prune(PruneError),
+}
+
+impl From<PruneError> for AppError {
+    fn from(e: PruneError) -> Self {
+        match e {
+            PruneError::Store(e) => Self::Store(e),
+            PruneError::Fatal(e) => Self::Fatal(e),
+            other => Self::Prune(other),
+        }
+    }
 }
 
 impl From<PoolError> for AppError {
@@ -74,17 +89,10 @@ impl AppError {
     /// Only the admin can fix it (credentials, permission, the bucket, another process
     /// on the database): the command line's usage error.
     pub fn needs_admin(&self) -> bool {
-        matches!(self, Self::Fatal(_) | Self::Locked(_) | Self::Archive(_))
-    }
-}
-
-/// Which keys of the configuration a fatal API error points at.
-fn config_advice(e: &ApiError) -> &'static str {
-    match e {
-        ApiError::Permission { .. } => "api.operator_id must be an admin with that permission",
-        _ => {
-            "check api.app_id, api.secret_id and api.secret_key, and leave api.sdk_id empty \
-             unless Tencent assigned one"
+        match self {
+            Self::Fatal(_) | Self::Locked(_) | Self::Archive(_) => true,
+            Self::Prune(e) => e.needs_admin(),
+            _ => false,
         }
     }
 }
@@ -146,6 +154,14 @@ impl App {
                 )
                 .await?,
             ),
+            deletes: Arc::new(
+                Budget::load(
+                    store.clone(),
+                    Endpoint::Delete,
+                    config.api.deletes_per_minute,
+                )
+                .await?,
+            ),
         };
         let http =
             crate::client::http_client(config.download.read_timeout).map_err(AppError::Http)?;
@@ -187,6 +203,30 @@ impl App {
             self.config.download.clone(),
             self.config.poll.interval,
         )))
+    }
+
+    /// The prune job, on the configured archive.
+    pub(crate) fn pruner(&self) -> Result<Pruner, AppError> {
+        Ok(Pruner::new(
+            self.store.clone(),
+            self.archive()?,
+            Arc::clone(&self.api),
+            self.config.prune.clone(),
+            ArtifactsWanted {
+                audio: self.config.download.wants(FileKind::Audio),
+                transcripts: self.config.download.wants(FileKind::Transcript),
+            },
+        ))
+    }
+
+    /// `prune [--dry-run]`: one run (see [`Pruner::run`]); a real one needs
+    /// `prune.enabled`.
+    pub async fn prune(
+        &self,
+        mode: Mode,
+        cancel: CancellationToken,
+    ) -> Result<PruneReport, AppError> {
+        Ok(self.pruner()?.run(mode, &cancel).await?)
     }
 
     /// Lists `[since, until]` (UNIX seconds) window by window while the pool downloads what

@@ -76,7 +76,8 @@ impl SlidingWindow {
 ///
 /// On the listing budget the live window comes first (new recordings), then background
 /// backfill windows (paced, see [`Budget::pace`]); a one-shot `backfill` command is the
-/// foreground job and ranks with live polls. The addresses budget serves only transfers.
+/// foreground job and ranks with live polls. The addresses budget serves only transfers,
+/// and the deletions' budget only `prune`: neither can delay a poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Priority {
     /// Download addresses for a transfer about to start (`/v1/addresses`).
@@ -86,6 +87,8 @@ pub enum Priority {
     Foreground,
     /// Older windows listed by the daemon (`run --since`).
     Backfill,
+    /// Deleting archived files from the cloud (`prune`, and the service's rounds).
+    Prune,
 }
 
 impl Priority {
@@ -94,6 +97,7 @@ impl Priority {
             Self::Transfer => "transfer",
             Self::Live => "live",
             Self::Foreground | Self::Backfill => "backfill",
+            Self::Prune => "prune",
         }
     }
 
@@ -102,7 +106,7 @@ impl Priority {
         match self {
             Self::Transfer => 0,
             Self::Live | Self::Foreground => 1,
-            Self::Backfill => 2,
+            Self::Backfill | Self::Prune => 2,
         }
     }
 }

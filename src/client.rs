@@ -3,7 +3,8 @@
 //! program's one retry policy ([`crate::retry`]).
 //!
 //! Every attempt spends one call of its endpoint's budget *before* it is sent (the server
-//! counts failed calls too) and is signed afresh (a reused nonce is refused as a replay).
+//! counts failed calls too) and is signed afresh, method included (a reused nonce is
+//! refused as a replay).
 
 use crate::budget::{Budget, Priority};
 use crate::config::ApiConfig;
@@ -12,8 +13,8 @@ use crate::time::UnixMs;
 use rand::RngExt;
 use std::sync::Arc;
 use wemeet_api::{
-    AddressFile, ApiError, Credentials, Endpoint, ErrorClass, ListRecords, RecordAddresses,
-    RecordsPage, Request,
+    AddressFile, ApiError, Credentials, DeleteRecordFile, Empty, Endpoint, ErrorClass, ListRecords,
+    Method, RecordAddresses, RecordsPage, Request,
 };
 
 /// The process's one HTTP client, for the API and the download host alike: building one
@@ -30,7 +31,18 @@ pub fn http_client(read_timeout: std::time::Duration) -> Result<reqwest::Client,
         .build()
 }
 
-/// Replies larger than this are not a page of either endpoint; refuse to buffer them.
+/// Which keys of the configuration a fatal API error points at.
+pub fn config_advice(e: &ApiError) -> &'static str {
+    match e {
+        ApiError::Permission { .. } => "api.operator_id must be an admin with that permission",
+        _ => {
+            "check api.app_id, api.secret_id and api.secret_key, and leave api.sdk_id empty \
+             unless Tencent assigned one"
+        }
+    }
+}
+
+/// Replies larger than this are not a reply of any endpoint; refuse to buffer them.
 const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Why a call did not get its reply.
@@ -72,11 +84,12 @@ pub struct Answer<T> {
     pub sent_at: UnixMs,
 }
 
-/// The call budgets of the two endpoints.
+/// The call budgets of the three endpoints.
 #[derive(Debug, Clone)]
 pub struct Budgets {
     pub records: Arc<Budget>,
     pub addresses: Arc<Budget>,
+    pub deletes: Arc<Budget>,
 }
 
 impl Budgets {
@@ -84,6 +97,7 @@ impl Budgets {
         match endpoint {
             Endpoint::Records => &self.records,
             Endpoint::Addresses => &self.addresses,
+            Endpoint::Delete => &self.deletes,
         }
     }
 }
@@ -174,6 +188,19 @@ impl ApiClient {
         }
     }
 
+    /// Deletes one file from the cloud, for good. A retry after a lost answer gets 4051
+    /// ([`ApiError::is_already_deleted`]): for the caller, the file is deleted all the same.
+    pub async fn delete_record_file(
+        &self,
+        record_file_id: &str,
+    ) -> Result<Answer<Empty>, CallError> {
+        let request = DeleteRecordFile {
+            record_file_id: record_file_id.to_string(),
+            operator_id: self.config.operator_id.clone(),
+        };
+        self.call(&request, Priority::Prune).await
+    }
+
     /// One call, retried while its errors are passing ones; every attempt waits for its
     /// endpoint's budget at `priority`.
     async fn call<R: Request>(
@@ -218,10 +245,14 @@ impl ApiClient {
         let call_id = budget.spend(priority).await.map_err(CallError::Budget)?;
         let sent_at = UnixMs::now();
         let nonce = rand::rng().random_range(1..u32::MAX);
-        let mut http = self.http.get(url).timeout(self.config.timeout);
+        let method = match R::METHOD {
+            Method::Get => reqwest::Method::GET,
+            Method::Delete => reqwest::Method::DELETE,
+        };
+        let mut http = self.http.request(method, url).timeout(self.config.timeout);
         for (name, value) in wemeet_api::sign::headers(
             &self.credentials,
-            "GET",
+            R::METHOD.as_str(),
             &request_uri,
             "",
             sent_at.as_secs(),
@@ -236,6 +267,7 @@ impl ApiClient {
         };
         tracing::debug!(
             endpoint = R::ENDPOINT.as_str(), purpose = priority.as_str(), outcome = %outcome,
+            method = R::METHOD.as_str(), path = %request.path(),
             query = ?request.query().iter().filter(|(k, _)| *k != "operator_id").collect::<Vec<_>>(),
             trace = result.as_ref().map(|(_, t)| t.as_str()).unwrap_or("-"),
             "API call"

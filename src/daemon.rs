@@ -6,11 +6,14 @@
 //! paced, so a backfill call never stands between a live poll and the budget for more than
 //! one spacing, and the backfill starts only once the first live poll went out. Transfers
 //! take their addresses from `/v1/addresses`, a budget of its own: they never delay a poll.
+//! With `[prune] enabled`, archived files are deleted from the cloud every `prune.interval`
+//! through a third budget, after the first poll and once the transfers are done.
 
 use crate::app::{App, AppError};
 use crate::budget::Priority;
 use crate::census::{ListError, split_windows};
 use crate::metrics::{self, MetricsSource};
+use crate::prune::Mode;
 use crate::state::{Fact, FileStatus, StoreError};
 use crate::time::UnixMs;
 use sd_notify::NotifyState;
@@ -21,6 +24,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Longest gap between two watchdog pings when systemd did not say.
 const DEFAULT_PING: Duration = Duration::from_secs(10);
+
+/// How often a due prune round looks again whether the transfers are done.
+const PRUNE_RECHECK: Duration = Duration::from_secs(5);
 
 /// Tells systemd (when `NOTIFY_SOCKET` is set; a no-op otherwise).
 fn notify(states: &[NotifyState<'_>]) {
@@ -42,6 +48,7 @@ impl App {
         }
         let interval = self.config.poll.interval;
         self.api.budgets().records.pace();
+        self.api.budgets().deletes.pace();
         if let Some(listen) = self.config.metrics.listen {
             let source = MetricsSource {
                 store: self.store.clone(),
@@ -70,6 +77,7 @@ impl App {
         // whichever reached the budget first would otherwise win (a paced budget then holds
         // the other back one spacing).
         let (first_poll_done, first_poll) = tokio::sync::watch::channel(false);
+        let pruning = first_poll.clone();
         let background = async {
             match since {
                 Some(since) => stop_on_error(
@@ -86,7 +94,13 @@ impl App {
                 None => Ok(()),
             }
         };
-        let (polled, backfilled, scrubbed) = tokio::join!(live, background, scrub);
+        let prune = async {
+            match self.config.prune.enabled {
+                true => stop_on_error(self.prune_loop(pruning, &cancel).await),
+                false => Ok(()),
+            }
+        };
+        let (polled, backfilled, scrubbed, pruned) = tokio::join!(live, background, scrub, prune);
 
         notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
         cancel.cancel();
@@ -96,7 +110,60 @@ impl App {
         polled?;
         backfilled?;
         pooled?;
+        pruned?;
         scrubbed
+    }
+
+    /// Deletes archived files from the cloud every `prune.interval` (from the last round,
+    /// across restarts), within the deletions' own budget. Live polls and transfers go
+    /// first: the first round waits for the first poll, and a due round waits while files
+    /// are queued or transferring (at most one interval, so a backfill of weeks cannot
+    /// hold it off for ever), then re-reads one file at a time (one core at most). A
+    /// refused copy is logged at error level (and counted in the metrics); credentials or
+    /// permissions the API refuses stop the service, as they would stop its polls.
+    async fn prune_loop(
+        &self,
+        mut first_poll: tokio::sync::watch::Receiver<bool>,
+        cancel: &CancellationToken,
+    ) -> Result<(), AppError> {
+        tokio::select! {
+            _ = first_poll.wait_for(|&done| done) => {}
+            () = cancel.cancelled() => return Ok(()),
+        }
+        let pruner = self.pruner()?;
+        let every = self.config.prune.interval;
+        while !cancel.is_cancelled() {
+            let last = self.store.daemon_facts().await?.prune_finished_at;
+            let due = last.map_or(UnixMs(0), |t| t + every);
+            tokio::select! {
+                () = tokio::time::sleep(due.since(UnixMs::now())) => {}
+                () = cancel.cancelled() => return Ok(()),
+            }
+            let give_way_until = UnixMs::now() + every;
+            while self.store.transfers_pending().await? && UnixMs::now() < give_way_until {
+                tokio::select! {
+                    () = tokio::time::sleep(PRUNE_RECHECK) => {}
+                    () = cancel.cancelled() => return Ok(()),
+                }
+            }
+            let report = pruner.run(Mode::Delete, cancel).await?;
+            let s = &report.summary;
+            tracing::info!(
+                deleted = s.deleted + s.already_deleted,
+                refused = s.refused,
+                failed = s.failed,
+                bytes_freed = s.bytes_freed,
+                left = s.left_for_next_run,
+                "prune round finished"
+            );
+            if report.interrupted {
+                return Ok(());
+            }
+            self.store
+                .record_fact(Fact::PruneFinished(UnixMs::now()))
+                .await?;
+        }
+        Ok(())
     }
 
     /// Re-verifies the whole archive every `every` (from the last run, across restarts),
@@ -277,15 +344,17 @@ impl App {
         let report = self.store.status(UnixMs::now()).await?;
         let n = |k: FileStatus| report.files.get(&k).copied().unwrap_or(0);
         Ok(format!(
-            "{} archived, {} queued, {} transferring, {} failed, {} unavailable; API calls in the \
-             last minute: {} listing, {} addresses",
+            "{} archived ({} deleted in the cloud), {} queued, {} transferring, {} failed, {} \
+             unavailable; API calls in the last minute: {} listing, {} addresses, {} deletes",
             n(FileStatus::Archived),
+            report.files_deleted_in_cloud,
             n(FileStatus::Queued),
             n(FileStatus::Transferring),
             n(FileStatus::Failed),
             n(FileStatus::Unavailable),
             report.api_calls_last_60s,
-            report.address_calls_last_60s
+            report.address_calls_last_60s,
+            report.delete_calls_last_60s
         ))
     }
 }

@@ -6,11 +6,12 @@
 //! contract of the `wemeet-api` crate, each endpoint under its persisted `budget`), `state`
 //! records meetings and files in SQLite, `transfer` streams each file into the `archive`
 //! (a directory or a bucket, one trait) with an address fetched just in time. `verify`
-//! re-reads the archive. `app` and `daemon` wire them into the jobs the binary runs; the
+//! re-reads the archive; `prune` deletes in the cloud what it has just re-read and found
+//! intact (opt-in). `app` and `daemon` wire them into the jobs the binary runs; the
 //! library returns reports and typed errors, and never prints.
 //!
 //! Layers import downward only: `time`, `errors`, `retry` < `state` < `budget` < `client` <
-//! `archive` < `census`, `transfer`, `verify` < `app` < `metrics` < `daemon`.
+//! `archive` < `census`, `transfer`, `verify` < `prune` < `app` < `metrics` < `daemon`.
 
 pub mod app;
 pub mod archive;
@@ -21,6 +22,7 @@ pub mod config;
 pub mod daemon;
 pub mod errors;
 pub mod metrics;
+pub mod prune;
 pub mod retry;
 pub mod state;
 pub mod time;

@@ -1,13 +1,14 @@
 //! The optional Prometheus endpoint (`[metrics] listen`): `/metrics` and `/healthz`.
 //!
 //! Almost every figure is read from the database at scrape time rather than counted in
-//! memory: the database is the truth (files by state, the oldest address, the last poll),
+//! memory: the database is the truth (files by state, the oldest address, the last poll,
+//! the files deleted in the cloud and the copies `prune` refused, by any process),
 //! and a scrape every 15 s costs a few indexed queries. Only the API call outcomes are
 //! counted in-process, by the budget, since the call log is pruned after a day and a
 //! Prometheus counter must never go down.
 
 use crate::client::Budgets;
-use crate::state::{FileStatus, Store, StoreError};
+use crate::state::{DaemonFacts, FileStatus, StatusReport, Store, StoreError};
 use crate::time::UnixMs;
 use axum::Router;
 use axum::extract::State;
@@ -104,6 +105,8 @@ impl MetricsSource {
             last_poll,
         );
 
+        self.register_prune(&mut registry, &report, &facts);
+
         // The last scrub (`[verify] interval`), if one ran: its findings by verdict.
         if facts.scrub_finished_at.is_some() {
             let found: std::collections::HashMap<String, i64> =
@@ -135,6 +138,33 @@ impl MetricsSource {
         prometheus_client::encoding::text::encode(&mut text, &registry)
             .expect("writing to a String cannot fail");
         Ok(text)
+    }
+
+    /// What `prune` did: files the cloud no longer holds, copies refused, the last round.
+    fn register_prune(&self, registry: &mut Registry, report: &StatusReport, facts: &DaemonFacts) {
+        let deleted = Counter::<u64>::default();
+        deleted.inc_by(u64::try_from(report.files_deleted_in_cloud).unwrap_or(0));
+        registry.register(
+            "cloud_deleted",
+            "Archived files deleted from the cloud (confirmed by the API), in all",
+            deleted,
+        );
+        let refused = Counter::<u64>::default();
+        refused.inc_by(u64::try_from(facts.prune_refused).unwrap_or(0));
+        registry.register(
+            "prune_refused",
+            "Archived copies found not intact by prune, whose cloud file was kept, in all",
+            refused,
+        );
+        if let Some(at) = facts.prune_finished_at {
+            let last = Gauge::<f64, AtomicU64>::default();
+            last.set(at.as_millis() as f64 / 1000.0);
+            registry.register(
+                "prune_last_run_timestamp_seconds",
+                "When the service's last prune round finished (UNIX time)",
+                last,
+            );
+        }
     }
 
     /// The calls of each endpoint by outcome, and each budget's use.

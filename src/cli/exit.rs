@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 use wemeet_archiver::app::AppError;
 use wemeet_archiver::config::ConfigError;
+use wemeet_archiver::prune::PruneReport;
 use wemeet_archiver::verify::VerifyError;
 
 /// How a command ended, as the shell sees it (documented in the README).
@@ -10,7 +11,8 @@ use wemeet_archiver::verify::VerifyError;
 pub enum Exit {
     /// Everything asked for is done: archived, intact, or stopped by a signal and resumable.
     Ok = 0,
-    /// Not everything is archived (or, for `verify`, a problem was found): each is listed.
+    /// Not everything is archived (or, for `verify`, a problem was found; for `prune`, a
+    /// copy was not intact or a deletion failed): each is listed.
     Incomplete = 1,
     /// Bad configuration, usage or credentials, or a check that could not run: nothing
     /// was changed.
@@ -67,6 +69,17 @@ impl From<AppError> for Failure {
 impl From<VerifyError> for Failure {
     fn from(e: VerifyError) -> Self {
         Self::usage(e)
+    }
+}
+
+/// `prune`: a copy found not intact (kept in the cloud), a deletion the API refused, or a
+/// run the API stopped leaves the job incomplete. An interrupted run is resumed by the
+/// next one. Refusing to run without `prune.enabled` is a usage error, as [`AppError`].
+pub fn of_prune(report: &PruneReport) -> Exit {
+    if report.complete() {
+        Exit::Ok
+    } else {
+        Exit::Incomplete
     }
 }
 

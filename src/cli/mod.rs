@@ -5,6 +5,7 @@
 #[cfg(feature = "simulator")]
 mod demo;
 mod exit;
+mod prune;
 mod render;
 mod time;
 mod verify;
@@ -76,6 +77,11 @@ enum Command {
     /// Re-hash every archived file against the database; report missing, damaged, extra
     /// and leftover files. Exit 0 intact, 1 problems found, 2 the check could not run.
     Verify(verify::VerifyArgs),
+    /// Delete from the cloud, FOR GOOD, the files archived at least prune.after ago, each
+    /// only once its archived copy was re-read and found intact. Needs prune.enabled; try
+    /// --dry-run first. Exit 0 done, 1 a copy not intact (kept) or a deletion failed, 2
+    /// not enabled or bad credentials.
+    Prune(prune::PruneArgs),
     /// Run the built-in simulator of the Tencent Meeting API and download host.
     #[cfg(feature = "simulator")]
     Simulate(Box<wemeet_sim::SimulateArgs>),
@@ -136,6 +142,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Status { json } => status(&cli.config, json).await,
         Command::Run { since } => run_daemon(&cli.config, since.as_deref()).await,
         Command::Verify(args) => verify::run(&Config::load(&cli.config)?, &args).await,
+        Command::Prune(args) => prune::run(&cli.config, &args).await,
         #[cfg(feature = "simulator")]
         Command::Simulate(args) => simulate(*args).await,
         #[cfg(feature = "simulator")]

@@ -89,11 +89,24 @@ pub fn status(report: &StatusReport, config: &Config) -> String {
     );
     let _ = writeln!(
         out,
-        "API calls in the last 60 s: {} listing (of {}), {} addresses (of {})",
+        "deleted in the cloud: {} archived file(s), {} bytes freed{}",
+        report.files_deleted_in_cloud,
+        report.bytes_freed,
+        if config.prune.enabled {
+            ""
+        } else {
+            " (prune.enabled is off)"
+        }
+    );
+    let _ = writeln!(
+        out,
+        "API calls in the last 60 s: {} listing (of {}), {} addresses (of {}), {} deletes (of {})",
         report.api_calls_last_60s,
         config.api.requests_per_minute,
         report.address_calls_last_60s,
-        config.api.addresses_per_minute
+        config.api.addresses_per_minute,
+        report.delete_calls_last_60s,
+        config.api.deletes_per_minute
     );
     let d = &report.daemon;
     if d.facts.next_poll_at.is_some() {
@@ -102,6 +115,16 @@ pub fn status(report: &StatusReport, config: &Config) -> String {
             "daemon: last complete poll {}, next poll {}",
             when(d.facts.last_poll_ok_at),
             when(d.facts.next_poll_at)
+        );
+    }
+    if let Some(at) = d.facts.prune_finished_at {
+        let _ = writeln!(out, "daemon: last prune round {}", when(Some(at)));
+    }
+    if d.facts.prune_refused > 0 {
+        let _ = writeln!(
+            out,
+            "prune refused {} copy(ies) not intact, in all (see the logs; `verify` names them)",
+            d.facts.prune_refused
         );
     }
     if let (Some(done), Some(total)) = (

@@ -57,6 +57,22 @@ pub struct Config {
     pub poll: PollConfig,
     pub metrics: MetricsConfig,
     pub verify: VerifyConfig,
+    pub prune: PruneConfig,
+}
+
+/// Deleting archived recordings from the cloud (`prune`, and the service's rounds).
+#[derive(Debug, Clone)]
+pub struct PruneConfig {
+    /// Deletion is permanent, so it is opt-in: without it, `prune` refuses (a dry run
+    /// still reports) and the service never deletes.
+    pub enabled: bool,
+    /// How long a file must have been archived before it may be deleted from the cloud: a
+    /// margin for the admin to notice a problem (and for the archive's own backups).
+    pub after: Duration,
+    /// The service prunes this often.
+    pub interval: Duration,
+    /// Files deleted at most per run (and per round of the service).
+    pub max_per_run: u32,
 }
 
 /// The daemon's periodic scrub.
@@ -99,6 +115,8 @@ pub struct ApiConfig {
     pub requests_per_minute: u32,
     /// Calls per minute to `/v1/addresses`, a budget of its own.
     pub addresses_per_minute: u32,
+    /// Calls per minute to the deletions (`DELETE /v1/records/...`), a budget of its own.
+    pub deletes_per_minute: u32,
     /// How long one API call may take in total (listing replies are small).
     pub timeout: Duration,
 }
@@ -163,6 +181,28 @@ struct RawConfig {
     metrics: RawMetrics,
     #[serde(default)]
     verify: RawVerify,
+    #[serde(default)]
+    prune: RawPrune,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPrune {
+    enabled: bool,
+    after: String,
+    interval: String,
+    max_per_run: i64,
+}
+
+impl Default for RawPrune {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            after: "30d".into(),
+            interval: "1h".into(),
+            max_per_run: 500,
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -214,6 +254,7 @@ struct RawApi {
     record_type: i64,
     requests_per_minute: i64,
     addresses_per_minute: i64,
+    deletes_per_minute: i64,
     timeout: String,
 }
 
@@ -231,6 +272,10 @@ impl Default for RawApi {
             record_type: 1,
             requests_per_minute: 10,
             addresses_per_minute: 50,
+            // Tencent documents no limit for the deletions. They are not urgent and cannot
+            // be undone: 20 per minute frees 500 files (a default run) in 25 minutes, far
+            // below the 100 per minute of account-level endpoints.
+            deletes_per_minute: 20,
             timeout: "30s".into(),
         }
     }
@@ -320,6 +365,7 @@ impl Config {
             },
             download: validate_download(raw.download)?,
             poll: validate_poll(raw.poll)?,
+            prune: validate_prune(raw.prune)?,
             verify: VerifyConfig {
                 interval: raw
                     .verify
@@ -432,6 +478,22 @@ fn validate_api(
             "api.addresses_per_minute is above Tencent's 100 per minute for account-level endpoints; expect rate-limit errors"
         );
     }
+    if !(1..=10_000).contains(&raw.deletes_per_minute) {
+        return Err(invalid(
+            "api.deletes_per_minute",
+            format!(
+                "is {}; use a number from 1 to 10000 (default 20; Tencent limits account-level \
+                 endpoints to 100 per minute)",
+                raw.deletes_per_minute
+            ),
+        ));
+    }
+    if raw.deletes_per_minute > 100 {
+        tracing::warn!(
+            deletes_per_minute = raw.deletes_per_minute,
+            "api.deletes_per_minute is above Tencent's 100 per minute for account-level endpoints; expect rate-limit errors"
+        );
+    }
     Ok(ApiConfig {
         base_url,
         app_id: raw.app_id,
@@ -443,6 +505,7 @@ fn validate_api(
         record_type: raw.record_type as u8,
         requests_per_minute: raw.requests_per_minute as u32,
         addresses_per_minute: raw.addresses_per_minute as u32,
+        deletes_per_minute: raw.deletes_per_minute as u32,
         timeout: duration("api.timeout", &raw.timeout)?,
     })
 }
@@ -628,6 +691,21 @@ fn validate_poll(raw: RawPoll) -> Result<PollConfig, ConfigError> {
     Ok(PollConfig { interval, lookback })
 }
 
+fn validate_prune(raw: RawPrune) -> Result<PruneConfig, ConfigError> {
+    if !(1..=100_000).contains(&raw.max_per_run) {
+        return Err(invalid(
+            "prune.max_per_run",
+            format!("is {}; use a number from 1 to 100000", raw.max_per_run),
+        ));
+    }
+    Ok(PruneConfig {
+        enabled: raw.enabled,
+        after: duration("prune.after", &raw.after)?,
+        interval: duration("prune.interval", &raw.interval)?,
+        max_per_run: raw.max_per_run as u32,
+    })
+}
+
 /// Parses a human duration such as `30s`, `5m`, `3d`.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     humantime::parse_duration(text.trim()).ok()
@@ -690,6 +768,11 @@ path = "state.db"
         let c = parse(GOOD).unwrap();
         assert_eq!(c.api.requests_per_minute, 10);
         assert_eq!(c.api.addresses_per_minute, 50);
+        assert_eq!(c.api.deletes_per_minute, 20);
+        assert!(!c.prune.enabled, "deleting from the cloud is opt-in");
+        assert_eq!(c.prune.after, Duration::from_secs(30 * 86_400));
+        assert_eq!(c.prune.interval, Duration::from_secs(3600));
+        assert_eq!(c.prune.max_per_run, 500);
         assert_eq!(c.api.record_type, 1);
         assert_eq!(c.api.sdk_id, None);
         assert_eq!(c.download.workers, 4);
@@ -730,6 +813,11 @@ path = "state.db"
         assert_eq!(c.metrics.listen, defaults.metrics.listen);
         assert_eq!(c.verify.interval, defaults.verify.interval);
         assert_eq!(c.api.timeout, defaults.api.timeout);
+        assert_eq!(c.api.deletes_per_minute, defaults.api.deletes_per_minute);
+        assert_eq!(c.prune.enabled, defaults.prune.enabled);
+        assert_eq!(c.prune.after, defaults.prune.after);
+        assert_eq!(c.prune.interval, defaults.prune.interval);
+        assert_eq!(c.prune.max_per_run, defaults.prune.max_per_run);
     }
 
     #[test]
@@ -832,6 +920,26 @@ path = "state.db"
                 "path = \"archive\"",
                 "path = \"archive\"\nbackend = \"ftp\"",
                 "storage.backend",
+            ),
+            (
+                "operator_id = \"admin\"",
+                "operator_id = \"admin\"\ndeletes_per_minute = 0",
+                "api.deletes_per_minute",
+            ),
+            (
+                "[database]",
+                "[prune]\nafter = \"a month\"\n[database]",
+                "prune.after",
+            ),
+            (
+                "[database]",
+                "[prune]\ninterval = \"0s\"\n[database]",
+                "prune.interval",
+            ),
+            (
+                "[database]",
+                "[prune]\nmax_per_run = 0\n[database]",
+                "prune.max_per_run",
             ),
         ];
         for (from, to, key) in cases {

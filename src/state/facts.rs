@@ -16,6 +16,11 @@ pub struct DaemonFacts {
     pub backfill_windows_total: Option<i64>,
     /// When the last periodic scrub finished.
     pub scrub_finished_at: Option<UnixMs>,
+    /// When the last prune round of the service finished (`migrations/0008_prune.sql`).
+    pub prune_finished_at: Option<UnixMs>,
+    /// Copies that prune runs (the service's or the command's) found not intact, so did
+    /// not delete the cloud's file for, in all.
+    pub prune_refused: i64,
 }
 
 /// One fact to record.
@@ -23,7 +28,13 @@ pub struct DaemonFacts {
 pub enum Fact {
     NextPoll(UnixMs),
     PollOk(UnixMs),
-    BackfillProgress { done: i64, total: i64 },
+    BackfillProgress {
+        done: i64,
+        total: i64,
+    },
+    PruneFinished(UnixMs),
+    /// A prune run refused this many more copies.
+    PruneRefused(i64),
 }
 
 /// The daemon's side of `status`.
@@ -50,7 +61,7 @@ impl Store {
     pub async fn daemon_facts(&self) -> Result<DaemonFacts, StoreError> {
         Ok(sqlx::query_as(
             "SELECT next_poll_at, last_poll_ok_at, backfill_windows_done, backfill_windows_total,
-                    scrub_finished_at
+                    scrub_finished_at, prune_finished_at, prune_refused
              FROM daemon_facts WHERE id = 1",
         )
         .fetch_optional(self.pool())
@@ -79,6 +90,17 @@ impl Store {
             )
             .bind(done)
             .bind(total),
+            Fact::PruneFinished(at) => sqlx::query(
+                "INSERT INTO daemon_facts (id, prune_finished_at) VALUES (1, ?)
+                 ON CONFLICT (id) DO UPDATE SET prune_finished_at = excluded.prune_finished_at",
+            )
+            .bind(at),
+            Fact::PruneRefused(n) => sqlx::query(
+                "INSERT INTO daemon_facts (id, prune_refused) VALUES (1, ?)
+                 ON CONFLICT (id) DO UPDATE SET
+                   prune_refused = daemon_facts.prune_refused + excluded.prune_refused",
+            )
+            .bind(n),
         };
         query.execute(self.pool()).await?;
         Ok(())
@@ -174,6 +196,13 @@ mod tests {
             .await
             .unwrap();
         store
+            .record_fact(Fact::PruneFinished(UnixMs(7)))
+            .await
+            .unwrap();
+        for n in [2, 1] {
+            store.record_fact(Fact::PruneRefused(n)).await.unwrap();
+        }
+        store
             .record_scrub(UnixMs(9), Some(&[("ok", 3), ("missing", 1)]))
             .await
             .unwrap();
@@ -191,6 +220,8 @@ mod tests {
                 backfill_windows_done: Some(1),
                 backfill_windows_total: Some(4),
                 scrub_finished_at: Some(UnixMs(11)),
+                prune_finished_at: Some(UnixMs(7)),
+                prune_refused: 3,
             }
         );
         assert_eq!(store.scrub_findings().await.unwrap(), [("ok".into(), 4)]);

@@ -112,6 +112,8 @@ pub struct FileRow {
     pub archived_size: Option<i64>,
     pub last_error: Option<String>,
     pub archived_at: Option<UnixMs>,
+    /// When the API confirmed the file is deleted from the cloud (`prune`).
+    pub deleted_in_cloud_at: Option<UnixMs>,
 }
 
 /// Hand-written so that the download address never reaches a log through `{:?}`.
@@ -146,7 +148,7 @@ macro_rules! select_files {
                m.media_start_time, f.record_size, f.size_known,
                f.path, m.dir, f.status, f.download_address, f.address_issued_at, f.attempts,
                f.bytes_done, f.etag, f.hash_state, f.sha256, f.archived_size, f.last_error,
-               f.archived_at
+               f.archived_at, f.deleted_in_cloud_at
              FROM files f JOIN meetings m USING (meeting_record_id) ",
             $tail
         )

@@ -1,5 +1,5 @@
-//! Persistent state in SQLite: meetings, files and their life, the API call logs, listed
-//! windows.
+//! Persistent state in SQLite: meetings, files and their life (deletion in the cloud
+//! included), the API call logs, listed windows.
 //!
 //! Every state transition is one statement or one `BEGIN IMMEDIATE` transaction, so that a
 //! `kill -9` at any instant leaves either the old or the new state, never a mix. Upserts are
@@ -9,6 +9,7 @@ mod artifacts;
 mod facts;
 mod files;
 mod meetings;
+mod prune;
 mod status;
 pub mod uploads;
 pub mod verify;
@@ -17,6 +18,7 @@ pub use artifacts::ArtifactUpsert;
 pub use facts::{DaemonFacts, DaemonStatus, Fact, PendingFile};
 pub use files::{Checkpoint, FileKind, FileRow, FileStatus};
 pub use meetings::{FileUpsert, MeetingRow, MeetingUpsert};
+pub use prune::{ArtifactsWanted, PruneCandidate};
 pub use status::{Failure, StatusReport};
 
 use crate::time::UnixMs;
@@ -46,9 +48,9 @@ pub enum StoreError {
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct ApiCall {
     pub at: UnixMs,
-    /// `records` or `addresses`.
+    /// `records`, `addresses` or `delete`.
     pub endpoint: String,
-    /// `live`, `backfill`, `transfer`.
+    /// `live`, `backfill`, `transfer`, `prune`.
     pub purpose: Option<String>,
     /// `ok`, or the error's label.
     pub outcome: Option<String>,

@@ -20,12 +20,19 @@ pub struct StatusReport {
     pub transcript_waits_ended: i64,
     pub bytes_archived: i64,
     pub bytes_pending: i64,
+    /// Archived recording files the API confirmed deleted from the cloud (`prune`), and
+    /// their bytes with those of the audio tracks and transcripts that went with them: the
+    /// cloud storage freed.
+    pub files_deleted_in_cloud: i64,
+    pub bytes_freed: i64,
     pub windows_listed: i64,
     pub last_listing_at: Option<UnixMs>,
     /// Listing calls (`/v1/corp/records`) sent in the last 60 s.
     pub api_calls_last_60s: i64,
     /// Address calls (`/v1/addresses`) sent in the last 60 s.
     pub address_calls_last_60s: i64,
+    /// Deletions (`DELETE /v1/records/...`) sent in the last 60 s.
+    pub delete_calls_last_60s: i64,
     /// Failed and unavailable files, with the reason.
     pub failures: Vec<Failure>,
     /// S3 multipart uploads of files not yet archived (empty on local disk).
@@ -101,13 +108,22 @@ impl Store {
             sqlx::query_as("SELECT COUNT(*), MAX(listed_at) FROM windows")
                 .fetch_one(self.pool())
                 .await?;
-        let (api_calls_last_60s, address_calls_last_60s): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(endpoint = 'records'), 0), COALESCE(SUM(endpoint = 'addresses'), 0)
-             FROM api_calls WHERE at_ms > ?",
+        let (files_deleted_in_cloud, bytes_freed): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(kind = 'video'), 0), COALESCE(SUM(archived_size), 0) FROM files
+             WHERE deleted_in_cloud_at IS NOT NULL",
         )
-        .bind(now - std::time::Duration::from_secs(60))
         .fetch_one(self.pool())
         .await?;
+        let (api_calls_last_60s, address_calls_last_60s, delete_calls_last_60s): (i64, i64, i64) =
+            sqlx::query_as(
+                "SELECT COALESCE(SUM(endpoint = 'records'), 0),
+                        COALESCE(SUM(endpoint = 'addresses'), 0),
+                        COALESCE(SUM(endpoint = 'delete'), 0)
+                 FROM api_calls WHERE at_ms > ?",
+            )
+            .bind(now - std::time::Duration::from_secs(60))
+            .fetch_one(self.pool())
+            .await?;
         let failures = sqlx::query_as(
             "SELECT record_file_id, path, status, attempts, last_error AS reason FROM files
              WHERE status IN ('failed', 'unavailable') ORDER BY path",
@@ -126,10 +142,13 @@ impl Store {
             transcript_waits_ended,
             bytes_archived,
             bytes_pending,
+            files_deleted_in_cloud,
+            bytes_freed,
             windows_listed,
             last_listing_at,
             api_calls_last_60s,
             address_calls_last_60s,
+            delete_calls_last_60s,
             failures,
             uploads: self.uploads_in_progress().await?,
             daemon: self.daemon_status().await?,

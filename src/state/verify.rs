@@ -5,6 +5,18 @@ use crate::time::UnixMs;
 
 /// A file as `verify` checks it: what was recorded at download time, with the meeting
 /// fields a report needs to be read without the database at hand.
+/// The `SELECT ... FROM` that reads a [`VerifyRow`] (`f` the file, `m` its meeting): one
+/// list of columns for `verify` and `prune`, which judge copies by the same rows.
+macro_rules! verify_row_select {
+    () => {
+        "SELECT f.record_file_id, f.kind, m.meeting_code, m.subject, m.state AS meeting_state,
+                m.media_start_time, f.path, f.status, f.record_size, f.archived_size,
+                f.sha256, f.bytes_done, f.attempts, f.last_error, f.verified_at
+         FROM files f JOIN meetings m USING (meeting_record_id)"
+    };
+}
+pub(super) use verify_row_select;
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct VerifyRow {
     pub record_file_id: String,
@@ -48,15 +60,12 @@ impl Store {
         start: Option<UnixMs>,
         end: Option<UnixMs>,
     ) -> Result<Vec<VerifyRow>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT f.record_file_id, f.kind, m.meeting_code, m.subject, m.state AS meeting_state,
-                    m.media_start_time, f.path, f.status, f.record_size, f.archived_size,
-                    f.sha256, f.bytes_done, f.attempts, f.last_error, f.verified_at
-             FROM files f JOIN meetings m USING (meeting_record_id)
-             WHERE (?1 IS NULL OR m.media_start_time >= ?1)
-               AND (?2 IS NULL OR m.media_start_time <= ?2)
-             ORDER BY f.path, f.record_file_id",
-        )
+        Ok(sqlx::query_as(concat!(
+            verify_row_select!(),
+            " WHERE (?1 IS NULL OR m.media_start_time >= ?1)
+                   AND (?2 IS NULL OR m.media_start_time <= ?2)
+                 ORDER BY f.path, f.record_file_id"
+        ))
         .bind(start)
         .bind(end)
         .fetch_all(self.pool())

@@ -8,7 +8,7 @@
 
 mod addresses;
 mod attempt;
-mod meeting_json;
+pub(crate) mod meeting_json;
 mod response;
 
 pub use attempt::{TransferError, address_is_fresh};
@@ -60,7 +60,6 @@ pub struct Downloader {
     /// Observed bytes per second of one transfer (moving average), to tell whether an
     /// address will outlive the transfer about to start on it.
     throughput: std::sync::Mutex<Option<f64>>,
-    meeting_json_lock: tokio::sync::Mutex<()>,
 }
 
 impl Downloader {
@@ -92,7 +91,6 @@ impl Downloader {
             archived: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             throughput: std::sync::Mutex::new(None),
-            meeting_json_lock: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -106,7 +104,7 @@ impl Downloader {
     ) -> Result<PoolReport, PoolError> {
         // A crash between archiving a file and writing its meeting.json left that folder's
         // meeting.json behind (and maybe a meeting.json.tmp): bring them up to date first.
-        self.rewrite_stale_meeting_json().await?;
+        meeting_json::rewrite_stale(&self.store, self.archive.as_ref()).await?;
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..self.config.workers {
             let this = Arc::clone(&self);
@@ -125,7 +123,7 @@ impl Downloader {
         }
         if first_error.is_none() {
             // One that could not be written meanwhile (a full disk) gets another try.
-            self.rewrite_stale_meeting_json().await?;
+            meeting_json::rewrite_stale(&self.store, self.archive.as_ref()).await?;
         }
         match first_error {
             Some(e) => Err(e),
@@ -134,16 +132,6 @@ impl Downloader {
                 bytes: self.bytes.load(Ordering::Relaxed),
             }),
         }
-    }
-
-    /// Rewrites every `meeting.json` the database marks as behind its files.
-    async fn rewrite_stale_meeting_json(&self) -> Result<(), StoreError> {
-        for dir in self.store.dirs_with_stale_meeting_json().await? {
-            if let Err(e) = self.write_meeting_json(&dir).await {
-                tracing::warn!(%dir, error = %crate::errors::chain(&e), "could not rewrite meeting.json");
-            }
-        }
-        Ok(())
     }
 
     async fn work(
@@ -337,7 +325,7 @@ impl Downloader {
         self.archived.fetch_add(1, Ordering::Relaxed);
         self.bytes
             .fetch_add(row.record_size as u64, Ordering::Relaxed);
-        if let Err(e) = self.write_meeting_json(&row.dir).await {
+        if let Err(e) = meeting_json::write(&self.store, self.archive.as_ref(), &row.dir).await {
             tracing::warn!(file = %row.record_file_id, error = %crate::errors::chain(&e), "could not write meeting.json");
         }
     }

@@ -294,19 +294,44 @@ pub fn rfc3339(t: i64) -> String {
     chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339()
 }
 
-/// Runs `backfill` over `full_range(days)` as a separate process (to be killed at will),
-/// with only `envs` of the secrets' variables set; its log goes to `backfill.log` beside
-/// the config.
+/// Runs `backfill` over `full_range(days)` as [`spawn_archiver`] does.
 pub fn spawn_backfill(config: &Path, days: u32, envs: &[(&str, &str)]) -> tokio::process::Child {
     let (since, until) = full_range(days);
+    let range = ["--since", &rfc3339(since), "--until", &rfc3339(until)];
+    spawn_archiver(config, &[&["backfill"][..], &range].concat(), envs)
+}
+
+/// Sends SIGTERM to `pid` (as systemd stops a service) with `kill(1)`; returns its status.
+pub fn sigterm(pid: u32) -> i32 {
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill runs")
+        .code()
+        .unwrap_or(-1)
+}
+
+/// Appends a `[prune]` table holding `lines` to the config at `path`.
+pub fn add_prune_table(path: &Path, lines: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    std::fs::write(path, format!("{text}\n[prune]\n{lines}\n")).unwrap();
+}
+
+/// Runs the real binary with `--config config` and `args` as a separate process (to be
+/// killed at will), with only `envs` of the secrets' variables set; its log goes to
+/// `archiver.log` beside the config.
+pub fn spawn_archiver(
+    config: &Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> tokio::process::Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(config.with_file_name("backfill.log"))
+        .open(config.with_file_name("archiver.log"))
         .unwrap();
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_wemeet-archiver"));
-    cmd.args(["--config", config.to_str().unwrap(), "backfill"])
-        .args(["--since", &rfc3339(since), "--until", &rfc3339(until)]);
+    cmd.args(["--config", config.to_str().unwrap()]).args(args);
     for var in [
         "WEMEET_SECRET_KEY",
         "WEMEET_SECRET_ID",
@@ -324,14 +349,4 @@ pub fn spawn_backfill(config: &Path, days: u32, envs: &[(&str, &str)]) -> tokio:
         .kill_on_drop(true)
         .spawn()
         .unwrap()
-}
-
-/// Sends SIGTERM to `pid` (as systemd stops a service) with `kill(1)`; returns its status.
-pub fn sigterm(pid: u32) -> i32 {
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("kill runs")
-        .code()
-        .unwrap_or(-1)
 }

@@ -467,6 +467,7 @@ async fn the_periodic_scrub_finds_a_damaged_file_and_exports_it() {
         budgets: Budgets {
             records: budget(Endpoint::Records).await,
             addresses: budget(Endpoint::Addresses).await,
+            deletes: budget(Endpoint::Delete).await,
         },
         stale_after: Duration::from_secs(60),
     };

@@ -23,12 +23,12 @@ use wemeet_archiver::config::{Config, ENV_AWS_ACCESS_KEY_ID, ENV_AWS_SECRET_ACCE
 use wemeet_archiver::state::{FileStatus, Store};
 use wemeet_sim::{ManifestEntry, SimConfig, SimHandle};
 
-const BUCKET: &str = "recordings";
-const PREFIX: &str = "wemeet/archive";
+pub(crate) const BUCKET: &str = "recordings";
+pub(crate) const PREFIX: &str = "wemeet/archive";
 const ACCESS_KEY: &str = "AKIATESTARCHIVER";
 const SECRET_KEY: &str = "s3-test-secret-key";
 /// The credentials as a spawned archiver gets them.
-const AWS_ENV: [(&str, &str); 2] = [
+pub(crate) const AWS_ENV: [(&str, &str); 2] = [
     (ENV_AWS_ACCESS_KEY_ID, ACCESS_KEY),
     (ENV_AWS_SECRET_ACCESS_KEY, SECRET_KEY),
 ];
@@ -36,11 +36,11 @@ const AWS_ENV: [(&str, &str); 2] = [
 const PART: u64 = 5 * MIB;
 
 /// A running S3 server and what it saw.
-struct S3Server {
+pub(crate) struct S3Server {
     endpoint: String,
     /// CreateMultipartUpload calls so far.
     creates: Arc<AtomicUsize>,
-    _root: tempfile::TempDir,
+    pub(crate) _root: tempfile::TempDir,
 }
 
 struct Hooks {
@@ -88,7 +88,7 @@ impl S3Access for Hooks {
     }
 }
 
-async fn start_s3() -> S3Server {
+pub(crate) async fn start_s3() -> S3Server {
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir(root.path().join(BUCKET)).unwrap();
     let creates = Arc::new(AtomicUsize::new(0));
@@ -121,7 +121,7 @@ async fn start_s3() -> S3Server {
 }
 
 /// An archiver for `sim` that archives into `s3` (database in `state.db` beside the config).
-fn s3_archiver(sim: &SimHandle, s3: &S3Server, download_extra: &str) -> Archiver {
+pub(crate) fn s3_archiver(sim: &SimHandle, s3: &S3Server, download_extra: &str) -> Archiver {
     let archiver = Archiver::new(sim, download_extra);
     let path = &archiver.config;
     let text = std::fs::read_to_string(path).unwrap().replace(
@@ -148,11 +148,11 @@ fn aws_env(name: &str) -> Option<String> {
 
 /// Loads `config` with the credentials in a (simulated) environment: the test process's
 /// own environment stays untouched.
-fn load(config: &Path) -> Config {
+pub(crate) fn load(config: &Path) -> Config {
     Config::parse(&std::fs::read_to_string(config).unwrap(), config, &aws_env).unwrap()
 }
 
-async fn backfill_s3(config: &Path) -> BackfillReport {
+pub(crate) async fn backfill_s3(config: &Path) -> BackfillReport {
     backfill_loaded(load(config), full_range(15)).await
 }
 
@@ -349,7 +349,7 @@ async fn a_sigkilled_upload_resumes_from_the_next_part() {
     let config = &archiver.config;
     let served_again = served_while_resuming(&sim, config, async {
         let status = spawn_backfill(config, 15, &AWS_ENV).wait().await.unwrap();
-        let log = config.with_file_name("backfill.log");
+        let log = config.with_file_name("archiver.log");
         assert!(
             status.success(),
             "{}",

@@ -116,6 +116,13 @@ impl ApiError {
         }
     }
 
+    /// Error 4051: the file or recording a deletion named was deleted already (by an
+    /// earlier call whose answer was lost, or by someone else). For the caller, the
+    /// deletion is done.
+    pub fn is_already_deleted(&self) -> bool {
+        matches!(self, Self::Rejected { code, .. } if *code == code::ALREADY_DELETED)
+    }
+
     /// The reply's trace id.
     pub fn trace(&self) -> &str {
         match self {
@@ -146,7 +153,8 @@ impl ApiError {
 
     /// Builds the error for a non-success reply of `endpoint` from its HTTP status and
     /// `error_info`. The HTTP status and code of the per-minute limit are not documented:
-    /// any of the rate codes, and HTTP 429, mean "rate limited".
+    /// any of the rate codes, and HTTP 429, mean "rate limited". HTTP 403 is "no
+    /// permission", whatever its code (documented for the deletions).
     pub fn from_reply(
         endpoint: Endpoint,
         status: u16,
@@ -165,6 +173,8 @@ impl ApiError {
                 trace,
             },
             Some(code::NO_PERMISSION) => Self::Permission { endpoint, trace },
+            // The deletions document a bare HTTP 403 for "no permission".
+            _ if status == 403 => Self::Permission { endpoint, trace },
             // Not found and already deleted come with HTTP 500 but are answers, not
             // faults: no retry changes them.
             Some(c @ (code::ALREADY_DELETED | code::MEETING_NOT_FOUND | code::FILE_NOT_FOUND)) => {
@@ -207,6 +217,7 @@ fn permission_for(endpoint: Endpoint) -> &'static str {
     match endpoint {
         Endpoint::Records => "list the account's recordings",
         Endpoint::Addresses => "get the download addresses of the account's recordings",
+        Endpoint::Delete => "delete the account's recordings from the cloud",
     }
 }
 
@@ -243,6 +254,11 @@ mod tests {
         assert_eq!(e.class(), ErrorClass::Retry);
         let e = ApiError::from_reply(Endpoint::Records, 400, None, String::new(), "t".into());
         assert!(matches!(e, ApiError::Malformed { .. }));
+        assert_eq!(class(500, 4051), ErrorClass::GiveUp);
+        assert_eq!(class(400, 190001), ErrorClass::GiveUp);
+        let e = ApiError::from_reply(Endpoint::Delete, 403, None, String::new(), "t".into());
+        assert_eq!(e.class(), ErrorClass::Fatal);
+        assert!(e.to_string().contains("delete"), "{e}");
     }
 
     #[test]

@@ -9,6 +9,10 @@
 //! - [`RecordAddresses`]: `GET /v1/addresses?meeting_record_id=`, the download addresses of
 //!   every file of one recording whatever the owner's sharing settings (admin permission);
 //!   pages of at most 50 ([`ADDRESSES_PAGE_SIZE`]); addresses live 6 hours.
+//! - [`DeleteRecordFile`]: `DELETE /v1/records/{record_file_id}`, one file deleted from the
+//!   cloud for good, and [`DeleteRecording`]: `DELETE /v1/records?meeting_record_id=`, every
+//!   file of a recording. Both answer an [`Empty`] body; error 4051 means the deletion had
+//!   already happened ([`ApiError::is_already_deleted`]).
 //! - [`sign`]: the AK/SK signature, proven against the official SDK's test vector.
 //! - [`ApiError`] and [`ErrorClass`]: every documented error code, classified into retry,
 //!   give up, or stop (credentials, permission).
@@ -16,10 +20,10 @@
 //!
 //! # Example
 //!
-//! Sign a listing call and read its reply (here a canned one):
+//! Sign a listing call (and a deletion) and read its reply (here a canned one):
 //!
 //! ```
-//! use wemeet_api::{Credentials, ListRecords, Request, Secret, decode, sign};
+//! use wemeet_api::{Credentials, DeleteRecordFile, ListRecords, Request, Secret, decode, sign};
 //!
 //! let credentials = Credentials {
 //!     app_id: "200000001".into(),
@@ -39,6 +43,12 @@
 //! // Send these headers with `GET {host}{uri}`; sign every attempt afresh.
 //! let headers = sign::headers(&credentials, "GET", &uri, "", 1_700_000_000, 12345);
 //! assert!(headers.iter().any(|(name, _)| *name == "X-TC-Signature"));
+//!
+//! // A deletion is signed with its own method (the signature covers it).
+//! let delete = DeleteRecordFile { record_file_id: "f1".into(), operator_id: "admin".into() };
+//! let method = DeleteRecordFile::METHOD.as_str();
+//! let signed = sign::headers(&credentials, method, &delete.path_and_query(), "", 1_700_000_000, 12346);
+//! assert_ne!(signed, sign::headers(&credentials, "GET", &delete.path_and_query(), "", 1_700_000_000, 12346));
 //!
 //! let body = br#"{"total_count": 1, "total_page": 1, "record_meetings": [
 //!     {"meeting_record_id": "m1", "media_start_time": 1699000000000, "state": 3,
@@ -61,6 +71,7 @@ pub use secret::Secret;
 pub use types::{AddressFile, AddressesPage, RecordFile, RecordMeeting, RecordsPage};
 
 use serde::de::DeserializeOwned;
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// The listing's largest page.
@@ -77,24 +88,46 @@ pub enum Endpoint {
     Records,
     /// `GET /v1/addresses`: download addresses of one recording's files.
     Addresses,
+    /// `DELETE /v1/records/{record_file_id}` and `DELETE /v1/records?meeting_record_id=`:
+    /// recordings deleted from the cloud.
+    Delete,
 }
 
 impl Endpoint {
-    pub const ALL: [Self; 2] = [Self::Records, Self::Addresses];
+    pub const ALL: [Self; 3] = [Self::Records, Self::Addresses, Self::Delete];
 
     /// A short name, for logs and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Records => "records",
             Self::Addresses => "addresses",
+            Self::Delete => "delete",
         }
     }
 
-    /// The path, from the host's root.
+    /// The path, from the host's root (a request may add to it: see [`Request::path`]).
     pub fn path(self) -> &'static str {
         match self {
             Self::Records => "/v1/corp/records",
             Self::Addresses => "/v1/addresses",
+            Self::Delete => "/v1/records",
+        }
+    }
+}
+
+/// The HTTP method of a request: what is sent, and what the signature covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Delete,
+}
+
+impl Method {
+    /// As sent on the request line and signed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Delete => "DELETE",
         }
     }
 }
@@ -110,17 +143,25 @@ pub struct Credentials {
     pub secret_key: Secret,
 }
 
-/// A call of one endpoint, and the reply it gets.
+/// A call of one endpoint, and the reply it gets. Sent with an empty body.
 pub trait Request {
     const ENDPOINT: Endpoint;
+    /// Every listing and address call is a `GET`; deletions are not.
+    const METHOD: Method = Method::Get;
     type Reply: Reply;
+
+    /// The path, percent-encoded: the endpoint's, unless the request names a resource in it
+    /// (`/v1/records/{record_file_id}`).
+    fn path(&self) -> Cow<'static, str> {
+        Cow::Borrowed(Self::ENDPOINT.path())
+    }
 
     /// The query parameters, in the order they are sent.
     fn query(&self) -> Vec<(&'static str, String)>;
 
     /// Path and query, percent-encoded, exactly as they must be sent and signed.
     fn path_and_query(&self) -> String {
-        let mut out = String::from(Self::ENDPOINT.path());
+        let mut out = self.path().into_owned();
         for (i, (name, value)) in self.query().iter().enumerate() {
             out.push(if i == 0 { '?' } else { '&' });
             out.push_str(name);
@@ -131,7 +172,7 @@ pub trait Request {
     }
 }
 
-/// Percent-encodes a query value (RFC 3986 unreserved characters pass).
+/// Percent-encodes a query value or a path segment (RFC 3986 unreserved characters pass).
 fn encode_into(out: &mut String, value: &str) {
     for b in value.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -199,10 +240,95 @@ impl Request for RecordAddresses {
     }
 }
 
+/// `DELETE /v1/records/{record_file_id}`: deletes one file from the cloud, for good (no
+/// recycle bin is documented). Error 4051 says it was deleted already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteRecordFile {
+    pub record_file_id: String,
+    /// The admin's userid (`operator_id_type` 1).
+    pub operator_id: String,
+}
+
+impl Request for DeleteRecordFile {
+    const ENDPOINT: Endpoint = Endpoint::Delete;
+    const METHOD: Method = Method::Delete;
+    type Reply = Empty;
+
+    fn path(&self) -> Cow<'static, str> {
+        let mut out = format!("{}/", Self::ENDPOINT.path());
+        encode_into(&mut out, &self.record_file_id);
+        Cow::Owned(out)
+    }
+
+    fn query(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("operator_id", self.operator_id.clone()),
+            ("operator_id_type", "1".into()),
+        ]
+    }
+}
+
+/// `DELETE /v1/records?meeting_record_id=`: deletes every file of one recording from the
+/// cloud, for good, including any the caller may not have seen (audio, transcripts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteRecording {
+    pub meeting_record_id: String,
+    /// The admin's userid (`operator_id_type` 1).
+    pub operator_id: String,
+    /// Optional for uploaded recordings.
+    pub meeting_id: Option<String>,
+}
+
+impl Request for DeleteRecording {
+    const ENDPOINT: Endpoint = Endpoint::Delete;
+    const METHOD: Method = Method::Delete;
+    type Reply = Empty;
+
+    fn query(&self) -> Vec<(&'static str, String)> {
+        let mut query = vec![("meeting_record_id", self.meeting_record_id.clone())];
+        if let Some(meeting_id) = &self.meeting_id {
+            query.push(("meeting_id", meeting_id.clone()));
+        }
+        query.push(("operator_id", self.operator_id.clone()));
+        query.push(("operator_id_type", "1".into()));
+        query
+    }
+}
+
 /// A reply that can be checked whole before it is applied: one that is valid only in
 /// part is refused, so nothing is half-applied.
 pub trait Reply: DeserializeOwned {
     fn validate(&self) -> Result<(), String>;
+
+    /// Reads the body of a successful call: JSON, then [`Reply::validate`]d.
+    fn read(body: &[u8]) -> Result<Self, String> {
+        let reply: Self = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        reply.validate()?;
+        Ok(reply)
+    }
+}
+
+/// The reply of a call that answers success with an empty body (the deletions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+pub struct Empty {}
+
+impl Reply for Empty {
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// An empty body, as documented; a JSON object (`{}`) is taken as well, in case the
+    /// service starts sending one: the status and the absence of `error_info` are what
+    /// say the call succeeded.
+    fn read(body: &[u8]) -> Result<Self, String> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self {});
+        }
+        match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(serde_json::Value::Object(_)) => Ok(Self {}),
+            _ => Err("a success that is neither empty nor a JSON object".into()),
+        }
+    }
 }
 
 impl Reply for RecordsPage {
@@ -265,9 +391,7 @@ pub fn decode<R: Request>(status: u16, trace: &str, body: &[u8]) -> Result<R::Re
         trace: trace.to_string(),
         detail,
     };
-    let reply: R::Reply = serde_json::from_slice(body).map_err(|e| malformed(e.to_string()))?;
-    reply.validate().map_err(malformed)?;
-    Ok(reply)
+    R::Reply::read(body).map_err(malformed)
 }
 
 #[cfg(test)]
@@ -285,6 +409,47 @@ mod tests {
             r.path_and_query(),
             "/v1/addresses?meeting_record_id=12%2034&operator_id=a%26b%3Dc%2F%E4%B8%AD\
              &operator_id_type=1&page=2&page_size=50"
+        );
+    }
+
+    #[test]
+    fn a_file_deletion_names_the_file_in_its_path_and_is_a_delete() {
+        let r = DeleteRecordFile {
+            record_file_id: "17/2 3".into(),
+            operator_id: "admin".into(),
+        };
+        assert_eq!(
+            r.path_and_query(),
+            "/v1/records/17%2F2%203?operator_id=admin&operator_id_type=1"
+        );
+        assert_eq!(DeleteRecordFile::METHOD.as_str(), "DELETE");
+        assert_eq!(ListRecords::METHOD, Method::Get);
+        let whole = DeleteRecording {
+            meeting_record_id: "m1".into(),
+            operator_id: "admin".into(),
+            meeting_id: None,
+        };
+        assert_eq!(
+            whole.path_and_query(),
+            "/v1/records?meeting_record_id=m1&operator_id=admin&operator_id_type=1"
+        );
+    }
+
+    #[test]
+    fn a_deletion_succeeds_with_an_empty_body_and_4051_says_it_was_done_already() {
+        assert_eq!(decode::<DeleteRecordFile>(200, "t", b""), Ok(Empty {}));
+        assert_eq!(decode::<DeleteRecordFile>(200, "t", b"{}"), Ok(Empty {}));
+        let e = decode::<DeleteRecordFile>(200, "t", b"<html>").unwrap_err();
+        assert!(matches!(e, ApiError::Malformed { .. }), "{e}");
+        let repeat = br#"{"error_info": {"error_code": 4051, "message": "already deleted"}}"#;
+        let e = decode::<DeleteRecordFile>(500, "t", repeat).unwrap_err();
+        assert!(e.is_already_deleted(), "{e}");
+        assert_eq!(e.class(), ErrorClass::GiveUp);
+        let gone = br#"{"error_info": {"error_code": 7003, "message": "file not found"}}"#;
+        assert!(
+            !decode::<DeleteRecordFile>(500, "t", gone)
+                .unwrap_err()
+                .is_already_deleted()
         );
     }
 

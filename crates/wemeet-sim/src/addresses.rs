@@ -63,25 +63,30 @@ impl AddressQuery {
 }
 
 /// The meeting's index and state, if it exists and is visible on the lifecycle clock: a
-/// meeting the listing does not show yet is as unknown here.
+/// meeting the listing does not show yet, or no longer shows (every file deleted), is as
+/// unknown here.
 fn visible_meeting(world: &World, meeting_record_id: &str) -> Option<(usize, i64)> {
     let elapsed = world.elapsed();
     let index = world
         .meetings
         .iter()
-        .position(|m| m.meeting_record_id == meeting_record_id)?;
+        .position(|m| m.meeting_record_id == meeting_record_id)
+        .filter(|&i| !world.recording_deleted(i))?;
     let state = world.meetings[index].timeline.state_at(elapsed)?;
     Some((index, state))
 }
 
-/// One page of the meeting's files, in order; none before it is transcoded.
+/// One page of the meeting's files still in the cloud, in order; none before it is
+/// transcoded.
 fn page(sim: &Sim, world: &mut World, meeting: usize, state: i64, paging: Paging) -> Value {
-    let total = if state == state::TRANSCODED {
-        world.meetings[meeting].files.len()
+    let live: Vec<usize> = if state == state::TRANSCODED {
+        world.live_files(meeting).map(|(j, _)| j).collect()
     } else {
-        0
+        Vec::new()
     };
-    let record_files: Vec<Value> = (0..total)
+    let total = live.len();
+    let record_files: Vec<Value> = live
+        .into_iter()
         .skip(paging.skip())
         .take(paging.size())
         .map(|file| file_addresses(sim, world, meeting, file))

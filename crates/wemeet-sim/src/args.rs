@@ -175,6 +175,19 @@ pub struct SimulateArgs {
     /// Every audio track has this size (default: an eighth of its file's).
     #[arg(long, value_parser = parse_size)]
     pub audio_size: Option<u64>,
+
+    /// Calls to the DELETE endpoints allowed in any 60 s window (rejected calls count too).
+    #[arg(long, default_value_t = config::DEFAULT_DELETES_RATE_LIMIT_PER_MINUTE)]
+    pub deletes_rate_limit_per_minute: u32,
+
+    /// The first N DELETE calls that would succeed answer HTTP 500, error 41, and delete
+    /// nothing.
+    #[arg(long = "deletes-5xx-first", default_value_t = 0)]
+    pub deletes_5xx_first: u32,
+
+    /// The N-th successful DELETE (1-based; 0: none) deletes at once, answers after `--stall`.
+    #[arg(long, default_value_t = 0)]
+    pub stall_nth_delete: u32,
 }
 
 impl SimulateArgs {
@@ -224,6 +237,10 @@ impl SimulateArgs {
             late_transcript_fraction: self.late_transcript_fraction,
             transcript_delay: self.transcript_delay,
             audio_size: self.audio_size,
+
+            deletes_rate_limit_per_minute: self.deletes_rate_limit_per_minute,
+            deletes_5xx_first: self.deletes_5xx_first,
+            stall_nth_delete: self.stall_nth_delete,
         }
     }
 }
@@ -323,6 +340,10 @@ mod tests {
             "3",
             "--no-address-fraction",
             "0.1",
+            "--deletes-rate-limit-per-minute",
+            "7",
+            "--stall-nth-delete",
+            "2",
         ]);
         let config = cli.args.to_config();
         assert_eq!(config.meetings, 3);
@@ -334,5 +355,7 @@ mod tests {
         assert_eq!(config.shared_fraction, 0.25);
         assert_eq!(config.addresses_5xx_first, 3);
         assert_eq!(config.no_address_fraction, 0.1);
+        assert_eq!(config.deletes_rate_limit_per_minute, 7);
+        assert_eq!(config.stall_nth_delete, 2);
     }
 }

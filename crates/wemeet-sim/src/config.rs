@@ -33,6 +33,8 @@ pub const DEFAULT_LATE_TRANSCRIPT_FRACTION: f64 = 0.3;
 pub const DEFAULT_TRANSCRIPT_DELAY: Duration = Duration::from_secs(3600);
 /// `/v1/addresses` has no documented limit: this is a guess, kept apart from the listing's.
 pub const DEFAULT_ADDRESSES_RATE_LIMIT_PER_MINUTE: u32 = 60;
+/// The deletions have no documented limit either: a guess, with a budget of its own.
+pub const DEFAULT_DELETES_RATE_LIMIT_PER_MINUTE: u32 = 60;
 
 /// The credentials the simulator accepts, handed to the client under test.
 #[derive(Clone, PartialEq, Eq)]
@@ -148,6 +150,15 @@ pub struct SimConfig {
     /// Every audio track has this size (`None`: an eighth of its file's): crash tests
     /// want one that takes a while.
     pub audio_size: Option<u64>,
+    /// Calls to the two `DELETE` endpoints allowed in any 60 s, counted apart from the
+    /// others (one limit for both).
+    pub deletes_rate_limit_per_minute: u32,
+    /// The first N `DELETE` calls that would succeed answer 500 with error 41 and delete
+    /// nothing.
+    pub deletes_5xx_first: u32,
+    /// The n-th `DELETE` call that succeeds (1-based; 0: none) deletes at once but answers
+    /// only after `stall`: a crash test kills the client between a deletion and its record.
+    pub stall_nth_delete: u32,
 }
 
 impl Default for SimConfig {
@@ -189,6 +200,9 @@ impl Default for SimConfig {
             late_transcript_fraction: DEFAULT_LATE_TRANSCRIPT_FRACTION,
             transcript_delay: DEFAULT_TRANSCRIPT_DELAY,
             audio_size: None,
+            deletes_rate_limit_per_minute: DEFAULT_DELETES_RATE_LIMIT_PER_MINUTE,
+            deletes_5xx_first: 0,
+            stall_nth_delete: 0,
         }
     }
 }

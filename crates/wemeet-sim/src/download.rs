@@ -1,4 +1,5 @@
 //! The COS-like download host: `GET /cos/{record_file_id}/{name}.mp4?token=...`.
+//! A file deleted from the cloud is `NoSuchKey`, even with an address issued before.
 //!
 //! Bodies are generated chunk by chunk as they are sent (memory stays flat for any file
 //! size), Range and If-Range are honoured as COS does, and the fault knobs break
@@ -108,7 +109,7 @@ pub async fn download(
             }
             TokenCheck::Valid => {
                 let change_etag = sim.config.change_etag_after_first;
-                match w.files.get_mut(&record_file_id) {
+                match w.files.get_mut(&record_file_id).filter(|rt| !rt.deleted) {
                     None => Err((
                         StatusCode::NOT_FOUND,
                         "NoSuchKey",

@@ -40,6 +40,17 @@ pub fn address_left_empty(config: &SimConfig, n: u32) -> bool {
     n <= config.addresses_empty_first
 }
 
+/// Whether the `n`-th (1-based) `DELETE` call that would succeed answers HTTP 500 with
+/// error 41 instead (and deletes nothing).
+pub fn delete_server_error(config: &SimConfig, n: u32) -> bool {
+    n <= config.deletes_5xx_first
+}
+
+/// Whether the `n`-th (1-based) successful `DELETE` is answered only after `stall`.
+pub fn delete_answer_stalled(config: &SimConfig, n: u32) -> bool {
+    config.stall_nth_delete != 0 && n == config.stall_nth_delete
+}
+
 /// What happens halfway through a download body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFault {
@@ -114,6 +125,20 @@ mod tests {
         assert_eq!(errors, [true, false, false]);
         assert_eq!(empties, [true, true, false]);
         assert!(!address_left_empty(&SimConfig::default(), 1));
+    }
+
+    #[test]
+    fn delete_faults_strike_the_first_n_and_the_nth_only() {
+        let config = SimConfig {
+            deletes_5xx_first: 1,
+            stall_nth_delete: 2,
+            ..SimConfig::default()
+        };
+        let errors: Vec<_> = (1..=3).map(|n| delete_server_error(&config, n)).collect();
+        let stalls: Vec<_> = (1..=3).map(|n| delete_answer_stalled(&config, n)).collect();
+        assert_eq!(errors, [true, false, false]);
+        assert_eq!(stalls, [false, true, false]);
+        assert!(!delete_answer_stalled(&SimConfig::default(), 1));
     }
 
     #[test]

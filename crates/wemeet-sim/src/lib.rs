@@ -1,17 +1,20 @@
-//! A built-in simulator of the Tencent Meeting API (`GET /v1/corp/records` and
-//! `GET /v1/addresses`) and of the COS host its download addresses point to, served by one
-//! HTTP server.
+//! A built-in simulator of the Tencent Meeting API (`GET /v1/corp/records`,
+//! `GET /v1/addresses`, and the deletions `DELETE /v1/records/{record_file_id}` and
+//! `DELETE /v1/records?meeting_record_id=`) and of the COS host its download addresses
+//! point to, served by one HTTP server.
 //!
 //! It exists so that the archiver can be tested, demonstrated and benchmarked end to end
 //! without a Tencent account: it is strict where the real service is strict (signature,
-//! timestamp, nonce replay shared by both endpoints, 31-day windows, page sizes, 10 listing
-//! calls per minute and a separate budget for `/v1/addresses`), reproduces the documented
-//! quirks (`current_size`, addresses that expire, XML errors from COS, empty address
-//! fields), models what the real listing withholds (only files whose owner shared them and
+//! timestamp, nonce replay shared by every endpoint, 31-day windows, page sizes, 10 listing
+//! calls per minute and separate budgets for `/v1/addresses` and the deletions; a deleted
+//! file is gone from the listing, `/v1/addresses` and the download host, and deleting it
+//! again is error 4051), reproduces the documented quirks (`current_size`, addresses that
+//! expire, XML errors from COS, empty address fields), models what the real listing withholds (only files whose owner shared them and
 //! allowed downloads carry a `download_address`; the others are reachable only through
 //! `/v1/addresses`, and some through nothing), and can break on purpose in counted,
 //! deterministic ways (resets, truncation, 503, stalls, changed content, stale addresses,
-//! bad listing replies, 500s and empty addresses from `/v1/addresses`) so that every
+//! bad listing replies, 500s and empty addresses from `/v1/addresses`, 500s and late
+//! answers from the deletions) so that every
 //! recovery path of the client has a test. The archiver's `demo` and `simulate` commands
 //! use it (behind its default `simulator` feature); its production paths never do.
 //!
@@ -27,6 +30,7 @@ mod args;
 mod config;
 mod content;
 mod dataset;
+mod deletes;
 mod download;
 mod faults;
 mod listing;
@@ -46,7 +50,7 @@ pub use stats::SimStats;
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get};
 use rand::RngExt;
 use state::Sim;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -67,6 +71,8 @@ fn router(sim: Arc<Sim>) -> Router {
     Router::new()
         .route("/v1/corp/records", get(listing::list_records))
         .route("/v1/addresses", get(addresses::list_addresses))
+        .route("/v1/records", delete(deletes::delete_recording))
+        .route("/v1/records/{record_file_id}", delete(deletes::delete_file))
         .route("/cos/{record_file_id}/{name}", get(download::download))
         .route("/admin/manifest", get(admin_manifest))
         .route("/admin/stats", get(admin_stats))
@@ -146,6 +152,12 @@ impl SimHandle {
     /// they appeared) for the transcoded meetings' files, with its SHA-256.
     pub fn artifact_manifest(&self) -> Vec<ArtifactEntry> {
         self.sim.artifact_manifest()
+    }
+
+    /// The `record_file_id`s deleted from the cloud so far (by either `DELETE` endpoint),
+    /// sorted.
+    pub fn deleted(&self) -> Vec<String> {
+        self.sim.deleted()
     }
 
     pub fn stats(&self) -> SimStats {

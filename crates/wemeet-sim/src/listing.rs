@@ -5,7 +5,8 @@
 //! test of those faults does not also have to get everything else wrong.
 //!
 //! Like the real listing, it reveals the sharing settings of each file and carries a
-//! download address only for files whose owner shared them and allowed downloads.
+//! download address only for files whose owner shared them and allowed downloads. Deleted
+//! files are not listed, nor a recording whose files are all deleted.
 
 use crate::dataset::SimFile;
 use crate::dataset::state;
@@ -108,7 +109,7 @@ fn select(sim: &Sim, world: &mut World, q: &ListQuery) -> Value {
             let start_s = m.media_start_ms.div_euclid(1000);
             let in_window = (q.start_s..=q.end_s).contains(&start_s);
             let type_ok = q.record_type.is_none_or(|t| t == m.record_type);
-            (in_window && type_ok).then_some((i, state))
+            (in_window && type_ok && !world.recording_deleted(i)).then_some((i, state))
         })
         .collect();
     matching.sort_by(|&(a, _), &(b, _)| {
@@ -133,7 +134,7 @@ fn select(sim: &Sim, world: &mut World, q: &ListQuery) -> Value {
 }
 
 /// Meeting `i` as listed in `state`: `record_files` only once transcoded (the real
-/// listing leaves the field out before).
+/// listing leaves the field out before), and only those not deleted.
 fn listed_meeting(sim: &Sim, world: &mut World, i: usize, state: i64) -> Value {
     let mut meeting = {
         let m = &world.meetings[i];
@@ -149,7 +150,9 @@ fn listed_meeting(sim: &Sim, world: &mut World, i: usize, state: i64) -> Value {
         })
     };
     if state == state::TRANSCODED {
-        let files: Vec<Value> = (0..world.meetings[i].files.len())
+        let live: Vec<usize> = world.live_files(i).map(|(j, _)| j).collect();
+        let files: Vec<Value> = live
+            .into_iter()
             .map(|j| {
                 let f = &world.meetings[i].files[j];
                 let (id, carries_address) = (f.record_file_id.clone(), f.access.listing_address());

@@ -5,7 +5,8 @@
 //! first, on every arrival (a rejected call still spends budget, as the doc warns), then
 //! credentials, timestamp, signature and replay, then the endpoint's own parameters. The
 //! nonce memory is one for all endpoints, as a real server's would be: a signature spent
-//! on the listing cannot be replayed on `/v1/addresses`.
+//! on the listing cannot be replayed on `/v1/addresses`. The signature covers the method:
+//! a `GET` signature does not authorise a `DELETE` of the same URI.
 
 use crate::state::{Sim, World, now_ms};
 use crate::stats::RATE_LIMITED;
@@ -25,6 +26,9 @@ pub enum Endpoint {
     Listing,
     /// `GET /v1/addresses`.
     Addresses,
+    /// `DELETE /v1/records/{record_file_id}` and `DELETE /v1/records?meeting_record_id=`,
+    /// under one limit.
+    Delete,
 }
 
 impl Endpoint {
@@ -32,6 +36,15 @@ impl Endpoint {
         match self {
             Self::Listing => "listing",
             Self::Addresses => "addresses",
+            Self::Delete => "delete",
+        }
+    }
+
+    /// What the routes serve each endpoint with, and so what its signature covers.
+    fn method(self) -> &'static str {
+        match self {
+            Self::Listing | Self::Addresses => "GET",
+            Self::Delete => "DELETE",
         }
     }
 
@@ -39,6 +52,7 @@ impl Endpoint {
         match self {
             Self::Listing => sim.config.rate_limit_per_minute,
             Self::Addresses => sim.config.addresses_rate_limit_per_minute,
+            Self::Delete => sim.config.deletes_rate_limit_per_minute,
         }
     }
 }
@@ -109,7 +123,7 @@ pub fn gate<T>(
     let outcome = if in_window > u64::from(endpoint.limit_per_minute(sim)) {
         Err(ApiError::rate_limited())
     } else {
-        authenticate(sim, &mut world, uri, headers).and_then(|()| serve(&mut world))
+        authenticate(sim, &mut world, endpoint, uri, headers).and_then(|()| serve(&mut world))
     };
     if let Err(e) = &outcome {
         world.stats.api_error(endpoint, e.code);
@@ -149,6 +163,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 fn authenticate(
     sim: &Sim,
     world: &mut World,
+    endpoint: Endpoint,
     uri: &Uri,
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
@@ -181,7 +196,7 @@ fn authenticate(
     let expected = sign::signature(
         &creds.secret_key,
         &SignInput {
-            method: "GET",
+            method: endpoint.method(),
             secret_id: &creds.secret_id,
             nonce,
             timestamp,

@@ -6,7 +6,7 @@
 
 use crate::config::SimConfig;
 use crate::content::Content;
-use crate::dataset::{self, Generator, Meeting, SimArtifact, Timeline};
+use crate::dataset::{self, Generator, Meeting, SimArtifact, SimFile, Timeline};
 use crate::signed::Endpoint;
 use crate::stats::StatsRecorder;
 use crate::token::TokenSigner;
@@ -15,7 +15,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// One file of a transcoded meeting, as a test expects to find it archived.
+/// One file of a transcoded meeting, as a test expects to find it archived (a file
+/// deleted from the cloud since stays: its archived copy does).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ManifestEntry {
     pub record_file_id: String,
@@ -67,6 +68,9 @@ pub struct FileRuntime {
     pub addresses_issued: u32,
     /// Times `/v1/addresses` answered for this file (the n-th decides emptiness).
     pub address_answers: u32,
+    /// Deleted from the cloud: gone from the listing, `/v1/addresses` and the download
+    /// host; a second deletion is answered 4051.
+    pub deleted: bool,
 }
 
 pub struct World {
@@ -82,6 +86,10 @@ pub struct World {
     pub listings_accepted: u32,
     /// `/v1/addresses` calls that would have succeeded (for `addresses_5xx_first`).
     pub addresses_accepted: u32,
+    /// `DELETE` calls that would have succeeded (for `deletes_5xx_first`) ...
+    pub deletes_accepted: u32,
+    /// ... and those that did (for `stall_nth_delete`).
+    pub deletes_done: u32,
     pub issued_tokens: Vec<String>,
 }
 
@@ -100,6 +108,25 @@ impl World {
     /// Time on the lifecycle clock: since start, plus what tests advanced it by.
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed() + self.clock_offset
+    }
+
+    pub fn is_deleted(&self, record_file_id: &str) -> bool {
+        self.files.get(record_file_id).is_some_and(|rt| rt.deleted)
+    }
+
+    /// The files of meeting `i` still in the cloud, with their index in the meeting.
+    pub fn live_files(&self, i: usize) -> impl Iterator<Item = (usize, &SimFile)> {
+        self.meetings[i]
+            .files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !self.is_deleted(&f.record_file_id))
+    }
+
+    /// Every file of meeting `i` was deleted: the recording is gone from the cloud.
+    pub fn recording_deleted(&self, i: usize) -> bool {
+        let files = &self.meetings[i].files;
+        !files.is_empty() && self.live_files(i).next().is_none()
     }
 
     /// Real time since start: unlike `elapsed`, never advanced by tests.
@@ -177,6 +204,8 @@ impl Sim {
             nonces: HashMap::new(),
             listings_accepted: 0,
             addresses_accepted: 0,
+            deletes_accepted: 0,
+            deletes_done: 0,
             issued_tokens: Vec::new(),
         };
         for m in meetings {
@@ -323,6 +352,20 @@ impl Sim {
                 e
             })
             .collect()
+    }
+
+    /// The ids of the files deleted from the cloud so far, sorted (their artifacts went
+    /// with them).
+    pub fn deleted(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .world()
+            .files
+            .iter()
+            .filter(|(_, rt)| rt.deleted && rt.artifact.is_none())
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
     }
 
     /// The passwords the listing reveals: those of shared files (the others never leave

@@ -26,6 +26,15 @@ pub struct SimStats {
     pub address_rate_limited: u64,
     /// The most `/v1/addresses` calls whose arrivals fell within one 60 s window.
     pub address_max_calls_in_60s: u64,
+    /// Every request to the two `DELETE` endpoints, rejected ones included.
+    pub delete_calls: u64,
+    pub delete_errors_by_code: BTreeMap<i64, u64>,
+    /// `DELETE` calls answered with the rate-limit error (190310).
+    pub delete_rate_limited: u64,
+    /// The most `DELETE` calls whose arrivals fell within one 60 s window.
+    pub delete_max_calls_in_60s: u64,
+    /// Files deleted (a repeated deletion, answered 4051, is not counted again).
+    pub files_deleted: u64,
     /// Download addresses handed out in listings.
     pub addresses_issued_by_listing: u64,
     /// Download addresses handed out by `/v1/addresses` (empty ones not counted).
@@ -68,6 +77,7 @@ pub struct StatsRecorder {
     stats: SimStats,
     listing_window: RateWindow,
     address_window: RateWindow,
+    delete_window: RateWindow,
 }
 
 /// One endpoint's share of the counters.
@@ -101,6 +111,13 @@ impl StatsRecorder {
                 errors_by_code: &mut s.address_errors_by_code,
                 rate_limited: &mut s.address_rate_limited,
             },
+            Endpoint::Delete => EndpointCounters {
+                window: &mut self.delete_window,
+                calls: &mut s.delete_calls,
+                max_in_60s: &mut s.delete_max_calls_in_60s,
+                errors_by_code: &mut s.delete_errors_by_code,
+                rate_limited: &mut s.delete_rate_limited,
+            },
         }
     }
 
@@ -122,11 +139,17 @@ impl StatsRecorder {
         }
     }
 
+    /// Only the listing and `/v1/addresses` issue addresses.
     pub fn address_issued(&mut self, by: Endpoint) {
         match by {
             Endpoint::Listing => self.stats.addresses_issued_by_listing += 1,
             Endpoint::Addresses => self.stats.addresses_issued_by_addresses += 1,
+            Endpoint::Delete => {}
         }
+    }
+
+    pub fn files_deleted(&mut self, n: u64) {
+        self.stats.files_deleted += n;
     }
 
     pub fn download_request(&mut self) {
