@@ -2,10 +2,14 @@
 //! transcoded, backfills older windows in the background, downloads continuously, and tells
 //! systemd what it is doing.
 //!
-//! Listing calls share one budget, ranked: live polls, then backfill windows. Calls are
-//! paced, so a backfill call never stands between a live poll and the budget for more than
-//! one spacing, and the backfill starts only once the first live poll went out. Transfers
-//! take their addresses from `/v1/addresses`, a budget of its own: they never delay a poll.
+//! With `[webhook]`, it also answers Tencent Meeting's events and looks up what they
+//! announce at once (`crate::webhook`): the polls are then the safety net.
+//!
+//! Listing calls share one budget, ranked: webhook events' lookups, live polls, then
+//! backfill windows. Calls are paced, so a backfill call never stands between a live poll
+//! and the budget for more than one spacing, and the backfill starts only once the first
+//! live poll went out. Transfers take their addresses from `/v1/addresses`, a budget of
+//! its own: they never delay a poll.
 
 use crate::app::{App, AppError};
 use crate::budget::Priority;
@@ -13,6 +17,7 @@ use crate::census::{ListError, split_windows};
 use crate::metrics::{self, MetricsSource};
 use crate::state::{Fact, FileStatus, StoreError};
 use crate::time::UnixMs;
+use crate::webhook::{Counters, EventWorker, Receiver};
 use sd_notify::NotifyState;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -42,11 +47,16 @@ impl App {
         }
         let interval = self.config.poll.interval;
         self.api.budgets().records.pace();
+        let (events, webhook_counters) = match self.serve_webhook(&cancel).await? {
+            Some((worker, counters)) => (Some(worker), Some(counters)),
+            None => (None, None),
+        };
         if let Some(listen) = self.config.metrics.listen {
             let source = MetricsSource {
                 store: self.store.clone(),
                 budgets: self.api.budgets().clone(),
                 stale_after: interval * 3,
+                webhook: webhook_counters,
             };
             metrics::serve(listen, source, cancel.clone())
                 .await
@@ -86,7 +96,13 @@ impl App {
                 None => Ok(()),
             }
         };
-        let (polled, backfilled, scrubbed) = tokio::join!(live, background, scrub);
+        let worked = async {
+            match &events {
+                Some(worker) => stop_on_error(worker.run(&cancel).await.map_err(AppError::from)),
+                None => Ok(()),
+            }
+        };
+        let (polled, backfilled, scrubbed, worked) = tokio::join!(live, background, scrub, worked);
 
         notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
         cancel.cancel();
@@ -95,8 +111,41 @@ impl App {
             .unwrap_or_else(|e| panic!("download pool panicked: {e}"));
         polled?;
         backfilled?;
+        worked?;
         pooled?;
         scrubbed
+    }
+
+    /// With `[webhook]`: listens for events (bound before the service reports ready, so
+    /// a port taken is an error at start) and returns the worker of the events and the
+    /// endpoint's counters.
+    async fn serve_webhook(
+        &self,
+        cancel: &CancellationToken,
+    ) -> Result<Option<(EventWorker, Counters)>, AppError> {
+        let Some(config) = &self.config.webhook else {
+            return Ok(None);
+        };
+        let listen = config.listen;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| AppError::WebhookListen { listen, source })?;
+        let receiver = Arc::new(Receiver::new(config, self.store.clone()));
+        let counters = receiver.counters();
+        let worker = EventWorker::new(
+            self.store.clone(),
+            Arc::clone(&self.lister),
+            receiver.arrivals(),
+        );
+        let bound = listener.local_addr().map_or(listen, |a| a);
+        tracing::info!(addr = %bound, path = %config.path, "webhook listening");
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::webhook::serve(listener, receiver, cancel).await {
+                tracing::error!(error = %e, "webhook listener failed");
+            }
+        });
+        Ok(Some((worker, counters)))
     }
 
     /// Re-verifies the whole archive every `every` (from the last run, across restarts),

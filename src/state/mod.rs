@@ -1,10 +1,12 @@
 //! Persistent state in SQLite: meetings, files and their life, the API call logs, listed
-//! windows.
+//! windows, the webhook's events.
 //!
 //! Every state transition is one statement or one `BEGIN IMMEDIATE` transaction, so that a
 //! `kill -9` at any instant leaves either the old or the new state, never a mix. Upserts are
 //! keyed by the API's own ids, so listing the same window twice changes nothing.
 
+mod cloud_deleted;
+mod events;
 mod facts;
 mod files;
 mod meetings;
@@ -12,6 +14,10 @@ mod status;
 pub mod uploads;
 pub mod verify;
 
+pub use events::{
+    DueEvent, EventFile, EventOutcome, EventStatus, EventSummary, LAG_BUCKETS, LagHistogram,
+    NewEvent, Receipt, WebhookStatus,
+};
 pub use facts::{DaemonFacts, DaemonStatus, Fact, PendingFile};
 pub use files::{Checkpoint, FileRow, FileStatus};
 pub use meetings::{FileUpsert, MeetingRow, MeetingUpsert};
@@ -46,7 +52,7 @@ pub struct ApiCall {
     pub at: UnixMs,
     /// `records` or `addresses`.
     pub endpoint: String,
-    /// `live`, `backfill`, `transfer`.
+    /// `event`, `live`, `backfill`, `transfer`.
     pub purpose: Option<String>,
     /// `ok`, or the error's label.
     pub outcome: Option<String>,
@@ -106,8 +112,8 @@ impl Store {
         self.queue.notify_waiters();
     }
 
-    /// Records one call to `endpoint` about to be sent, and why (`live`, `backfill`,
-    /// `transfer`); returns its id for [`Store::set_call_outcome`].
+    /// Records one call to `endpoint` about to be sent, and why (`event`, `live`,
+    /// `backfill`, `transfer`); returns its id for [`Store::set_call_outcome`].
     pub async fn record_api_call(
         &self,
         at: UnixMs,

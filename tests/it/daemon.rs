@@ -540,6 +540,7 @@ async fn the_periodic_scrub_finds_a_damaged_file_and_exports_it() {
             addresses: budget(Endpoint::Addresses).await,
         },
         stale_after: Duration::from_secs(60),
+        webhook: None,
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

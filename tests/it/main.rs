@@ -9,3 +9,4 @@ mod resume;
 mod s3;
 mod simulator;
 mod verify;
+mod webhook;

@@ -38,6 +38,16 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// The kind an `event` field names.
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "recording.completed" => Self::RecordingCompleted,
+            "recording.deleted" => Self::RecordingDeleted,
+            "smart.transcripts" => Self::SmartTranscripts,
+            _ => Self::Other,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::RecordingCompleted => "recording.completed",
@@ -128,12 +138,7 @@ impl Event {
     }
 
     pub fn kind(&self) -> EventKind {
-        match self.event.as_str() {
-            "recording.completed" => EventKind::RecordingCompleted,
-            "recording.deleted" => EventKind::RecordingDeleted,
-            "smart.transcripts" => EventKind::SmartTranscripts,
-            _ => EventKind::Other,
-        }
+        EventKind::from_name(&self.event)
     }
 }
 
