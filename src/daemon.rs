@@ -17,7 +17,7 @@ use crate::census::{ListError, split_windows};
 use crate::metrics::{self, MetricsSource};
 use crate::state::{Fact, FileStatus, StoreError};
 use crate::time::UnixMs;
-use crate::webhook::{Counters, EventWorker, Receiver};
+use crate::webhook::{EventWorker, Receiver};
 use sd_notify::NotifyState;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -26,6 +26,27 @@ use tokio_util::sync::CancellationToken;
 
 /// Longest gap between two watchdog pings when systemd did not say.
 const DEFAULT_PING: Duration = Duration::from_secs(10);
+
+/// The webhook of a service about to start: bound, not serving yet.
+struct Webhook {
+    listener: tokio::net::TcpListener,
+    receiver: Arc<Receiver>,
+    worker: EventWorker,
+}
+
+impl Webhook {
+    /// Serves the endpoint until `cancel`; returns the worker of its events, for the caller
+    /// to run.
+    fn serve(self, cancel: &CancellationToken) -> EventWorker {
+        let (listener, receiver, cancel) = (self.listener, self.receiver, cancel.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::webhook::serve(listener, receiver, cancel).await {
+                tracing::error!(error = %e, "webhook listener failed");
+            }
+        });
+        self.worker
+    }
+}
 
 /// Tells systemd (when `NOTIFY_SOCKET` is set; a no-op otherwise).
 fn notify(states: &[NotifyState<'_>]) {
@@ -47,16 +68,13 @@ impl App {
         }
         let interval = self.config.poll.interval;
         self.api.budgets().records.pace();
-        let (events, webhook_counters) = match self.serve_webhook(&cancel).await? {
-            Some((worker, counters)) => (Some(worker), Some(counters)),
-            None => (None, None),
-        };
+        let webhook = self.bind_webhook().await?;
         if let Some(listen) = self.config.metrics.listen {
             let source = MetricsSource {
                 store: self.store.clone(),
                 budgets: self.api.budgets().clone(),
                 stale_after: interval * 3,
-                webhook: webhook_counters,
+                webhook: webhook.as_ref().map(|w| w.receiver.counters()),
             };
             metrics::serve(listen, source, cancel.clone())
                 .await
@@ -67,6 +85,7 @@ impl App {
             self.downloader()?
                 .run(Arc::new(AtomicBool::new(false)), cancel.clone()),
         );
+        let events = webhook.map(|w| w.serve(&cancel));
         notify(&[NotifyState::Ready, NotifyState::Status("started")]);
 
         // A fatal error in either task (bad credentials) stops the whole service.
@@ -116,13 +135,9 @@ impl App {
         scrubbed
     }
 
-    /// With `[webhook]`: listens for events (bound before the service reports ready, so
-    /// a port taken is an error at start) and returns the worker of the events and the
-    /// endpoint's counters.
-    async fn serve_webhook(
-        &self,
-        cancel: &CancellationToken,
-    ) -> Result<Option<(EventWorker, Counters)>, AppError> {
+    /// With `[webhook]`: the bound listener (before the service reports ready, so a port
+    /// taken is an error at start) and what serves and works its events.
+    async fn bind_webhook(&self) -> Result<Option<Webhook>, AppError> {
         let Some(config) = &self.config.webhook else {
             return Ok(None);
         };
@@ -131,21 +146,17 @@ impl App {
             .await
             .map_err(|source| AppError::WebhookListen { listen, source })?;
         let receiver = Arc::new(Receiver::new(config, self.store.clone()));
-        let counters = receiver.counters();
         let worker = EventWorker::new(
             self.store.clone(),
             Arc::clone(&self.lister),
             receiver.arrivals(),
         );
-        let bound = listener.local_addr().map_or(listen, |a| a);
-        tracing::info!(addr = %bound, path = %config.path, "webhook listening");
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            if let Err(e) = crate::webhook::serve(listener, receiver, cancel).await {
-                tracing::error!(error = %e, "webhook listener failed");
-            }
-        });
-        Ok(Some((worker, counters)))
+        tracing::info!(addr = %listener.local_addr().map_or(listen, |a| a), path = %config.path, "webhook listening");
+        Ok(Some(Webhook {
+            listener,
+            receiver,
+            worker,
+        }))
     }
 
     /// Re-verifies the whole archive every `every` (from the last run, across restarts),

@@ -155,12 +155,13 @@ impl Subscriber {
         for _ in 0..=self.repeat {
             let mut delays = RETRIES.iter();
             loop {
+                let sent_at_ms = now_ms();
                 let status = self.post_once(&event.json).await;
                 sim.world().webhook_deliveries.push(WebhookDelivery {
                     trace_id: event.trace_id.clone(),
                     meeting_record_id: event.meeting_record_id.clone(),
                     record_file_ids: event.record_file_ids.clone(),
-                    sent_at_ms: now_ms(),
+                    sent_at_ms,
                     status,
                 });
                 if status.is_some_and(|s| (200..300).contains(&s)) {
