@@ -339,6 +339,86 @@ async fn refused_requests_get_their_status_and_record_nothing() {
     cancel.cancel();
 }
 
+/// In the service: an event signed with another token (and one not signed at all) for a
+/// real recording is refused with 401 and that recording is never looked up, while a
+/// genuine event sent after them is worked (events are worked in order, so by then the
+/// forged ones would have been).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forged_event_is_refused_and_its_recording_never_looked_up() {
+    let sim = start_sim(SimConfig {
+        meetings: 4,
+        days: 5,
+        pending_fraction: 0.0,
+        files_per_meeting: 1..=1,
+        ..SimConfig::default()
+    })
+    .await;
+    let manifest = sim.manifest();
+    let (forged, genuine) = (&manifest[0], &manifest[1]);
+    let port = unused_local_port();
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = unused_local_port();
+    let config = daemon_config(
+        dir.path(),
+        &sim,
+        port,
+        &format!("[metrics]\nlisten = \"127.0.0.1:{metrics}\""),
+    );
+    let started = UnixMs::now();
+    let (cancel, daemon) = run_in_process(&config).await;
+    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+    eventually("the first live poll", Duration::from_secs(30), async || {
+        !listing_calls(&store, started, "live").await.is_empty()
+    })
+    .await;
+    let event = completed_event("forged-1", &[forged]);
+    assert_eq!(
+        post_event(port, "Tk25charsSomebodyElse0001", &event).await,
+        401
+    );
+    let unsigned = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/webhook"))
+        .body(
+            json!({"data": webhook::seal(Some(&key()), event.to_string().as_bytes())}).to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    let genuine_event = completed_event("genuine-1", &[genuine]);
+    assert_eq!(post_event(port, WEBHOOK_TOKEN, &genuine_event).await, 200);
+    let ids = vec![genuine.record_file_id.clone()];
+    eventually(
+        "the genuine event's file archived",
+        Duration::from_secs(60),
+        async || archived(&store, &ids).await,
+    )
+    .await;
+    assert!(store.file(&forged.record_file_id).await.unwrap().is_none());
+    let status = store.webhook_status().await.unwrap();
+    assert_eq!(status.events.values().sum::<i64>(), 1, "{status:#?}");
+    assert_eq!(status.last_event.unwrap().trace_id, "genuine-1");
+    let body = reqwest::get(format!("http://127.0.0.1:{metrics}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let rejected = sample(
+        &body,
+        "wemeet_webhook_rejected_total",
+        &[("reason", "signature")],
+    );
+    assert_eq!(rejected, 2.0, "{body}");
+    assert_eq!(
+        sample(&body, "wemeet_webhook_events_received_total", &[]),
+        3.0,
+        "{body}"
+    );
+    cancel.cancel();
+    daemon.await.unwrap();
+}
+
 /// With polls 10 minutes apart, a recording the simulator announces (signed, encrypted)
 /// is archived within 10 s of its event, through `/v1/addresses` (sharing is off), and the
 /// listing budget is never exceeded.
