@@ -59,11 +59,7 @@ struct Subscriber {
 
 /// Checks the config (a key that is not 43 base64 characters is refused at start, as the
 /// console would) and starts the task that posts events until `cancel`.
-pub fn spawn(
-    sim: Arc<Sim>,
-    config: &SimWebhook,
-    cancel: CancellationToken,
-) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub fn spawn(sim: Arc<Sim>, config: &SimWebhook, cancel: CancellationToken) -> std::io::Result<()> {
     let invalid = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, what);
     let key = config
         .aes_key
@@ -83,7 +79,7 @@ pub fn spawn(
         http,
     });
     let early = config.early;
-    Ok(tokio::spawn(async move {
+    tokio::spawn(async move {
         let mut tick = tokio::time::interval(TICK);
         loop {
             tokio::select! {
@@ -96,7 +92,8 @@ pub fn spawn(
                 tokio::spawn(async move { subscriber.deliver(&sim, event, &cancel).await });
             }
         }
-    }))
+    });
+    Ok(())
 }
 
 /// An event about to be posted.
