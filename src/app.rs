@@ -40,6 +40,12 @@ pub enum AppError {
         #[source]
         source: std::io::Error,
     },
+    #[error("webhook.listen {listen}: cannot listen there")]
+    WebhookListen {
+        listen: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     /// The API refused in a way that no retry can fix (credentials, permission).
     #[error("{0}; {advice}", advice = config_advice(.0))]
     Fatal(ApiError),

@@ -74,14 +74,17 @@ impl SlidingWindow {
 
 /// Why a call is made; also its rank when calls compete for an endpoint's budget.
 ///
-/// On the listing budget the live window comes first (new recordings), then background
-/// backfill windows (paced, see [`Budget::pace`]); a one-shot `backfill` command is the
-/// foreground job and ranks with live polls. The addresses budget serves only transfers,
-/// and the deletions' budget only `prune`: neither can delay a poll.
+/// On the listing budget a webhook event's lookup comes first (a recording the platform
+/// just announced), then the live window (new recordings), then background backfill
+/// windows (paced, see [`Budget::pace`]); a one-shot `backfill` command is the foreground
+/// job and ranks with live polls. The addresses budget serves only transfers, and the
+/// deletions' budget only `prune`: neither can delay a poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Priority {
     /// Download addresses for a transfer about to start (`/v1/addresses`).
     Transfer,
+    /// The narrow window around a meeting a webhook event announced.
+    Event,
     Live,
     /// The listing of the `backfill` command: nothing else competes with it.
     Foreground,
@@ -95,16 +98,18 @@ impl Priority {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Transfer => "transfer",
+            Self::Event => "event",
             Self::Live => "live",
             Self::Foreground | Self::Backfill => "backfill",
             Self::Prune => "prune",
         }
     }
 
-    /// 0 is the most urgent.
+    /// 0 is the most urgent. `Transfer` and `Event` never meet: each is the top of its own
+    /// endpoint's budget.
     fn rank(self) -> usize {
         match self {
-            Self::Transfer => 0,
+            Self::Transfer | Self::Event => 0,
             Self::Live | Self::Foreground => 1,
             Self::Backfill | Self::Prune => 2,
         }
@@ -456,5 +461,27 @@ mod tests {
             order,
             [Priority::Live, Priority::Backfill, Priority::Backfill]
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_event_lookup_goes_before_a_waiting_live_poll_and_backfill() {
+        use std::sync::Arc;
+        let budget = Arc::new(Budget::new(Endpoint::Records, 1, None, Vec::new()));
+        budget.spend(Priority::Live).await.unwrap();
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for p in [Priority::Backfill, Priority::Live, Priority::Event] {
+            let (budget, order) = (Arc::clone(&budget), Arc::clone(&order));
+            tasks.push(tokio::spawn(async move {
+                budget.spend(p).await.unwrap();
+                order.lock().unwrap().push(p);
+            }));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let order = order.lock().unwrap().clone();
+        assert_eq!(order, [Priority::Event, Priority::Live, Priority::Backfill]);
     }
 }

@@ -10,8 +10,12 @@
 //! intact (opt-in). `app` and `daemon` wire them into the jobs the binary runs; the
 //! library returns reports and typed errors, and never prints.
 //!
+//! `webhook` receives Tencent Meeting's events and has the census look up what they
+//! announce, so a new recording is archived seconds after it exists; polling stays the
+//! safety net.
+//!
 //! Layers import downward only: `time`, `errors`, `retry` < `state` < `budget` < `client` <
-//! `archive` < `census`, `transfer`, `verify` < `prune` < `app` < `metrics` < `daemon`.
+//! `archive` < `census`, `transfer`, `verify` < `prune` < `app`, `webhook` < `metrics` < `daemon`.
 
 pub mod app;
 pub mod archive;
@@ -28,3 +32,4 @@ pub mod state;
 pub mod time;
 pub mod transfer;
 pub mod verify;
+pub mod webhook;

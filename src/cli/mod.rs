@@ -146,7 +146,7 @@ async fn run(cli: Cli) -> CliResult {
         #[cfg(feature = "simulator")]
         Command::Simulate(args) => simulate(*args).await,
         #[cfg(feature = "simulator")]
-        Command::Demo { dir } => demo::run(&dir).await.map_err(Failure::incomplete),
+        Command::Demo { dir } => Box::pin(demo::run(&dir)).await.map_err(Failure::incomplete),
     }
 }
 

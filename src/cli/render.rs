@@ -133,6 +133,24 @@ pub fn status(report: &StatusReport, config: &Config) -> String {
     ) {
         let _ = writeln!(out, "background backfill: {done}/{total} windows listed");
     }
+    if let Some(e) = &report.webhook.last_event {
+        let events = report.webhook.events.iter().map(|(k, v)| (k.as_str(), *v));
+        let _ = writeln!(
+            out,
+            "webhook: last event {} at {} (trace {}, {} deliver{}, {}{}); events: {}",
+            e.event,
+            when(Some(e.last_received_at)),
+            e.trace_id,
+            e.deliveries,
+            if e.deliveries == 1 { "y" } else { "ies" },
+            e.status.as_str(),
+            e.last_error
+                .as_deref()
+                .map(|why| format!(": {why}"))
+                .unwrap_or_default(),
+            counts(events)
+        );
+    }
     if let Some(p) = &d.oldest_pending {
         let _ = writeln!(
             out,

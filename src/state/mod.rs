@@ -1,11 +1,12 @@
 //! Persistent state in SQLite: meetings, files and their life (deletion in the cloud
-//! included), the API call logs, listed windows.
+//! included), the API call logs, listed windows, the webhook's events.
 //!
 //! Every state transition is one statement or one `BEGIN IMMEDIATE` transaction, so that a
 //! `kill -9` at any instant leaves either the old or the new state, never a mix. Upserts are
 //! keyed by the API's own ids, so listing the same window twice changes nothing.
 
 mod artifacts;
+mod events;
 mod facts;
 mod files;
 mod meetings;
@@ -15,6 +16,10 @@ pub mod uploads;
 pub mod verify;
 
 pub use artifacts::ArtifactUpsert;
+pub use events::{
+    DueEvent, EventFile, EventOutcome, EventStatus, EventSummary, LAG_BUCKETS, LagHistogram,
+    NewEvent, Receipt, WebhookStatus,
+};
 pub use facts::{DaemonFacts, DaemonStatus, Fact, PendingFile};
 pub use files::{Checkpoint, FileKind, FileRow, FileStatus};
 pub use meetings::{FileUpsert, MeetingRow, MeetingUpsert};
@@ -50,7 +55,7 @@ pub struct ApiCall {
     pub at: UnixMs,
     /// `records`, `addresses` or `delete`.
     pub endpoint: String,
-    /// `live`, `backfill`, `transfer`, `prune`.
+    /// `event`, `live`, `backfill`, `transfer`, `prune`.
     pub purpose: Option<String>,
     /// `ok`, or the error's label.
     pub outcome: Option<String>,
@@ -110,8 +115,8 @@ impl Store {
         self.queue.notify_waiters();
     }
 
-    /// Records one call to `endpoint` about to be sent, and why (`live`, `backfill`,
-    /// `transfer`); returns its id for [`Store::set_call_outcome`].
+    /// Records one call to `endpoint` about to be sent, and why (`event`, `live`,
+    /// `backfill`, `transfer`); returns its id for [`Store::set_call_outcome`].
     pub async fn record_api_call(
         &self,
         at: UnixMs,

@@ -39,6 +39,8 @@ pub struct StatusReport {
     pub uploads: Vec<super::uploads::UploadProgress>,
     /// What the daemon (`run`) publishes: polls, background backfill, the queue's head.
     pub daemon: super::DaemonStatus,
+    /// The webhook's events: the last one received, and how many by status.
+    pub webhook: super::WebhookStatus,
     /// Archived files that `verify` found intact at least once.
     pub files_verified: i64,
     /// The least and most recent of their last verifications.
@@ -152,6 +154,7 @@ impl Store {
             failures,
             uploads: self.uploads_in_progress().await?,
             daemon: self.daemon_status().await?,
+            webhook: self.webhook_status().await?,
             files_verified: verified.files_verified,
             oldest_verified_at: verified.oldest_verified_at,
             newest_verified_at: verified.newest_verified_at,

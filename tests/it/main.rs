@@ -11,3 +11,4 @@ mod resume;
 mod s3;
 mod simulator;
 mod verify;
+mod webhook;

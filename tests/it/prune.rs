@@ -496,6 +496,7 @@ async fn metrics_of(store: &Store) -> String {
             deletes: budget(Endpoint::Delete).await,
         },
         stale_after: Duration::from_secs(60),
+        webhook: None,
     };
     source.render().await.unwrap()
 }

@@ -73,6 +73,37 @@ impl fmt::Debug for SimCredentials {
     }
 }
 
+/// Where and how the simulator posts its webhook events, as the console's event
+/// subscription (事件订阅) would be set up.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SimWebhook {
+    /// The subscriber's URL, e.g. `http://127.0.0.1:8391/webhook`.
+    pub url: String,
+    /// The console's Token (25 characters): it signs every request.
+    pub token: String,
+    /// The console's EncodingAESKey (43 characters); `None`: payloads are plain base64.
+    pub aes_key: Option<String>,
+    /// Each event goes out this long before the listing shows its meeting transcoded:
+    /// Tencent says an event can come before every file is ready.
+    pub early: Duration,
+    /// Each event is delivered this many more times, with the same `trace_id` (deliveries
+    /// are at least once).
+    pub repeat: u32,
+}
+
+/// Redacts the token and the key, like [`SimCredentials`].
+impl fmt::Debug for SimWebhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimWebhook")
+            .field("url", &self.url)
+            .field("token", &"[redacted]")
+            .field("aes_key", &self.aes_key.as_ref().map(|_| "[redacted]"))
+            .field("early", &self.early)
+            .field("repeat", &self.repeat)
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     /// Drives every id, subject, time, size, password and content byte.
@@ -159,6 +190,10 @@ pub struct SimConfig {
     /// The n-th `DELETE` call that succeeds (1-based; 0: none) deletes at once but answers
     /// only after `stall`: a crash test kills the client between a deletion and its record.
     pub stall_nth_delete: u32,
+    /// Posts a signed (and, with a key, encrypted) `recording.completed` event for every
+    /// meeting that is transcoded while the simulator runs (the arrivals, `add_meeting`,
+    /// and the ones still recording at start), as Tencent Meeting does.
+    pub webhook: Option<SimWebhook>,
 }
 
 impl Default for SimConfig {
@@ -203,6 +238,7 @@ impl Default for SimConfig {
             deletes_rate_limit_per_minute: DEFAULT_DELETES_RATE_LIMIT_PER_MINUTE,
             deletes_5xx_first: 0,
             stall_nth_delete: 0,
+            webhook: None,
         }
     }
 }
