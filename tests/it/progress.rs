@@ -92,19 +92,16 @@ async fn without_a_terminal_there_is_no_progress_display_and_logs_stay_json() {
     assert_only_json_logs(&out);
 }
 
-/// The binary on a pseudo-terminal (`script` from util-linux gives it one): the display is
-/// drawn on standard error, and the summary after it stands alone.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn on_a_terminal_backfill_draws_its_progress_then_clears_it() {
-    let sim = start_sim(dataset()).await;
-    let archiver = Archiver::new(&sim, "");
+/// What the binary run with `args` on a pseudo-terminal (`script` from util-linux gives it
+/// one) puts on that terminal, standard output and error together; it must exit 0.
+async fn on_a_terminal(archiver: &Archiver, args: &[String]) -> String {
     let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
     let mut command = vec![
         quote(env!("CARGO_BIN_EXE_wemeet-archiver")),
         "--config".into(),
         quote(archiver.config.to_str().unwrap()),
     ];
-    command.extend(backfill_args(&[]).iter().map(|a| quote(a)));
+    command.extend(args.iter().map(|a| quote(a)));
     let out = tokio::process::Command::new("script")
         .args([
             "--quiet",
@@ -122,16 +119,27 @@ async fn on_a_terminal_backfill_draws_its_progress_then_clears_it() {
         .expect("script(1) runs");
     let screen = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{screen}");
+    screen
+}
+
+/// indicatif erases each line of the display before it redraws or clears it.
+const ERASE_LINE: &str = "\x1b[2K";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_a_terminal_backfill_and_verify_draw_their_progress_unless_told_not_to() {
+    let sim = start_sim(dataset()).await;
+    let archiver = Archiver::new(&sim, "");
+    let screen = on_a_terminal(&archiver, &backfill_args(&[])).await;
     for line in [
         "listing  ",
         "files    ",
         "bytes    ",
         "calls in the last minute",
+        ERASE_LINE,
     ] {
         assert!(screen.contains(line), "{line:?} not drawn: {screen:?}");
     }
-    // Drawn and cleared with escape codes; logs as text on a terminal; the summary last.
-    assert!(screen.contains("\x1b["), "{screen:?}");
+    // Logs as text on a terminal, above the display; the summary last, on its own.
     assert!(screen.contains("window listed"), "{screen:?}");
     let summary = screen.trim_end().rsplit('\n').next().unwrap();
     assert!(
@@ -139,6 +147,26 @@ async fn on_a_terminal_backfill_draws_its_progress_then_clears_it() {
         "{summary:?}"
     );
     assert_archive_matches(&archiver.archive(), &sim.manifest());
+
+    let screen = on_a_terminal(&archiver, &["verify".into()]).await;
+    assert!(screen.contains("verify   "), "{screen:?}");
+    assert!(screen.contains(ERASE_LINE), "{screen:?}");
+    assert!(
+        screen.contains("checked 3 archived file(s), 3.7 MB, in "),
+        "{screen:?}"
+    );
+
+    // --no-progress: the logs and the summary, no display.
+    for args in [
+        backfill_args(&["--no-progress"]),
+        vec!["verify".into(), "--no-progress".into()],
+    ] {
+        let screen = on_a_terminal(&archiver, &args).await;
+        for drawn in [ERASE_LINE, "calls in the last minute", "verify   ", "%  "] {
+            assert!(!screen.contains(drawn), "{drawn:?} drawn: {screen:?}");
+        }
+        assert!(screen.contains("INFO"), "{screen:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
