@@ -13,6 +13,7 @@
 use crate::archive::layout;
 use crate::budget::Priority;
 use crate::client::{ApiClient, CallError, ListQuery};
+use crate::progress::Progress;
 use crate::state::{FileUpsert, MeetingUpsert, Store, StoreError};
 use crate::time::UnixMs;
 use std::collections::HashSet;
@@ -74,6 +75,8 @@ pub struct Lister {
     api: Arc<ApiClient>,
     store: Store,
     timezone: chrono_tz::Tz,
+    /// Counts the pages fetched.
+    progress: Progress,
 }
 
 impl Lister {
@@ -82,7 +85,13 @@ impl Lister {
             api,
             store,
             timezone,
+            progress: Progress::default(),
         }
+    }
+
+    /// Counts pages into `progress` (a job's display) instead of a handle nobody reads.
+    pub fn with_progress(self, progress: Progress) -> Self {
+        Self { progress, ..self }
     }
 
     /// Lists every page of `[start, end]` and records what it finds. A window whose
@@ -119,6 +128,7 @@ impl Lister {
         loop {
             let page = self.list_page(start, end, page_no, priority).await?;
             summary.pages += 1;
+            self.progress.page_listed();
             let total = *first_total.get_or_insert(page.total_count);
             changed |= total != page.total_count;
             summary.meetings += page.meetings;

@@ -8,14 +8,16 @@
 //! (a directory or a bucket, one trait) with an address fetched just in time. `verify`
 //! re-reads the archive; `prune` deletes in the cloud what it has just re-read and found
 //! intact (opt-in). `app` and `daemon` wire them into the jobs the binary runs; the
-//! library returns reports and typed errors, and never prints.
+//! library returns reports and typed errors, and never prints: a job's `progress` is
+//! counters the binary draws, and `human` formats sizes and durations for its text.
 //!
 //! `webhook` receives Tencent Meeting's events and has the census look up what they
 //! announce, so a new recording is archived seconds after it exists; polling stays the
 //! safety net.
 //!
-//! Layers import downward only: `time`, `errors`, `retry` < `state` < `budget` < `client` <
-//! `archive` < `census`, `transfer`, `verify` < `prune` < `app`, `webhook` < `metrics` < `daemon`.
+//! Layers import downward only: `time`, `errors`, `retry`, `progress`, `human` < `state` <
+//! `budget` < `client` < `archive` < `census`, `transfer`, `verify` < `prune` < `app`,
+//! `webhook` < `metrics` < `daemon`.
 
 pub mod app;
 pub mod archive;
@@ -25,7 +27,9 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod errors;
+pub mod human;
 pub mod metrics;
+pub mod progress;
 pub mod prune;
 pub mod retry;
 pub mod state;

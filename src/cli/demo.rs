@@ -88,10 +88,11 @@ pub async fn run(dir: &Path) -> anyhow::Result<Exit> {
     let since = DEMO_NOW - i64::from(DEMO_DAYS + 1) * 86_400;
     let until = DEMO_NOW + 86_400;
     let app = App::open(config).await?;
+    let started = Instant::now();
     let report = app
         .backfill(since, until, false, CancellationToken::new())
         .await?;
-    print!("{}", super::render::backfill(&report));
+    print!("{}", super::render::backfill(&report, started.elapsed()));
 
     // Re-read every file the simulator says exists from the archive and compare it with
     // the simulator's own SHA-256.

@@ -24,7 +24,7 @@ pub use facts::{DaemonFacts, DaemonStatus, Fact, PendingFile};
 pub use files::{Checkpoint, FileKind, FileRow, FileStatus};
 pub use meetings::{FileUpsert, MeetingRow, MeetingUpsert};
 pub use prune::{ArtifactsWanted, PruneCandidate};
-pub use status::{Failure, StatusReport};
+pub use status::{Failure, StatusReport, ToDo};
 
 use crate::time::UnixMs;
 use sqlx::SqlitePool;

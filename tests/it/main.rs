@@ -6,6 +6,7 @@ mod backfill;
 mod cli;
 mod common;
 mod daemon;
+mod progress;
 mod prune;
 mod resume;
 mod s3;
