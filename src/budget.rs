@@ -438,14 +438,15 @@ mod tests {
         assert!((95..=105).contains(&total), "{total} calls in 10 minutes");
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_live_poll_goes_before_a_waiting_backfill_call() {
+    /// The order in which `waiting` (queued 10 ms apart, in this order) get a budget of 1
+    /// whose minute a live poll has just filled.
+    async fn order_served(waiting: [Priority; 3]) -> Vec<Priority> {
         use std::sync::Arc;
         let budget = Arc::new(Budget::new(Endpoint::Records, 1, None, Vec::new()));
         budget.spend(Priority::Live).await.unwrap(); // the window is now full for 61 s
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
-        for p in [Priority::Backfill, Priority::Backfill, Priority::Live] {
+        for p in waiting {
             let (budget, order) = (Arc::clone(&budget), Arc::clone(&order));
             tasks.push(tokio::spawn(async move {
                 budget.spend(p).await.unwrap();
@@ -456,32 +457,24 @@ mod tests {
         for t in tasks {
             t.await.unwrap();
         }
-        let order = order.lock().unwrap().clone();
+        order.lock().unwrap().clone()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_live_poll_goes_before_a_waiting_backfill_call() {
+        let waiting = [Priority::Backfill, Priority::Backfill, Priority::Live];
         assert_eq!(
-            order,
+            order_served(waiting).await,
             [Priority::Live, Priority::Backfill, Priority::Backfill]
         );
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_event_lookup_goes_before_a_waiting_live_poll_and_backfill() {
-        use std::sync::Arc;
-        let budget = Arc::new(Budget::new(Endpoint::Records, 1, None, Vec::new()));
-        budget.spend(Priority::Live).await.unwrap();
-        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut tasks = Vec::new();
-        for p in [Priority::Backfill, Priority::Live, Priority::Event] {
-            let (budget, order) = (Arc::clone(&budget), Arc::clone(&order));
-            tasks.push(tokio::spawn(async move {
-                budget.spend(p).await.unwrap();
-                order.lock().unwrap().push(p);
-            }));
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
-        let order = order.lock().unwrap().clone();
-        assert_eq!(order, [Priority::Event, Priority::Live, Priority::Backfill]);
+        let waiting = [Priority::Backfill, Priority::Live, Priority::Event];
+        assert_eq!(
+            order_served(waiting).await,
+            [Priority::Event, Priority::Live, Priority::Backfill]
+        );
     }
 }

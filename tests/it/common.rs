@@ -350,6 +350,9 @@ pub fn spawn_archiver(
         "AWS_SECRET_ACCESS_KEY",
         "AWS_SESSION_TOKEN",
         "AWS_PROFILE",
+        "WEMEET_WEBHOOK_TOKEN",
+        "WEMEET_WEBHOOK_AES_KEY",
+        "NOTIFY_SOCKET",
     ] {
         cmd.env_remove(var);
     }
@@ -413,25 +416,7 @@ pub async fn run_in_process(
     (cancel, task)
 }
 
-/// Starts the real binary's `run` on the config at `path`, its log appended to `run.log`
-/// beside it; killed when dropped.
+/// Starts the real binary's `run` on the config at `path`, as [`spawn_archiver`] does.
 pub fn spawn_run(path: &Path) -> tokio::process::Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path.with_file_name("run.log"))
-        .unwrap();
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_wemeet-archiver"))
-        .args(["--config", path.to_str().unwrap(), "run"])
-        .env_remove("WEMEET_SECRET_KEY")
-        .env_remove("WEMEET_SECRET_ID")
-        .env_remove("WEMEET_WEBHOOK_TOKEN")
-        .env_remove("WEMEET_WEBHOOK_AES_KEY")
-        .env_remove("NOTIFY_SOCKET")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
+    spawn_archiver(path, &["run"], &[])
 }

@@ -698,7 +698,7 @@ async fn an_event_accepted_just_before_a_kill_9_is_worked_after_the_restart() {
     second.wait().await.unwrap();
     let stats = sim.stats();
     assert_eq!(stats.rate_limited, 0, "{stats:#?}");
-    let log = std::fs::read_to_string(dir.path().join("run.log")).unwrap();
+    let log = std::fs::read_to_string(dir.path().join("archiver.log")).unwrap();
     assert!(log.contains("webhook event recorded"), "{log}");
     assert!(
         !log.contains(WEBHOOK_TOKEN) && !log.contains(WEBHOOK_AES_KEY),
