@@ -16,7 +16,8 @@
 #   BENCH_OUT          the report [./BENCHMARKS.md]
 #   BENCH_NO_INSTALL   1: do not apt-get/pip anything, use what is there [0]
 #   BENCH_NO_WAIT      1: do not wait for a quiet machine (a smoke run of the harness on a
-#                      busy one; the report then says the machine was not quiet) [0]
+#                      busy one; the report then says the machine was not quiet, and
+#                      bench/last-results.jsonl and bench/last-machine.json are left alone) [0]
 #
 # Needs root (or the tools already installed) for apt-get: nginx, time, curl, rclone; awscli
 # comes from pip. Every server it starts listens on 127.0.0.1 only and is stopped on exit.
@@ -61,7 +62,8 @@ cleanup() {
     wait "$pid" 2>/dev/null || true
   done
   # What was measured survives a failed run.
-  [[ -s ${RESULTS:-} ]] && cp "$RESULTS" "$ROOT/bench/last-results.jsonl"
+  # (A smoke run, BENCH_NO_WAIT=1, leaves the recorded results alone.)
+  [[ -s ${RESULTS:-} && ${BENCH_NO_WAIT:-0} != 1 ]] && cp "$RESULTS" "$ROOT/bench/last-results.jsonl"
   rm -rf "$WORK" "$DISK"
 }
 trap cleanup EXIT
@@ -842,6 +844,8 @@ EOF
 "${PY[@]}" render "$RESULTS" "$WORK/machine.json" "$OUT"
 # Kept so that the report can be re-rendered (after editing bench/NOTES.md) without a re-run:
 #   python3 bench/wemeet_bench.py render bench/last-results.jsonl bench/last-machine.json BENCHMARKS.md
-cp "$RESULTS" "$ROOT/bench/last-results.jsonl"
-cp "$WORK/machine.json" "$ROOT/bench/last-machine.json"
+if [[ ${BENCH_NO_WAIT:-0} != 1 ]]; then
+  cp "$RESULTS" "$ROOT/bench/last-results.jsonl"
+  cp "$WORK/machine.json" "$ROOT/bench/last-machine.json"
+fi
 log "wrote $OUT"
