@@ -145,35 +145,26 @@ pub struct App {
 impl App {
     pub async fn open(config: Config) -> Result<Self, AppError> {
         let lock = lock_database(&config.database.path)?;
+        // Building the HTTP client reads the system's CA roots (hundreds of files): it
+        // runs beside the database's opening and migrations instead of after them.
+        let read_timeout = config.download.read_timeout;
+        let http = tokio::task::spawn_blocking(move || crate::client::http_client(read_timeout));
         let store = Store::open(&config.database.path).await?;
-        let budgets = Budgets {
-            records: Arc::new(
-                Budget::load(
-                    store.clone(),
-                    Endpoint::Records,
-                    config.api.requests_per_minute,
-                )
-                .await?,
-            ),
-            addresses: Arc::new(
-                Budget::load(
-                    store.clone(),
-                    Endpoint::Addresses,
-                    config.api.addresses_per_minute,
-                )
-                .await?,
-            ),
-            deletes: Arc::new(
-                Budget::load(
-                    store.clone(),
-                    Endpoint::Delete,
-                    config.api.deletes_per_minute,
-                )
-                .await?,
-            ),
+        // One after the other: each prunes old calls, and SQLite takes one writer at a time.
+        let budget = async |endpoint, limit| {
+            Budget::load(store.clone(), endpoint, limit)
+                .await
+                .map(Arc::new)
         };
-        let http =
-            crate::client::http_client(config.download.read_timeout).map_err(AppError::Http)?;
+        let budgets = Budgets {
+            records: budget(Endpoint::Records, config.api.requests_per_minute).await?,
+            addresses: budget(Endpoint::Addresses, config.api.addresses_per_minute).await?,
+            deletes: budget(Endpoint::Delete, config.api.deletes_per_minute).await?,
+        };
+        let http = http
+            .await
+            .expect("building the HTTP client does not panic")
+            .map_err(AppError::Http)?;
         let api = Arc::new(ApiClient::new(config.api.clone(), budgets, http.clone()));
         let progress = Progress::default();
         let lister = Arc::new(

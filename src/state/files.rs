@@ -177,23 +177,38 @@ impl Store {
     /// address follow, oldest meeting first (the first to leave the cloud), a meeting's
     /// files together.
     pub async fn claim_next(&self) -> Result<Option<FileRow>, StoreError> {
-        let claimed: Option<String> = sqlx::query_scalar(
-            "UPDATE files SET status = 'transferring', updated_at = ?
-             WHERE record_file_id = (
-               SELECT f.record_file_id FROM files f JOIN meetings m USING (meeting_record_id)
-               WHERE f.status = 'queued'
-               ORDER BY f.address_issued_at IS NULL, f.address_issued_at DESC,
-                        m.media_start_time, f.meeting_record_id, f.record_file_id
-               LIMIT 1)
-             RETURNING record_file_id",
-        )
-        .bind(UnixMs::now())
-        .fetch_optional(self.pool())
-        .await?;
-        match claimed {
-            Some(id) => self.file(&id).await,
-            None => Ok(None),
-        }
+        let claiming = self.claims.lock().await;
+        let id = loop {
+            // Looked for first, read-only: an idle worker's look takes no write lock, so
+            // it never makes the listing's commits wait.
+            let next: Option<String> = sqlx::query_scalar(
+                "SELECT f.record_file_id FROM files f JOIN meetings m USING (meeting_record_id)
+                 WHERE f.status = 'queued'
+                 ORDER BY f.address_issued_at IS NULL, f.address_issued_at DESC,
+                          m.media_start_time, f.meeting_record_id, f.record_file_id
+                 LIMIT 1",
+            )
+            .fetch_optional(self.pool())
+            .await?;
+            let Some(next) = next else {
+                return Ok(None);
+            };
+            // Taken only if still queued (another process may have changed it meanwhile).
+            let claimed: Option<String> = sqlx::query_scalar(
+                "UPDATE files SET status = 'transferring', updated_at = ?
+                 WHERE record_file_id = ? AND status = 'queued'
+                 RETURNING record_file_id",
+            )
+            .bind(UnixMs::now())
+            .bind(&next)
+            .fetch_optional(self.pool())
+            .await?;
+            if let Some(id) = claimed {
+                break id;
+            }
+        };
+        drop(claiming);
+        self.file(&id).await
     }
 
     /// Stores the addresses `/v1/addresses` just gave for the files of one meeting that are

@@ -67,6 +67,10 @@ pub struct Store {
     pool: SqlitePool,
     /// Wakes idle workers of this process when files are queued or put back.
     queue: Arc<Notify>,
+    /// Taken by a worker claiming a file: the workers woken together by one queued page
+    /// then claim one after the other here, instead of racing for SQLite's write lock,
+    /// whose busy handler sleeps 1, 2, 5, 10 ms... between tries.
+    claims: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -97,6 +101,7 @@ impl Store {
         Ok(Self {
             pool,
             queue: Arc::default(),
+            claims: Arc::default(),
         })
     }
 

@@ -85,6 +85,106 @@ async fn resumes_after_sigkill_without_refetching() {
     );
 }
 
+/// The hash a checkpoint saved (its format: a version byte, then sha2's serialized state),
+/// finished: what the bytes it names hash to, if the state is right.
+fn finish_saved_hash(saved: &[u8]) -> String {
+    use sha2::Digest;
+    use sha2::digest::common::hazmat::{SerializableState, SerializedState};
+    assert_eq!(saved[0], 1, "unknown checkpoint format");
+    let state = SerializedState::<sha2::Sha256>::try_from(&saved[1..]).unwrap();
+    hex::encode(sha2::Sha256::deserialize(&state).unwrap().finalize())
+}
+
+/// Lowercase hex SHA-256 of the first `len` bytes of `path`.
+fn sha256_prefix(path: &Path, len: u64) -> String {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut prefix = Vec::new();
+    std::fs::File::open(path)
+        .unwrap()
+        .take(len)
+        .read_to_end(&mut prefix)
+        .unwrap();
+    assert_eq!(
+        prefix.len() as u64,
+        len,
+        "{path:?} is shorter than its checkpoint"
+    );
+    hex::encode(sha2::Sha256::digest(&prefix))
+}
+
+/// Writing runs on a thread of its own, behind the receiver: after each kill -9, every
+/// checkpoint names only bytes that are in the `.part` file, with the hash of exactly those
+/// bytes; the runs after resume from them, and each file's recorded SHA-256 is the
+/// simulator's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn checkpoints_name_only_written_bytes_and_resumes_hash_to_the_manifest() {
+    const CHECKPOINT: u64 = MIB;
+    let sim = start_sim(big_files(4 * MIB)).await;
+    let archiver = Archiver::new(
+        &sim,
+        &format!("workers = 2\ncheckpoint_bytes = {CHECKPOINT}"),
+    );
+    let mut checked = 0;
+    for _ in 0..3 {
+        let mut child = spawn_backfill(&archiver.config, 15, &[]);
+        // Killed once a checkpoint of a file still in flight is recorded.
+        let store = archiver.store().await;
+        while child.try_wait().unwrap().is_none() {
+            let rows = store.all_files().await.unwrap();
+            if rows
+                .iter()
+                .any(|r| r.status != FileStatus::Archived && r.bytes_done > 0)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(store);
+        child.start_kill().unwrap(); // SIGKILL
+        child.wait().await.unwrap();
+        let store = archiver.store().await;
+        for row in store.all_files().await.unwrap() {
+            if row.status == FileStatus::Archived || row.bytes_done == 0 {
+                continue;
+            }
+            let mut part = archiver.archive().join(&row.path).into_os_string();
+            part.push(".part");
+            let part = std::path::PathBuf::from(part);
+            let saved = row
+                .hash_state
+                .as_deref()
+                .expect("a checkpoint saves its hash");
+            assert_eq!(
+                finish_saved_hash(saved),
+                sha256_prefix(&part, row.bytes_done as u64),
+                "{}: the checkpoint at {} does not hash the bytes on disk",
+                row.record_file_id,
+                row.bytes_done
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked > 0,
+        "no kill landed mid-transfer; make the data bigger"
+    );
+    let status = spawn_backfill(&archiver.config, 15, &[])
+        .wait()
+        .await
+        .unwrap();
+    assert!(status.success());
+    assert_archive_matches(&archiver.archive(), &sim.manifest());
+    let rows = archiver.store().await.all_files().await.unwrap();
+    for entry in sim.manifest() {
+        let row = rows
+            .iter()
+            .find(|r| r.record_file_id == entry.record_file_id)
+            .unwrap();
+        assert_eq!(row.sha256.as_deref(), Some(entry.sha256.as_str()));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_checkpoints_exits_0_within_10_s_and_the_next_run_resumes() {
     let sim = start_sim(big_files(2 * MIB)).await;

@@ -6,7 +6,13 @@
 //! then recorded in one transaction), and renamed once complete, the folder fsynced: after
 //! a crash a file either has its final name with all its bytes, or is still a `.part`
 //! that the next run resumes from its last checkpoint.
+//!
+//! The receive loop only hands chunks over (`feed`); each transfer's own thread hashes,
+//! writes and checkpoints them (`disk`), so that neither the hash nor an `fsync` holds up
+//! the network (`writer` joins the two).
 
+mod disk;
+mod feed;
 mod writer;
 
 use super::{
@@ -21,7 +27,7 @@ use sha2::{Digest as _, Sha256};
 use std::collections::HashSet;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use writer::LocalWriter;
+use writer::{LocalWriter, PartFile};
 
 /// The archive root on a local file system.
 #[derive(Debug, Clone)]
@@ -267,12 +273,14 @@ impl OpenWriter for PartWriter {
         size: u64,
     ) -> Result<Box<dyn ArchiveWriter>, WriteError> {
         let Self { archive, file } = *self;
-        let part = archive.part_path_of(&file.path)?;
-        let dest = archive.path_of(&file.path)?;
+        let files = PartFile {
+            part: archive.part_path_of(&file.path)?,
+            dest: archive.path_of(&file.path)?,
+            checkpoint_bytes: archive.checkpoint_bytes,
+        };
         Ok(Box::new(
             LocalWriter::open(
-                part,
-                dest,
+                files,
                 archive.store.clone(),
                 &file,
                 size,
@@ -280,24 +288,27 @@ impl OpenWriter for PartWriter {
                 hasher,
                 etag,
             )
-            .await?
-            .checkpoint_every(archive.checkpoint_bytes),
+            .await?,
         ))
     }
 }
 
 /// fsyncs the folder holding `path`, so that a rename survives a power cut.
 async fn sync_dir(path: &Path) -> Result<(), ArchiveError> {
-    let Some(dir) = path.parent().map(Path::to_owned) else {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || sync_dir_now(&path))
+        .await
+        .expect("syncing does not panic")
+}
+
+/// [`sync_dir`] on the calling thread.
+fn sync_dir_now(path: &Path) -> Result<(), ArchiveError> {
+    let Some(dir) = path.parent() else {
         return Ok(());
     };
-    tokio::task::spawn_blocking(move || {
-        std::fs::File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| ArchiveError::io("cannot sync folder", &dir, e, 0))
-    })
-    .await
-    .expect("syncing does not panic")
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| ArchiveError::io("cannot sync folder", dir, e, 0))
 }
 
 /// Size and SHA-256 of a local file, read in [`READ_BUFFER`] chunks.

@@ -1,41 +1,42 @@
-//! A transfer's `.part` file: appended, hashed, checkpointed, committed.
+//! A transfer's `.part` file, as the transfer sees it: chunks go into the feed, a disk
+//! thread of its own hashes, writes and checkpoints them (`disk`), and the file is marked
+//! archived once that thread has made it durable under its final name.
 
-use super::sync_dir;
-use crate::archive::{ArchiveError, ArchiveWriter, WriteError, hash_state};
-use crate::state::{Checkpoint, FileRow, Store};
+use super::disk::{Disk, Outcome, Recorder};
+use super::feed::{End, Feed};
+use crate::archive::{ArchiveError, ArchiveWriter, WriteError};
+use crate::state::{FileRow, Store};
 use async_trait::async_trait;
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
-use std::io;
+use sha2::Sha256;
+use std::io::{self, Seek};
 use std::path::PathBuf;
-use tokio::fs::{File, OpenOptions};
-use tokio::io::AsyncWriteExt;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// A `.part` file checkpointed every `checkpoint_bytes`.
+/// A `.part` file checkpointed every `checkpoint_bytes`, written by its own thread.
 pub(super) struct LocalWriter {
     store: Store,
     record_file_id: String,
-    part: PathBuf,
-    dest: PathBuf,
-    file: File,
     size: u64,
-    etag: Option<String>,
-    checkpoint_bytes: u64,
-    hasher: Sha256,
-    /// Bytes in the `.part` file, and how many of them are durable.
-    len: u64,
-    durable: u64,
+    feed: Feed,
+    /// The disk thread, until its outcome is taken.
+    disk: Option<JoinHandle<Result<Outcome, WriteError>>>,
+}
+
+/// Where a writer's `.part` file is and how it is checkpointed.
+pub(super) struct PartFile {
+    pub(super) part: PathBuf,
+    pub(super) dest: PathBuf,
+    pub(super) checkpoint_bytes: u64,
 }
 
 impl LocalWriter {
-    /// Opens the `.part` file of a `size`-byte file cut to `offset` bytes (creating it and its folders), so that
-    /// what follows the last checkpoint is discarded, never trusted; `hasher` holds the
-    /// hash of the bytes before `offset`.
-    #[allow(clippy::too_many_arguments)] // the parts of one resume point, taken apart once
+    /// Opens the `.part` file of a `size`-byte file cut to `offset` bytes (creating it and
+    /// its folders), so that what follows the last checkpoint is discarded, never trusted;
+    /// `hasher` holds the hash of the bytes before `offset`. Starts its disk thread.
     pub(super) async fn open(
-        part: PathBuf,
-        dest: PathBuf,
+        files: PartFile,
         store: Store,
         row: &FileRow,
         size: u64,
@@ -43,109 +44,124 @@ impl LocalWriter {
         hasher: Sha256,
         etag: Option<String>,
     ) -> Result<Self, ArchiveError> {
-        if let Some(dir) = part.parent() {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .map_err(|e| ArchiveError::io("cannot create folder", dir, e, 0))?;
-        }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(false)
-            .open(&part)
+        let part = files.part.clone();
+        let file = tokio::task::spawn_blocking(move || open_part(&part, offset))
             .await
-            .map_err(|e| ArchiveError::io("cannot open", &part, e, 0))?;
-        file.set_len(offset)
-            .await
-            .map_err(|e| ArchiveError::io("cannot truncate", &part, e, 0))?;
-        tokio::io::AsyncSeekExt::seek(&mut file, io::SeekFrom::Start(offset))
-            .await
-            .map_err(|e| ArchiveError::io("cannot seek", &part, e, 0))?;
+            .expect("opening does not panic")?;
+        let disk = Disk {
+            file,
+            part: files.part,
+            dest: files.dest,
+            size,
+            offset,
+            hasher,
+            checkpoint_bytes: files.checkpoint_bytes,
+            recorder: Recorder {
+                store: store.clone(),
+                runtime: tokio::runtime::Handle::current(),
+                record_file_id: row.record_file_id.clone(),
+                etag,
+            },
+        };
+        let (feed, received) = Feed::new(offset);
         Ok(Self {
             store,
             record_file_id: row.record_file_id.clone(),
-            part,
-            dest,
-            file,
             size,
-            etag,
-            checkpoint_bytes: super::DEFAULT_CHECKPOINT_BYTES,
-            hasher,
-            len: offset,
-            durable: offset,
+            feed,
+            disk: Some(tokio::task::spawn_blocking(move || disk.run(received))),
         })
     }
 
-    pub(super) fn checkpoint_every(mut self, bytes: u64) -> Self {
-        self.checkpoint_bytes = bytes;
-        self
+    /// The disk thread's outcome, once it has stopped.
+    async fn outcome(&mut self) -> Result<Outcome, WriteError> {
+        let Some(disk) = self.disk.take() else {
+            return Err(WriteError::Inconsistent(
+                "the file's writer has already stopped".into(),
+            ));
+        };
+        match disk.await {
+            Ok(outcome) => outcome,
+            Err(join) => std::panic::resume_unwind(join.into_panic()),
+        }
     }
 
-    /// Flushes and `fsync`s the data written so far: only then may a checkpoint name it.
-    async fn sync(&mut self) -> Result<(), ArchiveError> {
-        self.file
-            .flush()
-            .await
-            .map_err(|e| ArchiveError::io("cannot flush", &self.part, e, 0))?;
-        self.file
-            .sync_data()
-            .await
-            .map_err(|e| ArchiveError::io("cannot sync", &self.part, e, 0))
+    /// Ends the feed with `end` and waits for the disk thread to carry it out.
+    async fn end(&mut self, end: End) -> Result<Outcome, WriteError> {
+        // If the thread has stopped, its outcome says why (a full disk, say).
+        let _ = self.feed.end(end).await;
+        self.outcome().await
     }
 
-    /// Makes the bytes written so far durable, then records them as the resume point.
-    async fn checkpoint(&mut self) -> Result<(), WriteError> {
-        self.sync().await?;
-        self.store
-            .save_checkpoint(
-                &self.record_file_id,
-                &Checkpoint {
-                    bytes_done: self.len as i64,
-                    etag: self.etag.clone(),
-                    hash_state: Some(hash_state::save(&self.hasher)),
-                },
-            )
-            .await?;
-        self.durable = self.len;
-        Ok(())
+    /// The error that stopped the disk thread while bytes were still coming.
+    async fn stopped(&mut self) -> WriteError {
+        match self.outcome().await {
+            Err(e) => e,
+            Ok(outcome) => {
+                WriteError::Inconsistent(format!("the file's writer stopped early ({outcome:?})"))
+            }
+        }
     }
+}
+
+/// Creates the folders and the `.part` file, cut to `offset` bytes and positioned there.
+fn open_part(part: &std::path::Path, offset: u64) -> Result<std::fs::File, ArchiveError> {
+    if let Some(dir) = part.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ArchiveError::io("cannot create folder", dir, e, 0))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(part)
+        .map_err(|e| ArchiveError::io("cannot open", part, e, 0))?;
+    file.set_len(offset)
+        .map_err(|e| ArchiveError::io("cannot truncate", part, e, 0))?;
+    file.seek(io::SeekFrom::Start(offset))
+        .map_err(|e| ArchiveError::io("cannot seek", part, e, 0))?;
+    Ok(file)
 }
 
 #[async_trait]
 impl ArchiveWriter for LocalWriter {
     fn received(&self) -> u64 {
-        self.len
+        self.feed.received()
     }
 
     async fn write(&mut self, chunk: Bytes, _cancel: &CancellationToken) -> Result<(), WriteError> {
-        // After a failed write the file may hold a torn tail: the last checkpoint stays the
-        // resume point and the tail is cut when the file is reopened.
-        let remaining = self.size.saturating_sub(self.len);
-        self.file
-            .write_all(&chunk)
-            .await
-            .map_err(|e| ArchiveError::io("cannot write", &self.part, e, remaining))?;
-        self.len += chunk.len() as u64;
-        self.hasher.update(&chunk);
-        if self.len - self.durable >= self.checkpoint_bytes {
-            self.checkpoint().await?;
+        match self.feed.push(chunk).await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(self.stopped().await),
         }
-        Ok(())
     }
 
+    /// Everything received is written, synced and recorded (the resume point is then all
+    /// of it); the writer takes nothing more.
     async fn pause(&mut self) -> Result<(), WriteError> {
-        self.checkpoint().await
+        match self.end(End::Pause).await? {
+            Outcome::Paused => Ok(()),
+            outcome => Err(WriteError::Inconsistent(format!(
+                "the file's writer did not pause ({outcome:?})"
+            ))),
+        }
     }
 
-    async fn abandon(&mut self) {}
+    async fn abandon(&mut self) {
+        self.feed.close();
+        // Whatever it says, it has stopped: nothing records progress after this.
+        let _ = self.outcome().await;
+    }
 
     async fn finish(&mut self, _cancel: &CancellationToken) -> Result<String, WriteError> {
-        let sha256 = hex::encode(self.hasher.clone().finalize());
-        self.sync().await?;
-        tokio::fs::rename(&self.part, &self.dest)
-            .await
-            .map_err(|e| ArchiveError::io("cannot rename", &self.part, e, 0))?;
-        sync_dir(&self.dest).await?;
+        let sha256 = match self.end(End::Finish).await? {
+            Outcome::Finished(sha256) => sha256,
+            outcome => {
+                return Err(WriteError::Inconsistent(format!(
+                    "the file's writer did not finish ({outcome:?})"
+                )));
+            }
+        };
         self.store
             .mark_archived(&self.record_file_id, self.size as i64, &sha256)
             .await?;

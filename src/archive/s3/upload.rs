@@ -11,6 +11,10 @@
 //!
 //! A file no larger than one part is buffered whole and sent in one `PUT`, which carries
 //! its SHA-256 as metadata; it has no resume point (it restarts from zero).
+//!
+//! SHA-256 stays off the receive path: each dispatched part is hashed on the blocking pool,
+//! after the part before it (one stream's hash is sequential), while the next part is
+//! received; the part's task records it only once its hash state is known.
 
 use super::{MAX_COPY_SIZE, S3Bucket, part_size_for};
 use crate::archive::{ArchiveError, ArchiveWriter, OpenWriter, Resume, WriteError, hash_state};
@@ -139,7 +143,8 @@ pub(super) struct S3Writer {
     size: u64,
     part_size: u64,
     max_in_flight: usize,
-    hasher: Sha256,
+    /// The hash of every byte before the part being filled.
+    hash: Hash,
     received: u64,
     /// The upload was completed by an earlier attempt: only the checks are left.
     completed: bool,
@@ -234,7 +239,7 @@ impl S3Writer {
             size,
             part_size,
             max_in_flight: s3.max_parts_in_flight(),
-            hasher,
+            hash: Hash::Ready(hasher),
             received: offset,
             completed,
             next_index: (offset / part_size.max(1)) as usize,
@@ -257,7 +262,6 @@ impl S3Writer {
     ) -> Result<(), WriteError> {
         if self.target.upload_id.is_none() {
             self.buf.extend_from_slice(chunk);
-            self.hasher.update(chunk);
             self.received += chunk.len() as u64;
             return Ok(());
         }
@@ -273,7 +277,6 @@ impl S3Writer {
             }
             let (now, later) = chunk.split_at((len - self.buf.len()).min(chunk.len()));
             self.buf.extend_from_slice(now);
-            self.hasher.update(now);
             self.received += now.len() as u64;
             chunk = later;
             if self.buf.len() == len {
@@ -288,7 +291,15 @@ impl S3Writer {
         let index = self.next_index;
         self.next_index += 1;
         let data = self.buf.split().freeze();
-        let hash_state = hash_state::save(&self.hasher);
+        let (hashed, hash_state) = tokio::sync::oneshot::channel();
+        let previous = std::mem::replace(&mut self.hash, Hash::Ready(Sha256::new()));
+        let part = data.clone();
+        self.hash = Hash::Running(tokio::spawn(async move {
+            let hasher = previous.wait().await?;
+            let hasher = hash_on_blocking_pool(hasher, part).await;
+            let _ = hashed.send(hash_state::save(&hasher));
+            Some(hasher)
+        }));
         let target = Arc::clone(&self.target);
         self.in_flight.spawn(async move {
             let upload_id = target.upload_id.as_deref().unwrap_or_default();
@@ -296,6 +307,9 @@ impl S3Writer {
                 .s3
                 .put_part(&target.key, upload_id, index, data)
                 .await?;
+            let hash_state = hash_state
+                .await
+                .map_err(|_| WriteError::Inconsistent("the part's hash was not computed".into()))?;
             let part = PartRow {
                 part_index: index as i64,
                 part_id,
@@ -353,6 +367,9 @@ impl S3Writer {
     }
 
     async fn stop_parts(&mut self) {
+        if let Hash::Running(hashing) = &self.hash {
+            hashing.abort();
+        }
         self.in_flight.abort_all();
         while self.in_flight.join_next().await.is_some() {}
         self.buf = BytesMut::new();
@@ -399,11 +416,24 @@ impl S3Writer {
     async fn finish_inner(&mut self, cancel: &CancellationToken) -> Result<String, WriteError> {
         let target = Arc::clone(&self.target);
         let (s3, key) = (&target.s3, &target.key);
-        let sha256 = hex::encode(self.hasher.clone().finalize());
+        let whole = match &target.upload_id {
+            // A single PUT: the buffer is the file.
+            None => Some(std::mem::take(&mut self.buf).freeze()),
+            Some(_) => None,
+        };
+        let hash = std::mem::replace(&mut self.hash, Hash::Ready(Sha256::new()));
+        let mut hasher = hash
+            .wait()
+            .await
+            .ok_or_else(|| WriteError::Inconsistent("the file's hash was not computed".into()))?;
+        if let Some(data) = &whole {
+            hasher = hash_on_blocking_pool(hasher, data.clone()).await;
+        }
+        let sha256 = hex::encode(hasher.finalize());
         let mut metadata = true;
         match &target.upload_id {
             None => {
-                let data = std::mem::take(&mut self.buf).freeze();
+                let data = whole.unwrap_or_default();
                 s3.put(key, data, Some(&sha256)).await?;
             }
             Some(upload_id) => {
@@ -493,6 +523,37 @@ impl ArchiveWriter for S3Writer {
     async fn finish(&mut self, cancel: &CancellationToken) -> Result<String, WriteError> {
         self.complete(cancel).await
     }
+}
+
+/// A running SHA-256: known, or being computed for the parts dispatched so far.
+enum Hash {
+    Ready(Sha256),
+    /// `None` if a part's hashing was stopped (the writer is being torn down).
+    Running(tokio::task::JoinHandle<Option<Sha256>>),
+}
+
+impl Hash {
+    async fn wait(self) -> Option<Sha256> {
+        match self {
+            Self::Ready(hasher) => Some(hasher),
+            Self::Running(hashing) => match hashing.await {
+                Ok(hasher) => hasher,
+                Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+                Err(_) => None,
+            },
+        }
+    }
+}
+
+/// `hasher` continued over `data`, on the blocking pool (SHA-256 is CPU-bound: about 1 GB/s
+/// on a core, which the receive loop must not spend).
+async fn hash_on_blocking_pool(mut hasher: Sha256, data: Bytes) -> Sha256 {
+    tokio::task::spawn_blocking(move || {
+        hasher.update(&data);
+        hasher
+    })
+    .await
+    .expect("hashing does not panic")
 }
 
 /// Aborts the upload of a file that will not be retried (its attempts ran out), so its
