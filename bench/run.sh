@@ -12,7 +12,7 @@
 #   BENCH_S3_REPS      repetitions of the S3 figures [2]
 #   BENCH_SCALE        divide every file size by this (a quick smoke run: 16) [1]
 #   BENCH_SKIP         space-separated groups to skip: sim1 ngx1 disk sim8 ngx8 rss resume
-#                      listing year onefile verify s3 []
+#                      listing year onefile webhook verify s3 []
 #   BENCH_OUT          the report [./BENCHMARKS.md]
 #   BENCH_NO_INSTALL   1: do not apt-get/pip anything, use what is there [0]
 #   BENCH_NO_WAIT      1: do not wait for a quiet machine (a smoke run of the harness on a
@@ -736,6 +736,23 @@ if ! skip onefile; then
     emit key=onefile.requests seconds="$rt" cmd='3 × curl -s -o /dev/null "$URL"   # the three loopback requests of a one-file backfill'
   done
   stop_pid "$SIM_PID"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 5d. The webhook's fast path: seconds from a signed, encrypted event to its transfer's first
+# byte and to its file archived, polls 10 minutes apart. The measurement is an ignored test
+# (`tests/it/webhook.rs`), so this builds the release test binary first (a few minutes).
+if ! skip webhook; then
+  log "webhook fast path: the ignored benchmark test"
+  cargo test --release --locked --quiet --test it --no-run
+  wait_idle
+  line=$(cargo test --release --locked --quiet --test it webhook::bench -- --ignored --nocapture 2>&1 |
+    grep 'webhook fast path')
+  emit key=webhook rounds="$(sed -E 's/.*path, ([0-9]+) recordings.*/\1/' <<<"$line")" \
+    first_byte="$(sed -E 's/.*first byte median ([0-9.]+) s.*/\1/' <<<"$line")" \
+    archived="$(sed -E 's/.*archived median ([0-9.]+) s.*/\1/' <<<"$line")" \
+    detail="recordings of 8 MiB at 8 MiB/s, polls 10 min apart" \
+    cmd='cargo test --release --test it webhook::bench -- --ignored --nocapture'
 fi
 
 # ---------------------------------------------------------------------------------------------

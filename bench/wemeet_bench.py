@@ -462,6 +462,13 @@ def render(results_path, machine_path, out_path):
                       "< 100 ms beyond the round trips", "met" if beyond < 100 else "MISSED",
                       cmd("onefile.archiver")))
 
+    g = "webhook"
+    for r in by.get("webhook", []):
+        table.append((g, f"an event → its transfer's first byte; → its file archived ({r['detail']})",
+                      f"{r['first_byte']:.2f} s; {r['archived']:.2f} s (medians of {r['rounds']})",
+                      "archived ≤ 10 s after the event", "met" if r["archived"] <= 10 else "MISSED",
+                      r.get("cmd", "")))
+
     g = "verify"
     ratio_row(g, f"`verify --jobs 1`, one {one} file", "verify1.jobs1", "verify1.sha", 1.0, "sha256sum")
     ratio_row(g, f"`verify` (default jobs), one {one} file", "verify1.jobsN", "verify1.sha", 1.0, "sha256sum")
