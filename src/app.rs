@@ -170,7 +170,16 @@ impl App {
             Arc::clone(&api),
             store.clone(),
             config.storage.timezone,
+            config.filter.clone(),
         ));
+        let refiltered = store.apply_filter(&config.filter).await?;
+        if refiltered.skipped + refiltered.queued > 0 {
+            tracing::info!(
+                skipped = refiltered.skipped,
+                queued = refiltered.queued,
+                "[filter] applied to the files already listed"
+            );
+        }
         Ok(Self {
             config,
             store,

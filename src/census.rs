@@ -12,6 +12,7 @@
 use crate::archive::layout;
 use crate::budget::Priority;
 use crate::client::{ApiClient, CallError, ListQuery};
+use crate::filter::{Candidate, Filter};
 use crate::state::{FileUpsert, MeetingUpsert, Store, StoreError};
 use crate::time::UnixMs;
 use std::sync::Arc;
@@ -54,14 +55,17 @@ pub struct Lister {
     api: Arc<ApiClient>,
     store: Store,
     timezone: chrono_tz::Tz,
+    /// `[filter]`: files it leaves out are stored `skipped`, with the rule.
+    filter: Filter,
 }
 
 impl Lister {
-    pub fn new(api: Arc<ApiClient>, store: Store, timezone: chrono_tz::Tz) -> Self {
+    pub fn new(api: Arc<ApiClient>, store: Store, timezone: chrono_tz::Tz, filter: Filter) -> Self {
         Self {
             api,
             store,
             timezone,
+            filter,
         }
     }
 
@@ -151,6 +155,13 @@ impl Lister {
                         .as_ref()
                         .filter(|a| !a.is_empty())
                         .map(|a| a.expose().to_string()),
+                    skip_rule: self.filter.skip_rule(&Candidate {
+                        userid: &m.userid,
+                        subject: &m.subject,
+                        record_type: m.record_type,
+                        duration_ms: f.record_end_time - f.record_start_time,
+                        size: f.record_size as i64,
+                    }),
                 })
                 .collect()
         } else {

@@ -10,7 +10,7 @@
 //! intact (opt-in). `app` and `daemon` wire them into the jobs the binary runs; the
 //! library returns reports and typed errors, and never prints.
 //!
-//! Layers import downward only: `time`, `errors`, `retry` < `state` < `budget` < `client` <
+//! Layers import downward only: `time`, `errors`, `retry`, `filter` < `state` < `budget` < `client` <
 //! `archive` < `census`, `transfer`, `verify` < `prune` < `app` < `metrics` < `daemon`.
 
 pub mod app;
@@ -21,6 +21,7 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod errors;
+pub mod filter;
 pub mod metrics;
 pub mod prune;
 pub mod retry;

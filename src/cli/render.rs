@@ -69,6 +69,10 @@ pub fn status(report: &StatusReport, config: &Config) -> String {
             let _ = writeln!(out, "  {:<10}  {}", kind.as_str(), counts(statuses));
         }
     }
+    if !report.skipped_by_rule.is_empty() {
+        let rules = report.skipped_by_rule.iter().map(|(k, v)| (k.as_str(), *v));
+        let _ = writeln!(out, "skipped by [filter]: {}", counts(rules));
+    }
     if config.download.wants(FileKind::Transcript) {
         let _ = writeln!(
             out,

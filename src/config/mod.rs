@@ -58,6 +58,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub verify: VerifyConfig,
     pub prune: PruneConfig,
+    pub filter: crate::filter::Filter,
 }
 
 /// Deleting archived recordings from the cloud (`prune`, and the service's rounds).
@@ -183,6 +184,28 @@ struct RawConfig {
     verify: RawVerify,
     #[serde(default)]
     prune: RawPrune,
+    #[serde(default)]
+    filter: RawFilter,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawFilter {
+    users: Vec<String>,
+    exclude_users: Vec<String>,
+    subject: Option<String>,
+    exclude_subject: Option<String>,
+    min_duration: Option<String>,
+    min_size: Option<RawSize>,
+    record_types: Vec<String>,
+}
+
+/// A size in bytes (`1048576`) or with a unit (`"1 MB"`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawSize {
+    Bytes(i64),
+    Text(String),
 }
 
 #[derive(Deserialize)]
@@ -366,6 +389,7 @@ impl Config {
             download: validate_download(raw.download)?,
             poll: validate_poll(raw.poll)?,
             prune: validate_prune(raw.prune)?,
+            filter: validate_filter(raw.filter)?,
             verify: VerifyConfig {
                 interval: raw
                     .verify
@@ -706,6 +730,82 @@ fn validate_prune(raw: RawPrune) -> Result<PruneConfig, ConfigError> {
     })
 }
 
+fn validate_filter(raw: RawFilter) -> Result<crate::filter::Filter, ConfigError> {
+    use crate::filter::{Filter, Minimum, RecordType, parse_size};
+    let regex = |key: &'static str, text: Option<String>| {
+        text.filter(|t| !t.is_empty())
+            .map(|t| {
+                regex::Regex::new(&t).map_err(|e| {
+                    invalid(
+                        key,
+                        format!("`{t}` is not a regular expression ({e}); use e.g. \"(?i)weekly\""),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let min_size = match raw.min_size {
+        None => None,
+        Some(RawSize::Bytes(n)) => Some(Minimum {
+            value: u64::try_from(n).map_err(|_| {
+                invalid(
+                    "filter.min_size",
+                    format!("is {n}; use a size of at least 0, e.g. 1048576 or \"1 MB\""),
+                )
+            })?,
+            text: format!("{n} B"),
+        }),
+        Some(RawSize::Text(text)) => Some(Minimum {
+            value: parse_size(&text).ok_or_else(|| {
+                invalid(
+                    "filter.min_size",
+                    format!(
+                        "`{text}` is not a size; use bytes or a unit, e.g. 1048576, \"512 KB\", \"1 MiB\""
+                    ),
+                )
+            })?,
+            text,
+        }),
+    };
+    let min_duration = raw
+        .min_duration
+        .filter(|t| !t.trim().is_empty())
+        .map(|text| {
+            Ok::<_, ConfigError>(Minimum {
+                value: duration("filter.min_duration", &text)?,
+                text,
+            })
+        })
+        .transpose()?;
+    let record_types = raw
+        .record_types
+        .iter()
+        .map(|name| {
+            RecordType::ALL
+                .into_iter()
+                .find(|t| t.as_str() == name)
+                .ok_or_else(|| {
+                    invalid(
+                        "filter.record_types",
+                        format!(
+                            "`{name}` is not a recording type; use a list of \"cloud\" and \
+                             \"uploaded\", e.g. [\"cloud\"]"
+                        ),
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Filter {
+        users: raw.users,
+        exclude_users: raw.exclude_users,
+        subject: regex("filter.subject", raw.subject)?,
+        exclude_subject: regex("filter.exclude_subject", raw.exclude_subject)?,
+        min_duration,
+        min_size,
+        record_types,
+    })
+}
+
 /// Parses a human duration such as `30s`, `5m`, `3d`.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     humantime::parse_duration(text.trim()).ok()
@@ -855,6 +955,30 @@ path = "state.db"
         let err = parse(&GOOD.replace("[storage]", "[download]\nworkers = \"four\"\n[storage]"))
             .unwrap_err();
         assert!(err.to_string().contains("workers"), "{err}");
+    }
+
+    #[test]
+    fn filter_keys_are_validated_by_name() {
+        for (table, key) in [
+            ("subject = \"(unclosed\"", "filter.subject"),
+            ("exclude_subject = \"[a-\"", "filter.exclude_subject"),
+            ("min_size = \"ten\"", "filter.min_size"),
+            ("min_size = -1", "filter.min_size"),
+            ("min_duration = \"soon\"", "filter.min_duration"),
+            ("record_types = [\"live\"]", "filter.record_types"),
+        ] {
+            let text = format!("{GOOD}\n[filter]\n{table}\n");
+            assert_eq!(key_of(parse(&text).unwrap_err()), key, "{table}");
+        }
+        let text = format!(
+            "{GOOD}\n[filter]\nusers = [\"zhangsan\"]\nsubject = \"(?i)sync\"\n\
+             min_duration = \"1m\"\nmin_size = \"1 MB\"\nrecord_types = [\"cloud\"]\n"
+        );
+        let f = parse(&text).unwrap().filter;
+        assert_eq!(f.users, ["zhangsan"]);
+        assert_eq!(f.min_size.unwrap().value, 1_000_000);
+        assert_eq!(f.min_duration.unwrap().value, Duration::from_secs(60));
+        assert!(f.subject.unwrap().is_match("Weekly SYNC"));
     }
 
     #[test]

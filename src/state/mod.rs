@@ -1,5 +1,5 @@
-//! Persistent state in SQLite: meetings, files and their life (deletion in the cloud
-//! included), the API call logs, listed windows.
+//! Persistent state in SQLite: meetings, files and their life (deletion in the cloud and
+//! `[filter]` skips included), the API call logs, listed windows.
 //!
 //! Every state transition is one statement or one `BEGIN IMMEDIATE` transaction, so that a
 //! `kill -9` at any instant leaves either the old or the new state, never a mix. Upserts are
@@ -10,6 +10,7 @@ mod facts;
 mod files;
 mod meetings;
 mod prune;
+mod skips;
 mod status;
 pub mod uploads;
 pub mod verify;
@@ -19,6 +20,7 @@ pub use facts::{DaemonFacts, DaemonStatus, Fact, PendingFile};
 pub use files::{Checkpoint, FileKind, FileRow, FileStatus};
 pub use meetings::{FileUpsert, MeetingRow, MeetingUpsert};
 pub use prune::{ArtifactsWanted, PruneCandidate};
+pub use skips::Refiltered;
 pub use status::{Failure, StatusReport};
 
 use crate::time::UnixMs;

@@ -6,6 +6,7 @@ mod backfill;
 mod cli;
 mod common;
 mod daemon;
+mod filter;
 mod prune;
 mod resume;
 mod s3;

@@ -60,6 +60,8 @@ const AUDIO_SALT: u64 = 0x4155_4449_4F00_0004;
 const TRANSCRIPT_SALT: u64 = 0x5452_414E_5300_0005;
 const LATE_SALT: u64 = 0x4C41_5445_0000_0006;
 const TRANSCRIPT_SHAPE_SALT: u64 = 0x5348_4150_4500_0007;
+const SHORT_SALT: u64 = 0x5348_4F52_5400_0008;
+const UPLOADED_SALT: u64 = 0x5550_4C4F_4144_0009;
 
 /// The transcript sets a file may have: one, two of different types, and two of one type
 /// (the second is `.transcript.2.txt` in the archive).
@@ -76,6 +78,8 @@ struct AccessMix {
     audio_size: Option<u64>,
     transcripts: f64,
     late_transcripts: f64,
+    short: f64,
+    uploaded: f64,
 }
 
 impl AccessMix {
@@ -89,6 +93,8 @@ impl AccessMix {
             audio_size: config.audio_size,
             transcripts: config.transcript_fraction,
             late_transcripts: config.late_transcript_fraction,
+            short: config.short_fraction,
+            uploaded: config.uploaded_fraction,
         }
     }
 
@@ -273,7 +279,7 @@ pub struct Meeting {
     pub userid: String,
     pub subject: String,
     pub media_start_ms: i64,
-    /// 0 cloud recording (all simulated meetings), 2 uploaded.
+    /// 0 cloud recording, 2 uploaded (`uploaded_fraction` of the meetings).
     pub record_type: i64,
     pub timeline: Timeline,
     pub files: Vec<SimFile>,
@@ -332,8 +338,13 @@ impl Generator {
         let files = sizes
             .iter()
             .map(|&size| {
-                let length = self.rng.range(5 * 60_000, 90 * 60_000) as i64;
+                let mut length = self.rng.range(5 * 60_000, 90 * 60_000) as i64;
                 let record_file_id = self.unique_id(19);
+                // A test call: under a minute. Hashed, so the rest of the stream holds.
+                if self.mix.decide(&record_file_id, SHORT_SALT, self.mix.short) {
+                    let word = mix64(self.mix.seed ^ hash_str(&record_file_id) ^ SHORT_SALT);
+                    length = 5_000 + (word % 50_000) as i64;
+                }
                 let access = self.mix.access(&record_file_id);
                 let file = SimFile {
                     artifacts: self.mix.artifacts(&record_file_id, size, access),
@@ -349,14 +360,18 @@ impl Generator {
                 file
             })
             .collect();
+        let meeting_record_id = self.unique_id(19);
+        let uploaded = self
+            .mix
+            .decide(&meeting_record_id, UPLOADED_SALT, self.mix.uploaded);
         Meeting {
-            meeting_record_id: self.unique_id(19),
+            meeting_record_id,
             meeting_id: self.unique_id(19),
             meeting_code,
             userid: (*self.rng.pick(CREATORS)).to_string(),
             subject,
             media_start_ms,
-            record_type: 0,
+            record_type: if uploaded { 2 } else { 0 },
             timeline,
             files,
         }
@@ -443,6 +458,37 @@ mod tests {
     /// Share of `files` for which `pred` holds.
     fn share(files: &[&SimFile], pred: impl Fn(&Access) -> bool) -> f64 {
         files.iter().filter(|f| pred(&f.access)).count() as f64 / files.len() as f64
+    }
+
+    #[test]
+    fn short_calls_and_uploads_come_in_their_shares_without_moving_the_rest() {
+        let mixed = SimConfig {
+            meetings: 400,
+            short_fraction: 0.2,
+            uploaded_fraction: 0.3,
+            ..SimConfig::default()
+        };
+        let ms = account(&mixed);
+        let fs = files(&ms);
+        let short = fs
+            .iter()
+            .filter(|f| f.record_end_ms - f.record_start_ms < 60_000)
+            .count() as f64
+            / fs.len() as f64;
+        assert!((0.15..0.25).contains(&short), "{short}");
+        let uploaded = ms.iter().filter(|m| m.record_type == 2).count() as f64 / ms.len() as f64;
+        assert!((0.24..0.36).contains(&uploaded), "{uploaded}");
+        let plain = account(&SimConfig {
+            short_fraction: 0.0,
+            ..mixed
+        });
+        let ids = |ms: &[Meeting]| -> Vec<(String, u64)> {
+            files(ms)
+                .iter()
+                .map(|f| (f.record_file_id.clone(), f.size))
+                .collect()
+        };
+        assert_eq!(ids(&ms), ids(&plain));
     }
 
     #[test]
