@@ -51,6 +51,16 @@ pub enum AppError {
     /// `prune` refused to run (`prune.enabled`).
     #[error(transparent)]
     Prune(PruneError),
+    /// `storage.layout` is not the template the archive was made with.
+    #[error(
+        "storage.layout is `{configured}`, but this archive was laid out with `{recorded}`; \
+         its files keep their paths, so set storage.layout back to `{recorded}` (or start a \
+         new archive, with another storage.path and database.path)"
+    )]
+    LayoutChanged {
+        recorded: String,
+        configured: String,
+    },
 }
 
 impl From<PruneError> for AppError {
@@ -91,6 +101,7 @@ impl AppError {
     pub fn needs_admin(&self) -> bool {
         match self {
             Self::Fatal(_) | Self::Locked(_) | Self::Archive(_) => true,
+            Self::LayoutChanged { .. } => true,
             Self::Prune(e) => e.needs_admin(),
             _ => false,
         }
@@ -137,6 +148,14 @@ impl App {
     pub async fn open(config: Config) -> Result<Self, AppError> {
         let lock = lock_database(&config.database.path)?;
         let store = Store::open(&config.database.path).await?;
+        let configured = config.storage.layout.template();
+        let recorded = store.archive_layout(configured).await?;
+        if recorded != configured {
+            return Err(AppError::LayoutChanged {
+                recorded,
+                configured: configured.into(),
+            });
+        }
         let budgets = Budgets {
             records: Arc::new(
                 Budget::load(
@@ -169,7 +188,7 @@ impl App {
         let lister = Arc::new(Lister::new(
             Arc::clone(&api),
             store.clone(),
-            config.storage.timezone,
+            config.storage.layout.clone(),
             config.filter.clone(),
         ));
         let refiltered = store.apply_filter(&config.filter).await?;

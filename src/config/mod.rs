@@ -128,6 +128,8 @@ pub struct StorageConfig {
     /// look at [`StorageConfig::s3`] first.
     pub path: PathBuf,
     pub timezone: chrono_tz::Tz,
+    /// `storage.layout`: where each recording goes under the root (dates in `timezone`).
+    pub layout: crate::archive::layout::Layout,
     /// `backend = "s3"`: recordings go to this bucket instead of `path`.
     pub s3: Option<S3Config>,
 }
@@ -310,6 +312,7 @@ struct RawStorage {
     backend: String,
     path: Option<PathBuf>,
     timezone: String,
+    layout: String,
     s3: Option<RawS3>,
 }
 
@@ -319,6 +322,7 @@ impl Default for RawStorage {
             backend: "local".into(),
             path: None,
             timezone: "Asia/Shanghai".into(),
+            layout: crate::archive::layout::DEFAULT_LAYOUT.into(),
             s3: None,
         }
     }
@@ -629,7 +633,22 @@ fn validate_storage(
             ),
         )
     })?;
-    Ok(StorageConfig { path, timezone, s3 })
+    let layout = crate::archive::layout::Layout::parse(&raw.layout, timezone).map_err(|e| {
+        invalid(
+            "storage.layout",
+            format!(
+                "`{}` {e} (the default is \"{}\")",
+                raw.layout,
+                crate::archive::layout::DEFAULT_LAYOUT
+            ),
+        )
+    })?;
+    Ok(StorageConfig {
+        path,
+        timezone,
+        layout,
+        s3,
+    })
 }
 
 fn validate_download(raw: RawDownload) -> Result<DownloadConfig, ConfigError> {
@@ -955,6 +974,33 @@ path = "state.db"
         let err = parse(&GOOD.replace("[storage]", "[download]\nworkers = \"four\"\n[storage]"))
             .unwrap_err();
         assert!(err.to_string().contains("workers"), "{err}");
+    }
+
+    #[test]
+    fn a_layout_that_can_collide_is_refused_by_name() {
+        for layout in [
+            "{userid}/{subject}",
+            "{record_file_id}/x",
+            "{nope}/{record_file_id}",
+        ] {
+            let text = GOOD.replace(
+                "path = \"archive\"",
+                &format!("path = \"archive\"\nlayout = \"{layout}\""),
+            );
+            assert_eq!(
+                key_of(parse(&text).unwrap_err()),
+                "storage.layout",
+                "{layout}"
+            );
+        }
+        let text = GOOD.replace(
+            "path = \"archive\"",
+            "path = \"archive\"\nlayout = \"{userid}/{start:%Y}/{record_file_id}\"",
+        );
+        assert_eq!(
+            parse(&text).unwrap().storage.layout.template(),
+            "{userid}/{start:%Y}/{record_file_id}"
+        );
     }
 
     #[test]

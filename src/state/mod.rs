@@ -1,5 +1,5 @@
 //! Persistent state in SQLite: meetings, files and their life (deletion in the cloud and
-//! `[filter]` skips included), the API call logs, listed windows.
+//! `[filter]` skips included), the API call logs, listed windows, the archive's layout.
 //!
 //! Every state transition is one statement or one `BEGIN IMMEDIATE` transaction, so that a
 //! `kill -9` at any instant leaves either the old or the new state, never a mix. Upserts are
@@ -8,6 +8,7 @@
 mod artifacts;
 mod facts;
 mod files;
+mod layout;
 mod meetings;
 mod prune;
 mod skips;

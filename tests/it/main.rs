@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod daemon;
 mod filter;
+mod layout;
 mod prune;
 mod resume;
 mod s3;

@@ -164,6 +164,10 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 0.0)]
     pub uploaded_fraction: f64,
 
+    /// Give the first meetings hostile creators (`../../root`, `dept/legal`, NUL, ...).
+    #[arg(long)]
+    pub hostile_userids: bool,
+
     /// Share of files with an audio track.
     #[arg(long, default_value_t = config::DEFAULT_AUDIO_FRACTION)]
     pub audio_fraction: f64,
@@ -243,6 +247,7 @@ impl SimulateArgs {
             audio_fraction: self.audio_fraction,
             short_fraction: self.short_fraction,
             uploaded_fraction: self.uploaded_fraction,
+            hostile_userids: self.hostile_userids,
             transcript_fraction: self.transcript_fraction,
             late_transcript_fraction: self.late_transcript_fraction,
             transcript_delay: self.transcript_delay,

@@ -166,6 +166,9 @@ pub struct SimConfig {
     /// Share of meetings (decided per meeting from its id) that are uploaded recordings
     /// (`record_type` 2): the listing shows them only with `query_record_type` 0 or 2.
     pub uploaded_fraction: f64,
+    /// The first meetings get creators that break naive per-user folders (`../../root`,
+    /// `dept/legal`, NUL, 300 bytes, empty, `..`, `CON`); the others keep ordinary ones.
+    pub hostile_userids: bool,
 }
 
 impl Default for SimConfig {
@@ -212,6 +215,7 @@ impl Default for SimConfig {
             stall_nth_delete: 0,
             short_fraction: DEFAULT_SHORT_FRACTION,
             uploaded_fraction: 0.0,
+            hostile_userids: false,
         }
     }
 }

@@ -35,6 +35,20 @@ pub fn hostile_subjects() -> Vec<String> {
     ]
 }
 
+/// Creators given, in this order, to the first meetings when `hostile_userids` is set: a
+/// per-user layout must keep them inside the archive too.
+pub fn hostile_userids() -> Vec<String> {
+    vec![
+        "../../root".into(),
+        "dept/legal".into(),
+        "a\u{0}b".into(),
+        "x".repeat(300),
+        String::new(),
+        "..".into(),
+        "CON".into(),
+    ]
+}
+
 const ORDINARY_SUBJECTS: &[&str] = &[
     "产品周会",
     "Weekly sync",
@@ -391,6 +405,7 @@ pub fn generate(config: &SimConfig, anchor_s: i64, generator: &mut Generator) ->
     let pending = ((n as f64) * config.pending_fraction.clamp(0.0, 1.0)).round() as usize;
     let span_s = i64::from(config.days.max(1)) * DAY_S;
     let hostile = hostile_subjects();
+    let userids = hostile_userids();
     let recurring_first = hostile.len();
     let mut recurring: Option<(i64, String)> = None;
     let mut meetings = Vec::with_capacity(n + config.arrivals);
@@ -429,6 +444,12 @@ pub fn generate(config: &SimConfig, anchor_s: i64, generator: &mut Generator) ->
             };
             let start_s = anchor_s - g.rng.range(HOUR_S as u64, span_s as u64) as i64;
             meetings.push(g.meeting(subject, start_s * 1000, &sizes, Timeline::done(), None));
+        }
+    }
+
+    if config.hostile_userids {
+        for (m, userid) in meetings.iter_mut().zip(userids) {
+            m.userid = userid;
         }
     }
 
