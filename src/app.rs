@@ -54,13 +54,27 @@ pub enum AppError {
     /// `storage.layout` is not the template the archive was made with.
     #[error(
         "storage.layout is `{configured}`, but this archive was laid out with `{recorded}`; \
-         its files keep their paths, so set storage.layout back to `{recorded}` (or start a \
-         new archive, with another storage.path and database.path)"
+         files never move by themselves: run `wemeet-archiver relayout --dry-run` to see \
+         what would move and `wemeet-archiver relayout` to move them, or set \
+         storage.layout back to `{recorded}`"
     )]
     LayoutChanged {
         recorded: String,
         configured: String,
     },
+    /// A `relayout` towards another template was interrupted.
+    #[error(
+        "a relayout to storage.layout `{target}` is unfinished, but storage.layout is \
+         `{configured}`; set storage.layout to `{target}` and run `wemeet-archiver relayout` \
+         again to finish it"
+    )]
+    RelayoutInProgress { target: String, configured: String },
+    /// Two files would get one path under the new layout: nothing was moved.
+    #[error(
+        "storage.layout would put two files at `{0}` (names that are alike once made safe); \
+         nothing was moved: add {{record_file_id}} to the file name of the template"
+    )]
+    RelayoutCollision(String),
 }
 
 impl From<PruneError> for AppError {
@@ -101,7 +115,9 @@ impl AppError {
     pub fn needs_admin(&self) -> bool {
         match self {
             Self::Fatal(_) | Self::Locked(_) | Self::Archive(_) => true,
-            Self::LayoutChanged { .. } => true,
+            Self::LayoutChanged { .. }
+            | Self::RelayoutInProgress { .. }
+            | Self::RelayoutCollision(_) => true,
             Self::Prune(e) => e.needs_admin(),
             _ => false,
         }
@@ -145,17 +161,26 @@ pub struct App {
 }
 
 impl App {
+    /// Opens the state for a job that lists or writes files: refused (exit 2) when
+    /// `storage.layout` is not the archive's (see `relayout`).
     pub async fn open(config: Config) -> Result<Self, AppError> {
-        let lock = lock_database(&config.database.path)?;
-        let store = Store::open(&config.database.path).await?;
-        let configured = config.storage.layout.template();
-        let recorded = store.archive_layout(configured).await?;
+        let app = Self::open_for_relayout(config).await?;
+        let configured = app.config.storage.layout.template();
+        let recorded = app.store.archive_layout(configured).await?;
         if recorded != configured {
             return Err(AppError::LayoutChanged {
                 recorded,
                 configured: configured.into(),
             });
         }
+        Ok(app)
+    }
+
+    /// Opens the state whatever the archive's layout: only `relayout`, which moves the
+    /// archive to the configured one, may work on an archive laid out otherwise.
+    pub async fn open_for_relayout(config: Config) -> Result<Self, AppError> {
+        let lock = lock_database(&config.database.path)?;
+        let store = Store::open(&config.database.path).await?;
         let budgets = Budgets {
             records: Arc::new(
                 Budget::load(

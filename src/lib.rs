@@ -11,7 +11,7 @@
 //! library returns reports and typed errors, and never prints.
 //!
 //! Layers import downward only: `time`, `errors`, `retry`, `filter` < `state` < `budget` < `client` <
-//! `archive` < `census`, `transfer`, `verify` < `prune` < `app` < `metrics` < `daemon`.
+//! `archive` < `census`, `transfer`, `verify` < `prune` < `app` < `relayout`, `metrics` < `daemon`.
 
 pub mod app;
 pub mod archive;
@@ -24,6 +24,7 @@ pub mod errors;
 pub mod filter;
 pub mod metrics;
 pub mod prune;
+pub mod relayout;
 pub mod retry;
 pub mod state;
 pub mod time;

@@ -57,6 +57,34 @@ fn counts<'a>(map: impl IntoIterator<Item = (&'a str, i64)>) -> String {
 }
 
 /// `status`: the archive's state, the service's facts, what failed and why.
+pub fn relayout(report: &wemeet_archiver::relayout::RelayoutReport) -> String {
+    let mut out = String::new();
+    if report.from == report.to {
+        let _ = writeln!(
+            out,
+            "the archive is laid out with `{}`: nothing to move",
+            report.to
+        );
+        return out;
+    }
+    for (from, to) in &report.moves {
+        let _ = writeln!(out, "{from} -> {to}");
+    }
+    let _ = writeln!(
+        out,
+        "{} file(s) {} from `{}` to `{}`",
+        report.moves.len(),
+        if report.dry_run {
+            "would move"
+        } else {
+            "moved"
+        },
+        report.from,
+        report.to
+    );
+    out
+}
+
 pub fn status(report: &StatusReport, config: &Config) -> String {
     let mut out = String::new();
     let meetings = report.meetings.iter().map(|(k, v)| (k.as_str(), *v));

@@ -11,6 +11,7 @@ mod files;
 mod layout;
 mod meetings;
 mod prune;
+mod relayout;
 mod skips;
 mod status;
 pub mod uploads;
@@ -21,6 +22,7 @@ pub use facts::{DaemonFacts, DaemonStatus, Fact, PendingFile};
 pub use files::{Checkpoint, FileKind, FileRow, FileStatus};
 pub use meetings::{FileUpsert, MeetingRow, MeetingUpsert};
 pub use prune::{ArtifactsWanted, PruneCandidate};
+pub use relayout::{LaidOutFile, PendingMove};
 pub use skips::Refiltered;
 pub use status::{Failure, StatusReport};
 

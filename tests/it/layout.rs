@@ -145,3 +145,101 @@ async fn a_changed_template_is_refused_and_the_archive_keeps_its_layout() {
     assert_eq!(files_under(&archiver.archive()), before);
     assert_archive_matches(&archiver.archive(), &sim.manifest());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn relayout_killed_mid_way_resumes_and_leaves_every_file_intact() {
+    let sim = start_sim(SimConfig {
+        meetings: 30,
+        days: DAYS,
+        hostile_userids: true,
+        min_file_size: 16 * KIB,
+        max_file_size: 64 * KIB,
+        ..with_artifacts()
+    })
+    .await;
+    let manifest = sim.manifest();
+    let archiver = Archiver::new(&sim, ALL_KINDS);
+    archiver.backfill_all(DAYS).await;
+    let before = files_under(&archiver.archive());
+    let served = sim.stats().bytes_served;
+    set_layout(&archiver.config, PER_USER);
+
+    // Refused until the files moved; a dry run says what would move and moves nothing.
+    let (since, until) = full_range(DAYS);
+    let range = [
+        "backfill",
+        "--since",
+        &rfc3339(since),
+        "--until",
+        &rfc3339(until),
+    ];
+    let refused = run_configured(&archiver.config, &range, &[]).await;
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("relayout"));
+    let dry = run_configured(&archiver.config, &["relayout", "--dry-run"], &[]).await;
+    assert_eq!(dry.status.code(), Some(0), "{dry:?}");
+    let rows = archiver.store().await.all_files().await.unwrap();
+    let stdout = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        stdout.contains(&format!("{} file(s) would move", rows.len())),
+        "{stdout}"
+    );
+    assert_eq!(files_under(&archiver.archive()), before);
+
+    // Killed (SIGKILL) once half of its moves are committed: the plan is recorded, the
+    // next file may be renamed without its new path committed.
+    let mut child = spawn_archiver(&archiver.config, &["relayout"], &[]);
+    let store = archiver.store().await;
+    wait_until(
+        std::time::Duration::from_secs(30),
+        std::time::Duration::from_millis(1),
+        async || {
+            let planned = store.relayout_target().await.unwrap().is_some();
+            let left = store.pending_moves().await.unwrap().len();
+            if (planned && left <= rows.len() / 2) || child.try_wait().unwrap().is_some() {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(format!("{left} moves left"))
+            }
+        },
+    )
+    .await;
+    child.kill().await.unwrap();
+    let left = store.pending_moves().await.unwrap().len();
+    drop(store);
+
+    let rerun = run_configured(&archiver.config, &["relayout"], &[]).await;
+    assert_eq!(
+        rerun.status.code(),
+        Some(0),
+        "{rerun:?} (after {left} moves left)"
+    );
+    let store = archiver.store().await;
+    assert_eq!(store.relayout_target().await.unwrap(), None);
+    assert!(store.pending_moves().await.unwrap().is_empty());
+    let rows = store.all_files().await.unwrap();
+    drop(store);
+    let root = archiver.archive();
+    for e in &manifest {
+        let row = rows
+            .iter()
+            .find(|r| r.record_file_id == e.record_file_id)
+            .unwrap();
+        assert_eq!(row.path.split('/').count(), 4, "{}", row.path);
+        assert!(row.path.ends_with(&format!("-{}.mp4", e.record_file_id)));
+        assert_eq!(sha256_file(&root.join(&row.path)), e.sha256, "{}", row.path);
+        let (dir, _) = row.path.rsplit_once('/').unwrap();
+        assert!(root.join(dir).join("meeting.json").is_file(), "{dir}");
+    }
+    assert_artifacts_archived(archiver.dir.path(), &sim).await;
+    // Nothing is left in the old folders (`{YYYY}/...`), not even a meeting.json.
+    for rel in files_under(&root) {
+        let first = rel.iter().next().unwrap().to_str().unwrap();
+        assert!(first.parse::<u32>().is_err(), "{rel:?} was left behind");
+    }
+    let verify = run_configured(&archiver.config, &["verify"], &[]).await;
+    assert_eq!(verify.status.code(), Some(0), "{verify:?}");
+    // The archive is laid out with the new template: backfill runs, and downloads nothing.
+    archiver.backfill_all(DAYS).await;
+    assert_eq!(sim.stats().bytes_served, served);
+}
