@@ -6,6 +6,7 @@ use crate::budget::{Budget, Priority};
 use crate::census::{ListError, Lister, split_windows};
 use crate::client::{ApiClient, Budgets, CallError, config_advice};
 use crate::config::Config;
+use crate::progress::Progress;
 use crate::prune::{Mode, PruneError, PruneReport, Pruner};
 use crate::state::{ArtifactsWanted, FileKind, FileStatus, Store, StoreError};
 use crate::time::UnixMs;
@@ -36,6 +37,12 @@ pub enum AppError {
     Http(#[source] reqwest::Error),
     #[error("metrics.listen {listen}: cannot listen there")]
     MetricsListen {
+        listen: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("webhook.listen {listen}: cannot listen there")]
+    WebhookListen {
         listen: std::net::SocketAddr,
         #[source]
         source: std::io::Error,
@@ -155,6 +162,8 @@ pub struct App {
     /// The process's one HTTP client, shared by the API client and the downloads.
     http: reqwest::Client,
     pub(crate) lister: Arc<Lister>,
+    /// What the jobs of this process count as they go, for the binary to draw.
+    progress: Progress,
     /// Held for the life of the process: two archivers on one database would both claim
     /// and write the same files.
     _lock: File,
@@ -210,12 +219,16 @@ impl App {
         let http =
             crate::client::http_client(config.download.read_timeout).map_err(AppError::Http)?;
         let api = Arc::new(ApiClient::new(config.api.clone(), budgets, http.clone()));
-        let lister = Arc::new(Lister::new(
-            Arc::clone(&api),
-            store.clone(),
-            config.storage.layout.clone(),
-            config.filter.clone(),
-        ));
+        let progress = Progress::default();
+        let lister = Arc::new(
+            Lister::new(
+                Arc::clone(&api),
+                store.clone(),
+                config.storage.layout.clone(),
+                config.filter.clone(),
+            )
+            .with_progress(progress.clone()),
+        );
         let refiltered = store.apply_filter(&config.filter).await?;
         if refiltered.skipped + refiltered.queued > 0 {
             tracing::info!(
@@ -230,8 +243,19 @@ impl App {
             api,
             http,
             lister,
+            progress,
             _lock: lock,
         })
+    }
+
+    /// The counters of this process's jobs (windows, pages, files, bytes, transfers).
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    /// The API call budgets: what each endpoint spent in the last minute.
+    pub fn budgets(&self) -> &Budgets {
+        self.api.budgets()
     }
 
     /// The configured archive.
@@ -248,14 +272,17 @@ impl App {
 
     /// The download pool, writing to the configured archive.
     pub(crate) fn downloader(&self) -> Result<Arc<Downloader>, AppError> {
-        Ok(Arc::new(Downloader::new(
-            self.store.clone(),
-            self.archive()?,
-            Arc::clone(&self.api),
-            self.http.clone(),
-            self.config.download.clone(),
-            self.config.poll.interval,
-        )))
+        Ok(Arc::new(
+            Downloader::new(
+                self.store.clone(),
+                self.archive()?,
+                Arc::clone(&self.api),
+                self.http.clone(),
+                self.config.download.clone(),
+                self.config.poll.interval,
+            )
+            .with_progress(self.progress.clone()),
+        ))
     }
 
     /// The prune job, on the configured archive.
@@ -309,6 +336,7 @@ impl App {
             tokio::spawn(Arc::clone(&downloader).run(Arc::clone(&listing_done), cancel.clone()));
 
         let windows = split_windows(since, until);
+        self.progress.listing(windows.len() as u64);
         let mut report = BackfillReport {
             windows: windows.len(),
             failed_windows: Vec::new(),
@@ -325,6 +353,7 @@ impl App {
                 r = self.lister.list_window(start, end, Priority::Foreground) => r,
                 () = cancel.cancelled() => break,
             };
+            self.progress.window_done();
             match listed {
                 Ok(w) => {
                     tracing::info!(

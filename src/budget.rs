@@ -74,14 +74,17 @@ impl SlidingWindow {
 
 /// Why a call is made; also its rank when calls compete for an endpoint's budget.
 ///
-/// On the listing budget the live window comes first (new recordings), then background
-/// backfill windows (paced, see [`Budget::pace`]); a one-shot `backfill` command is the
-/// foreground job and ranks with live polls. The addresses budget serves only transfers,
-/// and the deletions' budget only `prune`: neither can delay a poll.
+/// On the listing budget a webhook event's lookup comes first (a recording the platform
+/// just announced), then the live window (new recordings), then background backfill
+/// windows (paced, see [`Budget::pace`]); a one-shot `backfill` command is the foreground
+/// job and ranks with live polls. The addresses budget serves only transfers, and the
+/// deletions' budget only `prune`: neither can delay a poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Priority {
     /// Download addresses for a transfer about to start (`/v1/addresses`).
     Transfer,
+    /// The narrow window around a meeting a webhook event announced.
+    Event,
     Live,
     /// The listing of the `backfill` command: nothing else competes with it.
     Foreground,
@@ -95,16 +98,18 @@ impl Priority {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Transfer => "transfer",
+            Self::Event => "event",
             Self::Live => "live",
             Self::Foreground | Self::Backfill => "backfill",
             Self::Prune => "prune",
         }
     }
 
-    /// 0 is the most urgent.
+    /// 0 is the most urgent. `Transfer` and `Event` never meet: each is the top of its own
+    /// endpoint's budget.
     fn rank(self) -> usize {
         match self {
-            Self::Transfer => 0,
+            Self::Transfer | Self::Event => 0,
             Self::Live | Self::Foreground => 1,
             Self::Backfill | Self::Prune => 2,
         }
@@ -433,14 +438,15 @@ mod tests {
         assert!((95..=105).contains(&total), "{total} calls in 10 minutes");
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_live_poll_goes_before_a_waiting_backfill_call() {
+    /// The order in which `waiting` (queued 10 ms apart, in this order) get a budget of 1
+    /// whose minute a live poll has just filled.
+    async fn order_served(waiting: [Priority; 3]) -> Vec<Priority> {
         use std::sync::Arc;
         let budget = Arc::new(Budget::new(Endpoint::Records, 1, None, Vec::new()));
         budget.spend(Priority::Live).await.unwrap(); // the window is now full for 61 s
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
-        for p in [Priority::Backfill, Priority::Backfill, Priority::Live] {
+        for p in waiting {
             let (budget, order) = (Arc::clone(&budget), Arc::clone(&order));
             tasks.push(tokio::spawn(async move {
                 budget.spend(p).await.unwrap();
@@ -451,10 +457,24 @@ mod tests {
         for t in tasks {
             t.await.unwrap();
         }
-        let order = order.lock().unwrap().clone();
+        order.lock().unwrap().clone()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_live_poll_goes_before_a_waiting_backfill_call() {
+        let waiting = [Priority::Backfill, Priority::Backfill, Priority::Live];
         assert_eq!(
-            order,
+            order_served(waiting).await,
             [Priority::Live, Priority::Backfill, Priority::Backfill]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_event_lookup_goes_before_a_waiting_live_poll_and_backfill() {
+        let waiting = [Priority::Backfill, Priority::Live, Priority::Event];
+        assert_eq!(
+            order_served(waiting).await,
+            [Priority::Event, Priority::Live, Priority::Backfill]
         );
     }
 }

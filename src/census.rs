@@ -1,4 +1,5 @@
-//! The census: windows of at most 31 days, every page of each, recorded in the store.
+//! The census: windows of at most 31 days, every page of each, recorded in the store; and
+//! the narrow windows a webhook event asks for, listed until its files are found.
 //!
 //! Listing says what exists (meetings, their state, files and sizes); it is not how
 //! addresses are refreshed (that is `/v1/addresses`, just before a transfer), so a backfill
@@ -13,8 +14,10 @@ use crate::archive::layout::{Layout, MeetingFields};
 use crate::budget::Priority;
 use crate::client::{ApiClient, CallError, ListQuery};
 use crate::filter::{Candidate, Filter};
+use crate::progress::Progress;
 use crate::state::{FileUpsert, MeetingUpsert, Store, StoreError};
 use crate::time::UnixMs;
+use std::collections::HashSet;
 use std::sync::Arc;
 use wemeet_api::MAX_WINDOW_SECS;
 use wemeet_api::types::{RecordMeeting, state};
@@ -25,6 +28,24 @@ pub enum ListError {
     Api(#[from] CallError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What listing a window for some files found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    pub pages: u32,
+    /// The wanted files that were listed in a transcoded meeting.
+    pub found: HashSet<String>,
+}
+
+/// One page, recorded.
+struct ListedPage {
+    total_count: u64,
+    meetings: u64,
+    /// The files of its transcoded meetings.
+    files: Vec<String>,
+    /// No page follows.
+    last: bool,
 }
 
 /// What one fully listed window held.
@@ -58,6 +79,8 @@ pub struct Lister {
     layout: Layout,
     /// `[filter]`: files it leaves out are stored `skipped`, with the rule.
     filter: Filter,
+    /// Counts the pages fetched.
+    progress: Progress,
 }
 
 impl Lister {
@@ -67,7 +90,13 @@ impl Lister {
             store,
             layout,
             filter,
+            progress: Progress::default(),
         }
+    }
+
+    /// Counts pages into `progress` (a job's display) instead of a handle nobody reads.
+    pub fn with_progress(self, progress: Progress) -> Self {
+        Self { progress, ..self }
     }
 
     /// Lists every page of `[start, end]` and records what it finds. A window whose
@@ -102,36 +131,79 @@ impl Lister {
         let mut changed = false;
         let mut page_no = 1;
         loop {
-            let answer = self
-                .api
-                .list_records(
-                    ListQuery {
-                        start_time: start,
-                        end_time: end,
-                        page: page_no,
-                    },
-                    priority,
-                )
-                .await?;
-            let page = answer.reply;
+            let page = self.list_page(start, end, page_no, priority).await?;
             summary.pages += 1;
+            self.progress.page_listed();
             let total = *first_total.get_or_insert(page.total_count);
             changed |= total != page.total_count;
-            // Count the items: `current_size` is not to be trusted.
-            summary.meetings += page.record_meetings.len() as u64;
-            let upserts: Vec<MeetingUpsert> = page
-                .record_meetings
-                .iter()
-                .map(|m| self.to_upsert(m))
-                .collect();
-            summary.files += upserts.iter().map(|m| m.files.len() as u64).sum::<u64>();
-            self.store.upsert_meetings(&upserts, answer.sent_at).await?;
-            if page.record_meetings.is_empty() || u64::from(page_no) >= page.total_page {
+            summary.meetings += page.meetings;
+            summary.files += page.files.len() as u64;
+            if page.last {
                 break;
             }
             page_no += 1;
         }
         Ok((summary, changed))
+    }
+
+    /// Lists `[start, end]` until every file of `wanted` was seen in a transcoded meeting,
+    /// or the pages run out, recording each page like any listing: what a webhook event
+    /// needs, since it names its files but not their recording. The window is not marked
+    /// listed: the listing may stop early, and it is no window of a backfill's plan.
+    pub async fn find_files(
+        &self,
+        start: i64,
+        end: i64,
+        wanted: &HashSet<String>,
+        priority: Priority,
+    ) -> Result<Lookup, ListError> {
+        let mut lookup = Lookup::default();
+        let mut page_no = 1;
+        loop {
+            let page = self.list_page(start, end, page_no, priority).await?;
+            lookup.pages += 1;
+            lookup
+                .found
+                .extend(page.files.into_iter().filter(|f| wanted.contains(f)));
+            if page.last || lookup.found.len() == wanted.len() {
+                return Ok(lookup);
+            }
+            page_no += 1;
+        }
+    }
+
+    /// Lists one page and records it.
+    async fn list_page(
+        &self,
+        start: i64,
+        end: i64,
+        page_no: u32,
+        priority: Priority,
+    ) -> Result<ListedPage, ListError> {
+        let query = ListQuery {
+            start_time: start,
+            end_time: end,
+            page: page_no,
+        };
+        let answer = self.api.list_records(query, priority).await?;
+        let page = answer.reply;
+        let upserts: Vec<MeetingUpsert> = page
+            .record_meetings
+            .iter()
+            .map(|m| self.to_upsert(m))
+            .collect();
+        self.store.upsert_meetings(&upserts, answer.sent_at).await?;
+        Ok(ListedPage {
+            total_count: page.total_count,
+            // Count the items: `current_size` is not to be trusted.
+            meetings: page.record_meetings.len() as u64,
+            files: upserts
+                .into_iter()
+                .flat_map(|m| m.files)
+                .map(|f| f.record_file_id)
+                .collect(),
+            last: page.record_meetings.is_empty() || u64::from(page_no) >= page.total_page,
+        })
     }
 
     fn to_upsert(&self, m: &RecordMeeting) -> MeetingUpsert {

@@ -2,12 +2,16 @@
 //! transcoded, backfills older windows in the background, downloads continuously, and tells
 //! systemd what it is doing.
 //!
-//! Listing calls share one budget, ranked: live polls, then backfill windows. Calls are
-//! paced, so a backfill call never stands between a live poll and the budget for more than
-//! one spacing, and the backfill starts only once the first live poll went out. Transfers
-//! take their addresses from `/v1/addresses`, a budget of its own: they never delay a poll.
-//! With `[prune] enabled`, archived files are deleted from the cloud every `prune.interval`
-//! through a third budget, after the first poll and once the transfers are done.
+//! With `[webhook]`, it also answers Tencent Meeting's events and looks up what they
+//! announce at once (`crate::webhook`): the polls are then the safety net.
+//!
+//! Listing calls share one budget, ranked: webhook events' lookups, live polls, then
+//! backfill windows. Calls are paced, so a backfill call never stands between a live poll
+//! and the budget for more than one spacing, and the backfill starts only once the first
+//! live poll went out. Transfers take their addresses from `/v1/addresses`, a budget of
+//! its own: they never delay a poll. With `[prune] enabled`, archived files are deleted
+//! from the cloud every `prune.interval` through a third budget, after the first poll and
+//! once the transfers are done.
 
 use crate::app::{App, AppError};
 use crate::budget::Priority;
@@ -16,6 +20,7 @@ use crate::metrics::{self, MetricsSource};
 use crate::prune::Mode;
 use crate::state::{Fact, FileStatus, StoreError};
 use crate::time::UnixMs;
+use crate::webhook::{EventWorker, Receiver};
 use sd_notify::NotifyState;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -27,6 +32,26 @@ const DEFAULT_PING: Duration = Duration::from_secs(10);
 
 /// How often a due prune round looks again whether the transfers are done.
 const PRUNE_RECHECK: Duration = Duration::from_secs(5);
+/// The webhook of a service about to start: bound, not serving yet.
+struct Webhook {
+    listener: tokio::net::TcpListener,
+    receiver: Arc<Receiver>,
+    worker: EventWorker,
+}
+
+impl Webhook {
+    /// Serves the endpoint until `cancel`; returns the worker of its events, for the caller
+    /// to run.
+    fn serve(self, cancel: &CancellationToken) -> EventWorker {
+        let (listener, receiver, cancel) = (self.listener, self.receiver, cancel.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::webhook::serve(listener, receiver, cancel).await {
+                tracing::error!(error = %e, "webhook listener failed");
+            }
+        });
+        self.worker
+    }
+}
 
 /// Tells systemd (when `NOTIFY_SOCKET` is set; a no-op otherwise).
 fn notify(states: &[NotifyState<'_>]) {
@@ -49,11 +74,13 @@ impl App {
         let interval = self.config.poll.interval;
         self.api.budgets().records.pace();
         self.api.budgets().deletes.pace();
+        let webhook = self.bind_webhook().await?;
         if let Some(listen) = self.config.metrics.listen {
             let source = MetricsSource {
                 store: self.store.clone(),
                 budgets: self.api.budgets().clone(),
                 stale_after: interval * 3,
+                webhook: webhook.as_ref().map(|w| w.receiver.counters()),
             };
             metrics::serve(listen, source, cancel.clone())
                 .await
@@ -64,6 +91,7 @@ impl App {
             self.downloader()?
                 .run(Arc::new(AtomicBool::new(false)), cancel.clone()),
         );
+        let events = webhook.map(|w| w.serve(&cancel));
         notify(&[NotifyState::Ready, NotifyState::Status("started")]);
 
         // A fatal error in either task (bad credentials) stops the whole service.
@@ -94,13 +122,20 @@ impl App {
                 None => Ok(()),
             }
         };
+        let worked = async {
+            match &events {
+                Some(worker) => stop_on_error(worker.run(&cancel).await.map_err(AppError::from)),
+                None => Ok(()),
+            }
+        };
         let prune = async {
             match self.config.prune.enabled {
                 true => stop_on_error(self.prune_loop(pruning, &cancel).await),
                 false => Ok(()),
             }
         };
-        let (polled, backfilled, scrubbed, pruned) = tokio::join!(live, background, scrub, prune);
+        let (polled, backfilled, scrubbed, worked, pruned) =
+            tokio::join!(live, background, scrub, worked, prune);
 
         notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
         cancel.cancel();
@@ -109,6 +144,7 @@ impl App {
             .unwrap_or_else(|e| panic!("download pool panicked: {e}"));
         polled?;
         backfilled?;
+        worked?;
         pooled?;
         pruned?;
         scrubbed
@@ -164,6 +200,30 @@ impl App {
                 .await?;
         }
         Ok(())
+    }
+
+    /// With `[webhook]`: the bound listener (before the service reports ready, so a port
+    /// taken is an error at start) and what serves and works its events.
+    async fn bind_webhook(&self) -> Result<Option<Webhook>, AppError> {
+        let Some(config) = &self.config.webhook else {
+            return Ok(None);
+        };
+        let listen = config.listen;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| AppError::WebhookListen { listen, source })?;
+        let receiver = Arc::new(Receiver::new(config, self.store.clone()));
+        let worker = EventWorker::new(
+            self.store.clone(),
+            Arc::clone(&self.lister),
+            receiver.arrivals(),
+        );
+        tracing::info!(addr = %listener.local_addr().map_or(listen, |a| a), path = %config.path, "webhook listening");
+        Ok(Some(Webhook {
+            listener,
+            receiver,
+            worker,
+        }))
     }
 
     /// Re-verifies the whole archive every `every` (from the last run, across restarts),

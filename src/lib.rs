@@ -8,10 +8,16 @@
 //! (a directory or a bucket, one trait) with an address fetched just in time. `verify`
 //! re-reads the archive; `prune` deletes in the cloud what it has just re-read and found
 //! intact (opt-in). `app` and `daemon` wire them into the jobs the binary runs; the
-//! library returns reports and typed errors, and never prints.
+//! library returns reports and typed errors, and never prints: a job's `progress` is
+//! counters the binary draws, and `human` formats sizes and durations for its text.
 //!
-//! Layers import downward only: `time`, `errors`, `retry`, `filter` < `state` < `budget` < `client` <
-//! `archive` < `census`, `transfer`, `verify` < `prune` < `app` < `relayout`, `metrics` < `daemon`.
+//! `webhook` receives Tencent Meeting's events and has the census look up what they
+//! announce, so a new recording is archived seconds after it exists; polling stays the
+//! safety net.
+//!
+//! Layers import downward only: `time`, `errors`, `retry`, `progress`, `human`, `filter` < `state` <
+//! `budget` < `client` < `archive` < `census`, `transfer`, `verify` < `prune` < `app`,
+//! `webhook`, `relayout` < `metrics` < `daemon`.
 
 pub mod app;
 pub mod archive;
@@ -22,7 +28,9 @@ pub mod config;
 pub mod daemon;
 pub mod errors;
 pub mod filter;
+pub mod human;
 pub mod metrics;
+pub mod progress;
 pub mod prune;
 pub mod relayout;
 pub mod retry;
@@ -30,3 +38,4 @@ pub mod state;
 pub mod time;
 pub mod transfer;
 pub mod verify;
+pub mod webhook;

@@ -5,7 +5,8 @@
 //! the files deleted in the cloud and the copies `prune` refused, by any process),
 //! and a scrape every 15 s costs a few indexed queries. Only the API call outcomes are
 //! counted in-process, by the budget, since the call log is pruned after a day and a
-//! Prometheus counter must never go down.
+//! Prometheus counter must never go down; and the webhook's requests, since a refused one
+//! is written nowhere.
 
 use crate::client::Budgets;
 use crate::state::{DaemonFacts, FileStatus, StatusReport, Store, StoreError};
@@ -50,6 +51,8 @@ pub struct MetricsSource {
     pub budgets: Budgets,
     /// `/healthz` fails when the last successful poll is older than this.
     pub stale_after: Duration,
+    /// The webhook endpoint's counters, when `[webhook]` is set.
+    pub webhook: Option<crate::webhook::Counters>,
 }
 
 impl MetricsSource {
@@ -106,6 +109,9 @@ impl MetricsSource {
         );
 
         self.register_prune(&mut registry, &report, &facts);
+        if let Some(counters) = &self.webhook {
+            self.register_webhook(&mut registry, counters).await?;
+        }
 
         // The last scrub (`[verify] interval`), if one ran: its findings by verdict.
         if facts.scrub_finished_at.is_some() {
@@ -197,6 +203,65 @@ impl MetricsSource {
         );
     }
 
+    /// What the webhook received (in-process counters) and what became of its events (from
+    /// the database): by status, the last one, the time from event to archived.
+    async fn register_webhook(
+        &self,
+        registry: &mut Registry,
+        counters: &crate::webhook::Counters,
+    ) -> Result<(), StoreError> {
+        registry.register(
+            "webhook_events_received",
+            "Event POSTs to the webhook, whatever became of them",
+            counters.received.clone(),
+        );
+        registry.register(
+            "webhook_events_accepted",
+            "Events verified and recorded for the first time",
+            counters.accepted.clone(),
+        );
+        registry.register(
+            "webhook_events_duplicate",
+            "Deliveries of an event already recorded (same trace_id): nothing done",
+            counters.duplicates.clone(),
+        );
+        registry.register(
+            "webhook_rejected",
+            "Webhook requests refused, by reason (signature, malformed, too_large, method, unavailable)",
+            counters.rejected.clone(),
+        );
+        registry.register(
+            "webhook_url_checks",
+            "URL checks (and heartbeats) answered",
+            counters.url_checks.clone(),
+        );
+        let status = self.store.webhook_status().await?;
+        let events = Family::<StatusLabel, Gauge>::default();
+        for s in crate::state::EventStatus::ALL {
+            let n = status.events.get(&s).copied().unwrap_or(0);
+            events
+                .get_or_create(&StatusLabel {
+                    status: s.as_str().into(),
+                })
+                .set(n);
+        }
+        registry.register("webhook_events", "Recorded events by status", events);
+        let last = Gauge::<f64, AtomicU64>::default();
+        let at = status.last_event.map(|e| e.last_received_at);
+        last.set(at.map_or(0.0, |t| t.as_millis() as f64 / 1000.0));
+        registry.register(
+            "webhook_last_event_timestamp_seconds",
+            "When the last event was received (UNIX time)",
+            last,
+        );
+        registry.register(
+            "webhook_event_to_archived_seconds",
+            "From a recording.completed event to the archiving of each file it announced",
+            LagMetric(self.store.event_to_archived().await?),
+        );
+        Ok(())
+    }
+
     /// Healthy: the database answers and the live window was listed recently.
     async fn health(&self) -> (StatusCode, String) {
         match self.store.daemon_facts().await.map(|f| f.last_poll_ok_at) {
@@ -215,6 +280,30 @@ impl MetricsSource {
                 }
             }
         }
+    }
+}
+
+/// A histogram whose counts come from the database at each scrape (`prometheus_client`'s
+/// own `Histogram` is observed one value at a time, in memory).
+#[derive(Debug)]
+struct LagMetric(crate::state::LagHistogram);
+
+impl prometheus_client::encoding::EncodeMetric for LagMetric {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::MetricEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        let h = &self.0;
+        encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            h.sum_seconds,
+            h.count,
+            &h.buckets,
+            None,
+        )
+    }
+
+    fn metric_type(&self) -> prometheus_client::metrics::MetricType {
+        prometheus_client::metrics::MetricType::Histogram
     }
 }
 

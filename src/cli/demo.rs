@@ -2,24 +2,37 @@
 //!
 //! It is the real code path (signed listing under the 10-per-minute budget, SQLite state,
 //! streaming downloads with SHA-256) and ends by checking the archive against the
-//! simulator's manifest, so a newcomer sees in one command what the tool promises.
+//! simulator's manifest, so a newcomer sees in one command what the tool promises. Then it
+//! runs the service for a moment: the simulator announces a new recording with a signed,
+//! encrypted webhook event, and the service archives it seconds later.
 
 use super::exit::Exit;
 use anyhow::Context;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use wemeet_archiver::app::App;
 use wemeet_archiver::config::Config;
-use wemeet_sim::SimConfig;
+use wemeet_archiver::state::FileStatus;
+use wemeet_sim::{SimConfig, SimHandle, SimWebhook};
 
 /// The simulated account's "now": fixed, so that a second demo run sees the same
 /// meetings at the same dates and has nothing new to download.
 const DEMO_NOW: i64 = 1_793_491_200; // 2026-11-01T00:00:00Z
 const DEMO_DAYS: u32 = 90;
+/// The demo's webhook subscription: the simulator's, like its SecretKey (not secrets).
+const DEMO_TOKEN: &str = "DemoTokenWemeetArchiver01";
+const DEMO_AES_KEY: &str = "DemoEncodingAesKeyWemeetArchiver0123456789a";
+/// How long the demo waits for the announced recording.
+const ANNOUNCED_WITHIN: Duration = Duration::from_secs(90);
 
 pub async fn run(dir: &Path) -> anyhow::Result<Exit> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // Where the service will listen for the simulator's events (free now; taken at once).
+    let webhook_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .context("cannot find a free port for the webhook")?
+        .port();
     let sim = wemeet_sim::start(
         SimConfig {
             start: Some(DEMO_NOW),
@@ -28,6 +41,13 @@ pub async fn run(dir: &Path) -> anyhow::Result<Exit> {
             // Meetings still recording stay so for the demo's short life: they show how
             // pending meetings are reported, and the manifest stays what it was.
             transcode_delay: Duration::from_secs(3600),
+            webhook: Some(SimWebhook {
+                url: format!("http://127.0.0.1:{webhook_port}/webhook"),
+                token: DEMO_TOKEN.into(),
+                aes_key: Some(DEMO_AES_KEY.into()),
+                early: Duration::ZERO,
+                repeat: 0,
+            }),
             ..SimConfig::default()
         },
         "127.0.0.1:0".parse().expect("valid address"),
@@ -46,7 +66,9 @@ pub async fn run(dir: &Path) -> anyhow::Result<Exit> {
          [api]\nbase_url = \"{}\"\napp_id = \"{}\"\n{sdk_line}secret_id = \"{}\"\n\
          secret_key = \"{}\"\noperator_id = \"{}\"\n\n\
          [storage]\npath = \"recordings\"\ntimezone = \"Asia/Shanghai\"\n\n\
-         [database]\npath = \"state.db\"\n\n[download]\nworkers = 4\n",
+         [database]\npath = \"state.db\"\n\n[download]\nworkers = 4\n\n\
+         [webhook]\nlisten = \"127.0.0.1:{webhook_port}\"\ntoken = \"{DEMO_TOKEN}\"\n\
+         encoding_aes_key = \"{DEMO_AES_KEY}\"\n",
         sim.base_url(),
         creds.app_id,
         creds.secret_id,
@@ -66,10 +88,11 @@ pub async fn run(dir: &Path) -> anyhow::Result<Exit> {
     let since = DEMO_NOW - i64::from(DEMO_DAYS + 1) * 86_400;
     let until = DEMO_NOW + 86_400;
     let app = App::open(config).await?;
+    let started = Instant::now();
     let report = app
         .backfill(since, until, false, CancellationToken::new())
         .await?;
-    print!("{}", super::render::backfill(&report));
+    print!("{}", super::render::backfill(&report, started.elapsed()));
 
     // Re-read every file the simulator says exists from the archive and compare it with
     // the simulator's own SHA-256.
@@ -99,14 +122,67 @@ pub async fn run(dir: &Path) -> anyhow::Result<Exit> {
         "{hidden} of them have no address in the listing (their owner did not share them or \
          allow downloads): their addresses came from GET /v1/addresses"
     );
+    let announced = webhook_fast_path(&app, &sim).await?;
     println!(
         "next: wemeet-archiver --config {} status",
         config_path.display()
     );
     sim.shutdown().await;
-    Ok(if intact == manifest.len() && report.complete() {
-        Exit::Ok
-    } else {
-        Exit::Incomplete
-    })
+    Ok(
+        if intact == manifest.len() && report.complete() && announced {
+            Exit::Ok
+        } else {
+            Exit::Incomplete
+        },
+    )
+}
+
+/// Runs the service while the simulator announces a new recording by its webhook event;
+/// true once the recording is archived.
+async fn webhook_fast_path(app: &App, sim: &SimHandle) -> anyhow::Result<bool> {
+    println!(
+        "demo: running the service; the simulator announces a new recording with a signed, \
+         encrypted recording.completed event (polls are 5 minutes apart)"
+    );
+    let cancel = CancellationToken::new();
+    let announced = async {
+        let archived = announce(app, sim).await;
+        cancel.cancel();
+        archived
+    };
+    let (ran, archived) = tokio::join!(app.run(None, cancel.clone()), announced);
+    ran?;
+    archived
+}
+
+async fn announce(app: &App, sim: &SimHandle) -> anyhow::Result<bool> {
+    let meeting = sim.add_meeting("webhook demo", &[2 << 20], Duration::from_secs(2));
+    let deadline = Instant::now() + ANNOUNCED_WITHIN;
+    while Instant::now() < deadline {
+        let event = sim
+            .webhook_deliveries()
+            .into_iter()
+            .find(|d| d.meeting_record_id == meeting && d.status == Some(200));
+        let files = app.store.files_of_meeting(&meeting).await?;
+        let done = !files.is_empty() && files.iter().all(|f| f.status == FileStatus::Archived);
+        if let Some(event) = event.filter(|_| done) {
+            let archived = files.iter().filter_map(|f| f.archived_at).max();
+            let lag_ms = archived.map_or(0, |t| t.as_millis()) - event.sent_at_ms;
+            if lag_ms < 0 {
+                println!("webhook: the announced recording was archived by an earlier demo run");
+            } else {
+                println!(
+                    "webhook: the announced recording was archived {:.1} s after its event",
+                    lag_ms as f64 / 1000.0
+                );
+            }
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "webhook: the announced recording was not archived within {} s",
+        ANNOUNCED_WITHIN.as_secs()
+    );
+    Ok(false)
 }

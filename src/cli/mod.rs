@@ -5,6 +5,7 @@
 #[cfg(feature = "simulator")]
 mod demo;
 mod exit;
+mod progress;
 mod prune;
 mod render;
 mod time;
@@ -12,6 +13,8 @@ mod verify;
 
 use clap::{Parser, Subcommand};
 use exit::{CliResult, Exit, Failure};
+use indicatif::MultiProgress;
+use progress::{Display, Job};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
@@ -67,6 +70,9 @@ enum Command {
         /// Give files that failed (or were unavailable) before a fresh set of attempts.
         #[arg(long)]
         retry_failed: bool,
+        /// Draw no progress display (it is drawn only when standard error is a terminal).
+        #[arg(long)]
+        no_progress: bool,
     },
     /// Show meetings and files by state, bytes archived and failures.
     Status {
@@ -102,9 +108,21 @@ enum Command {
     },
 }
 
+impl Command {
+    /// The commands that draw a progress display, unless told not to.
+    fn wants_progress(&self) -> bool {
+        match self {
+            Self::Backfill { no_progress, .. } => !no_progress,
+            Self::Verify(args) => !args.no_progress,
+            _ => false,
+        }
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let display = progress::wants(cli.command.wants_progress()).then(MultiProgress::new);
+    init_logging(cli.log_format, display.clone());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -112,7 +130,7 @@ pub fn main() -> ExitCode {
             return Exit::Incomplete.into();
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, display)) {
         Ok(exit) => exit.into(),
         Err(Failure { exit, error }) => {
             eprintln!("error: {error:#}");
@@ -121,18 +139,24 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs go to standard error; while a progress display is drawn there, above it.
+fn init_logging(format: LogFormat, display: Option<MultiProgress>) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
     let filter = EnvFilter::try_from_env("WEMEET_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
+    let writer = match display {
+        Some(multi) => BoxMakeWriter::new(progress::Above(multi)),
+        None => BoxMakeWriter::new(std::io::stderr),
+    };
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     if json {
         logs.json().init();
     } else {
@@ -140,22 +164,25 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn run(cli: Cli) -> CliResult {
+/// Runs the command; `display` is where backfill and verify draw their progress, if at all.
+async fn run(cli: Cli, display: Option<MultiProgress>) -> CliResult {
     match cli.command {
         Command::Backfill {
             since,
             until,
             retry_failed,
-        } => backfill(&cli.config, &since, until.as_deref(), retry_failed).await,
+            no_progress: _,
+        } => backfill(&cli.config, &since, until.as_deref(), retry_failed, display).await,
         Command::Status { json } => status(&cli.config, json).await,
-        Command::Run { since } => run_daemon(&cli.config, since.as_deref()).await,
-        Command::Verify(args) => verify::run(&Config::load(&cli.config)?, &args).await,
+        // Boxed: the service's future holds the whole open state (config, layout, filter).
+        Command::Run { since } => Box::pin(run_daemon(&cli.config, since.as_deref())).await,
+        Command::Verify(args) => verify::run(&Config::load(&cli.config)?, &args, display).await,
         Command::Prune(args) => prune::run(&cli.config, &args).await,
         Command::Relayout { dry_run } => relayout(&cli.config, dry_run).await,
         #[cfg(feature = "simulator")]
         Command::Simulate(args) => simulate(*args).await,
         #[cfg(feature = "simulator")]
-        Command::Demo { dir } => demo::run(&dir).await.map_err(Failure::incomplete),
+        Command::Demo { dir } => Box::pin(demo::run(&dir)).await.map_err(Failure::incomplete),
     }
 }
 
@@ -164,6 +191,7 @@ async fn backfill(
     since: &str,
     until: Option<&str>,
     retry_failed: bool,
+    display: Option<MultiProgress>,
 ) -> CliResult {
     let config = Config::load(config)?;
     let tz = config.storage.timezone;
@@ -180,10 +208,24 @@ async fn backfill(
         )));
     }
     let app = App::open(config).await?;
+    let display = display.map(|multi| {
+        let job = Job::Backfill {
+            store: app.store.clone(),
+            budgets: app.budgets().clone(),
+            listing_limit: app.config.api.requests_per_minute,
+            addresses_limit: app.config.api.addresses_per_minute,
+        };
+        Display::start(&multi, app.progress().clone(), job)
+    });
+    let started = std::time::Instant::now();
     let report = app
         .backfill(since, until, retry_failed, shutdown_token())
-        .await?;
-    print!("{}", render::backfill(&report));
+        .await;
+    if let Some(display) = display {
+        display.finish().await;
+    }
+    let report = report?;
+    print!("{}", render::backfill(&report, started.elapsed()));
     Ok(if report.complete() || report.interrupted {
         Exit::Ok
     } else {
@@ -214,17 +256,15 @@ async fn status(config: &Path, json: bool) -> CliResult {
     let store = Store::open(&config.database.path)
         .await
         .map_err(Failure::incomplete)?;
-    let report = store
-        .status(UnixMs::now())
-        .await
-        .map_err(Failure::incomplete)?;
+    let now = UnixMs::now();
+    let report = store.status(now).await.map_err(Failure::incomplete)?;
     if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&report).expect("plain data serialises")
         );
     } else {
-        print!("{}", render::status(&report, &config));
+        print!("{}", render::status(&report, &config, now));
     }
     Ok(Exit::Ok)
 }

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use wemeet_archiver::app::App;
 use wemeet_archiver::config::Config;
+use wemeet_archiver::human::Size;
 use wemeet_archiver::prune::{Mode, Outcome, PruneReport};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -71,8 +72,10 @@ fn table(report: &PruneReport) -> String {
             _ => {
                 let _ = writeln!(
                     out,
-                    "{label:<15}  {}  {} bytes, archived {}",
-                    r.path, r.size, r.archived_at
+                    "{label:<15}  {}  {}, archived {}",
+                    r.path,
+                    Size(r.size),
+                    r.archived_at
                 );
             }
         }
@@ -89,15 +92,16 @@ fn table(report: &PruneReport) -> String {
     if report.dry_run {
         let _ = writeln!(
             out,
-            "dry run: nothing was deleted; {} file(s) would be deleted from the cloud ({} bytes)",
-            s.would_delete, s.bytes_would_free
+            "dry run: nothing was deleted; {} file(s) would be deleted from the cloud ({})",
+            s.would_delete,
+            Size(s.bytes_would_free)
         );
     } else {
         let _ = writeln!(
             out,
-            "deleted {} file(s) from the cloud, {} bytes freed",
+            "deleted {} file(s) from the cloud, {} freed",
             s.deleted + s.already_deleted,
-            s.bytes_freed
+            Size(s.bytes_freed)
         );
         if s.already_deleted > 0 {
             let _ = writeln!(
@@ -197,7 +201,7 @@ mod tests {
         let text = render(&r, Format::Table);
         assert!(
             text.starts_with(
-                "would delete     a.mp4  7 bytes, archived 2026-09-01T00:00:00+00:00\n\
+                "would delete     a.mp4  7 B, archived 2026-09-01T00:00:00+00:00\n\
                  refused          b.mp4: hash_mismatch: content differs\n"
             ),
             "{text}"

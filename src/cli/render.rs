@@ -1,23 +1,37 @@
 //! What the commands print: the library's reports as text for a person.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 use wemeet_archiver::app::BackfillReport;
 use wemeet_archiver::config::Config;
+use wemeet_archiver::human::{Size, Span};
 use wemeet_archiver::state::{FileKind, StatusReport};
 use wemeet_archiver::time::UnixMs;
 
-/// RFC 3339, or `-` for a time that never was.
-fn when(t: Option<UnixMs>) -> String {
-    t.and_then(UnixMs::to_rfc3339).unwrap_or_else(|| "-".into())
+/// How long before (or after) `now` a time is, then the time in RFC 3339, or `never`:
+/// `2 h 14 min ago (2026-11-01T08:00:00+00:00)`, `in 40 s (...)`.
+fn when_at(t: Option<UnixMs>, now: UnixMs) -> String {
+    let Some((t, rfc3339)) = t.and_then(|t| Some((t, t.to_rfc3339()?))) else {
+        return "never".into();
+    };
+    if t <= now {
+        format!("{} ago ({rfc3339})", Span(now.since(t)))
+    } else {
+        format!("in {} ({rfc3339})", Span(t.since(now)))
+    }
 }
 
-/// What a backfill did and what is left, for the admin reading the terminal.
-pub fn backfill(report: &BackfillReport) -> String {
+/// What a backfill did in `took` and what is left, for the admin reading the terminal.
+pub fn backfill(report: &BackfillReport, took: Duration) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "listed {} window(s), {} meeting(s); archived {} file(s), {} bytes in this run",
-        report.windows, report.meetings_seen, report.archived_now, report.bytes_now
+        "listed {} window(s), {} meeting(s); archived {} file(s), {} in this run, in {}",
+        report.windows,
+        report.meetings_seen,
+        report.archived_now,
+        Size(report.bytes_now),
+        Span(took)
     );
     if report.pending_meetings > 0 {
         let _ = writeln!(
@@ -56,7 +70,7 @@ fn counts<'a>(map: impl IntoIterator<Item = (&'a str, i64)>) -> String {
     }
 }
 
-/// `status`: the archive's state, the service's facts, what failed and why.
+/// `relayout`: each move, then how many.
 pub fn relayout(report: &wemeet_archiver::relayout::RelayoutReport) -> String {
     let mut out = String::new();
     if report.from == report.to {
@@ -85,7 +99,9 @@ pub fn relayout(report: &wemeet_archiver::relayout::RelayoutReport) -> String {
     out
 }
 
-pub fn status(report: &StatusReport, config: &Config) -> String {
+/// `status` at `now`: the archive's state, the service's facts, what failed and why.
+pub fn status(report: &StatusReport, config: &Config, now: UnixMs) -> String {
+    let when = |t| when_at(t, now);
     let mut out = String::new();
     let meetings = report.meetings.iter().map(|(k, v)| (k.as_str(), *v));
     let _ = writeln!(out, "meetings: {}", counts(meetings));
@@ -110,20 +126,24 @@ pub fn status(report: &StatusReport, config: &Config) -> String {
     }
     let _ = writeln!(
         out,
-        "archived: {} bytes; still to download: {} bytes",
-        report.bytes_archived, report.bytes_pending
+        "archived: {}; still to download: {}",
+        Size::of(report.bytes_archived),
+        Size::of(report.bytes_pending)
     );
+    let _ = match report.last_listing_at {
+        Some(_) => writeln!(
+            out,
+            "windows listed: {}, the last {}",
+            report.windows_listed,
+            when(report.last_listing_at)
+        ),
+        None => writeln!(out, "windows listed: {}", report.windows_listed),
+    };
     let _ = writeln!(
         out,
-        "windows listed: {} (last at {})",
-        report.windows_listed,
-        when(report.last_listing_at)
-    );
-    let _ = writeln!(
-        out,
-        "deleted in the cloud: {} archived file(s), {} bytes freed{}",
+        "deleted in the cloud: {} archived file(s), {} freed{}",
         report.files_deleted_in_cloud,
-        report.bytes_freed,
+        Size::of(report.bytes_freed),
         if config.prune.enabled {
             ""
         } else {
@@ -165,10 +185,28 @@ pub fn status(report: &StatusReport, config: &Config) -> String {
     ) {
         let _ = writeln!(out, "background backfill: {done}/{total} windows listed");
     }
+    if let Some(e) = &report.webhook.last_event {
+        let events = report.webhook.events.iter().map(|(k, v)| (k.as_str(), *v));
+        let _ = writeln!(
+            out,
+            "webhook: last event {}, {} (trace {}, {} deliver{}, {}{}); events: {}",
+            e.event,
+            when(Some(e.last_received_at)),
+            e.trace_id,
+            e.deliveries,
+            if e.deliveries == 1 { "y" } else { "ies" },
+            e.status.as_str(),
+            e.last_error
+                .as_deref()
+                .map(|why| format!(": {why}"))
+                .unwrap_or_default(),
+            counts(events)
+        );
+    }
     if let Some(p) = &d.oldest_pending {
         let _ = writeln!(
             out,
-            "oldest pending file: {} ({}, waiting since {})",
+            "oldest pending file: {} ({}), seen first {}",
             p.path,
             p.status.as_str(),
             when(Some(p.waiting_since))
@@ -185,7 +223,7 @@ pub fn status(report: &StatusReport, config: &Config) -> String {
         n => {
             let _ = writeln!(
                 out,
-                "verified: {n} archived file(s) found intact (oldest check {}, newest {})",
+                "verified: {n} archived file(s) found intact; the oldest check {}, the newest {}",
                 when(report.oldest_verified_at),
                 when(report.newest_verified_at)
             );
@@ -196,10 +234,10 @@ pub fn status(report: &StatusReport, config: &Config) -> String {
         for u in &report.uploads {
             let _ = writeln!(
                 out,
-                "  {} {} of {} bytes in {} part(s), since {}",
+                "  {} {} of {} in {} part(s), started {}",
                 u.path,
-                u.bytes_uploaded,
-                u.record_size,
+                Size::of(u.bytes_uploaded),
+                Size::of(u.record_size),
                 u.parts,
                 when(Some(u.created_at))
             );
@@ -219,4 +257,43 @@ pub fn status(report: &StatusReport, config: &Config) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_say_how_long_ago_then_when() {
+        let now = UnixMs(1_793_491_200_000); // 2026-11-01T00:00:00Z
+        let ago = UnixMs(now.0 - (2 * 3600 + 14 * 60) * 1000);
+        assert_eq!(
+            when_at(Some(ago), now),
+            "2 h 14 min ago (2026-10-31T21:46:00+00:00)"
+        );
+        assert_eq!(
+            when_at(Some(UnixMs(now.0 + 40_000)), now),
+            "in 40 s (2026-11-01T00:00:40+00:00)"
+        );
+        assert_eq!(when_at(None, now), "never");
+    }
+
+    #[test]
+    fn a_backfill_summary_gives_sizes_and_time_in_words() {
+        let report = BackfillReport {
+            windows: 3,
+            failed_windows: Vec::new(),
+            meetings_seen: 40,
+            archived_now: 12,
+            bytes_now: 88_144_665,
+            not_archived: Vec::new(),
+            pending_meetings: 0,
+            interrupted: false,
+        };
+        assert_eq!(
+            backfill(&report, Duration::from_secs(2 * 3600 + 14 * 60)),
+            "listed 3 window(s), 40 meeting(s); archived 12 file(s), 88.1 MB in this run, \
+             in 2 h 14 min\n"
+        );
+    }
 }

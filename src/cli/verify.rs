@@ -2,10 +2,14 @@
 //! README), printed or written atomically to `--output`.
 
 use super::exit::{CliResult, Exit, Failure};
+use super::progress::{Display, Job};
+use indicatif::MultiProgress;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use wemeet_archiver::config::Config;
+use wemeet_archiver::human::{Size, Span};
+use wemeet_archiver::progress::Progress;
 use wemeet_archiver::verify::{ReportRow, Status, VerifyError, VerifyOptions, VerifyReport};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -37,6 +41,9 @@ pub struct VerifyArgs {
     /// least recently, never-verified first, so repeated runs cover the whole archive.
     #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
     pub sample: Option<f64>,
+    /// Draw no progress display (it is drawn only when standard error is a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
 /// Report formats of `--format`.
@@ -65,7 +72,8 @@ fn parse_percent(text: &str) -> Result<f64, String> {
 }
 
 /// Every failure of the check itself is exit 2: no verdict on the archive was reached.
-pub async fn run(config: &Config, args: &VerifyArgs) -> CliResult {
+/// `display` is where the progress is drawn, if at all.
+pub async fn run(config: &Config, args: &VerifyArgs, display: Option<MultiProgress>) -> CliResult {
     let tz = config.storage.timezone;
     let bound = |flag: &str, text: &str, end: bool| {
         super::time::bound(text, tz, end)
@@ -86,8 +94,15 @@ pub async fn run(config: &Config, args: &VerifyArgs) -> CliResult {
         sample_percent: args.sample,
         manifest: args.manifest,
         timezone: tz,
+        progress: Progress::default(),
     };
-    let report = wemeet_archiver::verify::run(config, &options).await?;
+    let display =
+        display.map(|multi| Display::start(&multi, options.progress.clone(), Job::Verify));
+    let report = wemeet_archiver::verify::run(config, &options).await;
+    if let Some(display) = display {
+        display.finish().await;
+    }
+    let report = report?;
     let text = render(&report, args.format);
     let printed = match &args.output {
         Some(path) => {
@@ -175,10 +190,10 @@ fn summary(report: &VerifyReport) -> String {
     };
     let _ = writeln!(
         out,
-        "checked {} archived file(s){sampled}, {} bytes, in {:.1} s with {} job(s)",
+        "checked {} archived file(s){sampled}, {}, in {} with {} job(s)",
         s.checked_files,
-        s.bytes_hashed,
-        s.elapsed_ms as f64 / 1000.0,
+        Size(s.bytes_hashed),
+        Span::ms(s.elapsed_ms),
         s.jobs
     );
     let counts: Vec<String> = Status::ALL

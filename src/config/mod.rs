@@ -12,12 +12,20 @@ use std::time::Duration;
 use wemeet_api::Secret;
 
 mod s3;
+mod secrets;
+mod webhook;
 
 pub use s3::{
     ENV_AWS_ACCESS_KEY_ID, ENV_AWS_PROFILE, ENV_AWS_SECRET_ACCESS_KEY, ENV_AWS_SESSION_TOKEN,
     ENV_AWS_SHARED_CREDENTIALS_FILE, S3Config, S3Credentials,
 };
 use s3::{RawS3, validate_s3};
+use secrets::SecretSource;
+pub use webhook::{
+    CREDENTIAL_WEBHOOK_AES_KEY, CREDENTIAL_WEBHOOK_TOKEN, ENV_WEBHOOK_AES_KEY, ENV_WEBHOOK_TOKEN,
+    WebhookConfig,
+};
+use webhook::{RawWebhook, validate_webhook};
 
 /// Environment variables that override the file (systemd units and CI prefer them to files).
 pub const ENV_SECRET_ID: &str = "WEMEET_SECRET_ID";
@@ -57,6 +65,8 @@ pub struct Config {
     pub poll: PollConfig,
     pub metrics: MetricsConfig,
     pub verify: VerifyConfig,
+    /// `None`: no webhook (the default); `run` finds new recordings by polling alone.
+    pub webhook: Option<WebhookConfig>,
     pub prune: PruneConfig,
     pub filter: crate::filter::Filter,
 }
@@ -184,6 +194,8 @@ struct RawConfig {
     metrics: RawMetrics,
     #[serde(default)]
     verify: RawVerify,
+    #[serde(default)]
+    webhook: RawWebhook,
     #[serde(default)]
     prune: RawPrune,
     #[serde(default)]
@@ -384,6 +396,17 @@ impl Config {
             message: e.to_string(),
         })?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
+        let metrics = validate_metrics(raw.metrics)?;
+        let webhook = validate_webhook(raw.webhook, base_dir, env)?;
+        if let Some(w) = webhook
+            .as_ref()
+            .filter(|w| Some(w.listen) == metrics.listen)
+        {
+            return Err(invalid(
+                "webhook.listen",
+                format!("{} is metrics.listen too; give each its own port", w.listen),
+            ));
+        }
         Ok(Self {
             api: validate_api(raw.api, base_dir, env)?,
             storage: validate_storage(raw.storage, base_dir, env)?,
@@ -402,19 +425,23 @@ impl Config {
                     .map(|i| duration("verify.interval", &i))
                     .transpose()?,
             },
-            metrics: MetricsConfig {
-                listen: match raw.metrics.listen.filter(|l| !l.trim().is_empty()) {
-                    None => None,
-                    Some(text) => Some(text.parse().map_err(|_| {
-                        invalid(
-                            "metrics.listen",
-                            format!("`{text}` is not an address:port, e.g. \"127.0.0.1:9898\""),
-                        )
-                    })?),
-                },
-            },
+            metrics,
+            webhook,
         })
     }
+}
+
+fn validate_metrics(raw: RawMetrics) -> Result<MetricsConfig, ConfigError> {
+    let listen = match raw.listen.filter(|l| !l.trim().is_empty()) {
+        None => None,
+        Some(text) => Some(text.parse().map_err(|_| {
+            invalid(
+                "metrics.listen",
+                format!("`{text}` is not an address:port, e.g. \"127.0.0.1:9898\""),
+            )
+        })?),
+    };
+    Ok(MetricsConfig { listen })
 }
 
 fn validate_api(
@@ -538,40 +565,21 @@ fn validate_api(
     })
 }
 
-/// Precedence: `$WEMEET_SECRET_KEY`, then `secret_key_file`, then the systemd credential,
-/// then the inline value. Setting both the inline value and the file is ambiguous, so it is
-/// an error rather than a guess.
+/// The SecretKey, from the first of `$WEMEET_SECRET_KEY`, `secret_key_file`, the systemd
+/// credential and the inline value that holds one.
 fn resolve_secret_key(
     inline: Secret,
     file: Option<PathBuf>,
     base_dir: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Secret, ConfigError> {
-    if let Some(value) = env(ENV_SECRET_KEY).filter(|v| !v.is_empty()) {
-        return Ok(Secret::new(value));
-    }
-    if file.is_some() && !inline.is_empty() {
-        return Err(invalid(
-            "api.secret_key_file",
-            "is set together with api.secret_key; keep only one of them",
-        ));
-    }
-    let from_file = |path: PathBuf, key: &'static str| {
-        std::fs::read_to_string(&path)
-            .map(|s| Secret::new(s.trim_end_matches(['\r', '\n'])))
-            .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))
+    let source = SecretSource {
+        key: "api.secret_key",
+        file_key: "api.secret_key_file",
+        env: ENV_SECRET_KEY,
+        credential: CREDENTIAL_SECRET_KEY,
     };
-    let key = if let Some(file) = file {
-        from_file(base_dir.join(file), "api.secret_key_file")?
-    } else if let Some(dir) = env(ENV_CREDENTIALS_DIRECTORY)
-        .map(PathBuf::from)
-        .map(|d| d.join(CREDENTIAL_SECRET_KEY))
-        .filter(|p| inline.is_empty() && p.exists())
-    {
-        from_file(dir, "api.secret_key")?
-    } else {
-        inline
-    };
+    let key = source.resolve(inline, file, base_dir, env)?.secret;
     if key.is_empty() {
         return Err(invalid(
             "api.secret_key",
@@ -937,6 +945,21 @@ path = "state.db"
         assert_eq!(c.prune.after, defaults.prune.after);
         assert_eq!(c.prune.interval, defaults.prune.interval);
         assert_eq!(c.prune.max_per_run, defaults.prune.max_per_run);
+        assert!(c.webhook.is_none() && defaults.webhook.is_none());
+        let with_listen = text.replace(
+            "listen = \"\"                     # e.g. \"127.0.0.1:8391\"",
+            "listen = \"127.0.0.1:8391\"",
+        );
+        let err = Config::parse(
+            &with_listen,
+            Path::new("/etc/wa/c.toml"),
+            &|name| match name {
+                ENV_SECRET_KEY | ENV_SECRET_ID => Some("from-env".into()),
+                _ => None,
+            },
+        )
+        .unwrap_err();
+        assert_eq!(key_of(err), "webhook.token", "listening needs the token");
     }
 
     #[test]

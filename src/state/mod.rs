@@ -1,11 +1,13 @@
 //! Persistent state in SQLite: meetings, files and their life (deletion in the cloud and
-//! `[filter]` skips included), the API call logs, listed windows, the archive's layout.
+//! `[filter]` skips included), the API call logs, listed windows, the webhook's events, the
+//! archive's layout.
 //!
 //! Every state transition is one statement or one `BEGIN IMMEDIATE` transaction, so that a
 //! `kill -9` at any instant leaves either the old or the new state, never a mix. Upserts are
 //! keyed by the API's own ids, so listing the same window twice changes nothing.
 
 mod artifacts;
+mod events;
 mod facts;
 mod files;
 mod layout;
@@ -18,13 +20,17 @@ pub mod uploads;
 pub mod verify;
 
 pub use artifacts::ArtifactUpsert;
+pub use events::{
+    DueEvent, EventFile, EventOutcome, EventStatus, EventSummary, LAG_BUCKETS, LagHistogram,
+    NewEvent, Receipt, WebhookStatus,
+};
 pub use facts::{DaemonFacts, DaemonStatus, Fact, PendingFile};
 pub use files::{Checkpoint, FileKind, FileRow, FileStatus};
 pub use meetings::{FileUpsert, MeetingRow, MeetingUpsert};
 pub use prune::{ArtifactsWanted, PruneCandidate};
 pub use relayout::{LaidOutFile, PendingMove};
 pub use skips::Refiltered;
-pub use status::{Failure, StatusReport};
+pub use status::{Failure, StatusReport, ToDo};
 
 use crate::time::UnixMs;
 use sqlx::SqlitePool;
@@ -55,7 +61,7 @@ pub struct ApiCall {
     pub at: UnixMs,
     /// `records`, `addresses` or `delete`.
     pub endpoint: String,
-    /// `live`, `backfill`, `transfer`, `prune`.
+    /// `event`, `live`, `backfill`, `transfer`, `prune`.
     pub purpose: Option<String>,
     /// `ok`, or the error's label.
     pub outcome: Option<String>,
@@ -115,8 +121,8 @@ impl Store {
         self.queue.notify_waiters();
     }
 
-    /// Records one call to `endpoint` about to be sent, and why (`live`, `backfill`,
-    /// `transfer`); returns its id for [`Store::set_call_outcome`].
+    /// Records one call to `endpoint` about to be sent, and why (`event`, `live`,
+    /// `backfill`, `transfer`); returns its id for [`Store::set_call_outcome`].
     pub async fn record_api_call(
         &self,
         at: UnixMs,

@@ -115,24 +115,41 @@ impl Store {
         at: UnixMs,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "UPDATE files SET deleted_in_cloud_at = ?1, updated_at = ?1
-             WHERE (record_file_id = ?2 OR parent_file_id = ?2) AND deleted_in_cloud_at IS NULL",
-        )
-        .bind(at)
-        .bind(record_file_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE meetings SET json_dirty_at = ?1 WHERE meeting_record_id =
-               (SELECT meeting_record_id FROM files WHERE record_file_id = ?2)",
-        )
-        .bind(at)
-        .bind(record_file_id)
-        .execute(&mut *tx)
-        .await?;
+        mark_gone(&mut tx, record_file_id, at).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Records that the cloud deleted `record_file_ids` (and their artifacts) at `at`, as a
+    /// `recording.deleted` event says: the same record as a deletion of our own, so `prune`
+    /// skips them and `status` counts them. Archived copies stay as they are; a file not
+    /// archived yet can never be, so a queued or failed one leaves the queue as
+    /// `unavailable`, saying why (a transfer in flight fails on its own). A file never
+    /// listed has no row and needs none: no listing will show it again. Returns how many
+    /// known files left the queue.
+    pub async fn mark_deleted_in_cloud(
+        &self,
+        record_file_ids: &[String],
+        at: UnixMs,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut dequeued = 0;
+        for id in record_file_ids {
+            mark_gone(&mut tx, id, at).await?;
+            dequeued += sqlx::query(
+                "UPDATE files SET status = 'unavailable',
+                   last_error = 'deleted in the cloud before it was archived', updated_at = ?1
+                 WHERE (record_file_id = ?2 OR parent_file_id = ?2)
+                   AND status IN ('queued', 'failed')",
+            )
+            .bind(at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(dequeued)
     }
 
     /// Whether any file waits for a transfer or is being transferred: the service's
@@ -144,6 +161,32 @@ impl Store {
         .fetch_one(self.pool())
         .await?)
     }
+}
+
+/// Sets `deleted_in_cloud_at` on a file and its artifacts (the first record stands) and
+/// marks its `meeting.json` as behind.
+async fn mark_gone(
+    tx: &mut sqlx::SqliteConnection,
+    record_file_id: &str,
+    at: UnixMs,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE files SET deleted_in_cloud_at = ?1, updated_at = ?1
+         WHERE (record_file_id = ?2 OR parent_file_id = ?2) AND deleted_in_cloud_at IS NULL",
+    )
+    .bind(at)
+    .bind(record_file_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE meetings SET json_dirty_at = ?1 WHERE meeting_record_id =
+           (SELECT meeting_record_id FROM files WHERE record_file_id = ?2)",
+    )
+    .bind(at)
+    .bind(record_file_id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -301,5 +344,43 @@ mod tests {
 
     fn ids_of(rows: Vec<super::VerifyRow>) -> Vec<String> {
         rows.into_iter().map(|r| r.record_file_id).collect()
+    }
+    #[tokio::test]
+    async fn a_deleted_file_not_archived_leaves_the_queue_and_an_archived_one_stays() {
+        let (store, _dir) = temp_store().await;
+        store
+            .upsert_meetings(&[meeting(&["kept", "gone"])], UnixMs(0))
+            .await
+            .unwrap();
+        store.mark_archived("kept", 10, "ab").await.unwrap();
+        let named = ["kept".to_string(), "gone".into(), "never-listed".into()];
+        let dequeued = store
+            .mark_deleted_in_cloud(&named, UnixMs(5))
+            .await
+            .unwrap();
+        assert_eq!(dequeued, 1);
+        let kept = store.file("kept").await.unwrap().unwrap();
+        assert_eq!(kept.status, FileStatus::Archived);
+        assert_eq!(kept.deleted_in_cloud_at, Some(UnixMs(5)));
+        let gone = store.file("gone").await.unwrap().unwrap();
+        assert_eq!(gone.status, FileStatus::Unavailable);
+        assert!(gone.last_error.unwrap().contains("deleted in the cloud"));
+        assert!(
+            ids(store
+                .prune_candidates(UnixMs(i64::MAX / 2), NONE, 10)
+                .await
+                .unwrap())
+            .is_empty()
+        );
+        store
+            .mark_deleted_in_cloud(&named[..1], UnixMs(9))
+            .await
+            .unwrap();
+        let kept = store.file("kept").await.unwrap().unwrap();
+        assert_eq!(
+            kept.deleted_in_cloud_at,
+            Some(UnixMs(5)),
+            "the first record stands"
+        );
     }
 }

@@ -41,11 +41,21 @@ pub struct StatusReport {
     pub uploads: Vec<super::uploads::UploadProgress>,
     /// What the daemon (`run`) publishes: polls, background backfill, the queue's head.
     pub daemon: super::DaemonStatus,
+    /// The webhook's events: the last one received, and how many by status.
+    pub webhook: super::WebhookStatus,
     /// Archived files that `verify` found intact at least once.
     pub files_verified: i64,
     /// The least and most recent of their last verifications.
     pub oldest_verified_at: Option<UnixMs>,
     pub newest_verified_at: Option<UnixMs>,
+}
+
+/// What is left to download: files queued or transferring, and the bytes they still
+/// need beyond their last checkpoint. `status` and the progress display both say it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct ToDo {
+    pub files: i64,
+    pub bytes: i64,
 }
 
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
@@ -67,6 +77,16 @@ fn state_name(state: i64) -> String {
 }
 
 impl Store {
+    /// What is left to download (cheap: the status index), for a display to poll.
+    pub async fn to_do(&self) -> Result<ToDo, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT COUNT(*) AS files, COALESCE(SUM(record_size - bytes_done), 0) AS bytes
+             FROM files WHERE status IN ('queued', 'transferring')",
+        )
+        .fetch_one(self.pool())
+        .await?)
+    }
+
     pub async fn status(&self, now: UnixMs) -> Result<StatusReport, StoreError> {
         let meetings: Vec<(i64, i64)> =
             sqlx::query_as("SELECT state, COUNT(*) FROM meetings GROUP BY state")
@@ -97,15 +117,12 @@ impl Store {
         )
         .fetch_one(self.pool())
         .await?;
-        let (bytes_archived, bytes_pending): (i64, i64) = sqlx::query_as(
-            "SELECT
-               COALESCE(SUM(CASE WHEN status = 'archived' THEN archived_size END), 0),
-               COALESCE(SUM(CASE WHEN status IN ('queued', 'transferring')
-                                 THEN record_size - bytes_done END), 0)
-             FROM files",
+        let bytes_archived: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(archived_size), 0) FROM files WHERE status = 'archived'",
         )
         .fetch_one(self.pool())
         .await?;
+        let bytes_pending = self.to_do().await?.bytes;
         let (windows_listed, last_listing_at): (i64, Option<UnixMs>) =
             sqlx::query_as("SELECT COUNT(*), MAX(listed_at) FROM windows")
                 .fetch_one(self.pool())
@@ -163,6 +180,7 @@ impl Store {
             skipped_by_rule,
             uploads: self.uploads_in_progress().await?,
             daemon: self.daemon_status().await?,
+            webhook: self.webhook_status().await?,
             files_verified: verified.files_verified,
             oldest_verified_at: verified.oldest_verified_at,
             newest_verified_at: verified.newest_verified_at,

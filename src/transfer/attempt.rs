@@ -165,6 +165,7 @@ impl Downloader {
         cancel: &CancellationToken,
     ) -> Result<String, TransferError> {
         let mut body = response.bytes_stream();
+        let in_flight = self.progress.transfer(&row.path, size, writer.received());
         loop {
             let next = tokio::select! {
                 next = body.next() => Some(next),
@@ -185,7 +186,9 @@ impl Downloader {
                             .restart(row, "the host sent more bytes than record_size".into())
                             .await);
                     }
+                    let len = chunk.len() as u64;
                     writer.write(chunk, cancel).await?;
+                    in_flight.received(len);
                 }
                 Some(Err(e)) => {
                     writer.pause().await?;

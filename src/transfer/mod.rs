@@ -16,6 +16,7 @@ pub use attempt::{TransferError, address_is_fresh};
 use crate::archive::{Archive, ArchiveError};
 use crate::client::{ApiClient, CallError};
 use crate::config::DownloadConfig;
+use crate::progress::Progress;
 use crate::state::{FileKind, FileRow, FileStatus, Store, StoreError};
 use crate::time::UnixMs;
 use addresses::{Addresses, ArtifactPolicy};
@@ -57,6 +58,8 @@ pub struct Downloader {
     config: DownloadConfig,
     archived: AtomicU64,
     bytes: AtomicU64,
+    /// Files archived, bytes received, transfers in flight: for a display.
+    progress: Progress,
     /// Observed bytes per second of one transfer (moving average), to tell whether an
     /// address will outlive the transfer about to start on it.
     throughput: std::sync::Mutex<Option<f64>>,
@@ -90,8 +93,14 @@ impl Downloader {
             config,
             archived: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            progress: Progress::default(),
             throughput: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Counts into `progress` (a job's display) instead of a handle nobody reads.
+    pub fn with_progress(self, progress: Progress) -> Self {
+        Self { progress, ..self }
     }
 
     /// Runs `download.workers` workers until the queue is empty and `listing_done` is set,
@@ -323,6 +332,7 @@ impl Downloader {
     async fn archived_one(&self, row: &FileRow, sha256: &str) {
         tracing::info!(file = %row.record_file_id, path = %row.path, bytes = row.record_size, %sha256, "archived");
         self.archived.fetch_add(1, Ordering::Relaxed);
+        self.progress.file_done();
         self.bytes
             .fetch_add(row.record_size as u64, Ordering::Relaxed);
         if let Err(e) = meeting_json::write(&self.store, self.archive.as_ref(), &row.dir).await {

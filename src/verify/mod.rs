@@ -20,6 +20,7 @@ pub use report::{SCHEMA, Summary, VerifyReport};
 
 use crate::archive::{self, Archive, ArchiveError};
 use crate::config::Config;
+use crate::progress::{Planned, Progress};
 use crate::state::verify::VerifyRow;
 use crate::state::{FileStatus, Store, StoreError};
 use crate::time::UnixMs;
@@ -81,6 +82,8 @@ pub struct VerifyOptions {
     pub manifest: bool,
     /// The zone of the archive's date folders, to scope the walk to the range.
     pub timezone: chrono_tz::Tz,
+    /// Counts the files and bytes re-read against those planned, for a display.
+    pub progress: Progress,
 }
 
 impl VerifyOptions {
@@ -93,6 +96,7 @@ impl VerifyOptions {
             sample_percent: None,
             manifest: false,
             timezone,
+            progress: Progress::default(),
         }
     }
 
@@ -186,7 +190,17 @@ pub async fn verify(
         jobs,
         ..Summary::default()
     };
-    hash_archived(store, backend, to_check, jobs, &mut files, &mut summary).await?;
+    let progress = &options.progress;
+    hash_archived(
+        store,
+        backend,
+        to_check,
+        jobs,
+        progress,
+        &mut files,
+        &mut summary,
+    )
+    .await?;
 
     let scope = Scope::new(options);
     let (disk, unreadable) = walk_archive(store, backend, ignored, &scope).await?;
@@ -228,10 +242,18 @@ async fn hash_archived(
     backend: &dyn Archive,
     to_check: Vec<VerifyRow>,
     jobs: usize,
+    progress: &Progress,
     files: &mut Vec<ReportRow>,
     summary: &mut Summary,
 ) -> Result<(), VerifyError> {
     let checking = to_check.len();
+    progress.plan(Planned {
+        files: checking as u64,
+        bytes: to_check
+            .iter()
+            .map(|r| u64::try_from(r.archived_size.unwrap_or(r.record_size)).unwrap_or(0))
+            .sum(),
+    });
     let mut intact = Vec::new();
     let mut last_progress = Instant::now();
     let mut hashed = futures::stream::iter(to_check.into_iter().map(|row| async move {
@@ -242,6 +264,8 @@ async fn hash_archived(
     while let Some((row, read)) = hashed.next().await {
         let out = classify_archived(&row, read);
         summary.bytes_hashed += out.actual_size.unwrap_or(0);
+        progress.bytes_done(out.actual_size.unwrap_or(0));
+        progress.file_done();
         if out.status == Status::Ok {
             intact.push(row.record_file_id);
             if intact.len() >= MARK_EVERY {

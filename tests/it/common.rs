@@ -112,6 +112,20 @@ pub fn offline_config() -> String {
     config_text("http://127.0.0.1:9", &credentials, "")
 }
 
+/// Writes `dir/config.toml` for `sim` (the archive in `dir/archive`, the database
+/// `dir/state.db`); `download_extra` is appended to the `[download]` table (and may go on
+/// with tables of its own). Returns its path.
+pub fn write_config(dir: &Path, sim: &SimHandle, download_extra: &str) -> PathBuf {
+    let config = dir.join("config.toml");
+    let tables = format!("\n[download]\n{download_extra}\n");
+    std::fs::write(
+        &config,
+        config_text(&sim.base_url(), &sim.credentials(), &tables),
+    )
+    .unwrap();
+    config
+}
+
 /// An archiver configured for a simulator in a temporary folder, removed when this is
 /// dropped: `config.toml`, the archive in `archive/`, the database `state.db`.
 pub struct Archiver {
@@ -124,10 +138,7 @@ impl Archiver {
     /// may go on with tables of its own).
     pub fn new(sim: &SimHandle, download_extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("config.toml");
-        let tables = format!("\n[download]\n{download_extra}\n");
-        let text = config_text(&sim.base_url(), &sim.credentials(), &tables);
-        std::fs::write(&config, text).unwrap();
+        let config = write_config(dir.path(), sim, download_extra);
         Self { dir, config }
     }
 
@@ -339,6 +350,9 @@ pub fn spawn_archiver(
         "AWS_SECRET_ACCESS_KEY",
         "AWS_SESSION_TOKEN",
         "AWS_PROFILE",
+        "WEMEET_WEBHOOK_TOKEN",
+        "WEMEET_WEBHOOK_AES_KEY",
+        "NOTIFY_SOCKET",
     ] {
         cmd.env_remove(var);
     }
@@ -349,4 +363,60 @@ pub fn spawn_archiver(
         .kill_on_drop(true)
         .spawn()
         .unwrap()
+}
+
+/// The webhook subscription of the tests: a console Token (25 characters) and
+/// EncodingAESKey (43).
+pub const WEBHOOK_TOKEN: &str = "Tk25charsWemeetArchiver01";
+pub const WEBHOOK_AES_KEY: &str = "WemeetArchiverWebhookVectorKey0123456789abc";
+
+/// A port free on loopback now (for a listener the config names before it starts).
+pub fn unused_local_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Appends a `[webhook]` table listening on `127.0.0.1:{port}` at `/webhook`, with the
+/// tests' Token and EncodingAESKey, to the config at `path`.
+pub fn add_webhook_table(path: &Path, port: u16) {
+    let mut text = std::fs::read_to_string(path).unwrap();
+    text.push_str(&format!(
+        "\n[webhook]\nlisten = \"127.0.0.1:{port}\"\npath = \"/webhook\"\n\
+         token = \"{WEBHOOK_TOKEN}\"\nencoding_aes_key = \"{WEBHOOK_AES_KEY}\"\n"
+    ));
+    std::fs::write(path, text).unwrap();
+}
+
+/// The simulator's side of the same subscription, posting to `127.0.0.1:{port}/webhook`.
+pub fn sim_webhook(port: u16) -> wemeet_sim::SimWebhook {
+    wemeet_sim::SimWebhook {
+        url: format!("http://127.0.0.1:{port}/webhook"),
+        token: WEBHOOK_TOKEN.into(),
+        aes_key: Some(WEBHOOK_AES_KEY.into()),
+        early: Duration::ZERO,
+        repeat: 0,
+    }
+}
+
+/// Starts `App::run` in-process on the config at `path`; cancel the token to stop it,
+/// then await the task.
+pub async fn run_in_process(
+    path: &Path,
+) -> (
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
+    let app = App::open(Config::load(path).unwrap()).await.unwrap();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let stop = cancel.clone();
+    let task = tokio::spawn(async move { app.run(None, stop).await.unwrap() });
+    (cancel, task)
+}
+
+/// Starts the real binary's `run` on the config at `path`, as [`spawn_archiver`] does.
+pub fn spawn_run(path: &Path) -> tokio::process::Child {
+    spawn_archiver(path, &["run"], &[])
 }

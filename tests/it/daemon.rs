@@ -470,6 +470,7 @@ async fn the_periodic_scrub_finds_a_damaged_file_and_exports_it() {
             deletes: budget(Endpoint::Delete).await,
         },
         stale_after: Duration::from_secs(60),
+        webhook: None,
     };
     wait_until(
         Duration::from_secs(20),

@@ -18,6 +18,7 @@ use wemeet_api::{
 };
 use wemeet_archiver::app::App;
 use wemeet_archiver::config::Config;
+use wemeet_archiver::human::Size;
 use wemeet_archiver::state::{FileKind, FileStatus, Store};
 use wemeet_archiver::time::UnixMs;
 use wemeet_sim::{SimConfig, SimHandle};
@@ -280,8 +281,9 @@ async fn prune_deletes_exactly_the_intact_copies_and_refuses_a_corrupted_one_by_
     let text = String::from_utf8_lossy(&out.stdout);
     for row in &rows[1..] {
         let line = format!(
-            "would delete     {}  {} bytes, archived ",
-            row.path, row.record_size
+            "would delete     {}  {}, archived ",
+            row.path,
+            Size::of(row.record_size)
         );
         assert!(text.contains(&line), "{line:?} in {text}");
     }
@@ -378,8 +380,9 @@ async fn prune_deletes_exactly_the_intact_copies_and_refuses_a_corrupted_one_by_
     let out = run_binary(&["--config", config.to_str().unwrap(), "status"], &[]).await;
     let text = String::from_utf8_lossy(&out.stdout);
     let line = format!(
-        "deleted in the cloud: {} archived file(s), {freed} bytes freed",
-        intact.len()
+        "deleted in the cloud: {} archived file(s), {} freed",
+        intact.len(),
+        Size::of(freed)
     );
     assert!(text.contains(&line), "{text}");
     let deleted = store.file(&rows[1].record_file_id).await.unwrap().unwrap();
@@ -496,6 +499,7 @@ async fn metrics_of(store: &Store) -> String {
             deletes: budget(Endpoint::Delete).await,
         },
         stale_after: Duration::from_secs(60),
+        webhook: None,
     };
     source.render().await.unwrap()
 }

@@ -17,6 +17,8 @@
 //! - [`ApiError`] and [`ErrorClass`]: every documented error code, classified into retry,
 //!   give up, or stop (credentials, permission).
 //! - [`Secret`]: SecretKey, sharing passwords and download addresses never print.
+//! - [`webhook`]: the event subscriptions (`recording.completed`, ...): the URL check,
+//!   the SHA-1 signature checked in constant time, the AES-256-CBC envelope, the events.
 //!
 //! # Example
 //!
@@ -65,6 +67,7 @@ mod error;
 mod secret;
 pub mod sign;
 pub mod types;
+pub mod webhook;
 
 pub use error::{ApiError, ErrorClass, code};
 pub use secret::Secret;

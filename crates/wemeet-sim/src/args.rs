@@ -1,6 +1,6 @@
 //! The flags of `wemeet-archiver simulate`.
 
-use crate::config::{self, SimConfig, SimCredentials};
+use crate::config::{self, SimConfig, SimCredentials, SimWebhook};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -200,6 +200,27 @@ pub struct SimulateArgs {
     /// The N-th successful DELETE (1-based; 0: none) deletes at once, answers after `--stall`.
     #[arg(long, default_value_t = 0)]
     pub stall_nth_delete: u32,
+
+    /// Post a signed recording.completed event to this URL whenever a meeting finishes
+    /// transcoding while the simulator runs (e.g. http://127.0.0.1:8391/webhook).
+    #[arg(long, value_name = "URL", requires = "webhook_token")]
+    pub webhook: Option<String>,
+
+    /// The webhook's Token (25 characters), as entered in the console.
+    #[arg(long, value_name = "T")]
+    pub webhook_token: Option<String>,
+
+    /// The webhook's EncodingAESKey (43 characters); without it, payloads are plain base64.
+    #[arg(long, value_name = "K")]
+    pub webhook_aes_key: Option<String>,
+
+    /// Post each event this long before its meeting is listed as transcoded (e.g. 5s).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub webhook_early: Duration,
+
+    /// Deliver each event this many more times, with the same trace_id.
+    #[arg(long, default_value_t = 0)]
+    pub webhook_repeat: u32,
 }
 
 impl SimulateArgs {
@@ -256,6 +277,13 @@ impl SimulateArgs {
             deletes_rate_limit_per_minute: self.deletes_rate_limit_per_minute,
             deletes_5xx_first: self.deletes_5xx_first,
             stall_nth_delete: self.stall_nth_delete,
+            webhook: self.webhook.clone().map(|url| SimWebhook {
+                url,
+                token: self.webhook_token.clone().unwrap_or_default(),
+                aes_key: self.webhook_aes_key.clone(),
+                early: self.webhook_early,
+                repeat: self.webhook_repeat,
+            }),
         }
     }
 }
@@ -372,5 +400,28 @@ mod tests {
         assert_eq!(config.no_address_fraction, 0.1);
         assert_eq!(config.deletes_rate_limit_per_minute, 7);
         assert_eq!(config.stall_nth_delete, 2);
+    }
+
+    #[test]
+    fn webhook_flags_reach_the_config() {
+        let cli = Cli::parse_from([
+            "sim",
+            "--webhook",
+            "http://127.0.0.1:8391/webhook",
+            "--webhook-token",
+            "Tk25charsWemeetArchiver01",
+            "--webhook-aes-key",
+            "WemeetArchiverWebhookVectorKey0123456789abc",
+            "--webhook-repeat",
+            "1",
+        ]);
+        let webhook = cli.args.to_config().webhook.unwrap();
+        assert_eq!(webhook.url, "http://127.0.0.1:8391/webhook");
+        assert_eq!(webhook.token, "Tk25charsWemeetArchiver01");
+        assert!(webhook.aes_key.is_some());
+        assert_eq!((webhook.early, webhook.repeat), (Duration::ZERO, 1));
+        assert!(!format!("{webhook:?}").contains("Tk25"));
+        let without_token = Cli::try_parse_from(["sim", "--webhook", "http://x/"]);
+        assert!(without_token.is_err(), "a webhook without its token");
     }
 }

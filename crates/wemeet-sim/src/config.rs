@@ -75,6 +75,37 @@ impl fmt::Debug for SimCredentials {
     }
 }
 
+/// Where and how the simulator posts its webhook events, as the console's event
+/// subscription (事件订阅) would be set up.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SimWebhook {
+    /// The subscriber's URL, e.g. `http://127.0.0.1:8391/webhook`.
+    pub url: String,
+    /// The console's Token (25 characters): it signs every request.
+    pub token: String,
+    /// The console's EncodingAESKey (43 characters); `None`: payloads are plain base64.
+    pub aes_key: Option<String>,
+    /// Each event goes out this long before the listing shows its meeting transcoded:
+    /// Tencent says an event can come before every file is ready.
+    pub early: Duration,
+    /// Each event is delivered this many more times, with the same `trace_id` (deliveries
+    /// are at least once).
+    pub repeat: u32,
+}
+
+/// Redacts the token and the key, like [`SimCredentials`].
+impl fmt::Debug for SimWebhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimWebhook")
+            .field("url", &self.url)
+            .field("token", &"[redacted]")
+            .field("aes_key", &self.aes_key.as_ref().map(|_| "[redacted]"))
+            .field("early", &self.early)
+            .field("repeat", &self.repeat)
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     /// Drives every id, subject, time, size, password and content byte.
@@ -169,6 +200,10 @@ pub struct SimConfig {
     /// The first meetings get creators that break naive per-user folders (`../../root`,
     /// `dept/legal`, NUL, 300 bytes, empty, `..`, `CON`); the others keep ordinary ones.
     pub hostile_userids: bool,
+    /// Posts a signed (and, with a key, encrypted) `recording.completed` event for every
+    /// meeting that is transcoded while the simulator runs (the arrivals, `add_meeting`,
+    /// and the ones still recording at start), as Tencent Meeting does.
+    pub webhook: Option<SimWebhook>,
 }
 
 impl Default for SimConfig {
@@ -216,6 +251,7 @@ impl Default for SimConfig {
             short_fraction: DEFAULT_SHORT_FRACTION,
             uploaded_fraction: 0.0,
             hostile_userids: false,
+            webhook: None,
         }
     }
 }

@@ -22,8 +22,12 @@
 //! `wemeet_api::types`: it states the wire format on its own, so a client that misreads it
 //! fails here as it would against Tencent. It shares only the signature with the client.
 //!
-//! Besides the API, the server answers `GET /admin/manifest`, `/admin/stats` and
-//! `/admin/tokens` (JSON, no auth: it is a test tool).
+//! With a webhook configured ([`SimWebhook`]), it also posts a signed `recording.completed`
+//! event to the subscriber whenever one of its meetings finishes transcoding, as the real
+//! platform does.
+//!
+//! Besides the API, the server answers `GET /admin/manifest`, `/admin/stats`,
+//! `/admin/tokens` and `/admin/webhook` (JSON, no auth: it is a test tool).
 
 mod addresses;
 mod args;
@@ -39,13 +43,15 @@ mod signed;
 mod state;
 mod stats;
 mod token;
+mod webhook;
 
 pub use args::SimulateArgs;
-pub use config::{SimConfig, SimCredentials};
+pub use config::{SimConfig, SimCredentials, SimWebhook};
 pub use dataset::ArtifactKind;
 pub use dataset::hostile_subjects;
 pub use state::{ArtifactEntry, ManifestEntry};
 pub use stats::SimStats;
+pub use webhook::WebhookDelivery;
 
 use axum::Router;
 use axum::extract::State;
@@ -77,6 +83,7 @@ fn router(sim: Arc<Sim>) -> Router {
         .route("/admin/manifest", get(admin_manifest))
         .route("/admin/stats", get(admin_stats))
         .route("/admin/tokens", get(admin_tokens))
+        .route("/admin/webhook", get(admin_webhook))
         .with_state(sim)
 }
 
@@ -96,7 +103,13 @@ async fn admin_tokens(State(sim): State<Arc<Sim>>) -> axum::Json<Vec<String>> {
     axum::Json(sim.world().issued_tokens.clone())
 }
 
-/// Binds `listen` (port 0 allowed) and serves the simulator in a background task.
+async fn admin_webhook(State(sim): State<Arc<Sim>>) -> axum::Json<Vec<WebhookDelivery>> {
+    axum::Json(sim.world().webhook_deliveries.clone())
+}
+
+/// Binds `listen` (port 0 allowed) and serves the simulator in a background task; with a
+/// webhook configured, also posts its events (a key that is not an EncodingAESKey is an
+/// `InvalidInput` error).
 pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<SimHandle> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let bound = listener.local_addr()?;
@@ -107,8 +120,12 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
         ip => ip,
     };
     let base_url = format!("http://{}", SocketAddr::new(host, bound.port()));
+    let webhook = config.webhook.clone();
     let sim = Arc::new(Sim::new(config, base_url));
     let cancel = CancellationToken::new();
+    if let Some(webhook) = &webhook {
+        webhook::spawn(Arc::clone(&sim), webhook, cancel.clone())?;
+    }
     let serve = axum::serve(listener, router(Arc::clone(&sim)))
         .with_graceful_shutdown(cancel.clone().cancelled_owned());
     let task = tokio::spawn(async move {
@@ -162,6 +179,11 @@ impl SimHandle {
 
     pub fn stats(&self) -> SimStats {
         self.sim.world().stats.snapshot()
+    }
+
+    /// Every POST of the webhook so far, in order (empty without one).
+    pub fn webhook_deliveries(&self) -> Vec<WebhookDelivery> {
+        self.sim.world().webhook_deliveries.clone()
     }
 
     /// Every download token issued so far, for tests that grep logs for leaks.
@@ -228,7 +250,7 @@ impl SimHandle {
              \n\
              credentials:\n  app_id      {}\n  sdk_id      {}\n  secret_id   {}\n  secret_key  {}\n  operator_id {}\n\
              \n\
-             admin: {base}/admin/manifest  {base}/admin/stats  {base}/admin/tokens\n\
+             admin: {base}/admin/manifest  {base}/admin/stats  {base}/admin/tokens  {base}/admin/webhook\n\
              \n\
              sample wemeet-archiver.toml:\n\
              \n\
@@ -244,7 +266,7 @@ impl SimHandle {
              path = \"recordings\"\n\
              \n\
              [database]\n\
-             path = \"state.db\"\n",
+             path = \"state.db\"\n{}",
             c.app_id,
             c.sdk_id.as_deref().unwrap_or("(none)"),
             c.secret_id,
@@ -254,6 +276,31 @@ impl SimHandle {
             c.secret_id,
             c.secret_key,
             c.operator_id,
+            self.describe_webhook(),
+        )
+    }
+
+    /// The `[webhook]` table matching `--webhook` (the archiver listens where the simulator
+    /// posts), or nothing without one.
+    fn describe_webhook(&self) -> String {
+        let Some(w) = &self.sim.config.webhook else {
+            return String::new();
+        };
+        let url = reqwest::Url::parse(&w.url).ok();
+        let listen = url
+            .as_ref()
+            .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+            .unwrap_or_else(|| "127.0.0.1:8391".into());
+        let path = url.as_ref().map_or("/webhook", |u| u.path());
+        let key_line = w
+            .aes_key
+            .as_ref()
+            .map(|k| format!("encoding_aes_key = \"{k}\"\n"))
+            .unwrap_or_default();
+        format!(
+            "\n# recording.completed events are posted to {}\n\
+             [webhook]\nlisten = \"{listen}\"\npath = \"{path}\"\ntoken = \"{}\"\n{key_line}",
+            w.url, w.token
         )
     }
 }

@@ -11,7 +11,7 @@ use crate::signed::Endpoint;
 use crate::stats::StatsRecorder;
 use crate::token::TokenSigner;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -98,6 +98,10 @@ pub struct World {
     /// ... and those that did (for `stall_nth_delete`).
     pub deletes_done: u32,
     pub issued_tokens: Vec<String>,
+    /// Meetings whose `recording.completed` event was sent (by meeting_record_id).
+    announced: HashSet<String>,
+    /// Every POST of the webhook, in order.
+    pub webhook_deliveries: Vec<crate::webhook::WebhookDelivery>,
 }
 
 impl FileRuntime {
@@ -214,6 +218,8 @@ impl Sim {
             deletes_accepted: 0,
             deletes_done: 0,
             issued_tokens: Vec::new(),
+            announced: HashSet::new(),
+            webhook_deliveries: Vec::new(),
         };
         for m in meetings {
             world.push_meeting(m);
@@ -412,6 +418,30 @@ impl Sim {
         let id = meeting.meeting_record_id.clone();
         w.push_meeting(meeting);
         id
+    }
+
+    /// The events of the meetings that are transcoded (or will be within `early`) and were
+    /// not announced yet; each is announced once. Only meetings transcoded while the
+    /// simulator runs have one: those already transcoded at start are history.
+    pub fn due_events(&self, early: Duration) -> Vec<crate::webhook::DueEvent> {
+        let mut w = self.world();
+        let horizon = w.elapsed() + early;
+        let now = now_ms();
+        let World {
+            meetings,
+            announced,
+            ..
+        } = &mut *w;
+        meetings
+            .iter()
+            .filter(|m| m.timeline.transcoded_at > Duration::ZERO)
+            .filter(|m| m.timeline.transcoded_at <= horizon)
+            .filter(|m| announced.insert(m.meeting_record_id.clone()))
+            .map(|m| {
+                let recording = m.timeline.transcoding_at - m.timeline.visible_after;
+                crate::webhook::DueEvent::completed(m, recording, now)
+            })
+            .collect()
     }
 
     /// Moves the lifecycle clock (visibility, transcoding) forward. Request timestamps,
