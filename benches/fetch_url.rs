@@ -112,6 +112,7 @@ async fn run(args: Args) -> Result<String, String> {
                 record_size: size as i64,
                 path: format!("{dir}/bench-file-{i}.mp4"),
                 download_address: Some(url.clone()),
+                skip_rule: None,
             }],
         });
     }

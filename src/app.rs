@@ -58,6 +58,30 @@ pub enum AppError {
     /// `prune` refused to run (`prune.enabled`).
     #[error(transparent)]
     Prune(PruneError),
+    /// `storage.layout` is not the template the archive was made with.
+    #[error(
+        "storage.layout is `{configured}`, but this archive was laid out with `{recorded}`; \
+         files never move by themselves: run `wemeet-archiver relayout --dry-run` to see \
+         what would move and `wemeet-archiver relayout` to move them, or set \
+         storage.layout back to `{recorded}`"
+    )]
+    LayoutChanged {
+        recorded: String,
+        configured: String,
+    },
+    /// A `relayout` towards another template was interrupted.
+    #[error(
+        "a relayout to storage.layout `{target}` is unfinished, but storage.layout is \
+         `{configured}`; set storage.layout to `{target}` and run `wemeet-archiver relayout` \
+         again to finish it"
+    )]
+    RelayoutInProgress { target: String, configured: String },
+    /// Two files would get one path under the new layout: nothing was moved.
+    #[error(
+        "storage.layout would put two files at `{0}` (names that are alike once made safe); \
+         nothing was moved: add {{record_file_id}} to the file name of the template"
+    )]
+    RelayoutCollision(String),
 }
 
 impl From<PruneError> for AppError {
@@ -98,6 +122,9 @@ impl AppError {
     pub fn needs_admin(&self) -> bool {
         match self {
             Self::Fatal(_) | Self::Locked(_) | Self::Archive(_) => true,
+            Self::LayoutChanged { .. }
+            | Self::RelayoutInProgress { .. }
+            | Self::RelayoutCollision(_) => true,
             Self::Prune(e) => e.needs_admin(),
             _ => false,
         }
@@ -143,7 +170,24 @@ pub struct App {
 }
 
 impl App {
+    /// Opens the state for a job that lists or writes files: refused (exit 2) when
+    /// `storage.layout` is not the archive's (see `relayout`).
     pub async fn open(config: Config) -> Result<Self, AppError> {
+        let app = Self::open_for_relayout(config).await?;
+        let configured = app.config.storage.layout.template();
+        let recorded = app.store.archive_layout(configured).await?;
+        if recorded != configured {
+            return Err(AppError::LayoutChanged {
+                recorded,
+                configured: configured.into(),
+            });
+        }
+        Ok(app)
+    }
+
+    /// Opens the state whatever the archive's layout: only `relayout`, which moves the
+    /// archive to the configured one, may work on an archive laid out otherwise.
+    pub async fn open_for_relayout(config: Config) -> Result<Self, AppError> {
         let lock = lock_database(&config.database.path)?;
         // Building the HTTP client reads the system's CA roots (hundreds of files): it
         // runs beside the database's opening and migrations instead of after them.
@@ -168,9 +212,22 @@ impl App {
         let api = Arc::new(ApiClient::new(config.api.clone(), budgets, http.clone()));
         let progress = Progress::default();
         let lister = Arc::new(
-            Lister::new(Arc::clone(&api), store.clone(), config.storage.timezone)
-                .with_progress(progress.clone()),
+            Lister::new(
+                Arc::clone(&api),
+                store.clone(),
+                config.storage.layout.clone(),
+                config.filter.clone(),
+            )
+            .with_progress(progress.clone()),
         );
+        let refiltered = store.apply_filter(&config.filter).await?;
+        if refiltered.skipped + refiltered.queued > 0 {
+            tracing::info!(
+                skipped = refiltered.skipped,
+                queued = refiltered.queued,
+                "[filter] applied to the files already listed"
+            );
+        }
         Ok(Self {
             config,
             store,

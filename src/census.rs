@@ -10,9 +10,10 @@
 //! are applied by idempotent upserts and a window whose total changed while we paginated is
 //! listed again.
 
-use crate::archive::layout;
+use crate::archive::layout::{Layout, MeetingFields};
 use crate::budget::Priority;
 use crate::client::{ApiClient, CallError, ListQuery};
+use crate::filter::{Candidate, Filter};
 use crate::progress::Progress;
 use crate::state::{FileUpsert, MeetingUpsert, Store, StoreError};
 use crate::time::UnixMs;
@@ -74,17 +75,21 @@ pub fn split_windows(since: i64, until: i64) -> Vec<(i64, i64)> {
 pub struct Lister {
     api: Arc<ApiClient>,
     store: Store,
-    timezone: chrono_tz::Tz,
+    /// `storage.layout`: the paths of what is listed.
+    layout: Layout,
+    /// `[filter]`: files it leaves out are stored `skipped`, with the rule.
+    filter: Filter,
     /// Counts the pages fetched.
     progress: Progress,
 }
 
 impl Lister {
-    pub fn new(api: Arc<ApiClient>, store: Store, timezone: chrono_tz::Tz) -> Self {
+    pub fn new(api: Arc<ApiClient>, store: Store, layout: Layout, filter: Filter) -> Self {
         Self {
             api,
             store,
-            timezone,
+            layout,
+            filter,
             progress: Progress::default(),
         }
     }
@@ -202,13 +207,28 @@ impl Lister {
     }
 
     fn to_upsert(&self, m: &RecordMeeting) -> MeetingUpsert {
-        let dir = layout::meeting_dir(
-            self.timezone,
-            m.media_start_time,
-            &m.meeting_code,
-            &m.subject,
-            &m.meeting_id,
-        );
+        let fields = MeetingFields {
+            userid: &m.userid,
+            subject: &m.subject,
+            meeting_code: &m.meeting_code,
+            meeting_id: &m.meeting_id,
+            meeting_record_id: &m.meeting_record_id,
+            media_start_time_ms: m.media_start_time,
+        };
+        let dir = self.layout.meeting_dir(&fields);
+        // `{index}`: the file's place in its recording by start time, from 1.
+        let mut order: Vec<(i64, &str)> = m
+            .record_files
+            .iter()
+            .map(|f| (f.record_start_time, f.record_file_id.as_str()))
+            .collect();
+        order.sort_unstable();
+        let index = |id: &str| {
+            order
+                .iter()
+                .position(|(_, o)| *o == id)
+                .map_or(1, |i| i + 1)
+        };
         let files = if m.state == state::TRANSCODED {
             m.record_files
                 .iter()
@@ -217,12 +237,24 @@ impl Lister {
                     record_start_time: f.record_start_time,
                     record_end_time: f.record_end_time,
                     record_size: f.record_size as i64,
-                    path: layout::file_path(&dir, &f.record_file_id),
+                    path: self.layout.file_path(
+                        &dir,
+                        &fields,
+                        &f.record_file_id,
+                        index(&f.record_file_id),
+                    ),
                     download_address: f
                         .download_address
                         .as_ref()
                         .filter(|a| !a.is_empty())
                         .map(|a| a.expose().to_string()),
+                    skip_rule: self.filter.skip_rule(&Candidate {
+                        userid: &m.userid,
+                        subject: &m.subject,
+                        record_type: m.record_type,
+                        duration_ms: f.record_end_time - f.record_start_time,
+                        size: f.record_size as i64,
+                    }),
                 })
                 .collect()
         } else {

@@ -405,13 +405,14 @@ impl App {
         let n = |k: FileStatus| report.files.get(&k).copied().unwrap_or(0);
         Ok(format!(
             "{} archived ({} deleted in the cloud), {} queued, {} transferring, {} failed, {} \
-             unavailable; API calls in the last minute: {} listing, {} addresses, {} deletes",
+             unavailable, {} skipped; API calls in the last minute: {} listing, {} addresses, {} deletes",
             n(FileStatus::Archived),
             report.files_deleted_in_cloud,
             n(FileStatus::Queued),
             n(FileStatus::Transferring),
             n(FileStatus::Failed),
             n(FileStatus::Unavailable),
+            n(FileStatus::Skipped),
             report.api_calls_last_60s,
             report.address_calls_last_60s,
             report.delete_calls_last_60s

@@ -15,9 +15,9 @@
 //! announce, so a new recording is archived seconds after it exists; polling stays the
 //! safety net.
 //!
-//! Layers import downward only: `time`, `errors`, `retry`, `progress`, `human` < `state` <
+//! Layers import downward only: `time`, `errors`, `retry`, `progress`, `human`, `filter` < `state` <
 //! `budget` < `client` < `archive` < `census`, `transfer`, `verify` < `prune` < `app`,
-//! `webhook` < `metrics` < `daemon`.
+//! `webhook`, `relayout` < `metrics` < `daemon`.
 
 pub mod app;
 pub mod archive;
@@ -27,10 +27,12 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod errors;
+pub mod filter;
 pub mod human;
 pub mod metrics;
 pub mod progress;
 pub mod prune;
+pub mod relayout;
 pub mod retry;
 pub mod state;
 pub mod time;

@@ -213,6 +213,14 @@ pub trait Archive: Send + Sync + std::fmt::Debug {
     /// Writes a small object whole and atomically (readers see the old or the new one).
     async fn put_small(&self, relative: &str, bytes: Bytes) -> Result<(), ArchiveError>;
 
+    /// Moves what is stored at `from` to `to` (`relayout`): a local rename (a `.part`
+    /// file goes with it), or an S3 copy then delete. Idempotent: with nothing at `from`
+    /// there is nothing to do, so a move repeated after a crash finds it done.
+    async fn relocate(&self, from: &str, to: &str) -> Result<(), ArchiveError>;
+
+    /// Removes `relative` if it is there (the `meeting.json` a relayout left behind).
+    async fn remove(&self, relative: &str) -> Result<(), ArchiveError>;
+
     /// Streams the object at `relative` in chunks of at most [`READ_BUFFER`], never
     /// holding it whole (recordings are gigabytes).
     async fn read(

@@ -88,6 +88,14 @@ enum Command {
     /// --dry-run first. Exit 0 done, 1 a copy not intact (kept) or a deletion failed, 2
     /// not enabled or bad credentials.
     Prune(prune::PruneArgs),
+    /// Move every archived file to its path under storage.layout, after the layout was
+    /// changed (backfill and run refuse until then). Crash-safe: rerun it after a kill to
+    /// finish. Exit 0 done, 2 bad configuration or a move that failed (rerun it).
+    Relayout {
+        /// List what would move, move nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run the built-in simulator of the Tencent Meeting API and download host.
     #[cfg(feature = "simulator")]
     Simulate(Box<wemeet_sim::SimulateArgs>),
@@ -166,9 +174,11 @@ async fn run(cli: Cli, display: Option<MultiProgress>) -> CliResult {
             no_progress: _,
         } => backfill(&cli.config, &since, until.as_deref(), retry_failed, display).await,
         Command::Status { json } => status(&cli.config, json).await,
-        Command::Run { since } => run_daemon(&cli.config, since.as_deref()).await,
+        // Boxed: the service's future holds the whole open state (config, layout, filter).
+        Command::Run { since } => Box::pin(run_daemon(&cli.config, since.as_deref())).await,
         Command::Verify(args) => verify::run(&Config::load(&cli.config)?, &args, display).await,
         Command::Prune(args) => prune::run(&cli.config, &args).await,
+        Command::Relayout { dry_run } => relayout(&cli.config, dry_run).await,
         #[cfg(feature = "simulator")]
         Command::Simulate(args) => simulate(*args).await,
         #[cfg(feature = "simulator")]
@@ -221,6 +231,13 @@ async fn backfill(
     } else {
         Exit::Incomplete
     })
+}
+
+async fn relayout(config: &Path, dry_run: bool) -> CliResult {
+    let app = App::open_for_relayout(Config::load(config)?).await?;
+    let report = app.relayout(dry_run).await?;
+    print!("{}", render::relayout(&report));
+    Ok(Exit::Ok)
 }
 
 async fn run_daemon(config: &Path, since: Option<&str>) -> CliResult {

@@ -70,6 +70,35 @@ fn counts<'a>(map: impl IntoIterator<Item = (&'a str, i64)>) -> String {
     }
 }
 
+/// `relayout`: each move, then how many.
+pub fn relayout(report: &wemeet_archiver::relayout::RelayoutReport) -> String {
+    let mut out = String::new();
+    if report.from == report.to {
+        let _ = writeln!(
+            out,
+            "the archive is laid out with `{}`: nothing to move",
+            report.to
+        );
+        return out;
+    }
+    for (from, to) in &report.moves {
+        let _ = writeln!(out, "{from} -> {to}");
+    }
+    let _ = writeln!(
+        out,
+        "{} file(s) {} from `{}` to `{}`",
+        report.moves.len(),
+        if report.dry_run {
+            "would move"
+        } else {
+            "moved"
+        },
+        report.from,
+        report.to
+    );
+    out
+}
+
 /// `status` at `now`: the archive's state, the service's facts, what failed and why.
 pub fn status(report: &StatusReport, config: &Config, now: UnixMs) -> String {
     let when = |t| when_at(t, now);
@@ -83,6 +112,10 @@ pub fn status(report: &StatusReport, config: &Config, now: UnixMs) -> String {
             let statuses = by_status.iter().map(|(k, v)| (k.as_str(), *v));
             let _ = writeln!(out, "  {:<10}  {}", kind.as_str(), counts(statuses));
         }
+    }
+    if !report.skipped_by_rule.is_empty() {
+        let rules = report.skipped_by_rule.iter().map(|(k, v)| (k.as_str(), *v));
+        let _ = writeln!(out, "skipped by [filter]: {}", counts(rules));
     }
     if config.download.wants(FileKind::Transcript) {
         let _ = writeln!(

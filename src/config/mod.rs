@@ -68,6 +68,7 @@ pub struct Config {
     /// `None`: no webhook (the default); `run` finds new recordings by polling alone.
     pub webhook: Option<WebhookConfig>,
     pub prune: PruneConfig,
+    pub filter: crate::filter::Filter,
 }
 
 /// Deleting archived recordings from the cloud (`prune`, and the service's rounds).
@@ -137,6 +138,8 @@ pub struct StorageConfig {
     /// look at [`StorageConfig::s3`] first.
     pub path: PathBuf,
     pub timezone: chrono_tz::Tz,
+    /// `storage.layout`: where each recording goes under the root (dates in `timezone`).
+    pub layout: crate::archive::layout::Layout,
     /// `backend = "s3"`: recordings go to this bucket instead of `path`.
     pub s3: Option<S3Config>,
 }
@@ -195,6 +198,28 @@ struct RawConfig {
     webhook: RawWebhook,
     #[serde(default)]
     prune: RawPrune,
+    #[serde(default)]
+    filter: RawFilter,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawFilter {
+    users: Vec<String>,
+    exclude_users: Vec<String>,
+    subject: Option<String>,
+    exclude_subject: Option<String>,
+    min_duration: Option<String>,
+    min_size: Option<RawSize>,
+    record_types: Vec<String>,
+}
+
+/// A size in bytes (`1048576`) or with a unit (`"1 MB"`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawSize {
+    Bytes(i64),
+    Text(String),
 }
 
 #[derive(Deserialize)]
@@ -299,6 +324,7 @@ struct RawStorage {
     backend: String,
     path: Option<PathBuf>,
     timezone: String,
+    layout: String,
     s3: Option<RawS3>,
 }
 
@@ -308,6 +334,7 @@ impl Default for RawStorage {
             backend: "local".into(),
             path: None,
             timezone: "Asia/Shanghai".into(),
+            layout: crate::archive::layout::DEFAULT_LAYOUT.into(),
             s3: None,
         }
     }
@@ -389,6 +416,7 @@ impl Config {
             download: validate_download(raw.download)?,
             poll: validate_poll(raw.poll)?,
             prune: validate_prune(raw.prune)?,
+            filter: validate_filter(raw.filter)?,
             verify: VerifyConfig {
                 interval: raw
                     .verify
@@ -613,7 +641,22 @@ fn validate_storage(
             ),
         )
     })?;
-    Ok(StorageConfig { path, timezone, s3 })
+    let layout = crate::archive::layout::Layout::parse(&raw.layout, timezone).map_err(|e| {
+        invalid(
+            "storage.layout",
+            format!(
+                "`{}` {e} (the default is \"{}\")",
+                raw.layout,
+                crate::archive::layout::DEFAULT_LAYOUT
+            ),
+        )
+    })?;
+    Ok(StorageConfig {
+        path,
+        timezone,
+        layout,
+        s3,
+    })
 }
 
 fn validate_download(raw: RawDownload) -> Result<DownloadConfig, ConfigError> {
@@ -711,6 +754,82 @@ fn validate_prune(raw: RawPrune) -> Result<PruneConfig, ConfigError> {
         after: duration("prune.after", &raw.after)?,
         interval: duration("prune.interval", &raw.interval)?,
         max_per_run: raw.max_per_run as u32,
+    })
+}
+
+fn validate_filter(raw: RawFilter) -> Result<crate::filter::Filter, ConfigError> {
+    use crate::filter::{Filter, Minimum, RecordType, parse_size};
+    let regex = |key: &'static str, text: Option<String>| {
+        text.filter(|t| !t.is_empty())
+            .map(|t| {
+                regex::Regex::new(&t).map_err(|e| {
+                    invalid(
+                        key,
+                        format!("`{t}` is not a regular expression ({e}); use e.g. \"(?i)weekly\""),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let min_size = match raw.min_size {
+        None => None,
+        Some(RawSize::Bytes(n)) => Some(Minimum {
+            value: u64::try_from(n).map_err(|_| {
+                invalid(
+                    "filter.min_size",
+                    format!("is {n}; use a size of at least 0, e.g. 1048576 or \"1 MB\""),
+                )
+            })?,
+            text: format!("{n} B"),
+        }),
+        Some(RawSize::Text(text)) => Some(Minimum {
+            value: parse_size(&text).ok_or_else(|| {
+                invalid(
+                    "filter.min_size",
+                    format!(
+                        "`{text}` is not a size; use bytes or a unit, e.g. 1048576, \"512 KB\", \"1 MiB\""
+                    ),
+                )
+            })?,
+            text,
+        }),
+    };
+    let min_duration = raw
+        .min_duration
+        .filter(|t| !t.trim().is_empty())
+        .map(|text| {
+            Ok::<_, ConfigError>(Minimum {
+                value: duration("filter.min_duration", &text)?,
+                text,
+            })
+        })
+        .transpose()?;
+    let record_types = raw
+        .record_types
+        .iter()
+        .map(|name| {
+            RecordType::ALL
+                .into_iter()
+                .find(|t| t.as_str() == name)
+                .ok_or_else(|| {
+                    invalid(
+                        "filter.record_types",
+                        format!(
+                            "`{name}` is not a recording type; use a list of \"cloud\" and \
+                             \"uploaded\", e.g. [\"cloud\"]"
+                        ),
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Filter {
+        users: raw.users,
+        exclude_users: raw.exclude_users,
+        subject: regex("filter.subject", raw.subject)?,
+        exclude_subject: regex("filter.exclude_subject", raw.exclude_subject)?,
+        min_duration,
+        min_size,
+        record_types,
     })
 }
 
@@ -878,6 +997,57 @@ path = "state.db"
         let err = parse(&GOOD.replace("[storage]", "[download]\nworkers = \"four\"\n[storage]"))
             .unwrap_err();
         assert!(err.to_string().contains("workers"), "{err}");
+    }
+
+    #[test]
+    fn a_layout_that_can_collide_is_refused_by_name() {
+        for layout in [
+            "{userid}/{subject}",
+            "{record_file_id}/x",
+            "{nope}/{record_file_id}",
+        ] {
+            let text = GOOD.replace(
+                "path = \"archive\"",
+                &format!("path = \"archive\"\nlayout = \"{layout}\""),
+            );
+            assert_eq!(
+                key_of(parse(&text).unwrap_err()),
+                "storage.layout",
+                "{layout}"
+            );
+        }
+        let text = GOOD.replace(
+            "path = \"archive\"",
+            "path = \"archive\"\nlayout = \"{userid}/{start:%Y}/{record_file_id}\"",
+        );
+        assert_eq!(
+            parse(&text).unwrap().storage.layout.template(),
+            "{userid}/{start:%Y}/{record_file_id}"
+        );
+    }
+
+    #[test]
+    fn filter_keys_are_validated_by_name() {
+        for (table, key) in [
+            ("subject = \"(unclosed\"", "filter.subject"),
+            ("exclude_subject = \"[a-\"", "filter.exclude_subject"),
+            ("min_size = \"ten\"", "filter.min_size"),
+            ("min_size = -1", "filter.min_size"),
+            ("min_duration = \"soon\"", "filter.min_duration"),
+            ("record_types = [\"live\"]", "filter.record_types"),
+        ] {
+            let text = format!("{GOOD}\n[filter]\n{table}\n");
+            assert_eq!(key_of(parse(&text).unwrap_err()), key, "{table}");
+        }
+        let text = format!(
+            "{GOOD}\n[filter]\nusers = [\"zhangsan\"]\nsubject = \"(?i)sync\"\n\
+             min_duration = \"1m\"\nmin_size = \"1 MB\"\nrecord_types = [\"cloud\"]\n"
+        );
+        let f = parse(&text).unwrap().filter;
+        assert_eq!(f.users, ["zhangsan"]);
+        assert_eq!(f.min_size.unwrap().value, 1_000_000);
+        assert_eq!(f.min_duration.unwrap().value, Duration::from_secs(60));
+        assert!(f.subject.unwrap().is_match("Weekly SYNC"));
     }
 
     #[test]

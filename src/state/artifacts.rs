@@ -19,7 +19,8 @@ pub struct ArtifactUpsert {
 
 impl Store {
     /// Stores the artifacts of one meeting with their fresh addresses (issued no earlier
-    /// than `issued_at`), in one transaction: new ones are queued (their size unknown); the
+    /// than `issued_at`), in one transaction: new ones are queued (their size unknown), or
+    /// skipped with their video (`[filter]`); the
     /// address of one still to download is replaced, and one the API had refused is queued
     /// again. Archived artifacts are never touched.
     pub async fn upsert_artifacts(
@@ -34,9 +35,10 @@ impl Store {
             sqlx::query(
                 "INSERT INTO files (record_file_id, meeting_record_id, record_start_time,
                    record_end_time, record_size, size_known, path, status, download_address,
-                   address_issued_at, updated_at, kind, parent_file_id)
-                 SELECT ?1, ?2, v.record_start_time, v.record_end_time, 0, 0, ?3, 'queued', ?4,
-                   ?5, ?6, ?7, ?8
+                   address_issued_at, updated_at, kind, parent_file_id, skip_rule)
+                 SELECT ?1, ?2, v.record_start_time, v.record_end_time, 0, 0, ?3,
+                   CASE WHEN v.status = 'skipped' THEN 'skipped' ELSE 'queued' END, ?4,
+                   ?5, ?6, ?7, ?8, CASE WHEN v.status = 'skipped' THEN ?9 END
                  FROM files v WHERE v.record_file_id = ?8
                  ON CONFLICT (record_file_id) DO UPDATE SET
                    download_address = excluded.download_address,
@@ -54,6 +56,7 @@ impl Store {
             .bind(now)
             .bind(a.kind)
             .bind(&a.parent_file_id)
+            .bind(super::skips::VIDEO_SKIPPED)
             .execute(&mut *tx)
             .await?;
         }

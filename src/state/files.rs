@@ -19,6 +19,9 @@ pub enum FileStatus {
     /// The API says it cannot be downloaded: `/v1/addresses` gave no address for it after
     /// every attempt, or refused the recording outright.
     Unavailable,
+    /// Left out by `[filter]` (the rule is in `skip_rule`): not a failure, never
+    /// downloaded nor pruned; a wider filter queues it again at the next start.
+    Skipped,
 }
 
 impl FileStatus {
@@ -29,15 +32,17 @@ impl FileStatus {
             Self::Archived => "archived",
             Self::Failed => "failed",
             Self::Unavailable => "unavailable",
+            Self::Skipped => "skipped",
         }
     }
 
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Queued,
         Self::Transferring,
         Self::Archived,
         Self::Failed,
         Self::Unavailable,
+        Self::Skipped,
     ];
 
     /// Still to be downloaded: a worker will get to it.
@@ -114,6 +119,8 @@ pub struct FileRow {
     pub archived_at: Option<UnixMs>,
     /// When the API confirmed the file is deleted from the cloud (`prune`).
     pub deleted_in_cloud_at: Option<UnixMs>,
+    /// The `[filter]` rule that left it out (`skipped` only).
+    pub skip_rule: Option<String>,
 }
 
 /// Hand-written so that the download address never reaches a log through `{:?}`.
@@ -148,7 +155,7 @@ macro_rules! select_files {
                m.media_start_time, f.record_size, f.size_known,
                f.path, m.dir, f.status, f.download_address, f.address_issued_at, f.attempts,
                f.bytes_done, f.etag, f.hash_state, f.sha256, f.archived_size, f.last_error,
-               f.archived_at, f.deleted_in_cloud_at
+               f.archived_at, f.deleted_in_cloud_at, f.skip_rule
              FROM files f JOIN meetings m USING (meeting_record_id) ",
             $tail
         )
@@ -404,14 +411,15 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Files of meetings whose media started in `[start, end]` that are not archived.
+    /// Files of meetings whose media started in `[start, end]` that are neither archived
+    /// nor left out by `[filter]`.
     pub async fn unarchived_in_range(
         &self,
         start: UnixMs,
         end: UnixMs,
     ) -> Result<Vec<FileRow>, StoreError> {
         Ok(sqlx::query_as(select_files!(
-            "WHERE m.media_start_time BETWEEN ? AND ? AND f.status != 'archived'
+            "WHERE m.media_start_time BETWEEN ? AND ? AND f.status NOT IN ('archived', 'skipped')
              ORDER BY f.path"
         ))
         .bind(start)

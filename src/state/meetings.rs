@@ -27,6 +27,8 @@ pub struct FileUpsert {
     pub path: String,
     /// A secret: the signed address, when the API gave one.
     pub download_address: Option<String>,
+    /// The `[filter]` rule that leaves the file out (`None`: it is archived).
+    pub skip_rule: Option<String>,
 }
 
 /// A stored meeting, as `meeting.json` and `status` show it.
@@ -91,9 +93,10 @@ impl Store {
                 sqlx::query(
                     "INSERT INTO files (record_file_id, meeting_record_id, record_start_time,
                        record_end_time, record_size, path, status, download_address,
-                       address_issued_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7,
-                       CASE WHEN ?7 IS NULL THEN NULL ELSE ?9 END, ?8)
+                       address_issued_at, updated_at, skip_rule)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6,
+                       CASE WHEN ?10 IS NULL THEN 'queued' ELSE 'skipped' END, ?7,
+                       CASE WHEN ?7 IS NULL THEN NULL ELSE ?9 END, ?8, ?10)
                      ON CONFLICT (record_file_id) DO UPDATE SET
                        download_address = COALESCE(excluded.download_address, files.download_address),
                        address_issued_at = COALESCE(excluded.address_issued_at, files.address_issued_at),
@@ -103,8 +106,15 @@ impl Store {
                          WHEN files.status = 'unavailable' AND excluded.download_address IS NOT NULL
                          THEN 0 ELSE files.attempts END,
                        status = CASE
+                         WHEN files.status = 'skipped' AND excluded.skip_rule IS NULL
+                         THEN 'queued'
+                         WHEN files.status = 'queued' AND excluded.skip_rule IS NOT NULL
+                         THEN 'skipped'
                          WHEN files.status = 'unavailable' AND excluded.download_address IS NOT NULL
+                           AND excluded.skip_rule IS NULL
                          THEN 'queued' ELSE files.status END,
+                       skip_rule = CASE WHEN files.status IN ('queued', 'skipped')
+                                   THEN excluded.skip_rule ELSE files.skip_rule END,
                        updated_at = excluded.updated_at",
                 )
                 .bind(&f.record_file_id)
@@ -116,6 +126,7 @@ impl Store {
                 .bind(f.download_address.as_deref())
                 .bind(now)
                 .bind(listed_at)
+                .bind(f.skip_rule.as_deref())
                 .execute(&mut *tx)
                 .await?;
             }

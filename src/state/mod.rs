@@ -1,5 +1,6 @@
-//! Persistent state in SQLite: meetings, files and their life (deletion in the cloud
-//! included), the API call logs, listed windows, the webhook's events.
+//! Persistent state in SQLite: meetings, files and their life (deletion in the cloud and
+//! `[filter]` skips included), the API call logs, listed windows, the webhook's events, the
+//! archive's layout.
 //!
 //! Every state transition is one statement or one `BEGIN IMMEDIATE` transaction, so that a
 //! `kill -9` at any instant leaves either the old or the new state, never a mix. Upserts are
@@ -9,8 +10,11 @@ mod artifacts;
 mod events;
 mod facts;
 mod files;
+mod layout;
 mod meetings;
 mod prune;
+mod relayout;
+mod skips;
 mod status;
 pub mod uploads;
 pub mod verify;
@@ -24,6 +28,8 @@ pub use facts::{DaemonFacts, DaemonStatus, Fact, PendingFile};
 pub use files::{Checkpoint, FileKind, FileRow, FileStatus};
 pub use meetings::{FileUpsert, MeetingRow, MeetingUpsert};
 pub use prune::{ArtifactsWanted, PruneCandidate};
+pub use relayout::{LaidOutFile, PendingMove};
+pub use skips::Refiltered;
 pub use status::{Failure, StatusReport, ToDo};
 
 use crate::time::UnixMs;

@@ -64,7 +64,7 @@ impl Store {
             "SELECT f.record_file_id, f.kind, m.meeting_code, m.subject,
                     m.state AS meeting_state, m.media_start_time, f.path, f.status,
                     f.record_size, f.archived_size, f.sha256, f.bytes_done, f.attempts,
-                    f.last_error, f.verified_at, f.archived_at",
+                    f.last_error, f.verified_at, f.skip_rule, f.archived_at",
             "ORDER BY f.archived_at, f.record_file_id LIMIT ?4"
         ))
         .bind(archived_before)
@@ -225,6 +225,7 @@ mod tests {
                     record_size: 10,
                     path: format!("2024/01/01/123-s/{f}.mp4"),
                     download_address: None,
+                    skip_rule: None,
                 })
                 .collect(),
         }

@@ -35,6 +35,8 @@ pub struct StatusReport {
     pub delete_calls_last_60s: i64,
     /// Failed and unavailable files, with the reason.
     pub failures: Vec<Failure>,
+    /// Skipped files by the `[filter]` key that left them out (`filter.min_size`, ...).
+    pub skipped_by_rule: Vec<(String, i64)>,
     /// S3 multipart uploads of files not yet archived (empty on local disk).
     pub uploads: Vec<super::uploads::UploadProgress>,
     /// What the daemon (`run`) publishes: polls, background backfill, the queue's head.
@@ -147,6 +149,14 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await?;
+        let skipped_by_rule = sqlx::query_as(
+            "SELECT CASE WHEN instr(skip_rule, ':') > 0
+                         THEN substr(skip_rule, 1, instr(skip_rule, ':') - 1)
+                         ELSE COALESCE(skip_rule, 'filter') END AS rule, COUNT(*)
+             FROM files WHERE status = 'skipped' GROUP BY 1 ORDER BY 1",
+        )
+        .fetch_all(self.pool())
+        .await?;
         let verified = self.verification_summary().await?;
         Ok(StatusReport {
             meetings: meetings
@@ -167,6 +177,7 @@ impl Store {
             address_calls_last_60s,
             delete_calls_last_60s,
             failures,
+            skipped_by_rule,
             uploads: self.uploads_in_progress().await?,
             daemon: self.daemon_status().await?,
             webhook: self.webhook_status().await?,

@@ -265,6 +265,7 @@ mod tests {
                         record_size: 25,
                         path: "1970/01/01/100-s/f1.mp4".into(),
                         download_address: Some("https://example.invalid/f1".into()),
+                        skip_rule: None,
                     }],
                 }],
                 UnixMs(0),

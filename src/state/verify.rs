@@ -11,7 +11,7 @@ macro_rules! verify_row_select {
     () => {
         "SELECT f.record_file_id, f.kind, m.meeting_code, m.subject, m.state AS meeting_state,
                 m.media_start_time, f.path, f.status, f.record_size, f.archived_size,
-                f.sha256, f.bytes_done, f.attempts, f.last_error, f.verified_at
+                f.sha256, f.bytes_done, f.attempts, f.last_error, f.verified_at, f.skip_rule
          FROM files f JOIN meetings m USING (meeting_record_id)"
     };
 }
@@ -36,6 +36,8 @@ pub struct VerifyRow {
     pub last_error: Option<String>,
     /// The last time `verify` found the file intact.
     pub verified_at: Option<UnixMs>,
+    /// Why `[filter]` left it out (`skipped` only).
+    pub skip_rule: Option<String>,
 }
 
 /// How much of the archive `verify` has vouched for, for `status`.
@@ -144,6 +146,7 @@ mod tests {
                     record_size: 10,
                     path: format!("2024/01/01/code{id}-subject {id}/{f}.mp4"),
                     download_address: Some("https://example.invalid/x".into()),
+                    skip_rule: None,
                 })
                 .collect(),
         }

@@ -142,11 +142,11 @@ impl Addresses {
             .await?
             .into_iter()
             .filter(|f| f.kind == FileKind::Video)
-            .map(|f| (f.record_file_id, f.dir))
+            .map(|f| (f.record_file_id, f.path))
             .collect();
         let mut out = Vec::new();
         for f in files {
-            let Some(dir) = videos.get(&f.record_file_id) else {
+            let Some(video_path) = videos.get(&f.record_file_id) else {
                 continue;
             };
             let mut artifact = |artifact: Artifact<'_>, kind, address: &wemeet_api::Secret| {
@@ -154,7 +154,7 @@ impl Addresses {
                     key: layout::artifact_key(&f.record_file_id, artifact),
                     kind,
                     parent_file_id: f.record_file_id.clone(),
-                    path: layout::artifact_path(dir, &f.record_file_id, artifact),
+                    path: layout::artifact_path(video_path, artifact),
                     download_address: address.expose().to_string(),
                 });
             };

@@ -28,10 +28,12 @@ pub enum Status {
     Pending,
     /// Given up on (`failed`, or `unavailable`: `/v1/addresses` gives no address for it).
     Failed,
+    /// Left out by `[filter]` on purpose (the detail names the rule): not a problem.
+    Skipped,
 }
 
 impl Status {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Ok,
         Self::Missing,
         Self::SizeMismatch,
@@ -41,6 +43,7 @@ impl Status {
         Self::Partial,
         Self::Pending,
         Self::Failed,
+        Self::Skipped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,14 +57,16 @@ impl Status {
             Self::Partial => "partial",
             Self::Pending => "pending",
             Self::Failed => "failed",
+            Self::Skipped => "skipped",
         }
     }
 
     /// Whether this verdict means the archive is not complete and intact (exit 1).
     /// Pending files are work in progress that the daemon finishes by itself; a failed
-    /// file will never be archived without the admin, so it counts.
+    /// file will never be archived without the admin, so it counts; a skipped one is what
+    /// the admin asked for.
     pub fn is_problem(self) -> bool {
-        !matches!(self, Self::Ok | Self::Pending)
+        !matches!(self, Self::Ok | Self::Pending | Self::Skipped)
     }
 }
 
@@ -202,17 +207,15 @@ fn state_name(state: i64) -> String {
 }
 
 /// The verdict on a file that is not archived: `pending` if the daemon will get to it,
-/// `failed` if only the admin can; the details say where it stands and why.
+/// `skipped` if `[filter]` leaves it out, `failed` if only the admin can; the details say
+/// where it stands and why.
 pub fn classify_unarchived(row: &VerifyRow, disk: OnDisk) -> ReportRow {
-    let pending = row.status.is_pending();
-    let mut out = ReportRow::of(
-        row,
-        if pending {
-            Status::Pending
-        } else {
-            Status::Failed
-        },
-    );
+    let verdict = match row.status {
+        FileStatus::Skipped => Status::Skipped,
+        s if s.is_pending() => Status::Pending,
+        _ => Status::Failed,
+    };
+    let mut out = ReportRow::of(row, verdict);
     let mut detail = vec![match row.status {
         FileStatus::Queued | FileStatus::Transferring => format!(
             "{} (meeting {})",
@@ -227,6 +230,10 @@ pub fn classify_unarchived(row: &VerifyRow, disk: OnDisk) -> ReportRow {
             row.attempts
         ),
         FileStatus::Archived => "archived".into(),
+        FileStatus::Skipped => format!(
+            "skipped by {}",
+            row.skip_rule.as_deref().unwrap_or("[filter]")
+        ),
     }];
     if let Some(len) = disk.part {
         detail.push(format!(
@@ -364,6 +371,8 @@ mod tests {
             attempts: 2,
             last_error: None,
             verified_at: None,
+            skip_rule: (status == FileStatus::Skipped)
+                .then(|| "filter.min_size: 3 B < 1 MB".into()),
         }
     }
 
@@ -511,6 +520,17 @@ mod tests {
     }
 
     #[test]
+    fn a_skipped_file_names_its_rule_and_is_no_problem() {
+        let s = classify_unarchived(&row("skipped"), OnDisk::default());
+        assert_eq!(s.status, Status::Skipped);
+        assert!(!s.status.is_problem());
+        assert_eq!(
+            s.detail.as_deref(),
+            Some("skipped by filter.min_size: 3 B < 1 MB")
+        );
+    }
+
+    #[test]
     fn status_names_are_the_documented_ones() {
         let names: Vec<String> = Status::ALL
             .iter()
@@ -533,7 +553,8 @@ mod tests {
                 "extra",
                 "partial",
                 "pending",
-                "failed"
+                "failed",
+                "skipped"
             ]
         );
         for s in Status::ALL {

@@ -472,6 +472,7 @@ mod tests {
             attempts: 0,
             last_error: None,
             verified_at: verified_at.map(UnixMs),
+            skip_rule: None,
         };
         let rows = vec![
             row("a", Some(5)),

@@ -19,7 +19,9 @@ pub struct Summary {
     pub partial: u64,
     pub pending: u64,
     pub failed: u64,
-    /// Rows whose verdict is a problem (everything but `ok` and `pending`).
+    /// Left out by `[filter]`: not a problem.
+    pub skipped: u64,
+    /// Rows whose verdict is a problem (everything but `ok`, `pending` and `skipped`).
     pub problems: u64,
     /// Archived files in the range, and how many of them were re-read (fewer with
     /// `--sample`).
@@ -42,6 +44,7 @@ impl Summary {
             Status::Partial => &mut self.partial,
             Status::Pending => &mut self.pending,
             Status::Failed => &mut self.failed,
+            Status::Skipped => &mut self.skipped,
         };
         *slot += 1;
         if status.is_problem() {
@@ -60,6 +63,7 @@ impl Summary {
             Status::Partial => self.partial,
             Status::Pending => self.pending,
             Status::Failed => self.failed,
+            Status::Skipped => self.skipped,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use wemeet_archiver::state::{FileKind, FileStatus, Store};
 use wemeet_sim::{ArtifactEntry, ArtifactKind, SimConfig, SimHandle};
 
-const ALL_KINDS: &str = "artifacts = [\"video\", \"audio\", \"transcript\"]";
+pub(crate) const ALL_KINDS: &str = "artifacts = [\"video\", \"audio\", \"transcript\"]";
 
 /// Where an artifact must be: beside its video, `{id}.m4a` or `{id}.transcript[.N].{type}`.
 fn expected_path(video_path: &str, e: &ArtifactEntry) -> String {
@@ -22,7 +22,7 @@ fn expected_path(video_path: &str, e: &ArtifactEntry) -> String {
 
 /// Asserts that every artifact the simulator shows is archived at its place with its size
 /// and SHA-256, on disk and in the database.
-async fn assert_artifacts_archived(dir: &std::path::Path, sim: &SimHandle) {
+pub(crate) async fn assert_artifacts_archived(dir: &std::path::Path, sim: &SimHandle) {
     let store = Store::open(&dir.join("state.db")).await.unwrap();
     let rows = store.all_files().await.unwrap();
     let artifacts = sim.artifact_manifest();
@@ -55,7 +55,7 @@ async fn assert_artifacts_archived(dir: &std::path::Path, sim: &SimHandle) {
 }
 
 /// Small files, all transcoded, most with an audio track and transcripts that are there.
-fn with_artifacts() -> SimConfig {
+pub(crate) fn with_artifacts() -> SimConfig {
     SimConfig {
         pending_fraction: 0.0,
         files_per_meeting: 1..=2,

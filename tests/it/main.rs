@@ -6,6 +6,8 @@ mod backfill;
 mod cli;
 mod common;
 mod daemon;
+mod filter;
+mod layout;
 mod progress;
 mod prune;
 mod resume;

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use wemeet_archiver::app::BackfillReport;
+use wemeet_archiver::app::{App, BackfillReport};
 use wemeet_archiver::archive::{self, Archive, s3::S3Bucket};
 use wemeet_archiver::config::{Config, ENV_AWS_ACCESS_KEY_ID, ENV_AWS_SECRET_ACCESS_KEY};
 use wemeet_archiver::state::{FileStatus, Store};
@@ -511,4 +511,35 @@ async fn a_backfill_into_a_bucket_stores_the_artifacts_under_the_prefix() {
         );
     }
     assert!(store.uploads_in_progress().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn relayout_moves_each_object_in_the_bucket_with_its_metadata() {
+    let s3 = start_s3().await;
+    // Three meetings: the fourth subject makes a key s3s-fs cannot store (see above).
+    let sim = start_sim(transcoded(3, 15).files(2..=2, 16 * KIB, 64 * KIB)).await;
+    let a = s3_archiver(&sim, &s3, "");
+    assert!(backfill_s3(&a.config).await.complete());
+    let old = a.store().await.all_files().await.unwrap();
+    let text = std::fs::read_to_string(&a.config).unwrap().replacen(
+        "[storage]\nbackend = \"s3\"\n",
+        "[storage]\nbackend = \"s3\"\nlayout = \"{userid}/{record_file_id}\"\n",
+        1,
+    );
+    std::fs::write(&a.config, text).unwrap();
+
+    let app = App::open_for_relayout(load(&a.config)).await.unwrap();
+    let report = app.relayout(false).await.unwrap();
+    drop(app);
+    assert_eq!(report.moves.len(), old.len());
+    // At the new keys with their sha256 metadata and a meeting.json; nothing at the old.
+    assert_bucket_matches(&a.config, &sim).await;
+    let bucket = S3Bucket::new(load(&a.config).storage.s3.as_ref().unwrap()).unwrap();
+    for row in &old {
+        assert_eq!(size_of(&bucket, &row.path).await, None, "{}", row.path);
+        let json = format!("{}/meeting.json", row.dir);
+        assert_eq!(size_of(&bucket, &json).await, None, "{json}");
+    }
+    let verify = run_configured(&a.config, &["verify"], &AWS_ENV).await;
+    assert_eq!(verify.status.code(), Some(0), "{verify:?}");
 }

@@ -338,6 +338,7 @@ async fn seed(store: &Store, root: &Path, id: &str, day: &str, start_ms: i64) ->
         record_size: 5,
         path: path.to_string(),
         download_address: Some("https://example.invalid/x".into()),
+        skip_rule: None,
     };
     store
         .upsert_meetings(

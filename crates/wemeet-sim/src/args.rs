@@ -156,6 +156,18 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 0.0)]
     pub no_address_fraction: f64,
 
+    /// Share of files lasting under a minute (test calls).
+    #[arg(long, default_value_t = config::DEFAULT_SHORT_FRACTION)]
+    pub short_fraction: f64,
+
+    /// Share of meetings that are uploaded recordings (listed with query_record_type 0 or 2).
+    #[arg(long, default_value_t = 0.0)]
+    pub uploaded_fraction: f64,
+
+    /// Give the first meetings hostile creators (`../../root`, `dept/legal`, NUL, ...).
+    #[arg(long)]
+    pub hostile_userids: bool,
+
     /// Share of files with an audio track.
     #[arg(long, default_value_t = config::DEFAULT_AUDIO_FRACTION)]
     pub audio_fraction: f64,
@@ -254,6 +266,9 @@ impl SimulateArgs {
             addresses_empty_first: self.addresses_empty_first,
             no_address_fraction: self.no_address_fraction,
             audio_fraction: self.audio_fraction,
+            short_fraction: self.short_fraction,
+            uploaded_fraction: self.uploaded_fraction,
+            hostile_userids: self.hostile_userids,
             transcript_fraction: self.transcript_fraction,
             late_transcript_fraction: self.late_transcript_fraction,
             transcript_delay: self.transcript_delay,

@@ -30,6 +30,8 @@ pub const DEFAULT_DOWNLOAD_ALLOWED_FRACTION: f64 = 0.5;
 pub const DEFAULT_AUDIO_FRACTION: f64 = 0.7;
 pub const DEFAULT_TRANSCRIPT_FRACTION: f64 = 0.6;
 pub const DEFAULT_LATE_TRANSCRIPT_FRACTION: f64 = 0.3;
+/// Share of recording files under a minute long (test calls, a meeting opened by mistake).
+pub const DEFAULT_SHORT_FRACTION: f64 = 0.1;
 pub const DEFAULT_TRANSCRIPT_DELAY: Duration = Duration::from_secs(3600);
 /// `/v1/addresses` has no documented limit: this is a guess, kept apart from the listing's.
 pub const DEFAULT_ADDRESSES_RATE_LIMIT_PER_MINUTE: u32 = 60;
@@ -190,6 +192,14 @@ pub struct SimConfig {
     /// The n-th `DELETE` call that succeeds (1-based; 0: none) deletes at once but answers
     /// only after `stall`: a crash test kills the client between a deletion and its record.
     pub stall_nth_delete: u32,
+    /// Share of files (decided per file from its id) lasting under a minute.
+    pub short_fraction: f64,
+    /// Share of meetings (decided per meeting from its id) that are uploaded recordings
+    /// (`record_type` 2): the listing shows them only with `query_record_type` 0 or 2.
+    pub uploaded_fraction: f64,
+    /// The first meetings get creators that break naive per-user folders (`../../root`,
+    /// `dept/legal`, NUL, 300 bytes, empty, `..`, `CON`); the others keep ordinary ones.
+    pub hostile_userids: bool,
     /// Posts a signed (and, with a key, encrypted) `recording.completed` event for every
     /// meeting that is transcoded while the simulator runs (the arrivals, `add_meeting`,
     /// and the ones still recording at start), as Tencent Meeting does.
@@ -238,6 +248,9 @@ impl Default for SimConfig {
             deletes_rate_limit_per_minute: DEFAULT_DELETES_RATE_LIMIT_PER_MINUTE,
             deletes_5xx_first: 0,
             stall_nth_delete: 0,
+            short_fraction: DEFAULT_SHORT_FRACTION,
+            uploaded_fraction: 0.0,
+            hostile_userids: false,
             webhook: None,
         }
     }

@@ -35,6 +35,20 @@ pub fn hostile_subjects() -> Vec<String> {
     ]
 }
 
+/// Creators given, in this order, to the first meetings when `hostile_userids` is set: a
+/// per-user layout must keep them inside the archive too.
+pub fn hostile_userids() -> Vec<String> {
+    vec![
+        "../../root".into(),
+        "dept/legal".into(),
+        "a\u{0}b".into(),
+        "x".repeat(300),
+        String::new(),
+        "..".into(),
+        "CON".into(),
+    ]
+}
+
 const ORDINARY_SUBJECTS: &[&str] = &[
     "产品周会",
     "Weekly sync",
@@ -60,6 +74,8 @@ const AUDIO_SALT: u64 = 0x4155_4449_4F00_0004;
 const TRANSCRIPT_SALT: u64 = 0x5452_414E_5300_0005;
 const LATE_SALT: u64 = 0x4C41_5445_0000_0006;
 const TRANSCRIPT_SHAPE_SALT: u64 = 0x5348_4150_4500_0007;
+const SHORT_SALT: u64 = 0x5348_4F52_5400_0008;
+const UPLOADED_SALT: u64 = 0x5550_4C4F_4144_0009;
 
 /// The transcript sets a file may have: one, two of different types, and two of one type
 /// (the second is `.transcript.2.txt` in the archive).
@@ -76,6 +92,8 @@ struct AccessMix {
     audio_size: Option<u64>,
     transcripts: f64,
     late_transcripts: f64,
+    short: f64,
+    uploaded: f64,
 }
 
 impl AccessMix {
@@ -89,6 +107,8 @@ impl AccessMix {
             audio_size: config.audio_size,
             transcripts: config.transcript_fraction,
             late_transcripts: config.late_transcript_fraction,
+            short: config.short_fraction,
+            uploaded: config.uploaded_fraction,
         }
     }
 
@@ -273,7 +293,7 @@ pub struct Meeting {
     pub userid: String,
     pub subject: String,
     pub media_start_ms: i64,
-    /// 0 cloud recording (all simulated meetings), 2 uploaded.
+    /// 0 cloud recording, 2 uploaded (`uploaded_fraction` of the meetings).
     pub record_type: i64,
     pub timeline: Timeline,
     pub files: Vec<SimFile>,
@@ -332,8 +352,13 @@ impl Generator {
         let files = sizes
             .iter()
             .map(|&size| {
-                let length = self.rng.range(5 * 60_000, 90 * 60_000) as i64;
+                let mut length = self.rng.range(5 * 60_000, 90 * 60_000) as i64;
                 let record_file_id = self.unique_id(19);
+                // A test call: under a minute. Hashed, so the rest of the stream holds.
+                if self.mix.decide(&record_file_id, SHORT_SALT, self.mix.short) {
+                    let word = mix64(self.mix.seed ^ hash_str(&record_file_id) ^ SHORT_SALT);
+                    length = 5_000 + (word % 50_000) as i64;
+                }
                 let access = self.mix.access(&record_file_id);
                 let file = SimFile {
                     artifacts: self.mix.artifacts(&record_file_id, size, access),
@@ -349,14 +374,18 @@ impl Generator {
                 file
             })
             .collect();
+        let meeting_record_id = self.unique_id(19);
+        let uploaded = self
+            .mix
+            .decide(&meeting_record_id, UPLOADED_SALT, self.mix.uploaded);
         Meeting {
-            meeting_record_id: self.unique_id(19),
+            meeting_record_id,
             meeting_id: self.unique_id(19),
             meeting_code,
             userid: (*self.rng.pick(CREATORS)).to_string(),
             subject,
             media_start_ms,
-            record_type: 0,
+            record_type: if uploaded { 2 } else { 0 },
             timeline,
             files,
         }
@@ -376,6 +405,7 @@ pub fn generate(config: &SimConfig, anchor_s: i64, generator: &mut Generator) ->
     let pending = ((n as f64) * config.pending_fraction.clamp(0.0, 1.0)).round() as usize;
     let span_s = i64::from(config.days.max(1)) * DAY_S;
     let hostile = hostile_subjects();
+    let userids = hostile_userids();
     let recurring_first = hostile.len();
     let mut recurring: Option<(i64, String)> = None;
     let mut meetings = Vec::with_capacity(n + config.arrivals);
@@ -417,6 +447,12 @@ pub fn generate(config: &SimConfig, anchor_s: i64, generator: &mut Generator) ->
         }
     }
 
+    if config.hostile_userids {
+        for (m, userid) in meetings.iter_mut().zip(userids) {
+            m.userid = userid;
+        }
+    }
+
     for k in 1..=config.arrivals {
         let at = config.arrival_every * k as u32;
         let sizes = g.file_sizes(config);
@@ -443,6 +479,37 @@ mod tests {
     /// Share of `files` for which `pred` holds.
     fn share(files: &[&SimFile], pred: impl Fn(&Access) -> bool) -> f64 {
         files.iter().filter(|f| pred(&f.access)).count() as f64 / files.len() as f64
+    }
+
+    #[test]
+    fn short_calls_and_uploads_come_in_their_shares_without_moving_the_rest() {
+        let mixed = SimConfig {
+            meetings: 400,
+            short_fraction: 0.2,
+            uploaded_fraction: 0.3,
+            ..SimConfig::default()
+        };
+        let ms = account(&mixed);
+        let fs = files(&ms);
+        let short = fs
+            .iter()
+            .filter(|f| f.record_end_ms - f.record_start_ms < 60_000)
+            .count() as f64
+            / fs.len() as f64;
+        assert!((0.15..0.25).contains(&short), "{short}");
+        let uploaded = ms.iter().filter(|m| m.record_type == 2).count() as f64 / ms.len() as f64;
+        assert!((0.24..0.36).contains(&uploaded), "{uploaded}");
+        let plain = account(&SimConfig {
+            short_fraction: 0.0,
+            ..mixed
+        });
+        let ids = |ms: &[Meeting]| -> Vec<(String, u64)> {
+            files(ms)
+                .iter()
+                .map(|f| (f.record_file_id.clone(), f.size))
+                .collect()
+        };
+        assert_eq!(ids(&ms), ids(&plain));
     }
 
     #[test]

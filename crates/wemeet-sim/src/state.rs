@@ -22,9 +22,16 @@ pub struct ManifestEntry {
     pub record_file_id: String,
     pub meeting_record_id: String,
     pub meeting_code: String,
+    /// The meeting's creator, as listed.
+    pub userid: String,
     pub subject: String,
     /// Milliseconds since the epoch, as listed.
     pub media_start_time: i64,
+    /// 0 cloud, 2 uploaded.
+    pub record_type: i64,
+    /// The file's own span, ms since the epoch, as listed.
+    pub record_start_time: i64,
+    pub record_end_time: i64,
     pub record_size: u64,
     /// Lowercase hex SHA-256 of the file's current content.
     pub sha256: String,
@@ -296,8 +303,12 @@ impl Sim {
                             record_file_id: f.record_file_id.clone(),
                             meeting_record_id: m.meeting_record_id.clone(),
                             meeting_code: m.meeting_code.clone(),
+                            userid: m.userid.clone(),
                             subject: m.subject.clone(),
                             media_start_time: m.media_start_ms,
+                            record_type: m.record_type,
+                            record_start_time: f.record_start_ms,
+                            record_end_time: f.record_end_ms,
                             record_size: f.size,
                             sha256: String::new(),
                             listing_address: f.access.listing_address(),

@@ -100,6 +100,19 @@ impl LocalArchive {
         .expect("hashing does not panic")
     }
 
+    /// Removes the folders of `relative` that are left empty, deepest first, never the
+    /// root: a relayout leaves no trail of empty folders. A folder still holding anything
+    /// (or that cannot be removed) ends the climb.
+    async fn remove_empty_parents(&self, relative: &str) {
+        let mut dir = Path::new(relative).parent();
+        while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+            if tokio::fs::remove_dir(self.root.join(d)).await.is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+
     /// Writes a small file atomically (temporary name, fsync, rename).
     pub async fn write_small(&self, relative: &str, bytes: &[u8]) -> Result<(), ArchiveError> {
         let dest = self.path_of(relative)?;
@@ -183,6 +196,41 @@ impl Archive for LocalArchive {
 
     async fn put_small(&self, relative: &str, bytes: Bytes) -> Result<(), ArchiveError> {
         self.write_small(relative, &bytes).await
+    }
+
+    async fn relocate(&self, from: &str, to: &str) -> Result<(), ArchiveError> {
+        let pairs = [
+            (self.path_of(from)?, self.path_of(to)?),
+            (self.part_path_of(from)?, self.part_path_of(to)?),
+        ];
+        for (src, dst) in pairs {
+            if tokio::fs::symlink_metadata(&src).await.is_err() {
+                continue;
+            }
+            if let Some(dir) = dst.parent() {
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| ArchiveError::io("cannot create", dir, e, 0))?;
+            }
+            tokio::fs::rename(&src, &dst)
+                .await
+                .map_err(|e| ArchiveError::io("cannot move", &src, e, 0))?;
+            sync_dir(&dst).await?;
+            sync_dir(&src).await?;
+        }
+        self.remove_empty_parents(from).await;
+        Ok(())
+    }
+
+    async fn remove(&self, relative: &str) -> Result<(), ArchiveError> {
+        let path = self.path_of(relative)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(ArchiveError::io("cannot remove", &path, e, 0)),
+        }
+        self.remove_empty_parents(relative).await;
+        Ok(())
     }
 
     async fn read(

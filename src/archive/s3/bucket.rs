@@ -249,6 +249,22 @@ impl S3Bucket {
             .map_err(|e| ArchiveError::s3("cannot set the sha256 metadata of", key, e))
     }
 
+    /// Copies `from` to `to` inside the bucket (server side; metadata kept).
+    pub async fn copy(&self, from: &ObjectPath, to: &ObjectPath) -> Result<(), ArchiveError> {
+        self.store
+            .copy(from, to)
+            .await
+            .map_err(|e| ArchiveError::s3("cannot copy", from, e))
+    }
+
+    /// Deletes `key`; one already gone is no error.
+    pub async fn delete(&self, key: &ObjectPath) -> Result<(), ArchiveError> {
+        match self.store.delete(key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(ArchiveError::s3("cannot delete", key, e)),
+        }
+    }
+
     /// Size and `sha256` metadata of `key`; `None` if there is no such object.
     pub async fn head(&self, key: &ObjectPath) -> Result<Option<ObjectInfo>, ArchiveError> {
         let options = GetOptions {

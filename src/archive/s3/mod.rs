@@ -58,6 +58,21 @@ impl Archive for S3Archive {
         self.bucket.put(&key, bytes, None).await
     }
 
+    async fn relocate(&self, from: &str, to: &str) -> Result<(), ArchiveError> {
+        let (from, to) = (self.bucket.key_of(from)?, self.bucket.key_of(to)?);
+        if self.bucket.head(&from).await?.is_some() {
+            // A copy keeps the object's metadata (its sha256) and content type.
+            self.bucket.copy(&from, &to).await?;
+            self.bucket.delete(&from).await?;
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, relative: &str) -> Result<(), ArchiveError> {
+        let key = self.bucket.key_of(relative)?;
+        self.bucket.delete(&key).await
+    }
+
     async fn read(
         &self,
         relative: &str,

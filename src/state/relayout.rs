@@ -1,0 +1,135 @@
+//! The record of a `relayout` (`migrations/0012_relayout.sql`): the plan, each move, the
+//! end.
+
+use super::{FileKind, FileStatus, Store, StoreError};
+use crate::time::UnixMs;
+
+/// A file with what a new path is rendered from.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LaidOutFile {
+    pub record_file_id: String,
+    pub kind: FileKind,
+    pub parent_file_id: Option<String>,
+    pub path: String,
+    pub status: FileStatus,
+    pub record_start_time: i64,
+    pub meeting_record_id: String,
+    pub meeting_id: String,
+    pub meeting_code: String,
+    pub userid: String,
+    pub subject: String,
+    pub media_start_time: i64,
+    pub dir: String,
+}
+
+/// One recorded move still to do.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PendingMove {
+    pub record_file_id: String,
+    pub path: String,
+    pub new_path: String,
+}
+
+impl Store {
+    /// Every file with its meeting's fields, a meeting's files together.
+    pub async fn laid_out_files(&self) -> Result<Vec<LaidOutFile>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT f.record_file_id, f.kind, f.parent_file_id, f.path, f.status,
+                    f.record_start_time, m.meeting_record_id, m.meeting_id, m.meeting_code,
+                    m.userid, m.subject, m.media_start_time, m.dir
+             FROM files f JOIN meetings m USING (meeting_record_id)
+             ORDER BY m.meeting_record_id, f.record_start_time, f.record_file_id",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// The template a relayout in progress moves to, if one is.
+    pub async fn relayout_target(&self) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT target FROM archive_layout WHERE id = 1")
+                .fetch_optional(self.pool())
+                .await?
+                .flatten(),
+        )
+    }
+
+    /// Records the plan, before anything moves: the target and every `(file, new path)`.
+    pub async fn plan_relayout(
+        &self,
+        target: &str,
+        moves: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        for (record_file_id, new_path) in moves {
+            sqlx::query("INSERT INTO relayout_moves (record_file_id, new_path) VALUES (?, ?)")
+                .bind(record_file_id)
+                .bind(new_path)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE archive_layout SET target = ? WHERE id = 1")
+            .bind(target)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn pending_moves(&self) -> Result<Vec<PendingMove>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT r.record_file_id, f.path, r.new_path
+             FROM relayout_moves r JOIN files f USING (record_file_id)
+             ORDER BY f.path",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// The file is at its new path: the row says so and the move is done, together.
+    pub async fn commit_move(
+        &self,
+        record_file_id: &str,
+        new_path: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("UPDATE files SET path = ?, updated_at = ? WHERE record_file_id = ?")
+            .bind(new_path)
+            .bind(UnixMs::now())
+            .bind(record_file_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM relayout_moves WHERE record_file_id = ?")
+            .bind(record_file_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every move is done: the meetings get their new folders (each `meeting.json` marked
+    /// behind) and the target becomes the archive's layout.
+    pub async fn finish_relayout(&self, dirs: &[(String, String)]) -> Result<(), StoreError> {
+        let now = UnixMs::now();
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        for (meeting_record_id, dir) in dirs {
+            sqlx::query(
+                "UPDATE meetings SET dir = ?, json_dirty_at = ? WHERE meeting_record_id = ?",
+            )
+            .bind(dir)
+            .bind(now)
+            .bind(meeting_record_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "UPDATE archive_layout SET template = target, target = NULL, recorded_at = ?
+             WHERE id = 1 AND target IS NOT NULL",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,115 @@
+//! `[filter]` against the files already listed, at every start: no listing call needed.
+//!
+//! A widened filter queues the `skipped` files it now takes; a narrowed one skips the files
+//! it now leaves out, unless they are archived: an archived copy is never deleted nor
+//! forgotten because the filter changed (it stays `archived`, verified and pruned as
+//! before). Audio tracks and transcripts follow their video.
+
+use super::{FileStatus, Store, StoreError};
+use crate::filter::{Candidate, Filter};
+use crate::time::UnixMs;
+
+/// The reason an artifact is skipped: the filter judges its video, not it.
+pub(super) const VIDEO_SKIPPED: &str = "filter: its video is skipped";
+
+/// What applying the filter changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Refiltered {
+    /// Files newly left out.
+    pub skipped: u64,
+    /// Skipped files queued again.
+    pub queued: u64,
+}
+
+#[derive(sqlx::FromRow)]
+struct Judged {
+    record_file_id: String,
+    status: FileStatus,
+    skip_rule: Option<String>,
+    userid: String,
+    subject: String,
+    record_type: i64,
+    record_start_time: i64,
+    record_end_time: i64,
+    record_size: i64,
+}
+
+impl Store {
+    /// Re-evaluates `filter` on every video not archived, in one transaction. Called while
+    /// the process holds the database lock and before any worker runs, so a `transferring`
+    /// row is a leftover of a dead process and may be skipped like a queued one.
+    pub async fn apply_filter(&self, filter: &Filter) -> Result<Refiltered, StoreError> {
+        let now = UnixMs::now();
+        let mut done = Refiltered::default();
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let rows: Vec<Judged> = sqlx::query_as(
+            "SELECT f.record_file_id, f.status, f.skip_rule, m.userid, m.subject, m.record_type,
+                    f.record_start_time, f.record_end_time, f.record_size
+             FROM files f JOIN meetings m USING (meeting_record_id)
+             WHERE f.kind = 'video'
+               AND f.status IN ('queued', 'transferring', 'failed', 'unavailable', 'skipped')",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in rows {
+            let rule = filter.skip_rule(&Candidate {
+                userid: &row.userid,
+                subject: &row.subject,
+                record_type: row.record_type,
+                duration_ms: row.record_end_time - row.record_start_time,
+                size: row.record_size,
+            });
+            let (status, attempts_reset) = match (&rule, row.status) {
+                (None, FileStatus::Skipped) => {
+                    done.queued += 1;
+                    (FileStatus::Queued, true)
+                }
+                (None, _) => continue,
+                (Some(rule), FileStatus::Skipped) if row.skip_rule.as_ref() == Some(rule) => {
+                    continue;
+                }
+                (Some(_), FileStatus::Skipped) => (FileStatus::Skipped, false),
+                (Some(_), _) => {
+                    done.skipped += 1;
+                    (FileStatus::Skipped, false)
+                }
+            };
+            sqlx::query(
+                "UPDATE files SET status = ?, skip_rule = ?, updated_at = ?,
+                   attempts = CASE WHEN ? THEN 0 ELSE attempts END
+                 WHERE record_file_id = ?",
+            )
+            .bind(status)
+            .bind(rule.as_deref())
+            .bind(now)
+            .bind(attempts_reset)
+            .bind(&row.record_file_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let skipped = sqlx::query(
+            "UPDATE files SET status = 'skipped', skip_rule = ?, updated_at = ?
+             WHERE kind != 'video'
+               AND status IN ('queued', 'transferring', 'failed', 'unavailable')
+               AND parent_file_id IN (SELECT record_file_id FROM files WHERE status = 'skipped')",
+        )
+        .bind(VIDEO_SKIPPED)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let queued = sqlx::query(
+            "UPDATE files SET status = 'queued', skip_rule = NULL, attempts = 0, updated_at = ?
+             WHERE kind != 'video' AND status = 'skipped'
+               AND parent_file_id NOT IN (SELECT record_file_id FROM files
+                                          WHERE status = 'skipped')",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        done.skipped += skipped.rows_affected();
+        done.queued += queued.rows_affected();
+        tx.commit().await?;
+        self.wake_workers();
+        Ok(done)
+    }
+}
