@@ -182,7 +182,7 @@ start_sim() { # start_sim NAME SIMULATE-FLAGS...
   # Throughput rows compare with curl, which needs the listing's addresses: sharing is on
   # everywhere unless a group says otherwise.
   [[ " $* " == *" --shared-fraction "* ]] && sharing=()
-  WEMEET_LOG="info,wemeet_archiver::simulator=debug" "$BIN" --log-format json simulate \
+  WEMEET_LOG="info,wemeet_sim=debug" "$BIN" --log-format json simulate \
     --listen 127.0.0.1:0 --start "$SIM_START" --pending-fraction 0 "${days[@]}" "${sharing[@]}" \
     "${limit[@]}" "$@" >"$WORK/$name.sim.out" 2>"$WORK/$name.sim.log" &
   SIM_PID=$!
