@@ -579,19 +579,8 @@ mod tests {
 
     #[test]
     fn hostile_subjects_stay_one_plain_component() {
-        let cases = [
-            "../../etc/passwd",
-            "a/b\\c",
-            "CON",
-            "line1\nline2",
-            "a\0b",
-            "..",
-            ".hidden",
-            "trailing. ",
-            "周会 🎉🚀",
-        ];
         let root = Path::new("/archive");
-        for s in cases {
+        for s in &HOSTILE[..9] {
             let part = subject_part(s);
             assert!(
                 !part.contains('/') && !part.contains('\\') && !part.contains(".."),

@@ -8,6 +8,7 @@
 use crate::common::*;
 use serde_json::json;
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -23,11 +24,13 @@ const MIB: u64 = 1024 * 1024;
 
 /// Polls `check` every 100 ms until it holds; panics with `what` after `limit`.
 async fn eventually<F: AsyncFnMut() -> bool>(what: &str, limit: Duration, mut check: F) {
-    let deadline = Instant::now() + limit;
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what}: not after {limit:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(limit, Duration::from_millis(100), async || {
+        match check().await {
+            true => ControlFlow::Break(()),
+            false => ControlFlow::Continue(format!("{what}: not after {limit:?}")),
+        }
+    })
+    .await;
 }
 
 /// A config for `sim` with the tests' webhook on `port`: polls 10 minutes apart over the
@@ -45,6 +48,37 @@ fn daemon_config(
     );
     add_webhook_table(&config, port);
     config
+}
+
+/// A service run in-process on [`daemon_config`] (`extra` appended), in a temporary folder.
+struct Service {
+    dir: tempfile::TempDir,
+    /// Just before it started: the tests' call logs count from here.
+    started: UnixMs,
+    cancel: CancellationToken,
+    daemon: tokio::task::JoinHandle<()>,
+    store: Store,
+}
+
+/// Starts a [`Service`] for `sim` with the webhook on `port`, and waits for its first live
+/// poll (so that what comes next meets a listing budget in its steady state).
+async fn start_service(sim: &SimHandle, port: u16, extra: &str) -> Service {
+    let dir = tempfile::tempdir().unwrap();
+    let config = daemon_config(dir.path(), sim, port, extra);
+    let started = UnixMs::now();
+    let (cancel, daemon) = run_in_process(&config).await;
+    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+    eventually("the first live poll", Duration::from_secs(30), async || {
+        !listing_calls(&store, started, "live").await.is_empty()
+    })
+    .await;
+    Service {
+        dir,
+        started,
+        cancel,
+        daemon,
+        store,
+    }
 }
 
 fn key() -> EncodingAesKey {
@@ -356,20 +390,18 @@ async fn a_forged_event_is_refused_and_its_recording_never_looked_up() {
     let manifest = sim.manifest();
     let (forged, genuine) = (&manifest[0], &manifest[1]);
     let port = unused_local_port();
-    let dir = tempfile::tempdir().unwrap();
     let metrics = unused_local_port();
-    let config = daemon_config(
-        dir.path(),
+    let Service {
+        dir: _dir,
+        started: _,
+        cancel,
+        daemon,
+        store,
+    } = start_service(
         &sim,
         port,
         &format!("[metrics]\nlisten = \"127.0.0.1:{metrics}\""),
-    );
-    let started = UnixMs::now();
-    let (cancel, daemon) = run_in_process(&config).await;
-    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
-    eventually("the first live poll", Duration::from_secs(30), async || {
-        !listing_calls(&store, started, "live").await.is_empty()
-    })
+    )
     .await;
     let event = completed_event("forged-1", &[forged]);
     assert_eq!(
@@ -434,20 +466,18 @@ async fn a_recording_announced_by_the_simulators_event_is_archived_within_ten_se
         ..SimConfig::default()
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
     let metrics = unused_local_port();
-    let config = daemon_config(
-        dir.path(),
+    let Service {
+        dir,
+        started,
+        cancel,
+        daemon,
+        store,
+    } = start_service(
         &sim,
         port,
         &format!("[metrics]\nlisten = \"127.0.0.1:{metrics}\""),
-    );
-    let started = UnixMs::now();
-    let (cancel, daemon) = run_in_process(&config).await;
-    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
-    eventually("the first live poll", Duration::from_secs(30), async || {
-        !listing_calls(&store, started, "live").await.is_empty()
-    })
+    )
     .await;
 
     let meeting = sim.add_meeting("announced", &[3 * MIB, MIB], Duration::from_secs(2));
@@ -524,15 +554,13 @@ async fn the_same_event_delivered_twice_is_archived_once() {
         ..SimConfig::default()
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = daemon_config(dir.path(), &sim, port, "");
-    let started = UnixMs::now();
-    let (cancel, daemon) = run_in_process(&config).await;
-    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
-    eventually("the first live poll", Duration::from_secs(30), async || {
-        !listing_calls(&store, started, "live").await.is_empty()
-    })
-    .await;
+    let Service {
+        dir: _dir,
+        started,
+        cancel,
+        daemon,
+        store,
+    } = start_service(&sim, port, "").await;
     let meetings = [
         sim.add_meeting("twice a", &[MIB], Duration::from_secs(1)),
         sim.add_meeting("twice b", &[MIB, MIB / 2], Duration::from_secs(1)),
@@ -590,15 +618,13 @@ async fn an_event_that_comes_before_its_files_are_listed_is_retried_until_they_a
         ..SimConfig::default()
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = daemon_config(dir.path(), &sim, port, "");
-    let started = UnixMs::now();
-    let (cancel, daemon) = run_in_process(&config).await;
-    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
-    eventually("the first live poll", Duration::from_secs(30), async || {
-        !listing_calls(&store, started, "live").await.is_empty()
-    })
-    .await;
+    let Service {
+        dir: _dir,
+        started,
+        cancel,
+        daemon,
+        store,
+    } = start_service(&sim, port, "").await;
     let meeting = sim.add_meeting("early", &[MIB], Duration::from_secs(10));
     eventually(
         "the event's delivery",
@@ -781,15 +807,13 @@ async fn a_burst_of_events_never_exceeds_the_listing_budget() {
         "the dataset has too few distant recordings"
     );
     let port = unused_local_port();
-    let dir = tempfile::tempdir().unwrap();
-    let config = daemon_config(dir.path(), &sim, port, "");
-    let started = UnixMs::now();
-    let (cancel, daemon) = run_in_process(&config).await;
-    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
-    eventually("the first live poll", Duration::from_secs(30), async || {
-        !listing_calls(&store, started, "live").await.is_empty()
-    })
-    .await;
+    let Service {
+        dir: _dir,
+        started,
+        cancel,
+        daemon,
+        store,
+    } = start_service(&sim, port, "").await;
     for (i, r) in chosen.iter().enumerate() {
         let status = post_event(
             port,
@@ -906,15 +930,13 @@ async fn bench_seconds_from_event_to_transfer_start_and_to_archived() {
         ..SimConfig::default()
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = daemon_config(dir.path(), &sim, port, "");
-    let started = UnixMs::now();
-    let (cancel, daemon) = run_in_process(&config).await;
-    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
-    eventually("the first live poll", Duration::from_secs(30), async || {
-        !listing_calls(&store, started, "live").await.is_empty()
-    })
-    .await;
+    let Service {
+        dir: _dir,
+        started: _,
+        cancel,
+        daemon,
+        store,
+    } = start_service(&sim, port, "").await;
     let (mut to_start, mut to_archived) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         tokio::time::sleep(Duration::from_secs(7)).await;
