@@ -305,11 +305,26 @@ pub fn rfc3339(t: i64) -> String {
     chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339()
 }
 
-/// Runs `backfill` over `full_range(days)` as [`spawn_archiver`] does.
-pub fn spawn_backfill(config: &Path, days: u32, envs: &[(&str, &str)]) -> tokio::process::Child {
+/// The arguments of `backfill` over `full_range(days)`, then `extra`.
+pub fn backfill_args(days: u32, extra: &[&str]) -> Vec<String> {
     let (since, until) = full_range(days);
     let range = ["--since", &rfc3339(since), "--until", &rfc3339(until)];
-    spawn_archiver(config, &[&["backfill"][..], &range].concat(), envs)
+    let args = ["backfill"].iter().chain(&range).chain(extra);
+    args.map(|a| a.to_string()).collect()
+}
+
+/// Runs the real binary's `backfill` over `full_range(days)` (then `extra`) on `config`.
+pub async fn run_backfill(config: &Path, days: u32, extra: &[&str]) -> Output {
+    let args = backfill_args(days, extra);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_configured(config, &args, &[]).await
+}
+
+/// Runs `backfill` over `full_range(days)` as [`spawn_archiver`] does.
+pub fn spawn_backfill(config: &Path, days: u32, envs: &[(&str, &str)]) -> tokio::process::Child {
+    let args = backfill_args(days, &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    spawn_archiver(config, &args, envs)
 }
 
 /// Sends SIGTERM to `pid` (as systemd stops a service) with `kill(1)`; returns its status.

@@ -129,15 +129,7 @@ async fn a_changed_template_is_refused_and_the_archive_keeps_its_layout() {
     let calls = sim.stats().api_calls;
 
     set_layout(&archiver.config, PER_USER);
-    let (since, until) = full_range(DAYS);
-    let range = [
-        "backfill",
-        "--since",
-        &rfc3339(since),
-        "--until",
-        &rfc3339(until),
-    ];
-    let out = run_configured(&archiver.config, &range, &[]).await;
+    let out = run_backfill(&archiver.config, DAYS, &[]).await;
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("storage.layout"), "{stderr}");
@@ -165,15 +157,7 @@ async fn relayout_killed_mid_way_resumes_and_leaves_every_file_intact() {
     set_layout(&archiver.config, PER_USER);
 
     // Refused until the files moved; a dry run says what would move and moves nothing.
-    let (since, until) = full_range(DAYS);
-    let range = [
-        "backfill",
-        "--since",
-        &rfc3339(since),
-        "--until",
-        &rfc3339(until),
-    ];
-    let refused = run_configured(&archiver.config, &range, &[]).await;
+    let refused = run_backfill(&archiver.config, DAYS, &[]).await;
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("relayout"));
     let dry = run_configured(&archiver.config, &["relayout", "--dry-run"], &[]).await;

@@ -13,20 +13,6 @@ fn dataset() -> wemeet_sim::SimConfig {
     transcoded(3, DAYS).files(1..=1, SIZE, SIZE)
 }
 
-/// `backfill` of every meeting of [`dataset`], then `extra`.
-fn backfill_args(extra: &[&'static str]) -> Vec<String> {
-    let (since, until) = full_range(DAYS);
-    let mut args = vec![
-        "backfill".to_string(),
-        "--since".into(),
-        rfc3339(since),
-        "--until".into(),
-        rfc3339(until),
-    ];
-    args.extend(extra.iter().map(|a| a.to_string()));
-    args
-}
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -54,9 +40,7 @@ async fn without_a_terminal_there_is_no_progress_display_and_logs_stay_json() {
     assert_eq!(sim.manifest().len(), 3);
     let archiver = Archiver::new(&sim, "");
     let config = &archiver.config;
-    let args = backfill_args(&[]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = run_configured(config, &args, &[]).await;
+    let out = run_backfill(config, DAYS, &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_only_json_logs(&out);
     let summary = text(&out.stdout);
@@ -77,9 +61,7 @@ async fn without_a_terminal_there_is_no_progress_display_and_logs_stay_json() {
     );
 
     // --no-progress is accepted by both (and changes nothing here).
-    let args = backfill_args(&["--no-progress"]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = run_configured(config, &args, &[]).await;
+    let out = run_backfill(config, DAYS, &["--no-progress"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_only_json_logs(&out);
     assert!(
@@ -129,7 +111,7 @@ const ERASE_LINE: &str = "\x1b[2K";
 async fn on_a_terminal_backfill_and_verify_draw_their_progress_unless_told_not_to() {
     let sim = start_sim(dataset()).await;
     let archiver = Archiver::new(&sim, "");
-    let screen = on_a_terminal(&archiver, &backfill_args(&[])).await;
+    let screen = on_a_terminal(&archiver, &backfill_args(DAYS, &[])).await;
     for line in [
         "listing  ",
         "files    ",
@@ -158,7 +140,7 @@ async fn on_a_terminal_backfill_and_verify_draw_their_progress_unless_told_not_t
 
     // --no-progress: the logs and the summary, no display.
     for args in [
-        backfill_args(&["--no-progress"]),
+        backfill_args(DAYS, &["--no-progress"]),
         vec!["verify".into(), "--no-progress".into()],
     ] {
         let screen = on_a_terminal(&archiver, &args).await;

@@ -367,17 +367,7 @@ async fn failed_files_are_reported_and_retried_with_retry_failed() {
             .all(|f| f.reason.as_deref().unwrap_or("").contains("503"))
     );
 
-    let (since, until) = full_range(15);
-    let (since, until) = (rfc3339(since), rfc3339(until));
-    let args = [
-        "backfill",
-        "--retry-failed",
-        "--since",
-        &since,
-        "--until",
-        &until,
-    ];
-    let out = run_configured(&archiver.config, &args, &[]).await;
+    let out = run_backfill(&archiver.config, 15, &["--retry-failed"]).await;
     assert_eq!(
         out.status.code(),
         Some(0),
