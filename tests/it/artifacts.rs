@@ -102,11 +102,7 @@ async fn with_every_kind_on_every_audio_track_and_transcript_is_archived_with_it
             });
         assert!(found, "{e:?} not in any meeting.json");
     }
-    let out = run_binary(
-        &["--config", config.to_str().unwrap(), "verify", "--manifest"],
-        &[],
-    )
-    .await;
+    let out = run_configured(config, &["verify", "--manifest"], &[]).await;
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -117,11 +113,7 @@ async fn with_every_kind_on_every_audio_track_and_transcript_is_archived_with_it
     for e in &artifacts {
         assert!(sums.contains(&e.sha256), "{e:?} not in SHA256SUMS");
     }
-    let status = run_binary(
-        &["--config", config.to_str().unwrap(), "status", "--json"],
-        &[],
-    )
-    .await;
+    let status = run_configured(config, &["status", "--json"], &[]).await;
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     let audio = artifacts
         .iter()
@@ -194,17 +186,7 @@ async fn verify_names_a_damaged_audio_track() {
     bytes[7] ^= 1;
     std::fs::write(&path, bytes).unwrap();
 
-    let out = run_binary(
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "verify",
-            "--format",
-            "json",
-        ],
-        &[],
-    )
-    .await;
+    let out = run_configured(config, &["verify", "--format", "json"], &[]).await;
     assert_eq!(out.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let damaged: Vec<_> = report["files"]
@@ -306,11 +288,7 @@ async fn a_backfill_of_old_recordings_does_not_wait_for_missing_transcripts() {
     let config = &a.config;
     let report = backfill(config, full_range(20)).await;
     assert!(report.complete(), "{report:#?}");
-    let status = run_binary(
-        &["--config", config.to_str().unwrap(), "status", "--json"],
-        &[],
-    )
-    .await;
+    let status = run_configured(config, &["status", "--json"], &[]).await;
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(status["transcript_waits_ended"], 4, "{status:#}");
     assert_eq!(status["transcripts_awaited"], 0);

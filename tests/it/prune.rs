@@ -347,17 +347,7 @@ async fn prune_deletes_exactly_the_intact_copies_and_refuses_a_corrupted_one_by_
     assert_eq!(recorded_deleted(&store).await, intact);
 
     // `verify` still checks them; status counts them; meeting.json says when.
-    let out = run_binary(
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "verify",
-            "--format",
-            "json",
-        ],
-        &[],
-    )
-    .await;
+    let out = run_configured(&config, &["verify", "--format", "json"], &[]).await;
     assert_eq!(out.status.code(), Some(1), "{}", explain(&out));
     let verified = json_of(&out);
     assert_eq!(
@@ -365,11 +355,7 @@ async fn prune_deletes_exactly_the_intact_copies_and_refuses_a_corrupted_one_by_
         Some(intact.len() as u64)
     );
     assert_eq!(verified["summary"]["hash_mismatch"].as_u64(), Some(1));
-    let out = run_binary(
-        &["--config", config.to_str().unwrap(), "status", "--json"],
-        &[],
-    )
-    .await;
+    let out = run_configured(&config, &["status", "--json"], &[]).await;
     let status = json_of(&out);
     let freed: i64 = rows[1..].iter().map(|r| r.record_size).sum();
     assert_eq!(
@@ -377,7 +363,7 @@ async fn prune_deletes_exactly_the_intact_copies_and_refuses_a_corrupted_one_by_
         Some(intact.len() as u64)
     );
     assert_eq!(status["bytes_freed"].as_i64(), Some(freed));
-    let out = run_binary(&["--config", config.to_str().unwrap(), "status"], &[]).await;
+    let out = run_configured(&config, &["status"], &[]).await;
     let text = String::from_utf8_lossy(&out.stdout);
     let line = format!(
         "deleted in the cloud: {} archived file(s), {} freed",

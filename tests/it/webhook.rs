@@ -713,7 +713,7 @@ async fn an_event_accepted_just_before_a_kill_9_is_worked_after_the_restart() {
     assert_eq!(status.last_event.unwrap().status, EventStatus::Done);
     assert_archive_matches(&dir.path().join("archive"), &files_of(&sim, &meeting));
 
-    let shown = run_binary(&["--config", config.to_str().unwrap(), "status"], &[]).await;
+    let shown = run_configured(&config, &["status"], &[]).await;
     let text = String::from_utf8_lossy(&shown.stdout);
     assert!(
         text.contains("webhook: last event recording.completed"),
@@ -758,7 +758,7 @@ async fn a_token_or_key_of_the_wrong_shape_exits_2_naming_it_without_printing_it
             unused_local_port()
         ));
         std::fs::write(&config, text).unwrap();
-        let out = run_binary(&["--config", config.to_str().unwrap(), "run"], &[]).await;
+        let out = run_configured(&config, &["run"], &[]).await;
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains(named), "{named} not named in: {stderr}");
