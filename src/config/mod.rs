@@ -48,6 +48,30 @@ pub enum ConfigError {
     Invalid { key: &'static str, message: String },
 }
 
+/// Checks a budget of calls per minute: 1 to 10000 (`hint` says what to choose), and a
+/// warning above the API's own `limit` (in words), where a larger budget only buys
+/// rate-limit errors.
+fn budget(
+    key: &'static str,
+    value: i64,
+    hint: &str,
+    (limit, limit_text): (i64, &str),
+) -> Result<(), ConfigError> {
+    if !(1..=10_000).contains(&value) {
+        return Err(invalid(
+            key,
+            format!("is {value}; use a number from 1 to 10000 ({hint})"),
+        ));
+    }
+    if value > limit {
+        tracing::warn!(
+            per_minute = value,
+            "{key} is above {limit_text}; expect rate-limit errors"
+        );
+    }
+    Ok(())
+}
+
 fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key,
@@ -502,53 +526,25 @@ fn validate_api(
             ),
         ));
     }
-    if !(1..=10_000).contains(&raw.requests_per_minute) {
-        return Err(invalid(
-            "api.requests_per_minute",
-            format!(
-                "is {}; use a number from 1 to 10000 (the API allows 10 for this endpoint)",
-                raw.requests_per_minute
-            ),
-        ));
-    }
-    if raw.requests_per_minute > 10 {
-        tracing::warn!(
-            requests_per_minute = raw.requests_per_minute,
-            "api.requests_per_minute is above the documented limit of 10; expect rate-limit errors"
-        );
-    }
-    if !(1..=10_000).contains(&raw.addresses_per_minute) {
-        return Err(invalid(
-            "api.addresses_per_minute",
-            format!(
-                "is {}; use a number from 1 to 10000 (default 50; Tencent limits account-level \
-                 endpoints to 100 per minute)",
-                raw.addresses_per_minute
-            ),
-        ));
-    }
-    if raw.addresses_per_minute > 100 {
-        tracing::warn!(
-            addresses_per_minute = raw.addresses_per_minute,
-            "api.addresses_per_minute is above Tencent's 100 per minute for account-level endpoints; expect rate-limit errors"
-        );
-    }
-    if !(1..=10_000).contains(&raw.deletes_per_minute) {
-        return Err(invalid(
-            "api.deletes_per_minute",
-            format!(
-                "is {}; use a number from 1 to 10000 (default 20; Tencent limits account-level \
-                 endpoints to 100 per minute)",
-                raw.deletes_per_minute
-            ),
-        ));
-    }
-    if raw.deletes_per_minute > 100 {
-        tracing::warn!(
-            deletes_per_minute = raw.deletes_per_minute,
-            "api.deletes_per_minute is above Tencent's 100 per minute for account-level endpoints; expect rate-limit errors"
-        );
-    }
+    budget(
+        "api.requests_per_minute",
+        raw.requests_per_minute,
+        "the API allows 10 for this endpoint",
+        (10, "the documented limit of 10"),
+    )?;
+    let account_level = (100, "Tencent's 100 per minute for account-level endpoints");
+    budget(
+        "api.addresses_per_minute",
+        raw.addresses_per_minute,
+        "default 50; Tencent limits account-level endpoints to 100 per minute",
+        account_level,
+    )?;
+    budget(
+        "api.deletes_per_minute",
+        raw.deletes_per_minute,
+        "default 20; Tencent limits account-level endpoints to 100 per minute",
+        account_level,
+    )?;
     Ok(ApiConfig {
         base_url,
         app_id: raw.app_id,
