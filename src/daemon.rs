@@ -53,6 +53,18 @@ impl Webhook {
     }
 }
 
+/// Waits for the first live poll to end; false if the service is stopping first. An error
+/// of the watch means the poll loop is gone (a fatal error): nothing to wait for.
+async fn first_poll_done(
+    mut first_poll: tokio::sync::watch::Receiver<bool>,
+    cancel: &CancellationToken,
+) -> bool {
+    tokio::select! {
+        _ = first_poll.wait_for(|&done| done) => true,
+        () = cancel.cancelled() => false,
+    }
+}
+
 /// Tells systemd (when `NOTIFY_SOCKET` is set; a no-op otherwise).
 fn notify(states: &[NotifyState<'_>]) {
     if let Err(e) = sd_notify::notify(states) {
@@ -159,12 +171,11 @@ impl App {
     /// permissions the API refuses stop the service, as they would stop its polls.
     async fn prune_loop(
         &self,
-        mut first_poll: tokio::sync::watch::Receiver<bool>,
+        first_poll: tokio::sync::watch::Receiver<bool>,
         cancel: &CancellationToken,
     ) -> Result<(), AppError> {
-        tokio::select! {
-            _ = first_poll.wait_for(|&done| done) => {}
-            () = cancel.cancelled() => return Ok(()),
+        if !first_poll_done(first_poll, cancel).await {
+            return Ok(());
         }
         let pruner = self.pruner()?;
         let every = self.config.prune.interval;
@@ -352,13 +363,11 @@ impl App {
     async fn backfill_in_background(
         &self,
         since: i64,
-        mut first_poll: tokio::sync::watch::Receiver<bool>,
+        first_poll: tokio::sync::watch::Receiver<bool>,
         cancel: &CancellationToken,
     ) -> Result<(), AppError> {
-        tokio::select! {
-            // An error means the poll loop is gone (a fatal error): nothing to wait for.
-            _ = first_poll.wait_for(|&done| done) => {}
-            () = cancel.cancelled() => return Ok(()),
+        if !first_poll_done(first_poll, cancel).await {
+            return Ok(());
         }
         let lookback = self.config.poll.lookback;
         let until = (UnixMs::now() - lookback).as_secs();
