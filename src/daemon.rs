@@ -228,6 +228,7 @@ impl App {
             self.store.clone(),
             Arc::clone(&self.lister),
             receiver.arrivals(),
+            self.config.poll.lookback,
         );
         tracing::info!(addr = %listener.local_addr().map_or(listen, |a| a), path = %config.path, "webhook listening");
         Ok(Some(Webhook {

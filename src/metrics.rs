@@ -226,6 +226,11 @@ impl MetricsSource {
             counters.duplicates.clone(),
         );
         registry.register(
+            "webhook_events_unreadable",
+            "Deliveries of signed events that could not be read: acknowledged, kept raw in the database, and worked by listing the live window",
+            counters.unreadable.clone(),
+        );
+        registry.register(
             "webhook_rejected",
             "Webhook requests refused, by reason (signature, malformed, too_large, method, unavailable)",
             counters.rejected.clone(),

@@ -202,6 +202,16 @@ pub fn status(report: &StatusReport, config: &Config, now: UnixMs) -> String {
                 .unwrap_or_default(),
             counts(events)
         );
+        if let Some(u) = &report.webhook.last_unreadable {
+            let _ = writeln!(
+                out,
+                "webhook: {} signed event(s) could not be read (acknowledged, kept raw in webhook_events.body, the live window listed for each); the last {} (trace {}): {}",
+                report.webhook.unreadable,
+                when(Some(u.received_at)),
+                u.trace_id,
+                u.unreadable
+            );
+        }
     }
     if let Some(p) = &d.oldest_pending {
         let _ = writeln!(

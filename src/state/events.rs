@@ -57,9 +57,11 @@ pub struct NewEvent {
     pub event: String,
     /// `Pending` for the events the daemon works, `Ignored` for the others.
     pub status: EventStatus,
-    /// The event's JSON, as opened.
+    /// The event's JSON, as opened (or, if it did not open, the envelope's `data`).
     pub body: String,
     pub files: Vec<EventFile>,
+    /// Why a signed event could not be read; `None` for an event that could.
+    pub unreadable: Option<String>,
 }
 
 /// What recording a delivery amounted to.
@@ -79,6 +81,9 @@ pub struct DueEvent {
     pub received_at: UnixMs,
     pub attempts: i64,
     pub files: Vec<EventFile>,
+    /// A signed event that could not be read: it names no files, so the live window is
+    /// listed for it.
+    pub unreadable: bool,
 }
 
 /// How working an event ended this time.
@@ -103,6 +108,22 @@ pub struct WebhookStatus {
     pub last_event: Option<EventSummary>,
     /// Events by status (`pending`, `done`, `abandoned`, `ignored`).
     pub events: BTreeMap<EventStatus, i64>,
+    /// Signed events that could not be read (kept raw in `webhook_events.body`).
+    pub unreadable: i64,
+    /// The last of them, for diagnosis.
+    pub last_unreadable: Option<UnreadableEvent>,
+}
+
+/// A signed event that could not be read, as kept for diagnosis.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct UnreadableEvent {
+    pub trace_id: String,
+    pub received_at: UnixMs,
+    /// Why it could not be read.
+    pub unreadable: String,
+    /// Its JSON as opened, or the envelope's `data` when it did not open.
+    #[serde(skip)]
+    pub body: String,
 }
 
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
@@ -152,8 +173,8 @@ impl Store {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         let deliveries: i64 = sqlx::query_scalar(
             "INSERT INTO webhook_events (trace_id, event, received_at, last_received_at, status,
-               next_attempt_at, body)
-             VALUES (?1, ?2, ?3, ?3, ?4, ?3, ?5)
+               next_attempt_at, body, unreadable)
+             VALUES (?1, ?2, ?3, ?3, ?4, ?3, ?5, ?6)
              ON CONFLICT (trace_id) DO UPDATE SET
                deliveries = deliveries + 1, last_received_at = excluded.last_received_at
              RETURNING deliveries",
@@ -163,6 +184,7 @@ impl Store {
         .bind(at)
         .bind(e.status)
         .bind(&e.body)
+        .bind(&e.unreadable)
         .fetch_one(&mut *tx)
         .await?;
         if deliveries == 1 {
@@ -191,8 +213,9 @@ impl Store {
 
     /// Pending events whose time has come (oldest first), with their files.
     pub async fn due_events(&self, now: UnixMs) -> Result<Vec<DueEvent>, StoreError> {
-        let rows: Vec<(String, String, UnixMs, i64)> = sqlx::query_as(
-            "SELECT trace_id, event, received_at, attempts FROM webhook_events
+        let rows: Vec<(String, String, UnixMs, i64, bool)> = sqlx::query_as(
+            "SELECT trace_id, event, received_at, attempts, unreadable IS NOT NULL
+             FROM webhook_events
              WHERE status = 'pending' AND next_attempt_at <= ?
              ORDER BY received_at, trace_id",
         )
@@ -200,7 +223,7 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         let mut due = Vec::with_capacity(rows.len());
-        for (trace_id, event, received_at, attempts) in rows {
+        for (trace_id, event, received_at, attempts, unreadable) in rows {
             let files = sqlx::query_as(
                 "SELECT record_file_id, meeting_id, start_time, end_time, operate_time
                  FROM webhook_event_files WHERE trace_id = ? ORDER BY record_file_id",
@@ -214,6 +237,7 @@ impl Store {
                 received_at,
                 attempts,
                 files,
+                unreadable,
             });
         }
         Ok(due)
@@ -280,10 +304,27 @@ impl Store {
             sqlx::query_as("SELECT status, COUNT(*) FROM webhook_events GROUP BY status")
                 .fetch_all(self.pool())
                 .await?;
+        let unreadable: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM webhook_events WHERE unreadable IS NOT NULL")
+                .fetch_one(self.pool())
+                .await?;
         Ok(WebhookStatus {
             last_event,
             events: events.into_iter().collect(),
+            unreadable,
+            last_unreadable: self.unreadable_events(1).await?.pop(),
         })
+    }
+
+    /// The last `limit` signed events that could not be read, newest first.
+    pub async fn unreadable_events(&self, limit: u32) -> Result<Vec<UnreadableEvent>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT trace_id, received_at, unreadable, body FROM webhook_events
+             WHERE unreadable IS NOT NULL ORDER BY received_at DESC, trace_id LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
     }
 
     /// The time from each announced file's first `recording.completed` to its archiving,
@@ -326,6 +367,7 @@ mod tests {
             event: "recording.completed".into(),
             status: EventStatus::Pending,
             body: "{}".into(),
+            unreadable: None,
             files: files
                 .iter()
                 .map(|id| EventFile {

@@ -22,7 +22,7 @@ pub mod verify;
 pub use artifacts::ArtifactUpsert;
 pub use events::{
     DueEvent, EventFile, EventOutcome, EventStatus, EventSummary, LAG_BUCKETS, LagHistogram,
-    NewEvent, Receipt, WebhookStatus,
+    NewEvent, Receipt, UnreadableEvent, WebhookStatus,
 };
 pub use facts::{DaemonFacts, DaemonStatus, Fact, PendingFile};
 pub use files::{Checkpoint, FileKind, FileRow, FileStatus};

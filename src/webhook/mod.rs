@@ -37,7 +37,8 @@ use wemeet_api::webhook::EncodingAesKey;
 pub enum Rejection {
     /// No signature headers, or a signature not made with the token: 401.
     Signature,
-    /// Not an envelope, not base64, does not decrypt, not an event: 400.
+    /// Not an envelope (`{"data": ...}`), or a URL check that does not open: 400. (A signed
+    /// event that does not open or read is acknowledged and kept, not refused.)
     Malformed,
     /// A body over [`MAX_BODY`]: 413.
     TooLarge,
@@ -77,6 +78,9 @@ pub struct Counters {
     pub accepted: Counter,
     /// Deliveries of an event already recorded (same `trace_id`).
     pub duplicates: Counter,
+    /// Deliveries of signed events that could not be read: acknowledged, kept raw, and
+    /// worked by listing the live window.
+    pub unreadable: Counter,
     /// Requests refused, by [`Rejection`].
     pub rejected: Family<ReasonLabel, Counter>,
     /// URL checks answered.

@@ -3,7 +3,12 @@
 //! Order of the checks: the signature headers, then the body's size and shape, then the
 //! signature, then decryption and the event's JSON. An event is recorded (committed) before
 //! its 200, and a request that changes nothing gets no 200: a bad or missing signature is a
-//! 401, a body that is not an event a 400, one over 1 MiB a 413, another method a 405.
+//! 401, a body that is not an envelope a 400, one over 1 MiB a 413, another method a 405.
+//!
+//! A correctly signed event is the platform's, whatever is inside: one that does not open
+//! or is not an event we can read still gets its 200 (a 4xx makes the platform retry it
+//! and may disable the subscription). It is recorded raw, counted, logged at error level,
+//! and worked by listing the live window, so that what it announced is found anyway.
 
 use super::{MAX_BODY, Receiver, Rejection};
 use crate::state::{EventFile, EventStatus, NewEvent, Receipt};
@@ -14,6 +19,7 @@ use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use wemeet_api::webhook::{
     self, Envelope, Event, EventKind, SignedHeaders, UrlCheckError, answer_url_check,
@@ -103,18 +109,26 @@ async fn event(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     r.counters.received.inc();
-    match r.accept(&headers, body).await {
-        Ok(Receipt::New) => {
-            r.counters.accepted.inc();
-            r.arrived.notify_one();
-            (StatusCode::OK, "successfully received callback").into_response()
+    let receipt = match r.accept(&headers, body).await {
+        Ok(Accepted::Event(receipt)) => {
+            if receipt == Receipt::New {
+                r.counters.accepted.inc();
+            }
+            receipt
         }
-        Ok(Receipt::Duplicate) => {
+        Ok(Accepted::Unreadable(receipt)) => {
+            r.counters.unreadable.inc();
+            receipt
+        }
+        Err(why) => return r.refuse(why, "event"),
+    };
+    match receipt {
+        Receipt::New => r.arrived.notify_one(),
+        Receipt::Duplicate => {
             r.counters.duplicates.inc();
-            (StatusCode::OK, "successfully received callback").into_response()
         }
-        Err(why) => r.refuse(why, "event"),
     }
+    (StatusCode::OK, "successfully received callback").into_response()
 }
 
 async fn other_method(State(r): State<Arc<Receiver>>) -> Response {
@@ -132,7 +146,7 @@ impl Receiver {
         &self,
         headers: &HeaderMap,
         body: Result<Bytes, BytesRejection>,
-    ) -> Result<Receipt, Rejection> {
+    ) -> Result<Accepted, Rejection> {
         let signed = signed_headers(headers).ok_or(Rejection::Signature)?;
         let bytes = body.map_err(|e| match e.status() {
             StatusCode::PAYLOAD_TOO_LARGE => Rejection::TooLarge,
@@ -143,22 +157,24 @@ impl Receiver {
         if !webhook::verify(self.token.expose(), &signed, &envelope.data) {
             return Err(Rejection::Signature);
         }
-        let json = webhook::open(self.key.as_ref(), &envelope.data).map_err(|e| {
-            tracing::error!(error = %e, "a signed event does not open: check webhook.encoding_aes_key against the console's EncodingAESKey");
-            Rejection::Malformed
-        })?;
-        let event = Event::from_json(&json).map_err(|e| {
-            tracing::warn!(error = %e, "a signed event is not one");
-            Rejection::Malformed
-        })?;
-        let receipt = self
-            .store
-            .record_event(&to_new_event(&event, &json), UnixMs::now())
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %crate::errors::chain(&e), "cannot record a webhook event");
-                Rejection::Unavailable
-            })?;
+        let json = match webhook::open(self.key.as_ref(), &envelope.data) {
+            Ok(json) => json,
+            Err(e) => {
+                let why = format!(
+                    "does not open ({e}): check webhook.encoding_aes_key against the console's EncodingAESKey"
+                );
+                let unreadable = unreadable_event(None, envelope.data.into_bytes(), why);
+                return self.record_unreadable(unreadable).await;
+            }
+        };
+        let event = match Event::from_json(&json) {
+            Ok(event) => event,
+            Err(e) => {
+                let unreadable = unreadable_event(Event::trace_id_of(&json), json, e.to_string());
+                return self.record_unreadable(unreadable).await;
+            }
+        };
+        let receipt = self.record(&to_new_event(&event, &json)).await?;
         let files = event
             .payload
             .iter()
@@ -168,7 +184,60 @@ impl Receiver {
             trace_id = %event.trace_id, event = %event.event, files,
             duplicate = receipt == Receipt::Duplicate, "webhook event recorded"
         );
-        Ok(receipt)
+        Ok(Accepted::Event(receipt))
+    }
+
+    /// Commits `event`; a database that cannot take it is a 503, so the platform retries.
+    async fn record(&self, event: &NewEvent) -> Result<Receipt, Rejection> {
+        self.store
+            .record_event(event, UnixMs::now())
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %crate::errors::chain(&e), "cannot record a webhook event");
+                Rejection::Unavailable
+            })
+    }
+
+    async fn record_unreadable(&self, event: NewEvent) -> Result<Accepted, Rejection> {
+        let receipt = self.record(&event).await?;
+        tracing::error!(
+            trace_id = %event.trace_id,
+            error = event.unreadable.as_deref().unwrap_or_default(),
+            duplicate = receipt == Receipt::Duplicate,
+            "a signed webhook event cannot be read: kept raw in the database (webhook_events.body); the live window will be listed for it"
+        );
+        Ok(Accepted::Unreadable(receipt))
+    }
+}
+
+/// What became of a request the signature says the platform sent.
+enum Accepted {
+    /// An event read and recorded.
+    Event(Receipt),
+    /// A signed event that could not be read, recorded raw.
+    Unreadable(Receipt),
+}
+
+/// The row of a signed event that could not be read: its `trace_id` when it has one,
+/// else one derived from its bytes (so that its redeliveries are told apart as duplicates);
+/// no files; worked by listing the live window.
+fn unreadable_event(trace_id: Option<String>, raw: Vec<u8>, why: String) -> NewEvent {
+    let trace_id = trace_id.unwrap_or_else(|| {
+        let digest = hex::encode(Sha256::digest(&raw));
+        format!("unreadable-{}", &digest[..32])
+    });
+    let event = serde_json::from_slice::<serde_json::Value>(&raw)
+        .ok()
+        .and_then(|v| v.get("event")?.as_str().map(str::to_owned))
+        .filter(|name| !name.trim().is_empty())
+        .unwrap_or_else(|| "(unreadable)".into());
+    NewEvent {
+        trace_id,
+        event,
+        status: EventStatus::Pending,
+        body: String::from_utf8_lossy(&raw).into_owned(),
+        files: Vec::new(),
+        unreadable: Some(why),
     }
 }
 
@@ -198,5 +267,6 @@ fn to_new_event(event: &Event, json: &[u8]) -> NewEvent {
         status,
         body: String::from_utf8_lossy(json).into_owned(),
         files,
+        unreadable: None,
     }
 }

@@ -7,11 +7,13 @@
 //! transcoded. Listing records the meetings and queues the files like any listing, which
 //! wakes the transfer workers; their addresses come from `/v1/addresses` just in time, as
 //! always. An event whose files are not all listed yet is tried again later
-//! ([`crate::retry::event_retry_delay`]), then left to the polls.
+//! ([`crate::retry::event_retry_delay`]), then left to the polls. A signed event that
+//! could not be read names no files: the live window (`poll.lookback`) is listed for it at
+//! once, at the same priority, so that whatever it announced is found anyway.
 
 use super::plan::{self, Window};
 use crate::budget::Priority;
-use crate::census::{ListError, Lister};
+use crate::census::{ListError, Lister, split_windows};
 use crate::client::CallError;
 use crate::state::{DueEvent, EventOutcome, Store};
 use crate::time::UnixMs;
@@ -30,15 +32,23 @@ pub struct EventWorker {
     store: Store,
     lister: Arc<Lister>,
     arrived: Arc<Notify>,
+    /// The live window's reach (`poll.lookback`), listed for an event that cannot be read.
+    lookback: Duration,
 }
 
 impl EventWorker {
     /// `arrived` is the [`super::Receiver`]'s: notified for each new event.
-    pub fn new(store: Store, lister: Arc<Lister>, arrived: Arc<Notify>) -> Self {
+    pub fn new(
+        store: Store,
+        lister: Arc<Lister>,
+        arrived: Arc<Notify>,
+        lookback: Duration,
+    ) -> Self {
         Self {
             store,
             lister,
             arrived,
+            lookback,
         }
     }
 
@@ -75,6 +85,10 @@ impl EventWorker {
 
     /// One batch.
     async fn work(&self, due: Vec<DueEvent>) -> Result<(), ListError> {
+        let (unreadable, due): (Vec<_>, Vec<_>) = due.into_iter().partition(|e| e.unreadable);
+        if !unreadable.is_empty() {
+            self.list_live_window(&unreadable).await?;
+        }
         let (deleted, completed): (Vec<_>, Vec<_>) = due
             .into_iter()
             .partition(|e| EventKind::from_name(&e.event) == EventKind::RecordingDeleted);
@@ -112,6 +126,41 @@ impl EventWorker {
         }
         for event in &completed {
             let outcome = outcome_of(event, &listed, &failures);
+            self.finish(event, outcome).await?;
+        }
+        Ok(())
+    }
+
+    /// Lists the live window once for every event of `events` (signed, but unreadable):
+    /// done when it was listed, tried again later when it could not be.
+    async fn list_live_window(&self, events: &[DueEvent]) -> Result<(), ListError> {
+        let now = UnixMs::now();
+        let since = (now - self.lookback).as_secs();
+        let mut failure = None;
+        for (start, end) in split_windows(since, now.as_secs()) {
+            match self.lister.list_window(start, end, Priority::Event).await {
+                Ok(w) => {
+                    tracing::info!(
+                        meetings = w.meetings,
+                        files = w.files,
+                        "live window listed for an unreadable webhook event"
+                    );
+                }
+                Err(e) if stops_the_service(&e) => return Err(e),
+                Err(e) => {
+                    failure = Some(crate::errors::chain(&e));
+                    break;
+                }
+            }
+        }
+        for event in events {
+            let outcome = match &failure {
+                None => EventOutcome::Done,
+                Some(error) => retry_or_abandon(
+                    event,
+                    format!("the live window could not be listed: {error}"),
+                ),
+            };
             self.finish(event, outcome).await?;
         }
         Ok(())
@@ -202,6 +251,11 @@ fn outcome_of(
             event.files.len()
         ),
     };
+    retry_or_abandon(event, error)
+}
+
+/// Tried again after the backoff, or, once tried enough, abandoned to the polls.
+fn retry_or_abandon(event: &DueEvent, error: String) -> EventOutcome {
     match crate::retry::event_retry_delay(event.attempts + 1) {
         Some(delay) => EventOutcome::Retry {
             at: UnixMs::now() + delay,
@@ -222,6 +276,7 @@ mod tests {
             event: "recording.completed".into(),
             received_at: UnixMs(0),
             attempts,
+            unreadable: false,
             files: files
                 .iter()
                 .map(|id| EventFile {

@@ -64,6 +64,7 @@
 //! ```
 
 mod error;
+mod lenient;
 mod secret;
 pub mod sign;
 pub mod types;

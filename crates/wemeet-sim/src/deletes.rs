@@ -147,6 +147,15 @@ fn apply(sim: &Sim, world: &mut World, files: Vec<String>) -> Result<bool, ApiEr
             rt.deleted = true;
         }
     }
+    if sim.config.webhook.is_some() {
+        let meeting = files
+            .first()
+            .and_then(|id| world.files.get(id))
+            .map(|rt| rt.meeting);
+        if let Some(meeting) = meeting {
+            world.deletions_to_announce.push((meeting, files.clone()));
+        }
+    }
     world.stats.files_deleted(files.len() as u64);
     world.deletes_done += 1;
     tracing::debug!(files = files.len(), "deleted from the cloud");

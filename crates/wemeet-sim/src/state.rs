@@ -100,6 +100,9 @@ pub struct World {
     pub issued_tokens: Vec<String>,
     /// Meetings whose `recording.completed` event was sent (by meeting_record_id).
     announced: HashSet<String>,
+    /// Deletions through the API not announced yet (with a webhook only): the meeting's
+    /// index and the files the call deleted.
+    pub deletions_to_announce: Vec<(usize, Vec<String>)>,
     /// Every POST of the webhook, in order.
     pub webhook_deliveries: Vec<crate::webhook::WebhookDelivery>,
 }
@@ -219,6 +222,7 @@ impl Sim {
             deletes_done: 0,
             issued_tokens: Vec::new(),
             announced: HashSet::new(),
+            deletions_to_announce: Vec::new(),
             webhook_deliveries: Vec::new(),
         };
         for m in meetings {
@@ -430,9 +434,10 @@ impl Sim {
         let World {
             meetings,
             announced,
+            deletions_to_announce,
             ..
         } = &mut *w;
-        meetings
+        let completed = meetings
             .iter()
             .filter(|m| m.timeline.transcoded_at > Duration::ZERO)
             .filter(|m| m.timeline.transcoded_at <= horizon)
@@ -440,8 +445,12 @@ impl Sim {
             .map(|m| {
                 let recording = m.timeline.transcoding_at - m.timeline.visible_after;
                 crate::webhook::DueEvent::completed(m, recording, now)
-            })
-            .collect()
+            });
+        let operator = &self.config.credentials.operator_id;
+        let deleted = deletions_to_announce.drain(..).map(|(i, files)| {
+            crate::webhook::DueEvent::deleted(&meetings[i], files, operator, now)
+        });
+        completed.chain(deleted).collect()
     }
 
     /// Moves the lifecycle clock (visibility, transcoding) forward. Request timestamps,

@@ -1,6 +1,11 @@
 //! The event subscription (事件订阅): a signed, encrypted `recording.completed` POST for
-//! every meeting that finishes transcoding while the simulator runs, as Tencent Meeting
-//! sends them.
+//! every meeting that finishes transcoding while the simulator runs, and a
+//! `recording.deleted` for every deletion through the API, as Tencent Meeting sends them.
+//!
+//! Shaped like the documentation's own examples (docs 1095/53230 and 1095/53232), not like
+//! our types: `media_set_type` is a string, `creator` and `operator` carry `uuid` and
+//! `ms_open_id`, every file is listed twice, and the deletion of an uploaded recording has
+//! no `meeting_info`.
 //!
 //! Not kinder than the platform: the event carries the meeting's id, code, subject, times
 //! and its files, but no `meeting_record_id` (the receiver must find the recording by
@@ -38,6 +43,8 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// `/admin/webhook`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookDelivery {
+    /// `recording.completed` or `recording.deleted`.
+    pub event: String,
     pub trace_id: String,
     /// The recording the event is about: the simulator knows it, the event does not say it.
     pub meeting_record_id: String,
@@ -98,6 +105,7 @@ pub fn spawn(sim: Arc<Sim>, config: &SimWebhook, cancel: CancellationToken) -> s
 
 /// An event about to be posted.
 pub struct DueEvent {
+    event: &'static str,
     trace_id: String,
     meeting_record_id: String,
     record_file_ids: Vec<String>,
@@ -120,29 +128,78 @@ impl DueEvent {
             "trace_id": trace_id,
             "payload": [{
                 "operate_time": now_ms,
-                "recording_files": record_file_ids
-                    .iter()
-                    .map(|id| json!({"record_file_id": id}))
-                    .collect::<Vec<_>>(),
                 "meeting_info": {
                     "meeting_id": m.meeting_id,
                     "meeting_code": m.meeting_code,
                     "subject": m.subject,
-                    "creator": {"userid": m.userid, "user_name": m.userid},
+                    "creator": person(&m.userid),
                     "meeting_type": 0,
-                    "media_set_type": 0,
                     "start_time": start_s,
                     "end_time": end_s,
+                    "media_set_type": "2",
                 },
+                "recording_files": listed_twice(&record_file_ids),
             }],
         });
+        Self::new("recording.completed", trace_id, m, record_file_ids, &json)
+    }
+
+    /// The `recording.deleted` event of `files` of `m`, deleted at `now_ms` by the API's
+    /// operator `operator`. An uploaded recording's event has no `meeting_info`.
+    pub fn deleted(m: &Meeting, files: Vec<String>, operator: &str, now_ms: i64) -> Self {
+        let trace_id = hex::encode(rand::rng().random::<[u8; 16]>());
+        let mut payload = json!({
+            "operate_time": now_ms,
+            "operator": person(operator),
+            "recording_files": listed_twice(&files),
+        });
+        if m.record_type != 2 {
+            payload["meeting_info"] = json!({
+                "meeting_id": m.meeting_id,
+                "meeting_code": m.meeting_code,
+                "subject": m.subject,
+                "creator": person(&m.userid),
+                "meeting_type": 0,
+                "start_time": m.media_start_ms.div_euclid(1000),
+                "end_time": m.media_start_ms.div_euclid(1000) + 1,
+            });
+        }
+        let json = json!({
+            "event": "recording.deleted",
+            "trace_id": trace_id,
+            "payload": [payload],
+        });
+        Self::new("recording.deleted", trace_id, m, files, &json)
+    }
+
+    fn new(
+        event: &'static str,
+        trace_id: String,
+        m: &Meeting,
+        record_file_ids: Vec<String>,
+        json: &serde_json::Value,
+    ) -> Self {
         Self {
+            event,
             trace_id,
             meeting_record_id: m.meeting_record_id.clone(),
             record_file_ids,
-            json: serde_json::to_vec(&json).expect("a JSON value serialises"),
+            json: serde_json::to_vec(json).expect("a JSON value serialises"),
         }
     }
+}
+
+/// A user as the documented events show one: `uuid` and `ms_open_id` beside the userid.
+fn person(userid: &str) -> serde_json::Value {
+    let uuid = format!("WM{:016x}", mix64(hash_str(userid)));
+    json!({"userid": userid, "uuid": uuid, "user_name": userid, "ms_open_id": format!("{uuid}-open")})
+}
+
+/// Each file twice, as the documentation's examples list them.
+fn listed_twice(ids: &[String]) -> Vec<serde_json::Value> {
+    ids.iter()
+        .flat_map(|id| [json!({"record_file_id": id}), json!({"record_file_id": id})])
+        .collect()
 }
 
 impl Subscriber {
@@ -155,6 +212,7 @@ impl Subscriber {
                 let sent_at_ms = now_ms();
                 let status = self.post_once(&event.json).await;
                 sim.world().webhook_deliveries.push(WebhookDelivery {
+                    event: event.event.into(),
                     trace_id: event.trace_id.clone(),
                     meeting_record_id: event.meeting_record_id.clone(),
                     record_file_ids: event.record_file_ids.clone(),
@@ -253,7 +311,13 @@ mod tests {
         assert_eq!(event["trace_id"], due.trace_id.as_str());
         assert!(!String::from_utf8_lossy(&due.json).contains(&id));
         let payload = &event["payload"][0];
-        assert_eq!(payload["recording_files"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            payload["recording_files"].as_array().unwrap().len(),
+            4,
+            "each of the 2 files listed twice, as documented"
+        );
+        assert_eq!(payload["meeting_info"]["media_set_type"], "2");
+        assert!(payload["meeting_info"]["creator"]["uuid"].is_string());
         let w = sim.world();
         let m = w
             .meetings
