@@ -229,7 +229,8 @@ pub fn sha256_file(path: &Path) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// Every regular file under `root`, relative, sorted.
+/// Every regular file under `root`, relative, sorted; the archive's marker at the root
+/// (which account and layout it holds) is not one of them.
 pub fn files_under(root: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap() {
@@ -246,6 +247,7 @@ pub fn files_under(root: &Path) -> Vec<PathBuf> {
     if root.exists() {
         walk(root, root, &mut out);
     }
+    out.retain(|p| p != Path::new(wemeet_archiver::archive::marker::MARKER));
     out.sort();
     out
 }
