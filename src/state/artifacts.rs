@@ -128,8 +128,10 @@ impl Store {
         Ok(())
     }
 
-    /// Takes the next transcoded meeting whose artifacts need a look at `/v1/addresses`:
-    /// one never looked at, or (with `transcripts`) one with a video still without a
+    /// Takes the next transcoded meeting whose artifacts need a look at `/v1/addresses`,
+    /// once none of its videos is still to download (a video's own address call looks
+    /// for them, and a video adopted from the archive brings back what its `meeting.json`
+    /// recorded of them): one never looked at, or (with `transcripts`) one with a video still without a
     /// transcript, whose wait has not ended, last looked at before `recheck_before`.
     /// Marks it looked at now, so two workers never take the same one.
     pub async fn claim_artifact_check(
@@ -143,6 +145,10 @@ impl Store {
                WHERE m.state = 3
                  AND EXISTS (SELECT 1 FROM files v WHERE v.meeting_record_id = m.meeting_record_id
                              AND v.kind = 'video')
+                 AND NOT EXISTS (SELECT 1 FROM files v
+                                 WHERE v.meeting_record_id = m.meeting_record_id
+                                   AND v.kind = 'video'
+                                   AND v.status IN ('queued', 'transferring'))
                  AND (m.artifacts_checked_at IS NULL
                       OR (?2 AND m.transcript_wait_ended_at IS NULL
                           AND m.artifacts_checked_at < ?3

@@ -34,6 +34,12 @@ pub struct MeetingRecord {
     pub state: i64,
     pub record_type: i64,
     pub dir: String,
+    /// When its audio track and transcripts were last looked for, and when the wait for
+    /// its transcripts ended (schema 2).
+    #[serde(default)]
+    pub artifacts_checked_at: Option<UnixMs>,
+    #[serde(default)]
+    pub transcript_wait_ended_at: Option<UnixMs>,
     pub files: Vec<FileRecord>,
 }
 
@@ -112,6 +118,23 @@ struct KnownFile {
 }
 
 impl Store {
+    /// A meeting whose video was adopted gets back, if it has none, when its artifacts
+    /// were looked for and its transcripts' wait ended, as its `meeting.json` recorded.
+    pub async fn restore_artifact_checks(&self, meeting: &MeetingRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE meetings SET
+               artifacts_checked_at = COALESCE(artifacts_checked_at, ?),
+               transcript_wait_ended_at = COALESCE(transcript_wait_ended_at, ?)
+             WHERE meeting_record_id = ?",
+        )
+        .bind(meeting.artifacts_checked_at)
+        .bind(meeting.transcript_wait_ended_at)
+        .bind(&meeting.meeting_record_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// Records the folders' meetings and files that the database lacks, in one
     /// `BEGIN IMMEDIATE` transaction: a new meeting or file is inserted as described
     /// (archived files with their size, SHA-256 and times; any other status queued, for
@@ -159,8 +182,8 @@ async fn apply_meeting(
             sqlx::query(
                 "INSERT INTO meetings (meeting_record_id, meeting_id, meeting_code, userid,
                    subject, media_start_time, state, record_type, dir, first_seen_at,
-                   last_seen_at, artifacts_checked_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   last_seen_at, artifacts_checked_at, transcript_wait_ended_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&r.meeting_record_id)
             .bind(&r.meeting_id)
@@ -173,13 +196,8 @@ async fn apply_meeting(
             .bind(&r.dir)
             .bind(now)
             .bind(now)
-            // Its artifacts are those the archive holds: not looked for again at once.
-            .bind(
-                m.files
-                    .iter()
-                    .any(|f| f.record.kind != FileKind::Video)
-                    .then_some(now),
-            )
+            .bind(r.artifacts_checked_at)
+            .bind(r.transcript_wait_ended_at)
             .execute(&mut *tx)
             .await?;
             out.meetings_added += 1;

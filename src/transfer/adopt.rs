@@ -116,6 +116,13 @@ impl Downloader {
         let Ok(Some(doc)) = meeting_json::read(self.archive.as_ref(), &video.dir).await else {
             return Ok(());
         };
+        if let Some(meeting) = doc
+            .meetings
+            .iter()
+            .find(|m| m.meeting_record_id == video.meeting_record_id)
+        {
+            self.store.restore_artifact_checks(meeting).await?;
+        }
         let wanted = |kind| match kind {
             FileKind::Audio => self.artifacts.audio,
             FileKind::Transcript => self.artifacts.transcripts,

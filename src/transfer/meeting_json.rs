@@ -69,6 +69,8 @@ pub(crate) async fn write(
             state: m.state,
             record_type: m.record_type,
             dir: m.dir,
+            artifacts_checked_at: m.artifacts_checked_at,
+            transcript_wait_ended_at: m.transcript_wait_ended_at,
             files,
         });
     }

@@ -358,3 +358,30 @@ async fn a_bucket_over_a_lost_database_is_adopted_and_reindexed() {
     let verify = run_configured(&archiver.config, &["verify"], &AWS_ENV).await;
     assert_eq!(verify.status.code(), Some(0), "{verify:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn audio_tracks_and_transcripts_are_adopted_like_their_video() {
+    use crate::artifacts::{ALL_KINDS, assert_artifacts_archived, with_artifacts};
+    let sim = start_sim(SimConfig {
+        meetings: 5,
+        days: 15,
+        ..with_artifacts()
+    })
+    .await;
+    let archiver = Archiver::new(&sim, ALL_KINDS);
+    archiver.backfill_all(15).await;
+    let root = archiver.archive();
+    let before = mtimes(&root);
+    let files = archiver.store().await.all_files().await.unwrap().len();
+    assert!(files > sim.manifest().len(), "the dataset has artifacts");
+
+    lose_database(&archiver.db());
+    let stats = sim.stats();
+    let report = archiver.backfill_all(15).await;
+    let after = sim.stats();
+    assert_eq!(after.bytes_served, stats.bytes_served, "nothing downloaded");
+    assert_eq!(after.address_calls, stats.address_calls, "no address call");
+    assert_eq!(report.adopted_now, files as u64, "{report:#?}");
+    assert_eq!(mtimes(&root), before, "every file untouched");
+    assert_artifacts_archived(archiver.dir.path(), &sim).await;
+}
