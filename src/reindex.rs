@@ -276,3 +276,55 @@ impl App {
         Ok(report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_schema_1_meeting_json_is_read_with_its_artifacts_keys_derived_from_their_names() {
+        let v1 = br#"{"meetings": [{"meeting_record_id": "m1", "meeting_id": "9", "meeting_code": "123",
+            "userid": "u", "subject": "s", "media_start_time": 1000, "state": 3, "record_type": 1,
+            "dir": "somewhere/else", "files": [
+              {"record_file_id": "v1", "kind": "video", "file": "v1.mp4", "record_size": 10,
+               "sha256": "aa", "status": "archived", "deleted_in_cloud_at": null},
+              {"record_file_id": "v1", "kind": "audio", "file": "v1.m4a", "record_size": 5,
+               "sha256": "bb", "status": "archived", "deleted_in_cloud_at": null},
+              {"record_file_id": "v1", "kind": "transcript", "file": "v1.transcript.2.txt",
+               "record_size": 3, "sha256": "cc", "status": "archived", "deleted_in_cloud_at": 7}]}]}"#;
+        let meetings = parse("2026/01/02/123-s", v1).unwrap();
+        assert_eq!(
+            meetings[0].meeting.dir, "2026/01/02/123-s",
+            "where it was found"
+        );
+        let keys: Vec<(&str, &str, Option<&str>)> = meetings[0]
+            .files
+            .iter()
+            .map(|f| (f.key.as_str(), f.path.as_str(), f.parent_file_id.as_deref()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("v1", "2026/01/02/123-s/v1.mp4", None),
+                ("v1/audio", "2026/01/02/123-s/v1.m4a", Some("v1")),
+                (
+                    "v1/transcript/txt/2",
+                    "2026/01/02/123-s/v1.transcript.2.txt",
+                    Some("v1")
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_file_name_that_leaves_its_folder_is_refused() {
+        let bad =
+            br#"{"schema": "wemeet-archiver.meeting/2", "meetings": [{"meeting_record_id": "m1",
+            "meeting_id": "9", "meeting_code": "123", "userid": "u", "subject": "s",
+            "media_start_time": 1000, "state": 3, "record_type": 1, "dir": "d", "files": [
+              {"record_file_id": "v1", "kind": "video", "file": "../../etc/passwd",
+               "record_size": 10, "sha256": "aa", "status": "archived"}]}]}"#;
+        assert!(parse("d", bad).unwrap_err().contains("../../etc/passwd"));
+        assert!(parse("d", b"{\"meetings\": [").is_err());
+    }
+}

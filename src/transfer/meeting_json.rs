@@ -147,3 +147,64 @@ pub(crate) async fn rewrite_stale(store: &Store, archive: &dyn Archive) -> Resul
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{FileKind, FileStatus};
+    use crate::time::UnixMs;
+
+    fn meeting(id: &str, files: &[&str]) -> MeetingRecord {
+        MeetingRecord {
+            meeting_record_id: id.into(),
+            meeting_id: "9".into(),
+            meeting_code: "123".into(),
+            userid: "u".into(),
+            subject: "s".into(),
+            media_start_time: UnixMs(0),
+            state: 3,
+            record_type: 1,
+            dir: "d".into(),
+            artifacts_checked_at: None,
+            transcript_wait_ended_at: None,
+            files: files
+                .iter()
+                .map(|f| FileRecord {
+                    record_file_id: (*f).into(),
+                    key: Some((*f).into()),
+                    kind: FileKind::Video,
+                    file: format!("{f}.mp4"),
+                    record_size: 1,
+                    sha256: Some("aa".into()),
+                    status: FileStatus::Archived,
+                    archived_at: Some(UnixMs(1)),
+                    deleted_in_cloud_at: None,
+                    record_start_time: None,
+                    record_end_time: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_rewrite_keeps_what_the_database_does_not_know() {
+        let mut from_db = vec![meeting("m1", &["a"])];
+        let on_disk = MeetingJson {
+            schema: Some(MEETING_JSON_SCHEMA.into()),
+            meetings: vec![meeting("m1", &["a", "pruned"]), meeting("m2", &["b"])],
+        };
+        carry_over(&mut from_db, on_disk);
+        let files: Vec<(&str, &str)> = from_db
+            .iter()
+            .flat_map(|m| {
+                m.files
+                    .iter()
+                    .map(|f| (m.meeting_record_id.as_str(), f.file.as_str()))
+            })
+            .collect();
+        assert_eq!(
+            files,
+            [("m1", "a.mp4"), ("m1", "pruned.mp4"), ("m2", "b.mp4")]
+        );
+    }
+}
