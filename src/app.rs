@@ -89,11 +89,11 @@ pub enum AppError {
     ListArchive {
         archive: String,
         #[source]
-        source: archive::ReadError,
+        source: Box<archive::ReadError>,
     },
     /// The archive's marker cannot be read.
     #[error(transparent)]
-    Marker(#[from] MarkerError),
+    Marker(#[from] Box<MarkerError>),
     /// A `relayout` towards another template was interrupted.
     #[error(
         "a relayout to storage.layout `{target}` is unfinished, but storage.layout is \
@@ -225,9 +225,11 @@ impl App {
     /// and `backfill` and `run` then reindex by themselves what the listing cannot bring
     /// back (the files deleted in the cloud, the days outside the range).
     pub async fn open(config: Config) -> Result<Self, AppError> {
-        let mut app = Self::open_for_relayout(config).await?;
+        let mut app = Box::pin(Self::open_for_relayout(config)).await?;
         let archive = app.archive()?;
-        let marker = app.check_account(archive.as_ref()).await?;
+        // Boxed, as the write below: a bucket's requests make large futures, and every
+        // job's future would carry them.
+        let marker = Box::pin(app.check_account(archive.as_ref())).await?;
         app.over_existing_archive = marker.is_some() && !app.store.knows_any_file().await?;
         if app.over_existing_archive {
             tracing::warn!(archive = %archive.describe(), "the database knows no file of this existing archive: intact copies are adopted, not downloaded, and the archive is reindexed after the listing");
@@ -245,14 +247,14 @@ impl App {
             });
         }
         if marker.is_none_or(|m| m.layout != configured) {
-            app.write_marker(archive.as_ref(), configured).await?;
+            Box::pin(app.write_marker(archive.as_ref(), configured)).await?;
         }
         Ok(app)
     }
 
     /// The archive's marker, refused if it names another account than `api.app_id`.
     pub async fn check_account(&self, archive: &dyn Archive) -> Result<Option<Marker>, AppError> {
-        let marker = marker::read(archive).await?;
+        let marker = marker::read(archive).await.map_err(Box::new)?;
         if let Some(m) = &marker
             && m.app_id != self.config.api.app_id
         {
@@ -491,7 +493,7 @@ impl App {
             .collect();
         report.pending_meetings = self.store.pending_meetings().await?.len();
         if self.over_existing_archive && !report.interrupted {
-            report.reindexed = Some(self.reindex(&cancel).await?);
+            report.reindexed = Some(Box::pin(self.reindex(&cancel)).await?);
         }
         Ok(report)
     }

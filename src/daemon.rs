@@ -124,7 +124,9 @@ impl App {
         // reindexed from the archive.
         let reindex = async {
             if self.over_existing_archive && self::first_poll_done(rebuilding, &cancel).await {
-                stop_on_error(self.reindex(&cancel).await.map(drop))?;
+                // Boxed: a reindex's future is large, and only the first start over an
+                // existing archive runs it.
+                stop_on_error(Box::pin(self.reindex(&cancel)).await.map(drop))?;
             }
             Ok::<(), AppError>(())
         };

@@ -88,7 +88,7 @@ impl<'a> Reindexer<'a> {
             .await
             .map_err(|source| AppError::ListArchive {
                 archive: self.archive.describe(),
-                source,
+                source: Box::new(source),
             })?;
         self.report.unreadable.extend(listing.unreadable);
         let jsons: Vec<(String, u64)> = listing

@@ -344,9 +344,12 @@ mod tests {
             meetings_seen: 40,
             archived_now: 12,
             bytes_now: 88_144_665,
+            adopted_now: 0,
+            replaced: Vec::new(),
             not_archived: Vec::new(),
             pending_meetings: 0,
             interrupted: false,
+            reindexed: None,
         };
         assert_eq!(
             backfill(&report, Duration::from_secs(2 * 3600 + 14 * 60)),

@@ -185,7 +185,8 @@ pub async fn backfill(config: &Path, range: (i64, i64)) -> BackfillReport {
 /// [`backfill`] with a config already loaded, such as one read with a simulated environment.
 pub async fn backfill_loaded(config: Config, range: (i64, i64)) -> BackfillReport {
     let app = App::open(config).await.unwrap();
-    app.backfill(range.0, range.1, false, Default::default())
+    // Boxed: the job's future is large, and tests nest it in futures of their own.
+    Box::pin(app.backfill(range.0, range.1, false, Default::default()))
         .await
         .unwrap()
 }
