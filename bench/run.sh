@@ -12,7 +12,7 @@
 #   BENCH_S3_REPS      repetitions of the S3 figures [2]
 #   BENCH_SCALE        divide every file size by this (a quick smoke run: 16) [1]
 #   BENCH_SKIP         space-separated groups to skip: sim1 ngx1 disk sim8 ngx8 rss resume
-#                      listing year onefile webhook verify s3 []
+#                      listing year onefile webhook verify s3 reindex []
 #   BENCH_OUT          the report [./BENCHMARKS.md]
 #   BENCH_NO_INSTALL   1: do not apt-get/pip anything, use what is there [0]
 #   BENCH_NO_WAIT      1: do not wait for a quiet machine (a smoke run of the harness on a
@@ -351,7 +351,10 @@ cargo build --release --quiet
 BIN=$CARGO_TARGET_DIR/release/wemeet-archiver
 FETCH_BIN=""
 S3_BIN=""
-if cargo bench --no-run --quiet --bench fetch_url --bench s3_server --message-format=json \
+# The helper programs serve the nginx, disk and S3 groups only: not built when those are skipped.
+NEED_BENCHES=0
+for g in ngx1 disk ngx8 s3; do skip "$g" || NEED_BENCHES=1; done
+if ((NEED_BENCHES)) && cargo bench --no-run --quiet --bench fetch_url --bench s3_server --message-format=json \
   >"$WORK/bench-build.json" 2>"$WORK/bench-build.err"; then
   FETCH_BIN=$(python3 -c '
 import json, sys
@@ -365,7 +368,7 @@ for line in open(sys.argv[1]):
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == sys.argv[2] and m.get("executable"):
         print(m["executable"])' "$WORK/bench-build.json" s3_server)
-else
+elif ((NEED_BENCHES)); then
   echo "benches did not build; the nginx and S3 rows will be missing:" >&2
   cat "$WORK/bench-build.err" >&2
 fi
@@ -406,7 +409,10 @@ EOF
 
 # ---------------------------------------------------------------------------------------------
 # 1. One big file: archiver vs curl -o vs curl | sha256sum, from the simulator and from nginx.
-start_nginx
+# nginx serves the groups that compare with curl, aws and rclone: not started without them.
+NEED_NGINX=0
+for g in sim1 ngx1 disk sim8 ngx8 verify s3; do skip "$g" || NEED_NGINX=1; done
+if ((NEED_NGINX)); then start_nginx; fi
 ONE=$((ONE_MIB * MIB))
 if ! skip sim1; then
   log "1 x ${ONE_MIB} MiB from the simulator"
@@ -447,7 +453,7 @@ if ! skip sim1; then
   stop_pid "$SIM_PID"
   archived_sha=$(grep -o '"sha256":"[0-9a-f]*"' "$WORK/sim1-a/archiver.log" | head -1 | cut -d'"' -f4)
   [[ $archived_sha == "$ONE_SHA" ]] || { echo "archiver and curl disagree on the SHA-256: $archived_sha vs $ONE_SHA" >&2; exit 1; }
-else
+elif ((NEED_NGINX)); then
   # nginx still needs the bytes: any file of the same size does.
   head -c "$ONE" /dev/urandom >"$WORK/www/one.bin"
   ONE_SHA=$(sha256sum "$WORK/www/one.bin" | cut -d' ' -f1)
@@ -554,11 +560,13 @@ if ! skip sim8; then
   done
   SRV_PIDS=()
   stop_pid "$SIM_PID"
-else
+elif ((NEED_NGINX)); then
   mkdir -p "$WORK/www/eight"
   for i in 1 2 3 4 5 6 7 8; do head -c $((EIGHT_MIB * MIB)) /dev/urandom >"$WORK/www/eight/f$i.bin"; done
 fi
-(cd "$WORK/www/eight" && ls) | sed "s|^|$NGX_URL/eight/|" >"$WORK/ngx8.list"
+if ((NEED_NGINX)); then
+  (cd "$WORK/www/eight" && ls) | sed "s|^|$NGX_URL/eight/|" >"$WORK/ngx8.list"
+fi
 
 if ! skip ngx8 && [[ -n $FETCH_BIN ]]; then
   log "8 x ${EIGHT_MIB} MiB from nginx, 4 at a time"
@@ -845,6 +853,70 @@ prefix = \"archiver\""
     done
     stop_pid "$S3_PID"
   fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 8. The archive outlives its database. `reindex` of archives of 10k and 100k small files
+# (1 KiB: the cost is the catalog, not the bytes), into a new database, no API reachable;
+# then a second backfill over an archive whose database was deleted (every copy adopted:
+# nothing downloaded, no address call).
+if ! skip reindex; then
+  for spec in "10k:10000" "100k:100000"; do
+    IFS=: read -r n files <<<"$spec"
+    D=$WORK/reindex-$n
+    rm -rf "$D"
+    mkdir -p "$D"
+    log "reindex: an archive of $files files"
+    "${PY[@]}" gen-archive "$D/recordings" "$files" 200000001
+    cat >"$D/config.toml" <<'TOML'
+[api]
+base_url = "http://127.0.0.1:9"
+app_id = "200000001"
+secret_id = "AKIDbench"
+secret_key = "reindex-calls-no-api"
+operator_id = "admin"
+
+[storage]
+path = "recordings"
+
+[database]
+path = "state.db"
+TOML
+    wait_idle
+    measure /usr/bin/time -v -o "$D/time-v.txt" "$BIN" --log-format json --config "$D/config.toml" \
+      reindex --no-progress
+    recorded=$("$BIN" --config "$D/config.toml" status --json |
+      python3 -c 'import json, sys; print(json.load(sys.stdin)["files_reindexed"])')
+    emit key="reindex.$n" files="$files" folders=$((files / 2)) seconds="$SECS" \
+      rss_kib="$("${PY[@]}" rss "$D/time-v.txt")" files_recorded="$recorded" \
+      note="${BENCH_REINDEX_NOTE:-}" \
+      cmd="wemeet-archiver --config C reindex --no-progress   # bench/wemeet_bench.py gen-archive ROOT $files"
+    rm -rf "$D"
+  done
+
+  log "second backfill over an archive whose database was deleted"
+  start_sim backfill2 --meetings 25 --min-files 1 --max-files 3 --min-size 1MiB --max-size 4MiB \
+    --shared-fraction 0
+  D=$WORK/backfill2
+  rm -rf "$D"
+  write_config "$D" backfill2
+  t0=$(now_ns)
+  run_archiver "$D"
+  first=$(secs_since "$t0")
+  served0=$("${PY[@]}" stat "$SIM_URL" bytes_served)
+  addr0=$("${PY[@]}" stat "$SIM_URL" address_calls)
+  files=$(find "$D/recordings" -name '*.mp4' | wc -l)
+  bytes=$(find "$D/recordings" -name '*.mp4' -printf '%s\n' | awk '{ s += $1 } END { print s }')
+  rm -f "$D/state.db" "$D/state.db-wal" "$D/state.db-shm"
+  wait_idle
+  measure run_archiver "$D"
+  emit key=reindex.backfill2 files="$files" bytes="$bytes" seconds="$SECS" first_seconds="$first" \
+    refetched=$(($("${PY[@]}" stat "$SIM_URL" bytes_served) - served0)) \
+    address_calls=$(($("${PY[@]}" stat "$SIM_URL" address_calls) - addr0)) \
+    note="${BENCH_REINDEX_NOTE:-}" \
+    cmd="backfill; rm state.db; backfill again   # simulate --meetings 25 --max-files 3 --max-size 4MiB --shared-fraction 0"
+  rm -rf "$D"
+  stop_pid "$SIM_PID"
 fi
 
 # ---------------------------------------------------------------------------------------------

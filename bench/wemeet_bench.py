@@ -12,6 +12,9 @@
   year MANIFEST_FILE STATS_FILE SINCE UNTIL LIMIT WORKERS BW TTL WALL DB
                                  the figures of the scaled year (JSON): listing calls vs the
                                  minimum, address calls vs meetings, wall vs the ideal
+  gen-archive ROOT FILES APP_ID  write an archive of FILES small files (1 KiB, 2 per meeting,
+                                 one meeting per folder) with their meeting.json (schema 2)
+                                 and its marker, as the archiver writes them, for `reindex`
   render RESULTS MACHINE OUT     write BENCHMARKS.md from the results (JSON lines) and print
                                  the table
 """
@@ -213,6 +216,41 @@ def year(manifest, stats, since, until, limit, workers, bw, ttl, wall, db):
         "wall": wall, "listing_ideal": listing_ideal, "transfer_ideal": transfer_ideal,
         "ttl": ttl, "limit": limit,
     }))
+
+
+def gen_archive(root, files, app_id):
+    """An archive as the archiver leaves it, without a download: what `reindex` reads."""
+    import os
+    rng = random.Random(20)
+    start = 1_767_225_600_000  # 2026-01-01, ms
+    layout = "{start:%Y}/{start:%m}/{start:%d}/{meeting_code}-{subject}/{record_file_id}"
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, "wemeet-archive.json"), "w") as f:
+        json.dump({"schema": "wemeet-archiver.archive/1", "app_id": app_id, "layout": layout}, f)
+    for m in range(files // 2):
+        t = start + m * 600_000
+        day = dt.datetime.fromtimestamp(t / 1000, dt.timezone(dt.timedelta(hours=8)))
+        code = f"{800000000 + m}"
+        folder = f"{day:%Y/%m/%d}/{code}-bench"
+        os.makedirs(os.path.join(root, folder), exist_ok=True)
+        entries = []
+        for i in range(2):
+            fid = f"{1_900_000_000_000_000_000 + m * 2 + i}"
+            body = rng.randbytes(1024)
+            with open(os.path.join(root, folder, f"{fid}.mp4"), "wb") as f:
+                f.write(body)
+            entries.append({"record_file_id": fid, "key": fid, "kind": "video", "file": f"{fid}.mp4",
+                            "record_size": len(body), "sha256": hashlib.sha256(body).hexdigest(),
+                            "status": "archived", "archived_at": t + 3_600_000,
+                            "deleted_in_cloud_at": t + 7_200_000 if m % 5 == 0 else None,
+                            "record_start_time": t, "record_end_time": t + 1_800_000})
+        doc = {"schema": "wemeet-archiver.meeting/2", "meetings": [{
+            "meeting_record_id": f"mr-{m}", "meeting_id": f"{900000000 + m}", "meeting_code": code,
+            "userid": "bench", "subject": "bench", "media_start_time": t, "state": 3, "record_type": 1,
+            "dir": folder, "artifacts_checked_at": None, "transcript_wait_ended_at": None,
+            "files": entries}]}
+        with open(os.path.join(root, folder, "meeting.json"), "w") as f:
+            json.dump(doc, f, indent=2)
 
 
 def rss(path):
@@ -489,6 +527,24 @@ def render(results_path, machine_path, out_path):
         plain_row(g, "`rclone copyurl` ← nginx → S3", "s3.rclone")
         plain_row(g, "`curl -s URL | aws s3 cp - s3://…`", "s3.aws")
 
+    g = "reindex"
+    for n in ("10k", "100k"):
+        rs = by.get(f"reindex.{n}", [])
+        if rs:
+            r = rs[0]
+            table.append((g, f"`reindex` of {r['files']:,} files of 1 KiB ({r['folders']:,} meeting.json), new database",
+                          f"{r['seconds']:.1f} s, peak RSS {r['rss_kib'] / 1024:.0f} MiB ({r['files_recorded']:,} files recorded; "
+                          f"{r.get('note', '')})", "", "", r.get("cmd", "")))
+        else:
+            table.append((g, f"`reindex` of {n} files", "not measured", "", "", ""))
+    for r in by.get("reindex.backfill2", []):
+        table.append((g, f"second backfill over the archive, database deleted ({r['files']} files, "
+                         f"{r['bytes'] / 1e6:.0f} MB)",
+                      f"{r['seconds']:.1f} s (first backfill {r['first_seconds']:.1f} s); {r['refetched']} bytes "
+                      f"downloaded again, {r['address_calls']} address calls ({r.get('note', '')})",
+                      "0 bytes, 0 address calls", "met" if r["refetched"] == 0 and r["address_calls"] == 0 else "MISSED",
+                      r.get("cmd", "")))
+
     # Text table for the terminal.
     widths = [14, 58, 40, 34, 22]
     line = "  ".join(h.ljust(w) for h, w in zip(["group", "what", "figure", "vs / target", "verdict"], widths))
@@ -552,6 +608,8 @@ def main():
         rss(args[0])
     elif cmd == "year":
         year(*args)
+    elif cmd == "gen-archive":
+        gen_archive(args[0], int(args[1]), args[2])
     elif cmd == "render":
         render(args[0], args[1], args[2])
     else:

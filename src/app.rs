@@ -1,6 +1,7 @@
 //! The jobs the CLI runs, bootable in-process by tests: open state, list, download, prune,
 //! report.
 
+use crate::archive::marker::{self, Marker, MarkerError};
 use crate::archive::{self, Archive, ArchiveError};
 use crate::budget::{Budget, Priority};
 use crate::census::{ListError, Lister, split_windows};
@@ -8,9 +9,10 @@ use crate::client::{ApiClient, Budgets, CallError, config_advice};
 use crate::config::Config;
 use crate::progress::Progress;
 use crate::prune::{Mode, PruneError, PruneReport, Pruner};
+use crate::reindex::ReindexReport;
 use crate::state::{ArtifactsWanted, FileKind, FileStatus, Store, StoreError};
 use crate::time::UnixMs;
-use crate::transfer::{Downloader, PoolError, PoolReport};
+use crate::transfer::{Downloader, PoolError, PoolReport, Replaced};
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -69,6 +71,29 @@ pub enum AppError {
         recorded: String,
         configured: String,
     },
+    /// The archive holds another account's recordings (its marker says so).
+    #[error(
+        "api.app_id is `{configured}`, but {archive} holds the recordings of AppId \
+         `{recorded}` (see its {marker}); one archive never mixes two accounts: point \
+         storage.path (or storage.s3.prefix) at another archive, or set api.app_id to \
+         `{recorded}`",
+        marker = crate::archive::marker::MARKER
+    )]
+    OtherAccount {
+        archive: String,
+        recorded: String,
+        configured: String,
+    },
+    /// `reindex` could not list the archive's objects.
+    #[error("cannot list {archive}")]
+    ListArchive {
+        archive: String,
+        #[source]
+        source: Box<archive::ReadError>,
+    },
+    /// The archive's marker cannot be read.
+    #[error(transparent)]
+    Marker(#[from] Box<MarkerError>),
     /// A `relayout` towards another template was interrupted.
     #[error(
         "a relayout to storage.layout `{target}` is unfinished, but storage.layout is \
@@ -123,6 +148,9 @@ impl AppError {
         match self {
             Self::Fatal(_) | Self::Locked(_) | Self::Archive(_) => true,
             Self::LayoutChanged { .. }
+            | Self::OtherAccount { .. }
+            | Self::Marker(_)
+            | Self::ListArchive { .. }
             | Self::RelayoutInProgress { .. }
             | Self::RelayoutCollision(_) => true,
             Self::Prune(e) => e.needs_admin(),
@@ -140,17 +168,27 @@ pub struct BackfillReport {
     pub meetings_seen: u64,
     pub archived_now: u64,
     pub bytes_now: u64,
+    /// Of `archived_now`, the files whose intact copy was already at their destination.
+    pub adopted_now: u64,
+    /// Copies found at a file's destination that were not the file, replaced.
+    pub replaced: Vec<Replaced>,
     /// Files of the range that are not archived: (path, status, reason).
     pub not_archived: Vec<(String, FileStatus, Option<String>)>,
     /// Meetings still recording or transcoding: their files come later.
     pub pending_meetings: usize,
     pub interrupted: bool,
+    /// The reindex that followed the listing, when the database knew no file of an
+    /// existing archive (see [`App::open`]).
+    pub reindexed: Option<ReindexReport>,
 }
 
 impl BackfillReport {
     /// Everything the range holds is archived (pending meetings have no files yet).
     pub fn complete(&self) -> bool {
-        self.failed_windows.is_empty() && self.not_archived.is_empty() && !self.interrupted
+        self.failed_windows.is_empty()
+            && self.not_archived.is_empty()
+            && !self.interrupted
+            && self.reindexed.as_ref().is_none_or(ReindexReport::passed)
     }
 }
 
@@ -164,6 +202,10 @@ pub struct App {
     pub(crate) lister: Arc<Lister>,
     /// What the jobs of this process count as they go, for the binary to draw.
     progress: Progress,
+    /// The database held no file while the archive already had a marker (the database
+    /// was lost, or this is a new machine): `backfill` and `run` reindex by themselves
+    /// what their listing does not bring back (see [`App::open`]).
+    pub(crate) over_existing_archive: bool,
     /// Held for the life of the process: two archivers on one database would both claim
     /// and write the same files.
     _lock: File,
@@ -172,8 +214,30 @@ pub struct App {
 impl App {
     /// Opens the state for a job that lists or writes files: refused (exit 2) when
     /// `storage.layout` is not the archive's (see `relayout`).
+    ///
+    /// The archive's marker says which account and layout it holds: another account's
+    /// archive is refused, and a new database over an existing archive takes the layout
+    /// from it (so a changed `storage.layout` is refused as with the old database). An
+    /// archive without a marker gets one.
+    ///
+    /// A new database over an existing archive (a marker, no file known) is not refused:
+    /// each listed file's intact copy is adopted by the pool (hashed, nothing downloaded),
+    /// and `backfill` and `run` then reindex by themselves what the listing cannot bring
+    /// back (the files deleted in the cloud, the days outside the range).
     pub async fn open(config: Config) -> Result<Self, AppError> {
-        let app = Self::open_for_relayout(config).await?;
+        let mut app = Box::pin(Self::open_for_relayout(config)).await?;
+        let archive = app.archive()?;
+        // Boxed, as the write below: a bucket's requests make large futures, and every
+        // job's future would carry them.
+        let marker = Box::pin(app.check_account(archive.as_ref())).await?;
+        app.over_existing_archive = marker.is_some() && !app.store.knows_any_file().await?;
+        if app.over_existing_archive {
+            tracing::warn!(archive = %archive.describe(), "the database knows no file of this existing archive: intact copies are adopted, not downloaded, and the archive is reindexed after the listing");
+        }
+        if let Some(m) = &marker {
+            // Recorded only if the database has no layout yet (a new database).
+            app.store.archive_layout(&m.layout).await?;
+        }
         let configured = app.config.storage.layout.template();
         let recorded = app.store.archive_layout(configured).await?;
         if recorded != configured {
@@ -182,7 +246,37 @@ impl App {
                 configured: configured.into(),
             });
         }
+        if marker.is_none_or(|m| m.layout != configured) {
+            Box::pin(app.write_marker(archive.as_ref(), configured)).await?;
+        }
         Ok(app)
+    }
+
+    /// The archive's marker, refused if it names another account than `api.app_id`.
+    pub async fn check_account(&self, archive: &dyn Archive) -> Result<Option<Marker>, AppError> {
+        let marker = marker::read(archive).await.map_err(Box::new)?;
+        if let Some(m) = &marker
+            && m.app_id != self.config.api.app_id
+        {
+            return Err(AppError::OtherAccount {
+                archive: archive.describe(),
+                recorded: m.app_id.clone(),
+                configured: self.config.api.app_id.clone(),
+            });
+        }
+        Ok(marker)
+    }
+
+    /// Records at the archive's root that it holds this account's recordings laid out
+    /// with `layout`.
+    pub(crate) async fn write_marker(
+        &self,
+        archive: &dyn Archive,
+        layout: &str,
+    ) -> Result<(), AppError> {
+        marker::write(archive, &Marker::new(&self.config.api.app_id, layout))
+            .await
+            .map_err(AppError::Archive)
     }
 
     /// Opens the state whatever the archive's layout: only `relayout`, which moves the
@@ -235,6 +329,7 @@ impl App {
             http,
             lister,
             progress,
+            over_existing_archive: false,
             _lock: lock,
         })
     }
@@ -334,9 +429,12 @@ impl App {
             meetings_seen: 0,
             archived_now: 0,
             bytes_now: 0,
+            adopted_now: 0,
+            replaced: Vec::new(),
             not_archived: Vec::new(),
             pending_meetings: 0,
             interrupted: false,
+            reindexed: None,
         };
         let mut fatal = None;
         for (start, end) in windows {
@@ -380,9 +478,11 @@ impl App {
         if let Some(e) = fatal {
             return Err(e);
         }
-        let PoolReport { archived, bytes } = pool_result?;
-        report.archived_now = archived;
-        report.bytes_now = bytes;
+        let pool_report: PoolReport = pool_result?;
+        report.archived_now = pool_report.archived;
+        report.bytes_now = pool_report.bytes;
+        report.adopted_now = pool_report.adopted;
+        report.replaced = pool_report.replaced;
         report.interrupted = cancel.is_cancelled();
         report.not_archived = self
             .store
@@ -392,6 +492,9 @@ impl App {
             .map(|f| (f.path, f.status, f.last_error))
             .collect();
         report.pending_meetings = self.store.pending_meetings().await?.len();
+        if self.over_existing_archive && !report.interrupted {
+            report.reindexed = Some(Box::pin(self.reindex(&cancel)).await?);
+        }
         Ok(report)
     }
 }

@@ -118,6 +118,18 @@ impl App {
         // the other back one spacing).
         let (first_poll_done, first_poll) = tokio::sync::watch::channel(false);
         let pruning = first_poll.clone();
+        let rebuilding = first_poll.clone();
+        // Over an archive the database knew nothing of: once the first live poll queued
+        // what the cloud still lists (its copies adopted by the pool), the rest is
+        // reindexed from the archive.
+        let reindex = async {
+            if self.over_existing_archive && self::first_poll_done(rebuilding, &cancel).await {
+                // Boxed: a reindex's future is large, and only the first start over an
+                // existing archive runs it.
+                stop_on_error(Box::pin(self.reindex(&cancel)).await.map(drop))?;
+            }
+            Ok::<(), AppError>(())
+        };
         let background = async {
             match since {
                 Some(since) => stop_on_error(
@@ -146,8 +158,8 @@ impl App {
                 false => Ok(()),
             }
         };
-        let (polled, backfilled, scrubbed, worked, pruned) =
-            tokio::join!(live, background, scrub, worked, prune);
+        let (polled, backfilled, scrubbed, worked, pruned, reindexed) =
+            tokio::join!(live, background, scrub, worked, prune, reindex);
 
         notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
         cancel.cancel();
@@ -159,6 +171,7 @@ impl App {
         worked?;
         pooled?;
         pruned?;
+        reindexed?;
         scrubbed
     }
 

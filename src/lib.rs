@@ -32,6 +32,7 @@ pub mod human;
 pub mod metrics;
 pub mod progress;
 pub mod prune;
+pub mod reindex;
 pub mod relayout;
 pub mod retry;
 pub mod state;

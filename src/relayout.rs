@@ -112,6 +112,8 @@ impl App {
     /// `relayout [--dry-run]`: moves every file to its path under the configured layout
     /// (see the module), or only says what would move.
     pub async fn relayout(&self, dry_run: bool) -> Result<RelayoutReport, AppError> {
+        let archive = self.archive()?;
+        self.check_account(archive.as_ref()).await?;
         let layout = &self.config.storage.layout;
         let to = layout.template().to_string();
         let from = self.store.archive_layout(&to).await?;
@@ -156,7 +158,6 @@ impl App {
                 .collect();
             self.store.plan_relayout(&to, &moves).await?;
         }
-        let archive = self.archive()?;
         for m in self.store.pending_moves().await? {
             archive
                 .relocate(&m.path, &m.new_path)
@@ -175,6 +176,7 @@ impl App {
                 .map_err(AppError::Archive)?;
         }
         self.store.finish_relayout(&plan.dirs).await?;
+        self.write_marker(archive.as_ref(), &to).await?;
         crate::transfer::meeting_json::rewrite_stale(&self.store, archive.as_ref()).await?;
         Ok(report)
     }

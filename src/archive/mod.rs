@@ -11,6 +11,7 @@
 pub(crate) mod hash_state;
 pub mod layout;
 pub mod local;
+pub mod marker;
 pub mod s3;
 
 pub use layout::UnsafePath;
@@ -243,6 +244,10 @@ pub trait Archive: Send + Sync + std::fmt::Debug {
             sha256: hex::encode(hasher.finalize()),
         })
     }
+
+    /// The size of the complete object at `relative` (never a `.part` file or an upload
+    /// in progress); `None` if there is none.
+    async fn size_of(&self, relative: &str) -> Result<Option<u64>, ArchiveError>;
 
     /// Every object, sorted by path. An archive that does not exist yet is empty.
     async fn list(&self) -> Result<Listing, ReadError>;

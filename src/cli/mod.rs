@@ -96,6 +96,16 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Rebuild the database from the archive alone, with no API call: read every
+    /// meeting.json and record the meetings and files the database lacks (what it knows is
+    /// never changed; disagreements are reported). Exit 0 done, 1 a meeting.json could not
+    /// be read or disagrees with the database, 2 bad configuration or another account's
+    /// archive.
+    Reindex {
+        /// Draw no progress display (it is drawn only when standard error is a terminal).
+        #[arg(long)]
+        no_progress: bool,
+    },
     /// Run the built-in simulator of the Tencent Meeting API and download host.
     #[cfg(feature = "simulator")]
     Simulate(Box<wemeet_sim::SimulateArgs>),
@@ -114,6 +124,7 @@ impl Command {
         match self {
             Self::Backfill { no_progress, .. } => !no_progress,
             Self::Verify(args) => !args.no_progress,
+            Self::Reindex { no_progress } => !no_progress,
             _ => false,
         }
     }
@@ -179,6 +190,7 @@ async fn run(cli: Cli, display: Option<MultiProgress>) -> CliResult {
         Command::Verify(args) => verify::run(&Config::load(&cli.config)?, &args, display).await,
         Command::Prune(args) => prune::run(&cli.config, &args).await,
         Command::Relayout { dry_run } => relayout(&cli.config, dry_run).await,
+        Command::Reindex { no_progress: _ } => reindex(&cli.config, display).await,
         #[cfg(feature = "simulator")]
         Command::Simulate(args) => simulate(*args).await,
         #[cfg(feature = "simulator")]
@@ -238,6 +250,22 @@ async fn relayout(config: &Path, dry_run: bool) -> CliResult {
     let report = app.relayout(dry_run).await?;
     print!("{}", render::relayout(&report));
     Ok(Exit::Ok)
+}
+
+async fn reindex(config: &Path, display: Option<MultiProgress>) -> CliResult {
+    let app = App::open_for_relayout(Config::load(config)?).await?;
+    let display = display.map(|multi| Display::start(&multi, app.progress().clone(), Job::Reindex));
+    let report = app.reindex(&shutdown_token()).await;
+    if let Some(display) = display {
+        display.finish().await;
+    }
+    let report = report?;
+    print!("{}", render::reindex(&report));
+    Ok(if report.passed() {
+        Exit::Ok
+    } else {
+        Exit::Incomplete
+    })
 }
 
 async fn run_daemon(config: &Path, since: Option<&str>) -> CliResult {

@@ -44,6 +44,8 @@ pub enum Job {
     },
     /// `verify` plans its work up front: its counters say everything.
     Verify,
+    /// `reindex` plans the `meeting.json` files it reads once it has listed the archive.
+    Reindex,
 }
 
 /// A display being drawn; [`Display::finish`] takes it off the terminal.
@@ -102,6 +104,7 @@ async fn draw(multi: MultiProgress, progress: Progress, job: Job, stop: Cancella
                 backfill_frame(&snap, to_do.unwrap_or_default(), calls, per_sec)
             }
             Job::Verify => verify_frame(&snap, per_sec),
+            Job::Reindex => reindex_frame(&snap),
         };
         let mut lines = frame.text;
         lines.push(format!(
@@ -248,6 +251,28 @@ fn verify_frame(snap: &Snapshot, per_sec: Option<f64>) -> Frame {
             Some(p) => (snap.bytes_done.min(p.bytes), p.bytes),
         },
         total_text: format!("{} of {}", Size(snap.bytes_done), Size(planned.bytes)),
+    }
+}
+
+fn reindex_frame(snap: &Snapshot) -> Frame {
+    let line = match snap.planned {
+        None => "reindex  listing the archive".to_string(),
+        Some(p) => format!(
+            "reindex  {} of {} meeting.json read and recorded",
+            snap.files_done, p.files
+        ),
+    };
+    Frame {
+        text: vec![line],
+        total: match snap.planned {
+            None => (0, 1),
+            Some(p) => (snap.files_done.min(p.files), p.files),
+        },
+        total_text: format!(
+            "{} of {} folder(s)",
+            snap.files_done,
+            snap.planned.unwrap_or_default().files
+        ),
     }
 }
 

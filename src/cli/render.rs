@@ -5,6 +5,7 @@ use std::time::Duration;
 use wemeet_archiver::app::BackfillReport;
 use wemeet_archiver::config::Config;
 use wemeet_archiver::human::{Size, Span};
+use wemeet_archiver::reindex::ReindexReport;
 use wemeet_archiver::state::{FileKind, StatusReport};
 use wemeet_archiver::time::UnixMs;
 
@@ -33,6 +34,20 @@ pub fn backfill(report: &BackfillReport, took: Duration) -> String {
         Size(report.bytes_now),
         Span(took)
     );
+    if report.adopted_now > 0 {
+        let _ = writeln!(
+            out,
+            "{} file(s) adopted: their intact copy was already in the archive, nothing downloaded",
+            report.adopted_now
+        );
+    }
+    for r in &report.replaced {
+        let _ = writeln!(out, "replaced {}: {}", r.path, r.reason);
+    }
+    if let Some(reindexed) = &report.reindexed {
+        out.push_str("the database knew no file of this archive; reindexed after the listing:\n");
+        out.push_str(&reindex(reindexed));
+    }
     if report.pending_meetings > 0 {
         let _ = writeln!(
             out,
@@ -56,6 +71,42 @@ pub fn backfill(report: &BackfillReport, took: Duration) -> String {
                 reason.as_deref().unwrap_or("-")
             );
         }
+    }
+    out
+}
+
+/// What `reindex` recorded, and each `meeting.json` it could not read or that
+/// disagrees with the database.
+pub fn reindex(report: &ReindexReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "read {} meeting.json in {}: recorded {} meeting(s) and {} file(s) ({} deleted in the cloud); {} file(s) already known; in {}",
+        report.folders,
+        report.archive,
+        report.meetings_added,
+        report.files_added,
+        report.deleted_in_cloud_added,
+        report.files_known,
+        Span(Duration::from_millis(report.elapsed_ms))
+    );
+    match &report.layout {
+        Some(layout) => {
+            let _ = writeln!(out, "layout: {layout}");
+        }
+        None => out.push_str("no archive marker: the layout is the configured one\n"),
+    }
+    if report.interrupted {
+        out.push_str("interrupted: run reindex again to finish\n");
+    }
+    for (path, why) in &report.unreadable {
+        let _ = writeln!(
+            out,
+            "unreadable {path}: {why} (nothing of its folder was recorded)"
+        );
+    }
+    for d in &report.disagreements {
+        let _ = writeln!(out, "disagreement (not applied) {d}");
     }
     out
 }
@@ -150,6 +201,13 @@ pub fn status(report: &StatusReport, config: &Config, now: UnixMs) -> String {
             " (prune.enabled is off)"
         }
     );
+    if report.files_adopted + report.files_reindexed > 0 {
+        let _ = writeln!(
+            out,
+            "rebuilt from the archive: {} file(s) adopted ({} without a recorded SHA-256), {} reindexed",
+            report.files_adopted, report.files_adopted_without_record, report.files_reindexed
+        );
+    }
     let _ = writeln!(
         out,
         "API calls in the last 60 s: {} listing (of {}), {} addresses (of {}), {} deletes (of {})",
@@ -296,9 +354,12 @@ mod tests {
             meetings_seen: 40,
             archived_now: 12,
             bytes_now: 88_144_665,
+            adopted_now: 0,
+            replaced: Vec::new(),
             not_archived: Vec::new(),
             pending_meetings: 0,
             interrupted: false,
+            reindexed: None,
         };
         assert_eq!(
             backfill(&report, Duration::from_secs(2 * 3600 + 14 * 60)),

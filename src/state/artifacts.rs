@@ -70,6 +70,49 @@ impl Store {
         Ok(())
     }
 
+    /// Queues the artifacts a video's `meeting.json` records (key, path, entry), with the
+    /// size recorded there, for their copies to be adopted (or downloaded again) without
+    /// a look at `/v1/addresses` first: the meeting counts as looked at now. Rows already
+    /// there are left as they are.
+    pub async fn queue_recorded_artifacts(
+        &self,
+        video_id: &str,
+        artifacts: &[(String, String, super::catalog::FileRecord)],
+    ) -> Result<(), StoreError> {
+        let now = UnixMs::now();
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        for (key, path, record) in artifacts {
+            sqlx::query(
+                "INSERT INTO files (record_file_id, meeting_record_id, record_start_time,
+                   record_end_time, record_size, size_known, path, status, updated_at, kind,
+                   parent_file_id)
+                 SELECT ?1, v.meeting_record_id, v.record_start_time, v.record_end_time, ?2, 1,
+                   ?3, 'queued', ?4, ?5, ?6
+                 FROM files v WHERE v.record_file_id = ?6
+                 ON CONFLICT (record_file_id) DO NOTHING",
+            )
+            .bind(key)
+            .bind(record.record_size)
+            .bind(path)
+            .bind(now)
+            .bind(record.kind)
+            .bind(video_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "UPDATE meetings SET artifacts_checked_at = ? WHERE artifacts_checked_at IS NULL
+               AND meeting_record_id = (SELECT meeting_record_id FROM files WHERE record_file_id = ?)",
+        )
+        .bind(now)
+        .bind(video_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.wake_workers();
+        Ok(())
+    }
+
     /// Records the size the first response announced for an artifact: from now on every
     /// resume is held to it.
     pub async fn set_announced_size(&self, key: &str, size: u64) -> Result<(), StoreError> {
@@ -85,8 +128,10 @@ impl Store {
         Ok(())
     }
 
-    /// Takes the next transcoded meeting whose artifacts need a look at `/v1/addresses`:
-    /// one never looked at, or (with `transcripts`) one with a video still without a
+    /// Takes the next transcoded meeting whose artifacts need a look at `/v1/addresses`,
+    /// once none of its videos is still to download (a video's own address call looks
+    /// for them, and a video adopted from the archive brings back what its `meeting.json`
+    /// recorded of them): one never looked at, or (with `transcripts`) one with a video still without a
     /// transcript, whose wait has not ended, last looked at before `recheck_before`.
     /// Marks it looked at now, so two workers never take the same one.
     pub async fn claim_artifact_check(
@@ -100,6 +145,10 @@ impl Store {
                WHERE m.state = 3
                  AND EXISTS (SELECT 1 FROM files v WHERE v.meeting_record_id = m.meeting_record_id
                              AND v.kind = 'video')
+                 AND NOT EXISTS (SELECT 1 FROM files v
+                                 WHERE v.meeting_record_id = m.meeting_record_id
+                                   AND v.kind = 'video'
+                                   AND v.status IN ('queued', 'transferring'))
                  AND (m.artifacts_checked_at IS NULL
                       OR (?2 AND m.transcript_wait_ended_at IS NULL
                           AND m.artifacts_checked_at < ?3

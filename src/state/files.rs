@@ -5,7 +5,17 @@ use crate::time::UnixMs;
 
 /// Where a file is in its life (see `migrations/0001_init.sql` and `0005_addresses.sql`).
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, sqlx::Type,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    sqlx::Type,
 )]
 #[serde(rename_all = "lowercase")]
 #[sqlx(rename_all = "lowercase")]
@@ -121,6 +131,9 @@ pub struct FileRow {
     pub deleted_in_cloud_at: Option<UnixMs>,
     /// The `[filter]` rule that left it out (`skipped` only).
     pub skip_rule: Option<String>,
+    /// The recording's times, as listed (ms), for `meeting.json`.
+    pub record_start_time: i64,
+    pub record_end_time: i64,
 }
 
 /// Hand-written so that the download address never reaches a log through `{:?}`.
@@ -155,7 +168,8 @@ macro_rules! select_files {
                m.media_start_time, f.record_size, f.size_known,
                f.path, m.dir, f.status, f.download_address, f.address_issued_at, f.attempts,
                f.bytes_done, f.etag, f.hash_state, f.sha256, f.archived_size, f.last_error,
-               f.archived_at, f.deleted_in_cloud_at, f.skip_rule
+               f.archived_at, f.deleted_in_cloud_at, f.skip_rule, f.record_start_time,
+               f.record_end_time
              FROM files f JOIN meetings m USING (meeting_record_id) ",
             $tail
         )
@@ -256,6 +270,13 @@ impl Store {
         Ok(())
     }
 
+    /// Whether any file is recorded (a new database knows none).
+    pub async fn knows_any_file(&self) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM files)")
+            .fetch_one(self.pool())
+            .await?)
+    }
+
     pub async fn file(&self, record_file_id: &str) -> Result<Option<FileRow>, StoreError> {
         Ok(sqlx::query_as(select_files!("WHERE f.record_file_id = ?"))
             .bind(record_file_id)
@@ -321,6 +342,54 @@ impl Store {
         .bind(record_file_id)
         .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The intact copy already at a claimed file's destination becomes its archived copy,
+    /// nothing downloaded: with the times its `meeting.json` recorded (`archived_at`,
+    /// `deleted_in_cloud_at`), or, `without_record`, with the hash just computed and now
+    /// (counted apart by `status`). The folder's `meeting.json` is marked behind only when
+    /// it did not record the file.
+    pub async fn mark_adopted(
+        &self,
+        record_file_id: &str,
+        size: i64,
+        sha256: &str,
+        recorded: Option<(Option<UnixMs>, Option<UnixMs>)>,
+    ) -> Result<(), StoreError> {
+        let now = UnixMs::now();
+        let (archived_at, deleted_in_cloud_at) = recorded.unwrap_or_default();
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "UPDATE files SET status = 'archived', archived_size = ?, record_size = ?,
+               size_known = 1, sha256 = ?, archived_at = ?, deleted_in_cloud_at = ?,
+               adopted_at = ?, adopted_without_record = ?, bytes_done = ?, hash_state = NULL,
+               last_error = NULL, download_address = NULL, updated_at = ?
+             WHERE record_file_id = ?",
+        )
+        .bind(size)
+        .bind(size)
+        .bind(sha256)
+        .bind(archived_at.unwrap_or(now))
+        .bind(deleted_in_cloud_at)
+        .bind(now)
+        .bind(recorded.is_none())
+        .bind(size)
+        .bind(now)
+        .bind(record_file_id)
+        .execute(&mut *tx)
+        .await?;
+        if recorded.is_none() {
+            sqlx::query(
+                "UPDATE meetings SET json_dirty_at = ? WHERE meeting_record_id =
+                   (SELECT meeting_record_id FROM files WHERE record_file_id = ?)",
+            )
+            .bind(now)
+            .bind(record_file_id)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -43,6 +43,10 @@ pub struct MeetingRow {
     pub state: i64,
     pub record_type: i64,
     pub dir: String,
+    /// When its artifacts were last looked for, and when the wait for its transcripts
+    /// ended: `meeting.json` keeps them, so that a rebuilt database does not look again.
+    pub artifacts_checked_at: Option<UnixMs>,
+    pub transcript_wait_ended_at: Option<UnixMs>,
 }
 
 impl Store {
@@ -139,7 +143,8 @@ impl Store {
     pub async fn meeting(&self, meeting_record_id: &str) -> Result<Option<MeetingRow>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT meeting_record_id, meeting_id, meeting_code, userid, subject,
-                    media_start_time, state, record_type, dir
+                    media_start_time, state, record_type, dir, artifacts_checked_at,
+                    transcript_wait_ended_at
              FROM meetings WHERE meeting_record_id = ?",
         )
         .bind(meeting_record_id)
@@ -152,7 +157,8 @@ impl Store {
     pub async fn meetings_in_dir(&self, dir: &str) -> Result<Vec<MeetingRow>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT meeting_record_id, meeting_id, meeting_code, userid, subject,
-                    media_start_time, state, record_type, dir
+                    media_start_time, state, record_type, dir, artifacts_checked_at,
+                    transcript_wait_ended_at
              FROM meetings WHERE dir = ? ORDER BY media_start_time, meeting_record_id",
         )
         .bind(dir)
@@ -164,7 +170,8 @@ impl Store {
     pub async fn pending_meetings(&self) -> Result<Vec<MeetingRow>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT meeting_record_id, meeting_id, meeting_code, userid, subject,
-                    media_start_time, state, record_type, dir
+                    media_start_time, state, record_type, dir, artifacts_checked_at,
+                    transcript_wait_ended_at
              FROM meetings WHERE state IN (1, 2) ORDER BY media_start_time",
         )
         .fetch_all(self.pool())

@@ -7,6 +7,7 @@
 //! keyed by the API's own ids, so listing the same window twice changes nothing.
 
 mod artifacts;
+pub mod catalog;
 mod events;
 mod facts;
 mod files;

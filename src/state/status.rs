@@ -24,6 +24,13 @@ pub struct StatusReport {
     /// their bytes with those of the audio tracks and transcripts that went with them: the
     /// cloud storage freed.
     pub files_deleted_in_cloud: i64,
+    /// Files found intact at their destination and adopted instead of downloaded (a
+    /// database rebuilt over an existing archive), and of those, how many had no SHA-256
+    /// recorded in their `meeting.json` to compare with (their hash was only computed).
+    pub files_adopted: i64,
+    pub files_adopted_without_record: i64,
+    /// Files whose row `reindex` rebuilt from their folder's `meeting.json`.
+    pub files_reindexed: i64,
     pub bytes_freed: i64,
     pub windows_listed: i64,
     pub last_listing_at: Option<UnixMs>,
@@ -133,6 +140,15 @@ impl Store {
         )
         .fetch_one(self.pool())
         .await?;
+        let (files_adopted, files_adopted_without_record, files_reindexed): (i64, i64, i64) =
+            sqlx::query_as(
+                "SELECT COALESCE(SUM(adopted_at IS NOT NULL), 0),
+                        COALESCE(SUM(adopted_at IS NOT NULL AND adopted_without_record), 0),
+                        COALESCE(SUM(reindexed_at IS NOT NULL), 0)
+                 FROM files",
+            )
+            .fetch_one(self.pool())
+            .await?;
         let (api_calls_last_60s, address_calls_last_60s, delete_calls_last_60s): (i64, i64, i64) =
             sqlx::query_as(
                 "SELECT COALESCE(SUM(endpoint = 'records'), 0),
@@ -170,6 +186,9 @@ impl Store {
             bytes_archived,
             bytes_pending,
             files_deleted_in_cloud,
+            files_adopted,
+            files_adopted_without_record,
+            files_reindexed,
             bytes_freed,
             windows_listed,
             last_listing_at,

@@ -7,11 +7,13 @@
 //! back, the listing done), not on a timer: a one-file backfill ends when its file does.
 
 mod addresses;
+mod adopt;
 mod attempt;
 pub(crate) mod meeting_json;
 mod response;
 
 pub use attempt::{TransferError, address_is_fresh};
+pub use meeting_json::MeetingJsonError;
 
 use crate::archive::{Archive, ArchiveError};
 use crate::client::{ApiClient, CallError};
@@ -40,10 +42,24 @@ pub enum PoolError {
 }
 
 /// What the pool did in this run.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct PoolReport {
+    /// Files archived, adopted ones included.
     pub archived: u64,
+    /// Bytes downloaded.
     pub bytes: u64,
+    /// Files whose intact copy was found at their destination: nothing downloaded.
+    pub adopted: u64,
+    /// Copies found at a file's destination that were not the file, replaced by a fresh
+    /// download once it was complete and checked.
+    pub replaced: Vec<Replaced>,
+}
+
+/// A copy at a file's destination that was replaced, and why it was not adopted.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Replaced {
+    pub path: String,
+    pub reason: String,
 }
 
 pub struct Downloader {
@@ -58,6 +74,10 @@ pub struct Downloader {
     config: DownloadConfig,
     archived: AtomicU64,
     bytes: AtomicU64,
+    adopted: AtomicU64,
+    /// Copies not adopted, by file, until their replacement is archived; then reported.
+    replacing: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    replaced: std::sync::Mutex<Vec<Replaced>>,
     /// Files archived, bytes received, transfers in flight: for a display.
     progress: Progress,
     /// Observed bytes per second of one transfer (moving average), to tell whether an
@@ -93,6 +113,9 @@ impl Downloader {
             config,
             archived: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            adopted: AtomicU64::new(0),
+            replacing: std::sync::Mutex::default(),
+            replaced: std::sync::Mutex::default(),
             progress: Progress::default(),
             throughput: std::sync::Mutex::new(None),
         }
@@ -139,6 +162,10 @@ impl Downloader {
             None => Ok(PoolReport {
                 archived: self.archived.load(Ordering::Relaxed),
                 bytes: self.bytes.load(Ordering::Relaxed),
+                adopted: self.adopted.load(Ordering::Relaxed),
+                replaced: std::mem::take(
+                    &mut *self.replaced.lock().unwrap_or_else(|e| e.into_inner()),
+                ),
             }),
         }
     }
@@ -225,6 +252,27 @@ impl Downloader {
     /// Drives one claimed file to `archived`, `failed` or `unavailable`, or back to the
     /// queue on shutdown.
     async fn process(&self, claimed: FileRow, cancel: &CancellationToken) -> Result<(), PoolError> {
+        match self.adopt(&claimed).await {
+            Ok(adopt::Adoption::Adopted) => {
+                self.adopted.fetch_add(1, Ordering::Relaxed);
+                self.archived.fetch_add(1, Ordering::Relaxed);
+                self.progress.file_done();
+                return Ok(());
+            }
+            Ok(adopt::Adoption::Absent) => {}
+            Ok(adopt::Adoption::Replace(reason)) => {
+                tracing::warn!(file = %claimed.record_file_id, path = %claimed.path, %reason, "the copy at this path is not the file: downloading it again; it replaces the copy once complete and checked");
+                self.replacing
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(claimed.record_file_id.clone(), reason);
+            }
+            // Not fatal: the transfer's own attempt meets (and classifies) it again.
+            Err(TransferError::Store(e)) => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(file = %claimed.record_file_id, path = %claimed.path, error = %crate::errors::chain(&e), "could not look at the copy at this path; downloading");
+            }
+        }
         let id = claimed.record_file_id;
         let mut delays = crate::retry::transfer_delays();
         loop {
@@ -333,6 +381,21 @@ impl Downloader {
         tracing::info!(file = %row.record_file_id, path = %row.path, bytes = row.record_size, %sha256, "archived");
         self.archived.fetch_add(1, Ordering::Relaxed);
         self.progress.file_done();
+        let replacing = self
+            .replacing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&row.record_file_id);
+        if let Some(reason) = replacing {
+            tracing::warn!(file = %row.record_file_id, path = %row.path, %reason, "replaced the copy that was at this path");
+            self.replaced
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Replaced {
+                    path: row.path.clone(),
+                    reason,
+                });
+        }
         self.bytes
             .fetch_add(row.record_size as u64, Ordering::Relaxed);
         if let Err(e) = meeting_json::write(&self.store, self.archive.as_ref(), &row.dir).await {

@@ -263,13 +263,17 @@ pub struct Ignored {
 
 /// The name of the per-meeting metadata file the downloader writes beside recordings.
 pub const MEETING_JSON: &str = "meeting.json";
-/// The checksum list `--manifest` writes at the root.
+/// The checksum list `--manifest` writes at the root (the archive's marker,
+/// `archive::marker::MARKER`, is at the root too).
 pub const SUMS_FILE: &str = "SHA256SUMS";
 
 impl Ignored {
     fn contains(&self, path: &str) -> bool {
         let name = path.rsplit('/').next().unwrap_or(path);
-        name == MEETING_JSON || path == SUMS_FILE || self.paths.contains(path)
+        name == MEETING_JSON
+            || path == SUMS_FILE
+            || path == crate::archive::marker::MARKER
+            || self.paths.contains(path)
     }
 }
 

@@ -185,7 +185,8 @@ pub async fn backfill(config: &Path, range: (i64, i64)) -> BackfillReport {
 /// [`backfill`] with a config already loaded, such as one read with a simulated environment.
 pub async fn backfill_loaded(config: Config, range: (i64, i64)) -> BackfillReport {
     let app = App::open(config).await.unwrap();
-    app.backfill(range.0, range.1, false, Default::default())
+    // Boxed: the job's future is large, and tests nest it in futures of their own.
+    Box::pin(app.backfill(range.0, range.1, false, Default::default()))
         .await
         .unwrap()
 }
@@ -229,7 +230,8 @@ pub fn sha256_file(path: &Path) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// Every regular file under `root`, relative, sorted.
+/// Every regular file under `root`, relative, sorted; the archive's marker at the root
+/// (which account and layout it holds) is not one of them.
 pub fn files_under(root: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap() {
@@ -246,6 +248,7 @@ pub fn files_under(root: &Path) -> Vec<PathBuf> {
     if root.exists() {
         walk(root, root, &mut out);
     }
+    out.retain(|p| p != Path::new(wemeet_archiver::archive::marker::MARKER));
     out.sort();
     out
 }

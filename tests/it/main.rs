@@ -10,6 +10,7 @@ mod filter;
 mod layout;
 mod progress;
 mod prune;
+mod reindex;
 mod resume;
 mod s3;
 mod simulator;

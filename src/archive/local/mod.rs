@@ -271,6 +271,16 @@ impl Archive for LocalArchive {
             .expect("hashing does not panic")
     }
 
+    async fn size_of(&self, relative: &str) -> Result<Option<u64>, ArchiveError> {
+        let path = self.path_of(relative)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ArchiveError::io("cannot look at", &path, e, 0)),
+        }
+    }
+
     async fn list(&self) -> Result<Listing, ReadError> {
         let root = self.root.clone();
         tokio::task::spawn_blocking(move || walk(&root))

@@ -47,6 +47,8 @@ pub struct ObjectInfo {
     pub size: u64,
     /// The `sha256` user metadata, when the object has it.
     pub sha256: Option<String>,
+    /// The bucket's ETag of the object: it changes when the object is written again.
+    pub etag: Option<String>,
 }
 
 /// `Content-Type` of an archived object, from its name.
@@ -274,6 +276,7 @@ impl S3Bucket {
         match self.store.get_opts(key, options).await {
             Ok(result) => Ok(Some(ObjectInfo {
                 size: result.meta.size,
+                etag: result.meta.e_tag.clone(),
                 sha256: result
                     .attributes
                     .get(&Attribute::Metadata(SHA256_METADATA.into()))

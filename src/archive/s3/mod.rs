@@ -81,6 +81,11 @@ impl Archive for S3Archive {
         self.bucket.read(&key).await
     }
 
+    async fn size_of(&self, relative: &str) -> Result<Option<u64>, ArchiveError> {
+        let key = self.bucket.key_of(relative)?;
+        Ok(self.bucket.head(&key).await?.map(|info| info.size))
+    }
+
     /// The bucket's listing under the prefix. Uploads in progress are not objects yet,
     /// so a bucket never has a `partial` finding.
     async fn list(&self) -> Result<Listing, ReadError> {
