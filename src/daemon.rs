@@ -87,22 +87,21 @@ impl App {
         self.api.budgets().records.pace();
         self.api.budgets().deletes.pace();
         let webhook = self.bind_webhook().await?;
+        let downloader = self.downloader()?;
         if let Some(listen) = self.config.metrics.listen {
             let source = MetricsSource {
                 store: self.store.clone(),
                 budgets: self.api.budgets().clone(),
-                stale_after: interval * 3,
+                poll_interval: interval,
                 webhook: webhook.as_ref().map(|w| w.receiver.counters()),
+                disk_full_pauses: downloader.disk_full_pauses(),
             };
             metrics::serve(listen, source, cancel.clone())
                 .await
                 .map_err(|source| AppError::MetricsListen { listen, source })?;
         }
         // The pool never runs out of work in a daemon: new files keep coming.
-        let pool = tokio::spawn(
-            self.downloader()?
-                .run(Arc::new(AtomicBool::new(false)), cancel.clone()),
-        );
+        let pool = tokio::spawn(downloader.run(Arc::new(AtomicBool::new(false)), cancel.clone()));
         let events = webhook.map(|w| w.serve(&cancel));
         notify(&[NotifyState::Ready, NotifyState::Status("started")]);
 

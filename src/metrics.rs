@@ -49,10 +49,13 @@ struct StatusLabel {
 pub struct MetricsSource {
     pub store: Store,
     pub budgets: Budgets,
-    /// `/healthz` fails when the last successful poll is older than this.
-    pub stale_after: Duration,
+    /// `poll.interval`: exported, so that an alert can say "no complete poll for three
+    /// intervals" whatever the interval; `/healthz` fails after three.
+    pub poll_interval: Duration,
     /// The webhook endpoint's counters, when `[webhook]` is set.
     pub webhook: Option<crate::webhook::Counters>,
+    /// Transfers paused by a full disk, counted by the transfer pool.
+    pub disk_full_pauses: Counter,
 }
 
 impl MetricsSource {
@@ -106,6 +109,18 @@ impl MetricsSource {
             "last_successful_poll_timestamp_seconds",
             "When the live window was last listed completely (UNIX time)",
             last_poll,
+        );
+        let interval = Gauge::<f64, AtomicU64>::default();
+        interval.set(self.poll_interval.as_secs_f64());
+        registry.register(
+            "poll_interval_seconds",
+            "poll.interval: the time between two listings of the live window",
+            interval,
+        );
+        registry.register(
+            "disk_full_pauses",
+            "Transfers paused because the archive's file system was full, in all",
+            self.disk_full_pauses.clone(),
         );
 
         self.register_prune(&mut registry, &report, &facts);
@@ -274,7 +289,7 @@ impl MetricsSource {
             Ok(None) => (StatusCode::OK, "starting: no poll yet\n".into()),
             Ok(Some(t)) => {
                 let age = UnixMs::now().since(t);
-                if age > self.stale_after {
+                if age > self.poll_interval * 3 {
                     let msg = format!("last successful poll {}s ago\n", age.as_secs());
                     (StatusCode::SERVICE_UNAVAILABLE, msg)
                 } else {

@@ -2,6 +2,7 @@
 //! what it returns. Printing is allowed here and nowhere in the library.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod assets;
 #[cfg(feature = "simulator")]
 mod demo;
 mod exit;
@@ -131,6 +132,9 @@ impl Command {
 }
 
 pub fn main() -> ExitCode {
+    if let Some(exit) = assets::requested() {
+        return exit.into();
+    }
     let cli = Cli::parse();
     let display = progress::wants(cli.command.wants_progress()).then(MultiProgress::new);
     init_logging(cli.log_format, display.clone());

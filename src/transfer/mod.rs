@@ -83,6 +83,9 @@ pub struct Downloader {
     /// Observed bytes per second of one transfer (moving average), to tell whether an
     /// address will outlive the transfer about to start on it.
     throughput: std::sync::Mutex<Option<f64>>,
+    /// Transfers paused by a full disk, in all: a pause leaves no trace in the database
+    /// (no attempt is spent), so the service's `/metrics` counts them here.
+    disk_full_pauses: prometheus_client::metrics::counter::Counter,
 }
 
 impl Downloader {
@@ -118,7 +121,13 @@ impl Downloader {
             replaced: std::sync::Mutex::default(),
             progress: Progress::default(),
             throughput: std::sync::Mutex::new(None),
+            disk_full_pauses: Default::default(),
         }
+    }
+
+    /// The count of transfers paused by a full disk (clones share it), for `/metrics`.
+    pub fn disk_full_pauses(&self) -> prometheus_client::metrics::counter::Counter {
+        self.disk_full_pauses.clone()
     }
 
     /// Counts into `progress` (a job's display) instead of a handle nobody reads.
@@ -358,6 +367,7 @@ impl Downloader {
                 // where `status` shows it.
                 tracing::error!(file = %id, error = %crate::errors::chain(&e), "transfer paused");
                 self.store.note_error(id, &crate::errors::chain(&e)).await?;
+                self.disk_full_pauses.inc();
                 tokio::select! {
                     () = tokio::time::sleep(self.config.disk_full_retry) => {}
                     () = cancel.cancelled() => {}

@@ -8,6 +8,7 @@ mod common;
 mod daemon;
 mod filter;
 mod layout;
+mod package;
 mod progress;
 mod prune;
 mod reindex;

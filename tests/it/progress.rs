@@ -107,6 +107,7 @@ async fn on_a_terminal(archiver: &Archiver, args: &[String]) -> String {
 /// indicatif erases each line of the display before it redraws or clears it.
 const ERASE_LINE: &str = "\x1b[2K";
 
+#[ignore = "needs script(1) (util-linux) for a terminal"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn on_a_terminal_backfill_and_verify_draw_their_progress_unless_told_not_to() {
     let sim = start_sim(dataset()).await;

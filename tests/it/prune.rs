@@ -484,8 +484,9 @@ async fn metrics_of(store: &Store) -> String {
             addresses: budget(Endpoint::Addresses).await,
             deletes: budget(Endpoint::Delete).await,
         },
-        stale_after: Duration::from_secs(60),
+        poll_interval: Duration::from_secs(20),
         webhook: None,
+        disk_full_pauses: Default::default(),
     };
     source.render().await.unwrap()
 }
