@@ -17,6 +17,25 @@ pub struct ArtifactUpsert {
     pub download_address: String,
 }
 
+pub(super) const CLAIM_ARTIFACT_CHECK: &str =
+    "UPDATE meetings SET artifacts_checked_at = ?1 WHERE meeting_record_id = (
+               SELECT m.meeting_record_id FROM meetings m
+               WHERE m.state = 3
+                 AND EXISTS (SELECT 1 FROM files v WHERE v.meeting_record_id = m.meeting_record_id
+                             AND v.kind = 'video')
+                 AND (m.artifacts_checked_at IS NULL
+                      OR (?2 AND m.transcript_wait_ended_at IS NULL
+                          AND m.artifacts_checked_at < ?3
+                          AND EXISTS (SELECT 1 FROM files v
+                                      WHERE v.meeting_record_id = m.meeting_record_id
+                                        AND v.kind = 'video'
+                                        AND NOT EXISTS (SELECT 1 FROM files t
+                                                        WHERE t.parent_file_id = v.record_file_id
+                                                          AND t.kind = 'transcript'))))
+               ORDER BY m.artifacts_checked_at IS NOT NULL, m.media_start_time
+               LIMIT 1)
+             RETURNING meeting_record_id";
+
 impl Store {
     /// Stores the artifacts of one meeting with their fresh addresses (issued no earlier
     /// than `issued_at`), in one transaction: new ones are queued (their size unknown), or
@@ -94,30 +113,12 @@ impl Store {
         transcripts: bool,
         recheck_before: UnixMs,
     ) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "UPDATE meetings SET artifacts_checked_at = ?1 WHERE meeting_record_id = (
-               SELECT m.meeting_record_id FROM meetings m
-               WHERE m.state = 3
-                 AND EXISTS (SELECT 1 FROM files v WHERE v.meeting_record_id = m.meeting_record_id
-                             AND v.kind = 'video')
-                 AND (m.artifacts_checked_at IS NULL
-                      OR (?2 AND m.transcript_wait_ended_at IS NULL
-                          AND m.artifacts_checked_at < ?3
-                          AND EXISTS (SELECT 1 FROM files v
-                                      WHERE v.meeting_record_id = m.meeting_record_id
-                                        AND v.kind = 'video'
-                                        AND NOT EXISTS (SELECT 1 FROM files t
-                                                        WHERE t.parent_file_id = v.record_file_id
-                                                          AND t.kind = 'transcript'))))
-               ORDER BY m.artifacts_checked_at IS NOT NULL, m.media_start_time
-               LIMIT 1)
-             RETURNING meeting_record_id",
-        )
-        .bind(UnixMs::now())
-        .bind(transcripts)
-        .bind(recheck_before)
-        .fetch_optional(self.pool())
-        .await?)
+        Ok(sqlx::query_scalar(CLAIM_ARTIFACT_CHECK)
+            .bind(UnixMs::now())
+            .bind(transcripts)
+            .bind(recheck_before)
+            .fetch_optional(self.pool())
+            .await?)
     }
 
     /// A look that failed: the meeting is taken again later, as if never looked at.

@@ -51,6 +51,16 @@ macro_rules! candidates {
     };
 }
 
+pub(super) const PRUNE_CANDIDATES: &str = candidates!(
+    "SELECT f.record_file_id, f.kind, m.meeting_code, m.subject,
+            m.state AS meeting_state, m.media_start_time, f.path, f.status,
+            f.record_size, f.archived_size, f.sha256, f.bytes_done, f.attempts,
+            f.last_error, f.verified_at, f.skip_rule, f.archived_at",
+    "ORDER BY f.archived_at, f.record_file_id LIMIT ?4"
+);
+
+pub(super) const COUNT_PRUNE_CANDIDATES: &str = candidates!("SELECT COUNT(*)", "");
+
 impl Store {
     /// At most `limit` candidates archived at or before `archived_before`, the oldest
     /// first (the longest kept, and the first that would have left the cloud anyway).
@@ -60,19 +70,13 @@ impl Store {
         wanted: ArtifactsWanted,
         limit: u32,
     ) -> Result<Vec<PruneCandidate>, StoreError> {
-        Ok(sqlx::query_as(candidates!(
-            "SELECT f.record_file_id, f.kind, m.meeting_code, m.subject,
-                    m.state AS meeting_state, m.media_start_time, f.path, f.status,
-                    f.record_size, f.archived_size, f.sha256, f.bytes_done, f.attempts,
-                    f.last_error, f.verified_at, f.skip_rule, f.archived_at",
-            "ORDER BY f.archived_at, f.record_file_id LIMIT ?4"
-        ))
-        .bind(archived_before)
-        .bind(wanted.audio)
-        .bind(wanted.transcripts)
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await?)
+        Ok(sqlx::query_as(PRUNE_CANDIDATES)
+            .bind(archived_before)
+            .bind(wanted.audio)
+            .bind(wanted.transcripts)
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await?)
     }
 
     /// How many candidates there are in all, beyond any limit.
@@ -81,7 +85,7 @@ impl Store {
         archived_before: UnixMs,
         wanted: ArtifactsWanted,
     ) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar(candidates!("SELECT COUNT(*)", ""))
+        let n: i64 = sqlx::query_scalar(COUNT_PRUNE_CANDIDATES)
             .bind(archived_before)
             .bind(wanted.audio)
             .bind(wanted.transcripts)
