@@ -47,3 +47,7 @@ CREATE INDEX meetings_artifacts_checked ON meetings (artifacts_checked_at)
 CREATE INDEX files_media_start_time ON files (media_start_time);
 CREATE INDEX files_path ON files (path, status);
 
+
+-- An idle worker's look for a meeting whose artifacts were never looked for.
+CREATE INDEX meetings_artifacts_unchecked ON meetings (state, media_start_time)
+    WHERE state = 3 AND artifacts_checked_at IS NULL;

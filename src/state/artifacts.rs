@@ -17,24 +17,34 @@ pub struct ArtifactUpsert {
     pub download_address: String,
 }
 
+/// The next meeting whose artifacts are due for a look (see [`Store::claim_artifact_check`]),
+/// in two parts so that each seeks its own index: those never looked at
+/// (`meetings_artifacts_unchecked`, migration 0016), the oldest first, then (`?2`: with
+/// transcripts) those still without one, the oldest first. (`INDEXED BY`: without the
+/// statistics of `ANALYZE`, SQLite would rather walk every transcoded meeting.)
 pub(super) const CLAIM_ARTIFACT_CHECK: &str =
     "UPDATE meetings SET artifacts_checked_at = ?1 WHERE meeting_record_id = (
-               SELECT m.meeting_record_id FROM meetings m
-               WHERE m.state = 3
-                 AND EXISTS (SELECT 1 FROM files v WHERE v.meeting_record_id = m.meeting_record_id
-                             AND v.kind = 'video')
-                 AND (m.artifacts_checked_at IS NULL
-                      OR (?2 AND m.transcript_wait_ended_at IS NULL
-                          AND m.artifacts_checked_at < ?3
-                          AND EXISTS (SELECT 1 FROM files v
-                                      WHERE v.meeting_record_id = m.meeting_record_id
-                                        AND v.kind = 'video'
-                                        AND NOT EXISTS (SELECT 1 FROM files t
-                                                        WHERE t.parent_file_id = v.record_file_id
-                                                          AND t.kind = 'transcript'))))
-               ORDER BY m.artifacts_checked_at IS NOT NULL, m.media_start_time
-               LIMIT 1)
-             RETURNING meeting_record_id";
+       SELECT meeting_record_id FROM (
+         SELECT * FROM (
+           SELECT 0 AS part, m.meeting_record_id, m.media_start_time
+           FROM meetings m INDEXED BY meetings_artifacts_unchecked
+           WHERE m.state = 3 AND m.artifacts_checked_at IS NULL
+             AND EXISTS (SELECT 1 FROM files v WHERE v.meeting_record_id = m.meeting_record_id
+                         AND v.kind = 'video')
+           ORDER BY m.media_start_time LIMIT 1)
+         UNION ALL
+         SELECT * FROM (
+           SELECT 1 AS part, m.meeting_record_id, m.media_start_time FROM meetings m
+           WHERE ?2 AND m.state = 3 AND m.transcript_wait_ended_at IS NULL
+             AND m.artifacts_checked_at < ?3
+             AND EXISTS (SELECT 1 FROM files v
+                         WHERE v.meeting_record_id = m.meeting_record_id AND v.kind = 'video'
+                           AND NOT EXISTS (SELECT 1 FROM files t
+                                           WHERE t.parent_file_id = v.record_file_id
+                                             AND t.kind = 'transcript'))
+           ORDER BY m.media_start_time LIMIT 1)
+         ORDER BY part LIMIT 1))
+     RETURNING meeting_record_id";
 
 impl Store {
     /// Stores the artifacts of one meeting with their fresh addresses (issued no earlier
@@ -49,7 +59,7 @@ impl Store {
         issued_at: UnixMs,
     ) -> Result<(), StoreError> {
         let now = UnixMs::now();
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         for a in artifacts {
             sqlx::query(
                 "INSERT INTO files (record_file_id, meeting_record_id, record_start_time,
@@ -99,7 +109,7 @@ impl Store {
         .bind(i64::try_from(size).unwrap_or(i64::MAX))
         .bind(UnixMs::now())
         .bind(key)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -117,7 +127,7 @@ impl Store {
             .bind(UnixMs::now())
             .bind(transcripts)
             .bind(recheck_before)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.writer())
             .await?)
     }
 
@@ -125,7 +135,7 @@ impl Store {
     pub async fn release_artifact_check(&self, meeting_record_id: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE meetings SET artifacts_checked_at = NULL WHERE meeting_record_id = ?")
             .bind(meeting_record_id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -167,7 +177,7 @@ impl Store {
         )
         .bind(at)
         .bind(meeting_record_id)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }

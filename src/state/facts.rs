@@ -116,7 +116,7 @@ impl Store {
             )
             .bind(n),
         };
-        query.execute(self.pool()).await?;
+        query.execute(self.writer()).await?;
         Ok(())
     }
 
@@ -128,7 +128,7 @@ impl Store {
         finished_at: UnixMs,
         findings: Option<&[(&str, u64)]>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO daemon_facts (id, scrub_finished_at) VALUES (1, ?)
              ON CONFLICT (id) DO UPDATE SET scrub_finished_at = excluded.scrub_finished_at",

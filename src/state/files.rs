@@ -493,11 +493,17 @@ mod tests {
         store.upsert_meetings(&page, UnixMs(0)).await.unwrap();
         // Listed again, addressed at two times, and with one meeting's start moved earlier.
         store
-            .upsert_meetings(&[meeting("x", 20_000, &[("old-address", true)])], UnixMs(100))
+            .upsert_meetings(
+                &[meeting("x", 20_000, &[("old-address", true)])],
+                UnixMs(100),
+            )
             .await
             .unwrap();
         store
-            .upsert_meetings(&[meeting("y", 30_000, &[("new-address", true)])], UnixMs(200))
+            .upsert_meetings(
+                &[meeting("y", 30_000, &[("new-address", true)])],
+                UnixMs(200),
+            )
             .await
             .unwrap();
         let mut moved = page[2].clone();
@@ -510,7 +516,14 @@ mod tests {
         }
         assert_eq!(
             order,
-            ["new-address", "old-address", "moved-a", "early-a", "late-a", "late-b"]
+            [
+                "new-address",
+                "old-address",
+                "moved-a",
+                "early-a",
+                "late-a",
+                "late-b"
+            ]
         );
     }
 }

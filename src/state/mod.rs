@@ -12,6 +12,7 @@ mod facts;
 mod files;
 mod layout;
 mod meetings;
+#[cfg(test)]
 mod plans;
 mod prune;
 mod relayout;
@@ -72,11 +73,13 @@ pub struct ApiCall {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
-    /// The one connection through which the transfer pool's writes go (claims, checkpoints,
-    /// archived marks, failures, addresses, listing pages, `meeting.json` marks): they wait
-    /// their turn in this pool's queue, woken as soon as the connection is free, instead of
-    /// contending for SQLite's write lock, whose busy handler sleeps 1, 2, 5, 10 ms...
-    /// between tries. Reads use `pool` (WAL: they never wait for a writer).
+    /// The one connection every write of this process goes through (claims, checkpoints,
+    /// archived marks, failures, addresses, listing pages, `meeting.json` marks, the call
+    /// log...): writers wait their turn in this pool's queue and are woken as soon as the
+    /// connection is free, instead of contending for SQLite's write lock, whose busy
+    /// handler sleeps 1, 2, 5, 10 ms... between tries. Reads use `pool` (WAL: they never
+    /// wait for a writer). Another process (`status`, an admin's `verify`) still meets
+    /// this one at SQLite's lock, under `busy_timeout`.
     writer: SqlitePool,
     /// Wakes idle workers of this process when files are queued or put back.
     queue: Arc<Notify>,
@@ -155,7 +158,7 @@ impl Store {
         .bind(at)
         .bind(endpoint.as_str())
         .bind(purpose)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await?;
         Ok(id)
     }
@@ -164,7 +167,7 @@ impl Store {
         sqlx::query("UPDATE api_calls SET outcome = ? WHERE id = ?")
             .bind(outcome)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -199,7 +202,7 @@ impl Store {
     pub async fn prune_api_calls(&self, before: UnixMs) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM api_calls WHERE at_ms < ?")
             .bind(before)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -242,13 +245,13 @@ impl Store {
         .bind(UnixMs::now())
         .bind(pages)
         .bind(meetings)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
 }
 
-/// Connections for reads (and for the writes that stay off the transfer path).
+/// Connections for reads (writes go through the one `writer`).
 const READERS: u32 = 4;
 
 /// Opens the pool. Turning a new database to WAL needs an exclusive lock that SQLite does

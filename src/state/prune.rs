@@ -118,7 +118,7 @@ impl Store {
         record_file_id: &str,
         at: UnixMs,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         mark_gone(&mut tx, record_file_id, at).await?;
         tx.commit().await?;
         Ok(())
@@ -136,7 +136,7 @@ impl Store {
         record_file_ids: &[String],
         at: UnixMs,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let mut dequeued = 0;
         for id in record_file_ids {
             mark_gone(&mut tx, id, at).await?;

@@ -66,7 +66,7 @@ impl Store {
     pub async fn apply_filter(&self, filter: &Filter) -> Result<Refiltered, StoreError> {
         let now = UnixMs::now();
         let mut done = Refiltered::default();
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let rows: Vec<Judged> = sqlx::query_as(TO_JUDGE).fetch_all(&mut *tx).await?;
         for row in rows {
             let rule = filter.skip_rule(&Candidate {

@@ -100,7 +100,7 @@ impl Store {
         at: UnixMs,
     ) -> Result<(), StoreError> {
         for batch in record_file_ids.chunks(MARK_BATCH) {
-            let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
             for id in batch {
                 sqlx::query(MARK_VERIFIED)
                     .bind(at)

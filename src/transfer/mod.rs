@@ -63,6 +63,8 @@ pub struct Downloader {
     /// Observed bytes per second of one transfer (moving average), to tell whether an
     /// address will outlive the transfer about to start on it.
     throughput: std::sync::Mutex<Option<f64>>,
+    /// Wakes the writer of `meeting.json` (a file was archived: its folder is behind).
+    folder_changed: tokio::sync::Notify,
 }
 
 impl Downloader {
@@ -95,6 +97,7 @@ impl Downloader {
             bytes: AtomicU64::new(0),
             progress: Progress::default(),
             throughput: std::sync::Mutex::new(None),
+            folder_changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -114,6 +117,22 @@ impl Downloader {
         // A crash between archiving a file and writing its meeting.json left that folder's
         // meeting.json behind (and maybe a meeting.json.tmp): bring them up to date first.
         meeting_json::rewrite_stale(&self.store, self.archive.as_ref()).await?;
+        // meeting.json is written once per burst of changes to its folder, beside the
+        // workers, rather than by each worker after each file.
+        let stop_json = CancellationToken::new();
+        let json_writer = tokio::spawn({
+            let this = Arc::clone(&self);
+            let stop = stop_json.clone();
+            async move {
+                meeting_json::write_when_quiet(
+                    &this.store,
+                    this.archive.as_ref(),
+                    &this.folder_changed,
+                    &stop,
+                )
+                .await
+            }
+        });
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..self.config.workers {
             let this = Arc::clone(&self);
@@ -130,8 +149,16 @@ impl Downloader {
                 first_error.get_or_insert(e);
             }
         }
+        stop_json.cancel();
+        let json_written = json_writer
+            .await
+            .unwrap_or_else(|e| panic!("meeting.json writer panicked: {e}"));
+        if let Err(e) = json_written {
+            first_error.get_or_insert(e.into());
+        }
         if first_error.is_none() {
-            // One that could not be written meanwhile (a full disk) gets another try.
+            // The folders of the last burst, and one that could not be written meanwhile
+            // (a full disk), get written now.
             meeting_json::rewrite_stale(&self.store, self.archive.as_ref()).await?;
         }
         match first_error {
@@ -335,9 +362,8 @@ impl Downloader {
         self.progress.file_done();
         self.bytes
             .fetch_add(row.record_size as u64, Ordering::Relaxed);
-        if let Err(e) = meeting_json::write(&self.store, self.archive.as_ref(), &row.dir).await {
-            tracing::warn!(file = %row.record_file_id, error = %crate::errors::chain(&e), "could not write meeting.json");
-        }
+        // Its folder was marked behind with the file: the writer takes it from there.
+        self.folder_changed.notify_one();
     }
 }
 
