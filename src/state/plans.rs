@@ -142,7 +142,6 @@ mod tests {
         let mut offenders = Vec::new();
         for statement in HOT_PATH {
             let steps = plan(store.pool(), statement.sql).await;
-            println!("{}:\n  {}", statement.name, steps.join("\n  "));
             let bad: Vec<_> = steps
                 .iter()
                 .filter(|step| match statement.access {
@@ -153,7 +152,7 @@ mod tests {
                 })
                 .collect();
             if !bad.is_empty() {
-                offenders.push(format!("{}: {bad:?}", statement.name));
+                offenders.push(format!("{}: {bad:?} in {steps:?}", statement.name));
             }
         }
         assert!(
