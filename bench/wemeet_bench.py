@@ -283,7 +283,8 @@ def growth_section(by):
     def cells(fmt, value):
         vals = [value(n) for n in sizes]
         out = [fmt(v) if v is not None else "–" for v in vals]
-        ratio = vals[-1] / vals[0] if vals[0] and vals[-1] is not None else None
+        numbers = all(isinstance(v, (int, float)) for v in (vals[0], vals[-1]))
+        ratio = vals[-1] / vals[0] if numbers and vals[0] else None
         return out, ratio
 
     def verdict(ratio, target):
