@@ -51,3 +51,7 @@ CREATE INDEX files_path ON files (path, status);
 -- An idle worker's look for a meeting whose artifacts were never looked for.
 CREATE INDEX meetings_artifacts_unchecked ON meetings (state, media_start_time)
     WHERE state = 3 AND artifacts_checked_at IS NULL;
+
+-- `prune`: its candidates, the oldest archived first, so a round reads as many as it takes.
+CREATE INDEX files_prune ON files (kind, archived_at, record_file_id)
+    WHERE status = 'archived' AND deleted_in_cloud_at IS NULL;
