@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 /// How long a folder goes without a change before its `meeting.json` is written: longer
 /// than the gap between two files of one meeting archived one after the other (the claim
 /// keeps a meeting's files together), short enough that the file is soon current.
-pub(crate) const QUIET: Duration = Duration::from_millis(500);
+const QUIET: Duration = Duration::from_millis(500);
 
 /// How long a folder whose `meeting.json` could not be written (a full disk) waits before
 /// the next try, so that a lasting failure costs one warning a minute, not one per round.
@@ -137,17 +137,23 @@ pub(crate) async fn write_when_quiet(
         woken.as_mut().enable();
         let now = UnixMs::now();
         write_quiet(store, archive, QUIET, now, &mut failed).await?;
-        // Until the oldest change still behind is quiet (at least QUIET: a folder that
-        // failed keeps its old mark), or a new change.
-        let wait = match store.oldest_stale_meeting_json().await? {
-            Some(at) => Duration::from_millis(u64::try_from((at + QUIET).0 - now.0).unwrap_or(0))
-                .clamp(QUIET, AFTER_FAILURE),
-            None => AFTER_FAILURE,
-        };
-        tokio::select! {
-            () = woken => {}
-            () = tokio::time::sleep(wait) => {}
-            () = stop.cancelled() => {}
+        match store.oldest_stale_meeting_json().await? {
+            // Until the oldest change still behind is quiet (at least QUIET: a folder that
+            // failed keeps its old mark). Changes meanwhile need no wake-up: they are
+            // younger, so due later, and the next round sees them.
+            Some(at) => {
+                let due = u64::try_from((at + QUIET).0 - now.0).unwrap_or(0);
+                let wait = Duration::from_millis(due).clamp(QUIET, AFTER_FAILURE);
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = stop.cancelled() => {}
+                }
+            }
+            // Nothing behind: until a change.
+            None => tokio::select! {
+                () = woken => {}
+                () = stop.cancelled() => {}
+            },
         }
     }
     Ok(())
