@@ -107,6 +107,7 @@ pub(super) const HOT_PATH: &[Statement] = &[
     // prune's candidates
     seek("prune: candidates", prune::PRUNE_CANDIDATES),
     seek("prune: count candidates", prune::COUNT_PRUNE_CANDIDATES),
+    seek("prune: a candidate's artifacts", prune::ARCHIVED_ARTIFACTS),
 ];
 
 /// Names under which the plans refer to `meetings` and `files` (the tables and the
