@@ -249,16 +249,15 @@ def merge(old_results, old_machine, results, machine, only):
         pass
     with open(results, "w") as f:
         f.writelines(kept + new_rows)
-    m = json.load(open(machine))
+    new = json.load(open(machine))
     try:
-        old = json.load(open(old_machine))
-        m["partial"] = (f"only {', '.join(groups)} re-measured on {m['date']} (commit {m.get('commit', '?')}, "
-                        f"quiet: {m.get('quiet', '?')}); the other rows are from the run of {old['date']} "
-                        f"(commit {old.get('commit', '?')}, quiet: {old.get('quiet', '?')})")
-        for k in ("date", "commit", "quiet"):
-            m[k] = old.get(k, m[k])
+        m = json.load(open(old_machine))
     except OSError:
-        pass
+        return
+    # The machine as the recorded run described it, and this run in one line.
+    m["partial"] = (f"{', '.join(groups)} re-measured on {new['date']} (commit {new.get('commit', '?')}, "
+                    f"kernel {new.get('kernel', '?')}, files in {new.get('work', '?')}; quiet: "
+                    f"{new.get('quiet', '?')}); the other rows are from the run of {m['date']}")
     json.dump(m, open(machine, "w"))
 
 
