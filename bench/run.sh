@@ -12,7 +12,11 @@
 #   BENCH_S3_REPS      repetitions of the S3 figures [2]
 #   BENCH_SCALE        divide every file size by this (a quick smoke run: 16) [1]
 #   BENCH_SKIP         space-separated groups to skip: sim1 ngx1 disk sim8 ngx8 rss resume
-#                      listing year onefile webhook verify s3 reindex []
+#                      listing year onefile webhook growth verify s3 reindex []
+#   BENCH_ONLY         space-separated groups to run, alone (e.g. growth); the report keeps
+#                      the other groups' rows from bench/last-results.jsonl and says so []
+#   BENCH_GROWTH_SIZES meetings of each growth backfill [1000 10000 100000]
+#   BENCH_GROWTH_CAP   wall seconds a growth backfill may take before it is stopped [5400]
 #   BENCH_OUT          the report [./BENCHMARKS.md]
 #   BENCH_NO_INSTALL   1: do not apt-get/pip anything, use what is there [0]
 #   BENCH_NO_WAIT      1: do not wait for a quiet machine (a smoke run of the harness on a
@@ -46,7 +50,9 @@ S3_SK=bench-secret-key-loopback-only
 BUCKET=bench
 
 log() { printf '\n== %s\n' "$*" >&2; }
-skip() { [[ $SKIP == *" $1 "* ]]; }
+skip() {
+  [[ $SKIP == *" $1 "* ]] || [[ -n ${BENCH_ONLY:-} && " $BENCH_ONLY " != *" $1 "* ]]
+}
 
 # ---------------------------------------------------------------------------------------------
 # Servers we start, stopped on exit by their own pid.
@@ -63,7 +69,7 @@ cleanup() {
   done
   # What was measured survives a failed run.
   # (A smoke run, BENCH_NO_WAIT=1, leaves the recorded results alone.)
-  [[ -s ${RESULTS:-} && ${BENCH_NO_WAIT:-0} != 1 ]] && cp "$RESULTS" "$ROOT/bench/last-results.jsonl"
+  [[ -s ${RESULTS:-} && ${BENCH_NO_WAIT:-0} != 1 && -z ${BENCH_ONLY:-} ]] && cp "$RESULTS" "$ROOT/bench/last-results.jsonl"
   rm -rf "$WORK" "$DISK"
 }
 trap cleanup EXIT
@@ -351,9 +357,11 @@ cargo build --release --quiet
 BIN=$CARGO_TARGET_DIR/release/wemeet-archiver
 FETCH_BIN=""
 S3_BIN=""
-# The helper programs serve the nginx, disk and S3 groups only: not built when those are skipped.
+# The helper programs serve the nginx, disk and S3 groups only: not built when those are
+# skipped (a run of the growth group alone needs neither).
 NEED_BENCHES=0
 for g in ngx1 disk ngx8 s3; do skip "$g" || NEED_BENCHES=1; done
+if [[ ${BENCH_ONLY:-} == growth ]]; then NEED_BENCHES=0; fi
 if ((NEED_BENCHES)) && cargo bench --no-run --quiet --bench fetch_url --bench s3_server --message-format=json \
   >"$WORK/bench-build.json" 2>"$WORK/bench-build.err"; then
   FETCH_BIN=$(python3 -c '
@@ -406,6 +414,10 @@ json.dump({
     "sizes": {"one": $ONE_MIB, "eight": $EIGHT_MIB, "rss_big": $RSS_BIG_MIB, "resume": $RESUME_MIB},
 }, open(sys.argv[1], "w"))
 EOF
+
+# Sections 1 to 5d share servers and files (nginx, the bytes it serves): a run of the growth
+# group alone (BENCH_ONLY=growth) needs none of them.
+if [[ ${BENCH_ONLY:-} != growth ]]; then
 
 # ---------------------------------------------------------------------------------------------
 # 1. One big file: archiver vs curl -o vs curl | sha256sum, from the simulator and from nginx.
@@ -763,6 +775,71 @@ if ! skip webhook; then
     cmd='cargo test --release --test it webhook::bench -- --ignored --nocapture'
 fi
 
+fi # sections 1 to 5d
+
+# ---------------------------------------------------------------------------------------------
+# 5e. Growth (issue 21): the cost of one more recording must not grow with the archive.
+# Backfills of 1k, 10k and 100k meetings of one tiny file each (the archiver's own cost
+# shows, not the bytes'), 100 meetings a day so that every window holds as many, against
+# the simulator with its limits raised; the newest day is left out of the backfill. Then,
+# on each archive: `status`, `verify --sample 1`, `prune --dry-run`, and a live poll's work
+# (a backfill of the newest day: its ~100 new meetings listed, upserted and archived, in a
+# process of its own, as the service's poll would, start included).
+# CPU time (the archiver's, and the simulator's apart), not wall time, is the figure: the
+# machine may be shared. BENCH_GROWTH_SIZES picks the sizes; BENCH_GROWTH_CAP caps each
+# backfill's wall seconds (a capped run reports CPU per meeting archived so far).
+if ! skip growth; then
+  G_SIZES=${BENCH_GROWTH_SIZES:-1000 10000 100000}
+  G_CAP=${BENCH_GROWTH_CAP:-5400}
+  G_WORKERS=8
+  for n in $G_SIZES; do
+    days=$(((n + 99) / 100))
+    log "growth: a backfill of $n meetings over $days days (cap ${G_CAP}s)"
+    start_sim "growth$n" --meetings "$n" --days "$days" --min-files 1 --max-files 1 \
+      --min-size 64 --max-size 64 --shared-fraction 1 --download-allowed-fraction 1 \
+      --rate-limit-per-minute 10000000 --addresses-rate-limit-per-minute 10000000
+    D=$WORK/growth$n
+    write_config "$D" "growth$n" "workers = $G_WORKERS"
+    sed -i "s/^\[storage\]/requests_per_minute = 10000\naddresses_per_minute = 10000\n\n[storage]/" "$D/config.toml"
+    printf '\n[prune]\nafter = "1s"\n' >>"$D/config.toml"
+    since=$(iso $((SIM_START - (days + 1) * 86400)))
+    day=$(iso $((SIM_START - 86400)))
+    until=$(iso $((SIM_START + 86400)))
+    SRV_PIDS=("$SIM_PID")
+    wait_idle
+    rc=0
+    measure timeout "$G_CAP" /usr/bin/time -v -o "$D/time-v.txt" env WEMEET_LOG=warn "$BIN" \
+      --log-format json --config "$D/config.toml" backfill --since "$since" --until "$day" || rc=$?
+    archived=$("${PY[@]}" archived "$D/state.db")
+    capped=$([[ $rc != 0 ]] && echo "yes (exit $rc after ${SECS:-?} s)" || echo no)
+    emit key="growth.backfill.$n" meetings="$n" archived="$archived" seconds="$SECS" \
+      rss_kib="$("${PY[@]}" rss "$D/time-v.txt" 2>/dev/null || echo 0)" capped="$capped" \
+      cmd="wemeet-archiver backfill --since $since --until $day   # simulate --meetings $n --days $days, 1 file of 64 B each; workers = $G_WORKERS"
+    cd "$D"
+    wait_idle
+    measure env WEMEET_LOG=warn "$BIN" --log-format json --config config.toml status
+    emit key="growth.status.$n" files="$archived" seconds="$SECS" cmd="wemeet-archiver status"
+    wait_idle
+    measure env WEMEET_LOG=warn "$BIN" --log-format json --config config.toml verify --sample 1 || true
+    emit key="growth.verify.$n" files="$archived" seconds="$SECS" cmd="wemeet-archiver verify --sample 1"
+    wait_idle
+    measure env WEMEET_LOG=warn "$BIN" --log-format json --config config.toml prune --dry-run || true
+    emit key="growth.prune.$n" files="$archived" seconds="$SECS" cmd="wemeet-archiver prune --dry-run   # after = 1s"
+    # `reindex` of 10k and 100k files is measured by its own group (section 8, `reindex`).
+    before=$archived
+    wait_idle
+    measure env WEMEET_LOG=warn "$BIN" --log-format json --config config.toml \
+      backfill --since "$day" --until "$until" || true
+    after=$("${PY[@]}" archived "$D/state.db")
+    emit key="growth.poll.$n" files="$before" new="$((after - before))" seconds="$SECS" \
+      cmd="wemeet-archiver backfill --since $day --until $until   # the newest day: a live poll's work"
+    cd "$ROOT"
+    SRV_PIDS=()
+    stop_pid "$SIM_PID"
+    rm -rf "$D/recordings"
+  done
+fi
+
 # ---------------------------------------------------------------------------------------------
 # 6. verify vs sha256sum, on the archives of sections 1 and 2.
 verify_rows() { # verify_rows KEY DIR BYTES
@@ -930,10 +1007,15 @@ m = json.load(open(sys.argv[1]))
 m["quiet"] = f"{sys.argv[2]} (load average at the start of the measurements: {sys.argv[3]})"
 json.dump(m, open(sys.argv[1], "w"))
 EOF
+if [[ -n ${BENCH_ONLY:-} ]]; then
+  # The groups not run keep their recorded rows (and the report says which run they are from).
+  "${PY[@]}" merge "$ROOT/bench/last-results.jsonl" "$ROOT/bench/last-machine.json" "$RESULTS" \
+    "$WORK/machine.json" "$BENCH_ONLY"
+fi
 "${PY[@]}" render "$RESULTS" "$WORK/machine.json" "$OUT"
 # Kept so that the report can be re-rendered (after editing bench/NOTES.md) without a re-run:
 #   python3 bench/wemeet_bench.py render bench/last-results.jsonl bench/last-machine.json BENCHMARKS.md
-if [[ ${BENCH_NO_WAIT:-0} != 1 ]]; then
+if [[ ${BENCH_NO_WAIT:-0} != 1 || -n ${BENCH_ONLY:-} ]]; then
   cp "$RESULTS" "$ROOT/bench/last-results.jsonl"
   cp "$WORK/machine.json" "$ROOT/bench/last-machine.json"
 fi

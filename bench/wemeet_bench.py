@@ -15,6 +15,9 @@
   gen-archive ROOT FILES APP_ID  write an archive of FILES small files (1 KiB, 2 per meeting,
                                  one meeting per folder) with their meeting.json (schema 2)
                                  and its marker, as the archiver writes them, for `reindex`
+  archived DB                    files archived in a state database (growth group)
+  merge OLD_RESULTS OLD_MACHINE RESULTS MACHINE GROUPS
+                                 a BENCH_ONLY run: keep the other groups' recorded rows
   render RESULTS MACHINE OUT     write BENCHMARKS.md from the results (JSON lines) and print
                                  the table
 """
@@ -260,6 +263,111 @@ def rss(path):
                 print(int(line.rsplit(":", 1)[1]))
                 return
     sys.exit(f"no RSS in {path}")
+
+
+def archived(db):
+    """Files archived in the state database `db` (the growth group's count)."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    print(con.execute("SELECT COUNT(*) FROM files WHERE status = 'archived'").fetchone()[0])
+
+
+def merge(old_results, old_machine, results, machine, only):
+    """A run of some groups alone (BENCH_ONLY): the other groups' rows come from the
+    recorded run, and the machine description says which rows are from which run."""
+    groups = only.split()
+
+    def rerun(key):
+        return any(key == g or key.startswith(g + ".") for g in groups)
+
+    new_rows = [line for line in open(results) if line.strip()]
+    kept = []
+    try:
+        kept = [line for line in open(old_results) if line.strip() and not rerun(json.loads(line)["key"])]
+    except OSError:
+        pass
+    with open(results, "w") as f:
+        f.writelines(kept + new_rows)
+    new = json.load(open(machine))
+    try:
+        m = json.load(open(old_machine))
+    except OSError:
+        return
+    # The machine as the recorded run described it, and this run in one line.
+    m["partial"] = (f"{', '.join(groups)} re-measured on {new['date']} (commit {new.get('commit', '?')}, "
+                    f"kernel {new.get('kernel', '?')}, files in {new.get('work', '?')}; quiet: "
+                    f"{new.get('quiet', '?')}); the other rows are from the run of {m['date']}")
+    json.dump(m, open(machine, "w"))
+
+
+def growth_section(by):
+    """The growth group (issue 21): the three sizes side by side, with the ratios to the
+    smallest and the targets."""
+    sizes = sorted({int(r["meetings"]) for rs in by.values() for r in rs if r["key"].startswith("growth.backfill.")})
+    if not sizes:
+        return []
+    first, last = sizes[0], sizes[-1]
+
+    def row(kind, n):
+        rs = by.get(f"growth.{kind}.{n}")
+        return rs[0] if rs else None
+
+    def per_meeting(n, field):
+        r = row("backfill", n)
+        if not r or not r.get("archived"):
+            return None
+        return 1000 * r[field] / r["archived"]
+
+    def cells(fmt, value):
+        vals = [value(n) for n in sizes]
+        out = [fmt(v) if v is not None else "–" for v in vals]
+        numbers = all(isinstance(v, (int, float)) for v in (vals[0], vals[-1]))
+        ratio = vals[-1] / vals[0] if numbers and vals[0] else None
+        return out, ratio
+
+    def verdict(ratio, target):
+        if ratio is None or target is None:
+            return ""
+        return f"{'met' if ratio <= target else 'MISSED'} (≤ {target}×)"
+
+    lines = [
+        "## Growth (issue 21)",
+        "",
+        "One more recording must cost the same at 100k as at 1k. Backfills of one 64-byte file per",
+        "meeting, 100 meetings a day, 8 workers, the simulator's limits raised; then on each archive",
+        "`status`, `verify --sample 1`, `prune --dry-run` and a live poll's work (a backfill of the",
+        "newest day, left out of the first: ~100 new meetings, in a process of its own). CPU is the",
+        "archiver's user + system time (`times`), the simulator's apart; the machine was shared.",
+        "",
+        "| figure | " + " | ".join(f"{n:,} meetings" for n in sizes) + f" | {last:,} / {first:,} | target |",
+        "| --- | " + " | ".join("---" for _ in sizes) + " | --- | --- |",
+    ]
+
+    def add(what, fmt, value, target=None):
+        out, ratio = cells(fmt, value)
+        r = f"{ratio:.2f}×" if ratio is not None else "–"
+        lines.append(f"| {what} | " + " | ".join(out) + f" | {r} | {verdict(ratio, target)} |")
+
+    add("backfill: CPU per meeting", lambda v: f"{v:.2f} ms", lambda n: per_meeting(n, "cpu"), 1.3)
+    add("backfill: wall per meeting", lambda v: f"{v:.2f} ms", lambda n: per_meeting(n, "seconds"))
+    add("backfill: peak RSS", lambda v: f"{v / 1024:.1f} MiB",
+        lambda n: (row("backfill", n) or {}).get("rss_kib") or None, 1.2)
+    add("backfill: simulator CPU per meeting", lambda v: f"{v:.2f} ms", lambda n: per_meeting(n, "srv_cpu"))
+    add("files archived (capped run?)", lambda v: v,
+        lambda n: (lambda r: f"{r['archived']:,} ({r.get('capped', 'no')})" if r else None)(row("backfill", n)))
+    for kind, what in (("status", "`status`"), ("verify", "`verify --sample 1`"), ("prune", "`prune --dry-run`")):
+        add(f"{what}: wall", lambda v: f"{v:.3f} s", lambda n, k=kind: (row(k, n) or {}).get("seconds"))
+        add(f"{what}: CPU", lambda v: f"{v:.2f} s", lambda n, k=kind: (row(k, n) or {}).get("cpu"))
+    add("live poll's work: CPU", lambda v: f"{v:.2f} s", lambda n: (row("poll", n) or {}).get("cpu"), 1.2)
+    add("live poll's work: wall", lambda v: f"{v:.2f} s", lambda n: (row("poll", n) or {}).get("seconds"))
+    add("live poll's work: new files archived", lambda v: f"{v}", lambda n: (row("poll", n) or {}).get("new"))
+    st = row("status", last)
+    if st:
+        ok = st["seconds"] < 0.5
+        lines += ["", f"`status` on {st['files']:,} files: {st['seconds']:.3f} s — target < 0.5 s: "
+                      f"{'met' if ok else 'MISSED'}."]
+    lines += ["", "`reindex` (issue 20) is not on this branch yet: its row is a marked spot in "
+                  "`bench/run.sh` (group growth).", ""]
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------
@@ -567,6 +675,7 @@ def render(results_path, machine_path, out_path):
         f"- tools: {machine.get('tools', '')}",
         f"- files written to: {machine['work']} ({machine['work_fs']}); disk rows to {machine.get('disk_dir', '')}",
         f"- quiet machine: {machine['quiet']}",
+    ] + ([f"- partial run: {machine['partial']}"] if machine.get("partial") else []) + [
         "",
         "## Results",
         "",
@@ -580,6 +689,7 @@ def render(results_path, machine_path, out_path):
         cells[5] = f"`{cells[5]}`" if cells[5] else ""
         md.append("| " + " | ".join(cells) + " |")
     md.append("")
+    md += growth_section(by)
     notes_path = machine.get("notes")
     if notes_path:
         try:
@@ -610,6 +720,10 @@ def main():
         year(*args)
     elif cmd == "gen-archive":
         gen_archive(args[0], int(args[1]), args[2])
+    elif cmd == "archived":
+        archived(args[0])
+    elif cmd == "merge":
+        merge(*args)
     elif cmd == "render":
         render(args[0], args[1], args[2])
     else:

@@ -17,6 +17,39 @@ pub struct ArtifactUpsert {
     pub download_address: String,
 }
 
+/// The next meeting whose artifacts are due for a look (see [`Store::claim_artifact_check`]),
+/// in two parts so that each seeks its own index: those never looked at
+/// (`meetings_artifacts_unchecked`, migration 0016), the oldest first, then (`?2`: with
+/// transcripts) those still without one, the oldest first. (`INDEXED BY`: without the
+/// statistics of `ANALYZE`, SQLite would rather walk every transcoded meeting.)
+pub(super) const CLAIM_ARTIFACT_CHECK: &str =
+    "UPDATE meetings SET artifacts_checked_at = ?1 WHERE meeting_record_id = (
+       SELECT meeting_record_id FROM (
+         SELECT * FROM (
+           SELECT 0 AS part, m.meeting_record_id, m.media_start_time
+           FROM meetings m INDEXED BY meetings_artifacts_unchecked
+           WHERE m.state = 3 AND m.artifacts_checked_at IS NULL
+             AND EXISTS (SELECT 1 FROM files v WHERE v.meeting_record_id = m.meeting_record_id
+                         AND v.kind = 'video')
+             AND NOT EXISTS (SELECT 1 FROM files v WHERE v.meeting_record_id = m.meeting_record_id
+                             AND v.kind = 'video' AND v.status IN ('queued', 'transferring'))
+           ORDER BY m.media_start_time LIMIT 1)
+         UNION ALL
+         SELECT * FROM (
+           SELECT 1 AS part, m.meeting_record_id, m.media_start_time FROM meetings m
+           WHERE ?2 AND m.state = 3 AND m.transcript_wait_ended_at IS NULL
+             AND m.artifacts_checked_at < ?3
+             AND EXISTS (SELECT 1 FROM files v
+                         WHERE v.meeting_record_id = m.meeting_record_id AND v.kind = 'video'
+                           AND NOT EXISTS (SELECT 1 FROM files t
+                                           WHERE t.parent_file_id = v.record_file_id
+                                             AND t.kind = 'transcript'))
+             AND NOT EXISTS (SELECT 1 FROM files v WHERE v.meeting_record_id = m.meeting_record_id
+                             AND v.kind = 'video' AND v.status IN ('queued', 'transferring'))
+           ORDER BY m.media_start_time LIMIT 1)
+         ORDER BY part LIMIT 1))
+     RETURNING meeting_record_id";
+
 impl Store {
     /// Stores the artifacts of one meeting with their fresh addresses (issued no earlier
     /// than `issued_at`), in one transaction: new ones are queued (their size unknown), or
@@ -30,7 +63,7 @@ impl Store {
         issued_at: UnixMs,
     ) -> Result<(), StoreError> {
         let now = UnixMs::now();
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         for a in artifacts {
             sqlx::query(
                 "INSERT INTO files (record_file_id, meeting_record_id, record_start_time,
@@ -80,7 +113,7 @@ impl Store {
         artifacts: &[(String, String, super::catalog::FileRecord)],
     ) -> Result<(), StoreError> {
         let now = UnixMs::now();
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         for (key, path, record) in artifacts {
             sqlx::query(
                 "INSERT INTO files (record_file_id, meeting_record_id, record_start_time,
@@ -123,7 +156,7 @@ impl Store {
         .bind(i64::try_from(size).unwrap_or(i64::MAX))
         .bind(UnixMs::now())
         .bind(key)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -139,41 +172,19 @@ impl Store {
         transcripts: bool,
         recheck_before: UnixMs,
     ) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "UPDATE meetings SET artifacts_checked_at = ?1 WHERE meeting_record_id = (
-               SELECT m.meeting_record_id FROM meetings m
-               WHERE m.state = 3
-                 AND EXISTS (SELECT 1 FROM files v WHERE v.meeting_record_id = m.meeting_record_id
-                             AND v.kind = 'video')
-                 AND NOT EXISTS (SELECT 1 FROM files v
-                                 WHERE v.meeting_record_id = m.meeting_record_id
-                                   AND v.kind = 'video'
-                                   AND v.status IN ('queued', 'transferring'))
-                 AND (m.artifacts_checked_at IS NULL
-                      OR (?2 AND m.transcript_wait_ended_at IS NULL
-                          AND m.artifacts_checked_at < ?3
-                          AND EXISTS (SELECT 1 FROM files v
-                                      WHERE v.meeting_record_id = m.meeting_record_id
-                                        AND v.kind = 'video'
-                                        AND NOT EXISTS (SELECT 1 FROM files t
-                                                        WHERE t.parent_file_id = v.record_file_id
-                                                          AND t.kind = 'transcript'))))
-               ORDER BY m.artifacts_checked_at IS NOT NULL, m.media_start_time
-               LIMIT 1)
-             RETURNING meeting_record_id",
-        )
-        .bind(UnixMs::now())
-        .bind(transcripts)
-        .bind(recheck_before)
-        .fetch_optional(self.pool())
-        .await?)
+        Ok(sqlx::query_scalar(CLAIM_ARTIFACT_CHECK)
+            .bind(UnixMs::now())
+            .bind(transcripts)
+            .bind(recheck_before)
+            .fetch_optional(self.writer())
+            .await?)
     }
 
     /// A look that failed: the meeting is taken again later, as if never looked at.
     pub async fn release_artifact_check(&self, meeting_record_id: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE meetings SET artifacts_checked_at = NULL WHERE meeting_record_id = ?")
             .bind(meeting_record_id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -215,7 +226,7 @@ impl Store {
         )
         .bind(at)
         .bind(meeting_record_id)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }

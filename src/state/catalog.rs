@@ -130,7 +130,7 @@ impl Store {
         .bind(meeting.artifacts_checked_at)
         .bind(meeting.transcript_wait_ended_at)
         .bind(&meeting.meeting_record_id)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -146,7 +146,7 @@ impl Store {
         folders: &[Vec<ReindexMeeting>],
     ) -> Result<Vec<FolderOutcome>, StoreError> {
         let now = UnixMs::now();
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let mut outcomes = Vec::with_capacity(folders.len());
         for folder in folders {
             let mut out = FolderOutcome::default();

@@ -170,7 +170,7 @@ impl Store {
     /// may then acknowledge it. A `trace_id` seen before changes nothing but its count of
     /// deliveries.
     pub async fn record_event(&self, e: &NewEvent, at: UnixMs) -> Result<Receipt, StoreError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let deliveries: i64 = sqlx::query_scalar(
             "INSERT INTO webhook_events (trace_id, event, received_at, last_received_at, status,
                next_attempt_at, body, unreadable)
@@ -275,7 +275,7 @@ impl Store {
         .bind(status)
         .bind(now)
         .bind(trace_id)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }

@@ -57,6 +57,20 @@ pub struct PendingFile {
     pub waiting_since: UnixMs,
 }
 
+pub(super) const OLDEST_PENDING_ADDRESS: &str =
+    "SELECT MIN(address_issued_at) FROM files WHERE status IN ('queued', 'transferring')";
+
+pub(super) const OLDEST_PENDING: &str =
+    "SELECT f.record_file_id, f.path, f.status, m.first_seen_at AS waiting_since
+     FROM files f JOIN meetings m USING (meeting_record_id)
+     WHERE f.status IN ('queued', 'transferring')
+     ORDER BY m.first_seen_at, f.record_file_id LIMIT 1";
+
+pub(super) const FAILURES_BY_REASON: &str =
+    "SELECT COALESCE(last_error, status), COUNT(*) FROM files
+     WHERE status IN ('failed', 'unavailable')
+     GROUP BY 1 ORDER BY 2 DESC, 1";
+
 impl Store {
     pub async fn daemon_facts(&self) -> Result<DaemonFacts, StoreError> {
         Ok(sqlx::query_as(
@@ -102,7 +116,7 @@ impl Store {
             )
             .bind(n),
         };
-        query.execute(self.pool()).await?;
+        query.execute(self.writer()).await?;
         Ok(())
     }
 
@@ -114,7 +128,7 @@ impl Store {
         finished_at: UnixMs,
         findings: Option<&[(&str, u64)]>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO daemon_facts (id, scrub_finished_at) VALUES (1, ?)
              ON CONFLICT (id) DO UPDATE SET scrub_finished_at = excluded.scrub_finished_at",
@@ -151,31 +165,20 @@ impl Store {
 
     /// Issue time of the oldest address still waiting to be used.
     pub async fn oldest_pending_address(&self) -> Result<Option<UnixMs>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT MIN(address_issued_at) FROM files WHERE status IN ('queued', 'transferring')",
-        )
-        .fetch_one(self.pool())
-        .await?)
+        Ok(sqlx::query_scalar(OLDEST_PENDING_ADDRESS)
+            .fetch_one(self.pool())
+            .await?)
     }
 
     pub async fn daemon_status(&self) -> Result<DaemonStatus, StoreError> {
         Ok(DaemonStatus {
             facts: self.daemon_facts().await?,
-            oldest_pending: sqlx::query_as(
-                "SELECT f.record_file_id, f.path, f.status, m.first_seen_at AS waiting_since
-                 FROM files f JOIN meetings m USING (meeting_record_id)
-                 WHERE f.status IN ('queued', 'transferring')
-                 ORDER BY m.first_seen_at, f.record_file_id LIMIT 1",
-            )
-            .fetch_optional(self.pool())
-            .await?,
-            failures_by_reason: sqlx::query_as(
-                "SELECT COALESCE(last_error, status), COUNT(*) FROM files
-                 WHERE status IN ('failed', 'unavailable')
-                 GROUP BY 1 ORDER BY 2 DESC, 1",
-            )
-            .fetch_all(self.pool())
-            .await?,
+            oldest_pending: sqlx::query_as(OLDEST_PENDING)
+                .fetch_optional(self.pool())
+                .await?,
+            failures_by_reason: sqlx::query_as(FAILURES_BY_REASON)
+                .fetch_all(self.pool())
+                .await?,
         })
     }
 }

@@ -176,6 +176,62 @@ macro_rules! select_files {
     };
 }
 
+/// The next file to claim, in the claim's order (see [`Store::claim_next`]): a seek into
+/// the partial index `files_claim` (`migrations/0016_growth.sql`), which holds exactly the
+/// queued files in this order, so a claim costs the same with 10 or 100,000 rows queued.
+/// The meeting's start is read from the file's own copy of it (kept in step by triggers),
+/// so no join is needed to order.
+pub(super) const CLAIM_LOOK: &str = "SELECT f.record_file_id FROM files f
+     WHERE f.status = 'queued'
+     ORDER BY f.address_issued_at IS NULL, f.address_issued_at DESC,
+              f.media_start_time, f.meeting_record_id, f.record_file_id
+     LIMIT 1";
+
+/// Takes the file [`CLAIM_LOOK`] found, only if still queued.
+pub(super) const CLAIM_TAKE: &str = "UPDATE files SET status = 'transferring', updated_at = ?
+     WHERE record_file_id = ? AND status = 'queued'
+     RETURNING record_file_id";
+
+pub(super) const FILE: &str = select_files!("WHERE f.record_file_id = ?");
+
+pub(super) const FILES_OF_MEETING: &str =
+    select_files!("WHERE f.meeting_record_id = ? ORDER BY f.record_file_id");
+
+pub(super) const SAVE_CHECKPOINT: &str =
+    "UPDATE files SET bytes_done = ?, etag = ?, hash_state = ?, updated_at = ?
+     WHERE record_file_id = ?";
+
+pub(super) const MARK_ARCHIVED: &str =
+    "UPDATE files SET status = 'archived', archived_size = ?, sha256 = ?, archived_at = ?,
+       bytes_done = ?, hash_state = NULL, last_error = NULL, download_address = NULL,
+       updated_at = ?
+     WHERE record_file_id = ?";
+
+/// Marks the `meeting.json` of a file's meeting as behind, at `?1` (the last change).
+pub(super) const MARK_MEETING_JSON_DIRTY: &str =
+    "UPDATE meetings SET json_dirty_at = ? WHERE meeting_record_id =
+       (SELECT meeting_record_id FROM files WHERE record_file_id = ?)";
+
+pub(super) const RECORD_FAILURE: &str = "UPDATE files SET attempts = attempts + 1, last_error = ?,
+       status = CASE WHEN ? OR attempts + 1 >= ? THEN ? ELSE status END,
+       updated_at = ?
+     WHERE record_file_id = ? RETURNING status";
+
+pub(super) const NOTE_ERROR: &str =
+    "UPDATE files SET last_error = ?, updated_at = ? WHERE record_file_id = ?";
+
+pub(super) const RELEASE: &str =
+    "UPDATE files SET status = 'queued', last_error = COALESCE(?, last_error), updated_at = ?
+     WHERE record_file_id = ? AND status = 'transferring'";
+
+pub(super) const SET_ADDRESS: &str =
+    "UPDATE files SET download_address = ?, address_issued_at = ?, updated_at = ?
+     WHERE record_file_id = ? AND status IN ('queued', 'transferring')";
+
+pub(super) const FORGET_ADDRESS: &str =
+    "UPDATE files SET download_address = NULL, address_issued_at = NULL, updated_at = ?
+     WHERE record_file_id = ?";
+
 impl Store {
     /// Files left `transferring` by a process that died go back to the queue; their
     /// checkpoints stay, so the next transfer resumes from them.
@@ -184,7 +240,7 @@ impl Store {
             "UPDATE files SET status = 'queued', updated_at = ? WHERE status = 'transferring'",
         )
         .bind(UnixMs::now())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         self.wake_workers();
         Ok(done.rows_affected())
@@ -202,28 +258,18 @@ impl Store {
         let id = loop {
             // Looked for first, read-only: an idle worker's look takes no write lock, so
             // it never makes the listing's commits wait.
-            let next: Option<String> = sqlx::query_scalar(
-                "SELECT f.record_file_id FROM files f JOIN meetings m USING (meeting_record_id)
-                 WHERE f.status = 'queued'
-                 ORDER BY f.address_issued_at IS NULL, f.address_issued_at DESC,
-                          m.media_start_time, f.meeting_record_id, f.record_file_id
-                 LIMIT 1",
-            )
-            .fetch_optional(self.pool())
-            .await?;
+            let next: Option<String> = sqlx::query_scalar(CLAIM_LOOK)
+                .fetch_optional(self.pool())
+                .await?;
             let Some(next) = next else {
                 return Ok(None);
             };
             // Taken only if still queued (another process may have changed it meanwhile).
-            let claimed: Option<String> = sqlx::query_scalar(
-                "UPDATE files SET status = 'transferring', updated_at = ?
-                 WHERE record_file_id = ? AND status = 'queued'
-                 RETURNING record_file_id",
-            )
-            .bind(UnixMs::now())
-            .bind(&next)
-            .fetch_optional(self.pool())
-            .await?;
+            let claimed: Option<String> = sqlx::query_scalar(CLAIM_TAKE)
+                .bind(UnixMs::now())
+                .bind(&next)
+                .fetch_optional(self.writer())
+                .await?;
             if let Some(id) = claimed {
                 break id;
             }
@@ -239,18 +285,15 @@ impl Store {
         addresses: &[(String, String)],
         issued_at: UnixMs,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         for (record_file_id, address) in addresses {
-            sqlx::query(
-                "UPDATE files SET download_address = ?, address_issued_at = ?, updated_at = ?
-                 WHERE record_file_id = ? AND status IN ('queued', 'transferring')",
-            )
-            .bind(address)
-            .bind(issued_at)
-            .bind(issued_at)
-            .bind(record_file_id)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(SET_ADDRESS)
+                .bind(address)
+                .bind(issued_at)
+                .bind(issued_at)
+                .bind(record_file_id)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -259,14 +302,11 @@ impl Store {
     /// Forgets a file's address: the download host refused it, so the next attempt must not
     /// start on it.
     pub async fn forget_address(&self, record_file_id: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE files SET download_address = NULL, address_issued_at = NULL, updated_at = ?
-             WHERE record_file_id = ?",
-        )
-        .bind(UnixMs::now())
-        .bind(record_file_id)
-        .execute(self.pool())
-        .await?;
+        sqlx::query(FORGET_ADDRESS)
+            .bind(UnixMs::now())
+            .bind(record_file_id)
+            .execute(self.writer())
+            .await?;
         Ok(())
     }
 
@@ -278,7 +318,7 @@ impl Store {
     }
 
     pub async fn file(&self, record_file_id: &str) -> Result<Option<FileRow>, StoreError> {
-        Ok(sqlx::query_as(select_files!("WHERE f.record_file_id = ?"))
+        Ok(sqlx::query_as(FILE)
             .bind(record_file_id)
             .fetch_optional(self.pool())
             .await?)
@@ -296,17 +336,14 @@ impl Store {
         record_file_id: &str,
         checkpoint: &Checkpoint,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE files SET bytes_done = ?, etag = ?, hash_state = ?, updated_at = ?
-             WHERE record_file_id = ?",
-        )
-        .bind(checkpoint.bytes_done)
-        .bind(checkpoint.etag.as_deref())
-        .bind(checkpoint.hash_state.as_deref())
-        .bind(UnixMs::now())
-        .bind(record_file_id)
-        .execute(self.pool())
-        .await?;
+        sqlx::query(SAVE_CHECKPOINT)
+            .bind(checkpoint.bytes_done)
+            .bind(checkpoint.etag.as_deref())
+            .bind(checkpoint.hash_state.as_deref())
+            .bind(UnixMs::now())
+            .bind(record_file_id)
+            .execute(self.writer())
+            .await?;
         Ok(())
     }
 
@@ -319,29 +356,21 @@ impl Store {
         sha256: &str,
     ) -> Result<(), StoreError> {
         let now = UnixMs::now();
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "UPDATE files SET status = 'archived', archived_size = ?, sha256 = ?, archived_at = ?,
-               bytes_done = ?, hash_state = NULL, last_error = NULL, download_address = NULL,
-               updated_at = ?
-             WHERE record_file_id = ?",
-        )
-        .bind(size)
-        .bind(sha256)
-        .bind(now)
-        .bind(size)
-        .bind(now)
-        .bind(record_file_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE meetings SET json_dirty_at = ? WHERE meeting_record_id =
-               (SELECT meeting_record_id FROM files WHERE record_file_id = ?)",
-        )
-        .bind(now)
-        .bind(record_file_id)
-        .execute(&mut *tx)
-        .await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(MARK_ARCHIVED)
+            .bind(size)
+            .bind(sha256)
+            .bind(now)
+            .bind(size)
+            .bind(now)
+            .bind(record_file_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(MARK_MEETING_JSON_DIRTY)
+            .bind(now)
+            .bind(record_file_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -360,7 +389,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = UnixMs::now();
         let (archived_at, deleted_in_cloud_at) = recorded.unwrap_or_default();
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "UPDATE files SET status = 'archived', archived_size = ?, record_size = ?,
                size_known = 1, sha256 = ?, archived_at = ?, deleted_in_cloud_at = ?,
@@ -406,29 +435,24 @@ impl Store {
         exhausted: FileStatus,
         now: bool,
     ) -> Result<FileStatus, StoreError> {
-        Ok(sqlx::query_scalar(
-            "UPDATE files SET attempts = attempts + 1, last_error = ?,
-               status = CASE WHEN ? OR attempts + 1 >= ? THEN ? ELSE status END,
-               updated_at = ?
-             WHERE record_file_id = ? RETURNING status",
-        )
-        .bind(error)
-        .bind(now)
-        .bind(i64::from(max_attempts))
-        .bind(exhausted)
-        .bind(UnixMs::now())
-        .bind(record_file_id)
-        .fetch_one(self.pool())
-        .await?)
+        Ok(sqlx::query_scalar(RECORD_FAILURE)
+            .bind(error)
+            .bind(now)
+            .bind(i64::from(max_attempts))
+            .bind(exhausted)
+            .bind(UnixMs::now())
+            .bind(record_file_id)
+            .fetch_one(self.writer())
+            .await?)
     }
 
     /// Records why a claimed file is waiting, without spending an attempt (disk full).
     pub async fn note_error(&self, record_file_id: &str, error: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE files SET last_error = ?, updated_at = ? WHERE record_file_id = ?")
+        sqlx::query(NOTE_ERROR)
             .bind(error)
             .bind(UnixMs::now())
             .bind(record_file_id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -438,12 +462,10 @@ impl Store {
         &self,
         meeting_record_id: &str,
     ) -> Result<Vec<FileRow>, StoreError> {
-        Ok(sqlx::query_as(select_files!(
-            "WHERE f.meeting_record_id = ? ORDER BY f.record_file_id"
-        ))
-        .bind(meeting_record_id)
-        .fetch_all(self.pool())
-        .await?)
+        Ok(sqlx::query_as(FILES_OF_MEETING)
+            .bind(meeting_record_id)
+            .fetch_all(self.pool())
+            .await?)
     }
 
     /// Puts a claimed file back without counting an attempt (shutdown, paused transfer).
@@ -452,16 +474,12 @@ impl Store {
         record_file_id: &str,
         note: Option<&str>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE files SET status = 'queued', last_error = COALESCE(?, last_error),
-               updated_at = ?
-             WHERE record_file_id = ? AND status = 'transferring'",
-        )
-        .bind(note)
-        .bind(UnixMs::now())
-        .bind(record_file_id)
-        .execute(self.pool())
-        .await?;
+        sqlx::query(RELEASE)
+            .bind(note)
+            .bind(UnixMs::now())
+            .bind(record_file_id)
+            .execute(self.writer())
+            .await?;
         self.wake_workers();
         Ok(())
     }
@@ -474,7 +492,7 @@ impl Store {
              WHERE status IN ('failed', 'unavailable')",
         )
         .bind(UnixMs::now())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         self.wake_workers();
         Ok(done.rows_affected())
@@ -495,5 +513,86 @@ impl Store {
         .bind(end)
         .fetch_all(self.pool())
         .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::temp_store;
+    use super::super::{FileUpsert, MeetingUpsert};
+    use crate::time::UnixMs;
+
+    fn meeting(id: &str, start_ms: i64, files: &[(&str, bool)]) -> MeetingUpsert {
+        MeetingUpsert {
+            meeting_record_id: id.into(),
+            meeting_id: format!("m{id}"),
+            meeting_code: format!("code{id}"),
+            userid: "u".into(),
+            subject: format!("subject {id}"),
+            media_start_time: UnixMs(start_ms),
+            state: 3,
+            record_type: 1,
+            dir: format!("d/{id}"),
+            files: files
+                .iter()
+                .map(|(f, addressed)| FileUpsert {
+                    record_file_id: (*f).into(),
+                    record_start_time: 0,
+                    record_end_time: 1,
+                    record_size: 10,
+                    path: format!("d/{id}/{f}.mp4"),
+                    download_address: addressed.then(|| "https://example.invalid/x".into()),
+                    skip_rule: None,
+                })
+                .collect(),
+        }
+    }
+
+    /// The claim's order (addresses first, the youngest first; then the oldest meeting,
+    /// a meeting's files together) holds through the index on the file's copy of its
+    /// meeting's start, also when a later listing moves that start.
+    #[tokio::test]
+    async fn claims_follow_addresses_then_the_oldest_meeting_also_after_its_start_moves() {
+        let (store, _dir) = temp_store().await;
+        let page = [
+            meeting("late", 9_000, &[("late-b", false), ("late-a", false)]),
+            meeting("early", 1_000, &[("early-a", false)]),
+            meeting("moved", 5_000, &[("moved-a", false)]),
+        ];
+        store.upsert_meetings(&page, UnixMs(0)).await.unwrap();
+        // Listed again, addressed at two times, and with one meeting's start moved earlier.
+        store
+            .upsert_meetings(
+                &[meeting("x", 20_000, &[("old-address", true)])],
+                UnixMs(100),
+            )
+            .await
+            .unwrap();
+        store
+            .upsert_meetings(
+                &[meeting("y", 30_000, &[("new-address", true)])],
+                UnixMs(200),
+            )
+            .await
+            .unwrap();
+        let mut moved = page[2].clone();
+        moved.media_start_time = UnixMs(10);
+        store.upsert_meetings(&[moved], UnixMs(300)).await.unwrap();
+
+        let mut order = Vec::new();
+        while let Some(row) = store.claim_next().await.unwrap() {
+            order.push(row.record_file_id);
+        }
+        assert_eq!(
+            order,
+            [
+                "new-address",
+                "old-address",
+                "moved-a",
+                "early-a",
+                "late-a",
+                "late-b"
+            ]
+        );
     }
 }

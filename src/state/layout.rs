@@ -7,7 +7,7 @@ impl Store {
     /// The template recorded for this archive, recording `template` if none is yet (a new
     /// archive): the archive's paths were, and will be, rendered with what this returns.
     pub async fn archive_layout(&self, template: &str) -> Result<String, StoreError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO archive_layout (id, template, recorded_at) VALUES (1, ?, ?)
              ON CONFLICT (id) DO NOTHING",

@@ -49,53 +49,17 @@ pub struct MeetingRow {
     pub transcript_wait_ended_at: Option<UnixMs>,
 }
 
-impl Store {
-    /// Stores one listing page in one transaction: a malformed page is rejected before this
-    /// point, so a page is applied whole or not at all.
-    ///
-    /// Once stored, a file's `path` and a meeting's `dir` never change (a renamed meeting
-    /// must not orphan a half-written `.part` file), archived files are never touched, and
-    /// an address in the listing (sharing on, downloads allowed) replaces the old one. A file
-    /// without one is queued all the same: its address comes from `/v1/addresses` when its
-    /// transfer starts. Only a file that endpoint refused (`unavailable`) waits for an
-    /// address in a later listing.
-    ///
-    /// `listed_at` is when the listing call was sent: an address in it was issued no
-    /// earlier, so taking that as its issue time never overestimates how long it lives.
-    pub async fn upsert_meetings(
-        &self,
-        meetings: &[MeetingUpsert],
-        listed_at: UnixMs,
-    ) -> Result<(), StoreError> {
-        let now = UnixMs::now();
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-        for m in meetings {
-            sqlx::query(
-                "INSERT INTO meetings (meeting_record_id, meeting_id, meeting_code, userid, subject,
+pub(super) const UPSERT_MEETING: &str =
+    "INSERT INTO meetings (meeting_record_id, meeting_id, meeting_code, userid, subject,
                    media_start_time, state, record_type, dir, first_seen_at, last_seen_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                  ON CONFLICT (meeting_record_id) DO UPDATE SET
                    meeting_id = excluded.meeting_id, meeting_code = excluded.meeting_code,
                    userid = excluded.userid, subject = excluded.subject,
                    media_start_time = excluded.media_start_time, state = excluded.state,
-                   record_type = excluded.record_type, last_seen_at = excluded.last_seen_at",
-            )
-            .bind(&m.meeting_record_id)
-            .bind(&m.meeting_id)
-            .bind(&m.meeting_code)
-            .bind(&m.userid)
-            .bind(&m.subject)
-            .bind(m.media_start_time)
-            .bind(m.state)
-            .bind(m.record_type)
-            .bind(&m.dir)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            for f in &m.files {
-                sqlx::query(
-                    "INSERT INTO files (record_file_id, meeting_record_id, record_start_time,
+                   record_type = excluded.record_type, last_seen_at = excluded.last_seen_at";
+
+pub(super) const UPSERT_FILE: &str = "INSERT INTO files (record_file_id, meeting_record_id, record_start_time,
                        record_end_time, record_size, path, status, download_address,
                        address_issued_at, updated_at, skip_rule)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6,
@@ -119,20 +83,69 @@ impl Store {
                          THEN 'queued' ELSE files.status END,
                        skip_rule = CASE WHEN files.status IN ('queued', 'skipped')
                                    THEN excluded.skip_rule ELSE files.skip_rule END,
-                       updated_at = excluded.updated_at",
-                )
-                .bind(&f.record_file_id)
+                       updated_at = excluded.updated_at";
+
+pub(super) const MEETINGS_IN_DIR: &str =
+    "SELECT meeting_record_id, meeting_id, meeting_code, userid, subject,
+            media_start_time, state, record_type, dir, artifacts_checked_at,
+            transcript_wait_ended_at
+     FROM meetings WHERE dir = ? ORDER BY media_start_time, meeting_record_id";
+
+pub(super) const PENDING_MEETINGS: &str =
+    "SELECT meeting_record_id, meeting_id, meeting_code, userid, subject,
+            media_start_time, state, record_type, dir, artifacts_checked_at,
+            transcript_wait_ended_at
+     FROM meetings WHERE state IN (1, 2) ORDER BY media_start_time";
+
+impl Store {
+    /// Stores one listing page in one transaction: a malformed page is rejected before this
+    /// point, so a page is applied whole or not at all.
+    ///
+    /// Once stored, a file's `path` and a meeting's `dir` never change (a renamed meeting
+    /// must not orphan a half-written `.part` file), archived files are never touched, and
+    /// an address in the listing (sharing on, downloads allowed) replaces the old one. A file
+    /// without one is queued all the same: its address comes from `/v1/addresses` when its
+    /// transfer starts. Only a file that endpoint refused (`unavailable`) waits for an
+    /// address in a later listing.
+    ///
+    /// `listed_at` is when the listing call was sent: an address in it was issued no
+    /// earlier, so taking that as its issue time never overestimates how long it lives.
+    pub async fn upsert_meetings(
+        &self,
+        meetings: &[MeetingUpsert],
+        listed_at: UnixMs,
+    ) -> Result<(), StoreError> {
+        let now = UnixMs::now();
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        for m in meetings {
+            sqlx::query(UPSERT_MEETING)
                 .bind(&m.meeting_record_id)
-                .bind(f.record_start_time)
-                .bind(f.record_end_time)
-                .bind(f.record_size)
-                .bind(&f.path)
-                .bind(f.download_address.as_deref())
+                .bind(&m.meeting_id)
+                .bind(&m.meeting_code)
+                .bind(&m.userid)
+                .bind(&m.subject)
+                .bind(m.media_start_time)
+                .bind(m.state)
+                .bind(m.record_type)
+                .bind(&m.dir)
                 .bind(now)
-                .bind(listed_at)
-                .bind(f.skip_rule.as_deref())
+                .bind(now)
                 .execute(&mut *tx)
                 .await?;
+            for f in &m.files {
+                sqlx::query(UPSERT_FILE)
+                    .bind(&f.record_file_id)
+                    .bind(&m.meeting_record_id)
+                    .bind(f.record_start_time)
+                    .bind(f.record_end_time)
+                    .bind(f.record_size)
+                    .bind(&f.path)
+                    .bind(f.download_address.as_deref())
+                    .bind(now)
+                    .bind(listed_at)
+                    .bind(f.skip_rule.as_deref())
+                    .execute(&mut *tx)
+                    .await?;
             }
         }
         tx.commit().await?;
@@ -155,50 +168,71 @@ impl Store {
     /// Every meeting stored in the folder `dir` (a recurring meeting can put several
     /// recordings with the same code and subject in one day's folder).
     pub async fn meetings_in_dir(&self, dir: &str) -> Result<Vec<MeetingRow>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT meeting_record_id, meeting_id, meeting_code, userid, subject,
-                    media_start_time, state, record_type, dir, artifacts_checked_at,
-                    transcript_wait_ended_at
-             FROM meetings WHERE dir = ? ORDER BY media_start_time, meeting_record_id",
-        )
-        .bind(dir)
-        .fetch_all(self.pool())
-        .await?)
+        Ok(sqlx::query_as(MEETINGS_IN_DIR)
+            .bind(dir)
+            .fetch_all(self.pool())
+            .await?)
     }
 
     /// Meetings still recording or transcoding (state 1/2): their files appear later.
     pub async fn pending_meetings(&self) -> Result<Vec<MeetingRow>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT meeting_record_id, meeting_id, meeting_code, userid, subject,
-                    media_start_time, state, record_type, dir, artifacts_checked_at,
-                    transcript_wait_ended_at
-             FROM meetings WHERE state IN (1, 2) ORDER BY media_start_time",
-        )
-        .fetch_all(self.pool())
-        .await?)
+        Ok(sqlx::query_as(PENDING_MEETINGS)
+            .fetch_all(self.pool())
+            .await?)
     }
 }
+
+/// Folders whose `meeting.json` is behind and whose last change was at or before `?1`.
+pub(super) const QUIET_STALE_DIRS: &str = "SELECT dir FROM meetings WHERE json_dirty_at <= ?";
+
+/// The oldest change not yet in a `meeting.json`.
+pub(super) const OLDEST_STALE: &str =
+    "SELECT MIN(json_dirty_at) FROM meetings WHERE json_dirty_at IS NOT NULL";
+
+pub(super) const MEETING_JSON_WRITTEN: &str =
+    "UPDATE meetings SET json_dirty_at = NULL WHERE dir = ? AND json_dirty_at <= ?";
 
 impl Store {
     /// Folders whose `meeting.json` is behind the database (see migration 0004).
     pub async fn dirs_with_stale_meeting_json(&self) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT dir FROM meetings WHERE json_dirty_at IS NOT NULL ORDER BY dir",
-        )
-        .fetch_all(self.pool())
-        .await?)
+        self.quiet_dirs_with_stale_meeting_json(UnixMs(i64::MAX))
+            .await
+    }
+
+    /// Folders whose `meeting.json` is behind the database and that saw no change after
+    /// `quiet_since`: a folder still changing (the other files of a meeting being
+    /// archived) waits for the end of its burst, so its `meeting.json` is written once
+    /// for the burst.
+    pub async fn quiet_dirs_with_stale_meeting_json(
+        &self,
+        quiet_since: UnixMs,
+    ) -> Result<Vec<String>, StoreError> {
+        // Deduplicated and sorted here: an ORDER BY on `dir` would walk the folder index
+        // instead of seeking the few marked rows.
+        let dirs: std::collections::BTreeSet<String> = sqlx::query_scalar(QUIET_STALE_DIRS)
+            .bind(quiet_since)
+            .fetch_all(self.pool())
+            .await?
+            .into_iter()
+            .collect();
+        Ok(dirs.into_iter().collect())
+    }
+
+    /// When the oldest change not yet in a `meeting.json` was made (`None`: all written).
+    pub async fn oldest_stale_meeting_json(&self) -> Result<Option<UnixMs>, StoreError> {
+        Ok(sqlx::query_scalar(OLDEST_STALE)
+            .fetch_one(self.pool())
+            .await?)
     }
 
     /// `meeting.json` of `dir` was written from what the database held at `read_at`:
     /// marks set before then are covered, later ones are not.
     pub async fn meeting_json_written(&self, dir: &str, read_at: UnixMs) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE meetings SET json_dirty_at = NULL WHERE dir = ? AND json_dirty_at <= ?",
-        )
-        .bind(dir)
-        .bind(read_at)
-        .execute(self.pool())
-        .await?;
+        sqlx::query(MEETING_JSON_WRITTEN)
+            .bind(dir)
+            .bind(read_at)
+            .execute(self.writer())
+            .await?;
         Ok(())
     }
 }

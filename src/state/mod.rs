@@ -13,6 +13,8 @@ mod facts;
 mod files;
 mod layout;
 mod meetings;
+#[cfg(test)]
+mod plans;
 mod prune;
 mod relayout;
 mod skips;
@@ -72,6 +74,14 @@ pub struct ApiCall {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// The one connection every write of this process goes through (claims, checkpoints,
+    /// archived marks, failures, addresses, listing pages, `meeting.json` marks, the call
+    /// log...): writers wait their turn in this pool's queue and are woken as soon as the
+    /// connection is free, instead of contending for SQLite's write lock, whose busy
+    /// handler sleeps 1, 2, 5, 10 ms... between tries. Reads use `pool` (WAL: they never
+    /// wait for a writer). Another process (`status`, an admin's `verify`) still meets
+    /// this one at SQLite's lock, under `busy_timeout`.
+    writer: SqlitePool,
     /// Wakes idle workers of this process when files are queued or put back.
     queue: Arc<Notify>,
     /// Taken by a worker claiming a file: the workers woken together by one queued page
@@ -97,7 +107,7 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
-        let pool = connect(options).await?;
+        let pool = connect(options.clone(), READERS).await?;
         // sqlx takes no lock around SQLite migrations: two processes opening a new database
         // at once (the service starting while an admin runs `status`) would both apply
         // them, and the second fails on "table already exists". One exclusive transaction
@@ -105,8 +115,10 @@ impl Store {
         let mut tx = pool.begin_with("BEGIN EXCLUSIVE").await?;
         migrate(&mut tx).await?;
         tx.commit().await?;
+        let writer = connect(options, 1).await?;
         Ok(Self {
             pool,
+            writer,
             queue: Arc::default(),
             claims: Arc::default(),
         })
@@ -114,6 +126,12 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// The one write connection (see [`Store`]'s `writer`). Never hold a transaction on it
+    /// while waiting for another write through it: there is only one.
+    pub(crate) fn writer(&self) -> &SqlitePool {
+        &self.writer
     }
 
     /// Completes when files may have been queued (or the listing ended) since it was
@@ -141,7 +159,7 @@ impl Store {
         .bind(at)
         .bind(endpoint.as_str())
         .bind(purpose)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await?;
         Ok(id)
     }
@@ -150,7 +168,7 @@ impl Store {
         sqlx::query("UPDATE api_calls SET outcome = ? WHERE id = ?")
             .bind(outcome)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -185,7 +203,7 @@ impl Store {
     pub async fn prune_api_calls(&self, before: UnixMs) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM api_calls WHERE at_ms < ?")
             .bind(before)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -228,21 +246,27 @@ impl Store {
         .bind(UnixMs::now())
         .bind(pages)
         .bind(meetings)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
 }
 
+/// Connections for reads (writes go through the one `writer`).
+const READERS: u32 = 4;
+
 /// Opens the pool. Turning a new database to WAL needs an exclusive lock that SQLite does
 /// not wait for (`busy_timeout` does not apply to it), so a second process opening the file
 /// at that instant gets "database is locked": it tries again for a few seconds.
-async fn connect(options: SqliteConnectOptions) -> Result<SqlitePool, StoreError> {
+async fn connect(
+    options: SqliteConnectOptions,
+    connections: u32,
+) -> Result<SqlitePool, StoreError> {
     const BUSY_RETRIES: u32 = 50;
     let mut tries = 0;
     loop {
         match SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(connections)
             .connect_with(options.clone())
             .await
         {

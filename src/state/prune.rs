@@ -51,6 +51,23 @@ macro_rules! candidates {
     };
 }
 
+pub(super) const PRUNE_CANDIDATES: &str = candidates!(
+    "SELECT f.record_file_id, f.kind, m.meeting_code, m.subject,
+            m.state AS meeting_state, m.media_start_time, f.path, f.status,
+            f.record_size, f.archived_size, f.sha256, f.bytes_done, f.attempts,
+            f.last_error, f.verified_at, f.skip_rule, f.archived_at",
+    "ORDER BY f.archived_at, f.record_file_id LIMIT ?4"
+);
+
+/// The archived artifacts of one video. (`+f.status`: the status takes no index, so the
+/// plan seeks the video's artifacts instead of walking every archived file.)
+pub(super) const ARCHIVED_ARTIFACTS: &str = concat!(
+    verify_row_select!(),
+    " WHERE f.parent_file_id = ? AND +f.status = 'archived' ORDER BY f.record_file_id"
+);
+
+pub(super) const COUNT_PRUNE_CANDIDATES: &str = candidates!("SELECT COUNT(*)", "");
+
 impl Store {
     /// At most `limit` candidates archived at or before `archived_before`, the oldest
     /// first (the longest kept, and the first that would have left the cloud anyway).
@@ -60,19 +77,13 @@ impl Store {
         wanted: ArtifactsWanted,
         limit: u32,
     ) -> Result<Vec<PruneCandidate>, StoreError> {
-        Ok(sqlx::query_as(candidates!(
-            "SELECT f.record_file_id, f.kind, m.meeting_code, m.subject,
-                    m.state AS meeting_state, m.media_start_time, f.path, f.status,
-                    f.record_size, f.archived_size, f.sha256, f.bytes_done, f.attempts,
-                    f.last_error, f.verified_at, f.skip_rule, f.archived_at",
-            "ORDER BY f.archived_at, f.record_file_id LIMIT ?4"
-        ))
-        .bind(archived_before)
-        .bind(wanted.audio)
-        .bind(wanted.transcripts)
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await?)
+        Ok(sqlx::query_as(PRUNE_CANDIDATES)
+            .bind(archived_before)
+            .bind(wanted.audio)
+            .bind(wanted.transcripts)
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await?)
     }
 
     /// How many candidates there are in all, beyond any limit.
@@ -81,7 +92,7 @@ impl Store {
         archived_before: UnixMs,
         wanted: ArtifactsWanted,
     ) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar(candidates!("SELECT COUNT(*)", ""))
+        let n: i64 = sqlx::query_scalar(COUNT_PRUNE_CANDIDATES)
             .bind(archived_before)
             .bind(wanted.audio)
             .bind(wanted.transcripts)
@@ -96,13 +107,10 @@ impl Store {
         &self,
         record_file_id: &str,
     ) -> Result<Vec<VerifyRow>, StoreError> {
-        Ok(sqlx::query_as(concat!(
-            verify_row_select!(),
-            " WHERE f.parent_file_id = ? AND f.status = 'archived' ORDER BY f.record_file_id"
-        ))
-        .bind(record_file_id)
-        .fetch_all(self.pool())
-        .await?)
+        Ok(sqlx::query_as(ARCHIVED_ARTIFACTS)
+            .bind(record_file_id)
+            .fetch_all(self.pool())
+            .await?)
     }
 
     /// Records the API's answer that the cloud no longer holds the file (a deletion, or
@@ -114,7 +122,7 @@ impl Store {
         record_file_id: &str,
         at: UnixMs,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         mark_gone(&mut tx, record_file_id, at).await?;
         tx.commit().await?;
         Ok(())
@@ -132,7 +140,7 @@ impl Store {
         record_file_ids: &[String],
         at: UnixMs,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let mut dequeued = 0;
         for id in record_file_ids {
             mark_gone(&mut tx, id, at).await?;

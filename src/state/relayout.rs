@@ -60,7 +60,7 @@ impl Store {
         target: &str,
         moves: &[(String, String)],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         for (record_file_id, new_path) in moves {
             sqlx::query("INSERT INTO relayout_moves (record_file_id, new_path) VALUES (?, ?)")
                 .bind(record_file_id)
@@ -92,7 +92,7 @@ impl Store {
         record_file_id: &str,
         new_path: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("UPDATE files SET path = ?, updated_at = ? WHERE record_file_id = ?")
             .bind(new_path)
             .bind(UnixMs::now())
@@ -111,7 +111,7 @@ impl Store {
     /// behind) and the target becomes the archive's layout.
     pub async fn finish_relayout(&self, dirs: &[(String, String)]) -> Result<(), StoreError> {
         let now = UnixMs::now();
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         for (meeting_record_id, dir) in dirs {
             sqlx::query(
                 "UPDATE meetings SET dir = ?, json_dirty_at = ? WHERE meeting_record_id = ?",

@@ -34,6 +34,31 @@ struct Judged {
     record_size: i64,
 }
 
+/// The videos the filter judges again: every one not archived.
+pub(super) const TO_JUDGE: &str =
+    "SELECT f.record_file_id, f.status, f.skip_rule, m.userid, m.subject, m.record_type,
+            f.record_start_time, f.record_end_time, f.record_size
+     FROM files f JOIN meetings m USING (meeting_record_id)
+     WHERE f.kind = 'video'
+       AND f.status IN ('queued', 'transferring', 'failed', 'unavailable', 'skipped')";
+
+pub(super) const JUDGED: &str = "UPDATE files SET status = ?, skip_rule = ?, updated_at = ?,
+       attempts = CASE WHEN ? THEN 0 ELSE attempts END
+     WHERE record_file_id = ?";
+
+/// Artifacts follow their video when it is skipped...
+pub(super) const SKIP_ARTIFACTS: &str =
+    "UPDATE files SET status = 'skipped', skip_rule = ?, updated_at = ?
+     WHERE kind != 'video'
+       AND status IN ('queued', 'transferring', 'failed', 'unavailable')
+       AND parent_file_id IN (SELECT record_file_id FROM files WHERE status = 'skipped')";
+
+/// ... and when it is queued again.
+pub(super) const QUEUE_ARTIFACTS: &str =
+    "UPDATE files SET status = 'queued', skip_rule = NULL, attempts = 0, updated_at = ?
+     WHERE kind != 'video' AND status = 'skipped'
+       AND parent_file_id NOT IN (SELECT record_file_id FROM files WHERE status = 'skipped')";
+
 impl Store {
     /// Re-evaluates `filter` on every video not archived, in one transaction. Called while
     /// the process holds the database lock and before any worker runs, so a `transferring`
@@ -41,16 +66,8 @@ impl Store {
     pub async fn apply_filter(&self, filter: &Filter) -> Result<Refiltered, StoreError> {
         let now = UnixMs::now();
         let mut done = Refiltered::default();
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-        let rows: Vec<Judged> = sqlx::query_as(
-            "SELECT f.record_file_id, f.status, f.skip_rule, m.userid, m.subject, m.record_type,
-                    f.record_start_time, f.record_end_time, f.record_size
-             FROM files f JOIN meetings m USING (meeting_record_id)
-             WHERE f.kind = 'video'
-               AND f.status IN ('queued', 'transferring', 'failed', 'unavailable', 'skipped')",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        let rows: Vec<Judged> = sqlx::query_as(TO_JUDGE).fetch_all(&mut *tx).await?;
         for row in rows {
             let rule = filter.skip_rule(&Candidate {
                 userid: &row.userid,
@@ -74,38 +91,24 @@ impl Store {
                     (FileStatus::Skipped, false)
                 }
             };
-            sqlx::query(
-                "UPDATE files SET status = ?, skip_rule = ?, updated_at = ?,
-                   attempts = CASE WHEN ? THEN 0 ELSE attempts END
-                 WHERE record_file_id = ?",
-            )
-            .bind(status)
-            .bind(rule.as_deref())
+            sqlx::query(JUDGED)
+                .bind(status)
+                .bind(rule.as_deref())
+                .bind(now)
+                .bind(attempts_reset)
+                .bind(&row.record_file_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let skipped = sqlx::query(SKIP_ARTIFACTS)
+            .bind(VIDEO_SKIPPED)
             .bind(now)
-            .bind(attempts_reset)
-            .bind(&row.record_file_id)
             .execute(&mut *tx)
             .await?;
-        }
-        let skipped = sqlx::query(
-            "UPDATE files SET status = 'skipped', skip_rule = ?, updated_at = ?
-             WHERE kind != 'video'
-               AND status IN ('queued', 'transferring', 'failed', 'unavailable')
-               AND parent_file_id IN (SELECT record_file_id FROM files WHERE status = 'skipped')",
-        )
-        .bind(VIDEO_SKIPPED)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let queued = sqlx::query(
-            "UPDATE files SET status = 'queued', skip_rule = NULL, attempts = 0, updated_at = ?
-             WHERE kind != 'video' AND status = 'skipped'
-               AND parent_file_id NOT IN (SELECT record_file_id FROM files
-                                          WHERE status = 'skipped')",
-        )
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let queued = sqlx::query(QUEUE_ARTIFACTS)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         done.skipped += skipped.rows_affected();
         done.queued += queued.rows_affected();
         tx.commit().await?;

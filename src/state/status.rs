@@ -74,6 +74,49 @@ pub struct Failure {
     pub reason: Option<String>,
 }
 
+pub(super) const TO_DO: &str =
+    "SELECT COUNT(*) AS files, COALESCE(SUM(record_size - bytes_done), 0) AS bytes
+             FROM files WHERE status IN ('queued', 'transferring')";
+
+pub(super) const MEETINGS_BY_STATE: &str = "SELECT state, COUNT(*) FROM meetings GROUP BY state";
+
+pub(super) const FILES_BY_KIND_AND_STATUS: &str =
+    "SELECT kind, status, COUNT(*) FROM files GROUP BY kind, status";
+
+pub(super) const TRANSCRIPT_WAITS: &str =
+    "SELECT COALESCE(SUM(m.transcript_wait_ended_at IS NULL), 0),
+                    COALESCE(SUM(m.transcript_wait_ended_at IS NOT NULL), 0)
+             FROM meetings m
+             WHERE m.artifacts_checked_at IS NOT NULL
+               AND EXISTS (SELECT 1 FROM files v WHERE v.meeting_record_id = m.meeting_record_id
+                           AND v.kind = 'video'
+                           AND NOT EXISTS (SELECT 1 FROM files t
+                                           WHERE t.parent_file_id = v.record_file_id
+                                             AND t.kind = 'transcript'))";
+
+pub(super) const BYTES_ARCHIVED: &str =
+    "SELECT COALESCE(SUM(archived_size), 0) FROM files WHERE status = 'archived'";
+
+pub(super) const DELETED_IN_CLOUD: &str =
+    "SELECT COALESCE(SUM(kind = 'video'), 0), COALESCE(SUM(archived_size), 0) FROM files
+             WHERE deleted_in_cloud_at IS NOT NULL";
+
+/// Files adopted (of them, without a recorded hash) and reindexed: each count walks its
+/// partial index (migration 0017), which holds only those files: a seek.
+pub(super) const ADOPTED_AND_REINDEXED: &str =
+    "SELECT (SELECT COUNT(*) FROM files WHERE adopted_at IS NOT NULL),
+            (SELECT COUNT(*) FROM files WHERE adopted_at IS NOT NULL AND adopted_without_record),
+            (SELECT COUNT(*) FROM files WHERE reindexed_at IS NOT NULL)";
+
+pub(super) const FAILURES: &str =
+    "SELECT record_file_id, path, status, attempts, last_error AS reason FROM files
+             WHERE status IN ('failed', 'unavailable') ORDER BY path";
+
+pub(super) const SKIPPED_BY_RULE: &str = "SELECT CASE WHEN instr(skip_rule, ':') > 0
+                         THEN substr(skip_rule, 1, instr(skip_rule, ':') - 1)
+                         ELSE COALESCE(skip_rule, 'filter') END AS rule, COUNT(*)
+             FROM files WHERE status = 'skipped' GROUP BY 1 ORDER BY 1";
+
 fn state_name(state: i64) -> String {
     match state {
         1 => "recording".into(),
@@ -86,23 +129,16 @@ fn state_name(state: i64) -> String {
 impl Store {
     /// What is left to download (cheap: the status index), for a display to poll.
     pub async fn to_do(&self) -> Result<ToDo, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT COUNT(*) AS files, COALESCE(SUM(record_size - bytes_done), 0) AS bytes
-             FROM files WHERE status IN ('queued', 'transferring')",
-        )
-        .fetch_one(self.pool())
-        .await?)
+        Ok(sqlx::query_as(TO_DO).fetch_one(self.pool()).await?)
     }
 
     pub async fn status(&self, now: UnixMs) -> Result<StatusReport, StoreError> {
-        let meetings: Vec<(i64, i64)> =
-            sqlx::query_as("SELECT state, COUNT(*) FROM meetings GROUP BY state")
-                .fetch_all(self.pool())
-                .await?;
-        let counts: Vec<(FileKind, FileStatus, i64)> =
-            sqlx::query_as("SELECT kind, status, COUNT(*) FROM files GROUP BY kind, status")
-                .fetch_all(self.pool())
-                .await?;
+        let meetings: Vec<(i64, i64)> = sqlx::query_as(MEETINGS_BY_STATE)
+            .fetch_all(self.pool())
+            .await?;
+        let counts: Vec<(FileKind, FileStatus, i64)> = sqlx::query_as(FILES_BY_KIND_AND_STATUS)
+            .fetch_all(self.pool())
+            .await?;
         let mut files = BTreeMap::new();
         let mut by_kind: BTreeMap<FileKind, BTreeMap<FileStatus, i64>> = BTreeMap::new();
         for (kind, status, n) in counts {
@@ -111,44 +147,25 @@ impl Store {
         }
         // Meetings looked at for artifacts with a video still without a transcript: awaited
         // while their wait runs, given up on once it ended.
-        let (transcripts_awaited, transcript_waits_ended): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(m.transcript_wait_ended_at IS NULL), 0),
-                    COALESCE(SUM(m.transcript_wait_ended_at IS NOT NULL), 0)
-             FROM meetings m
-             WHERE m.artifacts_checked_at IS NOT NULL
-               AND EXISTS (SELECT 1 FROM files v WHERE v.meeting_record_id = m.meeting_record_id
-                           AND v.kind = 'video'
-                           AND NOT EXISTS (SELECT 1 FROM files t
-                                           WHERE t.parent_file_id = v.record_file_id
-                                             AND t.kind = 'transcript'))",
-        )
-        .fetch_one(self.pool())
-        .await?;
-        let bytes_archived: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(SUM(archived_size), 0) FROM files WHERE status = 'archived'",
-        )
-        .fetch_one(self.pool())
-        .await?;
+        let (transcripts_awaited, transcript_waits_ended): (i64, i64) =
+            sqlx::query_as(TRANSCRIPT_WAITS)
+                .fetch_one(self.pool())
+                .await?;
+        let bytes_archived: i64 = sqlx::query_scalar(BYTES_ARCHIVED)
+            .fetch_one(self.pool())
+            .await?;
         let bytes_pending = self.to_do().await?.bytes;
         let (windows_listed, last_listing_at): (i64, Option<UnixMs>) =
             sqlx::query_as("SELECT COUNT(*), MAX(listed_at) FROM windows")
                 .fetch_one(self.pool())
                 .await?;
-        let (files_deleted_in_cloud, bytes_freed): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(kind = 'video'), 0), COALESCE(SUM(archived_size), 0) FROM files
-             WHERE deleted_in_cloud_at IS NOT NULL",
-        )
-        .fetch_one(self.pool())
-        .await?;
-        let (files_adopted, files_adopted_without_record, files_reindexed): (i64, i64, i64) =
-            sqlx::query_as(
-                "SELECT COALESCE(SUM(adopted_at IS NOT NULL), 0),
-                        COALESCE(SUM(adopted_at IS NOT NULL AND adopted_without_record), 0),
-                        COALESCE(SUM(reindexed_at IS NOT NULL), 0)
-                 FROM files",
-            )
+        let (files_deleted_in_cloud, bytes_freed): (i64, i64) = sqlx::query_as(DELETED_IN_CLOUD)
             .fetch_one(self.pool())
             .await?;
+        let (files_adopted, files_adopted_without_record, files_reindexed): (i64, i64, i64) =
+            sqlx::query_as(ADOPTED_AND_REINDEXED)
+                .fetch_one(self.pool())
+                .await?;
         let (api_calls_last_60s, address_calls_last_60s, delete_calls_last_60s): (i64, i64, i64) =
             sqlx::query_as(
                 "SELECT COALESCE(SUM(endpoint = 'records'), 0),
@@ -159,20 +176,10 @@ impl Store {
             .bind(now - std::time::Duration::from_secs(60))
             .fetch_one(self.pool())
             .await?;
-        let failures = sqlx::query_as(
-            "SELECT record_file_id, path, status, attempts, last_error AS reason FROM files
-             WHERE status IN ('failed', 'unavailable') ORDER BY path",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        let skipped_by_rule = sqlx::query_as(
-            "SELECT CASE WHEN instr(skip_rule, ':') > 0
-                         THEN substr(skip_rule, 1, instr(skip_rule, ':') - 1)
-                         ELSE COALESCE(skip_rule, 'filter') END AS rule, COUNT(*)
-             FROM files WHERE status = 'skipped' GROUP BY 1 ORDER BY 1",
-        )
-        .fetch_all(self.pool())
-        .await?;
+        let failures = sqlx::query_as(FAILURES).fetch_all(self.pool()).await?;
+        let skipped_by_rule = sqlx::query_as(SKIPPED_BY_RULE)
+            .fetch_all(self.pool())
+            .await?;
         let verified = self.verification_summary().await?;
         Ok(StatusReport {
             meetings: meetings

@@ -79,7 +79,7 @@ impl Store {
         part_size: u64,
     ) -> Result<(), StoreError> {
         let now = UnixMs::now();
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("DELETE FROM uploads WHERE record_file_id = ?")
             .bind(record_file_id)
             .execute(&mut *tx)
@@ -109,7 +109,7 @@ impl Store {
         source_etag: Option<&str>,
     ) -> Result<(), StoreError> {
         let now = UnixMs::now();
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT OR REPLACE INTO upload_parts (record_file_id, part_index, part_id,
                start_offset, end_offset, hash_state, uploaded_at)
@@ -159,7 +159,7 @@ impl Store {
         sqlx::query("UPDATE uploads SET completed_at = ? WHERE record_file_id = ?")
             .bind(UnixMs::now())
             .bind(record_file_id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -174,7 +174,7 @@ impl Store {
         sqlx::query("DELETE FROM upload_parts WHERE record_file_id = ? AND part_index >= ?")
             .bind(record_file_id)
             .bind(first_index)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -185,7 +185,7 @@ impl Store {
     /// them. On local disk there are no parts: this only resets the checkpoint.
     pub async fn forget_progress(&self, record_file_id: &str) -> Result<(), StoreError> {
         let now = UnixMs::now();
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("DELETE FROM upload_parts WHERE record_file_id = ?")
             .bind(record_file_id)
             .execute(&mut *tx)
@@ -200,7 +200,7 @@ impl Store {
     pub async fn delete_upload(&self, record_file_id: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM uploads WHERE record_file_id = ?")
             .bind(record_file_id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }

@@ -54,6 +54,23 @@ pub struct VerificationSummary {
 /// without holding the write lock long enough to stall a running download pool.
 const MARK_BATCH: usize = 500;
 
+pub(super) const FILES_TO_VERIFY: &str = concat!(
+    verify_row_select!(),
+    // The file's copy of its meeting's start (migration 0016): the range seeks its index.
+    " WHERE f.media_start_time >= COALESCE(?1, -9223372036854775808)
+       AND f.media_start_time <= COALESCE(?2, 9223372036854775807)
+     ORDER BY f.path, f.record_file_id"
+);
+
+pub(super) const FILE_PATHS: &str = "SELECT path, status FROM files";
+
+pub(super) const MARK_VERIFIED: &str =
+    "UPDATE files SET verified_at = ? WHERE record_file_id = ? AND status = 'archived'";
+
+pub(super) const VERIFICATION_SUMMARY: &str =
+    "SELECT COUNT(verified_at), MIN(verified_at), MAX(verified_at) FROM files
+     WHERE status = 'archived'";
+
 impl Store {
     /// Every file whose meeting's media started in `[start, end]` (each bound optional),
     /// ordered by path so that reports are stable from run to run.
@@ -62,24 +79,17 @@ impl Store {
         start: Option<UnixMs>,
         end: Option<UnixMs>,
     ) -> Result<Vec<VerifyRow>, StoreError> {
-        Ok(sqlx::query_as(concat!(
-            verify_row_select!(),
-            " WHERE (?1 IS NULL OR m.media_start_time >= ?1)
-                   AND (?2 IS NULL OR m.media_start_time <= ?2)
-                 ORDER BY f.path, f.record_file_id"
-        ))
-        .bind(start)
-        .bind(end)
-        .fetch_all(self.pool())
-        .await?)
+        Ok(sqlx::query_as(FILES_TO_VERIFY)
+            .bind(start)
+            .bind(end)
+            .fetch_all(self.pool())
+            .await?)
     }
 
     /// `(path, status)` of every file, whatever its date: a file on disk is "extra" only if
     /// no row at all claims it, not merely none in the range being verified.
     pub async fn file_paths(&self) -> Result<Vec<(String, FileStatus)>, StoreError> {
-        Ok(sqlx::query_as("SELECT path, status FROM files")
-            .fetch_all(self.pool())
-            .await?)
+        Ok(sqlx::query_as(FILE_PATHS).fetch_all(self.pool()).await?)
     }
 
     /// Records that these archived files were found intact at `at`. Rows that stopped
@@ -90,15 +100,13 @@ impl Store {
         at: UnixMs,
     ) -> Result<(), StoreError> {
         for batch in record_file_ids.chunks(MARK_BATCH) {
-            let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
             for id in batch {
-                sqlx::query(
-                    "UPDATE files SET verified_at = ? WHERE record_file_id = ? AND status = 'archived'",
-                )
-                .bind(at)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(MARK_VERIFIED)
+                    .bind(at)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
         }
@@ -106,12 +114,10 @@ impl Store {
     }
 
     pub async fn verification_summary(&self) -> Result<VerificationSummary, StoreError> {
-        let (files_verified, oldest_verified_at, newest_verified_at) = sqlx::query_as(
-            "SELECT COUNT(verified_at), MIN(verified_at), MAX(verified_at) FROM files
-             WHERE status = 'archived'",
-        )
-        .fetch_one(self.pool())
-        .await?;
+        let (files_verified, oldest_verified_at, newest_verified_at) =
+            sqlx::query_as(VERIFICATION_SUMMARY)
+                .fetch_one(self.pool())
+                .await?;
         Ok(VerificationSummary {
             files_verified,
             oldest_verified_at,

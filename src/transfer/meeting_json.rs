@@ -2,14 +2,29 @@
 //! (a recurring meeting can share one) and, per file, its size, SHA-256 and, once `prune`
 //! deleted it from the cloud, when; never a sharing password nor a download address.
 //!
-//! Written by the transfer pool when a file is archived and by `prune` when one is deleted
-//! in the cloud. Each change marks the folder's `meeting.json` as behind in the same
-//! transaction (`json_dirty_at`), so a crash before the write is repaired by the next run.
+//! Written by the transfer pool when a folder's burst of changes is over (its files
+//! archived one after another: one write for the burst, not one per file) and by `prune`
+//! when a file is deleted in the cloud. Each change marks the folder's `meeting.json` as
+//! behind in the same transaction (`json_dirty_at`, the time of the last change), so a
+//! crash before the write is repaired by the next run.
 
 use crate::archive::{Archive, ArchiveError, ReadError};
 use crate::state::catalog::{FileRecord, MEETING_JSON_SCHEMA, MeetingJson, MeetingRecord};
 use crate::state::{Store, StoreError};
 use crate::time::UnixMs;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// How long a folder goes without a change before its `meeting.json` is written: longer
+/// than the gap between two files of one meeting archived one after the other (the claim
+/// keeps a meeting's files together), short enough that the file is soon current.
+const QUIET: Duration = Duration::from_millis(500);
+
+/// How long a folder whose `meeting.json` could not be written (a full disk) waits before
+/// the next try, so that a lasting failure costs one warning a minute, not one per round.
+const AFTER_FAILURE: Duration = Duration::from_secs(60);
 
 /// One process writes a given archive (the database lock says so), but inside it the pool
 /// and `prune` may rewrite the same folder's file at once, and a local archive writes
@@ -148,11 +163,165 @@ pub(crate) async fn rewrite_stale(store: &Store, archive: &dyn Archive) -> Resul
     Ok(())
 }
 
+/// Writes the `meeting.json` of each folder whose last change is at least `quiet` older
+/// than `now`, except those in `failed` (folder, when its write failed) until their wait
+/// is over. Returns how many it wrote.
+pub(crate) async fn write_quiet(
+    store: &Store,
+    archive: &dyn Archive,
+    quiet: Duration,
+    now: UnixMs,
+    failed: &mut HashMap<String, Instant>,
+) -> Result<usize, StoreError> {
+    failed.retain(|_, at| at.elapsed() < AFTER_FAILURE);
+    let mut written = 0;
+    for dir in store
+        .quiet_dirs_with_stale_meeting_json(now - quiet)
+        .await?
+    {
+        if failed.contains_key(&dir) {
+            continue;
+        }
+        match write(store, archive, &dir).await {
+            Ok(()) => written += 1,
+            Err(MeetingJsonError::Store(e)) => return Err(e),
+            Err(e) => {
+                tracing::warn!(%dir, error = %crate::errors::chain(&e), "could not write meeting.json; trying again later");
+                failed.insert(dir, Instant::now());
+            }
+        }
+    }
+    Ok(written)
+}
+
+/// The transfer pool's writer of `meeting.json`: woken by `changed` (a file archived),
+/// it writes each folder once its burst of changes is over ([`QUIET`]), until `stop`.
+/// What is still behind then is left to [`rewrite_stale`] (the end of the run, or the
+/// next start after a crash: the marks stay until written).
+pub(crate) async fn write_when_quiet(
+    store: &Store,
+    archive: &dyn Archive,
+    changed: &Notify,
+    stop: &CancellationToken,
+) -> Result<(), StoreError> {
+    let mut failed = HashMap::new();
+    while !stop.is_cancelled() {
+        let woken = changed.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let now = UnixMs::now();
+        write_quiet(store, archive, QUIET, now, &mut failed).await?;
+        match store.oldest_stale_meeting_json().await? {
+            // Until the oldest change still behind is quiet (at least QUIET: a folder that
+            // failed keeps its old mark). Changes meanwhile need no wake-up: they are
+            // younger, so due later, and the next round sees them.
+            Some(at) => {
+                let due = u64::try_from((at + QUIET).0 - now.0).unwrap_or(0);
+                let wait = Duration::from_millis(due).clamp(QUIET, AFTER_FAILURE);
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = stop.cancelled() => {}
+                }
+            }
+            // Nothing behind: until a change.
+            None => tokio::select! {
+                () = woken => {}
+                () = stop.cancelled() => {}
+            },
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::local::LocalArchive;
+    use crate::state::{FileUpsert, MeetingUpsert};
+
+    /// A burst of three files archived in one folder: nothing is written while the folder
+    /// is still changing, then one `meeting.json` with all three; the marks stay until it
+    /// is written, so a crash before then leaves the folder to `rewrite_stale`.
+    #[tokio::test]
+    async fn a_folder_is_written_once_its_burst_is_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+        let root = dir.path().join("archive");
+        let archive = LocalArchive::new(&root, store.clone());
+        let files = ["a", "b", "c"];
+        let meeting = MeetingUpsert {
+            meeting_record_id: "r1".into(),
+            meeting_id: "m1".into(),
+            meeting_code: "123".into(),
+            userid: "u".into(),
+            subject: "weekly".into(),
+            media_start_time: UnixMs(1_000),
+            state: 3,
+            record_type: 1,
+            dir: "2024/01/01/123-weekly".into(),
+            files: files
+                .iter()
+                .map(|id| FileUpsert {
+                    record_file_id: (*id).into(),
+                    record_start_time: 0,
+                    record_end_time: 1,
+                    record_size: 3,
+                    path: format!("2024/01/01/123-weekly/{id}.mp4"),
+                    download_address: None,
+                    skip_rule: None,
+                })
+                .collect(),
+        };
+        store.upsert_meetings(&[meeting], UnixMs(0)).await.unwrap();
+        for id in files {
+            store.mark_archived(id, 3, "00").await.unwrap();
+        }
+        let quiet = Duration::from_secs(3600);
+        let json = root.join("2024/01/01/123-weekly/meeting.json");
+        let mut failed = HashMap::new();
+
+        // Still within the burst: nothing written, the folder still marked.
+        let during = write_quiet(&store, &archive, quiet, UnixMs::now(), &mut failed);
+        assert_eq!(during.await.unwrap(), 0);
+        assert!(!json.exists());
+        assert_eq!(
+            store.dirs_with_stale_meeting_json().await.unwrap(),
+            ["2024/01/01/123-weekly"]
+        );
+
+        // Once quiet: one write, with the three files archived, and the mark gone.
+        let after = UnixMs::now() + quiet + Duration::from_millis(1);
+        let written = write_quiet(&store, &archive, quiet, after, &mut failed);
+        assert_eq!(written.await.unwrap(), 1);
+        let value: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let statuses: Vec<_> = value["meetings"][0]["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["record_file_id"].as_str().unwrap(),
+                    f["status"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            statuses,
+            [("a", "archived"), ("b", "archived"), ("c", "archived")]
+        );
+        assert!(
+            store
+                .dirs_with_stale_meeting_json()
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let again = write_quiet(&store, &archive, quiet, after, &mut failed);
+        assert_eq!(again.await.unwrap(), 0);
+    }
+
     use crate::state::{FileKind, FileStatus};
-    use crate::time::UnixMs;
 
     fn meeting(id: &str, files: &[&str]) -> MeetingRecord {
         MeetingRecord {

@@ -86,6 +86,8 @@ pub struct Downloader {
     /// Transfers paused by a full disk, in all: a pause leaves no trace in the database
     /// (no attempt is spent), so the service's `/metrics` counts them here.
     disk_full_pauses: prometheus_client::metrics::counter::Counter,
+    /// Wakes the writer of `meeting.json` (a file was archived: its folder is behind).
+    folder_changed: tokio::sync::Notify,
 }
 
 impl Downloader {
@@ -122,6 +124,7 @@ impl Downloader {
             progress: Progress::default(),
             throughput: std::sync::Mutex::new(None),
             disk_full_pauses: Default::default(),
+            folder_changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -146,6 +149,22 @@ impl Downloader {
         // A crash between archiving a file and writing its meeting.json left that folder's
         // meeting.json behind (and maybe a meeting.json.tmp): bring them up to date first.
         meeting_json::rewrite_stale(&self.store, self.archive.as_ref()).await?;
+        // meeting.json is written once per burst of changes to its folder, beside the
+        // workers, rather than by each worker after each file.
+        let stop_json = CancellationToken::new();
+        let json_writer = tokio::spawn({
+            let this = Arc::clone(&self);
+            let stop = stop_json.clone();
+            async move {
+                meeting_json::write_when_quiet(
+                    &this.store,
+                    this.archive.as_ref(),
+                    &this.folder_changed,
+                    &stop,
+                )
+                .await
+            }
+        });
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..self.config.workers {
             let this = Arc::clone(&self);
@@ -162,8 +181,16 @@ impl Downloader {
                 first_error.get_or_insert(e);
             }
         }
+        stop_json.cancel();
+        let json_written = json_writer
+            .await
+            .unwrap_or_else(|e| panic!("meeting.json writer panicked: {e}"));
+        if let Err(e) = json_written {
+            first_error.get_or_insert(e.into());
+        }
         if first_error.is_none() {
-            // One that could not be written meanwhile (a full disk) gets another try.
+            // The folders of the last burst, and one that could not be written meanwhile
+            // (a full disk), get written now.
             meeting_json::rewrite_stale(&self.store, self.archive.as_ref()).await?;
         }
         match first_error {
@@ -408,9 +435,8 @@ impl Downloader {
         }
         self.bytes
             .fetch_add(row.record_size as u64, Ordering::Relaxed);
-        if let Err(e) = meeting_json::write(&self.store, self.archive.as_ref(), &row.dir).await {
-            tracing::warn!(file = %row.record_file_id, error = %crate::errors::chain(&e), "could not write meeting.json");
-        }
+        // Its folder was marked behind with the file: the writer takes it from there.
+        self.folder_changed.notify_one();
     }
 }
 
