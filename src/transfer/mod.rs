@@ -114,6 +114,9 @@ impl Downloader {
         // A crash between archiving a file and writing its meeting.json left that folder's
         // meeting.json behind (and maybe a meeting.json.tmp): bring them up to date first.
         meeting_json::rewrite_stale(&self.store, self.archive.as_ref()).await?;
+        // Transcripts archived before the index existed, or whose indexing failed: two
+        // queries when there are none.
+        crate::transcripts::fill_index(&self.store, self.archive.as_ref()).await?;
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..self.config.workers {
             let this = Arc::clone(&self);
@@ -337,6 +340,13 @@ impl Downloader {
             .fetch_add(row.record_size as u64, Ordering::Relaxed);
         if let Err(e) = meeting_json::write(&self.store, self.archive.as_ref(), &row.dir).await {
             tracing::warn!(file = %row.record_file_id, error = %crate::errors::chain(&e), "could not write meeting.json");
+        }
+        // After the file counts as archived: a failure here leaves it for the next fill.
+        if let Err(e) =
+            crate::transcripts::index_archived(&self.store, self.archive.as_ref(), row, sha256)
+                .await
+        {
+            tracing::warn!(file = %row.record_file_id, error = %crate::errors::chain(&e), "transcript not indexed; the next fill of the index retries");
         }
     }
 }
