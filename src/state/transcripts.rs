@@ -47,6 +47,8 @@ pub struct RecordingRow {
     pub userid: String,
     pub subject: String,
     pub media_start_time: UnixMs,
+    /// Its folder, relative to the archive root (where its `meeting.json` is).
+    pub dir: String,
 }
 
 /// One file of a found recording.
@@ -220,7 +222,8 @@ impl Store {
         s: &Selectors<'_>,
     ) -> Result<Vec<RecordingRow>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT meeting_record_id, meeting_id, meeting_code, userid, subject, media_start_time
+            "SELECT meeting_record_id, meeting_id, meeting_code, userid, subject, media_start_time,
+               dir
              FROM meetings
              WHERE (?1 IS NULL OR userid = ?1) AND (?2 IS NULL OR meeting_code = ?2)
                AND (?3 IS NULL OR media_start_time >= ?3)
