@@ -167,15 +167,19 @@ pub async fn export(
     let mut plan = Vec::new();
     let mut dirs = BTreeSet::new();
     for r in &recordings {
+        let mut any_archived = false;
         for f in store.recording_files(&r.meeting_record_id).await? {
             match (f.status, f.sha256) {
-                (FileStatus::Archived, Some(sha)) => plan.push(Planned1 {
-                    meeting_record_id: f.meeting_record_id,
-                    record_file_id: Some(f.record_file_id),
-                    kind: Some(f.kind),
-                    path: f.path,
-                    expected: Some((u64::try_from(f.size).unwrap_or(0), sha)),
-                }),
+                (FileStatus::Archived, Some(sha)) => {
+                    any_archived = true;
+                    plan.push(Planned1 {
+                        meeting_record_id: f.meeting_record_id,
+                        record_file_id: Some(f.record_file_id),
+                        kind: Some(f.kind),
+                        path: f.path,
+                        expected: Some((u64::try_from(f.size).unwrap_or(0), sha)),
+                    });
+                }
                 (status, _) => files.push(ExportedFile {
                     meeting_record_id: f.meeting_record_id,
                     record_file_id: Some(f.record_file_id),
@@ -188,7 +192,8 @@ pub async fn export(
                 }),
             }
         }
-        if dirs.insert(r.dir.clone()) {
+        // A folder gets its meeting.json with its first archived file.
+        if any_archived && dirs.insert(r.dir.clone()) {
             plan.push(Planned1 {
                 meeting_record_id: r.meeting_record_id.clone(),
                 record_file_id: None,
@@ -299,7 +304,13 @@ async fn copy_one(
         Ok(c) => c,
         Err(Copy::Read(e)) => {
             let _ = tokio::fs::remove_file(&part).await;
-            return refuse(out, format!("cannot read the archived copy: {}", crate::errors::chain(&e)));
+            return refuse(
+                out,
+                format!(
+                    "cannot read the archived copy: {}",
+                    crate::errors::chain(&e)
+                ),
+            );
         }
         Err(Copy::Write(e)) => {
             let _ = tokio::fs::remove_file(&part).await;
@@ -311,9 +322,15 @@ async fn copy_one(
     {
         let _ = tokio::fs::remove_file(&part).await;
         let why = if copied.0 == *size {
-            format!("the archived copy's SHA-256 is {}, not {sha} as recorded at download", copied.1)
+            format!(
+                "the archived copy's SHA-256 is {}, not {sha} as recorded at download",
+                copied.1
+            )
         } else {
-            format!("the archived copy holds {} bytes, not {size} as recorded at download", copied.0)
+            format!(
+                "the archived copy holds {} bytes, not {size} as recorded at download",
+                copied.0
+            )
         };
         return refuse(out, why);
     }
@@ -385,7 +402,9 @@ async fn write_whole(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), ExportE
     let mut file = tokio::fs::File::create(&tmp)
         .await
         .map_err(write_error("create", &tmp))?;
-    file.write_all(bytes).await.map_err(write_error("write", &tmp))?;
+    file.write_all(bytes)
+        .await
+        .map_err(write_error("write", &tmp))?;
     file.sync_all().await.map_err(write_error("sync", &tmp))?;
     tokio::fs::rename(&tmp, &dest)
         .await

@@ -140,8 +140,16 @@ pub async fn select(store: &Store, query: &Query) -> Result<Vec<RecordingRow>, S
     let rows = store.select_recordings(&selectors).await?;
     Ok(rows
         .into_iter()
-        .filter(|r| said.as_ref().is_none_or(|s| s.contains(&r.meeting_record_id)))
-        .filter(|r| query.subject.as_ref().is_none_or(|re| re.is_match(&r.subject)))
+        .filter(|r| {
+            said.as_ref()
+                .is_none_or(|s| s.contains(&r.meeting_record_id))
+        })
+        .filter(|r| {
+            query
+                .subject
+                .as_ref()
+                .is_none_or(|re| re.is_match(&r.subject))
+        })
         .take(query.limit.unwrap_or(usize::MAX))
         .collect())
 }

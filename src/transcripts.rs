@@ -29,7 +29,9 @@ pub enum IndexError {
     },
     #[error("{path} is larger than {MAX_TEXT_BYTES} bytes: not indexed")]
     TooLarge { path: String },
-    #[error("{path} no longer holds the bytes archived (SHA-256 {found}, not {recorded}): run verify")]
+    #[error(
+        "{path} no longer holds the bytes archived (SHA-256 {found}, not {recorded}): run verify"
+    )]
     Changed {
         path: String,
         found: String,
@@ -176,9 +178,7 @@ fn find_all(line: &str, term: &str) -> Vec<(usize, usize)> {
             .zip(&term)
             .all(|((_, c), t)| fold(*c) == *t)
         {
-            let end = chars
-                .get(i + term.len())
-                .map_or(line.len(), |(at, _)| *at);
+            let end = chars.get(i + term.len()).map_or(line.len(), |(at, _)| *at);
             out.push((chars[i].0, end));
             i += term.len();
         } else {
@@ -194,7 +194,8 @@ mod tests {
 
     #[test]
     fn matched_lines_give_byte_offsets_of_every_word_without_regard_to_case() {
-        let text = "[00:00:03] 张三: 预算超了\n[00:00:09] Bob: the SUPPLIER and the supplier\nnothing\n";
+        let text =
+            "[00:00:03] 张三: 预算超了\n[00:00:09] Bob: the SUPPLIER and the supplier\nnothing\n";
         let terms = vec!["预算".to_string(), "Supplier".to_string()];
         let lines = matched_lines(text, &terms);
         assert_eq!(lines.len(), 2);

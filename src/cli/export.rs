@@ -47,7 +47,11 @@ pub async fn run(config: &Config, args: &ExportArgs, display: Option<MultiProgre
             Failure::incomplete(e)
         }
     })?;
-    for f in report.files.iter().filter(|f| f.outcome == Outcome::Refused) {
+    for f in report
+        .files
+        .iter()
+        .filter(|f| f.outcome == Outcome::Refused)
+    {
         println!(
             "refused  {}: {}",
             f.path,

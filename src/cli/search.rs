@@ -4,6 +4,7 @@
 use super::exit::{CliResult, Exit, Failure};
 use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Write as _};
+use std::sync::Arc;
 use std::time::Duration;
 use wemeet_archiver::archive::{self, Archive};
 use wemeet_archiver::config::Config;
@@ -11,7 +12,6 @@ use wemeet_archiver::human::Size;
 use wemeet_archiver::search::{Query, Recording, SearchError};
 use wemeet_archiver::state::Store;
 use wemeet_archiver::time::UnixMs;
-use std::sync::Arc;
 
 /// Which recordings: every selector given must hold.
 #[derive(Debug, Clone, clap::Args)]
@@ -266,7 +266,9 @@ fn csv(found: &[Recording], tz: chrono_tz::Tz) -> String {
         "sha256",
         "url",
     ];
-    writer.write_record(header).expect("writing to memory cannot fail");
+    writer
+        .write_record(header)
+        .expect("writing to memory cannot fail");
     for r in found {
         let start = local(r.media_start_time, tz);
         for f in &r.files {

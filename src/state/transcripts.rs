@@ -343,7 +343,8 @@ mod tests {
         let (store, _dir) = temp_store().await;
         let key = recording_with_transcript(&store, "a").await;
         store.mark_archived(&key, 5, "h1").await.unwrap();
-        let said = "[00:00:03] 张三: 今年的预算需要重新审批。\n[00:00:09] Bob: The Supplier contract.\n";
+        let said =
+            "[00:00:03] 张三: 今年的预算需要重新审批。\n[00:00:09] Bob: The Supplier contract.\n";
         assert!(store.index_transcript(&key, "h1", said).await.unwrap());
         for term in ["预算", "重新审批", "supplier", "SUPPLIER", "50%"] {
             let found = store.recordings_saying(term).await.unwrap();

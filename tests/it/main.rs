@@ -12,6 +12,7 @@ mod progress;
 mod prune;
 mod resume;
 mod s3;
+mod search;
 mod simulator;
 mod verify;
 mod webhook;
