@@ -171,7 +171,9 @@ fn in_zone(t: UnixMs, tz: chrono_tz::Tz, format: &str) -> String {
         .unwrap_or_default()
 }
 
-fn table(found: &[Recording], tz: chrono_tz::Tz, terminal: bool) -> String {
+/// Each recording, its files, and the lines said with the words marked (bold and
+/// underlined on a terminal, `**word**` otherwise), then how many.
+pub fn table(found: &[Recording], tz: chrono_tz::Tz, terminal: bool) -> String {
     let (on, off) = if terminal {
         ("\x1b[1;4m", "\x1b[0m")
     } else {
