@@ -151,8 +151,7 @@ async fn search_example(app: &App, config_path: &Path) -> anyhow::Result<()> {
         ..Default::default()
     };
     let archive = app.archive()?;
-    let found =
-        wemeet_archiver::search::search(&app.store, archive.as_ref(), &query, None).await?;
+    let found = wemeet_archiver::search::search(&app.store, archive.as_ref(), &query, None).await?;
     println!(
         "demo: what was said is searchable; wemeet-archiver --config {} search --text 预算 --limit 3",
         config_path.display()

@@ -188,27 +188,31 @@ impl Store {
 
     /// The recordings (meetings) whose indexed transcripts say `term`, anywhere, without
     /// regard to case: a trigram MATCH from three characters on, a LIKE over the same
-    /// stored text below (the whole index is read then).
+    /// stored text below (the whole index is read then). The LIKE needs its ESCAPE clause:
+    /// without one, FTS5 answers a trigram LIKE of under three characters with no rows.
     pub async fn recordings_saying(&self, term: &str) -> Result<HashSet<String>, StoreError> {
         /// The meetings of the live rows of the index that `$where` selects.
         macro_rules! live {
             ($where:literal) => {
+                // CROSS JOIN keeps this order: the index asked once, then each row it
+                // gives looked up (SQLite otherwise starts from the archived files and
+                // probes the index for each: 1,000 times slower).
                 concat!(
                     "SELECT DISTINCT f.meeting_record_id FROM transcript_fts x
-                     JOIN transcript_texts t ON t.id = x.rowid
-                     JOIN files f ON f.record_file_id = t.record_file_id
-                       AND f.status = 'archived' AND f.sha256 = t.sha256 ",
+                     CROSS JOIN transcript_texts t ON t.id = x.rowid
+                     CROSS JOIN files f ON f.record_file_id = t.record_file_id
+                     WHERE f.status = 'archived' AND f.sha256 = t.sha256 AND ",
                     $where
                 )
             };
         }
         let rows: Vec<String> = if term.chars().count() >= TRIGRAM {
-            sqlx::query_scalar(live!("WHERE transcript_fts MATCH ?"))
+            sqlx::query_scalar(live!("transcript_fts MATCH ?"))
                 .bind(fts_phrase(term))
                 .fetch_all(self.pool())
                 .await?
         } else {
-            sqlx::query_scalar(live!("WHERE x.body LIKE ? ESCAPE '\\'"))
+            sqlx::query_scalar(live!("x.body LIKE ? ESCAPE '\\'"))
                 .bind(like_anywhere(term))
                 .fetch_all(self.pool())
                 .await?
@@ -262,9 +266,9 @@ impl Store {
     ) -> Result<Vec<IndexedText>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT f.record_file_id, f.path, x.body FROM files f
-             JOIN transcript_texts t ON t.record_file_id = f.record_file_id
+             CROSS JOIN transcript_texts t ON t.record_file_id = f.record_file_id
                AND t.sha256 = f.sha256
-             JOIN transcript_fts x ON x.rowid = t.id
+             CROSS JOIN transcript_fts x ON x.rowid = t.id
              WHERE f.meeting_record_id = ? AND f.status = 'archived'
              ORDER BY f.record_file_id",
         )

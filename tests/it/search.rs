@@ -455,14 +455,22 @@ async fn a_bucket_is_searched_with_presigned_links_and_exported_intact() {
             if f["status"] != "archived" {
                 continue;
             }
-            assert!(f["location"].as_str().unwrap().starts_with(crate::s3::PREFIX));
+            assert!(
+                f["location"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(crate::s3::PREFIX)
+            );
             let url = f["url"].as_str().unwrap_or_else(|| panic!("no url: {f}"));
             assert!(url.contains("X-Amz-Expires=600"), "{url}");
             let body = http.get(url).send().await.unwrap();
             assert!(body.status().is_success(), "{url}: {}", body.status());
             let bytes = body.bytes().await.unwrap();
             use sha2::Digest as _;
-            assert_eq!(hex::encode(sha2::Sha256::digest(&bytes)), f["sha256"].as_str().unwrap());
+            assert_eq!(
+                hex::encode(sha2::Sha256::digest(&bytes)),
+                f["sha256"].as_str().unwrap()
+            );
         }
     }
 
@@ -473,7 +481,12 @@ async fn a_bucket_is_searched_with_presigned_links_and_exported_intact() {
         &AWS_ENV,
     )
     .await;
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (ok, said) = sha256sum_check(&to);
     assert!(ok, "{said}");
     let store = a.store().await;
@@ -486,4 +499,184 @@ async fn a_bucket_is_searched_with_presigned_links_and_exported_intact() {
         .flat_map(|f| [f.path.clone(), format!("{}/meeting.json", f.dir)])
         .collect();
     assert_eq!(listed(&to), archived);
+}
+
+/// The figures of `BENCHMARKS.md`'s search group: search latency (medians) on 100,000
+/// recordings of which 30,000 have a `txt` transcript, for a selector query, a
+/// three-character and a two-character `--text`; the index's size per MB of transcript;
+/// and what indexing costs an archived transcript. The database is built through the
+/// library's own state functions (what a backfill records), not by a backfill: 100,000
+/// recordings through the simulator's 10 listing calls a minute would take hours. Run by
+/// `bench/run.sh` as `cargo test --release --test it search::bench -- --ignored --nocapture`
+/// (`TMPDIR` on a tmpfs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run it on purpose"]
+#[allow(clippy::print_stderr)] // its figures are its output
+async fn bench_search_latency_index_size_and_cost_per_transcript() {
+    use sha2::Digest as _;
+    use std::time::Instant;
+    use wemeet_archiver::search::{Query, search as run_search, select};
+    use wemeet_archiver::state::{ArtifactUpsert, FileKind, FileUpsert, MeetingUpsert};
+    use wemeet_archiver::time::UnixMs;
+    // `SEARCH_BENCH_RECORDINGS` makes a smoke run of it smaller.
+    let recordings: usize = std::env::var("SEARCH_BENCH_RECORDINGS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000);
+    const EVERY_NTH_SPEAKS: usize = 10; // 3 of every 10 recordings have a transcript
+    const USERS: usize = 200;
+    const PAGE: usize = 500;
+    const SPAN_MS: i64 = 2 * 365 * 86_400_000; // two years of recordings
+    const REPS: usize = 7;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let root = dir.path().join("archive");
+    let store = Store::open(&db).await.unwrap();
+    let start = |i: usize| UnixMs(1_730_000_000_000 + (i as i64) * (SPAN_MS / recordings as i64));
+    let has_transcript = |i: usize| i % EVERY_NTH_SPEAKS < 3;
+    for page in (0..recordings).collect::<Vec<_>>().chunks(PAGE) {
+        let meetings: Vec<MeetingUpsert> = page
+            .iter()
+            .map(|&i| MeetingUpsert {
+                meeting_record_id: format!("m{i}"),
+                meeting_id: format!("{i}"),
+                meeting_code: format!("{}", 100_000_000 + i % 30_000),
+                userid: format!("user{}", i % USERS),
+                subject: ["产品周会", "Weekly sync", "项目评审", "客户沟通会"][i % 4].into(),
+                media_start_time: start(i),
+                state: 3,
+                record_type: 0,
+                dir: format!("d{i}"),
+                files: vec![FileUpsert {
+                    record_file_id: format!("f{i}"),
+                    record_start_time: start(i).as_millis(),
+                    record_end_time: start(i).as_millis() + 3_600_000,
+                    record_size: 100 << 20,
+                    path: format!("d{i}/f{i}.mp4"),
+                    download_address: None,
+                    skip_rule: None,
+                }],
+            })
+            .collect();
+        store
+            .upsert_meetings(&meetings, UnixMs::now())
+            .await
+            .unwrap();
+    }
+    let before = db_bytes(&db).await;
+    let (mut text_bytes, mut index_ms, mut mark_ms) = (0u64, Vec::new(), Vec::new());
+    let local = wemeet_archiver::archive::open(&root, None, 1 << 24, store.clone()).unwrap();
+    for i in (0..recordings).filter(|i| has_transcript(*i)) {
+        let key = format!("f{i}/transcript/txt");
+        let path = format!("d{i}/f{i}.transcript.txt");
+        let size = 1024 + (i as u64 * 7919) % (16 * 1024);
+        let text = wemeet_sim::transcript::text(42, &key, 0, size);
+        let sha = hex::encode(sha2::Sha256::digest(&text));
+        text_bytes += size;
+        store
+            .upsert_artifacts(
+                &format!("m{i}"),
+                &[ArtifactUpsert {
+                    key: key.clone(),
+                    kind: FileKind::Transcript,
+                    parent_file_id: format!("f{i}"),
+                    path: path.clone(),
+                    download_address: "https://example.invalid/t".into(),
+                }],
+                UnixMs::now(),
+            )
+            .await
+            .unwrap();
+        // The first 300: on disk, archived, then indexed as a transfer does (timed).
+        if index_ms.len() < 300 {
+            let file = root.join(&path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, &text).unwrap();
+            let t = Instant::now();
+            store.mark_archived(&key, size as i64, &sha).await.unwrap();
+            mark_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            let row = store.file(&key).await.unwrap().unwrap();
+            let t = Instant::now();
+            wemeet_archiver::transcripts::index_archived(&store, local.as_ref(), &row, &sha)
+                .await
+                .unwrap();
+            index_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        } else {
+            store.mark_archived(&key, size as i64, &sha).await.unwrap();
+            let body = String::from_utf8(text).unwrap();
+            assert!(store.index_transcript(&key, &sha, &body).await.unwrap());
+        }
+    }
+    let after = db_bytes(&db).await;
+    let index_per_mb = (after - before) as f64 / (text_bytes as f64 / 1e6);
+
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let timed = |query: Query| {
+        let store = &store;
+        let local = &local;
+        async move {
+            let (mut sel, mut full, mut n) = (Vec::new(), Vec::new(), 0);
+            for _ in 0..REPS {
+                let t = Instant::now();
+                n = select(store, &query).await.unwrap().len();
+                sel.push(t.elapsed().as_secs_f64() * 1000.0);
+                let limited = Query {
+                    limit: Some(20),
+                    ..query.clone()
+                };
+                let t = Instant::now();
+                run_search(store, local.as_ref(), &limited, None)
+                    .await
+                    .unwrap();
+                full.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            (median(sel), median(full), n)
+        }
+    };
+    let quarter = Query {
+        user: Some("user7".into()),
+        since: Some(start(recordings / 2)),
+        until: Some(start(recordings / 2 + recordings / 8)),
+        ..Query::default()
+    };
+    let words = |w: &str| Query {
+        text: vec![w.into()],
+        ..Query::default()
+    };
+    let (sel_q, full_q, n_q) = timed(quarter).await;
+    let (sel_3, full_3, n_3) = timed(words("百分之")).await;
+    let (sel_2, full_2, n_2) = timed(words("面试")).await;
+    eprintln!(
+        "search bench: recordings={recordings} transcripts={} text_mb={:.1} \
+         selector_ms={sel_q:.1} selector_limit20_ms={full_q:.1} selector_found={n_q} \
+         text3_ms={sel_3:.1} text3_limit20_ms={full_3:.1} text3_found={n_3} \
+         text2_ms={sel_2:.1} text2_limit20_ms={full_2:.1} text2_found={n_2} \
+         index_bytes_per_text_mb={index_per_mb:.0} index_transcript_ms={:.2} mark_archived_ms={:.2}",
+        recordings * 3 / EVERY_NTH_SPEAKS,
+        text_bytes as f64 / 1e6,
+        median(index_ms),
+        median(mark_ms),
+    );
+}
+
+/// Bytes the database's pages take (in use, WAL included), as a new connection sees it.
+async fn db_bytes(db: &Path) -> u64 {
+    use sqlx::Connection as _;
+    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let pages: i64 = sqlx::query_scalar(
+        "SELECT page_count - freelist_count FROM pragma_page_count(), pragma_freelist_count()",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    let size: i64 = sqlx::query_scalar("PRAGMA page_size")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    (pages * size) as u64
 }
