@@ -12,7 +12,7 @@
 #   BENCH_S3_REPS      repetitions of the S3 figures [2]
 #   BENCH_SCALE        divide every file size by this (a quick smoke run: 16) [1]
 #   BENCH_SKIP         space-separated groups to skip: sim1 ngx1 disk sim8 ngx8 rss resume
-#                      listing year onefile webhook growth verify s3 reindex []
+#                      listing year onefile webhook growth verify s3 reindex search []
 #   BENCH_ONLY         space-separated groups to run, alone (e.g. growth); the report keeps
 #                      the other groups' rows from bench/last-results.jsonl and says so []
 #   BENCH_GROWTH_SIZES meetings of each growth backfill [1000 10000 100000]
@@ -838,6 +838,28 @@ if ! skip growth; then
     stop_pid "$SIM_PID"
     rm -rf "$D/recordings"
   done
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 5e. Search: latency on 100,000 recordings with 30,000 transcripts (a database built through
+# the library's state functions, not by a backfill), the index's size per MB of transcript,
+# and what indexing costs an archived transcript. An ignored test (`tests/it/search.rs`),
+# with its temporary database on the scratch tmpfs.
+if ! skip search; then
+  log "search: the ignored benchmark test"
+  cargo test --release --locked --quiet --test it --no-run
+  wait_idle
+  line=$(TMPDIR=$WORK cargo test --release --locked --quiet --test it search::bench -- --ignored --nocapture 2>&1 |
+    grep '^search bench:')
+  field() { sed -E "s/.* $1=([0-9.]+).*/\1/" <<<"$line"; }
+  emit key=search recordings="$(field recordings)" transcripts="$(field transcripts)" \
+    text_mb="$(field text_mb)" selector_ms="$(field selector_ms)" selector_found="$(field selector_found)" \
+    selector_limit20_ms="$(field selector_limit20_ms)" text3_ms="$(field text3_ms)" \
+    text3_found="$(field text3_found)" text3_limit20_ms="$(field text3_limit20_ms)" \
+    text2_ms="$(field text2_ms)" text2_found="$(field text2_found)" text2_limit20_ms="$(field text2_limit20_ms)" \
+    index_bytes_per_text_mb="$(field index_bytes_per_text_mb)" \
+    index_transcript_ms="$(field index_transcript_ms)" mark_archived_ms="$(field mark_archived_ms)" \
+    cmd='TMPDIR=/dev/shm cargo test --release --test it search::bench -- --ignored --nocapture'
 fi
 
 # ---------------------------------------------------------------------------------------------

@@ -15,9 +15,12 @@
 //! announce, so a new recording is archived seconds after it exists; polling stays the
 //! safety net.
 //!
+//! `transcripts` keeps the full-text index of what was said; `search` finds recordings by
+//! their metadata and their words, and `export` copies them out, checked, with a manifest.
+//!
 //! Layers import downward only: `time`, `errors`, `retry`, `progress`, `human`, `filter` < `state` <
-//! `budget` < `client` < `archive` < `census`, `transfer`, `verify` < `prune` < `app`,
-//! `webhook`, `relayout` < `metrics` < `daemon`.
+//! `budget` < `client` < `archive` < `transcripts` < `census`, `transfer`, `verify` < `search` <
+//! `export`, `prune` < `app`, `webhook`, `relayout` < `metrics` < `daemon`.
 
 pub mod app;
 pub mod archive;
@@ -27,6 +30,7 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod errors;
+pub mod export;
 pub mod filter;
 pub mod human;
 pub mod metrics;
@@ -35,8 +39,10 @@ pub mod prune;
 pub mod reindex;
 pub mod relayout;
 pub mod retry;
+pub mod search;
 pub mod state;
 pub mod time;
+pub mod transcripts;
 pub mod transfer;
 pub mod verify;
 pub mod webhook;

@@ -137,6 +137,14 @@ impl<'a> Reindexer<'a> {
             }
         }
         self.apply(batch).await?;
+        // What was said in the transcripts just recorded: searchable again (`search --text`).
+        let filled = crate::transcripts::fill_index(self.store, self.archive).await?;
+        if filled.indexed > 0 {
+            tracing::info!(
+                transcripts = filled.indexed,
+                "transcripts indexed for search"
+            );
+        }
         self.report.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(self.report)
     }

@@ -249,6 +249,20 @@ pub trait Archive: Send + Sync + std::fmt::Debug {
     /// in progress); `None` if there is none.
     async fn size_of(&self, relative: &str) -> Result<Option<u64>, ArchiveError>;
 
+    /// Where `relative` is, for people: the file's path on disk, or the object's key in
+    /// the bucket.
+    fn locate(&self, relative: &str) -> String;
+
+    /// A link anyone can GET `relative` with for `expires` (a presigned URL), if the
+    /// backend has such links (a bucket does; a directory does not: `None`).
+    async fn presign(
+        &self,
+        _relative: &str,
+        _expires: std::time::Duration,
+    ) -> Result<Option<String>, ArchiveError> {
+        Ok(None)
+    }
+
     /// Every object, sorted by path. An archive that does not exist yet is empty.
     async fn list(&self) -> Result<Listing, ReadError>;
 

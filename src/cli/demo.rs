@@ -4,7 +4,8 @@
 //! streaming downloads with SHA-256) and ends by checking the archive against the
 //! simulator's manifest, so a newcomer sees in one command what the tool promises. Then it
 //! runs the service for a moment: the simulator announces a new recording with a signed,
-//! encrypted webhook event, and the service archives it seconds later.
+//! encrypted webhook event, and the service archives it seconds later. It ends with a
+//! search of what was said in the archived transcripts.
 
 use super::exit::Exit;
 use anyhow::Context;
@@ -41,6 +42,8 @@ pub async fn run(dir: &Path) -> anyhow::Result<Exit> {
             // Meetings still recording stay so for the demo's short life: they show how
             // pending meetings are reported, and the manifest stays what it was.
             transcode_delay: Duration::from_secs(3600),
+            // Transcripts there at once, so that the closing search has them all.
+            late_transcript_fraction: 0.0,
             webhook: Some(SimWebhook {
                 url: format!("http://127.0.0.1:{webhook_port}/webhook"),
                 token: DEMO_TOKEN.into(),
@@ -66,7 +69,8 @@ pub async fn run(dir: &Path) -> anyhow::Result<Exit> {
          [api]\nbase_url = \"{}\"\napp_id = \"{}\"\n{sdk_line}secret_id = \"{}\"\n\
          secret_key = \"{}\"\noperator_id = \"{}\"\n\n\
          [storage]\npath = \"recordings\"\ntimezone = \"Asia/Shanghai\"\n\n\
-         [database]\npath = \"state.db\"\n\n[download]\nworkers = 4\n\n\
+         [database]\npath = \"state.db\"\n\n[download]\nworkers = 4\n\
+         artifacts = [\"video\", \"transcript\"]\n\n\
          [webhook]\nlisten = \"127.0.0.1:{webhook_port}\"\ntoken = \"{DEMO_TOKEN}\"\n\
          encoding_aes_key = \"{DEMO_AES_KEY}\"\n",
         sim.base_url(),
@@ -123,6 +127,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<Exit> {
          allow downloads): their addresses came from GET /v1/addresses"
     );
     let announced = webhook_fast_path(&app, &sim).await?;
+    search_example(&app, &config_path).await?;
     println!(
         "next: wemeet-archiver --config {} status",
         config_path.display()
@@ -135,6 +140,27 @@ pub async fn run(dir: &Path) -> anyhow::Result<Exit> {
             Exit::Incomplete
         },
     )
+}
+
+/// Searches the transcripts just archived for a word a few meetings said, as
+/// `search --text 预算 --limit 3` prints it.
+async fn search_example(app: &App, config_path: &Path) -> anyhow::Result<()> {
+    let query = wemeet_archiver::search::Query {
+        text: vec!["预算".into()],
+        limit: Some(3),
+        ..Default::default()
+    };
+    let archive = app.archive()?;
+    let found = wemeet_archiver::search::search(&app.store, archive.as_ref(), &query, None).await?;
+    println!(
+        "demo: what was said is searchable; wemeet-archiver --config {} search --text 预算 --limit 3",
+        config_path.display()
+    );
+    print!(
+        "{}",
+        super::search::table(&found, app.config.storage.timezone, false)
+    );
+    Ok(())
 }
 
 /// Runs the service while the simulator announces a new recording by its webhook event;

@@ -6,9 +6,11 @@ mod assets;
 #[cfg(feature = "simulator")]
 mod demo;
 mod exit;
+mod export;
 mod progress;
 mod prune;
 mod render;
+mod search;
 mod time;
 mod verify;
 
@@ -107,6 +109,13 @@ enum Command {
         #[arg(long)]
         no_progress: bool,
     },
+    /// Find recordings by creator, subject, dates, meeting code and words said (in their
+    /// archived transcripts). Exit 0 found, 1 none, 2 bad usage.
+    Search(search::SearchArgs),
+    /// Copy the recordings the same selectors find (video, artifacts, meeting.json) into
+    /// DIR, each checked against its recorded SHA-256, with SHA256SUMS and manifest.json.
+    /// Exit 0 all intact, 1 a copy refused (named), 2 bad usage or a non-empty DIR.
+    Export(export::ExportArgs),
     /// Run the built-in simulator of the Tencent Meeting API and download host.
     #[cfg(feature = "simulator")]
     Simulate(Box<wemeet_sim::SimulateArgs>),
@@ -126,6 +135,7 @@ impl Command {
             Self::Backfill { no_progress, .. } => !no_progress,
             Self::Verify(args) => !args.no_progress,
             Self::Reindex { no_progress } => !no_progress,
+            Self::Export(args) => !args.no_progress,
             _ => false,
         }
     }
@@ -195,6 +205,8 @@ async fn run(cli: Cli, display: Option<MultiProgress>) -> CliResult {
         Command::Prune(args) => prune::run(&cli.config, &args).await,
         Command::Relayout { dry_run } => relayout(&cli.config, dry_run).await,
         Command::Reindex { no_progress: _ } => reindex(&cli.config, display).await,
+        Command::Search(args) => search::run(&Config::load(&cli.config)?, &args).await,
+        Command::Export(args) => export::run(&Config::load(&cli.config)?, &args, display).await,
         #[cfg(feature = "simulator")]
         Command::Simulate(args) => simulate(*args).await,
         #[cfg(feature = "simulator")]

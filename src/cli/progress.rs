@@ -46,6 +46,8 @@ pub enum Job {
     Verify,
     /// `reindex` plans the `meeting.json` files it reads once it has listed the archive.
     Reindex,
+    /// `export` too: the files and bytes it copies.
+    Export,
 }
 
 /// A display being drawn; [`Display::finish`] takes it off the terminal.
@@ -105,6 +107,7 @@ async fn draw(multi: MultiProgress, progress: Progress, job: Job, stop: Cancella
             }
             Job::Verify => verify_frame(&snap, per_sec),
             Job::Reindex => reindex_frame(&snap),
+            Job::Export => export_frame(&snap, per_sec),
         };
         let mut lines = frame.text;
         lines.push(format!(
@@ -220,6 +223,29 @@ fn backfill_frame(snap: &Snapshot, to_do: ToDo, calls: Calls, per_sec: Option<f6
             Size(snap.bytes_done),
             Size(snap.bytes_done + left)
         ),
+    }
+}
+
+fn export_frame(snap: &Snapshot, per_sec: Option<f64>) -> Frame {
+    let planned = snap.planned.unwrap_or_default();
+    let line = match snap.planned {
+        None => "export   selecting the recordings".to_string(),
+        Some(p) => format!(
+            "export   {} of {} file(s) copied and checked, {} of {}; {}",
+            snap.files_done,
+            p.files,
+            Size(snap.bytes_done),
+            Size(p.bytes),
+            speed(per_sec, p.bytes.saturating_sub(snap.bytes_done))
+        ),
+    };
+    Frame {
+        text: vec![line],
+        total: match snap.planned {
+            None => (0, 1),
+            Some(p) => (snap.bytes_done.min(p.bytes), p.bytes),
+        },
+        total_text: format!("{} of {}", Size(snap.bytes_done), Size(planned.bytes)),
     }
 }
 

@@ -19,6 +19,7 @@ mod prune;
 mod relayout;
 mod skips;
 mod status;
+mod transcripts;
 pub mod uploads;
 pub mod verify;
 
@@ -34,6 +35,9 @@ pub use prune::{ArtifactsWanted, PruneCandidate};
 pub use relayout::{LaidOutFile, PendingMove};
 pub use skips::Refiltered;
 pub use status::{Failure, StatusReport, ToDo};
+pub use transcripts::{
+    IndexSize, IndexedText, RecordingFile, RecordingRow, Selectors, TRIGRAM, UnindexedTranscript,
+};
 
 use crate::time::UnixMs;
 use sqlx::SqlitePool;

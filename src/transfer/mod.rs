@@ -165,6 +165,9 @@ impl Downloader {
                 .await
             }
         });
+        // Transcripts archived before the index existed, or whose indexing failed: two
+        // queries when there are none.
+        crate::transcripts::fill_index(&self.store, self.archive.as_ref()).await?;
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..self.config.workers {
             let this = Arc::clone(&self);
@@ -437,6 +440,13 @@ impl Downloader {
             .fetch_add(row.record_size as u64, Ordering::Relaxed);
         // Its folder was marked behind with the file: the writer takes it from there.
         self.folder_changed.notify_one();
+        // After the file counts as archived: a failure here leaves it for the next fill.
+        if let Err(e) =
+            crate::transcripts::index_archived(&self.store, self.archive.as_ref(), row, sha256)
+                .await
+        {
+            tracing::warn!(file = %row.record_file_id, error = %crate::errors::chain(&e), "transcript not indexed; the next fill of the index retries");
+        }
     }
 }
 

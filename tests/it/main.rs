@@ -14,6 +14,7 @@ mod prune;
 mod reindex;
 mod resume;
 mod s3;
+mod search;
 mod simulator;
 mod verify;
 mod webhook;

@@ -9,6 +9,9 @@
 //! The key depends on (seed, record_file_id, generation): bumping a file's generation
 //! (the `change_etag_after_first` fault) gives it new bytes, a new ETag and a new SHA-256
 //! while keeping its size.
+//!
+//! A `txt` transcript is the exception: its bytes are text ([`crate::transcript`]), a few
+//! KiB held whole, so that what it says can be searched.
 
 use crate::prng::{GAMMA, hash_str, mix64};
 use bytes::Bytes;
@@ -22,13 +25,28 @@ pub const CHUNK: usize = 64 * 1024;
 pub struct Content {
     key: u64,
     size: u64,
+    /// The whole file, for a text transcript; `None` for pseudo-random bytes.
+    text: Option<Bytes>,
 }
 
 impl Content {
     pub fn new(seed: u64, record_file_id: &str, generation: u64, size: u64) -> Self {
         let key =
             mix64(seed ^ mix64(hash_str(record_file_id))) ^ mix64(generation.wrapping_add(GAMMA));
-        Self { key, size }
+        Self {
+            key,
+            size,
+            text: None,
+        }
+    }
+
+    /// The text transcript `record_file_id` (the host's key of the artifact).
+    pub fn text(seed: u64, record_file_id: &str, generation: u64, size: u64) -> Self {
+        let text = crate::transcript::text(seed, record_file_id, generation, size);
+        Self {
+            text: Some(Bytes::from(text)),
+            ..Self::new(seed, record_file_id, generation, size)
+        }
     }
 
     pub fn size(&self) -> u64 {
@@ -50,6 +68,14 @@ impl Content {
 
     /// Fills `buf` with the bytes at `offset..offset + buf.len()`.
     pub fn fill(&self, offset: u64, buf: &mut [u8]) {
+        if let Some(text) = &self.text {
+            let start = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(text.len());
+            let end = start.saturating_add(buf.len()).min(text.len());
+            buf[..end - start].copy_from_slice(&text[start..end]);
+            return;
+        }
         let mut pos = offset;
         let mut done = 0;
         while done < buf.len() {

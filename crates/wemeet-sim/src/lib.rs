@@ -43,13 +43,14 @@ mod signed;
 mod state;
 mod stats;
 mod token;
+pub mod transcript;
 mod webhook;
 
 pub use args::SimulateArgs;
 pub use config::{SimConfig, SimCredentials, SimWebhook};
 pub use dataset::ArtifactKind;
 pub use dataset::hostile_subjects;
-pub use state::{ArtifactEntry, ManifestEntry};
+pub use state::{ArtifactEntry, ManifestEntry, TranscriptText};
 pub use stats::SimStats;
 pub use webhook::WebhookDelivery;
 
@@ -169,6 +170,12 @@ impl SimHandle {
     /// they appeared) for the transcoded meetings' files, with its SHA-256.
     pub fn artifact_manifest(&self) -> Vec<ArtifactEntry> {
         self.sim.artifact_manifest()
+    }
+
+    /// The text of every `txt` transcript the simulator shows now, as its download host
+    /// serves it: what a search of the archive must find.
+    pub fn transcripts(&self) -> Vec<TranscriptText> {
+        self.sim.transcripts()
     }
 
     /// The `record_file_id`s deleted from the cloud so far (by either `DELETE` endpoint),

@@ -59,6 +59,16 @@ pub struct ArtifactEntry {
     pub sha256: String,
 }
 
+/// The text of one `txt` transcript, as the download host serves it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TranscriptText {
+    /// The file (video) it belongs to.
+    pub record_file_id: String,
+    /// 1 for its first `txt` transcript, 2 for a second one.
+    pub nth: usize,
+    pub text: String,
+}
+
 /// The run-time side of a file or artifact (each is one key of the download host): what
 /// the fault knobs count and what its content is now.
 #[derive(Debug, Default)]
@@ -247,8 +257,22 @@ impl Sim {
         self.sha_cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The bytes the download host serves under `record_file_id` (a file's or an
+    /// artifact's key): text for a `txt` transcript, pseudo-random bytes otherwise.
     pub fn content(&self, record_file_id: &str, generation: u64, size: u64) -> Content {
-        Content::new(self.config.seed, record_file_id, generation, size)
+        let is_text = {
+            let w = self.world();
+            w.files.get(record_file_id).is_some_and(|rt| {
+                rt.artifact.is_some_and(|a| {
+                    w.meetings[rt.meeting].files[rt.file].artifacts[a].file_type == "txt"
+                })
+            })
+        };
+        if is_text {
+            Content::text(self.config.seed, record_file_id, generation, size)
+        } else {
+            Content::new(self.config.seed, record_file_id, generation, size)
+        }
     }
 
     /// A fresh download address for one file, handed out `by` one endpoint; the first
@@ -335,44 +359,62 @@ impl Sim {
     /// Every audio track and transcript `/v1/addresses` shows now for the files of the
     /// meetings transcoded now (late transcripts once they appeared), with its SHA-256.
     pub fn artifact_manifest(&self) -> Vec<ArtifactEntry> {
-        let pending: Vec<(ArtifactEntry, String, u64)> = {
-            let w = self.world();
-            let elapsed = w.elapsed();
-            let mut out = Vec::new();
-            for (mi, m) in w.meetings.iter().enumerate() {
-                if m.timeline.state_at(elapsed) != Some(dataset::state::TRANSCODED) {
-                    continue;
-                }
-                for f in &m.files {
-                    let mut nth: HashMap<&str, usize> = HashMap::new();
-                    for a in &f.artifacts {
-                        if !w.artifact_visible(mi, a, self.config.transcript_delay) {
-                            continue;
-                        }
-                        let n = nth.entry(a.file_type).or_default();
-                        *n += 1;
-                        let generation = w.files.get(&a.key).map_or(0, |rt| rt.generation);
-                        let entry = ArtifactEntry {
-                            record_file_id: f.record_file_id.clone(),
-                            kind: a.kind,
-                            file_type: a.file_type.into(),
-                            nth: *n,
-                            size: a.size,
-                            sha256: String::new(),
-                        };
-                        out.push((entry, a.key.clone(), generation));
-                    }
-                }
-            }
-            out
-        };
-        pending
+        self.visible_artifacts()
             .into_iter()
             .map(|(mut e, key, generation)| {
                 e.sha256 = self.sha256(&key, generation, e.size);
                 e
             })
             .collect()
+    }
+
+    /// The text of every `txt` transcript `/v1/addresses` shows now, as served.
+    pub fn transcripts(&self) -> Vec<TranscriptText> {
+        self.visible_artifacts()
+            .into_iter()
+            .filter(|(e, _, _)| e.file_type == "txt")
+            .map(|(e, key, generation)| {
+                let text = crate::transcript::text(self.config.seed, &key, generation, e.size);
+                TranscriptText {
+                    record_file_id: e.record_file_id,
+                    nth: e.nth,
+                    text: String::from_utf8(text).expect("transcripts are UTF-8"),
+                }
+            })
+            .collect()
+    }
+
+    /// The artifacts shown now (without their hash), with their key and generation.
+    fn visible_artifacts(&self) -> Vec<(ArtifactEntry, String, u64)> {
+        let w = self.world();
+        let elapsed = w.elapsed();
+        let mut out = Vec::new();
+        for (mi, m) in w.meetings.iter().enumerate() {
+            if m.timeline.state_at(elapsed) != Some(dataset::state::TRANSCODED) {
+                continue;
+            }
+            for f in &m.files {
+                let mut nth: HashMap<&str, usize> = HashMap::new();
+                for a in &f.artifacts {
+                    if !w.artifact_visible(mi, a, self.config.transcript_delay) {
+                        continue;
+                    }
+                    let n = nth.entry(a.file_type).or_default();
+                    *n += 1;
+                    let generation = w.files.get(&a.key).map_or(0, |rt| rt.generation);
+                    let entry = ArtifactEntry {
+                        record_file_id: f.record_file_id.clone(),
+                        kind: a.kind,
+                        file_type: a.file_type.into(),
+                        nth: *n,
+                        size: a.size,
+                        sha256: String::new(),
+                    };
+                    out.push((entry, a.key.clone(), generation));
+                }
+            }
+        }
+        out
     }
 
     /// The ids of the files deleted from the cloud so far, sorted (their artifacts went

@@ -163,6 +163,10 @@ impl Archive for LocalArchive {
         self.root.display().to_string()
     }
 
+    fn locate(&self, relative: &str) -> String {
+        self.root.join(relative).display().to_string()
+    }
+
     /// The last checkpoint if its bytes are still in the `.part` file, with the saved hash
     /// state (or, failing that, the hash of those bytes); otherwise byte 0.
     async fn resume(&self, row: &FileRow) -> Result<Resume, WriteError> {

@@ -107,6 +107,22 @@ impl S3Bucket {
         ObjectPath::parse(&key).map_err(|_| layout::UnsafePath(relative.to_string()).into())
     }
 
+    /// A GET of `key` signed with the bucket's credentials (SigV4 in the query string),
+    /// valid for `expires`: a link for someone who has no credentials. Computed locally,
+    /// no request is sent.
+    pub async fn presigned_get(
+        &self,
+        key: &ObjectPath,
+        expires: Duration,
+    ) -> Result<String, ArchiveError> {
+        use object_store::signer::Signer;
+        self.store
+            .signed_url(reqwest::Method::GET, key, expires)
+            .await
+            .map(String::from)
+            .map_err(|e| ArchiveError::s3("presign a GET of", key, e))
+    }
+
     /// Starts a multipart upload of `key`.
     pub async fn create_upload(&self, key: &ObjectPath) -> Result<String, ArchiveError> {
         let options = PutMultipartOptions {

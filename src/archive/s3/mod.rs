@@ -45,6 +45,21 @@ impl Archive for S3Archive {
         self.bucket.describe()
     }
 
+    fn locate(&self, relative: &str) -> String {
+        self.bucket
+            .key_of(relative)
+            .map_or_else(|_| relative.to_owned(), |key| key.to_string())
+    }
+
+    async fn presign(
+        &self,
+        relative: &str,
+        expires: std::time::Duration,
+    ) -> Result<Option<String>, ArchiveError> {
+        let key = self.bucket.key_of(relative)?;
+        Ok(Some(self.bucket.presigned_get(&key, expires).await?))
+    }
+
     async fn resume(&self, file: &FileRow) -> Result<Resume, WriteError> {
         upload::resume(Arc::clone(&self.bucket), self.store.clone(), file).await
     }
