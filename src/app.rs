@@ -392,6 +392,7 @@ impl App {
             .map(|f| (f.path, f.status, f.last_error))
             .collect();
         report.pending_meetings = self.store.pending_meetings().await?.len();
+        crate::audit::write_trail_or_warn(&self.store, self.archive()?.as_ref()).await;
         Ok(report)
     }
 }

@@ -320,6 +320,7 @@ impl App {
                     fatal => return Err(fatal),
                 },
             }
+            crate::audit::write_trail_or_warn(&self.store, self.archive()?.as_ref()).await;
             let status = self.status_line().await?;
             notify(&[NotifyState::Status(&status), NotifyState::Watchdog]);
             // Wait for the next poll, pinging the watchdog from this loop: if it hangs,

@@ -11,16 +11,20 @@
 //! library returns reports and typed errors, and never prints: a job's `progress` is
 //! counters the binary draws, and `human` formats sizes and durations for its text.
 //!
+//! `audit` writes the hash-chained audit trail the `state` keeps into the archive itself,
+//! and checks both copies.
+//!
 //! `webhook` receives Tencent Meeting's events and has the census look up what they
 //! announce, so a new recording is archived seconds after it exists; polling stays the
 //! safety net.
 //!
 //! Layers import downward only: `time`, `errors`, `retry`, `progress`, `human`, `filter` < `state` <
-//! `budget` < `client` < `archive` < `census`, `transfer`, `verify` < `prune` < `app`,
-//! `webhook`, `relayout` < `metrics` < `daemon`.
+//! `budget` < `client` < `archive` < `audit`, `holds` < `census`, `transfer`, `verify` < `prune` <
+//! `app`, `webhook`, `relayout` < `metrics` < `daemon`.
 
 pub mod app;
 pub mod archive;
+pub mod audit;
 pub mod budget;
 pub mod census;
 pub mod client;
@@ -28,6 +32,7 @@ pub mod config;
 pub mod daemon;
 pub mod errors;
 pub mod filter;
+pub mod holds;
 pub mod human;
 pub mod metrics;
 pub mod progress;

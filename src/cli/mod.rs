@@ -2,9 +2,11 @@
 //! what it returns. Printing is allowed here and nowhere in the library.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod audit;
 #[cfg(feature = "simulator")]
 mod demo;
 mod exit;
+mod hold;
 mod progress;
 mod prune;
 mod render;
@@ -96,6 +98,12 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// The audit trail: check it (`audit verify`) or hand it to an auditor (`audit export`).
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Legal holds: `hold add`, `hold release`, `hold list`.
+    #[command(subcommand)]
+    Hold(hold::HoldCommand),
     /// Run the built-in simulator of the Tencent Meeting API and download host.
     #[cfg(feature = "simulator")]
     Simulate(Box<wemeet_sim::SimulateArgs>),
@@ -179,6 +187,8 @@ async fn run(cli: Cli, display: Option<MultiProgress>) -> CliResult {
         Command::Verify(args) => verify::run(&Config::load(&cli.config)?, &args, display).await,
         Command::Prune(args) => prune::run(&cli.config, &args).await,
         Command::Relayout { dry_run } => relayout(&cli.config, dry_run).await,
+        Command::Audit(command) => audit::run(&cli.config, command).await,
+        Command::Hold(command) => hold::run(&cli.config, command).await,
         #[cfg(feature = "simulator")]
         Command::Simulate(args) => simulate(*args).await,
         #[cfg(feature = "simulator")]

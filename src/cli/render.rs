@@ -84,6 +84,9 @@ pub fn relayout(report: &wemeet_archiver::relayout::RelayoutReport) -> String {
     for (from, to) in &report.moves {
         let _ = writeln!(out, "{from} -> {to}");
     }
+    for path in &report.held {
+        let _ = writeln!(out, "{path}: on legal hold, stays where it is");
+    }
     let _ = writeln!(
         out,
         "{} file(s) {} from `{}` to `{}`",

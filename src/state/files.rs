@@ -1,5 +1,6 @@
 //! The life of one file: claim, checkpoint, archive, fail, retry.
 
+use super::audit::{self, Action, AuditEntry};
 use super::{Store, StoreError};
 use crate::time::UnixMs;
 
@@ -321,6 +322,19 @@ impl Store {
         .bind(record_file_id)
         .execute(&mut *tx)
         .await?;
+        let (meeting, path, kind): (String, String, String) = sqlx::query_as(
+            "SELECT meeting_record_id, path, kind FROM files WHERE record_file_id = ?",
+        )
+        .bind(record_file_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let entry = AuditEntry::new(
+            Action::Archived,
+            serde_json::json!({"path": path, "kind": kind, "size": size, "sha256": sha256}),
+        )
+        .meeting(meeting)
+        .file(record_file_id);
+        audit::append(&mut tx, &entry, now).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -7,9 +7,11 @@
 //! keyed by the API's own ids, so listing the same window twice changes nothing.
 
 mod artifacts;
+pub mod audit;
 mod events;
 mod facts;
 mod files;
+pub mod holds;
 mod layout;
 mod meetings;
 mod prune;
@@ -20,12 +22,14 @@ pub mod uploads;
 pub mod verify;
 
 pub use artifacts::ArtifactUpsert;
+pub use audit::{Action, AuditCheck, AuditEntry, AuditRecord, AuditSegment};
 pub use events::{
     DueEvent, EventFile, EventOutcome, EventStatus, EventSummary, LAG_BUCKETS, LagHistogram,
     NewEvent, Receipt, WebhookStatus,
 };
 pub use facts::{DaemonFacts, DaemonStatus, Fact, PendingFile};
 pub use files::{Checkpoint, FileKind, FileRow, FileStatus};
+pub use holds::{Hold, HoldScope, ReleaseError};
 pub use meetings::{FileUpsert, MeetingRow, MeetingUpsert};
 pub use prune::{ArtifactsWanted, PruneCandidate};
 pub use relayout::{LaidOutFile, PendingMove};

@@ -6,6 +6,8 @@
 //! listing that stops showing the file never touches its row (upserts only reach the files
 //! a page lists), so nothing marks it missing, unavailable or queued again.
 
+use super::audit::{self, Action, AuditEntry};
+use super::holds::held_sql;
 use super::verify::{VerifyRow, verify_row_select};
 use super::{Store, StoreError};
 use crate::time::UnixMs;
@@ -32,7 +34,7 @@ pub struct ArtifactsWanted {
 /// transcripts wanted), every one found archived (one the API refuses keeps its video in
 /// the cloud), and transcripts found or waited for to the end of `download.artifact_wait`.
 macro_rules! candidates {
-    ($select:literal, $tail:literal) => {
+    ($select:literal, $tail:expr) => {
         concat!(
             $select,
             " FROM files f JOIN meetings m USING (meeting_record_id)
@@ -65,7 +67,11 @@ impl Store {
                     m.state AS meeting_state, m.media_start_time, f.path, f.status,
                     f.record_size, f.archived_size, f.sha256, f.bytes_done, f.attempts,
                     f.last_error, f.verified_at, f.skip_rule, f.archived_at",
-            "ORDER BY f.archived_at, f.record_file_id LIMIT ?4"
+            concat!(
+                "AND NOT ",
+                held_sql!(),
+                " ORDER BY f.archived_at, f.record_file_id LIMIT ?4"
+            )
         ))
         .bind(archived_before)
         .bind(wanted.audio)
@@ -81,13 +87,40 @@ impl Store {
         archived_before: UnixMs,
         wanted: ArtifactsWanted,
     ) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar(candidates!("SELECT COUNT(*)", ""))
-            .bind(archived_before)
-            .bind(wanted.audio)
-            .bind(wanted.transcripts)
-            .fetch_one(self.pool())
-            .await?;
+        let n: i64 = sqlx::query_scalar(candidates!(
+            "SELECT COUNT(*)",
+            concat!("AND NOT ", held_sql!())
+        ))
+        .bind(archived_before)
+        .bind(wanted.audio)
+        .bind(wanted.transcripts)
+        .fetch_one(self.pool())
+        .await?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The candidates left out because their recording is held: `prune` names them.
+    pub async fn held_prune_candidates(
+        &self,
+        archived_before: UnixMs,
+        wanted: ArtifactsWanted,
+    ) -> Result<Vec<PruneCandidate>, StoreError> {
+        Ok(sqlx::query_as(candidates!(
+            "SELECT f.record_file_id, f.kind, m.meeting_code, m.subject,
+                    m.state AS meeting_state, m.media_start_time, f.path, f.status,
+                    f.record_size, f.archived_size, f.sha256, f.bytes_done, f.attempts,
+                    f.last_error, f.verified_at, f.skip_rule, f.archived_at",
+            concat!(
+                "AND ",
+                held_sql!(),
+                " ORDER BY f.archived_at, f.record_file_id"
+            )
+        ))
+        .bind(archived_before)
+        .bind(wanted.audio)
+        .bind(wanted.transcripts)
+        .fetch_all(self.pool())
+        .await?)
     }
 
     /// The archived artifacts of the video `record_file_id`: `prune` re-reads them with
@@ -115,7 +148,7 @@ impl Store {
         at: UnixMs,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-        mark_gone(&mut tx, record_file_id, at).await?;
+        mark_gone(&mut tx, record_file_id, at, "prune").await?;
         tx.commit().await?;
         Ok(())
     }
@@ -135,7 +168,7 @@ impl Store {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         let mut dequeued = 0;
         for id in record_file_ids {
-            mark_gone(&mut tx, id, at).await?;
+            mark_gone(&mut tx, id, at, "event").await?;
             dequeued += sqlx::query(
                 "UPDATE files SET status = 'unavailable',
                    last_error = 'deleted in the cloud before it was archived', updated_at = ?1
@@ -165,19 +198,38 @@ impl Store {
 
 /// Sets `deleted_in_cloud_at` on a file and its artifacts (the first record stands) and
 /// marks its `meeting.json` as behind.
+/// Marks the file gone from the cloud, and records it in the audit trail the first time
+/// (`by`: `prune`, or `event` for a `recording.deleted` event).
 async fn mark_gone(
     tx: &mut sqlx::SqliteConnection,
     record_file_id: &str,
     at: UnixMs,
+    by: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    let marked = sqlx::query(
         "UPDATE files SET deleted_in_cloud_at = ?1, updated_at = ?1
          WHERE (record_file_id = ?2 OR parent_file_id = ?2) AND deleted_in_cloud_at IS NULL",
     )
     .bind(at)
     .bind(record_file_id)
     .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let file: Option<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT meeting_record_id, path, sha256 FROM files WHERE record_file_id = ?",
+    )
+    .bind(record_file_id)
+    .fetch_optional(&mut *tx)
     .await?;
+    if let Some((meeting, path, sha256)) = file.filter(|_| marked > 0) {
+        let entry = AuditEntry::new(
+            Action::DeletedInCloud,
+            serde_json::json!({"by": by, "path": path, "sha256": sha256, "files": marked}),
+        )
+        .meeting(meeting)
+        .file(record_file_id);
+        audit::append(tx, &entry, UnixMs::now()).await?;
+    }
     sqlx::query(
         "UPDATE meetings SET json_dirty_at = ?1 WHERE meeting_record_id =
            (SELECT meeting_record_id FROM files WHERE record_file_id = ?2)",

@@ -269,7 +269,12 @@ pub const SUMS_FILE: &str = "SHA256SUMS";
 impl Ignored {
     fn contains(&self, path: &str) -> bool {
         let name = path.rsplit('/').next().unwrap_or(path);
-        name == MEETING_JSON || path == SUMS_FILE || self.paths.contains(path)
+        name == MEETING_JSON
+            || path == SUMS_FILE
+            || path
+                .strip_prefix(crate::audit::RESERVED_DIR)
+                .is_some_and(|rest| rest.starts_with('/'))
+            || self.paths.contains(path)
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod addresses;
 mod artifacts;
+mod audit;
 mod backfill;
 mod cli;
 mod common;
