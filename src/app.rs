@@ -58,6 +58,9 @@ pub enum AppError {
     /// `prune` refused to run (`prune.enabled`).
     #[error(transparent)]
     Prune(PruneError),
+    /// `expire` refused to run (`retention.keep`, `retention.expire`).
+    #[error(transparent)]
+    Expire(#[from] crate::expire::ExpireError),
     /// `storage.layout` is not the template the archive was made with.
     #[error(
         "storage.layout is `{configured}`, but this archive was laid out with `{recorded}`; \
@@ -124,7 +127,8 @@ impl AppError {
             Self::Fatal(_) | Self::Locked(_) | Self::Archive(_) => true,
             Self::LayoutChanged { .. }
             | Self::RelayoutInProgress { .. }
-            | Self::RelayoutCollision(_) => true,
+            | Self::RelayoutCollision(_)
+            | Self::Expire(_) => true,
             Self::Prune(e) => e.needs_admin(),
             _ => false,
         }

@@ -146,8 +146,14 @@ impl App {
                 false => Ok(()),
             }
         };
-        let (polled, backfilled, scrubbed, worked, pruned) =
-            tokio::join!(live, background, scrub, worked, prune);
+        let expire = async {
+            match self.config.retention.expire {
+                true => stop_on_error(self.expire_loop(&cancel).await),
+                false => Ok(()),
+            }
+        };
+        let (polled, backfilled, scrubbed, worked, pruned, expired) =
+            tokio::join!(live, background, scrub, worked, prune, expire);
 
         notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
         cancel.cancel();
@@ -159,7 +165,28 @@ impl App {
         worked?;
         pooled?;
         pruned?;
+        expired?;
         scrubbed
+    }
+
+    /// With `[retention] expire = true`: removes the recordings past `retention.keep` at
+    /// start and every `retention.interval` after (a restart runs a round at once: one
+    /// query when nothing is due). A removal that fails is logged and retried next round.
+    async fn expire_loop(&self, cancel: &CancellationToken) -> Result<(), AppError> {
+        while !cancel.is_cancelled() {
+            let report = self.expire(false).await?;
+            tracing::info!(
+                expired = report.count(crate::expire::ExpireOutcome::Expired),
+                held = report.count(crate::expire::ExpireOutcome::Held),
+                failed = report.count(crate::expire::ExpireOutcome::Failed),
+                "expiry round finished"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(self.config.retention.interval) => {}
+                () = cancel.cancelled() => {}
+            }
+        }
+        Ok(())
     }
 
     /// Deletes archived files from the cloud every `prune.interval` (from the last round,

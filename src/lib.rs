@@ -20,7 +20,7 @@
 //!
 //! Layers import downward only: `time`, `errors`, `retry`, `progress`, `human`, `filter` < `state` <
 //! `budget` < `client` < `archive` < `audit`, `holds` < `census`, `transfer`, `verify` < `prune` <
-//! `app`, `webhook`, `relayout` < `metrics` < `daemon`.
+//! `app`, `webhook`, `relayout`, `expire` < `metrics` < `daemon`.
 
 pub mod app;
 pub mod archive;
@@ -31,6 +31,7 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod errors;
+pub mod expire;
 pub mod filter;
 pub mod holds;
 pub mod human;

@@ -6,6 +6,7 @@ mod audit;
 #[cfg(feature = "simulator")]
 mod demo;
 mod exit;
+mod expire;
 mod hold;
 mod progress;
 mod prune;
@@ -98,6 +99,10 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Remove from the archive, FOR GOOD, the recordings that started longer than
+    /// retention.keep ago, never a held one. Needs retention.expire; try --dry-run first.
+    /// Exit 0 done, 1 a removal failed, 2 not enabled or no retention.keep.
+    Expire(expire::ExpireArgs),
     /// The audit trail: check it (`audit verify`) or hand it to an auditor (`audit export`).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -187,6 +192,7 @@ async fn run(cli: Cli, display: Option<MultiProgress>) -> CliResult {
         Command::Verify(args) => verify::run(&Config::load(&cli.config)?, &args, display).await,
         Command::Prune(args) => prune::run(&cli.config, &args).await,
         Command::Relayout { dry_run } => relayout(&cli.config, dry_run).await,
+        Command::Expire(args) => expire::run(&cli.config, &args).await,
         Command::Audit(command) => audit::run(&cli.config, command).await,
         Command::Hold(command) => hold::run(&cli.config, command).await,
         #[cfg(feature = "simulator")]

@@ -9,6 +9,7 @@
 mod artifacts;
 pub mod audit;
 mod events;
+mod expiry;
 mod facts;
 mod files;
 pub mod holds;
@@ -27,6 +28,7 @@ pub use events::{
     DueEvent, EventFile, EventOutcome, EventStatus, EventSummary, LAG_BUCKETS, LagHistogram,
     NewEvent, Receipt, WebhookStatus,
 };
+pub use expiry::{ExpiringFile, ExpiringRecording};
 pub use facts::{DaemonFacts, DaemonStatus, Fact, PendingFile};
 pub use files::{Checkpoint, FileKind, FileRow, FileStatus};
 pub use holds::{Hold, HoldScope, ReleaseError};

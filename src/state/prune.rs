@@ -29,7 +29,8 @@ pub struct ArtifactsWanted {
     pub transcripts: bool,
 }
 
-/// The candidates' `FROM ... WHERE`: archived videos still in the cloud, archived at or
+/// The candidates' `FROM ... WHERE`: archived videos still in the cloud (and in the
+/// archive: an expired recording's cloud copy may be the last one), archived at or
 /// before `?1`, whose wanted artifacts are settled: looked for (`?2` audio, `?3`
 /// transcripts wanted), every one found archived (one the API refuses keeps its video in
 /// the cloud), and transcripts found or waited for to the end of `download.artifact_wait`.
@@ -39,6 +40,7 @@ macro_rules! candidates {
             $select,
             " FROM files f JOIN meetings m USING (meeting_record_id)
              WHERE f.status = 'archived' AND f.deleted_in_cloud_at IS NULL
+               AND m.expired_at IS NULL
                AND f.kind = 'video' AND f.archived_at <= ?1
                AND ((?2 = 0 AND ?3 = 0) OR m.artifacts_checked_at IS NOT NULL)
                AND NOT EXISTS (SELECT 1 FROM files a WHERE a.parent_file_id = f.record_file_id

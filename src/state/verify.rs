@@ -66,6 +66,7 @@ impl Store {
             verify_row_select!(),
             " WHERE (?1 IS NULL OR m.media_start_time >= ?1)
                    AND (?2 IS NULL OR m.media_start_time <= ?2)
+                   AND m.expired_at IS NULL
                  ORDER BY f.path, f.record_file_id"
         ))
         .bind(start)
@@ -74,7 +75,8 @@ impl Store {
         .await?)
     }
 
-    /// `(path, status)` of every file, whatever its date: a file on disk is "extra" only if
+    /// `(path, status)` of every file, whatever its date (an expired recording's too: a
+    /// copy found again at its path is not called extra): a file on disk is "extra" only if
     /// no row at all claims it, not merely none in the range being verified.
     pub async fn file_paths(&self) -> Result<Vec<(String, FileStatus)>, StoreError> {
         Ok(sqlx::query_as("SELECT path, status FROM files")

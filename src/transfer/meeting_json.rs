@@ -2,8 +2,9 @@
 //! (a recurring meeting can share one) and, per file, its size, SHA-256 and, once `prune`
 //! deleted it from the cloud, when; never a sharing password nor a download address.
 //!
-//! Written by the transfer pool when a file is archived and by `prune` when one is deleted
-//! in the cloud. Each change marks the folder's `meeting.json` as behind in the same
+//! Written by the transfer pool when a file is archived, by `prune` when one is deleted
+//! in the cloud, and by `expire` when a recording's files leave the archive
+//! (`expired_at`). Each change marks the folder's `meeting.json` as behind in the same
 //! transaction (`json_dirty_at`), so a crash before the write is repaired by the next run.
 
 use crate::archive::{Archive, ArchiveError};
@@ -53,6 +54,10 @@ pub(crate) async fn write(
             .collect();
         let mut value = serde_json::to_value(&m)?;
         value["files"] = files.into();
+        if let Some(at) = store.expired_at(&m.meeting_record_id).await? {
+            // `expire` removed its files from the archive past `retention.keep`.
+            value["expired_at"] = serde_json::to_value(at)?;
+        }
         meetings.push(value);
     }
     let json = serde_json::to_vec_pretty(&serde_json::json!({ "meetings": meetings }))?;

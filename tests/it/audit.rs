@@ -199,3 +199,125 @@ async fn the_trail_records_every_change_and_names_a_tampered_record_by_sequence(
     let (code, text) = audit_verify(&config).await;
     assert_eq!(code, Some(0), "{text}");
 }
+
+/// Adds a `[retention]` table with `lines` to the config at `path`.
+fn add_retention_table(path: &Path, lines: &str) {
+    let mut text = std::fs::read_to_string(path).unwrap();
+    text.push_str(&format!("\n[retention]\n{lines}\n"));
+    std::fs::write(path, text).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn expire_removes_exactly_the_recordings_past_keep_except_the_held_ones() {
+    let sim = start_sim(SimConfig {
+        meetings: 6,
+        ..dataset()
+    })
+    .await;
+    let archiver = Archiver::new(&sim, "");
+    let config = archiver.config.clone();
+    archiver.backfill_all(DAYS).await;
+    let store = archiver.store().await;
+    let mut recordings = Vec::new();
+    for f in store.all_files().await.unwrap() {
+        let m = store.meeting(&f.meeting_record_id).await.unwrap().unwrap();
+        recordings.push((m.media_start_time.as_millis(), f));
+    }
+    recordings.sort_by_key(|(start, _)| *start);
+    // The cut-off halfway between the third and fourth starts: the three oldest are past.
+    let cut_off = (recordings[2].0 + recordings[3].0) / 2;
+    let keep_secs = (wemeet_archiver::time::UnixMs::now().as_millis() - cut_off) / 1000;
+    add_retention_table(&config, &format!("keep = \"{keep_secs}s\""));
+    let held = recordings[0].1.clone();
+    ok(
+        &config,
+        &[
+            "hold",
+            "add",
+            "--meeting",
+            &held.meeting_record_id,
+            "--reason",
+            "subpoena",
+        ],
+    )
+    .await;
+    let past: BTreeSet<String> = recordings[1..3]
+        .iter()
+        .map(|(_, f)| f.meeting_record_id.clone())
+        .collect();
+
+    // Without the opt-in: refused, naming the key; nothing removed.
+    let refused = run_configured(&config, &["expire"], &[]).await;
+    assert_eq!(refused.status.code(), Some(2), "{}", explain(&refused));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("expire = true"));
+
+    // The dry run lists exactly the recordings past keep, minus the held one.
+    let dry = ok(&config, &["expire", "--dry-run", "--format", "json"]).await;
+    let report: serde_json::Value = serde_json::from_str(&dry).unwrap();
+    let with = |outcome: &str| -> BTreeSet<String> {
+        report["recordings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["outcome"] == outcome)
+            .map(|r| r["meeting_record_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(with("would_expire"), past);
+    assert_eq!(
+        with("held"),
+        BTreeSet::from([held.meeting_record_id.clone()])
+    );
+    for (_, f) in &recordings {
+        assert!(archiver.archive().join(&f.path).is_file());
+    }
+
+    // The real run removes them, records each, and leaves the archive verifiable.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("[retention]\n", "[retention]\nexpire = true\n"),
+    )
+    .unwrap();
+    let done = ok(&config, &["expire"]).await;
+    assert!(
+        done.contains("expired 2 recording(s) from the archive, 1 held"),
+        "{done}"
+    );
+    for (_, f) in &recordings {
+        let there = archiver.archive().join(&f.path).is_file();
+        assert_eq!(there, !past.contains(&f.meeting_record_id), "{}", f.path);
+    }
+    let (_, gone) = recordings
+        .iter()
+        .find(|(_, f)| past.contains(&f.meeting_record_id))
+        .unwrap();
+    let dir = Path::new(&gone.path).parent().unwrap();
+    let meeting_json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(archiver.archive().join(dir).join("meeting.json")).unwrap(),
+    )
+    .unwrap();
+    let entry = meeting_json["meetings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["meeting_record_id"] == gone.meeting_record_id.as_str())
+        .unwrap();
+    assert!(entry["expired_at"].is_i64(), "{meeting_json}");
+    let export = ok(&config, &["audit", "export"]).await;
+    let expired: BTreeSet<String> = export
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["action"] == "expired")
+        .map(|r| r["meeting_record_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(expired, past);
+    ok(&config, &["verify"]).await;
+    let (code, text) = audit_verify(&config).await;
+    assert_eq!(code, Some(0), "{text}");
+    let again = ok(&config, &["expire", "--dry-run"]).await;
+    assert!(
+        again.contains("0 recording(s) would expire, 1 held"),
+        "{again}"
+    );
+}
