@@ -148,7 +148,8 @@ impl App {
         };
         let expire = async {
             match self.config.retention.expire {
-                true => stop_on_error(self.expire_loop(&cancel).await),
+                // Boxed: the service's future would grow by a whole expiry round.
+                true => stop_on_error(Box::pin(self.expire_loop(&cancel)).await),
                 false => Ok(()),
             }
         };

@@ -237,14 +237,62 @@ pub struct AuditSegment {
 /// The outcome of the last `audit verify`.
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
 pub struct AuditCheck {
-    #[serde(rename = "at_ms")]
     pub at_ms: UnixMs,
     pub passed: bool,
     pub records: i64,
     pub problem: Option<String>,
 }
 
+/// What `status` and `/metrics` say of holds, expiry and the audit trail.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RetentionStatus {
+    pub holds_in_force: i64,
+    /// Recordings under at least one hold in force.
+    pub held_recordings: i64,
+    /// Recordings `expire` removed from the archive.
+    pub expired_recordings: i64,
+    /// The newest record of the audit trail: `seq` is how many there are.
+    pub last_record: Option<LastRecord>,
+    /// The last `audit verify`.
+    pub last_check: Option<AuditCheck>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct LastRecord {
+    pub seq: i64,
+    pub at_ms: UnixMs,
+    pub action: String,
+}
+
 impl Store {
+    pub async fn retention_status(&self) -> Result<RetentionStatus, StoreError> {
+        let holds_in_force: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM holds WHERE released_at IS NULL")
+                .fetch_one(self.pool())
+                .await?;
+        let held_recordings: i64 = sqlx::query_scalar(concat!(
+            "SELECT COUNT(*) FROM meetings m WHERE ",
+            super::holds::held_sql!()
+        ))
+        .fetch_one(self.pool())
+        .await?;
+        let expired_recordings: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM meetings WHERE expired_at IS NOT NULL")
+                .fetch_one(self.pool())
+                .await?;
+        let last_record =
+            sqlx::query_as("SELECT seq, at_ms, action FROM audit_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(RetentionStatus {
+            holds_in_force,
+            held_recordings,
+            expired_recordings,
+            last_record,
+            last_check: self.last_audit_check().await?,
+        })
+    }
+
     /// Appends one record on its own: the public hook for changes recorded outside a
     /// transaction of this crate (`reindex`'s `adopted` and `reindexed`).
     pub async fn record_audit(&self, entry: &AuditEntry) -> Result<AuditRecord, StoreError> {

@@ -23,7 +23,9 @@ pub mod uploads;
 pub mod verify;
 
 pub use artifacts::ArtifactUpsert;
-pub use audit::{Action, AuditCheck, AuditEntry, AuditRecord, AuditSegment};
+pub use audit::{
+    Action, AuditCheck, AuditEntry, AuditRecord, AuditSegment, LastRecord, RetentionStatus,
+};
 pub use events::{
     DueEvent, EventFile, EventOutcome, EventStatus, EventSummary, LAG_BUCKETS, LagHistogram,
     NewEvent, Receipt, WebhookStatus,

@@ -8,6 +8,10 @@ use crate::layout::set_layout;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use wemeet_api::Endpoint;
+use wemeet_archiver::budget::Budget;
+use wemeet_archiver::client::Budgets;
+use wemeet_archiver::state::Store;
 use wemeet_sim::SimConfig;
 
 const DAYS: u32 = 15;
@@ -198,6 +202,44 @@ async fn the_trail_records_every_change_and_names_a_tampered_record_by_sequence(
     assert!(sim.deleted().contains(&held.record_file_id));
     let (code, text) = audit_verify(&config).await;
     assert_eq!(code, Some(0), "{text}");
+
+    // status and /metrics say it: no hold in force, the last record, the check passed.
+    let status = ok(&config, &["status"]).await;
+    assert!(status.contains("legal holds: 0 in force"), "{status}");
+    assert!(status.contains("audit verify: passed"), "{status}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&config, &["status", "--json"]).await).unwrap();
+    let last = json["retention"]["last_record"]["seq"].as_i64().unwrap();
+    assert_eq!(json["retention"]["last_check"]["passed"], true);
+    let metrics = metrics_of(&archiver.store().await).await;
+    assert!(
+        metrics.contains("wemeet_audit_verify_passed 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("wemeet_audit_records {last}")),
+        "{metrics}"
+    );
+    assert!(metrics.contains("wemeet_holds_in_force 0"), "{metrics}");
+}
+
+/// What `/metrics` would answer for `store`.
+async fn metrics_of(store: &Store) -> String {
+    let budget = |endpoint| {
+        let store = store.clone();
+        async move { std::sync::Arc::new(Budget::load(store, endpoint, 10).await.unwrap()) }
+    };
+    let source = wemeet_archiver::metrics::MetricsSource {
+        store: store.clone(),
+        budgets: Budgets {
+            records: budget(Endpoint::Records).await,
+            addresses: budget(Endpoint::Addresses).await,
+            deletes: budget(Endpoint::Delete).await,
+        },
+        stale_after: std::time::Duration::from_secs(60),
+        webhook: None,
+    };
+    source.render().await.unwrap()
 }
 
 /// Adds a `[retention]` table with `lines` to the config at `path`.
