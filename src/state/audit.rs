@@ -13,6 +13,10 @@ use crate::time::UnixMs;
 use sha2::{Digest as _, Sha256};
 use sqlx::SqliteConnection;
 
+/// Records per segment at most: a backfill of a whole account is written in pieces of a
+/// few megabytes, each held in memory once.
+const SEGMENT_RECORDS: i64 = 10_000;
+
 /// The `prev` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -351,9 +355,9 @@ impl Store {
         Ok(row.map(Into::into))
     }
 
-    /// Claims a segment for the records not in any segment yet (none if there are none),
-    /// named by `path_of(first, last)`, and returns every segment still to be written:
-    /// the new one and any a crash left claimed.
+    /// Claims segments (of [`SEGMENT_RECORDS`] at most) for the records not in any segment
+    /// yet, each named by `path_of(first, last)`, and returns every segment still to be
+    /// written: the new ones and any a crash left claimed.
     pub async fn claim_audit_segments(
         &self,
         path_of: impl Fn(i64, i64) -> String,
@@ -366,13 +370,16 @@ impl Store {
         let newest: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit_log")
             .fetch_one(&mut *tx)
             .await?;
-        if newest > covered {
+        let mut covered = covered;
+        while newest > covered {
+            let last = newest.min(covered + SEGMENT_RECORDS);
             sqlx::query("INSERT INTO audit_segments (first_seq, last_seq, path) VALUES (?, ?, ?)")
                 .bind(covered + 1)
-                .bind(newest)
-                .bind(path_of(covered + 1, newest))
+                .bind(last)
+                .bind(path_of(covered + 1, last))
                 .execute(&mut *tx)
                 .await?;
+            covered = last;
         }
         let unwritten = sqlx::query_as(
             "SELECT first_seq, last_seq, path, written_at FROM audit_segments

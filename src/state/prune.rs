@@ -286,6 +286,95 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn each_deletion_is_one_audit_record_saying_who_deleted_it() {
+        let (store, _dir) = temp_store().await;
+        store
+            .upsert_meetings(&[meeting(&["a", "b"])], UnixMs(0))
+            .await
+            .unwrap();
+        store.mark_archived("a", 10, "aa").await.unwrap();
+        store.mark_archived("b", 10, "bb").await.unwrap();
+        store
+            .record_cloud_deletion("a", UnixMs::now())
+            .await
+            .unwrap();
+        store
+            .record_cloud_deletion("a", UnixMs::now())
+            .await
+            .unwrap();
+        let ids = ["b".to_owned(), "never-listed".to_owned()];
+        store
+            .mark_deleted_in_cloud(&ids, UnixMs::now())
+            .await
+            .unwrap();
+        let records = store.audit_records(1, 100).await.unwrap();
+        let deletions: Vec<(Option<&str>, &serde_json::Value)> = records
+            .iter()
+            .filter(|r| r.action == "deleted_in_cloud")
+            .map(|r| (r.record_file_id.as_deref(), &r.details["by"]))
+            .collect();
+        assert_eq!(
+            deletions,
+            [
+                (Some("a"), &serde_json::json!("prune")),
+                (Some("b"), &serde_json::json!("event"))
+            ]
+        );
+        assert_eq!(
+            records.len(),
+            4,
+            "2 archived, 2 deleted: a repeat records nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_held_recording_is_no_candidate_until_its_last_hold_is_released() {
+        use super::super::HoldScope;
+        let (store, _dir) = temp_store().await;
+        store
+            .upsert_meetings(&[meeting(&["a"])], UnixMs(0))
+            .await
+            .unwrap();
+        store.mark_archived("a", 10, "aa").await.unwrap();
+        let far = UnixMs::now() + std::time::Duration::from_secs(60);
+        let by_meeting = HoldScope::Meeting {
+            meeting_record_id: "m1".into(),
+        };
+        let by_range = HoldScope::Range {
+            since: UnixMs(1_000),
+            until: UnixMs(1_000),
+        };
+        let first = store.add_hold(&by_meeting, "one").await.unwrap();
+        let second = store.add_hold(&by_range, "two").await.unwrap();
+        assert!(
+            store
+                .prune_candidates(far, NONE, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            ids(store.held_prune_candidates(far, NONE).await.unwrap()),
+            ["a"]
+        );
+        store.release_hold(first.id).await.unwrap();
+        assert_eq!(store.holds_on("m1").await.unwrap(), [second.id]);
+        assert!(
+            store
+                .prune_candidates(far, NONE, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        store.release_hold(second.id).await.unwrap();
+        assert_eq!(
+            ids(store.prune_candidates(far, NONE, 10).await.unwrap()),
+            ["a"]
+        );
+        assert!(store.held_meetings().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
     async fn a_deleted_file_is_no_candidate_and_a_listing_without_it_leaves_it_archived() {
         let (store, _dir) = temp_store().await;
         store

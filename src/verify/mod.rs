@@ -6,7 +6,8 @@
 //! `.part`). The verdicts ([`classify`]) become a report ([`report`]) and, on request, a
 //! `SHA256SUMS` ([`sums`]) that lets anyone re-check the archive with coreutils alone.
 //!
-//! `verify` takes no lock and changes nothing but `files.verified_at`, so it can run while
+//! `verify` takes no lock and changes nothing but `files.verified_at` and the audit trail
+//! (appended: the run and each problem it found), so it can run while
 //! the daemon archives: findings that may be a transfer in flight are re-checked before
 //! they are reported.
 
