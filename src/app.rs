@@ -232,7 +232,7 @@ impl App {
                 "[filter] applied to the files already listed"
             );
         }
-        Ok(Self {
+        let app = Self {
             config,
             store,
             api,
@@ -240,7 +240,13 @@ impl App {
             lister,
             progress,
             _lock: lock,
-        })
+        };
+        // Before anything is written: a bucket that cannot lock objects is refused.
+        app.archive()?
+            .check_promises()
+            .await
+            .map_err(AppError::Archive)?;
+        Ok(app)
     }
 
     /// The counters of this process's jobs (windows, pages, files, bytes, transfers).

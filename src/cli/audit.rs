@@ -60,6 +60,9 @@ pub async fn open(config: &Config) -> Result<(Store, Arc<dyn Archive>), Failure>
         store.clone(),
     )
     .map_err(Failure::usage)?;
+    // `hold` and `audit verify` write into the archive: a bucket that cannot lock
+    // objects under `retention.mode` is refused first.
+    archive.check_promises().await.map_err(Failure::usage)?;
     Ok((store, archive))
 }
 

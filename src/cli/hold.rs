@@ -86,6 +86,23 @@ pub async fn run(config: &Path, command: HoldCommand) -> CliResult {
             return Ok(Exit::Ok);
         }
     };
+    // Under `retention.mode` each archived object of a recording held now carries an S3
+    // legal hold, lifted when the last hold on it is released.
+    let (objects, on) = match changed.released_at {
+        None => (store.objects_of_hold(changed.id, false).await, true),
+        Some(_) => (store.objects_of_hold(changed.id, true).await, false),
+    };
+    let objects = objects.map_err(Failure::incomplete)?;
+    for path in &objects {
+        archive.set_legal_hold(path, on).await.map_err(|e| {
+            Failure::incomplete(anyhow::Error::new(e).context(format!(
+                "hold {} is recorded in the database, but the S3 legal hold of `{path}` could \
+                 not be {}; run the command again",
+                changed.id,
+                if on { "set" } else { "lifted" }
+            )))
+        })?;
+    }
     // The database has the change; the archive's copies follow. A failure here leaves
     // them behind until the next change or job writes them: say so, exit 1.
     holds::write_holds(&store, archive.as_ref())

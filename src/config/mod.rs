@@ -107,6 +107,9 @@ pub struct RetentionConfig {
     pub expire: bool,
     /// The service expires this often, when `expire` is on.
     pub interval: Duration,
+    /// `mode`: S3 Object Lock retention on every object of the bucket (`None`: no lock;
+    /// the default, and the only choice on local disk).
+    pub mode: Option<crate::archive::s3::LockMode>,
 }
 
 /// Deleting archived recordings from the cloud (`prune`, and the service's rounds).
@@ -288,6 +291,7 @@ struct RawRetention {
     keep: Option<String>,
     expire: bool,
     interval: String,
+    mode: String,
 }
 
 impl Default for RawRetention {
@@ -296,6 +300,7 @@ impl Default for RawRetention {
             keep: None,
             expire: false,
             interval: "1d".into(),
+            mode: "none".into(),
         }
     }
 }
@@ -465,16 +470,20 @@ impl Config {
                 format!("{} is metrics.listen too; give each its own port", w.listen),
             ));
         }
+        let api = validate_api(raw.api, base_dir, env)?;
+        let mut storage = validate_storage(raw.storage, base_dir, env)?;
+        let retention = validate_retention(raw.retention)?;
+        lock_objects(&mut storage, &retention)?;
         Ok(Self {
-            api: validate_api(raw.api, base_dir, env)?,
-            storage: validate_storage(raw.storage, base_dir, env)?,
+            api,
+            storage,
             database: DatabaseConfig {
                 path: non_empty_path("database.path", raw.database.path, base_dir)?,
             },
             download: validate_download(raw.download)?,
             poll: validate_poll(raw.poll)?,
             prune: validate_prune(raw.prune)?,
-            retention: validate_retention(raw.retention)?,
+            retention,
             filter: validate_filter(raw.filter)?,
             verify: VerifyConfig {
                 interval: raw
@@ -807,11 +816,59 @@ fn validate_retention(raw: RawRetention) -> Result<RetentionConfig, ConfigError>
             "is true but retention.keep is not set: say how long recordings must be kept, e.g. keep = \"6y\"",
         ));
     }
+    use crate::archive::s3::LockMode;
+    let mode = match raw.mode.trim() {
+        "none" | "" => None,
+        "governance" => Some(LockMode::Governance),
+        "compliance" => Some(LockMode::Compliance),
+        other => {
+            return Err(invalid(
+                "retention.mode",
+                format!("`{other}` is not a mode; use \"none\", \"governance\" or \"compliance\""),
+            ));
+        }
+    };
+    if mode.is_some() && keep.is_none() {
+        return Err(invalid(
+            "retention.mode",
+            "is set but retention.keep is not: say how long objects must be locked, e.g. keep = \"6y\"",
+        ));
+    }
     Ok(RetentionConfig {
         keep,
         expire: raw.expire,
         interval: duration("retention.interval", &raw.interval)?,
+        mode,
     })
+}
+
+/// Hands `retention.mode` to the bucket: S3 Object Lock exists only there, and a locked
+/// bucket refuses a `PUT` without an integrity header (`storage.s3.part_checksums`).
+fn lock_objects(
+    storage: &mut StorageConfig,
+    retention: &RetentionConfig,
+) -> Result<(), ConfigError> {
+    let (Some(mode), Some(keep)) = (retention.mode, retention.keep) else {
+        return Ok(());
+    };
+    let Some(s3) = storage.s3.as_mut() else {
+        return Err(invalid(
+            "retention.mode",
+            format!(
+                "is \"{mode}\", which is S3 Object Lock: it needs storage.backend = \"s3\" (on a \
+                 local disk nothing can be made immutable); set mode = \"none\""
+            ),
+        ));
+    };
+    if !s3.part_checksums {
+        return Err(invalid(
+            "storage.s3.part_checksums",
+            "is false, but a bucket with Object Lock (retention.mode) refuses a PUT without a \
+             checksum: set it to true",
+        ));
+    }
+    s3.object_lock = Some(crate::archive::s3::ObjectLockPolicy { mode, keep });
+    Ok(())
 }
 
 fn validate_filter(raw: RawFilter) -> Result<crate::filter::Filter, ConfigError> {

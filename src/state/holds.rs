@@ -238,6 +238,30 @@ impl Store {
         .await?)
     }
 
+    /// The archived objects (their paths) of the recordings hold `id` covers: what gets
+    /// an S3 legal hold when it is placed. With `unheld_only`, only those of recordings no
+    /// hold in force covers any more: what loses it once the hold is released.
+    pub async fn objects_of_hold(
+        &self,
+        id: i64,
+        unheld_only: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(concat!(
+            "SELECT f.path FROM files f JOIN meetings m USING (meeting_record_id)
+             JOIN holds this ON this.id = ?1
+             WHERE f.status = 'archived'
+               AND (this.meeting_record_id = m.meeting_record_id OR this.userid = m.userid
+                    OR m.media_start_time BETWEEN this.since_ms AND this.until_ms)
+               AND (NOT ?2 OR NOT ",
+            held_sql!(),
+            ") ORDER BY f.path"
+        ))
+        .bind(id)
+        .bind(unheld_only)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     /// The recordings under at least one hold in force.
     pub async fn held_meetings(&self) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(concat!(

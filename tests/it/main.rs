@@ -9,6 +9,7 @@ mod common;
 mod daemon;
 mod filter;
 mod layout;
+mod object_lock;
 mod progress;
 mod prune;
 mod resume;
