@@ -175,6 +175,24 @@ async fn every_object_is_retained_until_start_plus_keep_and_a_locked_version_can
         // Every recording's bytes are intact.
         let out = run(&archiver.config, &["verify"]).await;
         assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
+
+        // relayout moves every object; each copy keeps its lock.
+        let text = std::fs::read_to_string(&archiver.config).unwrap().replace(
+            "backend = \"s3\"\n",
+            "backend = \"s3\"\nlayout = \"moved/{meeting_code}/{record_file_id}\"\n",
+        );
+        std::fs::write(&archiver.config, text).unwrap();
+        let out = run(&archiver.config, &["relayout"]).await;
+        assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
+        for file in archiver.store().await.all_files().await.unwrap() {
+            assert!(file.path.starts_with("moved/"), "{}", file.path);
+            let key = bucket.key_of(&file.path).unwrap();
+            let lock = client.lock_state(key.as_ref()).await.unwrap();
+            let retention = lock
+                .retention
+                .unwrap_or_else(|| panic!("{key} lost its lock"));
+            assert!(retention.until >= file.media_start_time + KEEP, "{key}");
+        }
     }
 }
 

@@ -118,6 +118,25 @@ impl S3Bucket {
             .map_err(ArchiveError::from)
     }
 
+    /// With `retention.mode`: gives the copy `to` the lock of `from` (its retention and
+    /// legal hold), which a copy does not carry: a moved object stays as protected as it
+    /// was.
+    pub async fn carry_lock(&self, from: &ObjectPath, to: &ObjectPath) -> Result<(), ArchiveError> {
+        let Some((client, _)) = &self.lock else {
+            return Ok(());
+        };
+        let state = client.lock_state(from.as_ref()).await?;
+        if let Some(retention) = state.retention {
+            client
+                .put_retention(to.as_ref(), retention.mode, retention.until)
+                .await?;
+        }
+        if state.legal_hold {
+            client.put_legal_hold(to.as_ref(), true).await?;
+        }
+        Ok(())
+    }
+
     /// With `retention.mode`: sets or lifts the legal hold of the current version of
     /// `key`.
     pub async fn legal_hold(&self, key: &ObjectPath, on: bool) -> Result<(), ArchiveError> {

@@ -77,6 +77,9 @@ impl Archive for S3Archive {
         if self.bucket.head(&from).await?.is_some() {
             // A copy keeps the object's metadata (its sha256) and content type.
             self.bucket.copy(&from, &to).await?;
+            self.bucket.carry_lock(&from, &to).await?;
+            // Under Object Lock this only hides `from` behind a delete marker: its locked
+            // version stays until its retention ends.
             self.bucket.delete(&from).await?;
         }
         Ok(())
