@@ -83,9 +83,13 @@ fn retention(
         || "not set".to_owned(),
         |k| humantime::format_duration(k).to_string(),
     );
+    let mode = config.retention.mode.map_or_else(
+        || "none".to_owned(),
+        |m| format!("{m} (S3 Object Lock until start + keep)"),
+    );
     let _ = writeln!(
         out,
-        "retention: keep {keep}, expire {}; {} recording(s) expired",
+        "retention: keep {keep}, expire {}, mode {mode}; {} recording(s) expired",
         if config.retention.expire { "on" } else { "off" },
         r.expired_recordings
     );

@@ -258,6 +258,13 @@ async fn a_hold_puts_a_legal_hold_on_exactly_its_recording_which_prune_skips_unt
     let out = run(&archiver.config, &["hold", "release", "1"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
     assert!(legal_holds().await.is_empty());
+
+    let out = run(&archiver.config, &["status"]).await;
+    let status = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        status.contains("mode governance (S3 Object Lock until start + keep)"),
+        "{status}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
