@@ -96,8 +96,9 @@ pub async fn run(config: &Path, command: HoldCommand) -> CliResult {
     for path in &objects {
         archive.set_legal_hold(path, on).await.map_err(|e| {
             Failure::incomplete(anyhow::Error::new(e).context(format!(
-                "hold {} is recorded in the database, but the S3 legal hold of `{path}` could \
-                 not be {}; run the command again",
+                "hold {} is recorded in the database, but the S3 legal hold of `{path}` (and \
+                 of the objects after it) could not be {}: fix the bucket's access, then set \
+                 it by hand (aws s3api put-object-legal-hold)",
                 changed.id,
                 if on { "set" } else { "lifted" }
             )))
