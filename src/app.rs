@@ -60,6 +60,9 @@ pub enum AppError {
     /// `prune` refused to run (`prune.enabled`).
     #[error(transparent)]
     Prune(PruneError),
+    /// `expire` refused to run (`retention.keep`, `retention.expire`).
+    #[error(transparent)]
+    Expire(#[from] crate::expire::ExpireError),
     /// `storage.layout` is not the template the archive was made with.
     #[error(
         "storage.layout is `{configured}`, but this archive was laid out with `{recorded}`; \
@@ -152,7 +155,8 @@ impl AppError {
             | Self::Marker(_)
             | Self::ListArchive { .. }
             | Self::RelayoutInProgress { .. }
-            | Self::RelayoutCollision(_) => true,
+            | Self::RelayoutCollision(_)
+            | Self::Expire(_) => true,
             Self::Prune(e) => e.needs_admin(),
             _ => false,
         }
@@ -322,7 +326,7 @@ impl App {
                 "[filter] applied to the files already listed"
             );
         }
-        Ok(Self {
+        let app = Self {
             config,
             store,
             api,
@@ -331,7 +335,13 @@ impl App {
             progress,
             over_existing_archive: false,
             _lock: lock,
-        })
+        };
+        // Before anything is written: a bucket that cannot lock objects is refused.
+        app.archive()?
+            .check_promises()
+            .await
+            .map_err(AppError::Archive)?;
+        Ok(app)
     }
 
     /// The counters of this process's jobs (windows, pages, files, bytes, transfers).
@@ -495,6 +505,7 @@ impl App {
         if self.over_existing_archive && !report.interrupted {
             report.reindexed = Some(Box::pin(self.reindex(&cancel)).await?);
         }
+        crate::audit::write_trail_or_warn(&self.store, self.archive()?.as_ref()).await;
         Ok(report)
     }
 }

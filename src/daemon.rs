@@ -157,8 +157,15 @@ impl App {
                 false => Ok(()),
             }
         };
-        let (polled, backfilled, scrubbed, worked, pruned, reindexed) =
-            tokio::join!(live, background, scrub, worked, prune, reindex);
+        let expire = async {
+            match self.config.retention.expire {
+                // Boxed: the service's future would grow by a whole expiry round.
+                true => stop_on_error(Box::pin(self.expire_loop(&cancel)).await),
+                false => Ok(()),
+            }
+        };
+        let (polled, backfilled, scrubbed, worked, pruned, reindexed, expired) =
+            tokio::join!(live, background, scrub, worked, prune, reindex, expire);
 
         notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
         cancel.cancel();
@@ -171,7 +178,28 @@ impl App {
         pooled?;
         pruned?;
         reindexed?;
+        expired?;
         scrubbed
+    }
+
+    /// With `[retention] expire = true`: removes the recordings past `retention.keep` at
+    /// start and every `retention.interval` after (a restart runs a round at once: one
+    /// query when nothing is due). A removal that fails is logged and retried next round.
+    async fn expire_loop(&self, cancel: &CancellationToken) -> Result<(), AppError> {
+        while !cancel.is_cancelled() {
+            let report = self.expire(false).await?;
+            tracing::info!(
+                expired = report.count(crate::expire::ExpireOutcome::Expired),
+                held = report.count(crate::expire::ExpireOutcome::Held),
+                failed = report.count(crate::expire::ExpireOutcome::Failed),
+                "expiry round finished"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(self.config.retention.interval) => {}
+                () = cancel.cancelled() => {}
+            }
+        }
+        Ok(())
     }
 
     /// Deletes archived files from the cloud every `prune.interval` (from the last round,
@@ -333,6 +361,7 @@ impl App {
                     fatal => return Err(fatal),
                 },
             }
+            crate::audit::write_trail_or_warn(&self.store, self.archive()?.as_ref()).await;
             let status = self.status_line().await?;
             notify(&[NotifyState::Status(&status), NotifyState::Watchdog]);
             // Wait for the next poll, pinging the watchdog from this loop: if it hangs,

@@ -137,10 +137,13 @@ pub struct ExportOptions {
     pub progress: Progress,
 }
 
-/// The last record of the audit trail, for the manifest: the hook for the audit trail
-/// (issue 23), which does not exist yet on this branch, so there is none.
-pub fn last_audit_record(_store: &Store) -> Option<serde_json::Value> {
-    None
+/// The last record of the audit trail, for the manifest: what the archive had been
+/// through when the bundle was made (`audit verify` checks the chain up to it).
+async fn last_audit_record(store: &Store) -> Result<Option<serde_json::Value>, StoreError> {
+    Ok(store
+        .last_audit_record()
+        .await?
+        .map(|r| serde_json::to_value(r).expect("an audit record serialises")))
 }
 
 /// One file to copy: where it is, and what it must hash to (`None`: `meeting.json`,
@@ -223,7 +226,7 @@ pub async fn export(
         exported_at: chrono::Utc::now().to_rfc3339(),
         recordings: recordings.len(),
         files,
-        last_audit_record: last_audit_record(store),
+        last_audit_record: last_audit_record(store).await?,
     };
     let sums = sums::render(report.files.iter().filter_map(|f| match f.outcome {
         Outcome::Exported | Outcome::AlreadyExported => {

@@ -11,6 +11,9 @@
 //! library returns reports and typed errors, and never prints: a job's `progress` is
 //! counters the binary draws, and `human` formats sizes and durations for its text.
 //!
+//! `audit` writes the hash-chained audit trail the `state` keeps into the archive itself,
+//! and checks both copies.
+//!
 //! `webhook` receives Tencent Meeting's events and has the census look up what they
 //! announce, so a new recording is archived seconds after it exists; polling stays the
 //! safety net.
@@ -19,19 +22,23 @@
 //! their metadata and their words, and `export` copies them out, checked, with a manifest.
 //!
 //! Layers import downward only: `time`, `errors`, `retry`, `progress`, `human`, `filter` < `state` <
-//! `budget` < `client` < `archive` < `transcripts` < `census`, `transfer`, `verify` < `search` <
-//! `export`, `prune` < `app`, `webhook`, `relayout` < `metrics` < `daemon`.
+//! `budget` < `client` < `archive` < `audit`, `holds`, `transcripts` < `census`, `transfer`,
+//! `verify` < `search` < `export`, `prune` < `app`, `webhook`, `relayout`, `expire` < `metrics`
+//! < `daemon`.
 
 pub mod app;
 pub mod archive;
+pub mod audit;
 pub mod budget;
 pub mod census;
 pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod errors;
+pub mod expire;
 pub mod export;
 pub mod filter;
+pub mod holds;
 pub mod human;
 pub mod metrics;
 pub mod progress;

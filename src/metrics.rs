@@ -124,6 +124,7 @@ impl MetricsSource {
         );
 
         self.register_prune(&mut registry, &report, &facts);
+        register_retention(&mut registry, &report);
         if let Some(counters) = &self.webhook {
             self.register_webhook(&mut registry, counters).await?;
         }
@@ -365,4 +366,59 @@ async fn metrics(State(source): State<Arc<MetricsSource>>) -> impl IntoResponse 
 
 async fn healthz(State(source): State<Arc<MetricsSource>>) -> impl IntoResponse {
     source.health().await
+}
+
+/// Legal holds, expired recordings, the audit trail and its last `audit verify`: an alert
+/// on `wemeet_audit_verify_passed == 0` says the trail was found altered.
+fn register_retention(registry: &mut Registry, report: &StatusReport) {
+    let r = &report.retention;
+    let gauge = |value: i64| {
+        let g = Gauge::<i64>::default();
+        g.set(value);
+        g
+    };
+    let timestamp = |at: UnixMs| {
+        let g = Gauge::<f64, AtomicU64>::default();
+        g.set(at.as_millis() as f64 / 1000.0);
+        g
+    };
+    registry.register(
+        "holds_in_force",
+        "Legal holds in force",
+        gauge(r.holds_in_force),
+    );
+    registry.register(
+        "held_recordings",
+        "Recordings under at least one legal hold in force",
+        gauge(r.held_recordings),
+    );
+    registry.register(
+        "expired_recordings",
+        "Recordings removed from the archive by expire, past retention.keep",
+        gauge(r.expired_recordings),
+    );
+    registry.register(
+        "audit_records",
+        "Records in the audit trail",
+        gauge(r.last_record.as_ref().map_or(0, |l| l.seq)),
+    );
+    if let Some(last) = &r.last_record {
+        registry.register(
+            "audit_last_record_timestamp_seconds",
+            "When the newest audit record was made (UNIX time)",
+            timestamp(last.at_ms),
+        );
+    }
+    if let Some(check) = &r.last_check {
+        registry.register(
+            "audit_verify_passed",
+            "Whether the last `audit verify` found the trail intact (1) or not (0)",
+            gauge(i64::from(check.passed)),
+        );
+        registry.register(
+            "audit_verify_timestamp_seconds",
+            "When the last `audit verify` ran (UNIX time)",
+            timestamp(check.at_ms),
+        );
+    }
 }

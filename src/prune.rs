@@ -78,6 +78,9 @@ pub enum Outcome {
     Refused,
     /// Intact, but the API did not delete it (`detail` says why).
     Failed,
+    /// Its recording is under a legal hold (`detail` names the holds): it stays in the
+    /// cloud, not re-read, until the last hold on it is released.
+    Held,
 }
 
 impl Outcome {
@@ -88,6 +91,7 @@ impl Outcome {
             Self::WouldDelete => "would_delete",
             Self::Refused => "refused",
             Self::Failed => "failed",
+            Self::Held => "held",
         }
     }
 
@@ -128,6 +132,8 @@ pub struct PruneSummary {
     pub would_delete: u64,
     pub refused: u64,
     pub failed: u64,
+    /// Due files left in the cloud because their recording is held (not in `checked`).
+    pub held: u64,
     /// Bytes the cloud no longer holds after this run (deleted and already deleted).
     pub bytes_freed: u64,
     /// `--dry-run`: bytes a real run would free.
@@ -140,6 +146,10 @@ pub struct PruneSummary {
 
 impl PruneSummary {
     fn count(&mut self, row: &PruneRow) {
+        if row.outcome == Outcome::Held {
+            self.held += 1;
+            return;
+        }
         self.checked += 1;
         let slot = match row.outcome {
             Outcome::Deleted => &mut self.deleted,
@@ -147,6 +157,7 @@ impl PruneSummary {
             Outcome::WouldDelete => &mut self.would_delete,
             Outcome::Refused => &mut self.refused,
             Outcome::Failed => &mut self.failed,
+            Outcome::Held => &mut self.held,
         };
         *slot += 1;
         if row.outcome.is_gone() {
@@ -258,6 +269,16 @@ impl Pruner {
             },
             files: Vec::with_capacity(candidates.len()),
         };
+        for held in self
+            .store
+            .held_prune_candidates(archived_before, self.wanted)
+            .await?
+        {
+            let row = self.held_row(held).await?;
+            tracing::info!(path = %row.path, holds = row.detail.as_deref().unwrap_or(""), "not deleting from the cloud: the recording is held");
+            report.summary.count(&row);
+            report.files.push(row);
+        }
         let mut intact = Vec::new();
         for candidate in candidates {
             let (row, stop) = match self.one(candidate, mode, cancel).await? {
@@ -285,10 +306,35 @@ impl Pruner {
             self.store.record_fact(Fact::PruneRefused(refused)).await?;
         }
         meeting_json::rewrite_stale(&self.store, self.archive.as_ref()).await?;
+        crate::audit::write_trail_or_warn(&self.store, self.archive.as_ref()).await;
         report.summary.left_for_next_run = due.saturating_sub(report.summary.checked);
         report.summary.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(0);
         report.finished_at = chrono::Utc::now().to_rfc3339();
         Ok(report)
+    }
+
+    /// The report's row of a due file whose recording is held: not re-read, not deleted.
+    async fn held_row(&self, candidate: PruneCandidate) -> Result<PruneRow, PruneError> {
+        let file = candidate.file;
+        let meeting = self
+            .store
+            .file(&file.record_file_id)
+            .await?
+            .map(|f| f.meeting_record_id)
+            .unwrap_or_default();
+        let holds = self.store.holds_on(&meeting).await?;
+        let holds: Vec<String> = holds.iter().map(ToString::to_string).collect();
+        Ok(PruneRow {
+            size: u64::try_from(file.archived_size.unwrap_or(file.record_size)).unwrap_or(0),
+            record_file_id: file.record_file_id,
+            meeting_code: file.meeting_code,
+            subject: file.subject,
+            path: file.path,
+            archived_at: candidate.archived_at.to_rfc3339().unwrap_or_default(),
+            check: Status::Pending,
+            outcome: Outcome::Held,
+            detail: Some(format!("on legal hold {}", holds.join(", "))),
+        })
     }
 
     /// Re-reads one candidate and, if intact, deletes it (or not, in a dry run).

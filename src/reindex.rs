@@ -48,6 +48,9 @@ pub struct ReindexReport {
     /// their folder was recorded.
     pub unreadable: Vec<(String, String)>,
     pub interrupted: bool,
+    /// Legal holds read back from the archive (`.wemeet-archiver/holds.json`) that the
+    /// database lacked.
+    pub holds_restored: u64,
     pub elapsed_ms: u64,
 }
 

@@ -22,6 +22,8 @@ pub struct RelayoutReport {
     pub dry_run: bool,
     /// `(old path, new path)` of every file moved by this run (planned, with `dry_run`).
     pub moves: Vec<(String, String)>,
+    /// Paths left where they are because their recording is under a legal hold.
+    pub held: Vec<String>,
 }
 
 /// The new path of every file and the new folder of every meeting.
@@ -33,7 +35,9 @@ struct Plan {
 
 /// Renders every stored file with `layout`: videos from their meeting's fields and their
 /// place in it, artifacts beside their video, named after it as before.
-fn plan(layout: &Layout, files: &[LaidOutFile]) -> Result<Plan, AppError> {
+/// The files of `held` recordings keep their paths and folders (a held recording is never
+/// moved), and a folder one of them keeps is not emptied of its `meeting.json`.
+fn plan(layout: &Layout, files: &[LaidOutFile], held: &HashSet<String>) -> Result<Plan, AppError> {
     let mut dirs: BTreeMap<String, (String, String)> = BTreeMap::new();
     let mut new_video: HashMap<&str, (String, String)> = HashMap::new();
     let mut index_in_meeting: HashMap<&str, usize> = HashMap::new();
@@ -46,10 +50,15 @@ fn plan(layout: &Layout, files: &[LaidOutFile]) -> Result<Plan, AppError> {
             meeting_record_id: &f.meeting_record_id,
             media_start_time_ms: f.media_start_time,
         };
-        let dir = layout.meeting_dir(&fields);
         let index = index_in_meeting.entry(&f.meeting_record_id).or_default();
         *index += 1;
-        let path = layout.file_path(&dir, &fields, &f.record_file_id, *index);
+        let (dir, path) = if held.contains(&f.meeting_record_id) {
+            (f.dir.clone(), f.path.clone())
+        } else {
+            let dir = layout.meeting_dir(&fields);
+            let path = layout.file_path(&dir, &fields, &f.record_file_id, *index);
+            (dir, path)
+        };
         dirs.insert(f.meeting_record_id.clone(), (f.dir.clone(), dir));
         new_video.insert(&f.record_file_id, (f.path.clone(), path));
     }
@@ -94,16 +103,25 @@ fn plan(layout: &Layout, files: &[LaidOutFile]) -> Result<Plan, AppError> {
             return Err(AppError::RelayoutCollision(new_path.clone()));
         }
     }
+    let kept: HashSet<&str> = dirs
+        .iter()
+        .filter(|(id, _)| held.contains(*id))
+        .map(|(_, (old, _))| old.as_str())
+        .collect();
     let old_dirs = dirs
         .values()
-        .filter(|(old, new)| old != new)
+        .filter(|(old, new)| old != new && !kept.contains(old.as_str()))
         .map(|(old, _)| old.clone())
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
     Ok(Plan {
         moves,
-        dirs: dirs.into_iter().map(|(id, (_, new))| (id, new)).collect(),
+        dirs: dirs
+            .into_iter()
+            .filter(|(id, _)| !held.contains(id))
+            .map(|(id, (_, new))| (id, new))
+            .collect(),
         old_dirs,
     })
 }
@@ -131,11 +149,19 @@ impl App {
             to: to.clone(),
             dry_run,
             moves: Vec::new(),
+            held: Vec::new(),
         };
         if from == to {
             return Ok(report);
         }
-        let plan = plan(layout, &self.store.laid_out_files().await?)?;
+        let held: HashSet<String> = self.store.held_meetings().await?.into_iter().collect();
+        let files = self.store.laid_out_files().await?;
+        report.held = files
+            .iter()
+            .filter(|f| held.contains(&f.meeting_record_id))
+            .map(|f| f.path.clone())
+            .collect();
+        let plan = plan(layout, &files, &held)?;
         if dry_run {
             report.moves = match in_progress {
                 None => plan
@@ -178,6 +204,7 @@ impl App {
         self.store.finish_relayout(&plan.dirs).await?;
         self.write_marker(archive.as_ref(), &to).await?;
         crate::transfer::meeting_json::rewrite_stale(&self.store, archive.as_ref()).await?;
+        crate::audit::write_trail_or_warn(&self.store, archive.as_ref()).await;
         Ok(report)
     }
 }

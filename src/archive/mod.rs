@@ -70,6 +70,8 @@ pub enum ArchiveError {
     /// The client could not be built from the configuration (endpoint, credentials).
     #[error("cannot set up the S3 client")]
     Client(#[source] object_store::Error),
+    #[error("cannot set up the S3 Object Lock client")]
+    LockClient(#[source] reqwest::Error),
     /// A value meant for a header could not be one.
     #[error("cannot send `{value}` as the {header} header")]
     Header { header: &'static str, value: String },
@@ -80,6 +82,16 @@ pub enum ArchiveError {
     TooLarge { size: u64 },
     #[error("`{0}` does not exist")]
     NotFound(String),
+    /// `retention.mode` asks for S3 Object Lock, which a bucket gets only at creation.
+    #[error(
+        "retention.mode is \"{mode}\" but the bucket `{bucket}` does not have S3 Object Lock \
+         enabled: create the bucket with Object Lock enabled (it cannot be turned on for most \
+         existing buckets) and point storage.s3.bucket at it, or set retention.mode = \"none\""
+    )]
+    ObjectLockDisabled { bucket: String, mode: s3::LockMode },
+    /// An Object Lock request (retention, legal hold) failed.
+    #[error(transparent)]
+    Lock(#[from] s3::LockError),
 }
 
 impl ArchiveError {
@@ -123,7 +135,11 @@ impl ArchiveError {
     /// checkpoint, until the file's attempts run out.
     pub fn is_fatal(&self) -> bool {
         match self {
-            Self::Client(_) | Self::Header { .. } | Self::BucketNotFound { .. } => true,
+            Self::Client(_)
+            | Self::LockClient(_)
+            | Self::Header { .. }
+            | Self::BucketNotFound { .. }
+            | Self::ObjectLockDisabled { .. } => true,
             Self::S3 { source, .. } => matches!(
                 source,
                 object_store::Error::PermissionDenied { .. }
@@ -221,6 +237,19 @@ pub trait Archive: Send + Sync + std::fmt::Debug {
 
     /// Removes `relative` if it is there (the `meeting.json` a relayout left behind).
     async fn remove(&self, relative: &str) -> Result<(), ArchiveError>;
+
+    /// Checks, before a command writes, that the archive can keep what the configuration
+    /// promises: a bucket with `retention.mode` must have S3 Object Lock enabled.
+    async fn check_promises(&self) -> Result<(), ArchiveError> {
+        Ok(())
+    }
+
+    /// Puts (`on`) or lifts the S3 legal hold of the object at `relative` (a held
+    /// recording's). Nothing on local disk, where no file can be made immutable; nothing
+    /// in a bucket without `retention.mode` (legal holds need Object Lock).
+    async fn set_legal_hold(&self, _relative: &str, _on: bool) -> Result<(), ArchiveError> {
+        Ok(())
+    }
 
     /// Streams the object at `relative` in chunks of at most [`READ_BUFFER`], never
     /// holding it whole (recordings are gigabytes).

@@ -3,10 +3,13 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod assets;
+mod audit;
 #[cfg(feature = "simulator")]
 mod demo;
 mod exit;
+mod expire;
 mod export;
+mod hold;
 mod progress;
 mod prune;
 mod render;
@@ -116,6 +119,16 @@ enum Command {
     /// DIR, each checked against its recorded SHA-256, with SHA256SUMS and manifest.json.
     /// Exit 0 all intact, 1 a copy refused (named), 2 bad usage or a non-empty DIR.
     Export(export::ExportArgs),
+    /// Remove from the archive, FOR GOOD, the recordings that started longer than
+    /// retention.keep ago, never a held one. Needs retention.expire; try --dry-run first.
+    /// Exit 0 done, 1 a removal failed, 2 not enabled or no retention.keep.
+    Expire(expire::ExpireArgs),
+    /// The audit trail: check it (`audit verify`) or hand it to an auditor (`audit export`).
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Legal holds: `hold add`, `hold release`, `hold list`.
+    #[command(subcommand)]
+    Hold(hold::HoldCommand),
     /// Run the built-in simulator of the Tencent Meeting API and download host.
     #[cfg(feature = "simulator")]
     Simulate(Box<wemeet_sim::SimulateArgs>),
@@ -207,6 +220,9 @@ async fn run(cli: Cli, display: Option<MultiProgress>) -> CliResult {
         Command::Reindex { no_progress: _ } => reindex(&cli.config, display).await,
         Command::Search(args) => search::run(&Config::load(&cli.config)?, &args).await,
         Command::Export(args) => export::run(&Config::load(&cli.config)?, &args, display).await,
+        Command::Expire(args) => expire::run(&cli.config, &args).await,
+        Command::Audit(command) => audit::run(&cli.config, command).await,
+        Command::Hold(command) => hold::run(&cli.config, command).await,
         #[cfg(feature = "simulator")]
         Command::Simulate(args) => simulate(*args).await,
         #[cfg(feature = "simulator")]

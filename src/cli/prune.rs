@@ -60,6 +60,14 @@ fn table(report: &PruneReport) -> String {
             other => other.as_str(),
         };
         match r.outcome {
+            Outcome::Held => {
+                let _ = writeln!(
+                    out,
+                    "{label:<15}  {}: {}; stays in the cloud",
+                    r.path,
+                    r.detail.as_deref().unwrap_or("on legal hold")
+                );
+            }
             Outcome::Refused | Outcome::Failed => {
                 let _ = writeln!(
                     out,
@@ -111,6 +119,13 @@ fn table(report: &PruneReport) -> String {
                 s.already_deleted
             );
         }
+    }
+    if s.held > 0 {
+        let _ = writeln!(
+            out,
+            "held {} file(s): their recording is under a legal hold; they stay in the cloud",
+            s.held
+        );
     }
     if s.refused > 0 {
         let _ = writeln!(

@@ -122,6 +122,73 @@ fn counts<'a>(map: impl IntoIterator<Item = (&'a str, i64)>) -> String {
 }
 
 /// `relayout`: each move, then how many.
+/// Retention, holds and the audit trail: what `status` says of them.
+fn retention(
+    out: &mut String,
+    report: &StatusReport,
+    config: &Config,
+    when: &dyn Fn(Option<UnixMs>) -> String,
+) {
+    let r = &report.retention;
+    let keep = config.retention.keep.map_or_else(
+        || "not set".to_owned(),
+        |k| humantime::format_duration(k).to_string(),
+    );
+    let mode = config.retention.mode.map_or_else(
+        || "none".to_owned(),
+        |m| format!("{m} (S3 Object Lock until start + keep)"),
+    );
+    let _ = writeln!(
+        out,
+        "retention: keep {keep}, expire {}, mode {mode}; {} recording(s) expired",
+        if config.retention.expire { "on" } else { "off" },
+        r.expired_recordings
+    );
+    let _ = writeln!(
+        out,
+        "legal holds: {} in force, on {} recording(s)",
+        r.holds_in_force, r.held_recordings
+    );
+    match &r.last_record {
+        None => out.push_str(
+            "audit trail: no record yet
+",
+        ),
+        Some(last) => {
+            let _ = writeln!(
+                out,
+                "audit trail: {} record(s), the last #{} `{}` {}",
+                last.seq,
+                last.seq,
+                last.action,
+                when(Some(last.at_ms))
+            );
+        }
+    }
+    match &r.last_check {
+        None => out.push_str(
+            "audit verify: never (run `wemeet-archiver audit verify`)
+",
+        ),
+        Some(c) if c.passed => {
+            let _ = writeln!(
+                out,
+                "audit verify: passed {} ({} record(s))",
+                when(Some(c.at_ms)),
+                c.records
+            );
+        }
+        Some(c) => {
+            let _ = writeln!(
+                out,
+                "audit verify: FAILED {}: {}",
+                when(Some(c.at_ms)),
+                c.problem.as_deref().unwrap_or("-")
+            );
+        }
+    }
+}
+
 pub fn relayout(report: &wemeet_archiver::relayout::RelayoutReport) -> String {
     let mut out = String::new();
     if report.from == report.to {
@@ -134,6 +201,9 @@ pub fn relayout(report: &wemeet_archiver::relayout::RelayoutReport) -> String {
     }
     for (from, to) in &report.moves {
         let _ = writeln!(out, "{from} -> {to}");
+    }
+    for path in &report.held {
+        let _ = writeln!(out, "{path}: on legal hold, stays where it is");
     }
     let _ = writeln!(
         out,
@@ -297,6 +367,7 @@ pub fn status(report: &StatusReport, config: &Config, now: UnixMs) -> String {
             );
         }
     }
+    retention(&mut out, report, config, &when);
     if !report.uploads.is_empty() {
         let _ = writeln!(out, "uploads in progress ({}):", report.uploads.len());
         for u in &report.uploads {

@@ -92,7 +92,24 @@ pub struct Config {
     /// `None`: no webhook (the default); `run` finds new recordings by polling alone.
     pub webhook: Option<WebhookConfig>,
     pub prune: PruneConfig,
+    pub retention: RetentionConfig,
     pub filter: crate::filter::Filter,
+}
+
+/// How long recordings must be kept, and whether `expire` may remove them after that.
+#[derive(Debug, Clone)]
+pub struct RetentionConfig {
+    /// A recording must be kept this long from its meeting's start; `None` (the default):
+    /// no period is set, and nothing ever expires.
+    pub keep: Option<Duration>,
+    /// Removing recordings from the archive is permanent, so it is opt-in: without it,
+    /// `expire` refuses (a dry run still reports) and the service never expires.
+    pub expire: bool,
+    /// The service expires this often, when `expire` is on.
+    pub interval: Duration,
+    /// `mode`: S3 Object Lock retention on every object of the bucket (`None`: no lock;
+    /// the default, and the only choice on local disk).
+    pub mode: Option<crate::archive::s3::LockMode>,
 }
 
 /// Deleting archived recordings from the cloud (`prune`, and the service's rounds).
@@ -223,6 +240,8 @@ struct RawConfig {
     #[serde(default)]
     prune: RawPrune,
     #[serde(default)]
+    retention: RawRetention,
+    #[serde(default)]
     filter: RawFilter,
 }
 
@@ -262,6 +281,26 @@ impl Default for RawPrune {
             after: "30d".into(),
             interval: "1h".into(),
             max_per_run: 500,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRetention {
+    keep: Option<String>,
+    expire: bool,
+    interval: String,
+    mode: String,
+}
+
+impl Default for RawRetention {
+    fn default() -> Self {
+        Self {
+            keep: None,
+            expire: false,
+            interval: "1d".into(),
+            mode: "none".into(),
         }
     }
 }
@@ -431,15 +470,20 @@ impl Config {
                 format!("{} is metrics.listen too; give each its own port", w.listen),
             ));
         }
+        let api = validate_api(raw.api, base_dir, env)?;
+        let mut storage = validate_storage(raw.storage, base_dir, env)?;
+        let retention = validate_retention(raw.retention)?;
+        lock_objects(&mut storage, &retention)?;
         Ok(Self {
-            api: validate_api(raw.api, base_dir, env)?,
-            storage: validate_storage(raw.storage, base_dir, env)?,
+            api,
+            storage,
             database: DatabaseConfig {
                 path: non_empty_path("database.path", raw.database.path, base_dir)?,
             },
             download: validate_download(raw.download)?,
             poll: validate_poll(raw.poll)?,
             prune: validate_prune(raw.prune)?,
+            retention,
             filter: validate_filter(raw.filter)?,
             verify: VerifyConfig {
                 interval: raw
@@ -753,6 +797,80 @@ fn validate_prune(raw: RawPrune) -> Result<PruneConfig, ConfigError> {
     })
 }
 
+fn validate_retention(raw: RawRetention) -> Result<RetentionConfig, ConfigError> {
+    let keep = raw
+        .keep
+        .filter(|k| !k.trim().is_empty())
+        .map(|k| {
+            parse_duration(&k).filter(|d| !d.is_zero()).ok_or_else(|| {
+                invalid(
+                    "retention.keep",
+                    format!("`{k}` is not a positive duration; use e.g. \"6y\", \"7y\", \"90d\""),
+                )
+            })
+        })
+        .transpose()?;
+    if raw.expire && keep.is_none() {
+        return Err(invalid(
+            "retention.expire",
+            "is true but retention.keep is not set: say how long recordings must be kept, e.g. keep = \"6y\"",
+        ));
+    }
+    use crate::archive::s3::LockMode;
+    let mode = match raw.mode.trim() {
+        "none" | "" => None,
+        "governance" => Some(LockMode::Governance),
+        "compliance" => Some(LockMode::Compliance),
+        other => {
+            return Err(invalid(
+                "retention.mode",
+                format!("`{other}` is not a mode; use \"none\", \"governance\" or \"compliance\""),
+            ));
+        }
+    };
+    if mode.is_some() && keep.is_none() {
+        return Err(invalid(
+            "retention.mode",
+            "is set but retention.keep is not: say how long objects must be locked, e.g. keep = \"6y\"",
+        ));
+    }
+    Ok(RetentionConfig {
+        keep,
+        expire: raw.expire,
+        interval: duration("retention.interval", &raw.interval)?,
+        mode,
+    })
+}
+
+/// Hands `retention.mode` to the bucket: S3 Object Lock exists only there, and a locked
+/// bucket refuses a `PUT` without an integrity header (`storage.s3.part_checksums`).
+fn lock_objects(
+    storage: &mut StorageConfig,
+    retention: &RetentionConfig,
+) -> Result<(), ConfigError> {
+    let (Some(mode), Some(keep)) = (retention.mode, retention.keep) else {
+        return Ok(());
+    };
+    let Some(s3) = storage.s3.as_mut() else {
+        return Err(invalid(
+            "retention.mode",
+            format!(
+                "is \"{mode}\", which is S3 Object Lock: it needs storage.backend = \"s3\" (on a \
+                 local disk nothing can be made immutable); set mode = \"none\""
+            ),
+        ));
+    };
+    if !s3.part_checksums {
+        return Err(invalid(
+            "storage.s3.part_checksums",
+            "is false, but a bucket with Object Lock (retention.mode) refuses a PUT without a \
+             checksum: set it to true",
+        ));
+    }
+    s3.object_lock = Some(crate::archive::s3::ObjectLockPolicy { mode, keep });
+    Ok(())
+}
+
 fn validate_filter(raw: RawFilter) -> Result<crate::filter::Filter, ConfigError> {
     use crate::filter::{Filter, Minimum, RecordType, parse_size};
     let regex = |key: &'static str, text: Option<String>| {
@@ -887,6 +1005,13 @@ path = "state.db"
     }
 
     #[test]
+    fn retention_is_counted_in_years() {
+        let c =
+            parse(&GOOD.replace("[database]", "[retention]\nkeep = \"6y\"\n[database]")).unwrap();
+        assert_eq!(c.retention.keep, Some(Duration::from_secs(6 * 31_557_600)));
+    }
+
+    #[test]
     fn minimal_config_gets_documented_defaults() {
         let c = parse(GOOD).unwrap();
         assert_eq!(c.api.requests_per_minute, 10);
@@ -896,6 +1021,11 @@ path = "state.db"
         assert_eq!(c.prune.after, Duration::from_secs(30 * 86_400));
         assert_eq!(c.prune.interval, Duration::from_secs(3600));
         assert_eq!(c.prune.max_per_run, 500);
+        assert_eq!(c.retention.keep, None);
+        assert!(
+            !c.retention.expire,
+            "expiring recordings from the archive is opt-in"
+        );
         assert_eq!(c.api.record_type, 1);
         assert_eq!(c.api.sdk_id, None);
         assert_eq!(c.download.workers, 4);
@@ -912,6 +1042,9 @@ path = "state.db"
         })
         .unwrap();
         let defaults = parse(GOOD).unwrap();
+        assert_eq!(c.retention.keep, defaults.retention.keep);
+        assert_eq!(c.retention.expire, defaults.retention.expire);
+        assert_eq!(c.retention.interval, defaults.retention.interval);
         assert_eq!(c.api.requests_per_minute, defaults.api.requests_per_minute);
         assert_eq!(
             c.api.addresses_per_minute,
@@ -1129,6 +1262,16 @@ path = "state.db"
                 "[database]",
                 "[prune]\nmax_per_run = 0\n[database]",
                 "prune.max_per_run",
+            ),
+            (
+                "[database]",
+                "[retention]\nkeep = \"six years\"\n[database]",
+                "retention.keep",
+            ),
+            (
+                "[database]",
+                "[retention]\nexpire = true\n[database]",
+                "retention.expire",
             ),
         ];
         for (from, to, key) in cases {

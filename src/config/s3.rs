@@ -5,6 +5,8 @@
 //! warning, since config files get copied around.
 
 use super::{ConfigError, duration, invalid};
+#[cfg(test)]
+use crate::archive::s3::{LockMode, ObjectLockPolicy};
 pub use crate::archive::s3::{S3_MAX_PART_SIZE, S3_MIN_PART_SIZE, S3Config, S3Credentials};
 use reqwest::Url;
 use serde::Deserialize;
@@ -161,6 +163,8 @@ pub(super) fn validate_s3(
         part_checksums: raw.part_checksums,
         timeout,
         credentials: resolve_s3_credentials(raw.access_key_id, raw.secret_access_key, env)?,
+        // Set from `[retention]` once both tables are read.
+        object_lock: None,
     })
 }
 
@@ -316,6 +320,53 @@ mod tests {
 
     fn parse_s3(s3: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         Config::parse(&s3_config(s3), Path::new("/etc/wa/config.toml"), env)
+    }
+
+    #[test]
+    fn retention_mode_locks_the_buckets_objects_and_needs_keep_and_checksums() {
+        let with = |s3: &str, retention: &str| {
+            Config::parse(
+                &format!("{}\n[retention]\n{retention}\n", s3_config(s3)),
+                Path::new("/etc/wa/config.toml"),
+                &aws_env,
+            )
+        };
+        let c = with("bucket = \"b-1\"", "keep = \"6y\"\nmode = \"compliance\"").unwrap();
+        assert_eq!(
+            c.storage.s3.unwrap().object_lock,
+            Some(ObjectLockPolicy {
+                mode: LockMode::Compliance,
+                keep: Duration::from_secs(6 * 31_557_600),
+            })
+        );
+        let none = with("bucket = \"b-1\"", "keep = \"6y\"").unwrap();
+        assert_eq!(none.storage.s3.unwrap().object_lock, None);
+        for (s3, retention, key) in [
+            (
+                "bucket = \"b-1\"",
+                "mode = \"governance\"",
+                "retention.mode",
+            ),
+            (
+                "bucket = \"b-1\"",
+                "keep = \"6y\"\nmode = \"legal\"",
+                "retention.mode",
+            ),
+            (
+                "bucket = \"b-1\"\npart_checksums = false",
+                "keep = \"6y\"\nmode = \"governance\"",
+                "storage.s3.part_checksums",
+            ),
+        ] {
+            assert_eq!(key_of(with(s3, retention).unwrap_err()), key, "{retention}");
+        }
+        // On local disk nothing can be locked.
+        let local = parse(&GOOD.replace(
+            "[database]",
+            "[retention]\nkeep = \"6y\"\nmode = \"compliance\"\n[database]",
+        ))
+        .unwrap_err();
+        assert_eq!(key_of(local), "retention.mode");
     }
 
     #[test]

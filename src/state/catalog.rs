@@ -40,6 +40,9 @@ pub struct MeetingRecord {
     pub artifacts_checked_at: Option<UnixMs>,
     #[serde(default)]
     pub transcript_wait_ended_at: Option<UnixMs>,
+    /// When `expire` removed its files from the archive, past `retention.keep`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expired_at: Option<UnixMs>,
     pub files: Vec<FileRecord>,
 }
 
@@ -182,8 +185,8 @@ async fn apply_meeting(
             sqlx::query(
                 "INSERT INTO meetings (meeting_record_id, meeting_id, meeting_code, userid,
                    subject, media_start_time, state, record_type, dir, first_seen_at,
-                   last_seen_at, artifacts_checked_at, transcript_wait_ended_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   last_seen_at, artifacts_checked_at, transcript_wait_ended_at, expired_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&r.meeting_record_id)
             .bind(&r.meeting_id)
@@ -198,6 +201,7 @@ async fn apply_meeting(
             .bind(now)
             .bind(r.artifacts_checked_at)
             .bind(r.transcript_wait_ended_at)
+            .bind(r.expired_at)
             .execute(&mut *tx)
             .await?;
             out.meetings_added += 1;

@@ -1,5 +1,6 @@
 //! The life of one file: claim, checkpoint, archive, fail, retry.
 
+use super::audit::{self, Action, AuditEntry};
 use super::{Store, StoreError};
 use crate::time::UnixMs;
 
@@ -371,6 +372,8 @@ impl Store {
             .bind(record_file_id)
             .execute(&mut *tx)
             .await?;
+        let details = serde_json::json!({"size": size, "sha256": sha256});
+        audit_file(&mut tx, Action::Archived, record_file_id, details, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -419,6 +422,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        let details =
+            serde_json::json!({"size": size, "sha256": sha256, "recorded": recorded.is_some()});
+        audit_file(&mut tx, Action::Adopted, record_file_id, details, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -514,6 +520,29 @@ impl Store {
         .fetch_all(self.pool())
         .await?)
     }
+}
+
+/// Appends to the audit trail, in the transaction of the change, that `record_file_id`
+/// (at its path, of its kind) was archived or adopted; `details` adds the size and hash.
+async fn audit_file(
+    tx: &mut sqlx::SqliteConnection,
+    action: Action,
+    record_file_id: &str,
+    mut details: serde_json::Value,
+    now: UnixMs,
+) -> Result<(), StoreError> {
+    let (meeting, path, kind): (String, String, String) =
+        sqlx::query_as("SELECT meeting_record_id, path, kind FROM files WHERE record_file_id = ?")
+            .bind(record_file_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    details["path"] = path.into();
+    details["kind"] = kind.into();
+    let entry = AuditEntry::new(action, details)
+        .meeting(meeting)
+        .file(record_file_id);
+    audit::append(tx, &entry, now).await?;
+    Ok(())
 }
 
 #[cfg(test)]

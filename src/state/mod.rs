@@ -7,10 +7,13 @@
 //! keyed by the API's own ids, so listing the same window twice changes nothing.
 
 mod artifacts;
+pub mod audit;
 pub mod catalog;
 mod events;
+mod expiry;
 mod facts;
 mod files;
+pub mod holds;
 mod layout;
 mod meetings;
 #[cfg(test)]
@@ -24,12 +27,17 @@ pub mod uploads;
 pub mod verify;
 
 pub use artifacts::ArtifactUpsert;
+pub use audit::{
+    Action, AuditCheck, AuditEntry, AuditRecord, AuditSegment, LastRecord, RetentionStatus,
+};
 pub use events::{
     DueEvent, EventFile, EventOutcome, EventStatus, EventSummary, LAG_BUCKETS, LagHistogram,
     NewEvent, Receipt, UnreadableEvent, WebhookStatus,
 };
+pub use expiry::{ExpiringFile, ExpiringRecording};
 pub use facts::{DaemonFacts, DaemonStatus, Fact, PendingFile};
 pub use files::{Checkpoint, FileKind, FileRow, FileStatus};
+pub use holds::{Hold, HoldScope, ReleaseError};
 pub use meetings::{FileUpsert, MeetingRow, MeetingUpsert};
 pub use prune::{ArtifactsWanted, PruneCandidate};
 pub use relayout::{LaidOutFile, PendingMove};

@@ -6,6 +6,8 @@
 //! listing that stops showing the file never touches its row (upserts only reach the files
 //! a page lists), so nothing marks it missing, unavailable or queued again.
 
+use super::audit::{self, Action, AuditEntry};
+use super::holds::held_sql;
 use super::verify::{VerifyRow, verify_row_select};
 use super::{Store, StoreError};
 use crate::time::UnixMs;
@@ -27,16 +29,18 @@ pub struct ArtifactsWanted {
     pub transcripts: bool,
 }
 
-/// The candidates' `FROM ... WHERE`: archived videos still in the cloud, archived at or
+/// The candidates' `FROM ... WHERE`: archived videos still in the cloud (and in the
+/// archive: an expired recording's cloud copy may be the last one), archived at or
 /// before `?1`, whose wanted artifacts are settled: looked for (`?2` audio, `?3`
 /// transcripts wanted), every one found archived (one the API refuses keeps its video in
 /// the cloud), and transcripts found or waited for to the end of `download.artifact_wait`.
 macro_rules! candidates {
-    ($select:literal, $tail:literal) => {
+    ($select:literal, $tail:expr) => {
         concat!(
             $select,
             " FROM files f JOIN meetings m USING (meeting_record_id)
              WHERE f.status = 'archived' AND f.deleted_in_cloud_at IS NULL
+               AND m.expired_at IS NULL
                AND f.kind = 'video' AND f.archived_at <= ?1
                AND ((?2 = 0 AND ?3 = 0) OR m.artifacts_checked_at IS NOT NULL)
                AND NOT EXISTS (SELECT 1 FROM files a WHERE a.parent_file_id = f.record_file_id
@@ -56,7 +60,11 @@ pub(super) const PRUNE_CANDIDATES: &str = candidates!(
             m.state AS meeting_state, m.media_start_time, f.path, f.status,
             f.record_size, f.archived_size, f.sha256, f.bytes_done, f.attempts,
             f.last_error, f.verified_at, f.skip_rule, f.archived_at",
-    "ORDER BY f.archived_at, f.record_file_id LIMIT ?4"
+    concat!(
+        "AND NOT ",
+        held_sql!(),
+        " ORDER BY f.archived_at, f.record_file_id LIMIT ?4"
+    )
 );
 
 /// The archived artifacts of one video. (`+f.status`: the status takes no index, so the
@@ -66,7 +74,8 @@ pub(super) const ARCHIVED_ARTIFACTS: &str = concat!(
     " WHERE f.parent_file_id = ? AND +f.status = 'archived' ORDER BY f.record_file_id"
 );
 
-pub(super) const COUNT_PRUNE_CANDIDATES: &str = candidates!("SELECT COUNT(*)", "");
+pub(super) const COUNT_PRUNE_CANDIDATES: &str =
+    candidates!("SELECT COUNT(*)", concat!("AND NOT ", held_sql!()));
 
 impl Store {
     /// At most `limit` candidates archived at or before `archived_before`, the oldest
@@ -101,6 +110,30 @@ impl Store {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// The candidates left out because their recording is held: `prune` names them.
+    pub async fn held_prune_candidates(
+        &self,
+        archived_before: UnixMs,
+        wanted: ArtifactsWanted,
+    ) -> Result<Vec<PruneCandidate>, StoreError> {
+        Ok(sqlx::query_as(candidates!(
+            "SELECT f.record_file_id, f.kind, m.meeting_code, m.subject,
+                    m.state AS meeting_state, m.media_start_time, f.path, f.status,
+                    f.record_size, f.archived_size, f.sha256, f.bytes_done, f.attempts,
+                    f.last_error, f.verified_at, f.skip_rule, f.archived_at",
+            concat!(
+                "AND ",
+                held_sql!(),
+                " ORDER BY f.archived_at, f.record_file_id"
+            )
+        ))
+        .bind(archived_before)
+        .bind(wanted.audio)
+        .bind(wanted.transcripts)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     /// The archived artifacts of the video `record_file_id`: `prune` re-reads them with
     /// it, since its deletion takes them from the cloud too.
     pub async fn archived_artifacts(
@@ -123,7 +156,7 @@ impl Store {
         at: UnixMs,
     ) -> Result<(), StoreError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        mark_gone(&mut tx, record_file_id, at).await?;
+        mark_gone(&mut tx, record_file_id, at, "prune").await?;
         tx.commit().await?;
         Ok(())
     }
@@ -143,7 +176,7 @@ impl Store {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let mut dequeued = 0;
         for id in record_file_ids {
-            mark_gone(&mut tx, id, at).await?;
+            mark_gone(&mut tx, id, at, "event").await?;
             dequeued += sqlx::query(
                 "UPDATE files SET status = 'unavailable',
                    last_error = 'deleted in the cloud before it was archived', updated_at = ?1
@@ -173,19 +206,38 @@ impl Store {
 
 /// Sets `deleted_in_cloud_at` on a file and its artifacts (the first record stands) and
 /// marks its `meeting.json` as behind.
+/// Marks the file gone from the cloud, and records it in the audit trail the first time
+/// (`by`: `prune`, or `event` for a `recording.deleted` event).
 async fn mark_gone(
     tx: &mut sqlx::SqliteConnection,
     record_file_id: &str,
     at: UnixMs,
+    by: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    let marked = sqlx::query(
         "UPDATE files SET deleted_in_cloud_at = ?1, updated_at = ?1
          WHERE (record_file_id = ?2 OR parent_file_id = ?2) AND deleted_in_cloud_at IS NULL",
     )
     .bind(at)
     .bind(record_file_id)
     .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let file: Option<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT meeting_record_id, path, sha256 FROM files WHERE record_file_id = ?",
+    )
+    .bind(record_file_id)
+    .fetch_optional(&mut *tx)
     .await?;
+    if let Some((meeting, path, sha256)) = file.filter(|_| marked > 0) {
+        let entry = AuditEntry::new(
+            Action::DeletedInCloud,
+            serde_json::json!({"by": by, "path": path, "sha256": sha256, "files": marked}),
+        )
+        .meeting(meeting)
+        .file(record_file_id);
+        audit::append(tx, &entry, UnixMs::now()).await?;
+    }
     sqlx::query(
         "UPDATE meetings SET json_dirty_at = ?1 WHERE meeting_record_id =
            (SELECT meeting_record_id FROM files WHERE record_file_id = ?2)",
@@ -237,6 +289,95 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[tokio::test]
+    async fn each_deletion_is_one_audit_record_saying_who_deleted_it() {
+        let (store, _dir) = temp_store().await;
+        store
+            .upsert_meetings(&[meeting(&["a", "b"])], UnixMs(0))
+            .await
+            .unwrap();
+        store.mark_archived("a", 10, "aa").await.unwrap();
+        store.mark_archived("b", 10, "bb").await.unwrap();
+        store
+            .record_cloud_deletion("a", UnixMs::now())
+            .await
+            .unwrap();
+        store
+            .record_cloud_deletion("a", UnixMs::now())
+            .await
+            .unwrap();
+        let ids = ["b".to_owned(), "never-listed".to_owned()];
+        store
+            .mark_deleted_in_cloud(&ids, UnixMs::now())
+            .await
+            .unwrap();
+        let records = store.audit_records(1, 100).await.unwrap();
+        let deletions: Vec<(Option<&str>, &serde_json::Value)> = records
+            .iter()
+            .filter(|r| r.action == "deleted_in_cloud")
+            .map(|r| (r.record_file_id.as_deref(), &r.details["by"]))
+            .collect();
+        assert_eq!(
+            deletions,
+            [
+                (Some("a"), &serde_json::json!("prune")),
+                (Some("b"), &serde_json::json!("event"))
+            ]
+        );
+        assert_eq!(
+            records.len(),
+            4,
+            "2 archived, 2 deleted: a repeat records nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_held_recording_is_no_candidate_until_its_last_hold_is_released() {
+        use super::super::HoldScope;
+        let (store, _dir) = temp_store().await;
+        store
+            .upsert_meetings(&[meeting(&["a"])], UnixMs(0))
+            .await
+            .unwrap();
+        store.mark_archived("a", 10, "aa").await.unwrap();
+        let far = UnixMs::now() + std::time::Duration::from_secs(60);
+        let by_meeting = HoldScope::Meeting {
+            meeting_record_id: "m1".into(),
+        };
+        let by_range = HoldScope::Range {
+            since: UnixMs(1_000),
+            until: UnixMs(1_000),
+        };
+        let first = store.add_hold(&by_meeting, "one").await.unwrap();
+        let second = store.add_hold(&by_range, "two").await.unwrap();
+        assert!(
+            store
+                .prune_candidates(far, NONE, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            ids(store.held_prune_candidates(far, NONE).await.unwrap()),
+            ["a"]
+        );
+        store.release_hold(first.id).await.unwrap();
+        assert_eq!(store.holds_on("m1").await.unwrap(), [second.id]);
+        assert!(
+            store
+                .prune_candidates(far, NONE, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        store.release_hold(second.id).await.unwrap();
+        assert_eq!(
+            ids(store.prune_candidates(far, NONE, 10).await.unwrap()),
+            ["a"]
+        );
+        assert!(store.held_meetings().await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! The record of a `relayout` (`migrations/0012_relayout.sql`): the plan, each move, the
 //! end.
 
+use super::audit::{self, Action, AuditEntry};
 use super::{FileKind, FileStatus, Store, StoreError};
 use crate::time::UnixMs;
 
@@ -93,6 +94,20 @@ impl Store {
         new_path: &str,
     ) -> Result<(), StoreError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        let (meeting, old_path): (String, String) =
+            sqlx::query_as("SELECT meeting_record_id, path FROM files WHERE record_file_id = ?")
+                .bind(record_file_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        if old_path != new_path {
+            let entry = AuditEntry::new(
+                Action::Moved,
+                serde_json::json!({"from": old_path, "to": new_path}),
+            )
+            .meeting(meeting)
+            .file(record_file_id);
+            audit::append(&mut tx, &entry, UnixMs::now()).await?;
+        }
         sqlx::query("UPDATE files SET path = ?, updated_at = ? WHERE record_file_id = ?")
             .bind(new_path)
             .bind(UnixMs::now())

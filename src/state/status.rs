@@ -55,6 +55,8 @@ pub struct StatusReport {
     /// The least and most recent of their last verifications.
     pub oldest_verified_at: Option<UnixMs>,
     pub newest_verified_at: Option<UnixMs>,
+    /// Legal holds, expired recordings, the audit trail and its last check.
+    pub retention: super::RetentionStatus,
 }
 
 /// What is left to download: files queued or transferring, and the bytes they still
@@ -210,6 +212,7 @@ impl Store {
             files_verified: verified.files_verified,
             oldest_verified_at: verified.oldest_verified_at,
             newest_verified_at: verified.newest_verified_at,
+            retention: self.retention_status().await?,
         })
     }
 }

@@ -106,7 +106,7 @@ impl Store {
         sha256: &str,
         body: &str,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let current: Option<String> = sqlx::query_scalar(
             "SELECT sha256 FROM files WHERE record_file_id = ? AND status = 'archived'",
         )
@@ -140,7 +140,7 @@ impl Store {
     /// Drops the text of these transcripts from the index: the hook for whatever removes
     /// archived copies (retention's `expire`). Unknown ids are ignored.
     pub async fn forget_transcripts(&self, record_file_ids: &[&str]) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         for id in record_file_ids {
             forget(&mut tx, id).await?;
         }
@@ -229,7 +229,8 @@ impl Store {
             "SELECT meeting_record_id, meeting_id, meeting_code, userid, subject, media_start_time,
                dir
              FROM meetings
-             WHERE (?1 IS NULL OR userid = ?1) AND (?2 IS NULL OR meeting_code = ?2)
+             WHERE expired_at IS NULL
+               AND (?1 IS NULL OR userid = ?1) AND (?2 IS NULL OR meeting_code = ?2)
                AND (?3 IS NULL OR media_start_time >= ?3)
                AND (?4 IS NULL OR media_start_time <= ?4)
              ORDER BY media_start_time, meeting_record_id",
@@ -278,7 +279,7 @@ impl Store {
     }
 }
 
-async fn forget(
+pub(super) async fn forget(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     record_file_id: &str,
 ) -> Result<(), StoreError> {

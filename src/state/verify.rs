@@ -59,6 +59,7 @@ pub(super) const FILES_TO_VERIFY: &str = concat!(
     // The file's copy of its meeting's start (migration 0016): the range seeks its index.
     " WHERE f.media_start_time >= COALESCE(?1, -9223372036854775808)
        AND f.media_start_time <= COALESCE(?2, 9223372036854775807)
+       AND m.expired_at IS NULL
      ORDER BY f.path, f.record_file_id"
 );
 
@@ -86,7 +87,8 @@ impl Store {
             .await?)
     }
 
-    /// `(path, status)` of every file, whatever its date: a file on disk is "extra" only if
+    /// `(path, status)` of every file, whatever its date (an expired recording's too: a
+    /// copy found again at its path is not called extra): a file on disk is "extra" only if
     /// no row at all claims it, not merely none in the range being verified.
     pub async fn file_paths(&self) -> Result<Vec<(String, FileStatus)>, StoreError> {
         Ok(sqlx::query_as(FILE_PATHS).fetch_all(self.pool()).await?)

@@ -3,10 +3,11 @@
 //! deleted it from the cloud, when; never a sharing password nor a download address.
 //!
 //! Written by the transfer pool when a folder's burst of changes is over (its files
-//! archived one after another: one write for the burst, not one per file) and by `prune`
-//! when a file is deleted in the cloud. Each change marks the folder's `meeting.json` as
-//! behind in the same transaction (`json_dirty_at`, the time of the last change), so a
-//! crash before the write is repaired by the next run.
+//! archived one after another: one write for the burst, not one per file), by `prune` when
+//! a file is deleted in the cloud, and by `expire` when a recording's files leave the
+//! archive (`expired_at`). Each change marks the folder's `meeting.json` as behind in the
+//! same transaction (`json_dirty_at`, the time of the last change), so a crash before the
+//! write is repaired by the next run.
 
 use crate::archive::{Archive, ArchiveError, ReadError};
 use crate::state::catalog::{FileRecord, MEETING_JSON_SCHEMA, MeetingJson, MeetingRecord};
@@ -74,6 +75,7 @@ pub(crate) async fn write(
                 record_end_time: Some(f.record_end_time),
             })
             .collect();
+        let expired_at = store.expired_at(&m.meeting_record_id).await?;
         meetings.push(MeetingRecord {
             meeting_record_id: m.meeting_record_id,
             meeting_id: m.meeting_id,
@@ -86,6 +88,7 @@ pub(crate) async fn write(
             dir: m.dir,
             artifacts_checked_at: m.artifacts_checked_at,
             transcript_wait_ended_at: m.transcript_wait_ended_at,
+            expired_at,
             files,
         });
     }
@@ -336,6 +339,7 @@ mod tests {
             dir: "d".into(),
             artifacts_checked_at: None,
             transcript_wait_ended_at: None,
+            expired_at: None,
             files: files
                 .iter()
                 .map(|f| FileRecord {

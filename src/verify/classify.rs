@@ -273,6 +273,9 @@ impl Ignored {
         name == MEETING_JSON
             || path == SUMS_FILE
             || path == crate::archive::marker::MARKER
+            || path
+                .strip_prefix(crate::audit::RESERVED_DIR)
+                .is_some_and(|rest| rest.starts_with('/'))
             || self.paths.contains(path)
     }
 }

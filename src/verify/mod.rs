@@ -6,7 +6,8 @@
 //! `.part`). The verdicts ([`classify`]) become a report ([`report`]) and, on request, a
 //! `SHA256SUMS` ([`sums`]) that lets anyone re-check the archive with coreutils alone.
 //!
-//! `verify` takes no lock and changes nothing but `files.verified_at`, so it can run while
+//! `verify` takes no lock and changes nothing but `files.verified_at` and the audit trail
+//! (appended: the run and each problem it found), so it can run while
 //! the daemon archives: findings that may be a transfer in flight are re-checked before
 //! they are reported.
 
@@ -22,7 +23,7 @@ use crate::archive::{self, Archive, ArchiveError};
 use crate::config::Config;
 use crate::progress::{Planned, Progress};
 use crate::state::verify::VerifyRow;
-use crate::state::{FileStatus, Store, StoreError};
+use crate::state::{Action, AuditEntry, FileStatus, Store, StoreError};
 use crate::time::UnixMs;
 use chrono::{NaiveDate, TimeZone};
 use classify::{
@@ -220,6 +221,7 @@ pub async fn verify(
     }
 
     summary.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    record_in_trail(store, backend, &summary, &files, options).await?;
     let rfc3339 = |t: Option<UnixMs>| t.and_then(UnixMs::to_rfc3339);
     Ok(VerifyReport {
         schema: SCHEMA,
@@ -233,6 +235,45 @@ pub async fn verify(
         summary,
         files,
     })
+}
+
+/// Records the run (its summary and scope) and each problem it found in the audit trail,
+/// and writes the trail into the archive. A trail that cannot be written there (a
+/// read-only archive) is only logged: the records wait in the database for the next run.
+async fn record_in_trail(
+    store: &Store,
+    backend: &dyn Archive,
+    summary: &Summary,
+    files: &[ReportRow],
+    options: &VerifyOptions,
+) -> Result<(), VerifyError> {
+    let mut entries = vec![AuditEntry::new(
+        Action::Verified,
+        serde_json::json!({
+            "passed": summary.problems == 0,
+            "summary": summary,
+            "since": options.since,
+            "until": options.until,
+            "sample_percent": options.sample_percent,
+        }),
+    )];
+    entries.extend(files.iter().filter(|f| f.status.is_problem()).map(|f| {
+        let mut entry = AuditEntry::new(
+            Action::Finding,
+            serde_json::json!({
+                "path": f.path,
+                "status": f.status.as_str(),
+                "detail": f.detail,
+                "expected_sha256": f.expected_sha256,
+                "actual_sha256": f.actual_sha256,
+            }),
+        );
+        entry.record_file_id.clone_from(&f.record_file_id);
+        entry
+    }));
+    store.record_audit_all(&entries).await?;
+    crate::audit::write_trail_or_warn(store, backend).await;
+    Ok(())
 }
 
 /// Re-reads the archived files `to_check`, `jobs` at once, into report rows, and records

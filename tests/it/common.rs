@@ -230,13 +230,17 @@ pub fn sha256_file(path: &Path) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// Every regular file under `root`, relative, sorted; the archive's marker at the root
-/// (which account and layout it holds) is not one of them.
+/// Every regular file under `root`, relative, sorted; not the archive's marker at the root
+/// (which account and layout it holds) nor the program's own files (the audit trail and the
+/// holds under `.wemeet-archiver/`, which tests/it/audit.rs checks).
 pub fn files_under(root: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let entry = entry.unwrap();
             let path = entry.path();
+            if path == root.join(wemeet_archiver::audit::RESERVED_DIR) {
+                continue;
+            }
             if entry.file_type().unwrap().is_dir() {
                 walk(&path, root, out);
             } else {

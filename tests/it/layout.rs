@@ -13,7 +13,7 @@ const DAYS: u32 = 20;
 const PER_USER: &str = "{userid}/{start:%Y}/{start:%m-%d %H%M} {subject}/{index}-{record_file_id}";
 
 /// Puts `layout = "..."` in the `[storage]` table of the config at `path`.
-fn set_layout(path: &std::path::Path, template: &str) {
+pub(crate) fn set_layout(path: &std::path::Path, template: &str) {
     let text = std::fs::read_to_string(path).unwrap();
     let line = format!("path = \"archive\"\nlayout = \"{template}\"");
     std::fs::write(path, text.replacen("path = \"archive\"", &line, 1)).unwrap();

@@ -2,12 +2,14 @@
 
 mod addresses;
 mod artifacts;
+mod audit;
 mod backfill;
 mod cli;
 mod common;
 mod daemon;
 mod filter;
 mod layout;
+mod object_lock;
 mod package;
 mod progress;
 mod prune;

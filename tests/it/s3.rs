@@ -261,6 +261,14 @@ async fn backfill_into_a_bucket_stores_every_file_with_its_sha256() {
     let json = String::from_utf8(json).unwrap();
     assert!(json.contains(row.sha256.as_deref().unwrap()), "{json}");
 
+    // The audit trail is in the bucket too, and checks against the database.
+    use wemeet_archiver::audit;
+    audit::write_trail(&store, storage.as_ref()).await.unwrap();
+    let trail = audit::verify_trail(&store, storage.as_ref()).await.unwrap();
+    assert!(trail.passed(), "{trail:?}");
+    assert_eq!(trail.in_archive, trail.records);
+    assert_eq!(trail.records, i64::try_from(sim.manifest().len()).unwrap());
+
     // A second run lists again and uploads nothing.
     let report = backfill_s3(config).await;
     assert!(report.complete() && report.archived_now == 0, "{report:#?}");

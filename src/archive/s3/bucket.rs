@@ -6,8 +6,9 @@
 //! restarted process continue the same upload instead of sending the recording again.
 //! Keys have the layout of the local archive (`storage::layout`) under `prefix`.
 
-use super::S3Config;
+use super::{LockClient, ObjectLockPolicy, S3Config};
 use crate::archive::{ArchiveError, layout};
+use crate::time::UnixMs;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream::BoxStream};
 use object_store::aws::{AmazonS3, AmazonS3Builder, Checksum};
@@ -28,6 +29,8 @@ pub struct S3Bucket {
     store: AmazonS3,
     config: S3Config,
     options: ClientOptions,
+    /// With `retention.mode`: the client of the Object Lock calls object_store lacks.
+    lock: Option<(LockClient, ObjectLockPolicy)>,
 }
 
 /// Hand-written: the client's own `Debug` would print its configuration, credentials
@@ -73,11 +76,79 @@ impl S3Bucket {
         let store = builder(config, options.clone())
             .build()
             .map_err(ArchiveError::Client)?;
+        let lock = match config.object_lock {
+            Some(policy) => Some((
+                LockClient::new(config).map_err(ArchiveError::LockClient)?,
+                policy,
+            )),
+            None => None,
+        };
         Ok(Self {
             store,
             config: config.clone(),
             options,
+            lock,
         })
+    }
+
+    /// With `retention.mode`: refuses a bucket without Object Lock (no object could be
+    /// retained there).
+    pub async fn require_object_lock(&self) -> Result<(), ArchiveError> {
+        let Some((client, policy)) = &self.lock else {
+            return Ok(());
+        };
+        if client.lock_enabled().await? {
+            Ok(())
+        } else {
+            Err(ArchiveError::ObjectLockDisabled {
+                bucket: self.config.bucket.clone(),
+                mode: policy.mode,
+            })
+        }
+    }
+
+    /// With `retention.mode`: retains the current version of `key` in that mode until
+    /// `from` + `retention.keep`. Right after the object is complete, so that no moment
+    /// passes in which it could be deleted once archived.
+    pub async fn retain(&self, key: &ObjectPath, from: UnixMs) -> Result<(), ArchiveError> {
+        let Some((client, policy)) = &self.lock else {
+            return Ok(());
+        };
+        client
+            .put_retention(key.as_ref(), policy.mode, from + policy.keep)
+            .await
+            .map_err(ArchiveError::from)
+    }
+
+    /// With `retention.mode`: gives the copy `to` the lock of `from` (its retention and
+    /// legal hold), which a copy does not carry: a moved object stays as protected as it
+    /// was.
+    pub async fn carry_lock(&self, from: &ObjectPath, to: &ObjectPath) -> Result<(), ArchiveError> {
+        let Some((client, _)) = &self.lock else {
+            return Ok(());
+        };
+        let state = client.lock_state(from.as_ref()).await?;
+        if let Some(retention) = state.retention {
+            client
+                .put_retention(to.as_ref(), retention.mode, retention.until)
+                .await?;
+        }
+        if state.legal_hold {
+            client.put_legal_hold(to.as_ref(), true).await?;
+        }
+        Ok(())
+    }
+
+    /// With `retention.mode`: sets or lifts the legal hold of the current version of
+    /// `key`.
+    pub async fn legal_hold(&self, key: &ObjectPath, on: bool) -> Result<(), ArchiveError> {
+        let Some((client, _)) = &self.lock else {
+            return Ok(());
+        };
+        client
+            .put_legal_hold(key.as_ref(), on)
+            .await
+            .map_err(ArchiveError::from)
     }
 
     pub fn part_size(&self) -> u64 {
@@ -411,6 +482,7 @@ mod tests {
                 secret_access_key: Secret::new("very-secret"),
                 session_token: None,
             },
+            object_lock: None,
         }
     }
 

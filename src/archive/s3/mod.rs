@@ -3,13 +3,15 @@
 //! parts are its checkpoints (`upload`), through the bucket's client (`bucket`).
 
 mod bucket;
+mod lock;
 mod settings;
 mod upload;
 
 pub use bucket::{ObjectInfo, S3Bucket, SHA256_METADATA, content_type_of};
+pub use lock::{LockClient, LockError, LockMode, LockState, Retention};
 pub use settings::{
-    MAX_COPY_SIZE, S3_MAX_PART_SIZE, S3_MAX_PARTS, S3_MIN_PART_SIZE, S3Config, S3Credentials,
-    part_size_for,
+    MAX_COPY_SIZE, ObjectLockPolicy, S3_MAX_PART_SIZE, S3_MAX_PARTS, S3_MIN_PART_SIZE, S3Config,
+    S3Credentials, part_size_for,
 };
 
 use super::{Archive, ArchiveError, ListedObject, Listing, ReadError, Resume, WriteError};
@@ -68,9 +70,21 @@ impl Archive for S3Archive {
         upload::abort(&self.bucket, &self.store, record_file_id).await
     }
 
+    /// Under `retention.mode` the object is retained from now (what it records happened
+    /// before): its write + `keep`.
     async fn put_small(&self, relative: &str, bytes: Bytes) -> Result<(), ArchiveError> {
         let key = self.bucket.key_of(relative)?;
-        self.bucket.put(&key, bytes, None).await
+        self.bucket.put(&key, bytes, None).await?;
+        self.bucket.retain(&key, crate::time::UnixMs::now()).await
+    }
+
+    async fn check_promises(&self) -> Result<(), ArchiveError> {
+        self.bucket.require_object_lock().await
+    }
+
+    async fn set_legal_hold(&self, relative: &str, on: bool) -> Result<(), ArchiveError> {
+        let key = self.bucket.key_of(relative)?;
+        self.bucket.legal_hold(&key, on).await
     }
 
     async fn relocate(&self, from: &str, to: &str) -> Result<(), ArchiveError> {
@@ -78,6 +92,9 @@ impl Archive for S3Archive {
         if self.bucket.head(&from).await?.is_some() {
             // A copy keeps the object's metadata (its sha256) and content type.
             self.bucket.copy(&from, &to).await?;
+            self.bucket.carry_lock(&from, &to).await?;
+            // Under Object Lock this only hides `from` behind a delete marker: its locked
+            // version stays until its retention ends.
             self.bucket.delete(&from).await?;
         }
         Ok(())

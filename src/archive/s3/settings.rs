@@ -38,6 +38,19 @@ pub struct S3Config {
     /// Longest a single request to the bucket may take (a part upload included).
     pub timeout: Duration,
     pub credentials: S3Credentials,
+    /// `[retention] mode`: every object is put under S3 Object Lock retention; `None`:
+    /// the bucket's own rules only.
+    pub object_lock: Option<ObjectLockPolicy>,
+}
+
+/// How the archive's objects are locked (`[retention] mode` and `keep`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectLockPolicy {
+    pub mode: super::LockMode,
+    /// A recording's objects are retained until its meeting's start + `keep`; the
+    /// program's own objects (`meeting.json`, audit segments, holds) until their write
+    /// + `keep`.
+    pub keep: Duration,
 }
 
 /// All three are secrets to the logs (even the key id: it names an account).

@@ -20,6 +20,7 @@ use super::{MAX_COPY_SIZE, S3Bucket, part_size_for};
 use crate::archive::{ArchiveError, ArchiveWriter, OpenWriter, Resume, WriteError, hash_state};
 use crate::state::uploads::PartRow;
 use crate::state::{FileRow, Store, StoreError};
+use crate::time::UnixMs;
 use async_trait::async_trait;
 use bytes::Bytes;
 use bytes::BytesMut;
@@ -131,6 +132,10 @@ struct Target {
     s3: Arc<S3Bucket>,
     store: Store,
     record_file_id: String,
+    /// The recording's, for its legal holds.
+    meeting_record_id: String,
+    /// The recording's start: its objects are retained until this + `retention.keep`.
+    media_start_time: UnixMs,
     key: ObjectPath,
     /// The download's ETag, recorded with each checkpoint for `If-Range`.
     etag: Option<String>,
@@ -232,6 +237,8 @@ impl S3Writer {
                 s3: Arc::clone(s3),
                 store: store.clone(),
                 record_file_id: row.record_file_id.clone(),
+                meeting_record_id: row.meeting_record_id.clone(),
+                media_start_time: row.media_start_time,
                 key,
                 etag,
                 upload_id,
@@ -490,10 +497,34 @@ impl S3Writer {
                 .into());
             }
         }
+        // Locked before it counts as archived: a failure here is retried like the upload.
+        s3.retain(key, target.media_start_time).await?;
+        let held = !target
+            .store
+            .holds_on(&target.meeting_record_id)
+            .await?
+            .is_empty();
+        if held {
+            s3.legal_hold(key, true).await?;
+        }
         target
             .store
             .mark_archived(&target.record_file_id, self.size as i64, &sha256)
             .await?;
+        // A hold placed meanwhile by `hold add` may have listed the recording's archived
+        // objects before this one was among them: looked at again once it is.
+        if !held
+            && !target
+                .store
+                .holds_on(&target.meeting_record_id)
+                .await?
+                .is_empty()
+            && let Err(e) = s3.legal_hold(key, true).await
+        {
+            tracing::warn!(file = %target.record_file_id, %key, error = %crate::errors::chain(&e),
+                "a hold was placed while the file was archived and its S3 legal hold could not be \
+                 set; `hold add` the recording again to set it");
+        }
         if target.upload_id.is_some() {
             target.store.delete_upload(&target.record_file_id).await?;
         }
