@@ -95,6 +95,7 @@ impl App {
                 poll_interval: interval,
                 webhook: webhook.as_ref().map(|w| w.receiver.counters()),
                 disk_full_pauses: downloader.disk_full_pauses(),
+                retention_mode: self.config.retention.mode,
             };
             metrics::serve(listen, source, cancel.clone())
                 .await

@@ -56,6 +56,8 @@ pub struct MetricsSource {
     pub webhook: Option<crate::webhook::Counters>,
     /// Transfers paused by a full disk, counted by the transfer pool.
     pub disk_full_pauses: Counter,
+    /// `retention.mode`: the S3 Object Lock mode every object is retained in (`None`: none).
+    pub retention_mode: Option<crate::archive::s3::LockMode>,
 }
 
 impl MetricsSource {
@@ -124,7 +126,7 @@ impl MetricsSource {
         );
 
         self.register_prune(&mut registry, &report, &facts);
-        register_retention(&mut registry, &report);
+        register_retention(&mut registry, &report, self.retention_mode);
         if let Some(counters) = &self.webhook {
             self.register_webhook(&mut registry, counters).await?;
         }
@@ -370,8 +372,25 @@ async fn healthz(State(source): State<Arc<MetricsSource>>) -> impl IntoResponse 
 
 /// Legal holds, expired recordings, the audit trail and its last `audit verify`: an alert
 /// on `wemeet_audit_verify_passed == 0` says the trail was found altered.
-fn register_retention(registry: &mut Registry, report: &StatusReport) {
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModeLabel {
+    mode: String,
+}
+
+fn register_retention(
+    registry: &mut Registry,
+    report: &StatusReport,
+    mode: Option<crate::archive::s3::LockMode>,
+) {
     let r = &report.retention;
+    let modes = Family::<ModeLabel, Gauge>::default();
+    let mode = mode.map_or_else(|| "none".to_owned(), |m| m.to_string());
+    modes.get_or_create(&ModeLabel { mode }).set(1);
+    registry.register(
+        "retention_mode",
+        "The S3 Object Lock mode every archived object is retained in (retention.mode): 1 for the one configured",
+        modes,
+    );
     let gauge = |value: i64| {
         let g = Gauge::<i64>::default();
         g.set(value);

@@ -319,9 +319,18 @@ async fn status(config: &Path, json: bool) -> CliResult {
     let now = UnixMs::now();
     let report = store.status(now).await.map_err(Failure::incomplete)?;
     if json {
+        // What the configuration promises beside what the database counts.
+        let mut value = serde_json::to_value(&report).expect("plain data serialises");
+        let retention = &config.retention;
+        value["retention"]["mode"] = retention
+            .mode
+            .map_or_else(|| "none".to_owned(), |m| m.to_string())
+            .into();
+        value["retention"]["keep_s"] = retention.keep.map(|k| k.as_secs()).into();
+        value["retention"]["expire"] = retention.expire.into();
         println!(
             "{}",
-            serde_json::to_string_pretty(&report).expect("plain data serialises")
+            serde_json::to_string_pretty(&value).expect("plain data serialises")
         );
     } else {
         print!("{}", render::status(&report, &config, now));

@@ -239,6 +239,7 @@ async fn metrics_of(store: &Store) -> String {
         poll_interval: std::time::Duration::from_secs(20),
         webhook: None,
         disk_full_pauses: Default::default(),
+        retention_mode: None,
     };
     source.render().await.unwrap()
 }

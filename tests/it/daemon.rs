@@ -432,6 +432,7 @@ async fn the_periodic_scrub_finds_a_damaged_file_and_exports_it() {
         poll_interval: Duration::from_secs(20),
         webhook: None,
         disk_full_pauses: Default::default(),
+        retention_mode: None,
     };
     wait_until(
         Duration::from_secs(20),

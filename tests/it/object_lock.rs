@@ -127,6 +127,7 @@ fn explain(out: &Output) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto's S3 server: pip install \"moto[server]\""]
 async fn every_object_is_retained_until_start_plus_keep_and_a_locked_version_cannot_be_deleted() {
     let moto = start_moto().await;
     for (bucket, multipart) in [("locked-puts", false), ("locked-uploads", true)] {
@@ -197,6 +198,7 @@ async fn every_object_is_retained_until_start_plus_keep_and_a_locked_version_can
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto's S3 server: pip install \"moto[server]\""]
 async fn a_hold_puts_a_legal_hold_on_exactly_its_recording_which_prune_skips_until_release() {
     let moto = start_moto().await;
     let sim = start_sim(dataset(false)).await;
@@ -268,6 +270,7 @@ async fn a_hold_puts_a_legal_hold_on_exactly_its_recording_which_prune_skips_unt
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto's S3 server: pip install \"moto[server]\""]
 async fn a_bucket_without_object_lock_is_refused_naming_retention_mode() {
     let moto = start_moto().await;
     let sim = start_sim(dataset(false)).await;
