@@ -63,6 +63,9 @@ pub enum AppError {
     /// `expire` refused to run (`retention.keep`, `retention.expire`).
     #[error(transparent)]
     Expire(#[from] crate::expire::ExpireError),
+    /// The archive's audit trail could not be read back into a new database.
+    #[error(transparent)]
+    Audit(Box<crate::audit::AuditError>),
     /// `storage.layout` is not the template the archive was made with.
     #[error(
         "storage.layout is `{configured}`, but this archive was laid out with `{recorded}`; \
@@ -156,6 +159,7 @@ impl AppError {
             | Self::ListArchive { .. }
             | Self::RelayoutInProgress { .. }
             | Self::RelayoutCollision(_)
+            | Self::Audit(_)
             | Self::Expire(_) => true,
             Self::Prune(e) => e.needs_admin(),
             _ => false,
@@ -235,6 +239,12 @@ impl App {
         // job's future would carry them.
         let marker = Box::pin(app.check_account(archive.as_ref())).await?;
         app.over_existing_archive = marker.is_some() && !app.store.knows_any_file().await?;
+        if marker.is_some() {
+            // Before anything is appended: a new database continues the archive's trail.
+            Box::pin(crate::audit::restore_trail(&app.store, archive.as_ref()))
+                .await
+                .map_err(|e| AppError::Audit(Box::new(e)))?;
+        }
         if app.over_existing_archive {
             tracing::warn!(archive = %archive.describe(), "the database knows no file of this existing archive: intact copies are adopted, not downloaded, and the archive is reindexed after the listing");
         }

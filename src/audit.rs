@@ -32,6 +32,14 @@ pub enum AuditError {
     Write(#[source] ArchiveError),
     #[error("cannot read the audit trail in the archive")]
     Read(#[source] ArchiveError),
+    /// Over a lost database the archive's trail is read back before anything is appended;
+    /// a segment that cannot be read must be looked at by a person first.
+    #[error(
+        "the archive's audit trail cannot be read back into a new database: {path}: {why}; \
+         restore that file from a backup (or, knowingly, move the folder {TRAIL_DIR} aside \
+         to start a new trail) and run again"
+    )]
+    Unreadable { path: String, why: String },
 }
 
 /// The path of the segment holding records `first..=last`.
@@ -59,6 +67,60 @@ pub async fn write_trail(store: &Store, archive: &dyn Archive) -> Result<usize, 
         store.mark_audit_segment_written(segment.first_seq).await?;
     }
     Ok(segments.len())
+}
+
+/// Over a new database (its trail empty) on an archive that carries a trail: the archive's
+/// records, imported before anything is appended, so that the chain goes on where it
+/// stopped and no new segment is ever written over an old one. Returns how many records
+/// were imported (0 when the database has a trail, or the archive none).
+pub async fn restore_trail(store: &Store, archive: &dyn Archive) -> Result<u64, AuditError> {
+    if store.last_audit_record().await?.is_some() {
+        return Ok(0);
+    }
+    let listing = archive.list().await.map_err(|e| AuditError::Unreadable {
+        path: TRAIL_DIR.into(),
+        why: crate::errors::chain(&e),
+    })?;
+    let mut paths: Vec<String> = listing
+        .objects
+        .into_iter()
+        .map(|o| o.path)
+        .filter(|p| p.starts_with(TRAIL_DIR) && p.ends_with(".jsonl"))
+        .collect();
+    // Zero-padded names: in the order of their first record.
+    paths.sort();
+    let mut records = Vec::new();
+    let mut segments = Vec::new();
+    for path in paths {
+        let unreadable = |why: String| AuditError::Unreadable {
+            path: path.clone(),
+            why,
+        };
+        let bytes = read_all(archive, &path)
+            .await
+            .map_err(|e| unreadable(crate::errors::chain(&e)))?;
+        let text = String::from_utf8(bytes).map_err(|e| unreadable(e.to_string()))?;
+        let mut lines = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let record: AuditRecord = serde_json::from_str(line)
+                .map_err(|e| unreadable(format!("line {}: {e}", n + 1)))?;
+            lines.push(record);
+        }
+        let (Some(first), Some(last)) = (lines.first(), lines.last()) else {
+            return Err(unreadable("an empty segment".into()));
+        };
+        segments.push((first.seq, last.seq, path.clone()));
+        records.extend(lines);
+    }
+    if records.is_empty() {
+        return Ok(0);
+    }
+    let imported = store.import_audit_trail(&records, &segments).await?;
+    tracing::warn!(
+        records = imported,
+        "the database had no audit trail: the archive's was imported, and the chain goes on from it"
+    );
+    Ok(imported)
 }
 
 /// [`write_trail`] for the end of a job: a failure is only logged, since the records wait

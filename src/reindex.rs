@@ -148,6 +148,31 @@ impl<'a> Reindexer<'a> {
                 "transcripts indexed for search"
             );
         }
+        // The legal holds the archive keeps: a held recording stays held over a lost database.
+        match crate::holds::load_holds(self.archive).await {
+            Ok(holds) => self.report.holds_restored = self.store.restore_holds(&holds).await?,
+            Err(e) => {
+                let why = crate::errors::chain(&e);
+                tracing::error!(error = %why, "the archive's legal holds cannot be read: none restored");
+                self.report
+                    .unreadable
+                    .push((crate::holds::HOLDS_FILE.into(), why));
+            }
+        }
+        let details = serde_json::json!({
+            "folders": self.report.folders,
+            "meetings_added": self.report.meetings_added,
+            "files_added": self.report.files_added,
+            "holds_restored": self.report.holds_restored,
+            "disagreements": self.report.disagreements.len(),
+            "unreadable": self.report.unreadable.len(),
+        });
+        self.store
+            .record_audit(&crate::state::audit::AuditEntry::new(
+                crate::state::audit::Action::Reindexed,
+                details,
+            ))
+            .await?;
         self.report.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(self.report)
     }
@@ -260,6 +285,10 @@ impl App {
     pub async fn reindex(&self, cancel: &CancellationToken) -> Result<ReindexReport, AppError> {
         let archive = self.archive()?;
         let marker = self.check_account(archive.as_ref()).await?;
+        // Before the `reindexed` record is appended: the archive's trail goes on.
+        Box::pin(crate::audit::restore_trail(&self.store, archive.as_ref()))
+            .await
+            .map_err(|e| AppError::Audit(Box::new(e)))?;
         let mut layout_disagreement = None;
         if let Some(m) = &marker {
             let recorded = self.store.archive_layout(&m.layout).await?;

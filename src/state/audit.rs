@@ -391,6 +391,58 @@ impl Store {
         Ok(unwritten)
     }
 
+    /// Imports the trail an archive carries into an empty log (`records` in order, and the
+    /// segments they were read from, as written): refused, importing nothing, if the log
+    /// has a record already. `audit verify` checks the chain as ever.
+    pub async fn import_audit_trail(
+        &self,
+        records: &[AuditRecord],
+        segments: &[(i64, i64, String)],
+    ) -> Result<u64, StoreError> {
+        let now = UnixMs::now();
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        let any: Option<i64> = sqlx::query_scalar("SELECT seq FROM audit_log LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await?;
+        if any.is_some() {
+            return Ok(0);
+        }
+        for r in records {
+            let at_ms =
+                chrono::DateTime::parse_from_rfc3339(&r.at).map_or(0, |t| t.timestamp_millis());
+            sqlx::query(
+                "INSERT OR IGNORE INTO audit_log (seq, at_ms, at, action, meeting_record_id,
+                   record_file_id, details, prev_hash, hash)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(r.seq)
+            .bind(at_ms)
+            .bind(&r.at)
+            .bind(&r.action)
+            .bind(&r.meeting_record_id)
+            .bind(&r.record_file_id)
+            .bind(serde_json::to_string(&r.details).expect("JSON serialises"))
+            .bind(&r.prev)
+            .bind(&r.hash)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (first, last, path) in segments {
+            sqlx::query(
+                "INSERT OR IGNORE INTO audit_segments (first_seq, last_seq, path, written_at)
+                 VALUES (?, ?, ?, ?)",
+            )
+            .bind(first)
+            .bind(last)
+            .bind(path)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(records.len() as u64)
+    }
+
     pub async fn mark_audit_segment_written(&self, first_seq: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE audit_segments SET written_at = ? WHERE first_seq = ?")
             .bind(UnixMs::now())

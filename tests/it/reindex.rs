@@ -385,3 +385,63 @@ async fn audio_tracks_and_transcripts_are_adopted_like_their_video() {
     assert_eq!(mtimes(&root), before, "every file untouched");
     assert_artifacts_archived(archiver.dir.path(), &sim).await;
 }
+
+/// Over a lost database the archive's own history comes back: `reindex` restores the legal
+/// hold from the archive's copy, and the audit trail goes on from the archive's segments
+/// (read back before anything is appended): `audit verify` passes and no segment the
+/// archive held is written over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_database_gets_back_its_holds_and_continues_the_audit_trail() {
+    let sim = start_sim(small()).await;
+    let archiver = Archiver::new(&sim, "");
+    archiver.backfill_all(15).await;
+    let meeting = sim.manifest()[0].meeting_record_id.clone();
+    let add = [
+        "hold",
+        "add",
+        "--meeting",
+        &meeting,
+        "--reason",
+        "litigation",
+    ];
+    let held = run_configured(&archiver.config, &add, &[]).await;
+    assert_eq!(held.status.code(), Some(0), "{held:?}");
+    let checked = run_configured(&archiver.config, &["audit", "verify"], &[]).await;
+    assert_eq!(checked.status.code(), Some(0), "{checked:?}");
+    let trail = archiver.archive().join(".wemeet-archiver/audit");
+    let segments_before: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&trail)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            (path, bytes)
+        })
+        .collect();
+    assert!(!segments_before.is_empty());
+
+    lose_database(&archiver.db());
+    let out = run_configured(&archiver.config, &["reindex"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let holds = run_configured(&archiver.config, &["hold", "list", "--format", "json"], &[]).await;
+    assert_eq!(holds.status.code(), Some(0), "{holds:?}");
+    let listed = String::from_utf8_lossy(&holds.stdout);
+    assert!(
+        listed.contains(&meeting) && listed.contains("litigation"),
+        "{listed}"
+    );
+    let checked = run_configured(&archiver.config, &["audit", "verify"], &[]).await;
+    assert_eq!(checked.status.code(), Some(0), "{checked:?}");
+    for (path, bytes) in &segments_before {
+        assert_eq!(
+            &std::fs::read(path).unwrap(),
+            bytes,
+            "{} rewritten",
+            path.display()
+        );
+    }
+    let segments_after = std::fs::read_dir(&trail).unwrap().count();
+    assert!(
+        segments_after > segments_before.len(),
+        "the reindex is recorded in a new segment"
+    );
+}
