@@ -3,7 +3,7 @@
 //! Fields the pages mark optional default instead of failing: a reply missing
 //! `record_files` for a state-1 meeting is normal, not malformed, and an empty address is
 //! "no address" (Tencent: "fields can be empty in some cases; treat that as normal").
-//! Numbers are read from JSON numbers or strings of digits alike ([`crate::lenient`]).
+//! Numbers are read from JSON numbers or strings of digits alike (see `lenient.rs`).
 
 use crate::Secret;
 use crate::lenient::{Number, NumberOrDefault, OptionalNumber};
