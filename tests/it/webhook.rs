@@ -492,11 +492,14 @@ async fn an_unreadable_signed_event_has_the_live_window_listed_at_once() {
         daemon,
         store,
     } = start_service(&sim, port, "").await;
-    let meeting = sim.add_meeting("announced oddly", &[MIB], Duration::ZERO);
+    // Transcoded at once on the simulator's lifecycle clock: its file is listed from now on.
+    let meeting = sim.add_meeting("announced oddly", &[MIB], Duration::from_secs(2));
+    sim.advance(Duration::from_secs(3));
     let ids: Vec<String> = files_of(&sim, &meeting)
         .into_iter()
         .map(|f| f.record_file_id)
         .collect();
+    assert_eq!(ids.len(), 1, "the added recording is transcoded");
     let odd = json!({"event": "recording.completed", "trace_id": "t-odd",
         "payload": {"recording_files": ids}});
     assert_eq!(post_event(port, WEBHOOK_TOKEN, &odd).await, 200);
