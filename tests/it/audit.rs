@@ -8,10 +8,6 @@ use crate::layout::set_layout;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use wemeet_api::Endpoint;
-use wemeet_archiver::budget::Budget;
-use wemeet_archiver::client::Budgets;
-use wemeet_archiver::state::Store;
 use wemeet_sim::SimConfig;
 
 const DAYS: u32 = 15;
@@ -221,27 +217,6 @@ async fn the_trail_records_every_change_and_names_a_tampered_record_by_sequence(
         "{metrics}"
     );
     assert!(metrics.contains("wemeet_holds_in_force 0"), "{metrics}");
-}
-
-/// What `/metrics` would answer for `store`.
-async fn metrics_of(store: &Store) -> String {
-    let budget = |endpoint| {
-        let store = store.clone();
-        async move { std::sync::Arc::new(Budget::load(store, endpoint, 10).await.unwrap()) }
-    };
-    let source = wemeet_archiver::metrics::MetricsSource {
-        store: store.clone(),
-        budgets: Budgets {
-            records: budget(Endpoint::Records).await,
-            addresses: budget(Endpoint::Addresses).await,
-            deletes: budget(Endpoint::Delete).await,
-        },
-        poll_interval: std::time::Duration::from_secs(20),
-        webhook: None,
-        disk_full_pauses: Default::default(),
-        retention_mode: None,
-    };
-    source.render().await.unwrap()
 }
 
 /// Adds a `[retention]` table with `lines` to the config at `path`.

@@ -442,3 +442,26 @@ pub async fn run_in_process(
 pub fn spawn_run(path: &Path) -> tokio::process::Child {
     spawn_archiver(path, &["run"], &[])
 }
+
+/// What `/metrics` would answer for `store`: the service's metrics, rendered in-process.
+pub async fn metrics_of(store: &Store) -> String {
+    use wemeet_api::Endpoint;
+    use wemeet_archiver::budget::Budget;
+    let budget = |endpoint| {
+        let store = store.clone();
+        async move { std::sync::Arc::new(Budget::load(store, endpoint, 10).await.unwrap()) }
+    };
+    let source = wemeet_archiver::metrics::MetricsSource {
+        store: store.clone(),
+        budgets: wemeet_archiver::client::Budgets {
+            records: budget(Endpoint::Records).await,
+            addresses: budget(Endpoint::Addresses).await,
+            deletes: budget(Endpoint::Delete).await,
+        },
+        poll_interval: Duration::from_secs(20),
+        webhook: None,
+        disk_full_pauses: Default::default(),
+        retention_mode: None,
+    };
+    source.render().await.unwrap()
+}

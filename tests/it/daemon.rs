@@ -7,10 +7,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-use wemeet_api::Endpoint;
 use wemeet_archiver::app::App;
-use wemeet_archiver::budget::Budget;
-use wemeet_archiver::client::Budgets;
 use wemeet_archiver::config::Config;
 use wemeet_archiver::state::{FileStatus, Store};
 use wemeet_archiver::time::UnixMs;
@@ -418,27 +415,11 @@ async fn the_periodic_scrub_finds_a_damaged_file_and_exports_it() {
     bytes[100] ^= 0xff;
     std::fs::write(&path, bytes).unwrap();
 
-    let budget = |endpoint| {
-        let store = store.clone();
-        async move { std::sync::Arc::new(Budget::load(store, endpoint, 10).await.unwrap()) }
-    };
-    let source = wemeet_archiver::metrics::MetricsSource {
-        store: store.clone(),
-        budgets: Budgets {
-            records: budget(Endpoint::Records).await,
-            addresses: budget(Endpoint::Addresses).await,
-            deletes: budget(Endpoint::Delete).await,
-        },
-        poll_interval: Duration::from_secs(20),
-        webhook: None,
-        disk_full_pauses: Default::default(),
-        retention_mode: None,
-    };
     wait_until(
         Duration::from_secs(20),
         Duration::from_millis(300),
         async || {
-            let text = source.render().await.unwrap();
+            let text = metrics_of(&store).await;
             if text.contains("wemeet_scrub_files{status=\"hash_mismatch\"} 1") {
                 ControlFlow::Break(())
             } else {

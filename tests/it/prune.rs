@@ -468,30 +468,6 @@ async fn a_video_is_deleted_only_with_its_audio_and_transcripts_intact() {
     }
 }
 
-/// The metrics as the service serves them, read from `store`.
-async fn metrics_of(store: &Store) -> String {
-    use std::sync::Arc;
-    use wemeet_api::Endpoint;
-    use wemeet_archiver::budget::Budget;
-    let budget = |endpoint| {
-        let store = store.clone();
-        async move { Arc::new(Budget::load(store, endpoint, 10).await.unwrap()) }
-    };
-    let source = wemeet_archiver::metrics::MetricsSource {
-        store: store.clone(),
-        budgets: wemeet_archiver::client::Budgets {
-            records: budget(Endpoint::Records).await,
-            addresses: budget(Endpoint::Addresses).await,
-            deletes: budget(Endpoint::Delete).await,
-        },
-        poll_interval: Duration::from_secs(20),
-        webhook: None,
-        disk_full_pauses: Default::default(),
-        retention_mode: None,
-    };
-    source.render().await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn prune_without_enabled_exits_2_naming_the_key_and_deletes_nothing() {
     let sim = start_sim(small(1)).await;
