@@ -413,14 +413,11 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if recorded.is_none() {
-            sqlx::query(
-                "UPDATE meetings SET json_dirty_at = ? WHERE meeting_record_id =
-                   (SELECT meeting_record_id FROM files WHERE record_file_id = ?)",
-            )
-            .bind(now)
-            .bind(record_file_id)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(MARK_MEETING_JSON_DIRTY)
+                .bind(now)
+                .bind(record_file_id)
+                .execute(&mut *tx)
+                .await?;
         }
         let details =
             serde_json::json!({"size": size, "sha256": sha256, "recorded": recorded.is_some()});
