@@ -5,7 +5,7 @@
 //!
 //! The archiver only downloads what the API listed; here each URL becomes a listed file
 //! (one meeting each, its URL as the listing's fresh address) in a fresh database, then the
-//! same `Downloader` the `backfill` command uses streams, hashes, checkpoints, fsyncs and
+//! same `Pool` the `backfill` command uses streams, hashes, checkpoints, fsyncs and
 //! renames them. Nothing but the listing is replaced.
 //!
 //! ```text
@@ -26,9 +26,9 @@ use wemeet_api::Endpoint;
 use wemeet_archiver::budget::Budget;
 use wemeet_archiver::client::{ApiClient, Budgets};
 use wemeet_archiver::config::Config;
-use wemeet_archiver::state::{FileStatus, FileUpsert, MeetingUpsert, Store};
+use wemeet_archiver::state::{Db, FileStatus, FileUpsert, MeetingUpsert};
 use wemeet_archiver::time::UnixMs;
-use wemeet_archiver::transfer::Downloader;
+use wemeet_archiver::transfer::Pool;
 
 struct Args {
     config: PathBuf,
@@ -86,7 +86,7 @@ async fn run(args: Args) -> Result<String, String> {
     if let Some(n) = args.workers {
         config.download.workers = n;
     }
-    let store = Store::open(&config.database.path)
+    let store = Db::open(&config.database.path)
         .await
         .map_err(|e| e.to_string())?;
     let http = reqwest::Client::new();
@@ -146,7 +146,7 @@ async fn run(args: Args) -> Result<String, String> {
         store.clone(),
     )
     .map_err(|e| e.to_string())?;
-    let downloader = Arc::new(Downloader::new(
+    let downloader = Arc::new(Pool::new(
         store.clone(),
         archive,
         Arc::new(api),

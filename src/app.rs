@@ -4,15 +4,15 @@
 use crate::archive::marker::{self, Marker, MarkerError};
 use crate::archive::{self, Archive, ArchiveError};
 use crate::budget::{Budget, Priority};
-use crate::census::{ListError, Lister, split_windows};
+use crate::census::{Census, ListError, split_windows};
 use crate::client::{ApiClient, Budgets, CallError, config_advice};
 use crate::config::Config;
 use crate::progress::Progress;
 use crate::prune::{Mode, PruneError, PruneReport, Pruner};
 use crate::reindex::ReindexReport;
-use crate::state::{ArtifactsWanted, FileKind, FileStatus, Store, StoreError};
+use crate::state::{ArtifactsWanted, Db, DbError, FileKind, FileStatus};
 use crate::time::UnixMs;
-use crate::transfer::{Downloader, PoolError, PoolReport, Replaced};
+use crate::transfer::{Pool, PoolError, PoolReport, Replaced};
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use wemeet_api::{ApiError, Endpoint, ErrorClass};
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Db(#[from] DbError),
     #[error(
         "another wemeet-archiver process is using {0}; stop it first (or point this one at \
          another database.path)"
@@ -118,7 +118,7 @@ pub enum AppError {
 impl From<PruneError> for AppError {
     fn from(e: PruneError) -> Self {
         match e {
-            PruneError::Store(e) => Self::Store(e),
+            PruneError::Db(e) => Self::Db(e),
             PruneError::Fatal(e) => Self::Fatal(e),
             other => Self::Prune(other),
         }
@@ -128,7 +128,7 @@ impl From<PruneError> for AppError {
 impl From<PoolError> for AppError {
     fn from(e: PoolError) -> Self {
         match e {
-            PoolError::Store(e) => Self::Store(e),
+            PoolError::Db(e) => Self::Db(e),
             PoolError::Api(e) => Self::Fatal(e),
             PoolError::Archive(e) => Self::Archive(e),
         }
@@ -141,7 +141,7 @@ impl From<ListError> for AppError {
             ListError::Api(CallError::Api(api)) if api.class() == ErrorClass::Fatal => {
                 Self::Fatal(api)
             }
-            ListError::Store(s) => Self::Store(s),
+            ListError::Db(s) => Self::Db(s),
             other => Self::List(other),
         }
     }
@@ -203,11 +203,11 @@ impl BackfillReport {
 /// The open state of one process: database, its lock, budgets, clients.
 pub struct App {
     pub config: Config,
-    pub store: Store,
+    pub store: Db,
     pub(crate) api: Arc<ApiClient>,
     /// The process's one HTTP client, shared by the API client and the downloads.
     http: reqwest::Client,
-    pub(crate) lister: Arc<Lister>,
+    pub(crate) lister: Arc<Census>,
     /// What the jobs of this process count as they go, for the binary to draw.
     progress: Progress,
     /// The database held no file while the archive already had a marker (the database
@@ -301,7 +301,7 @@ impl App {
         // runs beside the database's opening and migrations instead of after them.
         let read_timeout = config.download.read_timeout;
         let http = tokio::task::spawn_blocking(move || crate::client::http_client(read_timeout));
-        let store = Store::open(&config.database.path).await?;
+        let store = Db::open(&config.database.path).await?;
         // One after the other: each prunes old calls, and SQLite takes one writer at a time.
         let budget = async |endpoint, limit| {
             Budget::load(store.clone(), endpoint, limit)
@@ -320,7 +320,7 @@ impl App {
         let api = Arc::new(ApiClient::new(config.api.clone(), budgets, http.clone()));
         let progress = Progress::default();
         let lister = Arc::new(
-            Lister::new(
+            Census::new(
                 Arc::clone(&api),
                 store.clone(),
                 config.storage.layout.clone(),
@@ -377,9 +377,9 @@ impl App {
     }
 
     /// The download pool, writing to the configured archive.
-    pub(crate) fn downloader(&self) -> Result<Arc<Downloader>, AppError> {
+    pub(crate) fn downloader(&self) -> Result<Arc<Pool>, AppError> {
         Ok(Arc::new(
-            Downloader::new(
+            Pool::new(
                 self.store.clone(),
                 self.archive()?,
                 Arc::clone(&self.api),

@@ -12,7 +12,7 @@
 
 use crate::archive::{Archive, ArchiveError, ReadError};
 use crate::state::audit::GENESIS;
-use crate::state::{AuditRecord, AuditSegment, Store, StoreError};
+use crate::state::{AuditRecord, AuditSegment, Db, DbError};
 use futures::TryStreamExt;
 
 /// The folder of the program's own files at the archive root: a leading dot, which no
@@ -25,7 +25,7 @@ pub const TRAIL_DIR: &str = ".wemeet-archiver/audit";
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Db(#[from] DbError),
     /// The archive could not take the trail's copy: the records stay in the database and
     /// are written by the next run.
     #[error("cannot write the audit trail into the archive")]
@@ -49,7 +49,7 @@ pub fn segment_path(first: i64, last: i64) -> String {
 
 /// Writes into the archive the records it does not hold yet; returns how many segments
 /// were written.
-pub async fn write_trail(store: &Store, archive: &dyn Archive) -> Result<usize, AuditError> {
+pub async fn write_trail(store: &Db, archive: &dyn Archive) -> Result<usize, AuditError> {
     let segments = store.claim_audit_segments(segment_path).await?;
     for segment in &segments {
         let records = store
@@ -73,7 +73,7 @@ pub async fn write_trail(store: &Store, archive: &dyn Archive) -> Result<usize, 
 /// records, imported before anything is appended, so that the chain goes on where it
 /// stopped and no new segment is ever written over an old one. Returns how many records
 /// were imported (0 when the database has a trail, or the archive none).
-pub async fn restore_trail(store: &Store, archive: &dyn Archive) -> Result<u64, AuditError> {
+pub async fn restore_trail(store: &Db, archive: &dyn Archive) -> Result<u64, AuditError> {
     if store.last_audit_record().await?.is_some() {
         return Ok(0);
     }
@@ -125,7 +125,7 @@ pub async fn restore_trail(store: &Store, archive: &dyn Archive) -> Result<u64, 
 
 /// [`write_trail`] for the end of a job: a failure is only logged, since the records wait
 /// in the database and the next job writes them.
-pub async fn write_trail_or_warn(store: &Store, archive: &dyn Archive) {
+pub async fn write_trail_or_warn(store: &Db, archive: &dyn Archive) {
     if let Err(e) = write_trail(store, archive).await {
         tracing::warn!(error = %crate::errors::chain(&e), "the audit trail stays in the database until the next run");
     }
@@ -193,7 +193,7 @@ impl TrailCheck {
 /// Recomputes the chain from the database's copy and the archive's, segment by segment,
 /// and records the outcome for `status`. Records not in a segment yet (a write that
 /// failed) are checked in the database only.
-pub async fn verify_trail(store: &Store, archive: &dyn Archive) -> Result<TrailCheck, AuditError> {
+pub async fn verify_trail(store: &Db, archive: &dyn Archive) -> Result<TrailCheck, AuditError> {
     let segments = store.audit_segments().await?;
     let last = store.last_audit_record().await?.map_or(0, |r| r.seq);
     let mut check = TrailCheck {

@@ -6,7 +6,7 @@
 //! simplest thing that is provably right, and it is persisted in SQLite so that a restarted
 //! process knows what the previous one spent in the last minute and does not burst.
 
-use crate::state::{Store, StoreError};
+use crate::state::{Db, DbError};
 use crate::time::UnixMs;
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -141,7 +141,7 @@ pub struct Budget {
     origin_ms: i64,
     origin: tokio::time::Instant,
     /// `None` only in tests that prove the scheduling on tokio's paused clock.
-    store: Option<Store>,
+    store: Option<Db>,
     /// Calls by outcome since the process started (the metrics' counter).
     outcomes: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
 }
@@ -159,7 +159,7 @@ impl Drop for Waiting<'_> {
 }
 
 impl Budget {
-    fn new(endpoint: Endpoint, limit: u32, store: Option<Store>, calls: Vec<i64>) -> Self {
+    fn new(endpoint: Endpoint, limit: u32, store: Option<Db>, calls: Vec<i64>) -> Self {
         let window = WINDOW + SAFETY_MARGIN;
         let mut log = SlidingWindow::new(limit, window);
         for at in calls {
@@ -183,7 +183,7 @@ impl Budget {
 
     /// Loads the calls of `endpoint` in the last window from the database, so a restart
     /// does not burst.
-    pub async fn load(store: Store, endpoint: Endpoint, limit: u32) -> Result<Self, StoreError> {
+    pub async fn load(store: Db, endpoint: Endpoint, limit: u32) -> Result<Self, DbError> {
         let now = UnixMs::now();
         let calls = store
             .api_calls_since(endpoint, now - (WINDOW + SAFETY_MARGIN))
@@ -222,7 +222,7 @@ impl Budget {
     /// Waits until one more call fits in the window and no more urgent caller waits, then
     /// spends it (persisted before the call is sent). Returns the call-log id for
     /// [`Budget::record_outcome`].
-    pub async fn spend(&self, priority: Priority) -> Result<Option<i64>, StoreError> {
+    pub async fn spend(&self, priority: Priority) -> Result<Option<i64>, DbError> {
         self.lock().waiting[priority.rank()] += 1;
         let _waiting = Waiting {
             budget: self,

@@ -15,7 +15,7 @@ use crate::budget::Priority;
 use crate::client::{ApiClient, CallError, ListQuery};
 use crate::filter::{Candidate, Filter};
 use crate::progress::Progress;
-use crate::state::{FileUpsert, MeetingUpsert, Store, StoreError};
+use crate::state::{Db, DbError, FileUpsert, MeetingUpsert};
 use crate::time::UnixMs;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -27,7 +27,7 @@ pub enum ListError {
     #[error(transparent)]
     Api(#[from] CallError),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Db(#[from] DbError),
 }
 
 /// What listing a window for some files found.
@@ -72,9 +72,9 @@ pub fn split_windows(since: i64, until: i64) -> Vec<(i64, i64)> {
 
 /// Lists windows into the store.
 #[derive(Debug)]
-pub struct Lister {
+pub struct Census {
     api: Arc<ApiClient>,
-    store: Store,
+    store: Db,
     /// `storage.layout`: the paths of what is listed.
     layout: Layout,
     /// `[filter]`: files it leaves out are stored `skipped`, with the rule.
@@ -83,8 +83,8 @@ pub struct Lister {
     progress: Progress,
 }
 
-impl Lister {
-    pub fn new(api: Arc<ApiClient>, store: Store, layout: Layout, filter: Filter) -> Self {
+impl Census {
+    pub fn new(api: Arc<ApiClient>, store: Db, layout: Layout, filter: Filter) -> Self {
         Self {
             api,
             store,

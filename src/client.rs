@@ -8,7 +8,7 @@
 
 use crate::budget::{Budget, Priority};
 use crate::config::ApiConfig;
-use crate::state::StoreError;
+use crate::state::DbError;
 use crate::time::UnixMs;
 use rand::RngExt;
 use std::sync::Arc;
@@ -55,7 +55,7 @@ pub enum CallError {
     Transport(#[source] reqwest::Error),
     /// The call log is the budget: a call that cannot be recorded is not sent.
     #[error("cannot record the API call in the database")]
-    Budget(#[source] StoreError),
+    Budget(#[source] DbError),
 }
 
 impl CallError {
@@ -79,7 +79,7 @@ impl CallError {
 /// A reply, with when its call was sent: addresses in it were issued no earlier, so that
 /// is a safe lower bound on their issue time.
 #[derive(Debug, Clone)]
-pub struct Answer<T> {
+pub struct Dated<T> {
     pub reply: T,
     pub sent_at: UnixMs,
 }
@@ -147,7 +147,7 @@ impl ApiClient {
         &self,
         query: ListQuery,
         priority: Priority,
-    ) -> Result<Answer<RecordsPage>, CallError> {
+    ) -> Result<Dated<RecordsPage>, CallError> {
         let request = ListRecords {
             start_time: query.start_time,
             end_time: query.end_time,
@@ -164,7 +164,7 @@ impl ApiClient {
     pub async fn record_addresses(
         &self,
         meeting_record_id: &str,
-    ) -> Result<Answer<Vec<AddressFile>>, CallError> {
+    ) -> Result<Dated<Vec<AddressFile>>, CallError> {
         let mut files = Vec::new();
         let mut sent_at = None;
         let mut request = RecordAddresses {
@@ -179,7 +179,7 @@ impl ApiClient {
             let last = page.record_files.is_empty() || u64::from(request.page) >= page.total_page;
             files.extend(page.record_files);
             if last {
-                return Ok(Answer {
+                return Ok(Dated {
                     reply: files,
                     sent_at: first_sent,
                 });
@@ -193,7 +193,7 @@ impl ApiClient {
     pub async fn delete_record_file(
         &self,
         record_file_id: &str,
-    ) -> Result<Answer<Empty>, CallError> {
+    ) -> Result<Dated<Empty>, CallError> {
         let request = DeleteRecordFile {
             record_file_id: record_file_id.to_string(),
             operator_id: self.config.operator_id.clone(),
@@ -207,7 +207,7 @@ impl ApiClient {
         &self,
         request: &R,
         priority: Priority,
-    ) -> Result<Answer<R::Reply>, CallError> {
+    ) -> Result<Dated<R::Reply>, CallError> {
         let mut delays = crate::retry::delays();
         loop {
             let error = match self.call_once(request, priority).await {
@@ -234,7 +234,7 @@ impl ApiClient {
         &self,
         request: &R,
         priority: Priority,
-    ) -> Result<Answer<R::Reply>, CallError> {
+    ) -> Result<Dated<R::Reply>, CallError> {
         let base = self.config.base_url.as_str().trim_end_matches('/');
         let url = reqwest::Url::parse(&format!("{base}{}", request.path_and_query()))
             .expect("a valid base URL joined with an encoded path and query is a URL");
@@ -273,7 +273,7 @@ impl ApiClient {
             "API call"
         );
         budget.record_outcome(call_id, &outcome).await;
-        result.map(|(reply, _)| Answer { reply, sent_at })
+        result.map(|(reply, _)| Dated { reply, sent_at })
     }
 }
 

@@ -18,7 +18,7 @@ use crate::budget::Priority;
 use crate::census::{ListError, split_windows};
 use crate::metrics::{self, MetricsSource};
 use crate::prune::Mode;
-use crate::state::{Fact, FileStatus, StoreError};
+use crate::state::{DbError, Fact, FileStatus};
 use crate::time::UnixMs;
 use crate::webhook::{EventWorker, Receiver};
 use sd_notify::NotifyState;
@@ -452,7 +452,7 @@ impl App {
     }
 
     /// One line for `systemctl status`.
-    async fn status_line(&self) -> Result<String, StoreError> {
+    async fn status_line(&self) -> Result<String, DbError> {
         let report = self.store.status(UnixMs::now()).await?;
         let n = |k: FileStatus| report.files.get(&k).copied().unwrap_or(0);
         Ok(format!(

@@ -12,7 +12,7 @@
 use crate::archive::{Archive, ArchiveError, UnsafePath, layout};
 use crate::progress::{Planned, Progress};
 use crate::search::{self, Query, SearchError};
-use crate::state::{FileKind, FileStatus, Store, StoreError};
+use crate::state::{Db, DbError, FileKind, FileStatus};
 use crate::verify::sums;
 use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
@@ -32,7 +32,7 @@ pub enum ExportError {
     #[error(transparent)]
     Search(#[from] SearchError),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Db(#[from] DbError),
     #[error(
         "{0} is not empty: export into an empty (or new) folder, or add --resume to finish an \
          earlier export into it"
@@ -139,7 +139,7 @@ pub struct ExportOptions {
 
 /// The last record of the audit trail, for the manifest: what the archive had been
 /// through when the bundle was made (`audit verify` checks the chain up to it).
-async fn last_audit_record(store: &Store) -> Result<Option<serde_json::Value>, StoreError> {
+async fn last_audit_record(store: &Db) -> Result<Option<serde_json::Value>, DbError> {
     Ok(store
         .last_audit_record()
         .await?
@@ -159,7 +159,7 @@ struct Planned1 {
 /// Copies what `query` selects from `archive` into `options.to` and writes `SHA256SUMS`
 /// and `manifest.json` there. A refused copy is in the report, not an error.
 pub async fn export(
-    store: &Store,
+    store: &Db,
     archive: &dyn Archive,
     query: &Query,
     options: &ExportOptions,

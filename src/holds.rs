@@ -2,10 +2,10 @@
 //! every hold in force or released, rewritten whole (temporary file, fsync, rename on disk;
 //! one `PUT` in a bucket) after each change, so that an archive whose database was lost
 //! still says what must be kept: `reindex` puts them back with [`load_holds`] and
-//! `Store::restore_holds`.
+//! `Db::restore_holds`.
 
 use crate::archive::{Archive, ArchiveError};
-use crate::state::{Hold, Store, StoreError};
+use crate::state::{Db, DbError, Hold};
 use futures::TryStreamExt;
 
 /// Where the holds are kept in the archive.
@@ -15,7 +15,7 @@ const SCHEMA: &str = "wemeet-archiver.holds/1";
 #[derive(Debug, thiserror::Error)]
 pub enum HoldsError {
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Db(#[from] DbError),
     /// The hold is recorded in the database; run `hold list` again once the archive can be
     /// written, which rewrites the file.
     #[error("cannot write {HOLDS_FILE} into the archive")]
@@ -33,7 +33,7 @@ struct HoldsFile {
 }
 
 /// Writes every hold of `store` into the archive.
-pub async fn write_holds(store: &Store, archive: &dyn Archive) -> Result<(), HoldsError> {
+pub async fn write_holds(store: &Db, archive: &dyn Archive) -> Result<(), HoldsError> {
     let file = HoldsFile {
         schema: SCHEMA.into(),
         holds: store.holds().await?,

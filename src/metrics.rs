@@ -9,7 +9,7 @@
 //! is written nowhere.
 
 use crate::client::Budgets;
-use crate::state::{DaemonFacts, FileStatus, StatusReport, Store, StoreError};
+use crate::state::{DaemonFacts, Db, DbError, FileStatus, StatusReport};
 use crate::time::UnixMs;
 use axum::Router;
 use axum::extract::State;
@@ -47,7 +47,7 @@ struct StatusLabel {
 /// What the endpoint needs to answer.
 #[derive(Clone)]
 pub struct MetricsSource {
-    pub store: Store,
+    pub store: Db,
     pub budgets: Budgets,
     /// `poll.interval`: exported, so that an alert can say "no complete poll for three
     /// intervals" whatever the interval; `/healthz` fails after three.
@@ -62,7 +62,7 @@ pub struct MetricsSource {
 
 impl MetricsSource {
     /// Renders the Prometheus text exposition format.
-    pub async fn render(&self) -> Result<String, StoreError> {
+    pub async fn render(&self) -> Result<String, DbError> {
         let now = UnixMs::now();
         let facts = self.store.daemon_facts().await?;
         let mut registry = Registry::with_prefix("wemeet");
@@ -227,7 +227,7 @@ impl MetricsSource {
         &self,
         registry: &mut Registry,
         counters: &crate::webhook::Counters,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), DbError> {
         registry.register(
             "webhook_events_received",
             "Event POSTs to the webhook, whatever became of them",

@@ -4,7 +4,7 @@
 //!
 //! Each counter is bumped where the work is already counted (a relaxed atomic add, so a
 //! handle nobody reads costs next to nothing); a reader takes a [`Snapshot`]. What is left
-//! to download is not counted here: the store says it ([`crate::state::Store::to_do`]).
+//! to download is not counted here: the store says it ([`crate::state::Db::to_do`]).
 //! Nothing here prints: the binary draws it on a terminal.
 
 use std::collections::BTreeMap;

@@ -20,7 +20,7 @@
 use crate::archive::Archive;
 use crate::client::{ApiClient, CallError, config_advice};
 use crate::config::PruneConfig;
-use crate::state::{ArtifactsWanted, Fact, PruneCandidate, Store, StoreError};
+use crate::state::{ArtifactsWanted, Db, DbError, Fact, PruneCandidate};
 use crate::time::UnixMs;
 use crate::transfer::meeting_json;
 use crate::verify::{Status, classify::classify_archived};
@@ -42,7 +42,7 @@ pub enum PruneError {
     )]
     NotEnabled,
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Db(#[from] DbError),
     /// No deletion can succeed until someone fixes the credentials or the permissions.
     #[error("{0}; {advice}", advice = config_advice(.0))]
     Fatal(ApiError),
@@ -197,7 +197,7 @@ impl PruneReport {
 }
 
 /// What the API said to one `DELETE`.
-enum Answer {
+enum DeleteReply {
     Gone(Outcome),
     /// This file only: reported, and the run goes on.
     Failed(String),
@@ -207,7 +207,7 @@ enum Answer {
 
 /// Deletes archived files from the cloud, after re-reading each.
 pub struct Pruner {
-    store: Store,
+    store: Db,
     archive: Arc<dyn Archive>,
     api: Arc<ApiClient>,
     config: PruneConfig,
@@ -216,7 +216,7 @@ pub struct Pruner {
 
 impl Pruner {
     pub(crate) fn new(
-        store: Store,
+        store: Db,
         archive: Arc<dyn Archive>,
         api: Arc<ApiClient>,
         config: PruneConfig,
@@ -387,7 +387,7 @@ impl Pruner {
             () = cancel.cancelled() => return Ok(Step::Interrupted),
         };
         Ok(match classify_answer(answer)? {
-            Answer::Gone(outcome) => {
+            DeleteReply::Gone(outcome) => {
                 self.store
                     .record_cloud_deletion(&row.record_file_id, UnixMs::now())
                     .await?;
@@ -395,13 +395,13 @@ impl Pruner {
                 row.outcome = outcome;
                 Step::Done(row)
             }
-            Answer::Failed(why) => {
+            DeleteReply::Failed(why) => {
                 tracing::error!(path = %row.path, error = %why, "the API did not delete this file");
                 row.outcome = Outcome::Failed;
                 row.detail = Some(why);
                 Step::Done(row)
             }
-            Answer::Stop(why) => {
+            DeleteReply::Stop(why) => {
                 tracing::error!(path = %row.path, error = %why, "the API keeps failing; pruning stops until the next run");
                 row.outcome = Outcome::Failed;
                 row.detail = Some(why.clone());
@@ -453,19 +453,19 @@ enum Step {
 
 /// Sorts the API's answer to a `DELETE` by what the run does next. 4051 is a deletion that
 /// happened before; the other errors are classified like the listing's.
-fn classify_answer<T>(answer: Result<T, CallError>) -> Result<Answer, PruneError> {
+fn classify_answer<T>(answer: Result<T, CallError>) -> Result<DeleteReply, PruneError> {
     let error = match answer {
-        Ok(_) => return Ok(Answer::Gone(Outcome::Deleted)),
+        Ok(_) => return Ok(DeleteReply::Gone(Outcome::Deleted)),
         Err(CallError::Api(e)) if e.is_already_deleted() => {
-            return Ok(Answer::Gone(Outcome::AlreadyDeleted));
+            return Ok(DeleteReply::Gone(Outcome::AlreadyDeleted));
         }
         Err(e) => e,
     };
     let why = crate::errors::chain(&error);
     Ok(match (error.class(), error) {
         (ErrorClass::Fatal, CallError::Api(e)) => return Err(PruneError::Fatal(e)),
-        (ErrorClass::GiveUp, _) => Answer::Failed(why),
-        _ => Answer::Stop(why),
+        (ErrorClass::GiveUp, _) => DeleteReply::Failed(why),
+        _ => DeleteReply::Stop(why),
     })
 }
 
@@ -487,9 +487,9 @@ mod tests {
     #[test]
     fn a_deletion_answered_4051_counts_as_done_and_other_errors_as_the_listings() {
         let outcome = |a| match classify_answer(a) {
-            Ok(Answer::Gone(o)) => o.as_str().to_string(),
-            Ok(Answer::Failed(_)) => "failed".into(),
-            Ok(Answer::Stop(_)) => "stop".into(),
+            Ok(DeleteReply::Gone(o)) => o.as_str().to_string(),
+            Ok(DeleteReply::Failed(_)) => "failed".into(),
+            Ok(DeleteReply::Stop(_)) => "stop".into(),
             Err(e) => format!("fatal: {}", e.needs_admin()),
         };
         assert_eq!(outcome(Ok(())), "deleted");

@@ -15,7 +15,7 @@ use crate::app::{App, AppError};
 use crate::archive::Archive;
 use crate::progress::{Planned, Progress};
 use crate::state::catalog::{FolderOutcome, MeetingJson, ReindexFile, ReindexMeeting};
-use crate::state::{FileKind, Store};
+use crate::state::{Db, FileKind};
 use crate::transfer::meeting_json;
 use crate::verify::classify::MEETING_JSON;
 use futures::StreamExt;
@@ -63,14 +63,14 @@ impl ReindexReport {
 
 /// One reindex of one archive into one database.
 pub struct Reindexer<'a> {
-    store: &'a Store,
+    store: &'a Db,
     archive: &'a dyn Archive,
     progress: Progress,
     report: ReindexReport,
 }
 
 impl<'a> Reindexer<'a> {
-    pub fn new(store: &'a Store, archive: &'a dyn Archive, progress: Progress) -> Self {
+    pub fn new(store: &'a Db, archive: &'a dyn Archive, progress: Progress) -> Self {
         Self {
             store,
             archive,

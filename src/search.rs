@@ -3,7 +3,7 @@
 //! the transcript lines that say them. `export` selects with the same [`Query`].
 
 use crate::archive::{Archive, ArchiveError};
-use crate::state::{FileKind, FileStatus, RecordingRow, Selectors, Store, StoreError};
+use crate::state::{Db, DbError, FileKind, FileStatus, RecordingRow, Selectors};
 use crate::time::UnixMs;
 use crate::transcripts::{MatchedLine, matched_lines};
 use regex::Regex;
@@ -40,7 +40,7 @@ pub enum SearchError {
     #[error("{0}")]
     Usage(String),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Db(#[from] DbError),
     /// A presigned link could not be made (`--urls`).
     #[error(transparent)]
     Archive(#[from] ArchiveError),
@@ -118,7 +118,7 @@ impl Query {
 }
 
 /// The recordings `query` selects (without their files): what `export` copies too.
-pub async fn select(store: &Store, query: &Query) -> Result<Vec<RecordingRow>, SearchError> {
+pub async fn select(store: &Db, query: &Query) -> Result<Vec<RecordingRow>, SearchError> {
     query.check()?;
     let mut said: Option<HashSet<String>> = None;
     for word in &query.text {
@@ -157,7 +157,7 @@ pub async fn select(store: &Store, query: &Query) -> Result<Vec<RecordingRow>, S
 /// Runs `query`: each recording with its files (and presigned links valid for `urls`,
 /// when the archive has them) and the transcript lines that say its words.
 pub async fn search(
-    store: &Store,
+    store: &Db,
     archive: &dyn Archive,
     query: &Query,
     urls: Option<Duration>,

@@ -8,7 +8,7 @@
 //! reader or a PDF parser for nothing the `txt` does not already say.
 
 use crate::archive::{Archive, ArchiveError};
-use crate::state::{FileKind, FileRow, Store, StoreError};
+use crate::state::{Db, DbError, FileKind, FileRow};
 use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
 
@@ -20,7 +20,7 @@ pub const MAX_TEXT_BYTES: u64 = 64 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Db(#[from] DbError),
     #[error("cannot read {path} back from the archive")]
     Read {
         path: String,
@@ -48,7 +48,7 @@ pub fn is_indexed(kind: FileKind, path: &str) -> bool {
 /// a few KiB, from the page cache on disk), replacing the text of an earlier copy. Not on
 /// the transfer's path: its caller runs it after the file is archived.
 pub async fn index_archived(
-    store: &Store,
+    store: &Db,
     archive: &dyn Archive,
     file: &FileRow,
     sha256: &str,
@@ -60,7 +60,7 @@ pub async fn index_archived(
 }
 
 async fn index_one(
-    store: &Store,
+    store: &Db,
     archive: &dyn Archive,
     record_file_id: &str,
     path: &str,
@@ -112,7 +112,7 @@ pub struct FillReport {
 /// Idempotent and cheap when nothing changed; what `reindex` runs after rebuilding the
 /// database from the archive, and what an archive made before the index existed needs
 /// once.
-pub async fn fill_index(store: &Store, archive: &dyn Archive) -> Result<FillReport, StoreError> {
+pub async fn fill_index(store: &Db, archive: &dyn Archive) -> Result<FillReport, DbError> {
     let mut report = FillReport {
         dropped: store.drop_stale_transcripts().await?,
         ..FillReport::default()
@@ -120,7 +120,7 @@ pub async fn fill_index(store: &Store, archive: &dyn Archive) -> Result<FillRepo
     for t in store.unindexed_transcripts().await? {
         match index_one(store, archive, &t.record_file_id, &t.path, &t.sha256).await {
             Ok(()) => report.indexed += 1,
-            Err(IndexError::Store(e)) => return Err(e),
+            Err(IndexError::Db(e)) => return Err(e),
             Err(e) => {
                 tracing::warn!(path = %t.path, error = %crate::errors::chain(&e), "transcript not indexed");
                 report.failed.push((t.path, e));

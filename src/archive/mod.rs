@@ -16,7 +16,7 @@ pub mod s3;
 
 pub use layout::UnsafePath;
 
-use crate::state::{FileRow, Store, StoreError};
+use crate::state::{Db, DbError, FileRow};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -157,7 +157,7 @@ pub enum WriteError {
     Archive(#[from] ArchiveError),
     /// A checkpoint could not be recorded: the bytes may be durable, the resume point is not.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Db(#[from] DbError),
     #[error("stopped by shutdown")]
     Cancelled,
     /// What was written does not add up to the file; the next attempt starts it over.
@@ -225,7 +225,7 @@ pub trait Archive: Send + Sync + std::fmt::Debug {
 
     /// Frees what a file that will not be retried holds (an upload's parts); its
     /// checkpoint is forgotten.
-    async fn discard(&self, record_file_id: &str) -> Result<(), StoreError>;
+    async fn discard(&self, record_file_id: &str) -> Result<(), DbError>;
 
     /// Writes a small object whole and atomically (readers see the old or the new one).
     async fn put_small(&self, relative: &str, bytes: Bytes) -> Result<(), ArchiveError>;
@@ -398,7 +398,7 @@ pub fn open(
     root: &Path,
     s3: Option<&s3::S3Config>,
     checkpoint_bytes: u64,
-    store: Store,
+    store: Db,
 ) -> Result<Arc<dyn Archive>, ArchiveError> {
     Ok(match s3 {
         Some(config) => Arc::new(s3::S3Archive::new(config, store)?),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use wemeet_archiver::archive::{self, Archive};
 use wemeet_archiver::audit::{self, TrailCheck};
 use wemeet_archiver::config::Config;
-use wemeet_archiver::state::{AuditRecord, Store};
+use wemeet_archiver::state::{AuditRecord, Db};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {
@@ -49,8 +49,8 @@ pub enum ExportFormat {
 }
 
 /// The database and the archive of `config`, for the commands that change no recording.
-pub async fn open(config: &Config) -> Result<(Store, Arc<dyn Archive>), Failure> {
-    let store = Store::open(&config.database.path)
+pub async fn open(config: &Config) -> Result<(Db, Arc<dyn Archive>), Failure> {
+    let store = Db::open(&config.database.path)
         .await
         .map_err(Failure::usage)?;
     let archive = archive::open(

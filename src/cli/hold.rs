@@ -74,7 +74,7 @@ pub async fn run(config: &Path, command: HoldCommand) -> CliResult {
         }
         HoldCommand::Release { id } => {
             let hold = store.release_hold(id).await.map_err(|e| match e {
-                ReleaseError::Store(e) => Failure::incomplete(e),
+                ReleaseError::Db(e) => Failure::incomplete(e),
                 other => Failure::usage(other),
             })?;
             println!("hold {} on {} released", hold.id, hold.scope);

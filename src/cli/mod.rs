@@ -26,7 +26,7 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 use wemeet_archiver::app::App;
 use wemeet_archiver::config::Config;
-use wemeet_archiver::state::Store;
+use wemeet_archiver::state::Db;
 use wemeet_archiver::time::UnixMs;
 
 const DEFAULT_CONFIG: &str = "/etc/wemeet-archiver/config.toml";
@@ -313,7 +313,7 @@ async fn run_daemon(config: &Path, since: Option<&str>) -> CliResult {
 
 async fn status(config: &Path, json: bool) -> CliResult {
     let config = Config::load(config)?;
-    let store = Store::open(&config.database.path)
+    let store = Db::open(&config.database.path)
         .await
         .map_err(Failure::incomplete)?;
     let now = UnixMs::now();

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use wemeet_archiver::client::Budgets;
 use wemeet_archiver::human::{Size, Span};
 use wemeet_archiver::progress::{Progress, Snapshot};
-use wemeet_archiver::state::{Store, ToDo};
+use wemeet_archiver::state::{Db, ToDo};
 
 /// How often the display is redrawn (and the store asked what is left).
 const TICK: Duration = Duration::from_millis(250);
@@ -37,7 +37,7 @@ pub enum Job {
     /// The listing's and the transfers' call budgets (and their limits), and the store
     /// for what is left to download.
     Backfill {
-        store: Store,
+        store: Db,
         budgets: Budgets,
         listing_limit: u32,
         addresses_limit: u32,

@@ -10,7 +10,7 @@ use wemeet_archiver::archive::{self, Archive};
 use wemeet_archiver::config::Config;
 use wemeet_archiver::human::Size;
 use wemeet_archiver::search::{Query, Recording, SearchError};
-use wemeet_archiver::state::Store;
+use wemeet_archiver::state::Db;
 use wemeet_archiver::time::UnixMs;
 
 /// Which recordings: every selector given must hold.
@@ -110,7 +110,7 @@ fn parse_urls(text: &str) -> Result<Duration, String> {
 
 /// The existing database and the configured archive (never a new database: a search of
 /// one would find nothing and hide a wrong `database.path`).
-pub async fn open(config: &Config) -> Result<(Store, Arc<dyn Archive>), Failure> {
+pub async fn open(config: &Config) -> Result<(Db, Arc<dyn Archive>), Failure> {
     let db = &config.database.path;
     if !db.is_file() {
         return Err(Failure::usage(anyhow::anyhow!(
@@ -118,7 +118,7 @@ pub async fn open(config: &Config) -> Result<(Store, Arc<dyn Archive>), Failure>
             db.display()
         )));
     }
-    let store = Store::open(db).await.map_err(Failure::incomplete)?;
+    let store = Db::open(db).await.map_err(Failure::incomplete)?;
     let archive = archive::open(
         &config.storage.path,
         config.storage.s3.as_ref(),

@@ -1,7 +1,7 @@
 //! Artifacts of a recording (audio track, transcripts): rows of `files` with a kind and a
 //! parent video (`migrations/0007_artifacts.sql`), discovered through `/v1/addresses`.
 
-use super::{FileKind, Store, StoreError};
+use super::{Db, DbError, FileKind};
 use crate::time::UnixMs;
 
 /// An artifact as `/v1/addresses` revealed it, ready to store.
@@ -17,7 +17,7 @@ pub struct ArtifactUpsert {
     pub download_address: String,
 }
 
-/// The next meeting whose artifacts are due for a look (see [`Store::claim_artifact_check`]),
+/// The next meeting whose artifacts are due for a look (see [`Db::claim_artifact_check`]),
 /// in two parts so that each seeks its own index: those never looked at
 /// (`meetings_artifacts_unchecked`, migration 0016), the oldest first, then (`?2`: with
 /// transcripts) those still without one, the oldest first. (`INDEXED BY`: without the
@@ -50,7 +50,7 @@ pub(super) const CLAIM_ARTIFACT_CHECK: &str =
          ORDER BY part LIMIT 1))
      RETURNING meeting_record_id";
 
-impl Store {
+impl Db {
     /// Stores the artifacts of one meeting with their fresh addresses (issued no earlier
     /// than `issued_at`), in one transaction: new ones are queued (their size unknown), or
     /// skipped with their video (`[filter]`); the
@@ -61,7 +61,7 @@ impl Store {
         meeting_record_id: &str,
         artifacts: &[ArtifactUpsert],
         issued_at: UnixMs,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), DbError> {
         let now = UnixMs::now();
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         for a in artifacts {
@@ -111,7 +111,7 @@ impl Store {
         &self,
         video_id: &str,
         artifacts: &[(String, String, super::catalog::FileRecord)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), DbError> {
         let now = UnixMs::now();
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         for (key, path, record) in artifacts {
@@ -148,7 +148,7 @@ impl Store {
 
     /// Records the size the first response announced for an artifact: from now on every
     /// resume is held to it.
-    pub async fn set_announced_size(&self, key: &str, size: u64) -> Result<(), StoreError> {
+    pub async fn set_announced_size(&self, key: &str, size: u64) -> Result<(), DbError> {
         sqlx::query(
             "UPDATE files SET record_size = ?, size_known = 1, updated_at = ?
              WHERE record_file_id = ? AND size_known = 0",
@@ -171,7 +171,7 @@ impl Store {
         &self,
         transcripts: bool,
         recheck_before: UnixMs,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<String>, DbError> {
         Ok(sqlx::query_scalar(CLAIM_ARTIFACT_CHECK)
             .bind(UnixMs::now())
             .bind(transcripts)
@@ -181,7 +181,7 @@ impl Store {
     }
 
     /// A look that failed: the meeting is taken again later, as if never looked at.
-    pub async fn release_artifact_check(&self, meeting_record_id: &str) -> Result<(), StoreError> {
+    pub async fn release_artifact_check(&self, meeting_record_id: &str) -> Result<(), DbError> {
         sqlx::query("UPDATE meetings SET artifacts_checked_at = NULL WHERE meeting_record_id = ?")
             .bind(meeting_record_id)
             .execute(self.writer())
@@ -194,7 +194,7 @@ impl Store {
     pub async fn videos_without_transcript(
         &self,
         meeting_record_id: &str,
-    ) -> Result<(Vec<String>, UnixMs), StoreError> {
+    ) -> Result<(Vec<String>, UnixMs), DbError> {
         let ids = sqlx::query_scalar(
             "SELECT v.record_file_id FROM files v
              WHERE v.meeting_record_id = ? AND v.kind = 'video'
@@ -219,7 +219,7 @@ impl Store {
         &self,
         meeting_record_id: &str,
         at: UnixMs,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), DbError> {
         sqlx::query(
             "UPDATE meetings SET transcript_wait_ended_at = ? WHERE meeting_record_id = ?
                AND transcript_wait_ended_at IS NULL",

@@ -8,7 +8,7 @@
 //! record breaks the chain at that record. Records are appended in the transaction of the
 //! change they describe where there is one, so the state and its history never disagree.
 
-use super::{Store, StoreError};
+use super::{Db, DbError};
 use crate::time::UnixMs;
 use sha2::{Digest as _, Sha256};
 use sqlx::SqliteConnection;
@@ -189,7 +189,7 @@ pub(crate) async fn append(
     conn: &mut SqliteConnection,
     entry: &AuditEntry,
     now: UnixMs,
-) -> Result<AuditRecord, StoreError> {
+) -> Result<AuditRecord, DbError> {
     let last: Option<(i64, String)> =
         sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *conn)
@@ -268,8 +268,8 @@ pub struct LastRecord {
     pub action: String,
 }
 
-impl Store {
-    pub async fn retention_status(&self) -> Result<RetentionStatus, StoreError> {
+impl Db {
+    pub async fn retention_status(&self) -> Result<RetentionStatus, DbError> {
         let holds_in_force: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM holds WHERE released_at IS NULL")
                 .fetch_one(self.pool())
@@ -299,7 +299,7 @@ impl Store {
 
     /// Appends one record on its own: the public hook for changes recorded outside a
     /// transaction of this crate (`reindex`'s `adopted` and `reindexed`).
-    pub async fn record_audit(&self, entry: &AuditEntry) -> Result<AuditRecord, StoreError> {
+    pub async fn record_audit(&self, entry: &AuditEntry) -> Result<AuditRecord, DbError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let record = append(&mut tx, entry, UnixMs::now()).await?;
         tx.commit().await?;
@@ -307,7 +307,7 @@ impl Store {
     }
 
     /// Appends several records in one transaction (a verify run and its findings).
-    pub async fn record_audit_all(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+    pub async fn record_audit_all(&self, entries: &[AuditEntry]) -> Result<(), DbError> {
         let now = UnixMs::now();
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         for entry in entries {
@@ -318,11 +318,7 @@ impl Store {
     }
 
     /// Records with `first <= seq <= last`, in order.
-    pub async fn audit_records(
-        &self,
-        first: i64,
-        last: i64,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
+    pub async fn audit_records(&self, first: i64, last: i64) -> Result<Vec<AuditRecord>, DbError> {
         let rows: Vec<Row> = sqlx::query_as(select!("WHERE seq BETWEEN ? AND ? ORDER BY seq"))
             .bind(first)
             .bind(last)
@@ -336,7 +332,7 @@ impl Store {
         &self,
         since: Option<UnixMs>,
         until: Option<UnixMs>,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
+    ) -> Result<Vec<AuditRecord>, DbError> {
         let rows: Vec<Row> = sqlx::query_as(select!(
             "WHERE (?1 IS NULL OR at_ms >= ?1) AND (?2 IS NULL OR at_ms <= ?2) ORDER BY seq"
         ))
@@ -348,7 +344,7 @@ impl Store {
     }
 
     /// The newest record, if any.
-    pub async fn last_audit_record(&self) -> Result<Option<AuditRecord>, StoreError> {
+    pub async fn last_audit_record(&self) -> Result<Option<AuditRecord>, DbError> {
         let row: Option<Row> = sqlx::query_as(select!("ORDER BY seq DESC LIMIT 1"))
             .fetch_optional(self.pool())
             .await?;
@@ -361,7 +357,7 @@ impl Store {
     pub async fn claim_audit_segments(
         &self,
         path_of: impl Fn(i64, i64) -> String,
-    ) -> Result<Vec<AuditSegment>, StoreError> {
+    ) -> Result<Vec<AuditSegment>, DbError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let covered: i64 =
             sqlx::query_scalar("SELECT COALESCE(MAX(last_seq), 0) FROM audit_segments")
@@ -398,7 +394,7 @@ impl Store {
         &self,
         records: &[AuditRecord],
         segments: &[(i64, i64, String)],
-    ) -> Result<u64, StoreError> {
+    ) -> Result<u64, DbError> {
         let now = UnixMs::now();
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let any: Option<i64> = sqlx::query_scalar("SELECT seq FROM audit_log LIMIT 1")
@@ -443,7 +439,7 @@ impl Store {
         Ok(records.len() as u64)
     }
 
-    pub async fn mark_audit_segment_written(&self, first_seq: i64) -> Result<(), StoreError> {
+    pub async fn mark_audit_segment_written(&self, first_seq: i64) -> Result<(), DbError> {
         sqlx::query("UPDATE audit_segments SET written_at = ? WHERE first_seq = ?")
             .bind(UnixMs::now())
             .bind(first_seq)
@@ -453,7 +449,7 @@ impl Store {
     }
 
     /// Every segment, in order.
-    pub async fn audit_segments(&self) -> Result<Vec<AuditSegment>, StoreError> {
+    pub async fn audit_segments(&self) -> Result<Vec<AuditSegment>, DbError> {
         Ok(sqlx::query_as(
             "SELECT first_seq, last_seq, path, written_at FROM audit_segments ORDER BY first_seq",
         )
@@ -466,7 +462,7 @@ impl Store {
         passed: bool,
         records: i64,
         problem: Option<&str>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), DbError> {
         sqlx::query(
             "INSERT INTO audit_checks (id, at_ms, passed, records, problem) VALUES (1, ?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms, passed = excluded.passed,
@@ -481,7 +477,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn last_audit_check(&self) -> Result<Option<AuditCheck>, StoreError> {
+    pub async fn last_audit_check(&self) -> Result<Option<AuditCheck>, DbError> {
         Ok(
             sqlx::query_as("SELECT at_ms, passed, records, problem FROM audit_checks WHERE id = 1")
                 .fetch_optional(self.pool())

@@ -6,7 +6,7 @@
 //! needs to rebuild a file's row (its kind, name, size, SHA-256, when it was archived and
 //! deleted in the cloud) is in the file's entry.
 
-use super::{FileKind, FileStatus, Store, StoreError};
+use super::{Db, DbError, FileKind, FileStatus};
 use crate::time::UnixMs;
 
 /// `schema` of the `meeting.json` this program writes. Schema 1 (no `schema` field) had
@@ -120,10 +120,10 @@ struct KnownFile {
     archived_size: Option<i64>,
 }
 
-impl Store {
+impl Db {
     /// A meeting whose video was adopted gets back, if it has none, when its artifacts
     /// were looked for and its transcripts' wait ended, as its `meeting.json` recorded.
-    pub async fn restore_artifact_checks(&self, meeting: &MeetingRecord) -> Result<(), StoreError> {
+    pub async fn restore_artifact_checks(&self, meeting: &MeetingRecord) -> Result<(), DbError> {
         sqlx::query(
             "UPDATE meetings SET
                artifacts_checked_at = COALESCE(artifacts_checked_at, ?),
@@ -147,7 +147,7 @@ impl Store {
     pub async fn apply_meeting_jsons(
         &self,
         folders: &[Vec<ReindexMeeting>],
-    ) -> Result<Vec<FolderOutcome>, StoreError> {
+    ) -> Result<Vec<FolderOutcome>, DbError> {
         let now = UnixMs::now();
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let mut outcomes = Vec::with_capacity(folders.len());
@@ -168,7 +168,7 @@ async fn apply_meeting(
     m: &ReindexMeeting,
     now: UnixMs,
     out: &mut FolderOutcome,
-) -> Result<(), StoreError> {
+) -> Result<(), DbError> {
     let r = &m.meeting;
     let known_dir: Option<String> =
         sqlx::query_scalar("SELECT dir FROM meetings WHERE meeting_record_id = ?")
@@ -220,7 +220,7 @@ async fn apply_file(
     f: &ReindexFile,
     now: UnixMs,
     out: &mut FolderOutcome,
-) -> Result<(), StoreError> {
+) -> Result<(), DbError> {
     let rec = &f.record;
     let archived = rec.status == FileStatus::Archived && rec.sha256.is_some();
     let known: Option<KnownFile> = sqlx::query_as(

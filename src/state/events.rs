@@ -2,7 +2,7 @@
 //! out, then worked by the daemon until their files are listed, retried with a backoff
 //! while they are not (see `migrations/0009_webhook_events.sql`).
 
-use super::{Store, StoreError};
+use super::{Db, DbError};
 use crate::time::UnixMs;
 use std::collections::{BTreeMap, HashSet};
 
@@ -165,11 +165,11 @@ pub struct LagHistogram {
     pub buckets: Vec<(f64, u64)>,
 }
 
-impl Store {
+impl Db {
     /// Records one delivery in one transaction, committed when this returns: the caller
     /// may then acknowledge it. A `trace_id` seen before changes nothing but its count of
     /// deliveries.
-    pub async fn record_event(&self, e: &NewEvent, at: UnixMs) -> Result<Receipt, StoreError> {
+    pub async fn record_event(&self, e: &NewEvent, at: UnixMs) -> Result<Receipt, DbError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let deliveries: i64 = sqlx::query_scalar(
             "INSERT INTO webhook_events (trace_id, event, received_at, last_received_at, status,
@@ -212,7 +212,7 @@ impl Store {
     }
 
     /// Pending events whose time has come (oldest first), with their files.
-    pub async fn due_events(&self, now: UnixMs) -> Result<Vec<DueEvent>, StoreError> {
+    pub async fn due_events(&self, now: UnixMs) -> Result<Vec<DueEvent>, DbError> {
         let rows: Vec<(String, String, UnixMs, i64, bool)> = sqlx::query_as(
             "SELECT trace_id, event, received_at, attempts, unreadable IS NOT NULL
              FROM webhook_events
@@ -244,7 +244,7 @@ impl Store {
     }
 
     /// When the next pending event is due, if one is pending.
-    pub async fn next_event_due(&self) -> Result<Option<UnixMs>, StoreError> {
+    pub async fn next_event_due(&self) -> Result<Option<UnixMs>, DbError> {
         Ok(sqlx::query_scalar(
             "SELECT MIN(next_attempt_at) FROM webhook_events WHERE status = 'pending'",
         )
@@ -258,7 +258,7 @@ impl Store {
         trace_id: &str,
         outcome: &EventOutcome,
         now: UnixMs,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), DbError> {
         let (status, next, error) = match outcome {
             EventOutcome::Done => (EventStatus::Done, None, None),
             EventOutcome::Retry { at, error } => (EventStatus::Pending, Some(*at), Some(error)),
@@ -281,7 +281,7 @@ impl Store {
     }
 
     /// Which of `ids` are files the listing showed (in any status).
-    pub async fn listed_files(&self, ids: &[String]) -> Result<HashSet<String>, StoreError> {
+    pub async fn listed_files(&self, ids: &[String]) -> Result<HashSet<String>, DbError> {
         let ids = serde_json::to_string(ids).expect("strings serialise");
         let found: Vec<String> = sqlx::query_scalar(
             "SELECT record_file_id FROM files
@@ -293,7 +293,7 @@ impl Store {
         Ok(found.into_iter().collect())
     }
 
-    pub async fn webhook_status(&self) -> Result<WebhookStatus, StoreError> {
+    pub async fn webhook_status(&self) -> Result<WebhookStatus, DbError> {
         let last_event = sqlx::query_as(
             "SELECT trace_id, event, received_at, last_received_at, deliveries, status, last_error
              FROM webhook_events ORDER BY last_received_at DESC, trace_id LIMIT 1",
@@ -317,7 +317,7 @@ impl Store {
     }
 
     /// The last `limit` signed events that could not be read, newest first.
-    pub async fn unreadable_events(&self, limit: u32) -> Result<Vec<UnreadableEvent>, StoreError> {
+    pub async fn unreadable_events(&self, limit: u32) -> Result<Vec<UnreadableEvent>, DbError> {
         Ok(sqlx::query_as(
             "SELECT trace_id, received_at, unreadable, body FROM webhook_events
              WHERE unreadable IS NOT NULL ORDER BY received_at DESC, trace_id LIMIT ?",
@@ -329,7 +329,7 @@ impl Store {
 
     /// The time from each announced file's first `recording.completed` to its archiving,
     /// for the files archived after it (one archived before its event owes nothing to it).
-    pub async fn event_to_archived(&self) -> Result<LagHistogram, StoreError> {
+    pub async fn event_to_archived(&self) -> Result<LagHistogram, DbError> {
         let lags: Vec<i64> = sqlx::query_scalar(
             "SELECT f.archived_at - first.received_at FROM files f
              JOIN (SELECT ef.record_file_id, MIN(e.received_at) AS received_at

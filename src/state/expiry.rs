@@ -4,7 +4,7 @@
 
 use super::audit::{self, Action, AuditEntry};
 use super::holds::held_sql;
-use super::{Store, StoreError};
+use super::{Db, DbError};
 use crate::time::UnixMs;
 
 /// One archived file of a recording past its retention.
@@ -48,13 +48,13 @@ macro_rules! expiring {
     };
 }
 
-impl Store {
+impl Db {
     /// The recordings in the archive that started before `cut_off`: those free to expire,
     /// and those a hold keeps.
     pub async fn expiring_recordings(
         &self,
         cut_off: UnixMs,
-    ) -> Result<(Vec<ExpiringRecording>, Vec<ExpiringRecording>), StoreError> {
+    ) -> Result<(Vec<ExpiringRecording>, Vec<ExpiringRecording>), DbError> {
         let free = self.with_files(expiring!("NOT "), cut_off).await?;
         let held = self.with_files(expiring!(""), cut_off).await?;
         Ok((free, held))
@@ -64,7 +64,7 @@ impl Store {
         &self,
         query: &'static str,
         cut_off: UnixMs,
-    ) -> Result<Vec<ExpiringRecording>, StoreError> {
+    ) -> Result<Vec<ExpiringRecording>, DbError> {
         let mut recordings: Vec<ExpiringRecording> = sqlx::query_as(query)
             .bind(cut_off)
             .fetch_all(self.pool())
@@ -89,7 +89,7 @@ impl Store {
         recording: &ExpiringRecording,
         keep: &str,
         at: UnixMs,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, DbError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let marked = sqlx::query(concat!(
             "UPDATE meetings AS m SET expired_at = ?1, json_dirty_at = ?1
@@ -128,7 +128,7 @@ impl Store {
     }
 
     /// When the recording was expired, if it was.
-    pub async fn expired_at(&self, meeting_record_id: &str) -> Result<Option<UnixMs>, StoreError> {
+    pub async fn expired_at(&self, meeting_record_id: &str) -> Result<Option<UnixMs>, DbError> {
         Ok(
             sqlx::query_scalar("SELECT expired_at FROM meetings WHERE meeting_record_id = ?")
                 .bind(meeting_record_id)

@@ -1,7 +1,7 @@
 //! What the service publishes for `status`, `/metrics` and `/healthz`: typed facts in one
 //! row, the findings of the last scrub, and the queue's head.
 
-use super::{FileStatus, Store, StoreError};
+use super::{Db, DbError, FileStatus};
 use crate::time::UnixMs;
 
 /// The service's facts (`migrations/0006_daemon_facts.sql`); `None` until first set.
@@ -71,8 +71,8 @@ pub(super) const FAILURES_BY_REASON: &str =
      WHERE status IN ('failed', 'unavailable')
      GROUP BY 1 ORDER BY 2 DESC, 1";
 
-impl Store {
-    pub async fn daemon_facts(&self) -> Result<DaemonFacts, StoreError> {
+impl Db {
+    pub async fn daemon_facts(&self) -> Result<DaemonFacts, DbError> {
         Ok(sqlx::query_as(
             "SELECT next_poll_at, last_poll_ok_at, backfill_windows_done, backfill_windows_total,
                     scrub_finished_at, prune_finished_at, prune_refused
@@ -83,7 +83,7 @@ impl Store {
         .unwrap_or_default())
     }
 
-    pub async fn record_fact(&self, fact: Fact) -> Result<(), StoreError> {
+    pub async fn record_fact(&self, fact: Fact) -> Result<(), DbError> {
         let query = match fact {
             Fact::NextPoll(at) => sqlx::query(
                 "INSERT INTO daemon_facts (id, next_poll_at) VALUES (1, ?)
@@ -127,7 +127,7 @@ impl Store {
         &self,
         finished_at: UnixMs,
         findings: Option<&[(&str, u64)]>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), DbError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO daemon_facts (id, scrub_finished_at) VALUES (1, ?)
@@ -155,7 +155,7 @@ impl Store {
     }
 
     /// The findings of the last scrub, by verdict name (empty before the first).
-    pub async fn scrub_findings(&self) -> Result<Vec<(String, i64)>, StoreError> {
+    pub async fn scrub_findings(&self) -> Result<Vec<(String, i64)>, DbError> {
         Ok(
             sqlx::query_as("SELECT status, files FROM scrub_findings ORDER BY status")
                 .fetch_all(self.pool())
@@ -164,13 +164,13 @@ impl Store {
     }
 
     /// Issue time of the oldest address still waiting to be used.
-    pub async fn oldest_pending_address(&self) -> Result<Option<UnixMs>, StoreError> {
+    pub async fn oldest_pending_address(&self) -> Result<Option<UnixMs>, DbError> {
         Ok(sqlx::query_scalar(OLDEST_PENDING_ADDRESS)
             .fetch_one(self.pool())
             .await?)
     }
 
-    pub async fn daemon_status(&self) -> Result<DaemonStatus, StoreError> {
+    pub async fn daemon_status(&self) -> Result<DaemonStatus, DbError> {
         Ok(DaemonStatus {
             facts: self.daemon_facts().await?,
             oldest_pending: sqlx::query_as(OLDEST_PENDING)

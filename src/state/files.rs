@@ -1,7 +1,7 @@
 //! The life of one file: claim, checkpoint, archive, fail, retry.
 
 use super::audit::{self, Action, AuditEntry};
-use super::{Store, StoreError};
+use super::{Db, DbError};
 use crate::time::UnixMs;
 
 /// Where a file is in its life (see `migrations/0001_init.sql` and `0005_addresses.sql`).
@@ -177,7 +177,7 @@ macro_rules! select_files {
     };
 }
 
-/// The next file to claim, in the claim's order (see [`Store::claim_next`]): a seek into
+/// The next file to claim, in the claim's order (see [`Db::claim_next`]): a seek into
 /// the partial index `files_claim` (`migrations/0016_growth.sql`), which holds exactly the
 /// queued files in this order, so a claim costs the same with 10 or 100,000 rows queued.
 /// The meeting's start is read from the file's own copy of it (kept in step by triggers),
@@ -233,10 +233,10 @@ pub(super) const FORGET_ADDRESS: &str =
     "UPDATE files SET download_address = NULL, address_issued_at = NULL, updated_at = ?
      WHERE record_file_id = ?";
 
-impl Store {
+impl Db {
     /// Files left `transferring` by a process that died go back to the queue; their
     /// checkpoints stay, so the next transfer resumes from them.
-    pub async fn requeue_interrupted(&self) -> Result<u64, StoreError> {
+    pub async fn requeue_interrupted(&self) -> Result<u64, DbError> {
         let done = sqlx::query(
             "UPDATE files SET status = 'queued', updated_at = ? WHERE status = 'transferring'",
         )
@@ -254,7 +254,7 @@ impl Store {
     /// young, so one `/v1/addresses` call serves the whole meeting. Files without an
     /// address follow, oldest meeting first (the first to leave the cloud), a meeting's
     /// files together.
-    pub async fn claim_next(&self) -> Result<Option<FileRow>, StoreError> {
+    pub async fn claim_next(&self) -> Result<Option<FileRow>, DbError> {
         let claiming = self.claims.lock().await;
         let id = loop {
             // Looked for first, read-only: an idle worker's look takes no write lock, so
@@ -285,7 +285,7 @@ impl Store {
         &self,
         addresses: &[(String, String)],
         issued_at: UnixMs,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), DbError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         for (record_file_id, address) in addresses {
             sqlx::query(SET_ADDRESS)
@@ -302,7 +302,7 @@ impl Store {
 
     /// Forgets a file's address: the download host refused it, so the next attempt must not
     /// start on it.
-    pub async fn forget_address(&self, record_file_id: &str) -> Result<(), StoreError> {
+    pub async fn forget_address(&self, record_file_id: &str) -> Result<(), DbError> {
         sqlx::query(FORGET_ADDRESS)
             .bind(UnixMs::now())
             .bind(record_file_id)
@@ -312,13 +312,13 @@ impl Store {
     }
 
     /// Whether any file is recorded (a new database knows none).
-    pub async fn knows_any_file(&self) -> Result<bool, StoreError> {
+    pub async fn knows_any_file(&self) -> Result<bool, DbError> {
         Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM files)")
             .fetch_one(self.pool())
             .await?)
     }
 
-    pub async fn file(&self, record_file_id: &str) -> Result<Option<FileRow>, StoreError> {
+    pub async fn file(&self, record_file_id: &str) -> Result<Option<FileRow>, DbError> {
         Ok(sqlx::query_as(FILE)
             .bind(record_file_id)
             .fetch_optional(self.pool())
@@ -326,7 +326,7 @@ impl Store {
     }
 
     /// All files, in archive order; `verify` and tests walk them.
-    pub async fn all_files(&self) -> Result<Vec<FileRow>, StoreError> {
+    pub async fn all_files(&self) -> Result<Vec<FileRow>, DbError> {
         Ok(sqlx::query_as(select_files!("ORDER BY f.path"))
             .fetch_all(self.pool())
             .await?)
@@ -336,7 +336,7 @@ impl Store {
         &self,
         record_file_id: &str,
         checkpoint: &Checkpoint,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), DbError> {
         sqlx::query(SAVE_CHECKPOINT)
             .bind(checkpoint.bytes_done)
             .bind(checkpoint.etag.as_deref())
@@ -355,7 +355,7 @@ impl Store {
         record_file_id: &str,
         size: i64,
         sha256: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), DbError> {
         let now = UnixMs::now();
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(MARK_ARCHIVED)
@@ -389,7 +389,7 @@ impl Store {
         size: i64,
         sha256: &str,
         recorded: Option<(Option<UnixMs>, Option<UnixMs>)>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), DbError> {
         let now = UnixMs::now();
         let (archived_at, deleted_in_cloud_at) = recorded.unwrap_or_default();
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
@@ -437,7 +437,7 @@ impl Store {
         max_attempts: u32,
         exhausted: FileStatus,
         now: bool,
-    ) -> Result<FileStatus, StoreError> {
+    ) -> Result<FileStatus, DbError> {
         Ok(sqlx::query_scalar(RECORD_FAILURE)
             .bind(error)
             .bind(now)
@@ -450,7 +450,7 @@ impl Store {
     }
 
     /// Records why a claimed file is waiting, without spending an attempt (disk full).
-    pub async fn note_error(&self, record_file_id: &str, error: &str) -> Result<(), StoreError> {
+    pub async fn note_error(&self, record_file_id: &str, error: &str) -> Result<(), DbError> {
         sqlx::query(NOTE_ERROR)
             .bind(error)
             .bind(UnixMs::now())
@@ -461,10 +461,7 @@ impl Store {
     }
 
     /// Files of one meeting, for its `meeting.json`.
-    pub async fn files_of_meeting(
-        &self,
-        meeting_record_id: &str,
-    ) -> Result<Vec<FileRow>, StoreError> {
+    pub async fn files_of_meeting(&self, meeting_record_id: &str) -> Result<Vec<FileRow>, DbError> {
         Ok(sqlx::query_as(FILES_OF_MEETING)
             .bind(meeting_record_id)
             .fetch_all(self.pool())
@@ -472,11 +469,7 @@ impl Store {
     }
 
     /// Puts a claimed file back without counting an attempt (shutdown, paused transfer).
-    pub async fn release(
-        &self,
-        record_file_id: &str,
-        note: Option<&str>,
-    ) -> Result<(), StoreError> {
+    pub async fn release(&self, record_file_id: &str, note: Option<&str>) -> Result<(), DbError> {
         sqlx::query(RELEASE)
             .bind(note)
             .bind(UnixMs::now())
@@ -489,7 +482,7 @@ impl Store {
 
     /// `backfill --retry-failed`: failed and unavailable files get a fresh set of attempts
     /// (an address the API refused yesterday may be given today).
-    pub async fn retry_failed(&self) -> Result<u64, StoreError> {
+    pub async fn retry_failed(&self) -> Result<u64, DbError> {
         let done = sqlx::query(
             "UPDATE files SET status = 'queued', attempts = 0, updated_at = ?
              WHERE status IN ('failed', 'unavailable')",
@@ -507,7 +500,7 @@ impl Store {
         &self,
         start: UnixMs,
         end: UnixMs,
-    ) -> Result<Vec<FileRow>, StoreError> {
+    ) -> Result<Vec<FileRow>, DbError> {
         Ok(sqlx::query_as(select_files!(
             "WHERE m.media_start_time BETWEEN ? AND ? AND f.status NOT IN ('archived', 'skipped')
              ORDER BY f.path"
@@ -527,7 +520,7 @@ async fn audit_file(
     record_file_id: &str,
     mut details: serde_json::Value,
     now: UnixMs,
-) -> Result<(), StoreError> {
+) -> Result<(), DbError> {
     let (meeting, path, kind): (String, String, String) =
         sqlx::query_as("SELECT meeting_record_id, path, kind FROM files WHERE record_file_id = ?")
             .bind(record_file_id)

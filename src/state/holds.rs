@@ -4,7 +4,7 @@
 //! Placing and releasing one is recorded in the audit trail in the same transaction.
 
 use super::audit::{self, Action, AuditEntry};
-use super::{Store, StoreError};
+use super::{Db, DbError};
 use crate::time::UnixMs;
 
 /// The SQL condition "the meeting `m` is under a hold in force", for queries that alias
@@ -96,7 +96,7 @@ pub enum ReleaseError {
     #[error("hold {0} was already released")]
     Released(i64),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Db(#[from] DbError),
 }
 
 macro_rules! select {
@@ -109,9 +109,9 @@ macro_rules! select {
     };
 }
 
-impl Store {
+impl Db {
     /// Places a hold, recorded in the audit trail with the recordings it covers now.
-    pub async fn add_hold(&self, scope: &HoldScope, reason: &str) -> Result<Hold, StoreError> {
+    pub async fn add_hold(&self, scope: &HoldScope, reason: &str) -> Result<Hold, DbError> {
         let now = UnixMs::now();
         let (meeting, userid, since, until) = match scope {
             HoldScope::Meeting { meeting_record_id } => (Some(meeting_record_id), None, None, None),
@@ -155,12 +155,12 @@ impl Store {
             .pool()
             .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(StoreError::from)?;
+            .map_err(DbError::from)?;
         let row: Option<HoldRow> = sqlx::query_as(select!("WHERE id = ?"))
             .bind(id)
             .fetch_optional(&mut *tx)
             .await
-            .map_err(StoreError::from)?;
+            .map_err(DbError::from)?;
         let mut hold = Hold::from(row.ok_or(ReleaseError::Unknown(id))?);
         if hold.released_at.is_some() {
             return Err(ReleaseError::Released(id));
@@ -171,19 +171,19 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await
-            .map_err(StoreError::from)?;
+            .map_err(DbError::from)?;
         hold.released_at = Some(now);
         let entry = AuditEntry::new(
             Action::Released,
             serde_json::json!({"hold": hold, "recordings": covered}),
         );
         audit::append(&mut tx, &entry, now).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        tx.commit().await.map_err(DbError::from)?;
         Ok(hold)
     }
 
     /// Every hold, in force or released, oldest first.
-    pub async fn holds(&self) -> Result<Vec<Hold>, StoreError> {
+    pub async fn holds(&self) -> Result<Vec<Hold>, DbError> {
         let rows: Vec<HoldRow> = sqlx::query_as(select!("ORDER BY id"))
             .fetch_all(self.pool())
             .await?;
@@ -192,7 +192,7 @@ impl Store {
 
     /// Puts back holds read from the archive's copy (`reindex` after the database was
     /// lost): each keeps its id; one the database has already is left as it is.
-    pub async fn restore_holds(&self, holds: &[Hold]) -> Result<u64, StoreError> {
+    pub async fn restore_holds(&self, holds: &[Hold]) -> Result<u64, DbError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let mut restored = 0;
         for hold in holds {
@@ -225,7 +225,7 @@ impl Store {
     }
 
     /// The holds in force on the recording `meeting_record_id` (empty: not held).
-    pub async fn holds_on(&self, meeting_record_id: &str) -> Result<Vec<i64>, StoreError> {
+    pub async fn holds_on(&self, meeting_record_id: &str) -> Result<Vec<i64>, DbError> {
         Ok(sqlx::query_scalar(
             "SELECT h.id FROM holds h JOIN meetings m ON m.meeting_record_id = ?
              WHERE h.released_at IS NULL
@@ -245,7 +245,7 @@ impl Store {
         &self,
         id: i64,
         unheld_only: bool,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<String>, DbError> {
         Ok(sqlx::query_scalar(concat!(
             "SELECT f.path FROM files f JOIN meetings m USING (meeting_record_id)
              JOIN holds this ON this.id = ?1
@@ -263,7 +263,7 @@ impl Store {
     }
 
     /// The recordings under at least one hold in force.
-    pub async fn held_meetings(&self) -> Result<Vec<String>, StoreError> {
+    pub async fn held_meetings(&self) -> Result<Vec<String>, DbError> {
         Ok(sqlx::query_scalar(concat!(
             "SELECT m.meeting_record_id FROM meetings m WHERE ",
             held_sql!(),
@@ -275,7 +275,7 @@ impl Store {
 }
 
 /// The recordings hold `id` covers (in force or not), for the audit record.
-async fn covered_by(tx: &mut sqlx::SqliteConnection, id: i64) -> Result<Vec<String>, StoreError> {
+async fn covered_by(tx: &mut sqlx::SqliteConnection, id: i64) -> Result<Vec<String>, DbError> {
     Ok(sqlx::query_scalar(
         "SELECT m.meeting_record_id FROM meetings m JOIN holds h ON h.id = ?
          WHERE h.meeting_record_id = m.meeting_record_id OR h.userid = m.userid

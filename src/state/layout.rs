@@ -1,12 +1,12 @@
 //! The `storage.layout` an archive was made with (`migrations/0011_layout.sql`).
 
-use super::{Store, StoreError};
+use super::{Db, DbError};
 use crate::time::UnixMs;
 
-impl Store {
+impl Db {
     /// The template recorded for this archive, recording `template` if none is yet (a new
     /// archive): the archive's paths were, and will be, rendered with what this returns.
-    pub async fn archive_layout(&self, template: &str) -> Result<String, StoreError> {
+    pub async fn archive_layout(&self, template: &str) -> Result<String, DbError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO archive_layout (id, template, recorded_at) VALUES (1, ?, ?)

@@ -1,6 +1,6 @@
 //! Applying a listing page: meetings and their files, idempotently.
 
-use super::{Store, StoreError};
+use super::{Db, DbError};
 use crate::time::UnixMs;
 
 /// A listed meeting, ready to store (paths already computed by the storage layout).
@@ -97,7 +97,7 @@ pub(super) const PENDING_MEETINGS: &str =
             transcript_wait_ended_at
      FROM meetings WHERE state IN (1, 2) ORDER BY media_start_time";
 
-impl Store {
+impl Db {
     /// Stores one listing page in one transaction: a malformed page is rejected before this
     /// point, so a page is applied whole or not at all.
     ///
@@ -114,7 +114,7 @@ impl Store {
         &self,
         meetings: &[MeetingUpsert],
         listed_at: UnixMs,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), DbError> {
         let now = UnixMs::now();
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         for m in meetings {
@@ -153,7 +153,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn meeting(&self, meeting_record_id: &str) -> Result<Option<MeetingRow>, StoreError> {
+    pub async fn meeting(&self, meeting_record_id: &str) -> Result<Option<MeetingRow>, DbError> {
         Ok(sqlx::query_as(
             "SELECT meeting_record_id, meeting_id, meeting_code, userid, subject,
                     media_start_time, state, record_type, dir, artifacts_checked_at,
@@ -167,7 +167,7 @@ impl Store {
 
     /// Every meeting stored in the folder `dir` (a recurring meeting can put several
     /// recordings with the same code and subject in one day's folder).
-    pub async fn meetings_in_dir(&self, dir: &str) -> Result<Vec<MeetingRow>, StoreError> {
+    pub async fn meetings_in_dir(&self, dir: &str) -> Result<Vec<MeetingRow>, DbError> {
         Ok(sqlx::query_as(MEETINGS_IN_DIR)
             .bind(dir)
             .fetch_all(self.pool())
@@ -175,7 +175,7 @@ impl Store {
     }
 
     /// Meetings still recording or transcoding (state 1/2): their files appear later.
-    pub async fn pending_meetings(&self) -> Result<Vec<MeetingRow>, StoreError> {
+    pub async fn pending_meetings(&self) -> Result<Vec<MeetingRow>, DbError> {
         Ok(sqlx::query_as(PENDING_MEETINGS)
             .fetch_all(self.pool())
             .await?)
@@ -192,9 +192,9 @@ pub(super) const OLDEST_STALE: &str =
 pub(super) const MEETING_JSON_WRITTEN: &str =
     "UPDATE meetings SET json_dirty_at = NULL WHERE dir = ? AND json_dirty_at <= ?";
 
-impl Store {
+impl Db {
     /// Folders whose `meeting.json` is behind the database (see migration 0004).
-    pub async fn dirs_with_stale_meeting_json(&self) -> Result<Vec<String>, StoreError> {
+    pub async fn dirs_with_stale_meeting_json(&self) -> Result<Vec<String>, DbError> {
         self.quiet_dirs_with_stale_meeting_json(UnixMs(i64::MAX))
             .await
     }
@@ -206,7 +206,7 @@ impl Store {
     pub async fn quiet_dirs_with_stale_meeting_json(
         &self,
         quiet_since: UnixMs,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<String>, DbError> {
         // Deduplicated and sorted here: an ORDER BY on `dir` would walk the folder index
         // instead of seeking the few marked rows.
         let dirs: std::collections::BTreeSet<String> = sqlx::query_scalar(QUIET_STALE_DIRS)
@@ -219,7 +219,7 @@ impl Store {
     }
 
     /// When the oldest change not yet in a `meeting.json` was made (`None`: all written).
-    pub async fn oldest_stale_meeting_json(&self) -> Result<Option<UnixMs>, StoreError> {
+    pub async fn oldest_stale_meeting_json(&self) -> Result<Option<UnixMs>, DbError> {
         Ok(sqlx::query_scalar(OLDEST_STALE)
             .fetch_one(self.pool())
             .await?)
@@ -227,7 +227,7 @@ impl Store {
 
     /// `meeting.json` of `dir` was written from what the database held at `read_at`:
     /// marks set before then are covered, later ones are not.
-    pub async fn meeting_json_written(&self, dir: &str, read_at: UnixMs) -> Result<(), StoreError> {
+    pub async fn meeting_json_written(&self, dir: &str, read_at: UnixMs) -> Result<(), DbError> {
         sqlx::query(MEETING_JSON_WRITTEN)
             .bind(dir)
             .bind(read_at)

@@ -42,7 +42,7 @@ pub use meetings::{FileUpsert, MeetingRow, MeetingUpsert};
 pub use prune::{ArtifactsWanted, PruneCandidate};
 pub use relayout::{LaidOutFile, PendingMove};
 pub use skips::Refiltered;
-pub use status::{Failure, StatusReport, ToDo};
+pub use status::{FailedFile, StatusReport, ToDo};
 pub use transcripts::{
     IndexSize, IndexedText, RecordingFile, RecordingRow, Selectors, TRIGRAM, UnindexedTranscript,
 };
@@ -58,7 +58,7 @@ use tokio::sync::futures::Notified;
 use wemeet_api::Endpoint;
 
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum DbError {
     #[error("cannot create the database directory {path}: {source}")]
     CreateDir {
         path: std::path::PathBuf,
@@ -84,7 +84,7 @@ pub struct ApiCall {
 
 /// A handle to the state database; cheap to clone.
 #[derive(Clone, Debug)]
-pub struct Store {
+pub struct Db {
     pool: SqlitePool,
     /// The one connection every write of this process goes through (claims, checkpoints,
     /// archived marks, failures, addresses, listing pages, `meeting.json` marks, the call
@@ -102,11 +102,11 @@ pub struct Store {
     claims: Arc<tokio::sync::Mutex<()>>,
 }
 
-impl Store {
+impl Db {
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
-    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+    pub async fn open(path: &Path) -> Result<Self, DbError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
                 path: dir.to_owned(),
                 source,
             })?;
@@ -140,7 +140,7 @@ impl Store {
         &self.pool
     }
 
-    /// The one write connection (see [`Store`]'s `writer`). Never hold a transaction on it
+    /// The one write connection (see [`Db`]'s `writer`). Never hold a transaction on it
     /// while waiting for another write through it: there is only one.
     pub(crate) fn writer(&self) -> &SqlitePool {
         &self.writer
@@ -158,13 +158,13 @@ impl Store {
     }
 
     /// Records one call to `endpoint` about to be sent, and why (`event`, `live`,
-    /// `backfill`, `transfer`); returns its id for [`Store::set_call_outcome`].
+    /// `backfill`, `transfer`); returns its id for [`Db::set_call_outcome`].
     pub async fn record_api_call(
         &self,
         at: UnixMs,
         endpoint: Endpoint,
         purpose: &str,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<i64, DbError> {
         let id = sqlx::query_scalar(
             "INSERT INTO api_calls (at_ms, endpoint, purpose) VALUES (?, ?, ?) RETURNING id",
         )
@@ -176,7 +176,7 @@ impl Store {
         Ok(id)
     }
 
-    pub async fn set_call_outcome(&self, id: i64, outcome: &str) -> Result<(), StoreError> {
+    pub async fn set_call_outcome(&self, id: i64, outcome: &str) -> Result<(), DbError> {
         sqlx::query("UPDATE api_calls SET outcome = ? WHERE id = ?")
             .bind(outcome)
             .bind(id)
@@ -190,7 +190,7 @@ impl Store {
         &self,
         endpoint: Endpoint,
         since: UnixMs,
-    ) -> Result<Vec<UnixMs>, StoreError> {
+    ) -> Result<Vec<UnixMs>, DbError> {
         Ok(sqlx::query_scalar(
             "SELECT at_ms FROM api_calls WHERE endpoint = ? AND at_ms >= ? ORDER BY at_ms",
         )
@@ -201,7 +201,7 @@ impl Store {
     }
 
     /// The calls sent at or after `since`, oldest first.
-    pub async fn api_call_log(&self, since: UnixMs) -> Result<Vec<ApiCall>, StoreError> {
+    pub async fn api_call_log(&self, since: UnixMs) -> Result<Vec<ApiCall>, DbError> {
         Ok(sqlx::query_as(
             "SELECT at_ms AS at, endpoint, purpose, outcome FROM api_calls WHERE at_ms >= ?
              ORDER BY at_ms, id",
@@ -212,7 +212,7 @@ impl Store {
     }
 
     /// Drops call-log rows older than `before_ms`; they no longer constrain the budget.
-    pub async fn prune_api_calls(&self, before: UnixMs) -> Result<(), StoreError> {
+    pub async fn prune_api_calls(&self, before: UnixMs) -> Result<(), DbError> {
         sqlx::query("DELETE FROM api_calls WHERE at_ms < ?")
             .bind(before)
             .execute(&self.writer)
@@ -226,7 +226,7 @@ impl Store {
         start: i64,
         end: i64,
         after: UnixMs,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, DbError> {
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM windows WHERE start_time = ? AND end_time = ? AND listed_at >= ?",
         )
@@ -245,7 +245,7 @@ impl Store {
         end: i64,
         pages: i64,
         meetings: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), DbError> {
         sqlx::query(
             "INSERT INTO windows (start_time, end_time, listed_at, pages, meetings)
              VALUES (?, ?, ?, ?, ?)
@@ -270,10 +270,7 @@ const READERS: u32 = 4;
 /// Opens the pool. Turning a new database to WAL needs an exclusive lock that SQLite does
 /// not wait for (`busy_timeout` does not apply to it), so a second process opening the file
 /// at that instant gets "database is locked": it tries again for a few seconds.
-async fn connect(
-    options: SqliteConnectOptions,
-    connections: u32,
-) -> Result<SqlitePool, StoreError> {
+async fn connect(options: SqliteConnectOptions, connections: u32) -> Result<SqlitePool, DbError> {
     const BUSY_RETRIES: u32 = 50;
     let mut tries = 0;
     loop {
@@ -296,7 +293,7 @@ async fn connect(
 /// The migrations of `migrations/`, applied on `conn`. `run_direct` is the form sqlx keeps
 /// for a connection borrowed from a transaction (`run` trips rustc's "Acquire is not general
 /// enough" there).
-async fn migrate(conn: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
+async fn migrate(conn: &mut sqlx::SqliteConnection) -> Result<(), DbError> {
     sqlx::migrate!("./migrations")
         .run_direct(None, conn, false)
         .await?;
@@ -312,7 +309,7 @@ mod tests {
         let opens: Vec<_> = (0..8)
             .map(|_| {
                 let path = path.clone();
-                tokio::spawn(async move { super::Store::open(&path).await.map(drop) })
+                tokio::spawn(async move { super::Db::open(&path).await.map(drop) })
             })
             .collect();
         for open in opens {
@@ -328,9 +325,9 @@ pub(crate) mod test_support {
     use super::*;
 
     /// A real SQLite database in a temporary directory (kept alive by the returned guard).
-    pub async fn temp_store() -> (Store, tempfile::TempDir) {
+    pub async fn temp_store() -> (Db, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+        let store = Db::open(&dir.path().join("state.db")).await.unwrap();
         (store, dir)
     }
 }

@@ -9,7 +9,7 @@
 use super::audit::{self, Action, AuditEntry};
 use super::holds::held_sql;
 use super::verify::{VerifyRow, verify_row_select};
-use super::{Store, StoreError};
+use super::{Db, DbError};
 use crate::time::UnixMs;
 
 /// An archived file old enough to be deleted from the cloud: what its download recorded
@@ -77,7 +77,7 @@ pub(super) const ARCHIVED_ARTIFACTS: &str = concat!(
 pub(super) const COUNT_PRUNE_CANDIDATES: &str =
     candidates!("SELECT COUNT(*)", concat!("AND NOT ", held_sql!()));
 
-impl Store {
+impl Db {
     /// At most `limit` candidates archived at or before `archived_before`, the oldest
     /// first (the longest kept, and the first that would have left the cloud anyway).
     pub async fn prune_candidates(
@@ -85,7 +85,7 @@ impl Store {
         archived_before: UnixMs,
         wanted: ArtifactsWanted,
         limit: u32,
-    ) -> Result<Vec<PruneCandidate>, StoreError> {
+    ) -> Result<Vec<PruneCandidate>, DbError> {
         Ok(sqlx::query_as(PRUNE_CANDIDATES)
             .bind(archived_before)
             .bind(wanted.audio)
@@ -100,7 +100,7 @@ impl Store {
         &self,
         archived_before: UnixMs,
         wanted: ArtifactsWanted,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<u64, DbError> {
         let n: i64 = sqlx::query_scalar(COUNT_PRUNE_CANDIDATES)
             .bind(archived_before)
             .bind(wanted.audio)
@@ -115,7 +115,7 @@ impl Store {
         &self,
         archived_before: UnixMs,
         wanted: ArtifactsWanted,
-    ) -> Result<Vec<PruneCandidate>, StoreError> {
+    ) -> Result<Vec<PruneCandidate>, DbError> {
         Ok(sqlx::query_as(candidates!(
             "SELECT f.record_file_id, f.kind, m.meeting_code, m.subject,
                     m.state AS meeting_state, m.media_start_time, f.path, f.status,
@@ -139,7 +139,7 @@ impl Store {
     pub async fn archived_artifacts(
         &self,
         record_file_id: &str,
-    ) -> Result<Vec<VerifyRow>, StoreError> {
+    ) -> Result<Vec<VerifyRow>, DbError> {
         Ok(sqlx::query_as(ARCHIVED_ARTIFACTS)
             .bind(record_file_id)
             .fetch_all(self.pool())
@@ -154,7 +154,7 @@ impl Store {
         &self,
         record_file_id: &str,
         at: UnixMs,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), DbError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         mark_gone(&mut tx, record_file_id, at, "prune").await?;
         tx.commit().await?;
@@ -172,7 +172,7 @@ impl Store {
         &self,
         record_file_ids: &[String],
         at: UnixMs,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<u64, DbError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let mut dequeued = 0;
         for id in record_file_ids {
@@ -195,7 +195,7 @@ impl Store {
 
     /// Whether any file waits for a transfer or is being transferred: the service's
     /// prune round gives way to them.
-    pub async fn transfers_pending(&self) -> Result<bool, StoreError> {
+    pub async fn transfers_pending(&self) -> Result<bool, DbError> {
         Ok(sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM files WHERE status IN ('queued', 'transferring'))",
         )
@@ -213,7 +213,7 @@ async fn mark_gone(
     record_file_id: &str,
     at: UnixMs,
     by: &str,
-) -> Result<(), StoreError> {
+) -> Result<(), DbError> {
     let marked = sqlx::query(
         "UPDATE files SET deleted_in_cloud_at = ?1, updated_at = ?1
          WHERE (record_file_id = ?2 OR parent_file_id = ?2) AND deleted_in_cloud_at IS NULL",

@@ -2,7 +2,7 @@
 //! end.
 
 use super::audit::{self, Action, AuditEntry};
-use super::{FileKind, FileStatus, Store, StoreError};
+use super::{Db, DbError, FileKind, FileStatus};
 use crate::time::UnixMs;
 
 /// A file with what a new path is rendered from.
@@ -31,9 +31,9 @@ pub struct PendingMove {
     pub new_path: String,
 }
 
-impl Store {
+impl Db {
     /// Every file with its meeting's fields, a meeting's files together.
-    pub async fn laid_out_files(&self) -> Result<Vec<LaidOutFile>, StoreError> {
+    pub async fn laid_out_files(&self) -> Result<Vec<LaidOutFile>, DbError> {
         Ok(sqlx::query_as(
             "SELECT f.record_file_id, f.kind, f.parent_file_id, f.path, f.status,
                     f.record_start_time, m.meeting_record_id, m.meeting_id, m.meeting_code,
@@ -46,7 +46,7 @@ impl Store {
     }
 
     /// The template a relayout in progress moves to, if one is.
-    pub async fn relayout_target(&self) -> Result<Option<String>, StoreError> {
+    pub async fn relayout_target(&self) -> Result<Option<String>, DbError> {
         Ok(
             sqlx::query_scalar("SELECT target FROM archive_layout WHERE id = 1")
                 .fetch_optional(self.pool())
@@ -60,7 +60,7 @@ impl Store {
         &self,
         target: &str,
         moves: &[(String, String)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), DbError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         for (record_file_id, new_path) in moves {
             sqlx::query("INSERT INTO relayout_moves (record_file_id, new_path) VALUES (?, ?)")
@@ -77,7 +77,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn pending_moves(&self) -> Result<Vec<PendingMove>, StoreError> {
+    pub async fn pending_moves(&self) -> Result<Vec<PendingMove>, DbError> {
         Ok(sqlx::query_as(
             "SELECT r.record_file_id, f.path, r.new_path
              FROM relayout_moves r JOIN files f USING (record_file_id)
@@ -88,11 +88,7 @@ impl Store {
     }
 
     /// The file is at its new path: the row says so and the move is done, together.
-    pub async fn commit_move(
-        &self,
-        record_file_id: &str,
-        new_path: &str,
-    ) -> Result<(), StoreError> {
+    pub async fn commit_move(&self, record_file_id: &str, new_path: &str) -> Result<(), DbError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let (meeting, old_path): (String, String) =
             sqlx::query_as("SELECT meeting_record_id, path FROM files WHERE record_file_id = ?")
@@ -124,7 +120,7 @@ impl Store {
 
     /// Every move is done: the meetings get their new folders (each `meeting.json` marked
     /// behind) and the target becomes the archive's layout.
-    pub async fn finish_relayout(&self, dirs: &[(String, String)]) -> Result<(), StoreError> {
+    pub async fn finish_relayout(&self, dirs: &[(String, String)]) -> Result<(), DbError> {
         let now = UnixMs::now();
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         for (meeting_record_id, dir) in dirs {

@@ -5,7 +5,7 @@
 //! forgotten because the filter changed (it stays `archived`, verified and pruned as
 //! before). Audio tracks and transcripts follow their video.
 
-use super::{FileStatus, Store, StoreError};
+use super::{Db, DbError, FileStatus};
 use crate::filter::{Candidate, Filter};
 use crate::time::UnixMs;
 
@@ -59,11 +59,11 @@ pub(super) const QUEUE_ARTIFACTS: &str =
      WHERE kind != 'video' AND status = 'skipped'
        AND parent_file_id NOT IN (SELECT record_file_id FROM files WHERE status = 'skipped')";
 
-impl Store {
+impl Db {
     /// Re-evaluates `filter` on every video not archived, in one transaction. Called while
     /// the process holds the database lock and before any worker runs, so a `transferring`
     /// row is a leftover of a dead process and may be skipped like a queued one.
-    pub async fn apply_filter(&self, filter: &Filter) -> Result<Refiltered, StoreError> {
+    pub async fn apply_filter(&self, filter: &Filter) -> Result<Refiltered, DbError> {
         let now = UnixMs::now();
         let mut done = Refiltered::default();
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;

@@ -1,6 +1,6 @@
 //! The numbers `status` prints.
 
-use super::{FileKind, FileStatus, Store, StoreError};
+use super::{Db, DbError, FileKind, FileStatus};
 use crate::time::UnixMs;
 use std::collections::BTreeMap;
 
@@ -41,7 +41,7 @@ pub struct StatusReport {
     /// Deletions (`DELETE /v1/records/...`) sent in the last 60 s.
     pub delete_calls_last_60s: i64,
     /// Failed and unavailable files, with the reason.
-    pub failures: Vec<Failure>,
+    pub failures: Vec<FailedFile>,
     /// Skipped files by the `[filter]` key that left them out (`filter.min_size`, ...).
     pub skipped_by_rule: Vec<(String, i64)>,
     /// S3 multipart uploads of files not yet archived (empty on local disk).
@@ -68,7 +68,7 @@ pub struct ToDo {
 }
 
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
-pub struct Failure {
+pub struct FailedFile {
     pub record_file_id: String,
     pub path: String,
     pub status: FileStatus,
@@ -128,13 +128,13 @@ fn state_name(state: i64) -> String {
     }
 }
 
-impl Store {
+impl Db {
     /// What is left to download (cheap: the status index), for a display to poll.
-    pub async fn to_do(&self) -> Result<ToDo, StoreError> {
+    pub async fn to_do(&self) -> Result<ToDo, DbError> {
         Ok(sqlx::query_as(TO_DO).fetch_one(self.pool()).await?)
     }
 
-    pub async fn status(&self, now: UnixMs) -> Result<StatusReport, StoreError> {
+    pub async fn status(&self, now: UnixMs) -> Result<StatusReport, DbError> {
         let meetings: Vec<(i64, i64)> = sqlx::query_as(MEETINGS_BY_STATE)
             .fetch_all(self.pool())
             .await?;

@@ -6,7 +6,7 @@
 //! never found by its old text, whatever the state of the index; a fill then replaces or
 //! drops the row.
 
-use super::{FileKind, FileStatus, Store, StoreError};
+use super::{Db, DbError, FileKind, FileStatus};
 use crate::time::UnixMs;
 use std::collections::HashSet;
 
@@ -95,7 +95,7 @@ fn like_anywhere(term: &str) -> String {
     out
 }
 
-impl Store {
+impl Db {
     /// Stores the text of the archived transcript `record_file_id`, read from bytes whose
     /// SHA-256 is `sha256`, replacing what the index held for it. Nothing is stored if the
     /// file is no longer archived with that hash (re-archived or expired meanwhile).
@@ -105,7 +105,7 @@ impl Store {
         record_file_id: &str,
         sha256: &str,
         body: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, DbError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let current: Option<String> = sqlx::query_scalar(
             "SELECT sha256 FROM files WHERE record_file_id = ? AND status = 'archived'",
@@ -139,7 +139,7 @@ impl Store {
 
     /// Drops the text of these transcripts from the index: the hook for whatever removes
     /// archived copies (retention's `expire`). Unknown ids are ignored.
-    pub async fn forget_transcripts(&self, record_file_ids: &[&str]) -> Result<(), StoreError> {
+    pub async fn forget_transcripts(&self, record_file_ids: &[&str]) -> Result<(), DbError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         for id in record_file_ids {
             forget(&mut tx, id).await?;
@@ -150,7 +150,7 @@ impl Store {
 
     /// Drops the rows whose file is no longer archived with the hash they were read from;
     /// returns how many.
-    pub async fn drop_stale_transcripts(&self) -> Result<u64, StoreError> {
+    pub async fn drop_stale_transcripts(&self) -> Result<u64, DbError> {
         let stale: Vec<String> = sqlx::query_scalar(
             "SELECT t.record_file_id FROM transcript_texts t
              LEFT JOIN files f ON f.record_file_id = t.record_file_id
@@ -164,7 +164,7 @@ impl Store {
     }
 
     /// The archived `txt` transcripts the index lacks (or holds for other bytes).
-    pub async fn unindexed_transcripts(&self) -> Result<Vec<UnindexedTranscript>, StoreError> {
+    pub async fn unindexed_transcripts(&self) -> Result<Vec<UnindexedTranscript>, DbError> {
         Ok(sqlx::query_as(
             "SELECT f.record_file_id, f.path, f.sha256 FROM files f
              LEFT JOIN transcript_texts t ON t.record_file_id = f.record_file_id
@@ -177,7 +177,7 @@ impl Store {
     }
 
     /// How much the index holds.
-    pub async fn transcript_index_size(&self) -> Result<IndexSize, StoreError> {
+    pub async fn transcript_index_size(&self) -> Result<IndexSize, DbError> {
         Ok(sqlx::query_as(
             "SELECT COUNT(*) AS transcripts, COALESCE(SUM(bytes), 0) AS text_bytes
              FROM transcript_texts",
@@ -190,7 +190,7 @@ impl Store {
     /// regard to case: a trigram MATCH from three characters on, a LIKE over the same
     /// stored text below (the whole index is read then). The LIKE needs its ESCAPE clause:
     /// without one, FTS5 answers a trigram LIKE of under three characters with no rows.
-    pub async fn recordings_saying(&self, term: &str) -> Result<HashSet<String>, StoreError> {
+    pub async fn recordings_saying(&self, term: &str) -> Result<HashSet<String>, DbError> {
         /// The meetings of the live rows of the index that `$where` selects.
         macro_rules! live {
             ($where:literal) => {
@@ -221,10 +221,7 @@ impl Store {
     }
 
     /// The recordings that hold the SQL selectors, earliest first.
-    pub async fn select_recordings(
-        &self,
-        s: &Selectors<'_>,
-    ) -> Result<Vec<RecordingRow>, StoreError> {
+    pub async fn select_recordings(&self, s: &Selectors<'_>) -> Result<Vec<RecordingRow>, DbError> {
         Ok(sqlx::query_as(
             "SELECT meeting_record_id, meeting_id, meeting_code, userid, subject, media_start_time,
                dir
@@ -247,7 +244,7 @@ impl Store {
     pub async fn recording_files(
         &self,
         meeting_record_id: &str,
-    ) -> Result<Vec<RecordingFile>, StoreError> {
+    ) -> Result<Vec<RecordingFile>, DbError> {
         Ok(sqlx::query_as(
             "SELECT meeting_record_id, record_file_id, kind, status,
                COALESCE(archived_size, record_size) AS size, path, sha256
@@ -264,7 +261,7 @@ impl Store {
     pub async fn recording_texts(
         &self,
         meeting_record_id: &str,
-    ) -> Result<Vec<IndexedText>, StoreError> {
+    ) -> Result<Vec<IndexedText>, DbError> {
         Ok(sqlx::query_as(
             "SELECT f.record_file_id, f.path, x.body FROM files f
              CROSS JOIN transcript_texts t ON t.record_file_id = f.record_file_id
@@ -282,7 +279,7 @@ impl Store {
 pub(super) async fn forget(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     record_file_id: &str,
-) -> Result<(), StoreError> {
+) -> Result<(), DbError> {
     let id: Option<i64> =
         sqlx::query_scalar("DELETE FROM transcript_texts WHERE record_file_id = ? RETURNING id")
             .bind(record_file_id)
@@ -303,7 +300,7 @@ mod tests {
     use crate::state::test_support::temp_store;
     use crate::state::{ArtifactUpsert, FileUpsert, MeetingUpsert};
 
-    async fn recording_with_transcript(store: &Store, id: &str) -> String {
+    async fn recording_with_transcript(store: &Db, id: &str) -> String {
         let m = MeetingUpsert {
             meeting_record_id: format!("m{id}"),
             meeting_id: "1".into(),

@@ -6,7 +6,7 @@
 //! parts: parts finish out of order when several are in flight, and only a gap-free prefix
 //! can be resumed from.
 
-use super::{Store, StoreError};
+use super::{Db, DbError};
 use crate::time::UnixMs;
 
 /// The multipart upload of one file.
@@ -47,8 +47,8 @@ pub struct UploadProgress {
     pub created_at: UnixMs,
 }
 
-impl Store {
-    pub async fn upload(&self, record_file_id: &str) -> Result<Option<UploadRow>, StoreError> {
+impl Db {
+    pub async fn upload(&self, record_file_id: &str) -> Result<Option<UploadRow>, DbError> {
         Ok(sqlx::query_as(
             "SELECT record_file_id, upload_id, object_key, part_size, created_at, completed_at
              FROM uploads WHERE record_file_id = ?",
@@ -59,7 +59,7 @@ impl Store {
     }
 
     /// The recorded parts of a file's upload, by index.
-    pub async fn upload_parts(&self, record_file_id: &str) -> Result<Vec<PartRow>, StoreError> {
+    pub async fn upload_parts(&self, record_file_id: &str) -> Result<Vec<PartRow>, DbError> {
         Ok(sqlx::query_as(
             "SELECT part_index, part_id, start_offset, end_offset, hash_state FROM upload_parts
              WHERE record_file_id = ? ORDER BY part_index",
@@ -77,7 +77,7 @@ impl Store {
         upload_id: &str,
         object_key: &str,
         part_size: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), DbError> {
         let now = UnixMs::now();
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("DELETE FROM uploads WHERE record_file_id = ?")
@@ -107,7 +107,7 @@ impl Store {
         record_file_id: &str,
         part: &PartRow,
         source_etag: Option<&str>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), DbError> {
         let now = UnixMs::now();
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
@@ -155,7 +155,7 @@ impl Store {
     }
 
     /// Records that the bucket assembled the object from the parts.
-    pub async fn mark_upload_completed(&self, record_file_id: &str) -> Result<(), StoreError> {
+    pub async fn mark_upload_completed(&self, record_file_id: &str) -> Result<(), DbError> {
         sqlx::query("UPDATE uploads SET completed_at = ? WHERE record_file_id = ?")
             .bind(UnixMs::now())
             .bind(record_file_id)
@@ -170,7 +170,7 @@ impl Store {
         &self,
         record_file_id: &str,
         first_index: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), DbError> {
         sqlx::query("DELETE FROM upload_parts WHERE record_file_id = ? AND part_index >= ?")
             .bind(record_file_id)
             .bind(first_index)
@@ -183,7 +183,7 @@ impl Store {
     /// upload itself stays; its parts are overwritten from part 0), in one transaction, so
     /// that a crash cannot leave old parts beside a checkpoint that no longer vouches for
     /// them. On local disk there are no parts: this only resets the checkpoint.
-    pub async fn forget_progress(&self, record_file_id: &str) -> Result<(), StoreError> {
+    pub async fn forget_progress(&self, record_file_id: &str) -> Result<(), DbError> {
         let now = UnixMs::now();
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("DELETE FROM upload_parts WHERE record_file_id = ?")
@@ -197,7 +197,7 @@ impl Store {
 
     /// Forgets a file's upload and its parts: it was completed, aborted, or is gone from
     /// the bucket.
-    pub async fn delete_upload(&self, record_file_id: &str) -> Result<(), StoreError> {
+    pub async fn delete_upload(&self, record_file_id: &str) -> Result<(), DbError> {
         sqlx::query("DELETE FROM uploads WHERE record_file_id = ?")
             .bind(record_file_id)
             .execute(self.writer())
@@ -206,7 +206,7 @@ impl Store {
     }
 
     /// Uploads of files not yet archived, oldest first, for `status`.
-    pub async fn uploads_in_progress(&self) -> Result<Vec<UploadProgress>, StoreError> {
+    pub async fn uploads_in_progress(&self) -> Result<Vec<UploadProgress>, DbError> {
         Ok(sqlx::query_as(
             "SELECT u.record_file_id, f.path, u.object_key,
                COUNT(p.part_index) AS parts,
@@ -226,7 +226,7 @@ async fn reset_checkpoint(
     tx: &mut sqlx::SqliteConnection,
     record_file_id: &str,
     now: UnixMs,
-) -> Result<(), StoreError> {
+) -> Result<(), DbError> {
     sqlx::query(
         "UPDATE files SET bytes_done = 0, hash_state = NULL, etag = NULL, updated_at = ?
          WHERE record_file_id = ?",
@@ -244,7 +244,7 @@ mod tests {
     use crate::state::test_support::temp_store;
     use crate::state::{FileUpsert, MeetingUpsert};
 
-    async fn store_with_file() -> (Store, tempfile::TempDir) {
+    async fn store_with_file() -> (Db, tempfile::TempDir) {
         let (store, dir) = temp_store().await;
         store
             .upsert_meetings(
@@ -292,7 +292,7 @@ mod tests {
             .start_upload("f1", "up-1", "p/f1.mp4", 10)
             .await
             .unwrap();
-        let bytes_done = |store: Store| async move { store.file("f1").await.unwrap().unwrap() };
+        let bytes_done = |store: Db| async move { store.file("f1").await.unwrap().unwrap() };
 
         // Part 1 first (out of order): nothing is resumable yet.
         store

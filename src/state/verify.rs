@@ -1,6 +1,6 @@
 //! What `verify` reads from the database, and the one thing it writes: `verified_at`.
 
-use super::{FileKind, FileStatus, Store, StoreError};
+use super::{Db, DbError, FileKind, FileStatus};
 use crate::time::UnixMs;
 
 /// A file as `verify` checks it: what was recorded at download time, with the meeting
@@ -72,14 +72,14 @@ pub(super) const VERIFICATION_SUMMARY: &str =
     "SELECT COUNT(verified_at), MIN(verified_at), MAX(verified_at) FROM files
      WHERE status = 'archived'";
 
-impl Store {
+impl Db {
     /// Every file whose meeting's media started in `[start, end]` (each bound optional),
     /// ordered by path so that reports are stable from run to run.
     pub async fn files_to_verify(
         &self,
         start: Option<UnixMs>,
         end: Option<UnixMs>,
-    ) -> Result<Vec<VerifyRow>, StoreError> {
+    ) -> Result<Vec<VerifyRow>, DbError> {
         Ok(sqlx::query_as(FILES_TO_VERIFY)
             .bind(start)
             .bind(end)
@@ -90,7 +90,7 @@ impl Store {
     /// `(path, status)` of every file, whatever its date (an expired recording's too: a
     /// copy found again at its path is not called extra): a file on disk is "extra" only if
     /// no row at all claims it, not merely none in the range being verified.
-    pub async fn file_paths(&self) -> Result<Vec<(String, FileStatus)>, StoreError> {
+    pub async fn file_paths(&self) -> Result<Vec<(String, FileStatus)>, DbError> {
         Ok(sqlx::query_as(FILE_PATHS).fetch_all(self.pool()).await?)
     }
 
@@ -100,7 +100,7 @@ impl Store {
         &self,
         record_file_ids: &[String],
         at: UnixMs,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), DbError> {
         for batch in record_file_ids.chunks(MARK_BATCH) {
             let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
             for id in batch {
@@ -115,7 +115,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn verification_summary(&self) -> Result<VerificationSummary, StoreError> {
+    pub async fn verification_summary(&self) -> Result<VerificationSummary, DbError> {
         let (files_verified, oldest_verified_at, newest_verified_at) =
             sqlx::query_as(VERIFICATION_SUMMARY)
                 .fetch_one(self.pool())

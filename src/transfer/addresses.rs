@@ -6,14 +6,14 @@
 //! address right before it starts: the listing's if it will outlive the transfer at the
 //! observed throughput, else one `/v1/addresses` call for its meeting, which serves every
 //! file of that meeting still to download (its siblings are claimed next, see
-//! `Store::claim_next`). The listing is never re-read to refresh an address.
+//! `Db::claim_next`). The listing is never re-read to refresh an address.
 //!
 //! Every such call also records the meeting's artifacts, when they are archived
 //! (`download.artifacts`): they become rows of their own, queued with their addresses.
 
 use crate::archive::layout::{self, Artifact};
 use crate::client::{ApiClient, CallError};
-use crate::state::{ArtifactUpsert, FileKind, FileRow, Store, StoreError};
+use crate::state::{ArtifactUpsert, Db, DbError, FileKind, FileRow};
 use crate::time::UnixMs;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -25,7 +25,7 @@ pub enum AddressError {
     #[error(transparent)]
     Api(#[from] CallError),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Db(#[from] DbError),
 }
 
 /// Which artifacts are archived, and how long transcripts are waited for.
@@ -45,7 +45,7 @@ impl ArtifactPolicy {
 /// Fetches addresses for workers, one call per meeting however many workers ask at once.
 pub(super) struct Addresses {
     api: Arc<ApiClient>,
-    store: Store,
+    store: Db,
     artifacts: ArtifactPolicy,
     /// One lock per meeting being fetched: workers waiting for the same meeting share the
     /// call of the first (entries go when the last waiter leaves).
@@ -53,7 +53,7 @@ pub(super) struct Addresses {
 }
 
 impl Addresses {
-    pub(super) fn new(api: Arc<ApiClient>, store: Store, artifacts: ArtifactPolicy) -> Self {
+    pub(super) fn new(api: Arc<ApiClient>, store: Db, artifacts: ArtifactPolicy) -> Self {
         Self {
             api,
             store,
@@ -85,7 +85,7 @@ impl Addresses {
         result
     }
 
-    /// Looks at a meeting for its artifacts (claimed by `Store::claim_artifact_check`).
+    /// Looks at a meeting for its artifacts (claimed by `Db::claim_artifact_check`).
     pub(super) async fn look_for_artifacts(
         &self,
         meeting_record_id: &str,
@@ -135,7 +135,7 @@ impl Addresses {
         &self,
         meeting_record_id: &str,
         files: &[AddressFile],
-    ) -> Result<Vec<ArtifactUpsert>, StoreError> {
+    ) -> Result<Vec<ArtifactUpsert>, DbError> {
         let videos: HashMap<String, String> = self
             .store
             .files_of_meeting(meeting_record_id)
@@ -195,7 +195,7 @@ impl Addresses {
     /// Transcripts can appear hours after transcoding: a meeting with a video still
     /// without one is looked at again at later polls, until `artifact_wait` after the
     /// recording ended (at once, for an old one); then the wait ends quietly.
-    async fn maybe_end_transcript_wait(&self, meeting_record_id: &str) -> Result<(), StoreError> {
+    async fn maybe_end_transcript_wait(&self, meeting_record_id: &str) -> Result<(), DbError> {
         let (waiting, ended) = self
             .store
             .videos_without_transcript(meeting_record_id)

@@ -12,7 +12,7 @@
 //! (the run's report names it).
 
 use super::meeting_json;
-use super::{Downloader, TransferError};
+use super::{Pool, TransferError};
 use crate::archive::ReadError;
 use crate::state::catalog::FileRecord;
 use crate::state::{FileKind, FileRow, FileStatus};
@@ -27,7 +27,7 @@ pub(super) enum Adoption {
     Replace(String),
 }
 
-impl Downloader {
+impl Pool {
     /// Looks at `row`'s destination and adopts an intact copy (see the module's doc).
     pub(super) async fn adopt(&self, row: &FileRow) -> Result<Adoption, TransferError> {
         if row.bytes_done > 0 {

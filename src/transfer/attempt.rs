@@ -1,12 +1,12 @@
 //! One attempt at one file: an address, the resume point, the request, the verdict on the
 //! answer (`response`), then the body streamed into the archive's writer.
 
-use super::Downloader;
+use super::Pool;
 use super::addresses::AddressError;
-use super::response::{self, Answer, Verdict};
+use super::response::{self, ResponseHead, Verdict};
 use crate::archive::{ArchiveError, ArchiveWriter, WriteError};
 use crate::client::CallError;
-use crate::state::{FileRow, StoreError};
+use crate::state::{DbError, FileRow};
 use crate::time::UnixMs;
 use futures::StreamExt;
 use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_RANGE, RANGE};
@@ -39,7 +39,7 @@ pub enum TransferError {
     #[error(transparent)]
     Archive(#[from] ArchiveError),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Db(#[from] DbError),
     #[error("stopped by shutdown")]
     Cancelled,
 }
@@ -48,7 +48,7 @@ impl From<AddressError> for TransferError {
     fn from(e: AddressError) -> Self {
         match e {
             AddressError::Api(e) => Self::Api(e),
-            AddressError::Store(e) => Self::Store(e),
+            AddressError::Db(e) => Self::Db(e),
         }
     }
 }
@@ -57,7 +57,7 @@ impl From<WriteError> for TransferError {
     fn from(e: WriteError) -> Self {
         match e {
             WriteError::Archive(e) => Self::Archive(e),
-            WriteError::Store(e) => Self::Store(e),
+            WriteError::Db(e) => Self::Db(e),
             WriteError::Cancelled => Self::Cancelled,
             WriteError::Inconsistent(why) => Self::Inconsistent(why),
         }
@@ -82,7 +82,7 @@ pub fn address_is_fresh(
     issued_at.is_some_and(|t| now + needed < t + ttl - margin)
 }
 
-impl Downloader {
+impl Pool {
     /// Runs one attempt; on success returns the SHA-256 (lowercase hex) of the archived file.
     pub(super) async fn attempt(
         &self,
@@ -113,7 +113,7 @@ impl Downloader {
         };
         let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok());
         let etag = header(ETAG).filter(|v| v.starts_with('"'));
-        let answer = Answer {
+        let answer = ResponseHead {
             status: response.status().as_u16(),
             content_range: header(CONTENT_RANGE),
             etag,

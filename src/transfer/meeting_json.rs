@@ -11,7 +11,7 @@
 
 use crate::archive::{Archive, ArchiveError, ReadError};
 use crate::state::catalog::{FileRecord, MEETING_JSON_SCHEMA, MeetingJson, MeetingRecord};
-use crate::state::{Store, StoreError};
+use crate::state::{Db, DbError};
 use crate::time::UnixMs;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -35,7 +35,7 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 #[derive(Debug, thiserror::Error)]
 pub enum MeetingJsonError {
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Db(#[from] DbError),
     #[error(transparent)]
     Archive(#[from] ArchiveError),
     #[error("meeting.json cannot be rendered or parsed")]
@@ -46,7 +46,7 @@ pub enum MeetingJsonError {
 /// that the database does not know (files `reindex` has not brought back yet, after the
 /// database was lost) are carried over: a rewrite never forgets what the archive holds.
 pub(crate) async fn write(
-    store: &Store,
+    store: &Db,
     archive: &dyn Archive,
     dir: &str,
 ) -> Result<(), MeetingJsonError> {
@@ -157,7 +157,7 @@ pub(crate) async fn read_bytes(archive: &dyn Archive, path: &str) -> Result<Vec<
 
 /// Brings every `meeting.json` marked as behind up to date (after a crash, or a batch of
 /// changes); a folder that cannot be written is logged and stays marked.
-pub(crate) async fn rewrite_stale(store: &Store, archive: &dyn Archive) -> Result<(), StoreError> {
+pub(crate) async fn rewrite_stale(store: &Db, archive: &dyn Archive) -> Result<(), DbError> {
     for dir in store.dirs_with_stale_meeting_json().await? {
         if let Err(e) = write(store, archive, &dir).await {
             tracing::warn!(%dir, error = %crate::errors::chain(&e), "could not rewrite meeting.json");
@@ -170,12 +170,12 @@ pub(crate) async fn rewrite_stale(store: &Store, archive: &dyn Archive) -> Resul
 /// than `now`, except those in `failed` (folder, when its write failed) until their wait
 /// is over. Returns how many it wrote.
 pub(crate) async fn write_quiet(
-    store: &Store,
+    store: &Db,
     archive: &dyn Archive,
     quiet: Duration,
     now: UnixMs,
     failed: &mut HashMap<String, Instant>,
-) -> Result<usize, StoreError> {
+) -> Result<usize, DbError> {
     failed.retain(|_, at| at.elapsed() < AFTER_FAILURE);
     let mut written = 0;
     for dir in store
@@ -187,7 +187,7 @@ pub(crate) async fn write_quiet(
         }
         match write(store, archive, &dir).await {
             Ok(()) => written += 1,
-            Err(MeetingJsonError::Store(e)) => return Err(e),
+            Err(MeetingJsonError::Db(e)) => return Err(e),
             Err(e) => {
                 tracing::warn!(%dir, error = %crate::errors::chain(&e), "could not write meeting.json; trying again later");
                 failed.insert(dir, Instant::now());
@@ -202,11 +202,11 @@ pub(crate) async fn write_quiet(
 /// What is still behind then is left to [`rewrite_stale`] (the end of the run, or the
 /// next start after a crash: the marks stay until written).
 pub(crate) async fn write_when_quiet(
-    store: &Store,
+    store: &Db,
     archive: &dyn Archive,
     changed: &Notify,
     stop: &CancellationToken,
-) -> Result<(), StoreError> {
+) -> Result<(), DbError> {
     let mut failed = HashMap::new();
     while !stop.is_cancelled() {
         let woken = changed.notified();
@@ -248,7 +248,7 @@ mod tests {
     #[tokio::test]
     async fn a_folder_is_written_once_its_burst_is_over() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+        let store = Db::open(&dir.path().join("state.db")).await.unwrap();
         let root = dir.path().join("archive");
         let archive = LocalArchive::new(&root, store.clone());
         let files = ["a", "b", "c"];

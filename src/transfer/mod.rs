@@ -19,7 +19,7 @@ use crate::archive::{Archive, ArchiveError};
 use crate::client::{ApiClient, CallError};
 use crate::config::DownloadConfig;
 use crate::progress::Progress;
-use crate::state::{FileKind, FileRow, FileStatus, Store, StoreError};
+use crate::state::{Db, DbError, FileKind, FileRow, FileStatus};
 use crate::time::UnixMs;
 use addresses::{Addresses, ArtifactPolicy};
 use std::sync::Arc;
@@ -35,7 +35,7 @@ pub enum PoolError {
     #[error(transparent)]
     Api(wemeet_api::ApiError),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Db(#[from] DbError),
     /// The bucket refused the credentials or the operation (see `ArchiveError::is_fatal`).
     #[error(transparent)]
     Archive(ArchiveError),
@@ -62,9 +62,9 @@ pub struct Replaced {
     pub reason: String,
 }
 
-pub struct Downloader {
+pub struct Pool {
     http: reqwest::Client,
-    store: Store,
+    store: Db,
     archive: Arc<dyn Archive>,
     addresses: Addresses,
     artifacts: ArtifactPolicy,
@@ -90,12 +90,12 @@ pub struct Downloader {
     folder_changed: tokio::sync::Notify,
 }
 
-impl Downloader {
+impl Pool {
     /// `http` is the process's HTTP client ([`crate::client::http_client`], with
     /// `download.read_timeout`); a meeting's artifacts are looked for again at most every
     /// `recheck`.
     pub fn new(
-        store: Store,
+        store: Db,
         archive: Arc<dyn Archive>,
         api: Arc<ApiClient>,
         http: reqwest::Client,
@@ -140,7 +140,7 @@ impl Downloader {
 
     /// Runs `download.workers` workers until the queue is empty and `listing_done` is set,
     /// or until `cancel` fires (then every transfer in flight checkpoints and stops). Set
-    /// `listing_done` with [`Store::wake_workers`] after it, so idle workers see it.
+    /// `listing_done` with [`Db::wake_workers`] after it, so idle workers see it.
     pub async fn run(
         self: Arc<Self>,
         listing_done: Arc<AtomicBool>,
@@ -253,7 +253,7 @@ impl Downloader {
         };
         match self.addresses.look_for_artifacts(&meeting).await {
             Ok(()) => {}
-            Err(addresses::AddressError::Store(e)) => return Err(e.into()),
+            Err(addresses::AddressError::Db(e)) => return Err(e.into()),
             Err(addresses::AddressError::Api(CallError::Api(e)))
                 if e.class() == ErrorClass::Fatal =>
             {
@@ -307,7 +307,7 @@ impl Downloader {
                     .insert(claimed.record_file_id.clone(), reason);
             }
             // Not fatal: the transfer's own attempt meets (and classifies) it again.
-            Err(TransferError::Store(e)) => return Err(e.into()),
+            Err(TransferError::Db(e)) => return Err(e.into()),
             Err(e) => {
                 tracing::warn!(file = %claimed.record_file_id, path = %claimed.path, error = %crate::errors::chain(&e), "could not look at the copy at this path; downloading");
             }
@@ -384,7 +384,7 @@ impl Downloader {
                 self.store.release(id, None).await?;
                 Ok(Triage::Done)
             }
-            TransferError::Store(e) => Err(e.into()),
+            TransferError::Db(e) => Err(e.into()),
             TransferError::Archive(e) if e.is_fatal() => {
                 // Credentials or the bucket's policy: every transfer would fail alike.
                 self.store

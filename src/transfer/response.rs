@@ -3,7 +3,7 @@
 
 /// The parts of an answer that decide.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Answer<'a> {
+pub struct ResponseHead<'a> {
     pub status: u16,
     pub content_range: Option<&'a str>,
     /// Only a strong ETag identifies the bytes.
@@ -31,7 +31,7 @@ pub enum Verdict {
 
 /// Judges `answer` to a request for the bytes from `offset` of a `size`-byte file whose
 /// recorded bytes came with `etag`.
-pub fn judge(answer: &Answer<'_>, offset: u64, size: u64, etag: Option<&str>) -> Verdict {
+pub fn judge(answer: &ResponseHead<'_>, offset: u64, size: u64, etag: Option<&str>) -> Verdict {
     let from_zero = match answer.status {
         401 | 403 => return Verdict::Refused(answer.status),
         206 => {
@@ -88,13 +88,13 @@ mod tests {
 
     const SIZE: u64 = 100;
 
-    fn answer(status: u16, length: u64) -> Answer<'static> {
-        Answer {
+    fn answer(status: u16, length: u64) -> ResponseHead<'static> {
+        ResponseHead {
             status,
             content_length: Some(length),
             content_type: Some("video/mp4"),
             etag: Some("\"e1\""),
-            ..Answer::default()
+            ..ResponseHead::default()
         }
     }
 
@@ -121,7 +121,7 @@ mod tests {
 
     #[test]
     fn a_206_continues_only_at_the_right_range_with_the_same_etag() {
-        let ok = Answer {
+        let ok = ResponseHead {
             content_range: Some("bytes 40-99/100"),
             ..answer(206, 60)
         };
@@ -133,7 +133,7 @@ mod tests {
             judge(&ok, 40, SIZE, None),
             Verdict::Body { from_zero: false }
         );
-        let shifted = Answer {
+        let shifted = ResponseHead {
             content_range: Some("bytes 0-99/100"),
             ..ok
         };
@@ -141,7 +141,7 @@ mod tests {
             judge(&shifted, 40, SIZE, None),
             Verdict::Restart(_)
         ));
-        let resized = Answer {
+        let resized = ResponseHead {
             content_range: Some("bytes 40-119/120"),
             ..ok
         };
@@ -175,7 +175,7 @@ mod tests {
 
     #[test]
     fn error_pages_are_never_the_recording() {
-        let xml = Answer {
+        let xml = ResponseHead {
             content_type: Some("application/xml"),
             ..answer(200, SIZE)
         };
@@ -183,7 +183,7 @@ mod tests {
             judge(&xml, 0, SIZE, None),
             Verdict::NotTheRecording(_)
         ));
-        let unknown_length = Answer {
+        let unknown_length = ResponseHead {
             content_length: None,
             ..answer(200, SIZE)
         };

@@ -23,7 +23,7 @@ use crate::archive::{self, Archive, ArchiveError};
 use crate::config::Config;
 use crate::progress::{Planned, Progress};
 use crate::state::verify::VerifyRow;
-use crate::state::{Action, AuditEntry, FileStatus, Store, StoreError};
+use crate::state::{Action, AuditEntry, Db, DbError, FileStatus};
 use crate::time::UnixMs;
 use chrono::{NaiveDate, TimeZone};
 use classify::{
@@ -59,7 +59,7 @@ pub enum VerifyError {
     #[error("cannot open the archive")]
     Archive(#[source] ArchiveError),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Db(#[from] DbError),
     #[error("cannot list the archive")]
     List(#[source] ReadError),
     #[error("cannot write SHA256SUMS")]
@@ -135,14 +135,14 @@ pub async fn run(config: &Config, options: &VerifyOptions) -> Result<VerifyRepor
             });
         }
     }
-    let store = Store::open(db).await?;
+    let store = Db::open(db).await?;
     verify_configured(config, &store, options).await
 }
 
 /// Checks the configured archive (the daemon's scrub and the CLI share this).
 pub async fn verify_configured(
     config: &Config,
-    store: &Store,
+    store: &Db,
     options: &VerifyOptions,
 ) -> Result<VerifyReport, VerifyError> {
     let storage = &config.storage;
@@ -162,7 +162,7 @@ pub async fn verify_configured(
 /// Checks the archive in `backend` against `store`, records `verified_at` of the files
 /// found intact, writes `SHA256SUMS` if asked, and returns the report.
 pub async fn verify(
-    store: &Store,
+    store: &Db,
     backend: &dyn Archive,
     ignored: &Ignored,
     options: &VerifyOptions,
@@ -241,7 +241,7 @@ pub async fn verify(
 /// and writes the trail into the archive. A trail that cannot be written there (a
 /// read-only archive) is only logged: the records wait in the database for the next run.
 async fn record_in_trail(
-    store: &Store,
+    store: &Db,
     backend: &dyn Archive,
     summary: &Summary,
     files: &[ReportRow],
@@ -279,7 +279,7 @@ async fn record_in_trail(
 /// Re-reads the archived files `to_check`, `jobs` at once, into report rows, and records
 /// `verified_at` of the intact ones as it goes.
 async fn hash_archived(
-    store: &Store,
+    store: &Db,
     backend: &dyn Archive,
     to_check: Vec<VerifyRow>,
     jobs: usize,
@@ -376,7 +376,7 @@ fn sample(mut archived: Vec<VerifyRow>, percent: Option<f64>) -> Vec<VerifyRow> 
 /// transfer in flight (a `.part` renamed meanwhile, a `meeting.json.tmp`) are confirmed by
 /// a second listing, against rows read after it, before they are reported.
 async fn walk_archive(
-    store: &Store,
+    store: &Db,
     backend: &dyn Archive,
     ignored: &Ignored,
     scope: &Scope,

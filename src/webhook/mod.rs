@@ -21,7 +21,7 @@ mod worker;
 pub use worker::EventWorker;
 
 use crate::config::WebhookConfig;
-use crate::state::Store;
+use crate::state::Db;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -102,13 +102,13 @@ pub struct Receiver {
     path: String,
     token: Secret,
     key: Option<EncodingAesKey>,
-    store: Store,
+    store: Db,
     counters: Counters,
     arrived: Arc<Notify>,
 }
 
 impl Receiver {
-    pub fn new(config: &WebhookConfig, store: Store) -> Self {
+    pub fn new(config: &WebhookConfig, store: Db) -> Self {
         Self {
             path: config.path.clone(),
             token: config.token.clone(),

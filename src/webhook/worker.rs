@@ -13,9 +13,9 @@
 
 use super::plan::{self, Window};
 use crate::budget::Priority;
-use crate::census::{ListError, Lister, split_windows};
+use crate::census::{Census, ListError, split_windows};
 use crate::client::CallError;
-use crate::state::{DueEvent, EventOutcome, Store};
+use crate::state::{Db, DueEvent, EventOutcome};
 use crate::time::UnixMs;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -29,8 +29,8 @@ use wemeet_api::webhook::EventKind;
 const IDLE: Duration = Duration::from_secs(3600);
 
 pub struct EventWorker {
-    store: Store,
-    lister: Arc<Lister>,
+    store: Db,
+    lister: Arc<Census>,
     arrived: Arc<Notify>,
     /// The live window's reach (`poll.lookback`), listed for an event that cannot be read.
     lookback: Duration,
@@ -38,12 +38,7 @@ pub struct EventWorker {
 
 impl EventWorker {
     /// `arrived` is the [`super::Receiver`]'s: notified for each new event.
-    pub fn new(
-        store: Store,
-        lister: Arc<Lister>,
-        arrived: Arc<Notify>,
-        lookback: Duration,
-    ) -> Self {
+    pub fn new(store: Db, lister: Arc<Census>, arrived: Arc<Notify>, lookback: Duration) -> Self {
         Self {
             store,
             lister,
@@ -218,7 +213,7 @@ impl EventWorker {
 /// listing that failed after its retries) is tried again with the event.
 fn stops_the_service(e: &ListError) -> bool {
     match e {
-        ListError::Store(_) => true,
+        ListError::Db(_) => true,
         ListError::Api(CallError::Api(api)) => api.class() == ErrorClass::Fatal,
         ListError::Api(_) => false,
     }

@@ -4,7 +4,7 @@
 use crate::common::*;
 use std::ops::ControlFlow;
 use std::time::Duration;
-use wemeet_archiver::state::{FileKind, FileStatus, Store};
+use wemeet_archiver::state::{Db, FileKind, FileStatus};
 use wemeet_sim::{ArtifactEntry, ArtifactKind, SimConfig, SimHandle};
 
 pub(crate) const ALL_KINDS: &str = "artifacts = [\"video\", \"audio\", \"transcript\"]";
@@ -23,7 +23,7 @@ fn expected_path(video_path: &str, e: &ArtifactEntry) -> String {
 /// Asserts that every artifact the simulator shows is archived at its place with its size
 /// and SHA-256, on disk and in the database.
 pub(crate) async fn assert_artifacts_archived(dir: &std::path::Path, sim: &SimHandle) {
-    let store = Store::open(&dir.join("state.db")).await.unwrap();
+    let store = Db::open(&dir.join("state.db")).await.unwrap();
     let rows = store.all_files().await.unwrap();
     let artifacts = sim.artifact_manifest();
     assert!(!artifacts.is_empty(), "the dataset has no artifacts");
@@ -173,7 +173,7 @@ async fn verify_names_a_damaged_audio_track() {
     let a = Archiver::new(&sim, ALL_KINDS);
     let (dir, config) = (a.dir.path(), &a.config);
     assert!(backfill(config, full_range(10)).await.complete());
-    let store = Store::open(&dir.join("state.db")).await.unwrap();
+    let store = Db::open(&dir.join("state.db")).await.unwrap();
     let audio = store
         .all_files()
         .await
@@ -233,7 +233,7 @@ async fn a_kill_9_during_an_artifact_transfer_resumes_it() {
         Duration::from_millis(50),
         async || {
             let rows = match db.exists() {
-                true => Store::open(&db).await.unwrap().all_files().await.unwrap(),
+                true => Db::open(&db).await.unwrap().all_files().await.unwrap(),
                 false => Vec::new(),
             };
             match rows
@@ -328,7 +328,7 @@ async fn the_service_archives_a_late_transcript_at_a_later_poll() {
     let daemon = tokio::spawn(async move { app.run(None, stop).await.unwrap() });
     // A meeting transcoded 1 s from now whose transcripts come 4 s after that.
     let meeting = sim.add_meeting("late minutes", &[64 * KIB], Duration::from_secs(1));
-    let store = Store::open(&dir.join("state.db")).await.unwrap();
+    let store = Db::open(&dir.join("state.db")).await.unwrap();
     wait_until(
         Duration::from_secs(30),
         Duration::from_millis(200),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use wemeet_archiver::app::{App, BackfillReport};
 use wemeet_archiver::config::Config;
-use wemeet_archiver::state::Store;
+use wemeet_archiver::state::Db;
 use wemeet_sim::{ManifestEntry, SimConfig, SimCredentials, SimHandle, SimStats};
 
 pub const KIB: u64 = 1024;
@@ -150,8 +150,8 @@ impl Archiver {
         self.dir.path().join("state.db")
     }
 
-    pub async fn store(&self) -> Store {
-        Store::open(&self.db()).await.unwrap()
+    pub async fn store(&self) -> Db {
+        Db::open(&self.db()).await.unwrap()
     }
 
     /// Backfills `full_range(days)` in-process and asserts that everything was archived.
@@ -444,7 +444,7 @@ pub fn spawn_run(path: &Path) -> tokio::process::Child {
 }
 
 /// What `/metrics` would answer for `store`: the service's metrics, rendered in-process.
-pub async fn metrics_of(store: &Store) -> String {
+pub async fn metrics_of(store: &Db) -> String {
     use wemeet_api::Endpoint;
     use wemeet_archiver::budget::Budget;
     let budget = |endpoint| {

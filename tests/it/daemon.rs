@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use wemeet_archiver::app::App;
 use wemeet_archiver::config::Config;
-use wemeet_archiver::state::{FileStatus, Store};
+use wemeet_archiver::state::{Db, FileStatus};
 use wemeet_archiver::time::UnixMs;
 use wemeet_sim::{SimConfig, SimHandle};
 
@@ -38,7 +38,7 @@ async fn start_daemon(
 }
 
 /// Waits until every manifest file is archived in the database, or panics after `limit`.
-async fn wait_archived(store: &Store, sim: &SimHandle, limit: Duration) {
+async fn wait_archived(store: &Db, sim: &SimHandle, limit: Duration) {
     wait_until(limit, Duration::from_millis(200), async || {
         let want = sim.manifest().len();
         let rows = store.all_files().await.unwrap();

@@ -258,7 +258,7 @@ async fn every_metric_the_alert_rules_and_dashboard_name_is_exported() {
     .await;
     assert_eq!(unsigned, 401);
     // The audit trail's check is exported once an `audit verify` ran: record one.
-    let store = wemeet_archiver::state::Store::open(&archiver.dir.path().join("state.db"))
+    let store = wemeet_archiver::state::Db::open(&archiver.dir.path().join("state.db"))
         .await
         .unwrap();
     store.record_audit_check(true, 0, None).await.unwrap();

@@ -19,7 +19,7 @@ use wemeet_api::{
 use wemeet_archiver::app::App;
 use wemeet_archiver::config::Config;
 use wemeet_archiver::human::Size;
-use wemeet_archiver::state::{FileKind, FileStatus, Store};
+use wemeet_archiver::state::{Db, FileKind, FileStatus};
 use wemeet_archiver::time::UnixMs;
 use wemeet_sim::{SimConfig, SimHandle};
 
@@ -247,7 +247,7 @@ fn corrupt(path: &Path) {
 }
 
 /// The ids of the files the database records as deleted in the cloud.
-async fn recorded_deleted(store: &Store) -> BTreeSet<String> {
+async fn recorded_deleted(store: &Db) -> BTreeSet<String> {
     store
         .all_files()
         .await

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 use wemeet_archiver::archive::s3::S3Bucket;
-use wemeet_archiver::state::{FileKind, FileStatus, Store};
+use wemeet_archiver::state::{Db, FileKind, FileStatus};
 use wemeet_sim::SimConfig;
 
 /// A few small files over 15 days, every meeting transcoded.
@@ -63,7 +63,7 @@ fn status_json(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-async fn archived_videos(store: &Store) -> Vec<wemeet_archiver::state::FileRow> {
+async fn archived_videos(store: &Db) -> Vec<wemeet_archiver::state::FileRow> {
     store
         .all_files()
         .await
@@ -349,7 +349,7 @@ async fn a_bucket_over_a_lost_database_is_adopted_and_reindexed() {
     lose_database(&archiver.db());
     let out = run_configured(&archiver.config, &["reindex"], &AWS_ENV).await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let store = Store::open(&config.database.path).await.unwrap();
+    let store = Db::open(&config.database.path).await.unwrap();
     let known = archived_videos(&store).await;
     assert_eq!(known.len(), videos.len());
     for (a, b) in known.iter().zip(&videos) {

@@ -20,7 +20,7 @@ use std::time::Duration;
 use wemeet_archiver::app::{App, BackfillReport};
 use wemeet_archiver::archive::{self, Archive, s3::S3Bucket};
 use wemeet_archiver::config::{Config, ENV_AWS_ACCESS_KEY_ID, ENV_AWS_SECRET_ACCESS_KEY};
-use wemeet_archiver::state::{FileStatus, Store};
+use wemeet_archiver::state::{Db, FileStatus};
 use wemeet_sim::{ManifestEntry, SimConfig, SimHandle};
 
 pub(crate) const BUCKET: &str = "recordings";
@@ -157,7 +157,7 @@ pub(crate) async fn backfill_s3(config: &Path) -> BackfillReport {
 }
 
 /// The configured archive, as the archiver opens it.
-fn open_archive(config: &Config, store: &Store) -> Arc<dyn Archive> {
+fn open_archive(config: &Config, store: &Db) -> Arc<dyn Archive> {
     archive::open(
         &config.storage.path,
         config.storage.s3.as_ref(),
@@ -190,7 +190,7 @@ async fn sha256_of(storage: &dyn Archive, relative: &str) -> (u64, String) {
 async fn assert_bucket_matches(config: &Path, sim: &SimHandle) {
     let config = load(config);
     let s3 = S3Bucket::new(config.storage.s3.as_ref().unwrap()).unwrap();
-    let store = Store::open(&config.database.path).await.unwrap();
+    let store = Db::open(&config.database.path).await.unwrap();
     let storage = open_archive(&config, &store);
     for entry in sim.manifest() {
         let row = store.file(&entry.record_file_id).await.unwrap().unwrap();
@@ -317,7 +317,7 @@ async fn wait_for_parts(db: &Path, record_file_id: &str, min_parts: usize) -> u6
         Duration::from_millis(50),
         async || {
             if db.exists() {
-                let store = Store::open(db).await.unwrap();
+                let store = Db::open(db).await.unwrap();
                 if store.upload_parts(record_file_id).await.unwrap().len() >= min_parts {
                     let row = store.file(record_file_id).await.unwrap().unwrap();
                     return ControlFlow::Break(row.bytes_done as u64);

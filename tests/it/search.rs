@@ -6,7 +6,7 @@ use crate::common::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use wemeet_archiver::state::Store;
+use wemeet_archiver::state::Db;
 use wemeet_sim::{ManifestEntry, SimConfig, SimHandle, TranscriptText};
 
 pub(crate) const VIDEO_AND_TRANSCRIPTS: &str = "artifacts = [\"video\", \"transcript\"]";
@@ -280,7 +280,7 @@ async fn text_finds_two_characters_a_phrase_and_english_in_another_case_and_noth
     assert!(table.contains(&format!("{} recording(s)", data.saying("面试").len())));
 
     // The index is filled again from the archive (what `reindex` does) after it lost rows.
-    let store = Store::open(&a.db()).await.unwrap();
+    let store = Db::open(&a.db()).await.unwrap();
     let all: Vec<String> = store
         .all_files()
         .await
@@ -534,7 +534,7 @@ async fn bench_search_latency_index_size_and_cost_per_transcript() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state.db");
     let root = dir.path().join("archive");
-    let store = Store::open(&db).await.unwrap();
+    let store = Db::open(&db).await.unwrap();
     let start = |i: usize| UnixMs(1_730_000_000_000 + (i as i64) * (SPAN_MS / recordings as i64));
     let has_transcript = |i: usize| i % EVERY_NTH_SPEAKS < 3;
     for page in (0..recordings).collect::<Vec<_>>().chunks(PAGE) {

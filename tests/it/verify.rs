@@ -5,7 +5,7 @@ use crate::common::*;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use wemeet_archiver::state::{FileUpsert, MeetingUpsert, Store};
+use wemeet_archiver::state::{Db, FileUpsert, MeetingUpsert};
 
 /// Runs `verify` with `args` and asserts that it exits with `code`.
 async fn verify(config: &Path, args: &[&str], code: i32) -> Output {
@@ -327,7 +327,7 @@ async fn without_a_database_verify_exits_2_and_creates_nothing() {
 }
 
 /// Stores a meeting of 2024-01-02 (Shanghai) with an archived file and a queued one.
-async fn seed(store: &Store, root: &Path, id: &str, day: &str, start_ms: i64) -> (String, String) {
+async fn seed(store: &Db, root: &Path, id: &str, day: &str, start_ms: i64) -> (String, String) {
     let dir = format!("2024/01/{day}/{id}-Seeded");
     let archived = format!("{dir}/{id}1.mp4");
     let queued = format!("{dir}/{id}2.mp4");
@@ -374,7 +374,7 @@ async fn pending_files_pass_and_ranges_and_samples_check_part_of_the_archive() {
     let root = dir.path().join("archive");
     // The database lives under the archive root: it must not be reported as extra.
     let config = write_shanghai_config(dir.path(), "archive/state.db");
-    let store = Store::open(&root.join("state.db")).await.unwrap();
+    let store = Db::open(&root.join("state.db")).await.unwrap();
     // 2024-01-02 and 2024-01-05, 10:00 in Shanghai.
     let (a1, q1) = seed(&store, &root, "100", "02", 1_704_160_800_000).await;
     let (a2, _) = seed(

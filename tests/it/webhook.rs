@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use wemeet_api::Secret;
 use wemeet_api::webhook::{self, EncodingAesKey};
 use wemeet_archiver::config::WebhookConfig;
-use wemeet_archiver::state::{EventStatus, FileStatus, Store};
+use wemeet_archiver::state::{Db, EventStatus, FileStatus};
 use wemeet_archiver::time::UnixMs;
 use wemeet_archiver::webhook::{Counters, Receiver};
 use wemeet_sim::{ManifestEntry, SimConfig, SimHandle, WebhookDelivery};
@@ -57,7 +57,7 @@ struct Service {
     started: UnixMs,
     cancel: CancellationToken,
     daemon: tokio::task::JoinHandle<()>,
-    store: Store,
+    store: Db,
 }
 
 /// Starts a [`Service`] for `sim` with the webhook on `port`, and waits for its first live
@@ -67,7 +67,7 @@ async fn start_service(sim: &SimHandle, port: u16, extra: &str) -> Service {
     let config = daemon_config(dir.path(), sim, port, extra);
     let started = UnixMs::now();
     let (cancel, daemon) = run_in_process(&config).await;
-    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+    let store = Db::open(&dir.path().join("state.db")).await.unwrap();
     eventually("the first live poll", Duration::from_secs(30), async || {
         !listing_calls(&store, started, "live").await.is_empty()
     })
@@ -193,7 +193,7 @@ fn delivered(sim: &SimHandle, meeting_record_id: &str) -> Vec<WebhookDelivery> {
         .collect()
 }
 
-async fn archived(store: &Store, ids: &[String]) -> bool {
+async fn archived(store: &Db, ids: &[String]) -> bool {
     let mut all = true;
     for id in ids {
         let row = store.file(id).await.unwrap();
@@ -210,7 +210,7 @@ fn files_of(sim: &SimHandle, meeting_record_id: &str) -> Vec<ManifestEntry> {
 }
 
 /// Listing calls by purpose (`live`, `event`, ...), since `since`.
-async fn listing_calls(store: &Store, since: UnixMs, purpose: &str) -> Vec<UnixMs> {
+async fn listing_calls(store: &Db, since: UnixMs, purpose: &str) -> Vec<UnixMs> {
     store
         .api_call_log(since)
         .await
@@ -258,13 +258,13 @@ async fn serve_alone(
     key: Option<EncodingAesKey>,
 ) -> (
     SocketAddr,
-    Store,
+    Db,
     Counters,
     CancellationToken,
     tempfile::TempDir,
 ) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+    let store = Db::open(&dir.path().join("state.db")).await.unwrap();
     let config = WebhookConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         path: "/webhook".into(),
@@ -817,7 +817,7 @@ async fn an_event_accepted_just_before_a_kill_9_is_worked_after_the_restart() {
     add_api_keys(&config, "requests_per_minute = 1");
     let started = UnixMs::now();
     let mut first = spawn_run(&config);
-    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+    let store = Db::open(&dir.path().join("state.db")).await.unwrap();
     eventually("the first live poll", Duration::from_secs(30), async || {
         !listing_calls(&store, started, "live").await.is_empty()
     })
@@ -1026,7 +1026,7 @@ async fn a_recording_deleted_event_is_recorded_and_the_archived_copy_stays() {
     let config = daemon_config(dir.path(), &sim, port, "");
     let started = UnixMs::now();
     let (cancel, daemon) = run_in_process(&config).await;
-    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+    let store = Db::open(&dir.path().join("state.db")).await.unwrap();
     eventually("the first live poll", Duration::from_secs(30), async || {
         !listing_calls(&store, started, "live").await.is_empty()
     })

@@ -12,7 +12,7 @@
 use super::feed::{End, Message};
 use super::sync_dir_now;
 use crate::archive::{ArchiveError, WriteError, hash_state};
-use crate::state::{Checkpoint, Store};
+use crate::state::{Checkpoint, Db};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -37,7 +37,7 @@ pub(super) enum Outcome {
 
 /// Records checkpoints in the store from a thread outside the runtime.
 pub(super) struct Recorder {
-    pub(super) store: Store,
+    pub(super) store: Db,
     pub(super) runtime: Handle,
     pub(super) record_file_id: String,
     pub(super) etag: Option<String>,

@@ -19,7 +19,7 @@ use super::{
     Archive, ArchiveError, ArchiveWriter, Digest, ListedObject, Listing, OpenWriter, PART_SUFFIX,
     READ_BUFFER, ReadError, Resume, WriteError, hash_state, layout,
 };
-use crate::state::{FileRow, Store, StoreError};
+use crate::state::{Db, DbError, FileRow};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
@@ -33,13 +33,13 @@ use writer::{LocalWriter, PartFile};
 #[derive(Debug, Clone)]
 pub struct LocalArchive {
     root: PathBuf,
-    store: Store,
+    store: Db,
     /// Bytes between two durable checkpoints of a transfer.
     checkpoint_bytes: u64,
 }
 
 impl LocalArchive {
-    pub fn new(root: impl Into<PathBuf>, store: Store) -> Self {
+    pub fn new(root: impl Into<PathBuf>, store: Db) -> Self {
         Self {
             root: root.into(),
             store,
@@ -192,7 +192,7 @@ impl Archive for LocalArchive {
         Ok(Resume::new(offset, hasher, row.etag.clone(), writer))
     }
 
-    async fn discard(&self, record_file_id: &str) -> Result<(), StoreError> {
+    async fn discard(&self, record_file_id: &str) -> Result<(), DbError> {
         // The `.part` file stays: `--retry-failed` resumes from it.
         let _ = record_file_id;
         Ok(())

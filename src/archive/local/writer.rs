@@ -5,7 +5,7 @@
 use super::disk::{Disk, Outcome, Recorder};
 use super::feed::{End, Feed};
 use crate::archive::{ArchiveError, ArchiveWriter, WriteError};
-use crate::state::{FileRow, Store};
+use crate::state::{Db, FileRow};
 use async_trait::async_trait;
 use bytes::Bytes;
 use sha2::Sha256;
@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 /// A `.part` file checkpointed every `checkpoint_bytes`, written by its own thread.
 pub(super) struct LocalWriter {
-    store: Store,
+    store: Db,
     record_file_id: String,
     size: u64,
     feed: Feed,
@@ -37,7 +37,7 @@ impl LocalWriter {
     /// `hasher` holds the hash of the bytes before `offset`. Starts its disk thread.
     pub(super) async fn open(
         files: PartFile,
-        store: Store,
+        store: Db,
         row: &FileRow,
         size: u64,
         offset: u64,

@@ -155,17 +155,17 @@ impl LockClient {
             .send(ACTION, Method::GET, None, "object-lock", None, Vec::new())
             .await?;
         match answer {
-            Answer::Ok(body) => {
+            LockReply::Ok(body) => {
                 let parsed: Configuration = parse(ACTION, &self.config.bucket, &body)?;
                 Ok(parsed.object_lock_enabled.as_deref() == Some("Enabled"))
             }
-            Answer::Refused(status, body)
+            LockReply::Refused(status, body)
                 if status == StatusCode::NOT_FOUND
                     && body.contains("ObjectLockConfigurationNotFound") =>
             {
                 Ok(false)
             }
-            Answer::Refused(status, body) => Err(LockError::Refused {
+            LockReply::Refused(status, body) => Err(LockError::Refused {
                 action: ACTION,
                 key: self.config.bucket.clone(),
                 status,
@@ -228,8 +228,8 @@ impl LockClient {
                 .push(("x-amz-bucket-object-lock-enabled", "true".into()));
         }
         match self.execute("CreateBucket", request, Vec::new()).await? {
-            Answer::Ok(_) => Ok(()),
-            Answer::Refused(status, body) => Err(LockError::Refused {
+            LockReply::Ok(_) => Ok(()),
+            LockReply::Refused(status, body) => Err(LockError::Refused {
                 action: "CreateBucket",
                 key: self.config.bucket.clone(),
                 status,
@@ -243,8 +243,8 @@ impl LockClient {
     pub async fn delete_version(&self, key: &str, version: &str) -> Result<(), LockError> {
         let request = self.request(Method::DELETE, Some(key), "", Some(version))?;
         match self.execute("DeleteObject", request, Vec::new()).await? {
-            Answer::Ok(_) => Ok(()),
-            Answer::Refused(status, body) => Err(LockError::Refused {
+            LockReply::Ok(_) => Ok(()),
+            LockReply::Refused(status, body) => Err(LockError::Refused {
                 action: "DeleteObject",
                 key: key.into(),
                 status,
@@ -322,8 +322,8 @@ impl LockClient {
             .send(action, method, Some(key), sub, version, body.into_bytes())
             .await?
         {
-            Answer::Ok(body) => Ok(body),
-            Answer::Refused(status, body) => Err(LockError::Refused {
+            LockReply::Ok(body) => Ok(body),
+            LockReply::Refused(status, body) => Err(LockError::Refused {
                 action,
                 key: key.into(),
                 status,
@@ -340,7 +340,7 @@ impl LockClient {
         sub: &str,
         version: Option<&str>,
         body: Vec<u8>,
-    ) -> Result<Answer, LockError> {
+    ) -> Result<LockReply, LockError> {
         let mut request = self.request(method, key, sub, version)?;
         if !body.is_empty() {
             // Object Lock requests must carry an integrity header (Content-MD5 or a
@@ -414,7 +414,7 @@ impl LockClient {
         action: &'static str,
         request: Raw,
         body: Vec<u8>,
-    ) -> Result<Answer, LockError> {
+    ) -> Result<LockReply, LockError> {
         let key = request.url.path().to_string();
         let builder = self
             .signed(request, body)
@@ -435,9 +435,9 @@ impl LockClient {
             source,
         })?;
         Ok(if status.is_success() {
-            Answer::Ok(bytes)
+            LockReply::Ok(bytes)
         } else {
-            Answer::Refused(status, excerpt(&bytes))
+            LockReply::Refused(status, excerpt(&bytes))
         })
     }
 
@@ -497,7 +497,7 @@ struct Raw {
     headers: Vec<(&'static str, String)>,
 }
 
-enum Answer {
+enum LockReply {
     Ok(Bytes),
     Refused(StatusCode, String),
 }

@@ -15,7 +15,7 @@ pub use settings::{
 };
 
 use super::{Archive, ArchiveError, ListedObject, Listing, ReadError, Resume, WriteError};
-use crate::state::{FileRow, Store, StoreError};
+use crate::state::{Db, DbError, FileRow};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -25,11 +25,11 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct S3Archive {
     bucket: Arc<S3Bucket>,
-    store: Store,
+    store: Db,
 }
 
 impl S3Archive {
-    pub fn new(config: &S3Config, store: Store) -> Result<Self, ArchiveError> {
+    pub fn new(config: &S3Config, store: Db) -> Result<Self, ArchiveError> {
         Ok(Self {
             bucket: Arc::new(S3Bucket::new(config)?),
             store,
@@ -66,7 +66,7 @@ impl Archive for S3Archive {
         upload::resume(Arc::clone(&self.bucket), self.store.clone(), file).await
     }
 
-    async fn discard(&self, record_file_id: &str) -> Result<(), StoreError> {
+    async fn discard(&self, record_file_id: &str) -> Result<(), DbError> {
         upload::abort(&self.bucket, &self.store, record_file_id).await
     }
 

@@ -19,7 +19,7 @@
 use super::{MAX_COPY_SIZE, S3Bucket, part_size_for};
 use crate::archive::{ArchiveError, ArchiveWriter, OpenWriter, Resume, WriteError, hash_state};
 use crate::state::uploads::PartRow;
-use crate::state::{FileRow, Store, StoreError};
+use crate::state::{Db, DbError, FileRow};
 use crate::time::UnixMs;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -49,7 +49,7 @@ struct ResumedUpload {
 /// upload (with the hash state there), or byte 0.
 pub(super) async fn resume(
     s3: Arc<S3Bucket>,
-    store: Store,
+    store: Db,
     row: &FileRow,
 ) -> Result<Resume, WriteError> {
     let (offset, hasher, upload) = resume_point(&s3, &store, row).await?;
@@ -72,7 +72,7 @@ pub(super) async fn resume(
 /// continue, if any.
 async fn resume_point(
     s3: &S3Bucket,
-    store: &Store,
+    store: &Db,
     row: &FileRow,
 ) -> Result<(u64, Option<Sha256>, Option<ResumedUpload>), WriteError> {
     let id = &row.record_file_id;
@@ -130,7 +130,7 @@ fn stored_key(key: &str) -> ObjectPath {
 /// What a part task needs, shared by all of one transfer's tasks.
 struct Target {
     s3: Arc<S3Bucket>,
-    store: Store,
+    store: Db,
     record_file_id: String,
     /// The recording's, for its legal holds.
     meeting_record_id: String,
@@ -162,7 +162,7 @@ pub(super) struct S3Writer {
 /// Opens (or continues) the upload of one file.
 struct UploadWriter {
     s3: Arc<S3Bucket>,
-    store: Store,
+    store: Db,
     file: FileRow,
     upload: Option<ResumedUpload>,
 }
@@ -194,7 +194,7 @@ impl S3Writer {
     #[allow(clippy::too_many_arguments)] // the parts of one resume point, taken apart once
     async fn open(
         s3: &Arc<S3Bucket>,
-        store: &Store,
+        store: &Db,
         row: &FileRow,
         size: u64,
         offset: u64,
@@ -589,11 +589,7 @@ async fn hash_on_blocking_pool(mut hasher: Sha256, data: Bytes) -> Sha256 {
 
 /// Aborts the upload of a file that will not be retried (its attempts ran out), so its
 /// parts stop costing storage; failures are only logged: the lifecycle rule is the net.
-pub(super) async fn abort(
-    s3: &S3Bucket,
-    store: &Store,
-    record_file_id: &str,
-) -> Result<(), StoreError> {
+pub(super) async fn abort(s3: &S3Bucket, store: &Db, record_file_id: &str) -> Result<(), DbError> {
     let Some(upload) = store.upload(record_file_id).await? else {
         return Ok(());
     };
