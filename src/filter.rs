@@ -9,7 +9,8 @@ use regex::Regex;
 use std::time::Duration;
 
 /// `record_type` of the listing (API doc, section 1): 0 a cloud recording, 2 an uploaded one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum RecordType {
     Cloud,
     Uploaded,

@@ -4,14 +4,13 @@
 //! admin's existing setup works unchanged; keys written in the TOML are accepted only with a
 //! warning, since config files get copied around.
 
-use super::{ConfigError, duration, invalid};
+use super::{ConfigError, invalid, timeout};
 #[cfg(test)]
 use crate::archive::s3::{LockMode, ObjectLockPolicy};
 pub use crate::archive::s3::{S3_MAX_PART_SIZE, S3_MIN_PART_SIZE, S3Config, S3Credentials};
 use reqwest::Url;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 use wemeet_api::Secret;
 
 /// Environment variables and files the S3 credentials come from, as every AWS tool reads
@@ -64,7 +63,37 @@ pub(super) fn validate_s3(
     raw: RawS3,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<S3Config, ConfigError> {
-    let bucket = raw.bucket.trim().to_string();
+    let bucket = bucket(&raw.bucket)?;
+    let endpoint = endpoint(raw.endpoint.trim(), raw.allow_http)?;
+    let region = raw.region.trim().to_string();
+    if region.is_empty() {
+        return Err(invalid(
+            "storage.s3.region",
+            "is empty: e.g. \"us-east-1\" (MinIO's default) or \"ap-guangzhou\" (COS)",
+        ));
+    }
+    let prefix = prefix(&raw.prefix)?;
+    check_parts(raw.part_size, raw.max_parts_in_flight)?;
+    let timeout = timeout("storage.s3.timeout", &raw.timeout, "10m")?;
+    Ok(S3Config {
+        path_style: raw.path_style.unwrap_or(endpoint.is_some()),
+        bucket,
+        endpoint,
+        region,
+        prefix,
+        allow_http: raw.allow_http,
+        part_size: raw.part_size as u64,
+        max_parts_in_flight: raw.max_parts_in_flight as usize,
+        part_checksums: raw.part_checksums,
+        timeout,
+        credentials: resolve_s3_credentials(raw.access_key_id, raw.secret_access_key, env)?,
+        // Set from `[retention]` once both tables are read.
+        object_lock: None,
+    })
+}
+
+fn bucket(text: &str) -> Result<String, ConfigError> {
+    let bucket = text.trim().to_string();
     let bucket_ok = (3..=63).contains(&bucket.len())
         && bucket
             .chars()
@@ -78,94 +107,74 @@ pub(super) fn validate_s3(
             ),
         ));
     }
-    let endpoint = match raw.endpoint.trim() {
-        "" => None,
-        text => {
-            let url = Url::parse(text).ok().filter(|u| {
-                matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.query().is_none()
-            });
-            let Some(url) = url else {
-                return Err(invalid(
-                    "storage.s3.endpoint",
-                    format!(
-                        "`{text}` is not an http(s) URL with a host, e.g. \
-                         \"https://cos.ap-guangzhou.myqcloud.com\" or \"http://127.0.0.1:9000\""
-                    ),
-                ));
-            };
-            if url.scheme() == "http" && !raw.allow_http {
-                return Err(invalid(
-                    "storage.s3.endpoint",
-                    format!(
-                        "`{text}` is plain http, which sends recordings unencrypted: use https, or \
-                         set storage.s3.allow_http = true (a bucket on a trusted network)"
-                    ),
-                ));
-            }
-            Some(url)
-        }
-    };
-    let region = raw.region.trim().to_string();
-    if region.is_empty() {
+    Ok(bucket)
+}
+
+/// `None` (empty): AWS itself. Plain http only when the admin said the network is trusted.
+fn endpoint(text: &str, allow_http: bool) -> Result<Option<Url>, ConfigError> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let url = Url::parse(text).ok().filter(|u| {
+        matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.query().is_none()
+    });
+    let Some(url) = url else {
         return Err(invalid(
-            "storage.s3.region",
-            "is empty: e.g. \"us-east-1\" (MinIO's default) or \"ap-guangzhou\" (COS)",
+            "storage.s3.endpoint",
+            format!(
+                "`{text}` is not an http(s) URL with a host, e.g. \
+                 \"https://cos.ap-guangzhou.myqcloud.com\" or \"http://127.0.0.1:9000\""
+            ),
+        ));
+    };
+    if url.scheme() == "http" && !allow_http {
+        return Err(invalid(
+            "storage.s3.endpoint",
+            format!(
+                "`{text}` is plain http, which sends recordings unencrypted: use https, or \
+                 set storage.s3.allow_http = true (a bucket on a trusted network)"
+            ),
         ));
     }
+    Ok(Some(url))
+}
+
+/// The prefix without empty segments (`/a//b/` is `a/b`); `.` and `..` are refused.
+fn prefix(text: &str) -> Result<String, ConfigError> {
     let mut segments = Vec::new();
-    for segment in raw.prefix.split('/').filter(|s| !s.is_empty()) {
+    for segment in text.split('/').filter(|s| !s.is_empty()) {
         if matches!(segment, "." | "..") || segment.chars().any(char::is_control) {
             return Err(invalid(
                 "storage.s3.prefix",
-                format!(
-                    "`{}` must be plain folder names separated by `/`, e.g. \"wemeet\"",
-                    raw.prefix
-                ),
+                format!("`{text}` must be plain folder names separated by `/`, e.g. \"wemeet\""),
             ));
         }
         segments.push(segment);
     }
-    if !(S3_MIN_PART_SIZE as i64..=S3_MAX_PART_SIZE as i64).contains(&raw.part_size) {
+    Ok(segments.join("/"))
+}
+
+/// A part within S3's limits, and a bound on the memory each transfer holds.
+fn check_parts(part_size: i64, max_parts_in_flight: i64) -> Result<(), ConfigError> {
+    if !(S3_MIN_PART_SIZE as i64..=S3_MAX_PART_SIZE as i64).contains(&part_size) {
         return Err(invalid(
             "storage.s3.part_size",
             format!(
-                "is {}; use a size from {S3_MIN_PART_SIZE} (5 MiB, S3's minimum) to \
-                 {S3_MAX_PART_SIZE} (5 GiB, S3's maximum)",
-                raw.part_size
+                "is {part_size}; use a size from {S3_MIN_PART_SIZE} (5 MiB, S3's minimum) to \
+                 {S3_MAX_PART_SIZE} (5 GiB, S3's maximum)"
             ),
         ));
     }
-    if !(1..=16).contains(&raw.max_parts_in_flight) {
+    if !(1..=16).contains(&max_parts_in_flight) {
         return Err(invalid(
             "storage.s3.max_parts_in_flight",
             format!(
-                "is {}; use a number from 1 to 16 (memory per transfer is part_size times this)",
-                raw.max_parts_in_flight
+                "is {max_parts_in_flight}; use a number from 1 to 16 (memory per transfer is \
+                 part_size times this)"
             ),
         ));
     }
-    let timeout = duration("storage.s3.timeout", &raw.timeout)?;
-    if timeout < Duration::from_secs(1) {
-        return Err(invalid(
-            "storage.s3.timeout",
-            "must be at least 1s, e.g. \"10m\"",
-        ));
-    }
-    Ok(S3Config {
-        path_style: raw.path_style.unwrap_or(endpoint.is_some()),
-        bucket,
-        endpoint,
-        region,
-        prefix: segments.join("/"),
-        allow_http: raw.allow_http,
-        part_size: raw.part_size as u64,
-        max_parts_in_flight: raw.max_parts_in_flight as usize,
-        part_checksums: raw.part_checksums,
-        timeout,
-        credentials: resolve_s3_credentials(raw.access_key_id, raw.secret_access_key, env)?,
-        // Set from `[retention]` once both tables are read.
-        object_lock: None,
-    })
+    Ok(())
 }
 
 /// Precedence: the `AWS_*` environment, then the keys in the config file (with a warning),
@@ -177,54 +186,71 @@ fn resolve_s3_credentials(
     inline_secret: Secret,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<S3Credentials, ConfigError> {
-    let var = |name| env(name).filter(|v| !v.trim().is_empty());
-    match (var(ENV_AWS_ACCESS_KEY_ID), var(ENV_AWS_SECRET_ACCESS_KEY)) {
-        (Some(id), Some(secret)) => {
-            return Ok(S3Credentials {
-                access_key_id: Secret::new(id),
-                secret_access_key: Secret::new(secret),
-                session_token: var(ENV_AWS_SESSION_TOKEN).map(Secret::new),
-            });
-        }
-        (None, None) => {}
-        _ => {
-            return Err(invalid(
-                "storage.s3",
-                format!(
-                    "only one of ${ENV_AWS_ACCESS_KEY_ID} and ${ENV_AWS_SECRET_ACCESS_KEY} is \
-                     set; set both, or neither"
-                ),
-            ));
-        }
+    let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    if let Some(credentials) = from_environment(&var)? {
+        return Ok(credentials);
     }
-    match (inline_key_id.trim().is_empty(), inline_secret.is_empty()) {
+    if let Some(credentials) = inline(inline_key_id, inline_secret)? {
+        return Ok(credentials);
+    }
+    from_credentials_file(&var)
+}
+
+/// `$AWS_ACCESS_KEY_ID` and `$AWS_SECRET_ACCESS_KEY`: both or neither.
+fn from_environment(
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<S3Credentials>, ConfigError> {
+    match (var(ENV_AWS_ACCESS_KEY_ID), var(ENV_AWS_SECRET_ACCESS_KEY)) {
+        (Some(id), Some(secret)) => Ok(Some(S3Credentials {
+            access_key_id: Secret::new(id),
+            secret_access_key: Secret::new(secret),
+            session_token: var(ENV_AWS_SESSION_TOKEN).map(Secret::new),
+        })),
+        (None, None) => Ok(None),
+        _ => Err(invalid(
+            "storage.s3",
+            format!(
+                "only one of ${ENV_AWS_ACCESS_KEY_ID} and ${ENV_AWS_SECRET_ACCESS_KEY} is \
+                 set; set both, or neither"
+            ),
+        )),
+    }
+}
+
+/// The keys written in the config file: both or neither, and a warning when both.
+fn inline(key_id: String, secret: Secret) -> Result<Option<S3Credentials>, ConfigError> {
+    match (key_id.trim().is_empty(), secret.is_empty()) {
         (false, false) => {
             tracing::warn!(
                 "storage.s3.secret_access_key is written in the config file; prefer \
                  ${ENV_AWS_ACCESS_KEY_ID}/${ENV_AWS_SECRET_ACCESS_KEY} or a credentials file"
             );
-            return Ok(S3Credentials {
-                access_key_id: Secret::new(inline_key_id.trim()),
-                secret_access_key: inline_secret,
+            Ok(Some(S3Credentials {
+                access_key_id: Secret::new(key_id.trim()),
+                secret_access_key: secret,
                 session_token: None,
-            });
+            }))
         }
-        (false, true) => {
-            return Err(invalid(
-                "storage.s3.secret_access_key",
-                "is missing while storage.s3.access_key_id is set; set both, or (better) neither \
-                 and use the AWS_* environment or a credentials file",
-            ));
-        }
-        (true, false) => {
-            return Err(invalid(
-                "storage.s3.access_key_id",
-                "is missing while storage.s3.secret_access_key is set; set both, or (better) \
-                 neither and use the AWS_* environment or a credentials file",
-            ));
-        }
-        (true, true) => {}
+        (false, true) => Err(invalid(
+            "storage.s3.secret_access_key",
+            "is missing while storage.s3.access_key_id is set; set both, or (better) neither \
+             and use the AWS_* environment or a credentials file",
+        )),
+        (true, false) => Err(invalid(
+            "storage.s3.access_key_id",
+            "is missing while storage.s3.secret_access_key is set; set both, or (better) \
+             neither and use the AWS_* environment or a credentials file",
+        )),
+        (true, true) => Ok(None),
     }
+}
+
+/// The profile `$AWS_PROFILE` (or `default`) of `$AWS_SHARED_CREDENTIALS_FILE` (or
+/// `~/.aws/credentials`); a missing default file means no credentials at all, a missing
+/// named one is an error of its own.
+fn from_credentials_file(
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<S3Credentials, ConfigError> {
     let explicit = var(ENV_AWS_SHARED_CREDENTIALS_FILE).map(PathBuf::from);
     let file = explicit
         .clone()
@@ -267,8 +293,6 @@ fn resolve_s3_credentials(
     })
 }
 
-/// Reads one profile of an AWS shared credentials file (INI: `[profile]`, `key = value`,
-/// `#` or `;` comments).
 /// The keys of `profile` in an AWS shared credentials file (an INI file, read as the AWS
 /// tools read it: keys case-insensitive, `#` and `;` comments).
 fn credentials_file_profile(text: &str, profile: &str) -> Option<S3Credentials> {
@@ -301,6 +325,7 @@ mod tests {
     use super::super::tests::{GOOD, key_of, parse};
     use super::super::*;
     use super::*;
+    use std::time::Duration;
 
     /// `GOOD` on the S3 backend, with `s3` as the `[storage.s3]` table.
     fn s3_config(s3: &str) -> String {

@@ -17,7 +17,7 @@ pub use meeting_json::MeetingJsonError;
 
 use crate::archive::{Archive, ArchiveError};
 use crate::client::{ApiClient, CallError};
-use crate::config::DownloadConfig;
+use crate::config::TransferConfig;
 use crate::progress::Progress;
 use crate::state::{Db, DbError, FileKind, FileRow, FileStatus};
 use crate::time::UnixMs;
@@ -71,7 +71,7 @@ pub struct Pool {
     /// How long after a look at a meeting's artifacts it may be looked at again (for a
     /// transcript that is not there yet): the service's poll interval.
     recheck: Duration,
-    config: DownloadConfig,
+    config: TransferConfig,
     archived: AtomicU64,
     bytes: AtomicU64,
     adopted: AtomicU64,
@@ -99,7 +99,7 @@ impl Pool {
         archive: Arc<dyn Archive>,
         api: Arc<ApiClient>,
         http: reqwest::Client,
-        config: DownloadConfig,
+        config: TransferConfig,
         recheck: Duration,
     ) -> Self {
         tracing::info!(archive = %archive.describe(), "recordings go to");
