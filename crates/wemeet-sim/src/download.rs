@@ -9,6 +9,7 @@ use crate::content::{CHUNK, Content};
 use crate::faults::{self, BodyFault};
 use crate::state::{Sim, now_ms};
 use crate::token::TokenCheck;
+use crate::trace::trace_id;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
@@ -23,7 +24,7 @@ fn xml_error(status: StatusCode, code: &str, message: &str) -> Response {
     let body = format!(
         "<?xml version='1.0' encoding='utf-8' ?><Error><Code>{code}</Code>\
          <Message>{message}</Message><RequestId>{}</RequestId></Error>",
-        crate::trace_id()
+        trace_id()
     );
     (status, [(header::CONTENT_TYPE, "application/xml")], body).into_response()
 }
