@@ -89,10 +89,41 @@ async fn run(args: Args) -> Result<String, String> {
     let store = Db::open(&config.database.path)
         .await
         .map_err(|e| e.to_string())?;
-    let http = reqwest::Client::new();
     let now = UnixMs::now();
+    let meetings = listed(&args.urls, now).await?;
+    store
+        .upsert_meetings(&meetings, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    let pool = Arc::new(pool(&config, &store).await?);
+
+    let started = Instant::now();
+    let report = pool
+        .run(
+            Arc::new(AtomicBool::new(true)),
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let seconds = started.elapsed().as_secs_f64();
+
+    let sha256 = archived(&store).await?;
+    Ok(serde_json::json!({
+        "files": report.archived,
+        "bytes": report.bytes,
+        "seconds": seconds,
+        "workers": config.download.workers,
+        "sha256": sha256,
+    })
+    .to_string())
+}
+
+/// Each URL as the listing would have given it: one meeting with one file, the URL as its
+/// fresh download address and the size its host announces.
+async fn listed(urls: &[String], now: UnixMs) -> Result<Vec<MeetingUpsert>, String> {
+    let http = reqwest::Client::new();
     let mut meetings = Vec::new();
-    for (i, url) in args.urls.iter().enumerate() {
+    for (i, url) in urls.iter().enumerate() {
         let size = size_of(&http, url).await?;
         let dir = format!("bench/{i:04}");
         meetings.push(MeetingUpsert {
@@ -116,12 +147,12 @@ async fn run(args: Args) -> Result<String, String> {
             }],
         });
     }
-    store
-        .upsert_meetings(&meetings, now)
-        .await
-        .map_err(|e| e.to_string())?;
+    Ok(meetings)
+}
 
-    // The addresses are fresh (just "listed"), so /v1/addresses is never called.
+/// The pool `backfill` runs, over the configured archive, with the API's budgets (the
+/// addresses are fresh, just "listed", so /v1/addresses is never called).
+async fn pool(config: &Config, store: &Db) -> Result<Pool, String> {
     let budget = |endpoint, limit| {
         let store = store.clone();
         async move {
@@ -146,25 +177,18 @@ async fn run(args: Args) -> Result<String, String> {
         store.clone(),
     )
     .map_err(|e| e.to_string())?;
-    let downloader = Arc::new(Pool::new(
+    Ok(Pool::new(
         store.clone(),
         archive,
         Arc::new(api),
         http,
         config.download.clone(),
         config.poll.interval,
-    ));
+    ))
+}
 
-    let started = Instant::now();
-    let report = downloader
-        .run(
-            Arc::new(AtomicBool::new(true)),
-            tokio_util::sync::CancellationToken::new(),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    let seconds = started.elapsed().as_secs_f64();
-
+/// `{path, sha256}` of every file, or an error naming those not archived.
+async fn archived(store: &Db) -> Result<Vec<serde_json::Value>, String> {
     let files = store.all_files().await.map_err(|e| e.to_string())?;
     let failed: Vec<_> = files
         .iter()
@@ -180,18 +204,10 @@ async fn run(args: Args) -> Result<String, String> {
     if !failed.is_empty() {
         return Err(format!("not archived: {failed:?}"));
     }
-    let sha256: Vec<_> = files
+    Ok(files
         .iter()
         .map(|f| serde_json::json!({ "path": f.path, "sha256": f.sha256 }))
-        .collect();
-    Ok(serde_json::json!({
-        "files": report.archived,
-        "bytes": report.bytes,
-        "seconds": seconds,
-        "workers": config.download.workers,
-        "sha256": sha256,
-    })
-    .to_string())
+        .collect())
 }
 
 fn main() -> std::process::ExitCode {

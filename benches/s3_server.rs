@@ -13,6 +13,10 @@
 
 use std::path::PathBuf;
 
+// The tests' way of serving s3s-fs, so that the bench measures the same server.
+#[path = "../tests/it/s3/serve.rs"]
+mod serve;
+
 struct Args {
     listen: String,
     root: PathBuf,
@@ -65,17 +69,7 @@ async fn serve(args: Args) -> Result<(), String> {
         "s3 server listening on http://{}",
         listener.local_addr().map_err(|e| e.to_string())?
     );
-    let accept = async {
-        while let Ok((socket, _)) = listener.accept().await {
-            let service = service.clone();
-            tokio::spawn(async move {
-                let io = hyper_util::rt::TokioIo::new(socket);
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, service)
-                    .await;
-            });
-        }
-    };
+    let accept = serve::accept(listener, service);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| e.to_string())?;
     tokio::select! {

@@ -17,6 +17,5 @@ mod reindex;
 mod resume;
 mod s3;
 mod search;
-mod simulator;
 mod verify;
 mod webhook;

@@ -7,6 +7,8 @@
 //! NoSuchUpload, as S3 does. It also counts CreateMultipartUpload calls, which is how a
 //! test tells a continued upload from a new one.
 
+mod serve;
+
 use crate::common::*;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::dto::{CompleteMultipartUploadInput, CreateMultipartUploadInput, UploadPartInput};
@@ -102,17 +104,7 @@ pub(crate) async fn start_s3() -> S3Server {
     let service = builder.build();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            let service = service.clone();
-            tokio::spawn(async move {
-                let io = hyper_util::rt::TokioIo::new(socket);
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, service)
-                    .await;
-            });
-        }
-    });
+    tokio::spawn(serve::accept(listener, service));
     S3Server {
         endpoint,
         creates,

@@ -6,8 +6,9 @@
 //! client that misreads it fails here as it would against Tencent.
 
 use crate::dataset::{ArtifactKind, SimArtifact, state};
+use crate::endpoint::Endpoint;
 use crate::faults;
-use crate::signed::{self, ApiError, Endpoint, Paging, Params};
+use crate::signed::{self, ApiError, Paging, Params};
 use crate::state::{Sim, World};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};

@@ -8,8 +8,9 @@
 //! error 4051 (HTTP 500). Its audio track and transcripts go with it (they have no
 //! `record_file_id` of their own to delete). Success is HTTP 200 with an empty body.
 
+use crate::endpoint::Endpoint;
 use crate::faults;
-use crate::signed::{self, ApiError, Endpoint, Params};
+use crate::signed::{self, ApiError, Params};
 use crate::state::{Sim, World};
 use axum::body::Body;
 use axum::extract::{Path, State};

@@ -6,9 +6,10 @@
 //! transfers halfway, which is where a resuming client is actually tested.
 
 use crate::content::{CHUNK, Content};
-use crate::faults::{self, BodyFault};
+use crate::faults::{self, BodyFault, GetFaults};
 use crate::state::{Sim, now_ms};
 use crate::token::TokenCheck;
+use crate::trace::trace_id;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
@@ -23,7 +24,7 @@ fn xml_error(status: StatusCode, code: &str, message: &str) -> Response {
     let body = format!(
         "<?xml version='1.0' encoding='utf-8' ?><Error><Code>{code}</Code>\
          <Message>{message}</Message><RequestId>{}</RequestId></Error>",
-        crate::trace_id()
+        trace_id()
     );
     (status, [(header::CONTENT_TYPE, "application/xml")], body).into_response()
 }
@@ -83,6 +84,17 @@ fn requested_span(headers: &HeaderMap, etag: &str, size: u64) -> Span {
     }
 }
 
+/// Why a request gets a COS error instead of bytes: status, `Code`, `Message`.
+type Refusal = (StatusCode, &'static str, &'static str);
+
+/// What a valid request is answered with, decided under the lock.
+struct Decision {
+    generation: u64,
+    size: u64,
+    content_type: &'static str,
+    faults: GetFaults,
+}
+
 pub async fn download(
     State(sim): State<Arc<Sim>>,
     method: Method,
@@ -90,55 +102,10 @@ pub async fn download(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let token = Query::<Vec<(String, String)>>::try_from_uri(&uri)
-        .ok()
-        .and_then(|Query(q)| q.into_iter().find(|(k, _)| k == "token").map(|(_, v)| v))
-        .unwrap_or_default();
     let is_get = method == Method::GET;
-
-    // Decide everything under the lock, then build the reply without it.
-    let decision = {
-        let mut guard = sim.world();
-        let w = &mut *guard;
-        w.stats.download_request();
-        match sim.signer.check(&record_file_id, &token, now_ms()) {
-            TokenCheck::Invalid => Err((StatusCode::FORBIDDEN, "AccessDenied", "Access Denied.")),
-            TokenCheck::Expired => {
-                w.stats.expired_token();
-                Err((StatusCode::FORBIDDEN, "AccessDenied", "Request has expired"))
-            }
-            TokenCheck::Valid => {
-                let change_etag = sim.config.change_etag_after_first;
-                match w.files.get_mut(&record_file_id).filter(|rt| !rt.deleted) {
-                    None => Err((
-                        StatusCode::NOT_FOUND,
-                        "NoSuchKey",
-                        "The specified key does not exist.",
-                    )),
-                    Some(rt) => {
-                        let generation = rt.generation;
-                        let mut faults = faults::GetFaults {
-                            slow_down: false,
-                            body: None,
-                        };
-                        if is_get {
-                            rt.gets += 1;
-                            faults = faults::get_faults(&sim.config, rt.gets);
-                            if change_etag && rt.gets == 1 {
-                                rt.generation += 1;
-                            }
-                        }
-                        let (size, content_type) = rt.served(&w.meetings);
-                        Ok((generation, size, content_type, faults))
-                    }
-                }
-            }
-        }
-    };
-
-    let (status, response) = match decision {
+    let (status, response) = match decide(&sim, &record_file_id, &token_of(&uri), is_get) {
         Err((status, code, message)) => (status, xml_error(status, code, message)),
-        Ok((_, _, _, faults)) if faults.slow_down => (
+        Ok(decision) if decision.faults.slow_down => (
             StatusCode::SERVICE_UNAVAILABLE,
             xml_error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -146,14 +113,20 @@ pub async fn download(
                 "Please reduce your request rate.",
             ),
         ),
-        Ok((generation, size, content_type, faults)) => {
-            let content = sim.content(&record_file_id, generation, size);
+        Ok(decision) => {
+            let content = sim.content(&record_file_id, decision.generation, decision.size);
             let request = Request {
                 headers: &headers,
                 is_get,
-                fault: faults.body,
+                fault: decision.faults.body,
             };
-            serve(&sim, &record_file_id, content, content_type, request)
+            serve(
+                &sim,
+                &record_file_id,
+                content,
+                decision.content_type,
+                request,
+            )
         }
     };
     sim.world().stats.download_status(status.as_u16());
@@ -163,6 +136,58 @@ pub async fn download(
         "download request answered"
     );
     response
+}
+
+/// The `token` of the address's query string (empty without one: refused as forged).
+fn token_of(uri: &Uri) -> String {
+    Query::<Vec<(String, String)>>::try_from_uri(uri)
+        .ok()
+        .and_then(|Query(q)| q.into_iter().find(|(k, _)| k == "token").map(|(_, v)| v))
+        .unwrap_or_default()
+}
+
+/// Decides everything under the lock (the reply is built without it): the token, whether
+/// the key still exists, and for a GET its count, its faults and a changed ETag.
+fn decide(sim: &Sim, record_file_id: &str, token: &str, is_get: bool) -> Result<Decision, Refusal> {
+    let mut guard = sim.world();
+    let w = &mut *guard;
+    w.stats.download_request();
+    match sim.signer.check(record_file_id, token, now_ms()) {
+        TokenCheck::Invalid => {
+            return Err((StatusCode::FORBIDDEN, "AccessDenied", "Access Denied."));
+        }
+        TokenCheck::Expired => {
+            w.stats.expired_token();
+            return Err((StatusCode::FORBIDDEN, "AccessDenied", "Request has expired"));
+        }
+        TokenCheck::Valid => {}
+    }
+    let Some(rt) = w.files.get_mut(record_file_id).filter(|rt| !rt.deleted) else {
+        return Err((
+            StatusCode::NOT_FOUND,
+            "NoSuchKey",
+            "The specified key does not exist.",
+        ));
+    };
+    let generation = rt.generation;
+    let mut faults = GetFaults {
+        slow_down: false,
+        body: None,
+    };
+    if is_get {
+        rt.gets += 1;
+        faults = faults::get_faults(&sim.config, rt.gets);
+        if sim.config.change_etag_after_first && rt.gets == 1 {
+            rt.generation += 1;
+        }
+    }
+    let (size, content_type) = rt.served(&w.meetings);
+    Ok(Decision {
+        generation,
+        size,
+        content_type,
+        faults,
+    })
 }
 
 /// What was asked, and the fault the answer suffers.

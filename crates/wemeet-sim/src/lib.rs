@@ -28,6 +28,22 @@
 //!
 //! Besides the API, the server answers `GET /admin/manifest`, `/admin/stats`,
 //! `/admin/tokens` and `/admin/webhook` (JSON, no auth: it is a test tool).
+//!
+//! # Layers
+//!
+//! A module imports only from the layers below its own; this root, which routes and
+//! starts the server, sits on top of them all.
+//!
+//! 1. `config` (the knobs), `prng` (deterministic randomness), `token` (download tokens),
+//!    `trace` (request ids): no imports from the crate;
+//! 2. `endpoint` (the signed endpoints and their limits), `faults` (which call breaks how),
+//!    `dataset` (the generated account), `transcript` (what a transcript says);
+//! 3. `content` (the bytes of a file), `stats` (the counters), `events` (the webhook's
+//!    events, worded as documented);
+//! 4. `state` (the world under its one lock, the manifests, the events that are due);
+//! 5. `signed` (rate limit, authentication, parameters and errors of the signed calls);
+//! 6. the handlers `listing`, `addresses`, `deletes` and `download`; `webhook` (the task
+//!    that posts the events); `args` (the `simulate` command line).
 
 mod addresses;
 mod args;
@@ -36,6 +52,8 @@ mod content;
 mod dataset;
 mod deletes;
 mod download;
+mod endpoint;
+mod events;
 mod faults;
 mod listing;
 mod prng;
@@ -43,6 +61,7 @@ mod signed;
 mod state;
 mod stats;
 mod token;
+mod trace;
 pub mod transcript;
 mod webhook;
 
@@ -50,15 +69,14 @@ pub use args::SimulateArgs;
 pub use config::{SimConfig, SimCredentials, SimWebhook};
 pub use dataset::ArtifactKind;
 pub use dataset::hostile_subjects;
+pub use events::WebhookDelivery;
 pub use state::{ArtifactEntry, ManifestEntry, TranscriptText};
 pub use stats::SimStats;
-pub use webhook::WebhookDelivery;
 
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
-use rand::RngExt;
 use state::Sim;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -68,11 +86,6 @@ use tokio_util::sync::CancellationToken;
 
 /// How long `shutdown` lets in-flight requests (a stalled download, say) finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// A random request id, as `X-TC-Trace` and COS's `RequestId` carry.
-fn trace_id() -> String {
-    hex::encode(rand::rng().random::<[u8; 16]>())
-}
 
 fn router(sim: Arc<Sim>) -> Router {
     Router::new()
@@ -213,7 +226,9 @@ impl SimHandle {
         file_sizes: &[u64],
         transcode_after: Duration,
     ) -> String {
-        self.sim.add_meeting(subject, file_sizes, transcode_after)
+        self.sim
+            .world()
+            .add_meeting(subject, file_sizes, transcode_after)
     }
 
     /// Moves the lifecycle clock (arrivals, transcoding) forward by `by`, so a test need

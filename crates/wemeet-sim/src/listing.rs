@@ -10,8 +10,9 @@
 
 use crate::dataset::SimFile;
 use crate::dataset::state;
+use crate::endpoint::Endpoint;
 use crate::faults;
-use crate::signed::{self, ApiError, Endpoint, Paging, Params};
+use crate::signed::{self, ApiError, Paging, Params};
 use crate::state::{Sim, World};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};

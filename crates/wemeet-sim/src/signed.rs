@@ -8,8 +8,10 @@
 //! on the listing cannot be replayed on `/v1/addresses`. The signature covers the method:
 //! a `GET` signature does not authorise a `DELETE` of the same URI.
 
+use crate::endpoint::Endpoint;
 use crate::state::{Sim, World, now_ms};
 use crate::stats::RATE_LIMITED;
+use crate::trace::trace_id;
 use axum::extract::Query;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -18,44 +20,6 @@ use wemeet_api::sign::{self, SignInput};
 
 const TIMESTAMP_TOLERANCE_S: i64 = 300;
 const NONCE_MEMORY: Duration = Duration::from_secs(300);
-
-/// The signed endpoints, each with its own rate limit and counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    /// `GET /v1/corp/records`.
-    Listing,
-    /// `GET /v1/addresses`.
-    Addresses,
-    /// `DELETE /v1/records/{record_file_id}` and `DELETE /v1/records?meeting_record_id=`,
-    /// under one limit.
-    Delete,
-}
-
-impl Endpoint {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Listing => "listing",
-            Self::Addresses => "addresses",
-            Self::Delete => "delete",
-        }
-    }
-
-    /// What the routes serve each endpoint with, and so what its signature covers.
-    fn method(self) -> &'static str {
-        match self {
-            Self::Listing | Self::Addresses => "GET",
-            Self::Delete => "DELETE",
-        }
-    }
-
-    fn limit_per_minute(self, sim: &Sim) -> u32 {
-        match self {
-            Self::Listing => sim.config.rate_limit_per_minute,
-            Self::Addresses => sim.config.addresses_rate_limit_per_minute,
-            Self::Delete => sim.config.deletes_rate_limit_per_minute,
-        }
-    }
-}
 
 /// An error reply: HTTP status, Tencent error code, message.
 #[derive(Debug)]
@@ -120,7 +84,7 @@ pub fn gate<T>(
 ) -> Result<T, ApiError> {
     let mut world = sim.world();
     let in_window = world.stats.arrival(endpoint, Instant::now());
-    let outcome = if in_window > u64::from(endpoint.limit_per_minute(sim)) {
+    let outcome = if in_window > u64::from(endpoint.limit_per_minute(&sim.config)) {
         Err(ApiError::rate_limited())
     } else {
         authenticate(sim, &mut world, endpoint, uri, headers).and_then(|()| serve(&mut world))
@@ -133,7 +97,7 @@ pub fn gate<T>(
 
 /// The HTTP reply, with the `X-TC-Trace` every answer of the real service carries.
 pub fn reply(endpoint: Endpoint, outcome: Result<Response, ApiError>) -> Response {
-    let trace = crate::trace_id();
+    let trace = trace_id();
     let mut response = match outcome {
         Ok(response) => {
             tracing::debug!(trace, endpoint = endpoint.name(), "call served");

@@ -7,7 +7,8 @@
 use crate::config::SimConfig;
 use crate::content::Content;
 use crate::dataset::{self, Generator, Meeting, SimArtifact, SimFile, Timeline};
-use crate::signed::Endpoint;
+use crate::endpoint::Endpoint;
+use crate::events::{DueEvent, WebhookDelivery};
 use crate::stats::StatsRecorder;
 use crate::token::TokenSigner;
 use serde::{Deserialize, Serialize};
@@ -94,6 +95,8 @@ pub struct World {
     pub meetings: Vec<Meeting>,
     pub files: HashMap<String, FileRuntime>,
     generator: Generator,
+    /// The simulator's "now" at start, in epoch ms: the anchor of all media times.
+    anchor_ms: i64,
     started: Instant,
     clock_offset: Duration,
     pub stats: StatsRecorder,
@@ -114,7 +117,7 @@ pub struct World {
     /// index and the files the call deleted.
     pub deletions_to_announce: Vec<(usize, Vec<String>)>,
     /// Every POST of the webhook, in order.
-    pub webhook_deliveries: Vec<crate::webhook::WebhookDelivery>,
+    pub webhook_deliveries: Vec<WebhookDelivery>,
 }
 
 impl FileRuntime {
@@ -184,6 +187,25 @@ impl World {
         self.meetings.push(meeting);
     }
 
+    /// Adds a meeting that starts recording now and is transcoded `transcode_after`
+    /// later; returns its meeting_record_id.
+    pub fn add_meeting(
+        &mut self,
+        subject: &str,
+        file_sizes: &[u64],
+        transcode_after: Duration,
+    ) -> String {
+        let media_start_ms = self.anchor_ms + self.real_elapsed().as_millis() as i64;
+        let timeline = Timeline::recording_from(self.elapsed(), transcode_after);
+        let subject = subject.to_string();
+        let meeting = self
+            .generator
+            .meeting(subject, media_start_ms, file_sizes, timeline, None);
+        let id = meeting.meeting_record_id.clone();
+        self.push_meeting(meeting);
+        id
+    }
+
     /// Whether `/v1/addresses` shows an artifact now: a late transcript only
     /// `transcript_delay` after its meeting was transcoded.
     pub fn artifact_visible(
@@ -200,8 +222,6 @@ pub struct Sim {
     pub config: SimConfig,
     pub base_url: String,
     pub signer: TokenSigner,
-    /// The simulator's "now" at start, in epoch ms: the anchor of all media times.
-    anchor_ms: i64,
     world: Mutex<World>,
     sha_cache: Mutex<HashMap<(String, u64), String>>,
 }
@@ -222,6 +242,7 @@ impl Sim {
             meetings: Vec::new(),
             files: HashMap::new(),
             generator,
+            anchor_ms,
             started: Instant::now(),
             clock_offset: Duration::ZERO,
             stats: StatsRecorder::default(),
@@ -242,7 +263,6 @@ impl Sim {
             config,
             base_url,
             signer: TokenSigner::random(),
-            anchor_ms,
             world: Mutex::new(world),
             sha_cache: Mutex::new(HashMap::new()),
         }
@@ -443,33 +463,10 @@ impl Sim {
             .collect()
     }
 
-    /// A meeting that starts recording now and is transcoded `transcode_after` later.
-    pub fn add_meeting(
-        &self,
-        subject: &str,
-        file_sizes: &[u64],
-        transcode_after: Duration,
-    ) -> String {
-        let mut w = self.world();
-        let elapsed = w.elapsed();
-        let media_start_ms = self.anchor_ms + w.real_elapsed().as_millis() as i64;
-        let timeline = Timeline::recording_from(elapsed, transcode_after);
-        let meeting = w.generator.meeting(
-            subject.to_string(),
-            media_start_ms,
-            file_sizes,
-            timeline,
-            None,
-        );
-        let id = meeting.meeting_record_id.clone();
-        w.push_meeting(meeting);
-        id
-    }
-
     /// The events of the meetings that are transcoded (or will be within `early`) and were
     /// not announced yet; each is announced once. Only meetings transcoded while the
     /// simulator runs have one: those already transcoded at start are history.
-    pub fn due_events(&self, early: Duration) -> Vec<crate::webhook::DueEvent> {
+    pub fn due_events(&self, early: Duration) -> Vec<DueEvent> {
         let mut w = self.world();
         let horizon = w.elapsed() + early;
         let now = now_ms();
@@ -486,12 +483,12 @@ impl Sim {
             .filter(|m| announced.insert(m.meeting_record_id.clone()))
             .map(|m| {
                 let recording = m.timeline.transcoding_at - m.timeline.visible_after;
-                crate::webhook::DueEvent::completed(m, recording, now)
+                DueEvent::completed(m, recording, now)
             });
         let operator = &self.config.credentials.operator_id;
-        let deleted = deletions_to_announce.drain(..).map(|(i, files)| {
-            crate::webhook::DueEvent::deleted(&meetings[i], files, operator, now)
-        });
+        let deleted = deletions_to_announce
+            .drain(..)
+            .map(|(i, files)| DueEvent::deleted(&meetings[i], files, operator, now));
         completed.chain(deleted).collect()
     }
 

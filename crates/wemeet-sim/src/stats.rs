@@ -1,6 +1,6 @@
 //! What the simulator saw, for tests to assert on (`/admin/stats`, `SimHandle::stats`).
 
-use crate::signed::Endpoint;
+use crate::endpoint::Endpoint;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};

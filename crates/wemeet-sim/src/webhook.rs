@@ -1,25 +1,17 @@
 //! The event subscription (事件订阅): a signed, encrypted `recording.completed` POST for
 //! every meeting that finishes transcoding while the simulator runs, and a
-//! `recording.deleted` for every deletion through the API, as Tencent Meeting sends them.
+//! `recording.deleted` for every deletion through the API, as Tencent Meeting sends them
+//! (the events themselves are worded in `events`).
 //!
-//! Shaped like the documentation's own examples (docs 1095/53230 and 1095/53232), not like
-//! our types: `media_set_type` is a string, `creator` and `operator` carry `uuid` and
-//! `ms_open_id`, every file is listed twice, and the deletion of an uploaded recording has
-//! no `meeting_info`.
-//!
-//! Not kinder than the platform: the event carries the meeting's id, code, subject, times
-//! and its files, but no `meeting_record_id` (the receiver must find the recording by
-//! listing); it can be made to come before the listing shows the files ([`SimWebhook::early`])
-//! and to come more than once with the same `trace_id` ([`SimWebhook::repeat`]); a
-//! delivery that gets no 2xx is retried a few times, then dropped. The JSON is built here
-//! from the simulator's model; only the signature and the envelope come from `wemeet-api`.
+//! Not kinder than the platform: an event can be made to come before the listing shows the
+//! files ([`SimWebhook::early`]) and to come more than once with the same `trace_id`
+//! ([`SimWebhook::repeat`]); a delivery that gets no 2xx is retried a few times, then
+//! dropped. Only the signature and the envelope come from `wemeet-api`.
 
 use crate::config::SimWebhook;
-use crate::dataset::Meeting;
-use crate::prng::{hash_str, mix64};
+use crate::events::{DueEvent, WebhookDelivery};
 use crate::state::{Sim, now_ms};
 use rand::RngExt;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,22 +30,6 @@ const RETRIES: [Duration; 4] = [
 ];
 /// How long the simulator waits for an answer (the platform wants one quickly).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// One POST of an event, for tests to assert on (`SimHandle::webhook_deliveries`,
-/// `/admin/webhook`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WebhookDelivery {
-    /// `recording.completed` or `recording.deleted`.
-    pub event: String,
-    pub trace_id: String,
-    /// The recording the event is about: the simulator knows it, the event does not say it.
-    pub meeting_record_id: String,
-    pub record_file_ids: Vec<String>,
-    /// When the POST was sent (epoch ms).
-    pub sent_at_ms: i64,
-    /// The receiver's HTTP status; `None` when no answer came (refused, timed out).
-    pub status: Option<u16>,
-}
 
 /// The subscription, ready to sign and seal.
 struct Subscriber {
@@ -101,105 +77,6 @@ pub fn spawn(sim: Arc<Sim>, config: &SimWebhook, cancel: CancellationToken) -> s
         }
     });
     Ok(())
-}
-
-/// An event about to be posted.
-pub struct DueEvent {
-    event: &'static str,
-    trace_id: String,
-    meeting_record_id: String,
-    record_file_ids: Vec<String>,
-    json: Vec<u8>,
-}
-
-impl DueEvent {
-    /// The `recording.completed` event of `m`, at `now_ms`.
-    pub fn completed(m: &Meeting, recording: Duration, now_ms: i64) -> Self {
-        let trace_id = hex::encode(rand::rng().random::<[u8; 16]>());
-        let record_file_ids: Vec<String> =
-            m.files.iter().map(|f| f.record_file_id.clone()).collect();
-        // The meeting began a little before its recording (up to a minute, decided from its
-        // id) and ended when the recording stopped, on the lifecycle clock.
-        let lead_s = (mix64(hash_str(&m.meeting_id)) % 61) as i64;
-        let start_s = m.media_start_ms.div_euclid(1000) - lead_s;
-        let end_s = (m.media_start_ms + recording.as_millis() as i64).div_euclid(1000) + 1;
-        let json = json!({
-            "event": "recording.completed",
-            "trace_id": trace_id,
-            "payload": [{
-                "operate_time": now_ms,
-                "meeting_info": {
-                    "meeting_id": m.meeting_id,
-                    "meeting_code": m.meeting_code,
-                    "subject": m.subject,
-                    "creator": person(&m.userid),
-                    "meeting_type": 0,
-                    "start_time": start_s,
-                    "end_time": end_s,
-                    "media_set_type": "2",
-                },
-                "recording_files": listed_twice(&record_file_ids),
-            }],
-        });
-        Self::new("recording.completed", trace_id, m, record_file_ids, &json)
-    }
-
-    /// The `recording.deleted` event of `files` of `m`, deleted at `now_ms` by the API's
-    /// operator `operator`. An uploaded recording's event has no `meeting_info`.
-    pub fn deleted(m: &Meeting, files: Vec<String>, operator: &str, now_ms: i64) -> Self {
-        let trace_id = hex::encode(rand::rng().random::<[u8; 16]>());
-        let mut payload = json!({
-            "operate_time": now_ms,
-            "operator": person(operator),
-            "recording_files": listed_twice(&files),
-        });
-        if m.record_type != 2 {
-            payload["meeting_info"] = json!({
-                "meeting_id": m.meeting_id,
-                "meeting_code": m.meeting_code,
-                "subject": m.subject,
-                "creator": person(&m.userid),
-                "meeting_type": 0,
-                "start_time": m.media_start_ms.div_euclid(1000),
-                "end_time": m.media_start_ms.div_euclid(1000) + 1,
-            });
-        }
-        let json = json!({
-            "event": "recording.deleted",
-            "trace_id": trace_id,
-            "payload": [payload],
-        });
-        Self::new("recording.deleted", trace_id, m, files, &json)
-    }
-
-    fn new(
-        event: &'static str,
-        trace_id: String,
-        m: &Meeting,
-        record_file_ids: Vec<String>,
-        json: &serde_json::Value,
-    ) -> Self {
-        Self {
-            event,
-            trace_id,
-            meeting_record_id: m.meeting_record_id.clone(),
-            record_file_ids,
-            json: serde_json::to_vec(json).expect("a JSON value serialises"),
-        }
-    }
-}
-
-/// A user as the documented events show one: `uuid` and `ms_open_id` beside the userid.
-fn person(userid: &str) -> serde_json::Value {
-    let uuid = format!("WM{:016x}", mix64(hash_str(userid)));
-    json!({"userid": userid, "uuid": uuid, "user_name": userid, "ms_open_id": format!("{uuid}-open")})
-}
-
-/// Each file twice, as the documentation's examples list them.
-fn listed_twice(ids: &[String]) -> Vec<serde_json::Value> {
-    ids.iter()
-        .flat_map(|id| [json!({"record_file_id": id}), json!({"record_file_id": id})])
-        .collect()
 }
 
 impl Subscriber {
@@ -293,7 +170,9 @@ mod tests {
         );
         sim.advance(Duration::from_secs(5));
         assert!(sim.due_events(Duration::ZERO).is_empty(), "announced once");
-        let id = sim.add_meeting("late", &[1000], Duration::from_secs(4));
+        let id = sim
+            .world()
+            .add_meeting("late", &[1000], Duration::from_secs(4));
         sim.advance(Duration::from_secs(4));
         let due = sim.due_events(Duration::ZERO);
         assert_eq!(due.len(), 1);
@@ -303,7 +182,9 @@ mod tests {
     #[test]
     fn the_event_names_the_files_and_a_window_holding_the_recording_but_not_the_recording() {
         let sim = sim();
-        let id = sim.add_meeting("weekly", &[1000, 2000], Duration::from_secs(4));
+        let id = sim
+            .world()
+            .add_meeting("weekly", &[1000, 2000], Duration::from_secs(4));
         sim.advance(Duration::from_secs(4));
         let due = sim.due_events(Duration::ZERO).pop().unwrap();
         let event: serde_json::Value = serde_json::from_slice(&due.json).unwrap();
