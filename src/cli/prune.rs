@@ -20,8 +20,9 @@ pub struct PruneArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// The report's form; `expire`'s too.
 pub enum Format {
-    /// One line per file, then a summary.
+    /// One line per file (or recording), then a summary.
     Table,
     /// One object with the summary and every file.
     Json,
