@@ -226,6 +226,22 @@ run_archiver() { # run_archiver DIR [backfill args...]: backfill under /usr/bin/
 sim_log_mark() { wc -l <"$WORK/$1.sim.log"; }
 sim_log_since() { tail -n +"$(($2 + 1))" "$WORK/$1.sim.log" >"$3"; }
 
+# archive_from_sim SIM-NAME DIR [DOWNLOAD-LINES]: a measured backfill from simulator
+# SIM-NAME into a fresh database and archive in DIR; SPAN_SECS is its download span (first
+# download answered to last file archived, listing excluded), joined from the simulator's
+# log and the archiver's by `wemeet_bench.py span`.
+archive_from_sim() {
+  local name=$1 dir=$2 extra=${3:-} mark span
+  rm -rf "$dir"
+  write_config "$dir" "$name" "$extra"
+  mark=$(sim_log_mark "$name")
+  wait_idle
+  measure run_archiver "$dir"
+  sim_log_since "$name" "$mark" "$dir/sim.log"
+  span=$("${PY[@]}" span "$dir/sim.log" "$dir/archiver.log")
+  SPAN_SECS=$(json_field "$span" seconds)
+}
+
 NGX_URL=""
 start_nginx() {
   local port conf=$WORK/nginx/nginx.conf
@@ -438,14 +454,8 @@ if ! skip sim1; then
   emit key=sim1.raw rate="$(rate $ONE "$s")" seconds="$s" cmd='curl -s -o /dev/null "$URL"'
   for ((r = 1; r <= REPS; r++)); do
     # archiver (fresh database and archive each time)
-    rm -rf "$WORK/sim1-a"
-    write_config "$WORK/sim1-a" sim1
-    mark=$(sim_log_mark sim1)
-    wait_idle
-    measure run_archiver "$WORK/sim1-a"
-    sim_log_since sim1 "$mark" "$WORK/sim1-a/sim.log"
-    span=$("${PY[@]}" span "$WORK/sim1-a/sim.log" "$WORK/sim1-a/archiver.log")
-    s=$(json_field "$span" seconds)
+    archive_from_sim sim1 "$WORK/sim1-a"
+    s=$SPAN_SECS
     emit key=sim1.archiver rate="$(rate $ONE "$s")" seconds="$s" rss_kib="$("${PY[@]}" rss "$WORK/sim1-a/time-v.txt")" \
       cmd='wemeet-archiver --config C backfill --since 2026-10-30T00:00:00Z --until 2026-11-02T00:00:00Z'
     # curl -o (the file it writes is what nginx serves next)
@@ -553,14 +563,8 @@ if ! skip sim8; then
   s=$SECS
   emit key=sim8.raw rate="$(rate $EIGHT "$s")" seconds="$s" cmd='xargs -P 4 -n 1 curl -s -o /dev/null < urls'
   for ((r = 1; r <= REPS; r++)); do
-    rm -rf "$WORK/sim8-a"
-    write_config "$WORK/sim8-a" sim8 'workers = 4'
-    mark=$(sim_log_mark sim8)
-    wait_idle
-    measure run_archiver "$WORK/sim8-a"
-    sim_log_since sim8 "$mark" "$WORK/sim8-a/sim.log"
-    span=$("${PY[@]}" span "$WORK/sim8-a/sim.log" "$WORK/sim8-a/archiver.log")
-    s=$(json_field "$span" seconds)
+    archive_from_sim sim8 "$WORK/sim8-a" 'workers = 4'
+    s=$SPAN_SECS
     emit key=sim8.archiver rate="$(rate $EIGHT "$s")" seconds="$s" rss_kib="$("${PY[@]}" rss "$WORK/sim8-a/time-v.txt")" \
       cmd='wemeet-archiver --config C backfill ...   # [download] workers = 4'
     rm -rf "$WORK/www/eight"
