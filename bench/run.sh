@@ -223,8 +223,34 @@ run_archiver() { # run_archiver DIR [backfill args...]: backfill under /usr/bin/
     >"$dir/stdout.txt" 2>"$dir/archiver.log"
 }
 
+# timed KEY BYTES CMD-TEXT COMMAND...: on an idle machine, measures COMMAND and emits its
+# row as KEY: BYTES over the seconds it took, CMD-TEXT the command as the report shows it.
+timed() {
+  local key=$1 bytes=$2 text=$3
+  shift 3
+  wait_idle
+  measure "$@"
+  emit key="$key" rate="$(rate "$bytes" "$SECS")" seconds="$SECS" cmd="$text"
+}
+
 sim_log_mark() { wc -l <"$WORK/$1.sim.log"; }
 sim_log_since() { tail -n +"$(($2 + 1))" "$WORK/$1.sim.log" >"$3"; }
+
+# archive_from_sim SIM-NAME DIR [DOWNLOAD-LINES]: a measured backfill from simulator
+# SIM-NAME into a fresh database and archive in DIR; SPAN_SECS is its download span (first
+# download answered to last file archived, listing excluded), joined from the simulator's
+# log and the archiver's by `wemeet_bench.py span`.
+archive_from_sim() {
+  local name=$1 dir=$2 extra=${3:-} mark span
+  rm -rf "$dir"
+  write_config "$dir" "$name" "$extra"
+  mark=$(sim_log_mark "$name")
+  wait_idle
+  measure run_archiver "$dir"
+  sim_log_since "$name" "$mark" "$dir/sim.log"
+  span=$("${PY[@]}" span "$dir/sim.log" "$dir/archiver.log")
+  SPAN_SECS=$(json_field "$span" seconds)
+}
 
 NGX_URL=""
 start_nginx() {
@@ -295,6 +321,13 @@ run_fetch() { # run_fetch DIR WORKERS URL...: prints the JSON line of fetch_url
   shift 2
   /usr/bin/time -v -o "$dir/time-v.txt" "$FETCH_BIN" --config "$dir/config.toml" --workers "$workers" "$@" \
     2>"$dir/fetch.log"
+}
+# fetch_fresh DIR WORKERS URL...: run_fetch measured, into a fresh archive in DIR on tmpfs.
+fetch_fresh() {
+  rm -rf "$1"
+  fetch_config "$1"
+  wait_idle
+  measure run_fetch "$@"
 }
 json_field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 
@@ -438,27 +471,15 @@ if ! skip sim1; then
   emit key=sim1.raw rate="$(rate $ONE "$s")" seconds="$s" cmd='curl -s -o /dev/null "$URL"'
   for ((r = 1; r <= REPS; r++)); do
     # archiver (fresh database and archive each time)
-    rm -rf "$WORK/sim1-a"
-    write_config "$WORK/sim1-a" sim1
-    mark=$(sim_log_mark sim1)
-    wait_idle
-    measure run_archiver "$WORK/sim1-a"
-    sim_log_since sim1 "$mark" "$WORK/sim1-a/sim.log"
-    span=$("${PY[@]}" span "$WORK/sim1-a/sim.log" "$WORK/sim1-a/archiver.log")
-    s=$(json_field "$span" seconds)
+    archive_from_sim sim1 "$WORK/sim1-a"
+    s=$SPAN_SECS
     emit key=sim1.archiver rate="$(rate $ONE "$s")" seconds="$s" rss_kib="$("${PY[@]}" rss "$WORK/sim1-a/time-v.txt")" \
       cmd='wemeet-archiver --config C backfill --since 2026-10-30T00:00:00Z --until 2026-11-02T00:00:00Z'
     # curl -o (the file it writes is what nginx serves next)
     rm -f "$WORK/www/one.bin"
-    wait_idle
-    measure curl -s -o "$WORK/www/one.bin" "$URL"
-    s=$SECS
-    emit key=sim1.curl rate="$(rate $ONE "$s")" seconds="$s" cmd='curl -s -o FILE "$URL"'
-    wait_idle
-    measure curl_sha "$URL"
-    s=$SECS
+    timed sim1.curl $ONE 'curl -s -o FILE "$URL"' curl -s -o "$WORK/www/one.bin" "$URL"
+    timed sim1.curlsha $ONE 'curl -s "$URL" | sha256sum' curl_sha "$URL"
     sum=$(cut -d' ' -f1 "$WORK/measure.out")
-    emit key=sim1.curlsha rate="$(rate $ONE "$s")" seconds="$s" cmd='curl -s "$URL" | sha256sum'
   done
   ONE_SHA=$sum
   SRV_PIDS=()
@@ -475,21 +496,15 @@ if ! skip ngx1 && [[ -n $FETCH_BIN ]]; then
   log "1 x ${ONE_MIB} MiB from nginx"
   SRV_PIDS=("${NGX_PIDS[@]}")
   for ((r = 1; r <= REPS; r++)); do
-    rm -rf "$WORK/ngx1-a"
-    fetch_config "$WORK/ngx1-a"
-    wait_idle
-    measure run_fetch "$WORK/ngx1-a" 1 "$NGX_URL/one.bin"
+    fetch_fresh "$WORK/ngx1-a" 1 "$NGX_URL/one.bin"
     out=$(cat "$WORK/measure.out")
     [[ $out == *"$ONE_SHA"* ]] || { echo "fetch_url: wrong SHA-256: $out" >&2; exit 1; }
     s=$(json_field "$out" seconds)
     emit key=ngx1.archiver rate="$(rate $ONE "$s")" seconds="$s" rss_kib="$("${PY[@]}" rss "$WORK/ngx1-a/time-v.txt")" \
       cmd='cargo bench --bench fetch_url -- --config C --workers 1 "$NGX/one.bin"'
     rm -rf "$WORK/ngx1-a"
-    wait_idle
-    measure curl -s -o "$WORK/c.bin" "$NGX_URL/one.bin"
-    s=$SECS
+    timed ngx1.curl $ONE 'curl -s -o FILE "$NGX/one.bin"' curl -s -o "$WORK/c.bin" "$NGX_URL/one.bin"
     rm -f "$WORK/c.bin"
-    emit key=ngx1.curl rate="$(rate $ONE "$s")" seconds="$s" cmd='curl -s -o FILE "$NGX/one.bin"'
     wait_idle
     measure curl_sha "$NGX_URL/one.bin"
     s=$SECS
@@ -525,10 +540,8 @@ if ! skip disk && [[ -n $FETCH_BIN ]]; then
       cmd='cargo bench --bench fetch_url -- --config C --workers 1 "$NGX/one.bin"   # storage.path on disk'
     rm -rf "$DISK/a"
     sync
-    wait_idle
-    measure curl_o_sync "$DISK/c.bin" "$NGX_URL/one.bin"
-    s=$SECS
-    emit key=disk1.curl rate="$(rate $ONE "$s")" seconds="$s" cmd='curl -s -o DISK/FILE "$NGX/one.bin" && sync DISK/FILE'
+    timed disk1.curl $ONE 'curl -s -o DISK/FILE "$NGX/one.bin" && sync DISK/FILE' \
+      curl_o_sync "$DISK/c.bin" "$NGX_URL/one.bin"
     wait_idle
     measure openssl dgst -sha256 "$DISK/c.bin"
     s=$SECS
@@ -553,22 +566,14 @@ if ! skip sim8; then
   s=$SECS
   emit key=sim8.raw rate="$(rate $EIGHT "$s")" seconds="$s" cmd='xargs -P 4 -n 1 curl -s -o /dev/null < urls'
   for ((r = 1; r <= REPS; r++)); do
-    rm -rf "$WORK/sim8-a"
-    write_config "$WORK/sim8-a" sim8 'workers = 4'
-    mark=$(sim_log_mark sim8)
-    wait_idle
-    measure run_archiver "$WORK/sim8-a"
-    sim_log_since sim8 "$mark" "$WORK/sim8-a/sim.log"
-    span=$("${PY[@]}" span "$WORK/sim8-a/sim.log" "$WORK/sim8-a/archiver.log")
-    s=$(json_field "$span" seconds)
+    archive_from_sim sim8 "$WORK/sim8-a" 'workers = 4'
+    s=$SPAN_SECS
     emit key=sim8.archiver rate="$(rate $EIGHT "$s")" seconds="$s" rss_kib="$("${PY[@]}" rss "$WORK/sim8-a/time-v.txt")" \
       cmd='wemeet-archiver --config C backfill ...   # [download] workers = 4'
     rm -rf "$WORK/www/eight"
     mkdir -p "$WORK/www/eight"
-    wait_idle
-    measure curl_par_named "$WORK/www/eight" "$WORK/sim8.urls"
-    s=$SECS
-    emit key=sim8.curl rate="$(rate $EIGHT "$s")" seconds="$s" cmd='xargs -P 4 -n 2 sh -c '"'"'curl -s -o "$0" "$1"'"'"' < names-and-urls'
+    timed sim8.curl $EIGHT 'xargs -P 4 -n 2 sh -c '"'"'curl -s -o "$0" "$1"'"'"' < names-and-urls' \
+      curl_par_named "$WORK/www/eight" "$WORK/sim8.urls"
   done
   SRV_PIDS=()
   stop_pid "$SIM_PID"
@@ -584,35 +589,23 @@ if ! skip ngx8 && [[ -n $FETCH_BIN ]]; then
   log "8 x ${EIGHT_MIB} MiB from nginx, 4 at a time"
   SRV_PIDS=("${NGX_PIDS[@]}")
   for ((r = 1; r <= REPS; r++)); do
-    rm -rf "$WORK/ngx8-a"
-    fetch_config "$WORK/ngx8-a"
-    wait_idle
     # shellcheck disable=SC2046
-    measure run_fetch "$WORK/ngx8-a" 4 $(cat "$WORK/ngx8.list")
+    fetch_fresh "$WORK/ngx8-a" 4 $(cat "$WORK/ngx8.list")
     out=$(cat "$WORK/measure.out")
     s=$(json_field "$out" seconds)
     emit key=ngx8.archiver rate="$(rate $EIGHT "$s")" seconds="$s" rss_kib="$("${PY[@]}" rss "$WORK/ngx8-a/time-v.txt")" \
       cmd='cargo bench --bench fetch_url -- --config C --workers 4 $NGX/eight/f1.bin ... f8.bin'
     rm -rf "$WORK/ngx8-a" "$WORK/c8"
     mkdir -p "$WORK/c8"
-    wait_idle
-    measure curl_par_o "$WORK/c8" "$WORK/ngx8.list"
-    s=$SECS
+    timed ngx8.curl $EIGHT 'xargs -P 4 -n 1 curl -s -O < urls' curl_par_o "$WORK/c8" "$WORK/ngx8.list"
     rm -rf "$WORK/c8"
-    emit key=ngx8.curl rate="$(rate $EIGHT "$s")" seconds="$s" cmd='xargs -P 4 -n 1 curl -s -O < urls'
-    wait_idle
-    measure curl_par_sha "$WORK/ngx8.list"
-    s=$SECS
-    emit key=ngx8.curlsha rate="$(rate $EIGHT "$s")" seconds="$s" cmd='xargs -P 4 -n 1 sh -c '"'"'curl -s "$0" | sha256sum'"'"' < urls'
-    wait_idle
-    measure curl_par_ossl "$WORK/ngx8.list"
-    s=$SECS
-    emit key=ngx8.curlossl rate="$(rate $EIGHT "$s")" seconds="$s" cmd='xargs -P 4 -n 1 sh -c '"'"'curl -s "$0" | openssl dgst -sha256'"'"' < urls'
+    timed ngx8.curlsha $EIGHT 'xargs -P 4 -n 1 sh -c '"'"'curl -s "$0" | sha256sum'"'"' < urls' \
+      curl_par_sha "$WORK/ngx8.list"
+    timed ngx8.curlossl $EIGHT 'xargs -P 4 -n 1 sh -c '"'"'curl -s "$0" | openssl dgst -sha256'"'"' < urls' \
+      curl_par_ossl "$WORK/ngx8.list"
     # The hashing work of the limit: SHA-256 of the 8 files (in the page cache), one core.
-    wait_idle
-    measure openssl dgst -sha256 "$WORK"/www/eight/*
-    s=$SECS
-    emit key=ngx8.ossl rate="$(rate $EIGHT "$s")" seconds="$s" cmd='openssl dgst -sha256 FILE1 ... FILE8   # the files nginx serves'
+    timed ngx8.ossl $EIGHT 'openssl dgst -sha256 FILE1 ... FILE8   # the files nginx serves' \
+      openssl dgst -sha256 "$WORK"/www/eight/*
   done
 fi
 
@@ -865,25 +858,16 @@ fi
 # ---------------------------------------------------------------------------------------------
 # 6. verify vs sha256sum, on the archives of sections 1 and 2.
 verify_rows() { # verify_rows KEY DIR BYTES
-  local key=$1 dir=$2 bytes=$3 s
+  local key=$1 dir=$2 bytes=$3
   find "$dir/recordings" -name '*.mp4' -print0 | sort -z >"$dir/files0"
   for ((r = 1; r <= VREPS; r++)); do
-    wait_idle
-    measure env WEMEET_LOG=warn "$BIN" --log-format json --config "$dir/config.toml" verify --jobs 1
-    s=$SECS
-    emit key="$key.jobs1" rate="$(rate "$bytes" "$s")" seconds="$s" cmd='wemeet-archiver --config C verify --jobs 1'
-    wait_idle
-    measure env WEMEET_LOG=warn "$BIN" --log-format json --config "$dir/config.toml" verify
-    s=$SECS
-    emit key="$key.jobsN" rate="$(rate "$bytes" "$s")" seconds="$s" cmd="wemeet-archiver --config C verify   # --jobs $(nproc)"
-    wait_idle
-    measure xargs -0 sha256sum <"$dir/files0"
-    s=$SECS
-    emit key="$key.sha" rate="$(rate "$bytes" "$s")" seconds="$s" cmd='sha256sum FILES'
-    wait_idle
-    measure xargs -0 -P "$(nproc)" -n 1 sha256sum <"$dir/files0"
-    s=$SECS
-    emit key="$key.shaP" rate="$(rate "$bytes" "$s")" seconds="$s" cmd='xargs -0 -P $(nproc) -n 1 sha256sum < files'
+    timed "$key.jobs1" "$bytes" 'wemeet-archiver --config C verify --jobs 1' \
+      env WEMEET_LOG=warn "$BIN" --log-format json --config "$dir/config.toml" verify --jobs 1
+    timed "$key.jobsN" "$bytes" "wemeet-archiver --config C verify   # --jobs $(nproc)" \
+      env WEMEET_LOG=warn "$BIN" --log-format json --config "$dir/config.toml" verify
+    timed "$key.sha" "$bytes" 'sha256sum FILES' xargs -0 sha256sum <"$dir/files0"
+    timed "$key.shaP" "$bytes" 'xargs -0 -P $(nproc) -n 1 sha256sum < files' \
+      xargs -0 -P "$(nproc)" -n 1 sha256sum <"$dir/files0"
   done
 }
 if ! skip verify; then

@@ -289,6 +289,9 @@ fn check_database(db: &[AuditRecord], first: i64, end: i64, prev: &str) -> Optio
     })
 }
 
+/// What is wrong with one record of a segment: its sequence, the kind and the detail.
+type Finding = (i64, ProblemKind, String);
+
 /// The first problem of one segment of the archive's copy, compared line by line with the
 /// database's records; and how many lines it held.
 async fn check_segment(
@@ -296,52 +299,62 @@ async fn check_segment(
     segment: &AuditSegment,
     db: &[AuditRecord],
 ) -> Result<(Option<Problem>, i64), AuditError> {
-    let problem = |seq, kind, detail: String| Problem {
+    let problem = |(seq, kind, detail): Finding| Problem {
         seq,
         kind,
         copy: format!("archive ({})", segment.path),
         detail,
     };
-    let text = match read_all(archive, &segment.path).await {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(ReadError::NotFound) => {
-            let p = problem(
-                segment.first_seq,
-                ProblemKind::Missing,
-                format!(
-                    "the segment of records {}..={} is gone",
-                    segment.first_seq, segment.last_seq
-                ),
-            );
-            return Ok((Some(p), 0));
-        }
-        Err(ReadError::Refused(e)) => return Err(AuditError::Read(e.into())),
-        Err(ReadError::Archive(e)) => return Err(AuditError::Read(e)),
+    let Some(text) = read_segment(archive, &segment.path).await? else {
+        let gone = format!(
+            "the segment of records {}..={} is gone",
+            segment.first_seq, segment.last_seq
+        );
+        return Ok((
+            Some(problem((segment.first_seq, ProblemKind::Missing, gone))),
+            0,
+        ));
     };
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let parsed: Vec<Option<AuditRecord>> =
         lines.iter().map(|l| serde_json::from_str(l).ok()).collect();
     let read = i64::try_from(lines.len()).unwrap_or(i64::MAX);
+    let found = first_line_problem(&parsed, segment.first_seq, db)
+        .or_else(|| length_problem(segment, read));
+    Ok((found.map(problem), read))
+}
+
+/// A segment's text; `None` when it is gone from the archive.
+async fn read_segment(archive: &dyn Archive, path: &str) -> Result<Option<String>, AuditError> {
+    match read_all(archive, path).await {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(ReadError::NotFound) => Ok(None),
+        Err(ReadError::Refused(e)) => Err(AuditError::Read(e.into())),
+        Err(ReadError::Archive(e)) => Err(AuditError::Read(e)),
+    }
+}
+
+/// The first line of a segment starting at record `first` that is not a record, not
+/// intact, not in its place, or not the database's record.
+fn first_line_problem(
+    parsed: &[Option<AuditRecord>],
+    first: i64,
+    db: &[AuditRecord],
+) -> Option<Finding> {
     for (i, record) in parsed.iter().enumerate() {
-        let expected = segment.first_seq + i64::try_from(i).unwrap_or(i64::MAX);
+        let expected = first + i64::try_from(i).unwrap_or(i64::MAX);
         let Some(record) = record else {
-            return Ok((
-                Some(problem(
-                    expected,
-                    ProblemKind::Altered,
-                    "its line is not a record".into(),
-                )),
-                read,
+            return Some((
+                expected,
+                ProblemKind::Altered,
+                "its line is not a record".into(),
             ));
         };
         if record.computed_hash() != record.hash {
-            return Ok((
-                Some(problem(
-                    expected,
-                    ProblemKind::Altered,
-                    "its content does not match its hash".into(),
-                )),
-                read,
+            return Some((
+                expected,
+                ProblemKind::Altered,
+                "its content does not match its hash".into(),
             ));
         }
         if record.seq != expected {
@@ -357,38 +370,35 @@ async fn check_segment(
                     format!("record {} follows record {}", record.seq, expected - 1),
                 )
             };
-            return Ok((Some(problem(expected, kind, detail)), read));
+            return Some((expected, kind, detail));
         }
-        match db.iter().find(|r| r.seq == expected) {
-            Some(row) if row == record => {}
-            Some(_) => {
-                return Ok((
-                    Some(problem(
-                        expected,
-                        ProblemKind::Altered,
-                        "it differs from the database's record".into(),
-                    )),
-                    read,
-                ));
-            }
-            None => {}
+        if matches!(db.iter().find(|r| r.seq == expected), Some(row) if row != record) {
+            return Some((
+                expected,
+                ProblemKind::Altered,
+                "it differs from the database's record".into(),
+            ));
         }
     }
+    None
+}
+
+/// A segment that holds fewer or more lines than the records it was written with.
+fn length_problem(segment: &AuditSegment, read: i64) -> Option<Finding> {
     let expected = segment.last_seq - segment.first_seq + 1;
-    let p = match read.cmp(&expected) {
-        std::cmp::Ordering::Less => Some(problem(
+    match read.cmp(&expected) {
+        std::cmp::Ordering::Less => Some((
             segment.first_seq + read,
             ProblemKind::Missing,
             "the segment ends before it".into(),
         )),
-        std::cmp::Ordering::Greater => Some(problem(
+        std::cmp::Ordering::Greater => Some((
             segment.last_seq + 1,
             ProblemKind::Altered,
             "the segment holds more records than were written to it".into(),
         )),
         std::cmp::Ordering::Equal => None,
-    };
-    Ok((p, read))
+    }
 }
 
 async fn read_all(archive: &dyn Archive, path: &str) -> Result<Vec<u8>, ReadError> {

@@ -12,7 +12,7 @@
 use crate::archive::{Archive, ArchiveError, UnsafePath, layout};
 use crate::progress::{Planned, Progress};
 use crate::search::{self, Query, SearchError};
-use crate::state::{Db, DbError, FileKind, FileStatus};
+use crate::state::{Db, DbError, FileKind, FileStatus, RecordingRow};
 use crate::verify::sums;
 use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
@@ -166,46 +166,7 @@ pub async fn export(
 ) -> Result<ExportReport, ExportError> {
     let recordings = search::select(store, query).await?;
     prepare(&options.to, options.resume)?;
-    let mut files = Vec::new();
-    let mut plan = Vec::new();
-    let mut dirs = BTreeSet::new();
-    for r in &recordings {
-        let mut any_archived = false;
-        for f in store.recording_files(&r.meeting_record_id).await? {
-            match (f.status, f.sha256) {
-                (FileStatus::Archived, Some(sha)) => {
-                    any_archived = true;
-                    plan.push(Planned1 {
-                        meeting_record_id: f.meeting_record_id,
-                        record_file_id: Some(f.record_file_id),
-                        kind: Some(f.kind),
-                        path: f.path,
-                        expected: Some((u64::try_from(f.size).unwrap_or(0), sha)),
-                    });
-                }
-                (status, _) => files.push(ExportedFile {
-                    meeting_record_id: f.meeting_record_id,
-                    record_file_id: Some(f.record_file_id),
-                    kind: Some(f.kind),
-                    path: f.path,
-                    size: None,
-                    sha256: None,
-                    outcome: Outcome::NotArchived,
-                    detail: Some(status.as_str().into()),
-                }),
-            }
-        }
-        // A folder gets its meeting.json with its first archived file.
-        if any_archived && dirs.insert(r.dir.clone()) {
-            plan.push(Planned1 {
-                meeting_record_id: r.meeting_record_id.clone(),
-                record_file_id: None,
-                kind: None,
-                path: format!("{}/meeting.json", r.dir),
-                expected: None,
-            });
-        }
-    }
+    let (plan, mut files) = plan_copies(store, &recordings).await?;
     options.progress.plan(Planned {
         files: plan.len() as u64,
         bytes: plan
@@ -228,17 +189,71 @@ pub async fn export(
         files,
         last_audit_record: last_audit_record(store).await?,
     };
+    write_sums_and_manifest(&options.to, &report).await?;
+    Ok(report)
+}
+
+/// The files of `recordings` to copy (each archived file, and the `meeting.json` of each
+/// folder holding one), and those that are not archived, reported as such.
+async fn plan_copies(
+    store: &Db,
+    recordings: &[RecordingRow],
+) -> Result<(Vec<Planned1>, Vec<ExportedFile>), ExportError> {
+    let mut not_archived = Vec::new();
+    let mut plan = Vec::new();
+    let mut dirs = BTreeSet::new();
+    for r in recordings {
+        let mut any_archived = false;
+        for f in store.recording_files(&r.meeting_record_id).await? {
+            match (f.status, f.sha256) {
+                (FileStatus::Archived, Some(sha)) => {
+                    any_archived = true;
+                    plan.push(Planned1 {
+                        meeting_record_id: f.meeting_record_id,
+                        record_file_id: Some(f.record_file_id),
+                        kind: Some(f.kind),
+                        path: f.path,
+                        expected: Some((u64::try_from(f.size).unwrap_or(0), sha)),
+                    });
+                }
+                (status, _) => not_archived.push(ExportedFile {
+                    meeting_record_id: f.meeting_record_id,
+                    record_file_id: Some(f.record_file_id),
+                    kind: Some(f.kind),
+                    path: f.path,
+                    size: None,
+                    sha256: None,
+                    outcome: Outcome::NotArchived,
+                    detail: Some(status.as_str().into()),
+                }),
+            }
+        }
+        // A folder gets its meeting.json with its first archived file.
+        if any_archived && dirs.insert(r.dir.clone()) {
+            plan.push(Planned1 {
+                meeting_record_id: r.meeting_record_id.clone(),
+                record_file_id: None,
+                kind: None,
+                path: format!("{}/meeting.json", r.dir),
+                expected: None,
+            });
+        }
+    }
+    Ok((plan, not_archived))
+}
+
+/// `SHA256SUMS` of the files in `dir` intact, then `manifest.json`, each written whole.
+async fn write_sums_and_manifest(dir: &Path, report: &ExportReport) -> Result<(), ExportError> {
     let sums = sums::render(report.files.iter().filter_map(|f| match f.outcome {
         Outcome::Exported | Outcome::AlreadyExported => {
             f.sha256.as_deref().map(|h| (h, f.path.as_str()))
         }
         _ => None,
     }));
-    write_whole(&options.to, SUMS, sums.as_bytes()).await?;
-    let mut json = serde_json::to_vec_pretty(&report).expect("plain data serialises");
+    write_whole(dir, SUMS, sums.as_bytes()).await?;
+    let mut json = serde_json::to_vec_pretty(report).expect("plain data serialises");
     json.push(b'\n');
-    write_whole(&options.to, MANIFEST, &json).await?;
-    Ok(report)
+    write_whole(dir, MANIFEST, &json).await
 }
 
 /// Creates `dir` (and its parents) if needed; refuses a non-empty one unless resuming.
@@ -278,74 +293,102 @@ async fn copy_one(
         outcome: Outcome::Exported,
         detail: None,
     };
-    let refuse = |mut out: ExportedFile, why: String| {
-        out.outcome = Outcome::Refused;
-        out.detail = Some(why);
-        Ok(out)
+    let copied = match layout::resolve(to, &p.path) {
+        Err(UnsafePath(path)) => Copied::Refused(format!("unsafe path {path:?}")),
+        Ok(dest) => {
+            if resume
+                && let Some((size, sha)) = &p.expected
+                && intact(&dest, *size, sha).await
+            {
+                progress.bytes_done(*size);
+                out.outcome = Outcome::AlreadyExported;
+                return Ok(out);
+            }
+            copy_checked(archive, p, &dest, progress).await?
+        }
     };
-    let dest = match layout::resolve(to, &p.path) {
-        Ok(d) => d,
-        Err(UnsafePath(path)) => return refuse(out, format!("unsafe path {path:?}")),
-    };
-    if resume
-        && let Some((size, sha)) = &p.expected
-        && intact(&dest, *size, sha).await
-    {
-        progress.bytes_done(*size);
-        out.outcome = Outcome::AlreadyExported;
-        return Ok(out);
+    match copied {
+        Copied::Intact(size, sha256) => {
+            out.size = Some(size);
+            out.sha256 = Some(sha256);
+        }
+        Copied::Refused(why) => {
+            out.outcome = Outcome::Refused;
+            out.detail = Some(why);
+        }
     }
+    Ok(out)
+}
+
+/// What became of one copy into `DIR`.
+enum Copied {
+    /// In place, with its size and SHA-256.
+    Intact(u64, String),
+    /// Not in `DIR` (nothing left of it there), and why.
+    Refused(String),
+}
+
+/// Copies `p` into `{dest}.part`, checks it against what was recorded at download, and
+/// renames it to `dest` only if it agrees.
+async fn copy_checked(
+    archive: &dyn Archive,
+    p: &Planned1,
+    dest: &Path,
+    progress: &Progress,
+) -> Result<Copied, ExportError> {
     if let Some(parent) = dest.parent() {
         tokio::fs::create_dir_all(parent)
             .await
             .map_err(write_error("create", parent))?;
     }
-    let mut part = dest.clone().into_os_string();
+    let mut part = dest.to_owned().into_os_string();
     part.push(PART);
     let part = PathBuf::from(part);
-    let copied = match copy_hashing(archive, &p.path, &part, progress).await {
+    let (size, sha256) = match copy_hashing(archive, &p.path, &part, progress).await {
         Ok(c) => c,
         Err(Copy::Read(e)) => {
             let _ = tokio::fs::remove_file(&part).await;
-            return refuse(
-                out,
-                format!(
-                    "cannot read the archived copy: {}",
-                    crate::errors::chain(&e)
-                ),
-            );
+            return Ok(Copied::Refused(format!(
+                "cannot read the archived copy: {}",
+                crate::errors::chain(&e)
+            )));
         }
         Err(Copy::Write(e)) => {
             let _ = tokio::fs::remove_file(&part).await;
             return Err(write_error("write", &part)(e));
         }
     };
-    if let Some((size, sha)) = &p.expected
-        && (copied.0 != *size || copied.1 != *sha)
-    {
+    if let Some(why) = p.expected.as_ref().and_then(|e| mismatch(size, &sha256, e)) {
         let _ = tokio::fs::remove_file(&part).await;
-        let why = if copied.0 == *size {
-            format!(
-                "the archived copy's SHA-256 is {}, not {sha} as recorded at download",
-                copied.1
-            )
-        } else {
-            format!(
-                "the archived copy holds {} bytes, not {size} as recorded at download",
-                copied.0
-            )
-        };
-        return refuse(out, why);
+        return Ok(Copied::Refused(why));
     }
-    tokio::fs::rename(&part, &dest)
+    tokio::fs::rename(&part, dest)
         .await
-        .map_err(write_error("rename into place", &dest))?;
+        .map_err(write_error("rename into place", dest))?;
     if let Some(parent) = dest.parent() {
         sync_dir(parent).await?;
     }
-    out.size = Some(copied.0);
-    out.sha256 = Some(copied.1);
-    Ok(out)
+    Ok(Copied::Intact(size, sha256))
+}
+
+/// How a copy of `size` bytes hashing to `sha256` differs from what was recorded at
+/// download, if it does.
+fn mismatch(
+    size: u64,
+    sha256: &str,
+    (recorded_size, recorded_sha): &(u64, String),
+) -> Option<String> {
+    if size != *recorded_size {
+        Some(format!(
+            "the archived copy holds {size} bytes, not {recorded_size} as recorded at download"
+        ))
+    } else if sha256 != recorded_sha {
+        Some(format!(
+            "the archived copy's SHA-256 is {sha256}, not {recorded_sha} as recorded at download"
+        ))
+    } else {
+        None
+    }
 }
 
 enum Copy {

@@ -85,6 +85,25 @@ impl<'a> Reindexer<'a> {
     /// Reads every `meeting.json` and records what the database lacks.
     pub async fn run(mut self, cancel: &CancellationToken) -> Result<ReindexReport, AppError> {
         let started = Instant::now();
+        let jsons = self.list_meeting_jsons().await?;
+        self.read_and_apply(jsons, cancel).await?;
+        // What was said in the transcripts just recorded: searchable again (`search --text`).
+        let filled = crate::transcripts::fill_index(self.store, self.archive).await?;
+        if filled.indexed > 0 {
+            tracing::info!(
+                transcripts = filled.indexed,
+                "transcripts indexed for search"
+            );
+        }
+        self.restore_holds().await?;
+        self.record_audit().await?;
+        self.report.elapsed_ms = started.elapsed().as_millis() as u64;
+        Ok(self.report)
+    }
+
+    /// Every folder's `meeting.json` in the archive, with its size, planned as the work;
+    /// what the listing could not read goes to the report.
+    async fn list_meeting_jsons(&mut self) -> Result<Vec<(String, u64)>, AppError> {
         let listing = self
             .archive
             .list()
@@ -104,6 +123,16 @@ impl<'a> Reindexer<'a> {
             files: jsons.len() as u64,
             bytes: jsons.iter().map(|(_, size)| size).sum(),
         });
+        Ok(jsons)
+    }
+
+    /// Reads `jsons` ([`READS_IN_FLIGHT`] at once) and applies them in batches of
+    /// [`BATCH`] folders, until done or `cancel`.
+    async fn read_and_apply(
+        &mut self,
+        jsons: Vec<(String, u64)>,
+        cancel: &CancellationToken,
+    ) -> Result<(), AppError> {
         let archive = self.archive;
         let mut reads = futures::stream::iter(jsons)
             .map(|(path, size)| async move {
@@ -139,16 +168,11 @@ impl<'a> Reindexer<'a> {
                 self.apply(std::mem::take(&mut batch)).await?;
             }
         }
-        self.apply(batch).await?;
-        // What was said in the transcripts just recorded: searchable again (`search --text`).
-        let filled = crate::transcripts::fill_index(self.store, self.archive).await?;
-        if filled.indexed > 0 {
-            tracing::info!(
-                transcripts = filled.indexed,
-                "transcripts indexed for search"
-            );
-        }
-        // The legal holds the archive keeps: a held recording stays held over a lost database.
+        self.apply(batch).await
+    }
+
+    /// The legal holds the archive keeps: a held recording stays held over a lost database.
+    async fn restore_holds(&mut self) -> Result<(), AppError> {
         match crate::holds::load_holds(self.archive).await {
             Ok(holds) => self.report.holds_restored = self.store.restore_holds(&holds).await?,
             Err(e) => {
@@ -159,6 +183,11 @@ impl<'a> Reindexer<'a> {
                     .push((crate::holds::HOLDS_FILE.into(), why));
             }
         }
+        Ok(())
+    }
+
+    /// The `reindexed` record of the audit trail, with the report's counts.
+    async fn record_audit(&self) -> Result<(), AppError> {
         let details = serde_json::json!({
             "folders": self.report.folders,
             "meetings_added": self.report.meetings_added,
@@ -173,8 +202,7 @@ impl<'a> Reindexer<'a> {
                 details,
             ))
             .await?;
-        self.report.elapsed_ms = started.elapsed().as_millis() as u64;
-        Ok(self.report)
+        Ok(())
     }
 
     async fn apply(&mut self, batch: Vec<(String, Vec<ReindexMeeting>)>) -> Result<(), AppError> {

@@ -38,8 +38,44 @@ struct Plan {
 /// The files of `held` recordings keep their paths and folders (a held recording is never
 /// moved), and a folder one of them keeps is not emptied of its `meeting.json`.
 fn plan(layout: &Layout, files: &[LaidOutFile], held: &HashSet<String>) -> Result<Plan, AppError> {
-    let mut dirs: BTreeMap<String, (String, String)> = BTreeMap::new();
-    let mut new_video: HashMap<&str, (String, String)> = HashMap::new();
+    let (dirs, new_video) = video_paths(layout, files, held);
+    let moves = moves(files, &new_video);
+    refuse_collisions(files, &moves)?;
+    let kept: HashSet<&str> = dirs
+        .iter()
+        .filter(|(id, _)| held.contains(*id))
+        .map(|(_, (old, _))| old.as_str())
+        .collect();
+    let old_dirs = dirs
+        .values()
+        .filter(|(old, new)| old != new && !kept.contains(old.as_str()))
+        .map(|(old, _)| old.clone())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    Ok(Plan {
+        moves,
+        dirs: dirs
+            .into_iter()
+            .filter(|(id, _)| !held.contains(id))
+            .map(|(id, (_, new))| (id, new))
+            .collect(),
+        old_dirs,
+    })
+}
+
+/// A folder's or a path's (old, new).
+type OldNew = (String, String);
+
+/// Each meeting's (old, new) folder by meeting_record_id, and each video's (old, new)
+/// path by record_file_id; a held recording's stay as they are.
+fn video_paths<'a>(
+    layout: &Layout,
+    files: &'a [LaidOutFile],
+    held: &HashSet<String>,
+) -> (BTreeMap<String, OldNew>, HashMap<&'a str, OldNew>) {
+    let mut dirs: BTreeMap<String, OldNew> = BTreeMap::new();
+    let mut new_video: HashMap<&str, OldNew> = HashMap::new();
     let mut index_in_meeting: HashMap<&str, usize> = HashMap::new();
     for f in files.iter().filter(|f| f.kind == FileKind::Video) {
         let fields = MeetingFields {
@@ -62,6 +98,15 @@ fn plan(layout: &Layout, files: &[LaidOutFile], held: &HashSet<String>) -> Resul
         dirs.insert(f.meeting_record_id.clone(), (f.dir.clone(), dir));
         new_video.insert(&f.record_file_id, (f.path.clone(), path));
     }
+    (dirs, new_video)
+}
+
+/// `(record_file_id, old path, new path)` of every file whose path changes: a video to
+/// its new path, an artifact beside its video's, its suffix kept.
+fn moves(
+    files: &[LaidOutFile],
+    new_video: &HashMap<&str, OldNew>,
+) -> Vec<(String, String, String)> {
     let mut moves = Vec::new();
     for f in files {
         let new_path = match (&f.kind, &f.parent_file_id) {
@@ -83,8 +128,15 @@ fn plan(layout: &Layout, files: &[LaidOutFile], held: &HashSet<String>) -> Resul
             moves.push((f.record_file_id.clone(), f.path.clone(), new_path));
         }
     }
-    // A move must never land on another file: two new paths alike (names that sanitise
-    // alike), or a new path that another file holds now.
+    moves
+}
+
+/// A move must never land on another file: two new paths alike (names that sanitise
+/// alike), or a new path that another file holds now.
+fn refuse_collisions(
+    files: &[LaidOutFile],
+    moves: &[(String, String, String)],
+) -> Result<(), AppError> {
     let staying: HashSet<&str> = {
         let moving: HashSet<&str> = moves.iter().map(|m| m.0.as_str()).collect();
         files
@@ -95,7 +147,7 @@ fn plan(layout: &Layout, files: &[LaidOutFile], held: &HashSet<String>) -> Resul
     };
     let moving_from: HashSet<&str> = moves.iter().map(|m| m.1.as_str()).collect();
     let mut targets = HashSet::new();
-    for (_, _, new_path) in &moves {
+    for (_, _, new_path) in moves {
         if !targets.insert(new_path.as_str())
             || staying.contains(new_path.as_str())
             || moving_from.contains(new_path.as_str())
@@ -103,27 +155,7 @@ fn plan(layout: &Layout, files: &[LaidOutFile], held: &HashSet<String>) -> Resul
             return Err(AppError::RelayoutCollision(new_path.clone()));
         }
     }
-    let kept: HashSet<&str> = dirs
-        .iter()
-        .filter(|(id, _)| held.contains(*id))
-        .map(|(_, (old, _))| old.as_str())
-        .collect();
-    let old_dirs = dirs
-        .values()
-        .filter(|(old, new)| old != new && !kept.contains(old.as_str()))
-        .map(|(old, _)| old.clone())
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    Ok(Plan {
-        moves,
-        dirs: dirs
-            .into_iter()
-            .filter(|(id, _)| !held.contains(id))
-            .map(|(id, (_, new))| (id, new))
-            .collect(),
-        old_dirs,
-    })
+    Ok(())
 }
 
 impl App {

@@ -341,11 +341,11 @@ pub enum Artifact<'a> {
 pub fn artifact_key(video_id: &str, artifact: Artifact<'_>) -> String {
     match artifact {
         Artifact::Audio => format!("{video_id}/audio"),
-        Artifact::Transcript { file_type, nth: 1 } => {
-            format!("{video_id}/transcript/{}", safe_type(file_type))
-        }
         Artifact::Transcript { file_type, nth } => {
-            format!("{video_id}/transcript/{}/{nth}", safe_type(file_type))
+            let nth = second_or_later(nth)
+                .map(|n| format!("/{n}"))
+                .unwrap_or_default();
+            format!("{video_id}/transcript/{}{nth}", safe_type(file_type))
         }
     }
 }
@@ -357,13 +357,19 @@ pub fn artifact_path(video_path: &str, artifact: Artifact<'_>) -> String {
     let stem = video_path.strip_suffix(".mp4").unwrap_or(video_path);
     match artifact {
         Artifact::Audio => format!("{stem}.m4a"),
-        Artifact::Transcript { file_type, nth: 1 } => {
-            format!("{stem}.transcript.{}", safe_type(file_type))
-        }
         Artifact::Transcript { file_type, nth } => {
-            format!("{stem}.transcript.{nth}.{}", safe_type(file_type))
+            let nth = second_or_later(nth)
+                .map(|n| format!("{n}."))
+                .unwrap_or_default();
+            format!("{stem}.transcript.{nth}{}", safe_type(file_type))
         }
     }
+}
+
+/// A transcript's number in its key and name: none for the first of its type, so that
+/// the usual single transcript keeps the plain key and name.
+fn second_or_later(nth: usize) -> Option<usize> {
+    (nth != 1).then_some(nth)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -53,17 +53,22 @@ pub async fn open(config: &Config) -> Result<(Db, Arc<dyn Archive>), Failure> {
     let store = Db::open(&config.database.path)
         .await
         .map_err(Failure::usage)?;
-    let archive = archive::open(
+    let archive = open_archive(config, &store)?;
+    // `hold` and `audit verify` write into the archive: a bucket that cannot lock
+    // objects under `retention.mode` is refused first.
+    archive.check_promises().await.map_err(Failure::usage)?;
+    Ok((store, archive))
+}
+
+/// The configured archive, over `store` (a refused configuration is a usage error).
+pub fn open_archive(config: &Config, store: &Db) -> Result<Arc<dyn Archive>, Failure> {
+    archive::open(
         &config.storage.path,
         config.storage.s3.as_ref(),
         config.download.checkpoint_bytes,
         store.clone(),
     )
-    .map_err(Failure::usage)?;
-    // `hold` and `audit verify` write into the archive: a bucket that cannot lock
-    // objects under `retention.mode` is refused first.
-    archive.check_promises().await.map_err(Failure::usage)?;
-    Ok((store, archive))
+    .map_err(Failure::usage)
 }
 
 pub async fn run(config: &Path, command: AuditCommand) -> CliResult {

@@ -1,6 +1,7 @@
 //! `expire`: its flags, and the report rendered as a table or JSON.
 
 use super::exit::{CliResult, Exit};
+use super::prune::Format;
 use std::fmt::Write as _;
 use std::path::Path;
 use wemeet_archiver::app::App;
@@ -17,12 +18,6 @@ pub struct ExpireArgs {
     pub dry_run: bool,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
 }
 
 pub async fn run(config: &Path, args: &ExpireArgs) -> CliResult {

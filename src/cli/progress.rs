@@ -227,7 +227,6 @@ fn backfill_frame(snap: &Snapshot, to_do: ToDo, calls: Calls, per_sec: Option<f6
 }
 
 fn export_frame(snap: &Snapshot, per_sec: Option<f64>) -> Frame {
-    let planned = snap.planned.unwrap_or_default();
     let line = match snap.planned {
         None => "export   selecting the recordings".to_string(),
         Some(p) => format!(
@@ -239,8 +238,15 @@ fn export_frame(snap: &Snapshot, per_sec: Option<f64>) -> Frame {
             speed(per_sec, p.bytes.saturating_sub(snap.bytes_done))
         ),
     };
+    bytes_frame(line, snap)
+}
+
+/// One line of text above a bar of the bytes done against those planned.
+fn bytes_frame(line: String, snap: &Snapshot) -> Frame {
+    let planned = snap.planned.unwrap_or_default();
     Frame {
         text: vec![line],
+        // Nothing planned yet is not all done.
         total: match snap.planned {
             None => (0, 1),
             Some(p) => (snap.bytes_done.min(p.bytes), p.bytes),
@@ -269,15 +275,7 @@ fn verify_frame(snap: &Snapshot, per_sec: Option<f64>) -> Frame {
             speed(per_sec, left)
         )
     };
-    Frame {
-        text: vec![line],
-        // Nothing planned yet is not all done.
-        total: match snap.planned {
-            None => (0, 1),
-            Some(p) => (snap.bytes_done.min(p.bytes), p.bytes),
-        },
-        total_text: format!("{} of {}", Size(snap.bytes_done), Size(planned.bytes)),
-    }
+    bytes_frame(line, snap)
 }
 
 fn reindex_frame(snap: &Snapshot) -> Frame {

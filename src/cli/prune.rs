@@ -19,11 +19,12 @@ pub struct PruneArgs {
     pub format: Format,
 }
 
+/// The report's form, `prune`'s and `expire`'s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// One line per file, then a summary.
+    /// One line per file (per recording for `expire`), then a summary.
     Table,
-    /// One object with the summary and every file.
+    /// One object with the summary and every file (every recording for `expire`).
     Json,
 }
 

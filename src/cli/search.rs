@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Write as _};
 use std::sync::Arc;
 use std::time::Duration;
-use wemeet_archiver::archive::{self, Archive};
+use wemeet_archiver::archive::Archive;
 use wemeet_archiver::config::Config;
 use wemeet_archiver::human::Size;
 use wemeet_archiver::search::{Query, Recording, SearchError};
@@ -119,13 +119,7 @@ pub async fn open(config: &Config) -> Result<(Db, Arc<dyn Archive>), Failure> {
         )));
     }
     let store = Db::open(db).await.map_err(Failure::incomplete)?;
-    let archive = archive::open(
-        &config.storage.path,
-        config.storage.s3.as_ref(),
-        config.download.checkpoint_bytes,
-        store.clone(),
-    )
-    .map_err(Failure::usage)?;
+    let archive = super::audit::open_archive(config, &store)?;
     Ok((store, archive))
 }
 

@@ -96,20 +96,19 @@ pub struct ReportRow {
 }
 
 impl ReportRow {
-    /// The columns of the CSV report: the fields, in order.
-    pub const COLUMNS: [&str; 11] = [
-        "record_file_id",
-        "meeting_code",
-        "subject",
-        "path",
-        "expected_size",
-        "actual_size",
-        "expected_sha256",
-        "actual_sha256",
-        "status",
-        "detail",
-        "kind",
-    ];
+    /// The columns of the CSV report: the fields, in order, as serde names them. Read
+    /// from the header a CSV writer puts above a row, so that they cannot drift from the
+    /// rows (an empty report still needs them).
+    pub fn columns() -> Vec<String> {
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        writer
+            .serialize(Self::found("", None, Status::Extra, String::new()))
+            .expect("writing to memory cannot fail");
+        let bytes = writer.into_inner().expect("writing to memory cannot fail");
+        let mut reader = csv::Reader::from_reader(bytes.as_slice());
+        let header = reader.headers().expect("the header was just written");
+        header.iter().map(String::from).collect()
+    }
 
     /// A row for a database file, with what the database expects of it.
     fn of(row: &VerifyRow, status: Status) -> Self {

@@ -7,7 +7,6 @@ use crate::common::*;
 use crate::layout::set_layout;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use wemeet_sim::SimConfig;
 
 const DAYS: u32 = 15;
@@ -22,15 +21,6 @@ fn dataset() -> SimConfig {
         max_file_size: 100_000,
         ..SimConfig::default()
     }
-}
-
-fn explain(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 async fn ok(config: &Path, args: &[&str]) -> String {
@@ -70,18 +60,7 @@ async fn the_trail_records_every_change_and_names_a_tampered_record_by_sequence(
     let held = files[0].clone();
 
     // A hold on one recording: prune skips it, saying so, and deletes the others.
-    let placed = ok(
-        &config,
-        &[
-            "hold",
-            "add",
-            "--meeting",
-            &held.meeting_record_id,
-            "--reason",
-            "matter 42",
-        ],
-    )
-    .await;
+    let placed = ok(&config, &hold_meeting(&held.meeting_record_id, "matter 42")).await;
     assert!(placed.contains("hold 1 placed on meeting"), "{placed}");
     let pruned = ok(&config, &["prune"]).await;
     assert!(
@@ -89,10 +68,7 @@ async fn the_trail_records_every_change_and_names_a_tampered_record_by_sequence(
         "{pruned}"
     );
     let deleted: BTreeSet<String> = sim.deleted().into_iter().collect();
-    let others: BTreeSet<String> = files[1..]
-        .iter()
-        .map(|f| f.record_file_id.clone())
-        .collect();
+    let others = record_file_ids(&files[1..]);
     assert_eq!(deleted, others);
 
     // relayout moves the others and leaves the held one where it is.
@@ -248,18 +224,7 @@ async fn expire_removes_exactly_the_recordings_past_keep_except_the_held_ones() 
     let keep_secs = (wemeet_archiver::time::UnixMs::now().as_millis() - cut_off) / 1000;
     add_retention_table(&config, &format!("keep = \"{keep_secs}s\""));
     let held = recordings[0].1.clone();
-    ok(
-        &config,
-        &[
-            "hold",
-            "add",
-            "--meeting",
-            &held.meeting_record_id,
-            "--reason",
-            "subpoena",
-        ],
-    )
-    .await;
+    ok(&config, &hold_meeting(&held.meeting_record_id, "subpoena")).await;
     let past: BTreeSet<String> = recordings[1..3]
         .iter()
         .map(|(_, f)| f.meeting_record_id.clone())

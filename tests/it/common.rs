@@ -465,3 +465,32 @@ pub async fn metrics_of(store: &Db) -> String {
     };
     source.render().await.unwrap()
 }
+
+/// A command's exit code, standard output and standard error, for an assertion's message.
+pub fn explain(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The arguments of `hold add --meeting MEETING --reason REASON`.
+pub fn hold_meeting<'a>(meeting_record_id: &'a str, reason: &'a str) -> [&'a str; 6] {
+    [
+        "hold",
+        "add",
+        "--meeting",
+        meeting_record_id,
+        "--reason",
+        reason,
+    ]
+}
+
+/// The record_file_ids of `files`, to compare with what the simulator deleted.
+pub fn record_file_ids(
+    files: &[wemeet_archiver::state::FileRow],
+) -> std::collections::BTreeSet<String> {
+    files.iter().map(|f| f.record_file_id.clone()).collect()
+}

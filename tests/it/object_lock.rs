@@ -15,7 +15,7 @@ use std::process::Output;
 use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
 use wemeet_archiver::archive::s3::{LockClient, LockError, LockMode, S3Bucket};
-use wemeet_archiver::state::FileStatus;
+use wemeet_archiver::state::{FileRow, FileStatus};
 use wemeet_sim::{SimConfig, SimHandle};
 
 const KEEP: Duration = Duration::from_secs(6 * 31_557_600);
@@ -117,13 +117,16 @@ async fn run(config: &Path, args: &[&str]) -> Output {
     run_configured(config, args, &AWS_ENV).await
 }
 
-fn explain(out: &Output) -> String {
-    format!(
-        "exit {:?}\n{}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+/// Backfills the whole dataset into the archiver's bucket (exit 0): the bucket, and the
+/// files the database then holds.
+async fn backfill_locked(archiver: &Archiver) -> (S3Bucket, Vec<FileRow>) {
+    let args = backfill_args(15, &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(&archiver.config, &args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
+    let config = load(&archiver.config);
+    let bucket = S3Bucket::new(config.storage.s3.as_ref().unwrap()).unwrap();
+    (bucket, archiver.store().await.all_files().await.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -133,13 +136,7 @@ async fn every_object_is_retained_until_start_plus_keep_and_a_locked_version_can
     for (bucket, multipart) in [("locked-puts", false), ("locked-uploads", true)] {
         let sim = start_sim(dataset(multipart)).await;
         let (archiver, client) = locked_archiver(&sim, &moto, bucket, "compliance", true).await;
-        let args = backfill_args(15, &[]);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = run(&archiver.config, &args).await;
-        assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
-        let config = load(&archiver.config);
-        let bucket = S3Bucket::new(config.storage.s3.as_ref().unwrap()).unwrap();
-        let files = archiver.store().await.all_files().await.unwrap();
+        let (bucket, files) = backfill_locked(&archiver).await;
         assert_eq!(files.len(), 3);
         for file in &files {
             assert_eq!(file.status, FileStatus::Archived, "{file:?}");
@@ -204,13 +201,7 @@ async fn a_hold_puts_a_legal_hold_on_exactly_its_recording_which_prune_skips_unt
     let sim = start_sim(dataset(false)).await;
     let (archiver, client) =
         locked_archiver(&sim, &moto, "held-recordings", "governance", true).await;
-    let args = backfill_args(15, &[]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = run(&archiver.config, &args).await;
-    assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
-    let config = load(&archiver.config);
-    let bucket = S3Bucket::new(config.storage.s3.as_ref().unwrap()).unwrap();
-    let files = archiver.store().await.all_files().await.unwrap();
+    let (bucket, files) = backfill_locked(&archiver).await;
     let held = files[0].clone();
     let legal_holds = async || {
         let mut on = BTreeSet::new();
@@ -226,14 +217,7 @@ async fn a_hold_puts_a_legal_hold_on_exactly_its_recording_which_prune_skips_unt
 
     let out = run(
         &archiver.config,
-        &[
-            "hold",
-            "add",
-            "--meeting",
-            &held.meeting_record_id,
-            "--reason",
-            "matter 7",
-        ],
+        &hold_meeting(&held.meeting_record_id, "matter 7"),
     )
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
@@ -251,10 +235,7 @@ async fn a_hold_puts_a_legal_hold_on_exactly_its_recording_which_prune_skips_unt
         "{stdout}"
     );
     let deleted: BTreeSet<String> = sim.deleted().into_iter().collect();
-    let others: BTreeSet<String> = files[1..]
-        .iter()
-        .map(|f| f.record_file_id.clone())
-        .collect();
+    let others = record_file_ids(&files[1..]);
     assert_eq!(deleted, others);
 
     let out = run(&archiver.config, &["hold", "release", "1"]).await;

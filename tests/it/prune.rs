@@ -225,15 +225,6 @@ async fn prune(config: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
     run_binary(&all, envs).await
 }
 
-fn explain(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn json_of(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", explain(out)))
 }

@@ -65,10 +65,7 @@ async fn resumes_after_sigkill_without_refetching() {
         child.start_kill().unwrap(); // SIGKILL
         child.wait().await.unwrap();
     }
-    let status = spawn_backfill(&archiver.config, 15, &[])
-        .wait()
-        .await
-        .unwrap();
+    let status = backfill_to_the_end(&archiver).await;
     assert!(status.success());
 
     let archive = archiver.archive();
@@ -169,10 +166,7 @@ async fn checkpoints_name_only_written_bytes_and_resumes_hash_to_the_manifest() 
         checked > 0,
         "no kill landed mid-transfer; make the data bigger"
     );
-    let status = spawn_backfill(&archiver.config, 15, &[])
-        .wait()
-        .await
-        .unwrap();
+    let status = backfill_to_the_end(&archiver).await;
     assert!(status.success());
     assert_archive_matches(&archiver.archive(), &sim.manifest());
     let rows = archiver.store().await.all_files().await.unwrap();
@@ -212,10 +206,7 @@ async fn sigterm_checkpoints_exits_0_within_10_s_and_the_next_run_resumes() {
     assert!(checkpointed > 0, "nothing was checkpointed on SIGTERM");
     drop(store);
 
-    let status = spawn_backfill(&archiver.config, 15, &[])
-        .wait()
-        .await
-        .unwrap();
+    let status = backfill_to_the_end(&archiver).await;
     assert!(status.success());
     assert_archive_matches(&archiver.archive(), &sim.manifest());
     // The checkpoints taken on SIGTERM cover what was received: at most a chunk per
@@ -449,4 +440,12 @@ async fn a_full_disk_pauses_the_transfer_until_space_is_back() {
         .unwrap();
     assert!(report.complete(), "{report:#?}");
     assert_archive_matches(&archive, &sim.manifest());
+}
+
+/// A backfill of the whole dataset that nothing interrupts: its exit status.
+async fn backfill_to_the_end(archiver: &Archiver) -> std::process::ExitStatus {
+    spawn_backfill(&archiver.config, 15, &[])
+        .wait()
+        .await
+        .unwrap()
 }

@@ -343,12 +343,7 @@ async fn an_export_is_checked_by_sha256sum_and_refuses_a_damaged_copy_by_name() 
     let to_arg = to.to_str().unwrap();
 
     let out = run_configured(config, &["export", "--user", &user, "--to", to_arg], &[]).await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
     let (ok, said) = sha256sum_check(&to);
     assert!(ok, "{said}");
     let mut want: BTreeSet<String> = files.iter().map(|f| f.path.clone()).collect();
@@ -484,12 +479,7 @@ async fn a_bucket_is_searched_with_presigned_links_and_exported_intact() {
         &AWS_ENV,
     )
     .await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
     let (ok, said) = sha256sum_check(&to);
     assert!(ok, "{said}");
     let store = a.store().await;

@@ -10,24 +10,20 @@ use crate::lenient::{Number, NumberOrDefault, OptionalNumber};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_with::serde_as;
 
-/// One page of the account-level recording list.
+/// One page of the account-level recording list. Every field defaults when missing.
 #[serde_as]
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RecordsPage {
-    #[serde(default)]
     #[serde_as(as = "NumberOrDefault")]
     pub total_count: u64,
     /// Not trusted (the official example says 10 while returning 2): count the items.
-    #[serde(default)]
     #[serde_as(as = "NumberOrDefault")]
     pub current_size: u64,
-    #[serde(default)]
     #[serde_as(as = "NumberOrDefault")]
     pub current_page: u64,
-    #[serde(default)]
     #[serde_as(as = "NumberOrDefault")]
     pub total_page: u64,
-    #[serde(default)]
     pub record_meetings: Vec<RecordMeeting>,
 }
 
@@ -117,21 +113,18 @@ pub struct ErrorInfo {
 }
 
 /// One page of `GET /v1/addresses?meeting_record_id=`: the files of one recording.
+/// Every field defaults when missing.
 #[serde_as]
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct AddressesPage {
-    #[serde(default)]
     #[serde_as(as = "NumberOrDefault")]
     pub total_count: u64,
-    #[serde(default)]
     #[serde_as(as = "NumberOrDefault")]
     pub current_page: u64,
-    #[serde(default)]
     #[serde_as(as = "NumberOrDefault")]
     pub total_page: u64,
-    #[serde(default)]
     pub meeting_record_id: String,
-    #[serde(default)]
     pub record_files: Vec<AddressFile>,
 }
 
