@@ -433,6 +433,12 @@ impl App {
         retry_failed: bool,
         cancel: CancellationToken,
     ) -> Result<BackfillReport, AppError> {
+        const BACKFILL: Listing = Listing {
+            priority: Priority::Foreground,
+            listed: "window listed",
+            not_listed: "could not list window",
+            stop_at_failure: false,
+        };
         self.resume_interrupted().await?;
         if retry_failed {
             let n = self.store.retry_failed().await?;
@@ -445,13 +451,7 @@ impl App {
 
         let windows = split_windows(since, until);
         self.progress.listing(windows.len() as u64);
-        let backfill = Listing {
-            priority: Priority::Foreground,
-            listed: "window listed",
-            not_listed: "could not list window",
-            stop_at_failure: false,
-        };
-        let mut listing = self.list_windows(&windows, &backfill, &cancel);
+        let mut listing = self.list_windows(&windows, &BACKFILL, &cancel);
         let listed = async {
             while listing.next().await?.is_some() {
                 self.progress.window_done();

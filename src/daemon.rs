@@ -35,6 +35,7 @@ const DEFAULT_PING: Duration = Duration::from_secs(10);
 
 /// How often a due prune round looks again whether the transfers are done.
 const PRUNE_RECHECK: Duration = Duration::from_secs(5);
+
 /// The service's sockets, bound before it reports ready (so a port taken is an error at
 /// start). [`App::run`] binds the configured addresses; tests and `demo` bind port 0
 /// themselves and pass the listeners to [`App::run_on`], so that no port is guessed.
@@ -51,22 +52,18 @@ impl Listeners {
     /// yet; an address that cannot be listened on is an error naming its key.
     async fn or_configured(self, config: &Config) -> Result<Self, AppError> {
         let metrics = match (self.metrics, config.metrics.listen) {
-            (Some(listener), _) => Some(listener),
-            (None, Some(listen)) => Some(
-                TcpListener::bind(listen)
-                    .await
-                    .map_err(|source| AppError::MetricsListen { listen, source })?,
-            ),
-            (None, None) => None,
+            (None, Some(listen)) => {
+                let bound = TcpListener::bind(listen).await;
+                Some(bound.map_err(|source| AppError::MetricsListen { listen, source })?)
+            }
+            (given, _) => given,
         };
-        let webhook = match (self.webhook, &config.webhook) {
-            (Some(listener), _) => Some(listener),
-            (None, Some(webhook)) => {
-                let listen = webhook.listen;
+        let webhook = match (self.webhook, config.webhook.as_ref().map(|w| w.listen)) {
+            (None, Some(listen)) => {
                 let bound = TcpListener::bind(listen).await;
                 Some(bound.map_err(|source| AppError::WebhookListen { listen, source })?)
             }
-            (None, None) => None,
+            (given, _) => given,
         };
         Ok(Self { metrics, webhook })
     }
