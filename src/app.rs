@@ -4,7 +4,7 @@
 use crate::archive::marker::{self, Marker, MarkerError};
 use crate::archive::{self, Archive, ArchiveError};
 use crate::budget::{Budget, Priority};
-use crate::census::{Census, ListError, split_windows};
+use crate::census::{Census, ListError, WindowListing, split_windows};
 use crate::client::{ApiClient, Budgets, CallError, config_advice};
 use crate::config::Config;
 use crate::progress::Progress;
@@ -168,7 +168,7 @@ impl AppError {
 }
 
 /// What a backfill did, and what is left to do.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct BackfillReport {
     pub windows: usize,
     /// Windows that could not be listed, with the reason.
@@ -191,6 +191,14 @@ pub struct BackfillReport {
 }
 
 impl BackfillReport {
+    /// Adds what the transfers of the run did.
+    fn add_transfers(&mut self, pool: PoolReport) {
+        self.archived_now = pool.archived;
+        self.bytes_now = pool.bytes;
+        self.adopted_now = pool.adopted;
+        self.replaced = pool.replaced;
+    }
+
     /// Everything the range holds is archived (pending meetings have no files yet).
     pub fn complete(&self) -> bool {
         self.failed_windows.is_empty()
@@ -425,13 +433,13 @@ impl App {
         retry_failed: bool,
         cancel: CancellationToken,
     ) -> Result<BackfillReport, AppError> {
-        let requeued = self.store.requeue_interrupted().await?;
-        if requeued > 0 {
-            tracing::info!(
-                files = requeued,
-                "resuming transfers interrupted by the last run"
-            );
-        }
+        const BACKFILL: Listing = Listing {
+            priority: Priority::Foreground,
+            listed: "window listed",
+            not_listed: "could not list window",
+            stop_at_failure: false,
+        };
+        self.resume_interrupted().await?;
         if retry_failed {
             let n = self.store.retry_failed().await?;
             tracing::info!(files = n, "re-queued failed files");
@@ -443,67 +451,46 @@ impl App {
 
         let windows = split_windows(since, until);
         self.progress.listing(windows.len() as u64);
-        let mut report = BackfillReport {
-            windows: windows.len(),
-            failed_windows: Vec::new(),
-            meetings_seen: 0,
-            archived_now: 0,
-            bytes_now: 0,
-            adopted_now: 0,
-            replaced: Vec::new(),
-            not_archived: Vec::new(),
-            pending_meetings: 0,
-            interrupted: false,
-            reindexed: None,
-        };
-        let mut fatal = None;
-        for (start, end) in windows {
-            let listed = tokio::select! {
-                r = self.lister.list_window(start, end, Priority::Foreground) => r,
-                () = cancel.cancelled() => break,
-            };
-            self.progress.window_done();
-            match listed {
-                Ok(w) => {
-                    tracing::info!(
-                        start,
-                        end,
-                        pages = w.pages,
-                        meetings = w.meetings,
-                        files = w.files,
-                        "window listed"
-                    );
-                    report.meetings_seen += w.meetings;
-                }
-                Err(e) => match AppError::from(e) {
-                    AppError::List(e) => {
-                        tracing::error!(start, end, error = %crate::errors::chain(&e), "could not list window");
-                        report
-                            .failed_windows
-                            .push(format!("{start}..{end}: {}", crate::errors::chain(&e)));
-                    }
-                    other => {
-                        fatal = Some(other);
-                        cancel.cancel();
-                        break;
-                    }
-                },
+        let mut listing = self.list_windows(&windows, &BACKFILL, &cancel);
+        let listed = async {
+            while listing.next().await?.is_some() {
+                self.progress.window_done();
             }
+            Ok::<_, AppError>(listing.listed)
+        }
+        .await;
+        if listed.is_err() {
+            // Credentials, permission, the database: the transfers stop too.
+            cancel.cancel();
         }
         listing_done.store(true, Ordering::Release);
         self.store.wake_workers();
         let pool_result = pool
             .await
             .unwrap_or_else(|e| panic!("download pool panicked: {e}"));
-        if let Some(e) = fatal {
-            return Err(e);
-        }
-        let pool_report: PoolReport = pool_result?;
-        report.archived_now = pool_report.archived;
-        report.bytes_now = pool_report.bytes;
-        report.adopted_now = pool_report.adopted;
-        report.replaced = pool_report.replaced;
-        report.interrupted = cancel.is_cancelled();
+        let listed = listed?;
+        let mut report = BackfillReport {
+            windows: windows.len(),
+            failed_windows: listed.failed,
+            meetings_seen: listed.meetings,
+            interrupted: cancel.is_cancelled(),
+            ..BackfillReport::default()
+        };
+        report.add_transfers(pool_result?);
+        self.finish_backfill(&mut report, since, until, &cancel)
+            .await?;
+        Ok(report)
+    }
+
+    /// What a backfill leaves behind: the range's files not archived, the meetings still
+    /// pending, the reindex over an existing archive, the audit trail in the archive.
+    async fn finish_backfill(
+        &self,
+        report: &mut BackfillReport,
+        since: i64,
+        until: i64,
+        cancel: &CancellationToken,
+    ) -> Result<(), AppError> {
         report.not_archived = self
             .store
             .unarchived_in_range(UnixMs::from_secs(since), UnixMs::end_of_second(until))
@@ -513,11 +500,117 @@ impl App {
             .collect();
         report.pending_meetings = self.store.pending_meetings().await?.len();
         if self.over_existing_archive && !report.interrupted {
-            report.reindexed = Some(Box::pin(self.reindex(&cancel)).await?);
+            report.reindexed = Some(Box::pin(self.reindex(cancel)).await?);
         }
         crate::audit::write_trail_or_warn(&self.store, self.archive()?.as_ref()).await;
-        Ok(report)
+        Ok(())
     }
+
+    /// Puts the transfers a killed or stopped process left in flight back in the queue:
+    /// every job that transfers starts with it.
+    pub(crate) async fn resume_interrupted(&self) -> Result<(), DbError> {
+        let requeued = self.store.requeue_interrupted().await?;
+        if requeued > 0 {
+            tracing::info!(
+                files = requeued,
+                "resuming transfers interrupted by the last run"
+            );
+        }
+        Ok(())
+    }
+
+    /// Lists `windows` one after the other, as `how` says, until `cancel`: each
+    /// [`Windows::next`] lists one.
+    pub(crate) fn list_windows<'a>(
+        &'a self,
+        windows: &'a [(i64, i64)],
+        how: &'a Listing,
+        cancel: &'a CancellationToken,
+    ) -> Windows<'a> {
+        Windows {
+            lister: &self.lister,
+            windows: windows.iter(),
+            how,
+            cancel,
+            listed: ListedWindows::default(),
+        }
+    }
+}
+
+/// A listing of windows under way (see [`App::list_windows`]).
+pub(crate) struct Windows<'a> {
+    lister: &'a Census,
+    windows: std::slice::Iter<'a, (i64, i64)>,
+    how: &'a Listing,
+    cancel: &'a CancellationToken,
+    /// What the windows listed so far did.
+    pub(crate) listed: ListedWindows,
+}
+
+impl Windows<'_> {
+    /// Lists the next window: its listing, or why it could not be listed (the listing
+    /// failed after its retries: logged at error level and kept in `listed.failed`).
+    /// `None` once every window is done with, or the listing stopped (cancelled, or at a
+    /// failure with `stop_at_failure`). An error no retry can fix (credentials,
+    /// permission, the database) is returned.
+    pub(crate) async fn next(&mut self) -> Result<Option<Result<WindowListing, String>>, AppError> {
+        let stopped = self.how.stop_at_failure && !self.listed.failed.is_empty();
+        let Some(&(start, end)) = self.windows.next().filter(|_| !stopped) else {
+            return Ok(None);
+        };
+        let outcome = tokio::select! {
+            r = self.lister.list_window(start, end, self.how.priority) => r,
+            () = self.cancel.cancelled() => {
+                self.listed.cancelled = true;
+                return Ok(None);
+            }
+        };
+        match outcome.map_err(AppError::from) {
+            Ok(w) => {
+                let (pages, meetings, files) = (w.pages, w.meetings, w.files);
+                tracing::info!(start, end, pages, meetings, files, "{}", self.how.listed);
+                self.listed.meetings += w.meetings;
+                Ok(Some(Ok(w)))
+            }
+            Err(AppError::List(e)) => {
+                let error = crate::errors::chain(&e);
+                tracing::error!(start, end, %error, "{}", self.how.not_listed);
+                self.listed.failed.push(format!("{start}..{end}: {error}"));
+                Ok(Some(Err(error)))
+            }
+            Err(fatal) => Err(fatal),
+        }
+    }
+
+    /// Lists every window left; what they did.
+    pub(crate) async fn all(mut self) -> Result<ListedWindows, AppError> {
+        while self.next().await?.is_some() {}
+        Ok(self.listed)
+    }
+}
+
+/// How [`App::list_windows`] lists: at which priority, what it logs, whether a window
+/// that cannot be listed ends the listing.
+pub(crate) struct Listing {
+    pub(crate) priority: Priority,
+    /// The log line of a window listed.
+    pub(crate) listed: &'static str,
+    /// The log line (error level) of a window that could not be listed.
+    pub(crate) not_listed: &'static str,
+    /// A live poll fails as a whole and is retried at the next interval; a backfill goes
+    /// on with the next window and reports the ones it could not list.
+    pub(crate) stop_at_failure: bool,
+}
+
+/// What [`App::list_windows`] did.
+#[derive(Debug, Default)]
+pub(crate) struct ListedWindows {
+    /// Meetings seen in the windows listed.
+    pub(crate) meetings: u64,
+    /// The windows that could not be listed, with why: `start..end: error`.
+    pub(crate) failed: Vec<String>,
+    /// Stopped by the cancellation before the last window.
+    pub(crate) cancelled: bool,
 }
 
 /// Takes an exclusive advisory lock beside the database.

@@ -13,9 +13,10 @@
 //! from the cloud every `prune.interval` through a third budget, after the first poll and
 //! once the transfers are done.
 
-use crate::app::{App, AppError};
+use crate::app::{App, AppError, ListedWindows, Listing};
 use crate::budget::Priority;
-use crate::census::{ListError, split_windows};
+use crate::census::split_windows;
+use crate::config::Config;
 use crate::metrics::{self, MetricsSource};
 use crate::prune::Mode;
 use crate::state::{DbError, Fact, FileStatus};
@@ -25,26 +26,62 @@ use sd_notify::NotifyState;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Longest gap between two watchdog pings when systemd did not say.
 const DEFAULT_PING: Duration = Duration::from_secs(10);
 
 /// How often a due prune round looks again whether the transfers are done.
 const PRUNE_RECHECK: Duration = Duration::from_secs(5);
+
+/// The service's sockets, bound before it reports ready (so a port taken is an error at
+/// start). [`App::run`] binds the configured addresses; tests and `demo` bind port 0
+/// themselves and pass the listeners to [`App::run_on`], so that no port is guessed.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// `/metrics` and `/healthz`; served whenever given.
+    pub metrics: Option<TcpListener>,
+    /// The webhook's endpoint; used only with `[webhook]`, which says its path and secrets.
+    pub webhook: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds `metrics.listen` and `webhook.listen` (where set) that this does not hold
+    /// yet; an address that cannot be listened on is an error naming its key.
+    async fn or_configured(self, config: &Config) -> Result<Self, AppError> {
+        let metrics = match (self.metrics, config.metrics.listen) {
+            (None, Some(listen)) => {
+                let bound = TcpListener::bind(listen).await;
+                Some(bound.map_err(|source| AppError::MetricsListen { listen, source })?)
+            }
+            (given, _) => given,
+        };
+        let webhook = match (self.webhook, config.webhook.as_ref().map(|w| w.listen)) {
+            (None, Some(listen)) => {
+                let bound = TcpListener::bind(listen).await;
+                Some(bound.map_err(|source| AppError::WebhookListen { listen, source })?)
+            }
+            (given, _) => given,
+        };
+        Ok(Self { metrics, webhook })
+    }
+}
+
 /// The webhook of a service about to start: bound, not serving yet.
 struct Webhook {
-    listener: tokio::net::TcpListener,
+    listener: TcpListener,
     receiver: Arc<Receiver>,
     worker: EventWorker,
 }
 
 impl Webhook {
-    /// Serves the endpoint until `cancel`; returns the worker of its events, for the caller
-    /// to run.
-    fn serve(self, cancel: &CancellationToken) -> EventWorker {
+    /// Serves the endpoint on `tasks` until `cancel`; returns the worker of its events, for
+    /// the caller to run.
+    fn serve(self, tasks: &TaskTracker, cancel: &CancellationToken) -> EventWorker {
         let (listener, receiver, cancel) = (self.listener, self.receiver, cancel.clone());
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             if let Err(e) = crate::webhook::serve(listener, receiver, cancel).await {
                 tracing::error!(error = %e, "webhook listener failed");
             }
@@ -75,38 +112,67 @@ fn notify(states: &[NotifyState<'_>]) {
 impl App {
     /// Runs until `cancel` fires (SIGTERM), then stops claiming work, lets every transfer
     /// checkpoint, and returns. `since` (UNIX seconds) also backfills from that time.
+    /// Listens where `metrics.listen` and `webhook.listen` say.
     pub async fn run(&self, since: Option<i64>, cancel: CancellationToken) -> Result<(), AppError> {
-        let requeued = self.store.requeue_interrupted().await?;
-        if requeued > 0 {
-            tracing::info!(
-                files = requeued,
-                "resuming transfers interrupted by the last run"
-            );
-        }
-        let interval = self.config.poll.interval;
+        self.run_on(since, Listeners::default(), cancel).await
+    }
+
+    /// [`App::run`] on the `listeners` given; those the config asks for and `listeners`
+    /// lacks are bound at the configured addresses. The servers and the transfer pool are
+    /// tasks of their own, all joined before this returns.
+    pub async fn run_on(
+        &self,
+        since: Option<i64>,
+        listeners: Listeners,
+        cancel: CancellationToken,
+    ) -> Result<(), AppError> {
+        let listeners = listeners.or_configured(&self.config).await?;
+        self.resume_interrupted().await?;
         self.api.budgets().records.pace();
         self.api.budgets().deletes.pace();
-        let webhook = self.bind_webhook().await?;
+        let webhook = listeners.webhook.and_then(|l| self.webhook(l));
         let downloader = self.downloader()?;
-        if let Some(listen) = self.config.metrics.listen {
+        let tasks = TaskTracker::new();
+        if let Some(listener) = listeners.metrics {
             let source = MetricsSource {
                 store: self.store.clone(),
                 budgets: self.api.budgets().clone(),
-                poll_interval: interval,
+                poll_interval: self.config.poll.interval,
                 webhook: webhook.as_ref().map(|w| w.receiver.counters()),
                 disk_full_pauses: downloader.disk_full_pauses(),
                 retention_mode: self.config.retention.mode,
             };
-            metrics::serve(listen, source, cancel.clone())
-                .await
-                .map_err(|source| AppError::MetricsListen { listen, source })?;
+            tasks.spawn(metrics::serve(listener, source, cancel.clone()));
         }
         // The pool never runs out of work in a daemon: new files keep coming.
-        let pool = tokio::spawn(downloader.run(Arc::new(AtomicBool::new(false)), cancel.clone()));
-        let events = webhook.map(|w| w.serve(&cancel));
+        let pool = tasks.spawn(downloader.run(Arc::new(AtomicBool::new(false)), cancel.clone()));
+        let events = webhook.map(|w| w.serve(&tasks, &cancel));
+        tasks.close();
         notify(&[NotifyState::Ready, NotifyState::Status("started")]);
 
-        // A fatal error in either task (bad credentials) stops the whole service.
+        let jobs = self.jobs(since, events.as_ref(), &cancel).await;
+
+        notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
+        cancel.cancel();
+        let pooled = pool
+            .await
+            .unwrap_or_else(|e| panic!("download pool panicked: {e}"));
+        tasks.wait().await;
+        jobs?;
+        pooled?;
+        Ok(())
+    }
+
+    /// The service's jobs side by side until `cancel`: live polls, the background backfill
+    /// from `since`, the webhook's events, scrubs, prune and expiry rounds, and the reindex
+    /// over an archive the database knew nothing of. A fatal error in any of them (bad
+    /// credentials) cancels the others and is returned.
+    async fn jobs(
+        &self,
+        since: Option<i64>,
+        events: Option<&EventWorker>,
+        cancel: &CancellationToken,
+    ) -> Result<(), AppError> {
         let stop_on_error = |r: Result<(), AppError>| {
             if r.is_err() {
                 cancel.cancel();
@@ -123,60 +189,52 @@ impl App {
         // what the cloud still lists (its copies adopted by the pool), the rest is
         // reindexed from the archive.
         let reindex = async {
-            if self.over_existing_archive && self::first_poll_done(rebuilding, &cancel).await {
+            if self.over_existing_archive && self::first_poll_done(rebuilding, cancel).await {
                 // Boxed: a reindex's future is large, and only the first start over an
                 // existing archive runs it.
-                stop_on_error(Box::pin(self.reindex(&cancel)).await.map(drop))?;
+                stop_on_error(Box::pin(self.reindex(cancel)).await.map(drop))?;
             }
             Ok::<(), AppError>(())
         };
         let background = async {
             match since {
-                Some(since) => stop_on_error(
-                    self.backfill_in_background(since, first_poll, &cancel)
-                        .await,
-                ),
+                Some(since) => {
+                    stop_on_error(self.backfill_in_background(since, first_poll, cancel).await)
+                }
                 None => Ok(()),
             }
         };
-        let live = async { stop_on_error(self.poll_loop(first_poll_done, &cancel).await) };
+        let live = async { stop_on_error(self.poll_loop(first_poll_done, cancel).await) };
         let scrub = async {
             match self.config.verify.interval {
-                Some(every) => self.scrub_loop(every, &cancel).await,
+                Some(every) => self.scrub_loop(every, cancel).await,
                 None => Ok(()),
             }
         };
         let worked = async {
-            match &events {
-                Some(worker) => stop_on_error(worker.run(&cancel).await.map_err(AppError::from)),
+            match events {
+                Some(worker) => stop_on_error(worker.run(cancel).await.map_err(AppError::from)),
                 None => Ok(()),
             }
         };
         let prune = async {
             match self.config.prune.enabled {
-                true => stop_on_error(self.prune_loop(pruning, &cancel).await),
+                true => stop_on_error(self.prune_loop(pruning, cancel).await),
                 false => Ok(()),
             }
         };
         let expire = async {
             match self.config.retention.expire {
                 // Boxed: the service's future would grow by a whole expiry round.
-                true => stop_on_error(Box::pin(self.expire_loop(&cancel)).await),
+                true => stop_on_error(Box::pin(self.expire_loop(cancel)).await),
                 false => Ok(()),
             }
         };
         let (polled, backfilled, scrubbed, worked, pruned, reindexed, expired) =
             tokio::join!(live, background, scrub, worked, prune, reindex, expire);
-
-        notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
-        cancel.cancel();
-        let pooled = pool
-            .await
-            .unwrap_or_else(|e| panic!("download pool panicked: {e}"));
         polled?;
         backfilled?;
         worked?;
-        pooled?;
         pruned?;
         reindexed?;
         expired?;
@@ -254,16 +312,9 @@ impl App {
         Ok(())
     }
 
-    /// With `[webhook]`: the bound listener (before the service reports ready, so a port
-    /// taken is an error at start) and what serves and works its events.
-    async fn bind_webhook(&self) -> Result<Option<Webhook>, AppError> {
-        let Some(config) = &self.config.webhook else {
-            return Ok(None);
-        };
-        let listen = config.listen;
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|source| AppError::WebhookListen { listen, source })?;
+    /// With `[webhook]`: what serves and works its events on `listener`.
+    fn webhook(&self, listener: TcpListener) -> Option<Webhook> {
+        let config = self.config.webhook.as_ref()?;
         let receiver = Arc::new(Receiver::new(config, self.store.clone()));
         let worker = EventWorker::new(
             self.store.clone(),
@@ -271,12 +322,13 @@ impl App {
             receiver.arrivals(),
             self.config.poll.lookback,
         );
-        tracing::info!(addr = %listener.local_addr().map_or(listen, |a| a), path = %config.path, "webhook listening");
-        Ok(Some(Webhook {
+        let addr = listener.local_addr().map_or(config.listen, |a| a);
+        tracing::info!(%addr, path = %config.path, "webhook listening");
+        Some(Webhook {
             listener,
             receiver,
             worker,
-        }))
+        })
     }
 
     /// Re-verifies the whole archive every `every` (from the last run, across restarts),
@@ -348,19 +400,13 @@ impl App {
         while !cancel.is_cancelled() {
             let next = UnixMs::now() + interval;
             self.store.record_fact(Fact::NextPoll(next)).await?;
-            let polled = tokio::select! {
-                r = self.poll_once() => r,
-                () = cancel.cancelled() => break,
-            };
+            let polled = self.poll_once(cancel).await?;
+            if polled.cancelled {
+                break;
+            }
             first_done.send_replace(true);
-            match polled {
-                Ok(()) => self.store.record_fact(Fact::PollOk(UnixMs::now())).await?,
-                Err(e) => match AppError::from(e) {
-                    AppError::List(e) => {
-                        tracing::error!(error = %crate::errors::chain(&e), "live poll failed; retrying at the next interval");
-                    }
-                    fatal => return Err(fatal),
-                },
+            if polled.failed.is_empty() {
+                self.store.record_fact(Fact::PollOk(UnixMs::now())).await?;
             }
             crate::audit::write_trail_or_warn(&self.store, self.archive()?.as_ref()).await;
             let status = self.status_line().await?;
@@ -380,24 +426,28 @@ impl App {
     }
 
     /// One live poll: the window `[now - lookback, now]`, then every meeting older than that
-    /// which is still recording or transcoding (by a narrow window around its start).
-    async fn poll_once(&self) -> Result<(), ListError> {
+    /// which is still recording or transcoding (by a narrow window around its start). A
+    /// window that cannot be listed ends the poll, which is retried at the next interval.
+    async fn poll_once(&self, cancel: &CancellationToken) -> Result<ListedWindows, AppError> {
+        const LIVE: Listing = Listing {
+            priority: Priority::Live,
+            listed: "live window listed",
+            not_listed: "live poll failed; retrying at the next interval",
+            stop_at_failure: true,
+        };
         let now = UnixMs::now();
         let since = (now - self.config.poll.lookback).as_secs();
-        let now = now.as_secs();
-        for (start, end) in split_windows(since, now) {
-            let w = self.lister.list_window(start, end, Priority::Live).await?;
-            tracing::info!(meetings = w.meetings, files = w.files, "live window listed");
+        let live = split_windows(since, now.as_secs());
+        let polled = self.list_windows(&live, &LIVE, cancel).all().await?;
+        if polled.cancelled || !polled.failed.is_empty() {
+            return Ok(polled);
         }
-        for meeting in self.store.pending_meetings().await? {
-            let second = meeting.media_start_time.as_secs();
-            if second < since {
-                self.lister
-                    .list_window(second, second + 1, Priority::Live)
-                    .await?;
-            }
-        }
-        Ok(())
+        let pending: Vec<(i64, i64)> = (self.store.pending_meetings().await?.iter())
+            .map(|m| m.media_start_time.as_secs())
+            .filter(|&second| second < since)
+            .map(|second| (second, second + 1))
+            .collect();
+        self.list_windows(&pending, &LIVE, cancel).all().await
     }
 
     /// Lists `[since, now - lookback]` window by window at backfill priority, skipping
@@ -409,6 +459,12 @@ impl App {
         first_poll: tokio::sync::watch::Receiver<bool>,
         cancel: &CancellationToken,
     ) -> Result<(), AppError> {
+        const BACKFILL: Listing = Listing {
+            priority: Priority::Backfill,
+            listed: "backfill window listed",
+            not_listed: "backfill window not listed; it is retried at the next start",
+            stop_at_failure: false,
+        };
         if !first_poll_done(first_poll, cancel).await {
             return Ok(());
         }
@@ -416,38 +472,32 @@ impl App {
         let until = (UnixMs::now() - lookback).as_secs();
         let windows = split_windows(since, until);
         let total = windows.len() as i64;
-        let mut done = 0;
-        self.store
-            .record_fact(Fact::BackfillProgress { done, total })
-            .await?;
+        // Listed after end + lookback: every meeting in it had ended and been transcoded.
+        let mut unsettled = Vec::new();
         for (start, end) in windows {
-            // Listed after end + lookback: every meeting in it had ended and been transcoded.
-            let settled = self
+            let settled_at = UnixMs::end_of_second(end) + lookback;
+            if !self
                 .store
-                .window_listed_after(start, end, UnixMs::end_of_second(end) + lookback)
-                .await?;
-            if !settled {
-                let listed = tokio::select! {
-                    r = self.lister.list_window(start, end, Priority::Backfill) => r,
-                    () = cancel.cancelled() => return Ok(()),
-                };
-                match listed.map_err(AppError::from) {
-                    Ok(w) => {
-                        tracing::info!(start, end, meetings = w.meetings, "backfill window listed");
-                    }
-                    Err(AppError::List(e)) => {
-                        tracing::error!(start, end, error = %crate::errors::chain(&e), "backfill window not listed; it is retried at the next start");
-                        continue;
-                    }
-                    Err(fatal) => return Err(fatal),
-                }
+                .window_listed_after(start, end, settled_at)
+                .await?
+            {
+                unsettled.push((start, end));
             }
-            done += 1;
-            self.store
-                .record_fact(Fact::BackfillProgress { done, total })
-                .await?;
         }
-        tracing::info!(windows = done, "background backfill done");
+        let mut done = total - unsettled.len() as i64;
+        let progress = Fact::BackfillProgress { done, total };
+        self.store.record_fact(progress).await?;
+        let mut listing = self.list_windows(&unsettled, &BACKFILL, cancel);
+        while let Some(listed) = listing.next().await? {
+            if listed.is_ok() {
+                done += 1;
+                let progress = Fact::BackfillProgress { done, total };
+                self.store.record_fact(progress).await?;
+            }
+        }
+        if !listing.listed.cancelled {
+            tracing::info!(windows = done, "background backfill done");
+        }
         Ok(())
     }
 

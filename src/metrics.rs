@@ -21,10 +21,11 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use std::net::SocketAddr;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use wemeet_api::Endpoint;
 
@@ -65,36 +66,31 @@ impl MetricsSource {
     pub async fn render(&self) -> Result<String, DbError> {
         let now = UnixMs::now();
         let facts = self.store.daemon_facts().await?;
-        let mut registry = Registry::with_prefix("wemeet");
-
-        self.register_api_calls(&mut registry);
-
-        let files = Family::<StatusLabel, Gauge>::default();
         let report = self.store.status(now).await?;
-        for status in FileStatus::ALL {
-            let n = report.files.get(&status).copied().unwrap_or(0);
-            files
-                .get_or_create(&StatusLabel {
-                    status: status.as_str().into(),
-                })
-                .set(n);
+        let mut registry = Registry::with_prefix("wemeet");
+        self.register_api_calls(&mut registry);
+        register_files(&mut registry, &report);
+        self.register_polls(&mut registry, &facts, now).await?;
+        self.register_prune(&mut registry, &report, &facts);
+        register_retention(&mut registry, &report, self.retention_mode);
+        if let Some(counters) = &self.webhook {
+            self.register_webhook(&mut registry, counters).await?;
         }
-        registry.register("files", "Recording files by status", files.clone());
+        self.register_scrub(&mut registry, &facts).await?;
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry)
+            .expect("writing to a String cannot fail");
+        Ok(text)
+    }
 
-        let bytes = Gauge::<i64>::default();
-        bytes.set(report.bytes_archived);
-        registry.register("archived_bytes", "Bytes of archived recordings", bytes);
-
-        let in_flight = Gauge::<i64>::default();
-        in_flight.set(
-            report
-                .files
-                .get(&FileStatus::Transferring)
-                .copied()
-                .unwrap_or(0),
-        );
-        registry.register("transfers_in_flight", "Transfers running now", in_flight);
-
+    /// How the polls and transfers keep up: the oldest address waiting, the last complete
+    /// poll and the interval, pauses for a full disk.
+    async fn register_polls(
+        &self,
+        registry: &mut Registry,
+        facts: &DaemonFacts,
+        now: UnixMs,
+    ) -> Result<(), DbError> {
         let oldest = Gauge::<f64, AtomicU64>::default();
         let issued = self.store.oldest_pending_address().await?;
         oldest.set(issued.map_or(0.0, |t| now.since(t).as_secs_f64()));
@@ -103,14 +99,10 @@ impl MetricsSource {
             "Age of the oldest download address still waiting to be used",
             oldest,
         );
-
-        let seconds = |t: Option<UnixMs>| t.map_or(0.0, |t| t.as_millis() as f64 / 1000.0);
-        let last_poll = Gauge::<f64, AtomicU64>::default();
-        last_poll.set(seconds(facts.last_poll_ok_at));
         registry.register(
             "last_successful_poll_timestamp_seconds",
             "When the live window was last listed completely (UNIX time)",
-            last_poll,
+            timestamp(facts.last_poll_ok_at),
         );
         let interval = Gauge::<f64, AtomicU64>::default();
         interval.set(self.poll_interval.as_secs_f64());
@@ -124,69 +116,54 @@ impl MetricsSource {
             "Transfers paused because the archive's file system was full, in all",
             self.disk_full_pauses.clone(),
         );
+        Ok(())
+    }
 
-        self.register_prune(&mut registry, &report, &facts);
-        register_retention(&mut registry, &report, self.retention_mode);
-        if let Some(counters) = &self.webhook {
-            self.register_webhook(&mut registry, counters).await?;
+    /// The last scrub (`[verify] interval`), if one ran: its findings by verdict.
+    async fn register_scrub(
+        &self,
+        registry: &mut Registry,
+        facts: &DaemonFacts,
+    ) -> Result<(), DbError> {
+        if facts.scrub_finished_at.is_none() {
+            return Ok(());
         }
-
-        // The last scrub (`[verify] interval`), if one ran: its findings by verdict.
-        if facts.scrub_finished_at.is_some() {
-            let found: std::collections::HashMap<String, i64> =
-                self.store.scrub_findings().await?.into_iter().collect();
-            let findings = Family::<StatusLabel, Gauge>::default();
-            for status in crate::verify::Status::ALL {
-                let n = found.get(status.as_str()).copied().unwrap_or(0);
-                findings
-                    .get_or_create(&StatusLabel {
-                        status: status.as_str().into(),
-                    })
-                    .set(n);
-            }
-            registry.register(
-                "scrub_files",
-                "Files by verdict of the last periodic scrub",
-                findings,
-            );
-            let at = Gauge::<f64, AtomicU64>::default();
-            at.set(seconds(facts.scrub_finished_at));
-            registry.register(
-                "scrub_last_run_timestamp_seconds",
-                "When the last periodic scrub finished (UNIX time)",
-                at,
-            );
-        }
-
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &registry)
-            .expect("writing to a String cannot fail");
-        Ok(text)
+        let found: HashMap<String, i64> = self.store.scrub_findings().await?.into_iter().collect();
+        let findings = by_status(
+            crate::verify::Status::ALL
+                .iter()
+                .map(|s| (s.as_str(), found.get(s.as_str()).copied().unwrap_or(0))),
+        );
+        registry.register(
+            "scrub_files",
+            "Files by verdict of the last periodic scrub",
+            findings,
+        );
+        registry.register(
+            "scrub_last_run_timestamp_seconds",
+            "When the last periodic scrub finished (UNIX time)",
+            timestamp(facts.scrub_finished_at),
+        );
+        Ok(())
     }
 
     /// What `prune` did: files the cloud no longer holds, copies refused, the last round.
     fn register_prune(&self, registry: &mut Registry, report: &StatusReport, facts: &DaemonFacts) {
-        let deleted = Counter::<u64>::default();
-        deleted.inc_by(u64::try_from(report.files_deleted_in_cloud).unwrap_or(0));
         registry.register(
             "cloud_deleted",
             "Archived files deleted from the cloud (confirmed by the API), in all",
-            deleted,
+            counter(report.files_deleted_in_cloud),
         );
-        let refused = Counter::<u64>::default();
-        refused.inc_by(u64::try_from(facts.prune_refused).unwrap_or(0));
         registry.register(
             "prune_refused",
             "Archived copies found not intact by prune, whose cloud file was kept, in all",
-            refused,
+            counter(facts.prune_refused),
         );
-        if let Some(at) = facts.prune_finished_at {
-            let last = Gauge::<f64, AtomicU64>::default();
-            last.set(at.as_millis() as f64 / 1000.0);
+        if facts.prune_finished_at.is_some() {
             registry.register(
                 "prune_last_run_timestamp_seconds",
                 "When the service's last prune round finished (UNIX time)",
-                last,
+                timestamp(facts.prune_finished_at),
             );
         }
     }
@@ -228,26 +205,31 @@ impl MetricsSource {
         registry: &mut Registry,
         counters: &crate::webhook::Counters,
     ) -> Result<(), DbError> {
-        registry.register(
-            "webhook_events_received",
-            "Event POSTs to the webhook, whatever became of them",
-            counters.received.clone(),
-        );
-        registry.register(
-            "webhook_events_accepted",
-            "Events verified and recorded for the first time",
-            counters.accepted.clone(),
-        );
-        registry.register(
-            "webhook_events_duplicate",
-            "Deliveries of an event already recorded (same trace_id): nothing done",
-            counters.duplicates.clone(),
-        );
-        registry.register(
-            "webhook_events_unreadable",
-            "Deliveries of signed events that could not be read: acknowledged, kept raw in the database, and worked by listing the live window",
-            counters.unreadable.clone(),
-        );
+        let received = [
+            (
+                "webhook_events_received",
+                "Event POSTs to the webhook, whatever became of them",
+                &counters.received,
+            ),
+            (
+                "webhook_events_accepted",
+                "Events verified and recorded for the first time",
+                &counters.accepted,
+            ),
+            (
+                "webhook_events_duplicate",
+                "Deliveries of an event already recorded (same trace_id): nothing done",
+                &counters.duplicates,
+            ),
+            (
+                "webhook_events_unreadable",
+                "Deliveries of signed events that could not be read: acknowledged, kept raw in the database, and worked by listing the live window",
+                &counters.unreadable,
+            ),
+        ];
+        for (name, help, counter) in received {
+            registry.register(name, help, counter.clone());
+        }
         registry.register(
             "webhook_rejected",
             "Webhook requests refused, by reason (signature, malformed, too_large, method, unavailable)",
@@ -259,23 +241,15 @@ impl MetricsSource {
             counters.url_checks.clone(),
         );
         let status = self.store.webhook_status().await?;
-        let events = Family::<StatusLabel, Gauge>::default();
-        for s in crate::state::EventStatus::ALL {
-            let n = status.events.get(&s).copied().unwrap_or(0);
-            events
-                .get_or_create(&StatusLabel {
-                    status: s.as_str().into(),
-                })
-                .set(n);
-        }
+        let events = by_status(
+            (crate::state::EventStatus::ALL.iter())
+                .map(|s| (s.as_str(), status.events.get(s).copied().unwrap_or(0))),
+        );
         registry.register("webhook_events", "Recorded events by status", events);
-        let last = Gauge::<f64, AtomicU64>::default();
-        let at = status.last_event.map(|e| e.last_received_at);
-        last.set(at.map_or(0.0, |t| t.as_millis() as f64 / 1000.0));
         registry.register(
             "webhook_last_event_timestamp_seconds",
             "When the last event was received (UNIX time)",
-            last,
+            timestamp(status.last_event.map(|e| e.last_received_at)),
         );
         registry.register(
             "webhook_event_to_archived_seconds",
@@ -330,28 +304,22 @@ impl prometheus_client::encoding::EncodeMetric for LagMetric {
     }
 }
 
-/// Serves `/metrics` and `/healthz` on `listen` until `cancel`; returns the bound address.
-pub async fn serve(
-    listen: SocketAddr,
-    source: MetricsSource,
-    cancel: CancellationToken,
-) -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let addr = listener.local_addr()?;
+/// Serves `/metrics` and `/healthz` on `listener` until `cancel` (requests in flight
+/// finish). A listener that fails is logged: the service goes on without its metrics.
+pub async fn serve(listener: TcpListener, source: MetricsSource, cancel: CancellationToken) {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "metrics at http://{addr}/metrics");
+    }
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .with_state(Arc::new(source));
-    tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { cancel.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "metrics listener failed");
-        }
-    });
-    tracing::info!(%addr, "metrics at http://{addr}/metrics");
-    Ok(addr)
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(cancel.cancelled_owned())
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "metrics listener failed");
+    }
 }
 
 async fn metrics(State(source): State<Arc<MetricsSource>>) -> impl IntoResponse {
@@ -370,13 +338,13 @@ async fn healthz(State(source): State<Arc<MetricsSource>>) -> impl IntoResponse 
     source.health().await
 }
 
-/// Legal holds, expired recordings, the audit trail and its last `audit verify`: an alert
-/// on `wemeet_audit_verify_passed == 0` says the trail was found altered.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ModeLabel {
     mode: String,
 }
 
+/// Legal holds, expired recordings, the audit trail and its last `audit verify`: an alert
+/// on `wemeet_audit_verify_passed == 0` says the trail was found altered.
 fn register_retention(
     registry: &mut Registry,
     report: &StatusReport,
@@ -391,41 +359,32 @@ fn register_retention(
         "The S3 Object Lock mode every archived object is retained in (retention.mode): 1 for the one configured",
         modes,
     );
-    let gauge = |value: i64| {
-        let g = Gauge::<i64>::default();
-        g.set(value);
-        g
-    };
-    let timestamp = |at: UnixMs| {
-        let g = Gauge::<f64, AtomicU64>::default();
-        g.set(at.as_millis() as f64 / 1000.0);
-        g
-    };
-    registry.register(
-        "holds_in_force",
-        "Legal holds in force",
-        gauge(r.holds_in_force),
-    );
-    registry.register(
-        "held_recordings",
-        "Recordings under at least one legal hold in force",
-        gauge(r.held_recordings),
-    );
-    registry.register(
-        "expired_recordings",
-        "Recordings removed from the archive by expire, past retention.keep",
-        gauge(r.expired_recordings),
-    );
-    registry.register(
-        "audit_records",
-        "Records in the audit trail",
-        gauge(r.last_record.as_ref().map_or(0, |l| l.seq)),
-    );
+    let counts = [
+        ("holds_in_force", "Legal holds in force", r.holds_in_force),
+        (
+            "held_recordings",
+            "Recordings under at least one legal hold in force",
+            r.held_recordings,
+        ),
+        (
+            "expired_recordings",
+            "Recordings removed from the archive by expire, past retention.keep",
+            r.expired_recordings,
+        ),
+        (
+            "audit_records",
+            "Records in the audit trail",
+            r.last_record.as_ref().map_or(0, |l| l.seq),
+        ),
+    ];
+    for (name, help, value) in counts {
+        registry.register(name, help, gauge(value));
+    }
     if let Some(last) = &r.last_record {
         registry.register(
             "audit_last_record_timestamp_seconds",
             "When the newest audit record was made (UNIX time)",
-            timestamp(last.at_ms),
+            timestamp(Some(last.at_ms)),
         );
     }
     if let Some(check) = &r.last_check {
@@ -437,7 +396,57 @@ fn register_retention(
         registry.register(
             "audit_verify_timestamp_seconds",
             "When the last `audit verify` ran (UNIX time)",
-            timestamp(check.at_ms),
+            timestamp(Some(check.at_ms)),
         );
     }
+}
+
+/// Files by status, the bytes archived, the transfers running.
+fn register_files(registry: &mut Registry, report: &StatusReport) {
+    let of = |status: FileStatus| report.files.get(&status).copied().unwrap_or(0);
+    let files = by_status(FileStatus::ALL.iter().map(|&s| (s.as_str(), of(s))));
+    registry.register("files", "Recording files by status", files);
+    registry.register(
+        "archived_bytes",
+        "Bytes of archived recordings",
+        gauge(report.bytes_archived),
+    );
+    registry.register(
+        "transfers_in_flight",
+        "Transfers running now",
+        gauge(of(FileStatus::Transferring)),
+    );
+}
+
+/// A gauge for each `(status, value)`, labelled with the status.
+fn by_status<'a>(values: impl Iterator<Item = (&'a str, i64)>) -> Family<StatusLabel, Gauge> {
+    let family = Family::<StatusLabel, Gauge>::default();
+    for (status, n) in values {
+        family
+            .get_or_create(&StatusLabel {
+                status: status.into(),
+            })
+            .set(n);
+    }
+    family
+}
+
+fn gauge(value: i64) -> Gauge {
+    let g = Gauge::default();
+    g.set(value);
+    g
+}
+
+/// A count the database keeps, exported as the counter it is (never below 0).
+fn counter(value: i64) -> Counter {
+    let c = Counter::default();
+    c.inc_by(u64::try_from(value).unwrap_or(0));
+    c
+}
+
+/// A time as UNIX seconds; 0 when it never happened.
+fn timestamp(at: Option<UnixMs>) -> Gauge<f64, AtomicU64> {
+    let g = Gauge::<f64, AtomicU64>::default();
+    g.set(at.map_or(0.0, |t| t.as_millis() as f64 / 1000.0));
+    g
 }

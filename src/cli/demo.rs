@@ -9,11 +9,14 @@
 
 use super::exit::Exit;
 use anyhow::Context;
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use wemeet_archiver::app::App;
 use wemeet_archiver::config::Config;
+use wemeet_archiver::daemon::Listeners;
 use wemeet_archiver::state::FileStatus;
 use wemeet_sim::{SimConfig, SimHandle, SimWebhook};
 
@@ -29,58 +32,14 @@ const ANNOUNCED_WITHIN: Duration = Duration::from_secs(90);
 
 pub async fn run(dir: &Path) -> anyhow::Result<Exit> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    // Where the service will listen for the simulator's events (free now; taken at once).
-    let webhook_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .context("cannot find a free port for the webhook")?
-        .port();
-    let sim = wemeet_sim::start(
-        SimConfig {
-            start: Some(DEMO_NOW),
-            days: DEMO_DAYS,
-            meetings: 30,
-            // Meetings still recording stay so for the demo's short life: they show how
-            // pending meetings are reported, and the manifest stays what it was.
-            transcode_delay: Duration::from_secs(3600),
-            // Transcripts there at once, so that the closing search has them all.
-            late_transcript_fraction: 0.0,
-            webhook: Some(SimWebhook {
-                url: format!("http://127.0.0.1:{webhook_port}/webhook"),
-                token: DEMO_TOKEN.into(),
-                aes_key: Some(DEMO_AES_KEY.into()),
-                early: Duration::ZERO,
-                repeat: 0,
-            }),
-            ..SimConfig::default()
-        },
-        "127.0.0.1:0".parse().expect("valid address"),
-    )
-    .await
-    .context("cannot start the simulator")?;
-    let creds = sim.credentials();
-    let config_path = dir.join("wemeet-archiver.toml");
-    let sdk_line = creds
-        .sdk_id
-        .as_ref()
-        .map(|s| format!("sdk_id = \"{s}\"\n"))
-        .unwrap_or_default();
-    let toml = format!(
-        "# Written by `wemeet-archiver demo`: points at the in-process simulator.\n\
-         [api]\nbase_url = \"{}\"\napp_id = \"{}\"\n{sdk_line}secret_id = \"{}\"\n\
-         secret_key = \"{}\"\noperator_id = \"{}\"\n\n\
-         [storage]\npath = \"recordings\"\ntimezone = \"Asia/Shanghai\"\n\n\
-         [database]\npath = \"state.db\"\n\n[download]\nworkers = 4\n\
-         artifacts = [\"video\", \"transcript\"]\n\n\
-         [webhook]\nlisten = \"127.0.0.1:{webhook_port}\"\ntoken = \"{DEMO_TOKEN}\"\n\
-         encoding_aes_key = \"{DEMO_AES_KEY}\"\n",
-        sim.base_url(),
-        creds.app_id,
-        creds.secret_id,
-        creds.secret_key,
-        creds.operator_id,
-    );
-    std::fs::write(&config_path, toml)
-        .with_context(|| format!("cannot write {}", config_path.display()))?;
+    // Where the service will listen for the simulator's events: bound now, on a port the
+    // system picks, and handed to the service when it starts.
+    let webhook = TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("cannot listen for the webhook on 127.0.0.1")?;
+    let webhook_addr = webhook.local_addr()?;
+    let sim = start_sim(webhook_addr).await?;
+    let config_path = write_config(dir, &sim, webhook_addr)?;
     let config = Config::load(&config_path)?;
     println!(
         "demo: simulator at {}; archiving {} days of a simulated account into {}",
@@ -97,9 +56,79 @@ pub async fn run(dir: &Path) -> anyhow::Result<Exit> {
         .backfill(since, until, false, CancellationToken::new())
         .await?;
     print!("{}", super::render::backfill(&report, started.elapsed()));
+    let intact = check_manifest(&app, &sim).await?;
+    let announced = webhook_fast_path(&app, &sim, webhook).await?;
+    search_example(&app, &config_path).await?;
+    println!(
+        "next: wemeet-archiver --config {} status",
+        config_path.display()
+    );
+    sim.shutdown().await;
+    Ok(if intact && report.complete() && announced {
+        Exit::Ok
+    } else {
+        Exit::Incomplete
+    })
+}
 
-    // Re-read every file the simulator says exists from the archive and compare it with
-    // the simulator's own SHA-256.
+/// The simulated account, posting its webhook events to `webhook`.
+async fn start_sim(webhook: SocketAddr) -> anyhow::Result<SimHandle> {
+    let config = SimConfig {
+        start: Some(DEMO_NOW),
+        days: DEMO_DAYS,
+        meetings: 30,
+        // Meetings still recording stay so for the demo's short life: they show how
+        // pending meetings are reported, and the manifest stays what it was.
+        transcode_delay: Duration::from_secs(3600),
+        // Transcripts there at once, so that the closing search has them all.
+        late_transcript_fraction: 0.0,
+        webhook: Some(SimWebhook {
+            url: format!("http://{webhook}/webhook"),
+            token: DEMO_TOKEN.into(),
+            aes_key: Some(DEMO_AES_KEY.into()),
+            early: Duration::ZERO,
+            repeat: 0,
+        }),
+        ..SimConfig::default()
+    };
+    let listen = "127.0.0.1:0".parse().expect("valid address");
+    wemeet_sim::start(config, listen)
+        .await
+        .context("cannot start the simulator")
+}
+
+/// Writes `dir/wemeet-archiver.toml` for `sim`, its webhook at `webhook`; returns its path.
+fn write_config(dir: &Path, sim: &SimHandle, webhook: SocketAddr) -> anyhow::Result<PathBuf> {
+    let creds = sim.credentials();
+    let config_path = dir.join("wemeet-archiver.toml");
+    let sdk_line = creds
+        .sdk_id
+        .as_ref()
+        .map(|s| format!("sdk_id = \"{s}\"\n"))
+        .unwrap_or_default();
+    let toml = format!(
+        "# Written by `wemeet-archiver demo`: points at the in-process simulator.\n\
+         [api]\nbase_url = \"{}\"\napp_id = \"{}\"\n{sdk_line}secret_id = \"{}\"\n\
+         secret_key = \"{}\"\noperator_id = \"{}\"\n\n\
+         [storage]\npath = \"recordings\"\ntimezone = \"Asia/Shanghai\"\n\n\
+         [database]\npath = \"state.db\"\n\n[download]\nworkers = 4\n\
+         artifacts = [\"video\", \"transcript\"]\n\n\
+         [webhook]\nlisten = \"{webhook}\"\ntoken = \"{DEMO_TOKEN}\"\n\
+         encoding_aes_key = \"{DEMO_AES_KEY}\"\n",
+        sim.base_url(),
+        creds.app_id,
+        creds.secret_id,
+        creds.secret_key,
+        creds.operator_id,
+    );
+    std::fs::write(&config_path, toml)
+        .with_context(|| format!("cannot write {}", config_path.display()))?;
+    Ok(config_path)
+}
+
+/// Re-reads every file the simulator says exists from the archive and compares it with
+/// the simulator's own SHA-256; true when all are there and intact.
+async fn check_manifest(app: &App, sim: &SimHandle) -> anyhow::Result<bool> {
     let manifest = sim.manifest();
     let archive = app.archive()?;
     let mut intact = 0;
@@ -126,20 +155,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<Exit> {
         "{hidden} of them have no address in the listing (their owner did not share them or \
          allow downloads): their addresses came from GET /v1/addresses"
     );
-    let announced = webhook_fast_path(&app, &sim).await?;
-    search_example(&app, &config_path).await?;
-    println!(
-        "next: wemeet-archiver --config {} status",
-        config_path.display()
-    );
-    sim.shutdown().await;
-    Ok(
-        if intact == manifest.len() && report.complete() && announced {
-            Exit::Ok
-        } else {
-            Exit::Incomplete
-        },
-    )
+    Ok(intact == manifest.len())
 }
 
 /// Searches the transcripts just archived for a word a few meetings said, as
@@ -163,9 +179,13 @@ async fn search_example(app: &App, config_path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the service while the simulator announces a new recording by its webhook event;
-/// true once the recording is archived.
-async fn webhook_fast_path(app: &App, sim: &SimHandle) -> anyhow::Result<bool> {
+/// Runs the service, its webhook on `webhook`, while the simulator announces a new
+/// recording by its webhook event; true once the recording is archived.
+async fn webhook_fast_path(
+    app: &App,
+    sim: &SimHandle,
+    webhook: TcpListener,
+) -> anyhow::Result<bool> {
     println!(
         "demo: running the service; the simulator announces a new recording with a signed, \
          encrypted recording.completed event (polls are 5 minutes apart)"
@@ -176,7 +196,11 @@ async fn webhook_fast_path(app: &App, sim: &SimHandle) -> anyhow::Result<bool> {
         cancel.cancel();
         archived
     };
-    let (ran, archived) = tokio::join!(app.run(None, cancel.clone()), announced);
+    let listeners = Listeners {
+        webhook: Some(webhook),
+        metrics: None,
+    };
+    let (ran, archived) = tokio::join!(app.run_on(None, listeners, cancel.clone()), announced);
     ran?;
     archived
 }

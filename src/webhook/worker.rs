@@ -165,18 +165,17 @@ impl EventWorker {
     /// (the listing failed after its retries) only this window, whose events are tried
     /// again later.
     async fn look_up(&self, window: &Window) -> Result<Result<HashSet<String>, String>, ListError> {
-        let listed = self
-            .lister
-            .find_files(window.start, window.end, &window.files, Priority::Event)
-            .await;
-        match listed {
+        let Window { start, end, files } = window;
+        let listed = self.lister.find_files(*start, *end, files, Priority::Event);
+        match listed.await {
             Ok(lookup) => {
+                let (found, wanted) = (lookup.found.len(), files.len());
                 tracing::info!(
-                    start = window.start,
-                    end = window.end,
+                    start,
+                    end,
                     pages = lookup.pages,
-                    found = lookup.found.len(),
-                    wanted = window.files.len(),
+                    found,
+                    wanted,
                     "webhook event's window listed"
                 );
                 Ok(Ok(lookup.found))
@@ -184,7 +183,7 @@ impl EventWorker {
             Err(e) if stops_the_service(&e) => Err(e),
             Err(e) => {
                 let error = crate::errors::chain(&e);
-                tracing::warn!(start = window.start, end = window.end, %error, "webhook event's window not listed");
+                tracing::warn!(start, end, %error, "webhook event's window not listed");
                 Ok(Err(error))
             }
         }

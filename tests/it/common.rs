@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use wemeet_archiver::app::{App, BackfillReport};
 use wemeet_archiver::config::Config;
+use wemeet_archiver::daemon::Listeners;
 use wemeet_archiver::state::Db;
 use wemeet_sim::{ManifestEntry, SimConfig, SimCredentials, SimHandle, SimStats};
 
@@ -392,13 +393,15 @@ pub fn spawn_archiver(
 pub const WEBHOOK_TOKEN: &str = "Tk25charsWemeetArchiver01";
 pub const WEBHOOK_AES_KEY: &str = "WemeetArchiverWebhookVectorKey0123456789abc";
 
-/// A port free on loopback now (for a listener the config names before it starts).
-pub fn unused_local_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A listener on a loopback port the system picked: the test holds it from the start, so
+/// no other process can take the port before the server it is handed to serves it.
+pub async fn local_listener() -> tokio::net::TcpListener {
+    tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()
+}
+
+/// The port `listener` holds.
+pub fn port_of(listener: &tokio::net::TcpListener) -> u16 {
+    listener.local_addr().unwrap().port()
 }
 
 /// Appends a `[webhook]` table listening on `127.0.0.1:{port}` at `/webhook`, with the
@@ -423,10 +426,13 @@ pub fn sim_webhook(port: u16) -> wemeet_sim::SimWebhook {
     }
 }
 
-/// Starts `App::run` in-process on the config at `path`; cancel the token to stop it,
-/// then await the task.
+/// Starts `App::run_on` in-process on the config at `path`, on `listeners` (those the
+/// test bound on port 0), backfilling from `since` (UNIX seconds) if given; cancel the
+/// token to stop it, then await the task.
 pub async fn run_in_process(
     path: &Path,
+    since: Option<i64>,
+    listeners: Listeners,
 ) -> (
     tokio_util::sync::CancellationToken,
     tokio::task::JoinHandle<()>,
@@ -434,13 +440,31 @@ pub async fn run_in_process(
     let app = App::open(Config::load(path).unwrap()).await.unwrap();
     let cancel = tokio_util::sync::CancellationToken::new();
     let stop = cancel.clone();
-    let task = tokio::spawn(async move { app.run(None, stop).await.unwrap() });
+    let task = tokio::spawn(async move { app.run_on(since, listeners, stop).await.unwrap() });
     (cancel, task)
 }
 
 /// Starts the real binary's `run` on the config at `path`, as [`spawn_archiver`] does.
 pub fn spawn_run(path: &Path) -> tokio::process::Child {
     spawn_archiver(path, &["run"], &[])
+}
+
+/// One sample of a Prometheus scrape, `None` when absent.
+pub fn sample(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let lines = body.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid exposition format");
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            // OpenMetrics names a counter `X` and its sample `X_total`: prometheus-parse
+            // then reads the sample as untyped.
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
 }
 
 /// What `/metrics` would answer for `store`: the service's metrics, rendered in-process.

@@ -4,37 +4,14 @@
 use crate::common::*;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::path::Path;
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
-use wemeet_archiver::app::App;
-use wemeet_archiver::config::Config;
+use wemeet_archiver::daemon::Listeners;
 use wemeet_archiver::state::{Db, FileStatus};
 use wemeet_archiver::time::UnixMs;
 use wemeet_sim::{SimConfig, SimHandle};
 
 fn now_ms() -> i64 {
     UnixMs::now().as_millis()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts `App::run` in-process; returns the token that stops it and its task.
-async fn start_daemon(
-    config: &Path,
-    since: Option<i64>,
-) -> (CancellationToken, tokio::task::JoinHandle<()>) {
-    let app = App::open(Config::load(config).unwrap()).await.unwrap();
-    let cancel = CancellationToken::new();
-    let stop = cancel.clone();
-    let task = tokio::spawn(async move { app.run(since, stop).await.unwrap() });
-    (cancel, task)
 }
 
 /// Waits until every manifest file is archived in the database, or panics after `limit`.
@@ -71,7 +48,8 @@ async fn run_archives_each_new_recording_within_two_poll_intervals_and_serves_me
         ..transcoded(2, 1)
     })
     .await;
-    let port = free_port();
+    let metrics = local_listener().await;
+    let port = port_of(&metrics);
     let archiver = Archiver::new(
         &sim,
         &format!(
@@ -80,7 +58,11 @@ async fn run_archives_each_new_recording_within_two_poll_intervals_and_serves_me
     );
     add_api_keys(&archiver.config, "requests_per_minute = 60");
 
-    let (cancel, daemon) = start_daemon(&archiver.config, None).await;
+    let listeners = Listeners {
+        metrics: Some(metrics),
+        webhook: None,
+    };
+    let (cancel, daemon) = run_in_process(&archiver.config, None, listeners).await;
     let store = archiver.store().await;
     // 3 arrivals, 3 s apart, each transcoded 4 s after it starts.
     tokio::time::sleep(Duration::from_secs(13)).await;
@@ -124,22 +106,8 @@ async fn run_archives_each_new_recording_within_two_poll_intervals_and_serves_me
         .text()
         .await
         .unwrap();
-    let lines = body.lines().map(|l| Ok(l.to_string()));
-    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid exposition format");
     let value = |name: &str, labels: &[(&str, &str)]| {
-        scrape
-            .samples
-            .iter()
-            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-            .map(|s| match s.value {
-                // OpenMetrics names a counter `X` and its sample `X_total`: prometheus-parse
-                // then reads the sample as untyped.
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v)
-                | prometheus_parse::Value::Untyped(v) => v,
-                _ => f64::NAN,
-            })
-            .unwrap_or_else(|| panic!("{name} missing in:\n{body}"))
+        sample(&body, name, labels).unwrap_or_else(|| panic!("{name} missing in:\n{body}"))
     };
     assert_eq!(
         value("wemeet_files", &[("status", "archived")]),
@@ -192,7 +160,8 @@ async fn live_polls_are_not_starved_by_a_backfill_backlog_nor_by_address_calls()
     let archiver = Archiver::new(&sim, "\n[poll]\ninterval = \"20s\"\nlookback = \"1d\"");
     let started = now_ms();
     let since = started / 1000 - 400 * 86_400;
-    let (cancel, daemon) = start_daemon(&archiver.config, Some(since)).await;
+    let (cancel, daemon) =
+        run_in_process(&archiver.config, Some(since), Listeners::default()).await;
     // A meeting that is transcoded after the first live poll: the second poll finds it.
     let fresh = sim.add_meeting("live one", &[300_000], Duration::from_secs(2));
     tokio::time::sleep(Duration::from_secs(50)).await;
@@ -265,7 +234,8 @@ async fn the_first_live_poll_goes_first_at_every_start() {
     for run in 0..3 {
         let started = now_ms();
         let since = started / 1000 - 200 * 86_400;
-        let (cancel, daemon) = start_daemon(&archiver.config, Some(since)).await;
+        let (cancel, daemon) =
+            run_in_process(&archiver.config, Some(since), Listeners::default()).await;
         let limit = Duration::from_secs(20);
         let listing = wait_until(limit, Duration::from_millis(100), async || {
             let listing: Vec<_> = store
@@ -406,7 +376,7 @@ async fn the_periodic_scrub_finds_a_damaged_file_and_exports_it() {
         &sim,
         "\n[poll]\ninterval = \"1h\"\nlookback = \"2d\"\n[verify]\ninterval = \"1s\"",
     );
-    let (cancel, daemon) = start_daemon(&archiver.config, None).await;
+    let (cancel, daemon) = run_in_process(&archiver.config, None, Listeners::default()).await;
     let store = archiver.store().await;
     wait_archived(&store, &sim, Duration::from_secs(30)).await;
     let victim = store.all_files().await.unwrap().remove(0);

@@ -228,7 +228,8 @@ fn exported_names(scrape: &str) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_metric_the_alert_rules_and_dashboard_name_is_exported() {
     let sim = start_sim(transcoded(2, 1)).await;
-    let metrics = unused_local_port();
+    let (metrics_listener, webhook_listener) = (local_listener().await, local_listener().await);
+    let (metrics, webhook) = (port_of(&metrics_listener), port_of(&webhook_listener));
     let archiver = Archiver::new(
         &sim,
         &format!(
@@ -238,9 +239,12 @@ async fn every_metric_the_alert_rules_and_dashboard_name_is_exported() {
         ),
     );
     add_prune_table(&archiver.config, "enabled = true\ninterval = \"1s\"");
-    let webhook = unused_local_port();
     add_webhook_table(&archiver.config, webhook);
-    let (cancel, daemon) = run_in_process(&archiver.config).await;
+    let listeners = wemeet_archiver::daemon::Listeners {
+        metrics: Some(metrics_listener),
+        webhook: Some(webhook_listener),
+    };
+    let (cancel, daemon) = run_in_process(&archiver.config, None, listeners).await;
     // A request without a signature: the rejections by reason exist once one happened.
     let unsigned = wait_until(
         Duration::from_secs(30),

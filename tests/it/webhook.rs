@@ -11,14 +11,16 @@ use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use wemeet_api::Secret;
 use wemeet_api::webhook::{self, EncodingAesKey};
 use wemeet_archiver::config::WebhookConfig;
+use wemeet_archiver::daemon::Listeners;
 use wemeet_archiver::state::{Db, EventStatus, FileStatus};
 use wemeet_archiver::time::UnixMs;
 use wemeet_archiver::webhook::{Counters, Receiver};
-use wemeet_sim::{ManifestEntry, SimConfig, SimHandle, WebhookDelivery};
+use wemeet_sim::{ManifestEntry, SimConfig, SimHandle, SimWebhook, WebhookDelivery};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -31,6 +33,14 @@ async fn eventually<F: AsyncFnMut() -> bool>(what: &str, limit: Duration, mut ch
         }
     })
     .await;
+}
+
+/// The service's webhook socket, bound here on port 0, and the simulator's subscription
+/// posting to it.
+async fn subscription() -> (TcpListener, SimWebhook) {
+    let listener = local_listener().await;
+    let webhook = sim_webhook(port_of(&listener));
+    (listener, webhook)
 }
 
 /// A config for `sim` with the tests' webhook on `port`: polls 10 minutes apart over the
@@ -50,34 +60,84 @@ fn daemon_config(
     config
 }
 
-/// A service run in-process on [`daemon_config`] (`extra` appended), in a temporary folder.
+/// A service run in-process on [`daemon_config`], in a temporary folder.
 struct Service {
     dir: tempfile::TempDir,
     /// Just before it started: the tests' call logs count from here.
     started: UnixMs,
+    /// Where its webhook listens.
+    port: u16,
+    /// Where its `/metrics` is served, if it is.
+    metrics: Option<u16>,
     cancel: CancellationToken,
     daemon: tokio::task::JoinHandle<()>,
     store: Db,
 }
 
-/// Starts a [`Service`] for `sim` with the webhook on `port`, and waits for its first live
-/// poll (so that what comes next meets a listing budget in its steady state).
-async fn start_service(sim: &SimHandle, port: u16, extra: &str) -> Service {
-    let dir = tempfile::tempdir().unwrap();
-    let config = daemon_config(dir.path(), sim, port, extra);
-    let started = UnixMs::now();
-    let (cancel, daemon) = run_in_process(&config).await;
-    let store = Db::open(&dir.path().join("state.db")).await.unwrap();
-    eventually("the first live poll", Duration::from_secs(30), async || {
-        !listing_calls(&store, started, "live").await.is_empty()
-    })
-    .await;
-    Service {
-        dir,
-        started,
-        cancel,
-        daemon,
-        store,
+impl Service {
+    /// Starts a service for `sim` with the webhook on `webhook` (and `/metrics` on a port
+    /// of its own with `metrics`), and waits for its first live poll (so that what comes
+    /// next meets a listing budget in its steady state).
+    async fn start(sim: &SimHandle, webhook: TcpListener, metrics: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = port_of(&webhook);
+        let metrics_listener = match metrics {
+            true => Some(local_listener().await),
+            false => None,
+        };
+        let metrics = metrics_listener.as_ref().map(port_of);
+        let extra = metrics.map_or(String::new(), |m| {
+            format!("[metrics]\nlisten = \"127.0.0.1:{m}\"")
+        });
+        let config = daemon_config(dir.path(), sim, port, &extra);
+        let started = UnixMs::now();
+        let listeners = Listeners {
+            metrics: metrics_listener,
+            webhook: Some(webhook),
+        };
+        let (cancel, daemon) = run_in_process(&config, None, listeners).await;
+        let store = Db::open(&dir.path().join("state.db")).await.unwrap();
+        eventually("the first live poll", Duration::from_secs(30), async || {
+            !listing_calls(&store, started, "live").await.is_empty()
+        })
+        .await;
+        Service {
+            dir,
+            started,
+            port,
+            metrics,
+            cancel,
+            daemon,
+            store,
+        }
+    }
+
+    /// Its listing calls for `purpose` since it started.
+    async fn calls(&self, purpose: &str) -> Vec<UnixMs> {
+        listing_calls(&self.store, self.started, purpose).await
+    }
+
+    /// Whether every file of `ids` is archived.
+    async fn archived(&self, ids: &[String]) -> bool {
+        archived(&self.store, ids).await
+    }
+
+    /// POSTs `json` to its webhook as [`post_event`] does.
+    async fn post(&self, token: &str, json: &serde_json::Value) -> u16 {
+        post_event(self.port, token, json).await
+    }
+
+    /// What its `/metrics` answers now.
+    async fn scrape(&self) -> String {
+        let port = self.metrics.expect("started with metrics");
+        let url = format!("http://127.0.0.1:{port}/metrics");
+        reqwest::get(url).await.unwrap().text().await.unwrap()
+    }
+
+    /// Stops it and waits for it to have stopped.
+    async fn stop(self) {
+        self.cancel.cancel();
+        self.daemon.await.unwrap();
     }
 }
 
@@ -222,19 +282,8 @@ async fn listing_calls(store: &Db, since: UnixMs, purpose: &str) -> Vec<UnixMs> 
 }
 
 /// Reads one sample of a Prometheus scrape (0 when absent).
-fn sample(body: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let lines = body.lines().map(|l| Ok(l.to_string()));
-    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid exposition format");
-    scrape
-        .samples
-        .iter()
-        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .map_or(0.0, |s| match s.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => v,
-            _ => f64::NAN,
-        })
+fn sample_or_0(body: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    sample(body, name, labels).unwrap_or(0.0)
 }
 
 /// The cumulative count of a histogram's bucket `le` in a Prometheus scrape.
@@ -273,7 +322,7 @@ async fn serve_alone(
     };
     let receiver = Arc::new(Receiver::new(&config, store.clone()));
     let counters = receiver.counters();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let cancel = CancellationToken::new();
     tokio::spawn(wemeet_archiver::webhook::serve(
@@ -476,22 +525,8 @@ async fn a_signed_event_that_cannot_be_read_is_acknowledged_kept_raw_and_counted
 /// waiting for the next poll (10 minutes away).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unreadable_signed_event_has_the_live_window_listed_at_once() {
-    let sim = start_live_sim(SimConfig {
-        meetings: 2,
-        days: 5,
-        pending_fraction: 0.0,
-        shared_fraction: 0.0,
-        ..SimConfig::default()
-    })
-    .await;
-    let port = unused_local_port();
-    let Service {
-        dir: _dir,
-        started,
-        cancel,
-        daemon,
-        store,
-    } = start_service(&sim, port, "").await;
+    let sim = start_live_sim(transcoded(2, 5).with(|c| c.shared_fraction = 0.0)).await;
+    let service = Service::start(&sim, local_listener().await, false).await;
     // Transcoded at once on the simulator's lifecycle clock: its file is listed from now on.
     let meeting = sim.add_meeting("announced oddly", &[MIB], Duration::from_secs(2));
     sim.advance(Duration::from_secs(3));
@@ -502,27 +537,22 @@ async fn an_unreadable_signed_event_has_the_live_window_listed_at_once() {
     assert_eq!(ids.len(), 1, "the added recording is transcoded");
     let odd = json!({"event": "recording.completed", "trace_id": "t-odd",
         "payload": {"recording_files": ids}});
-    assert_eq!(post_event(port, WEBHOOK_TOKEN, &odd).await, 200);
+    assert_eq!(service.post(WEBHOOK_TOKEN, &odd).await, 200);
     eventually(
         "the recording archived",
         Duration::from_secs(60),
-        async || archived(&store, &ids).await,
+        async || service.archived(&ids).await,
     )
     .await;
-    assert_eq!(
-        listing_calls(&store, started, "live").await.len(),
-        1,
-        "one poll only"
-    );
-    assert!(!listing_calls(&store, started, "event").await.is_empty());
-    let status = store.webhook_status().await.unwrap();
+    assert_eq!(service.calls("live").await.len(), 1, "one poll only");
+    assert!(!service.calls("event").await.is_empty());
+    let status = service.store.webhook_status().await.unwrap();
     assert_eq!(
         status.events.get(&EventStatus::Done),
         Some(&1),
         "{status:#?}"
     );
-    cancel.cancel();
-    daemon.await.unwrap();
+    service.stop().await;
 }
 
 /// In the service: an event signed with another token (and one not signed at all) for a
@@ -531,37 +561,14 @@ async fn an_unreadable_signed_event_has_the_live_window_listed_at_once() {
 /// forged ones would have been).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_forged_event_is_refused_and_its_recording_never_looked_up() {
-    let sim = start_sim(SimConfig {
-        meetings: 4,
-        days: 5,
-        pending_fraction: 0.0,
-        files_per_meeting: 1..=1,
-        ..SimConfig::default()
-    })
-    .await;
+    let sim = start_sim(transcoded(4, 5).with(|c| c.files_per_meeting = 1..=1)).await;
     let manifest = sim.manifest();
     let (forged, genuine) = (&manifest[0], &manifest[1]);
-    let port = unused_local_port();
-    let metrics = unused_local_port();
-    let Service {
-        dir: _dir,
-        started: _,
-        cancel,
-        daemon,
-        store,
-    } = start_service(
-        &sim,
-        port,
-        &format!("[metrics]\nlisten = \"127.0.0.1:{metrics}\""),
-    )
-    .await;
+    let service = Service::start(&sim, local_listener().await, true).await;
     let event = completed_event("forged-1", &[forged]);
-    assert_eq!(
-        post_event(port, "Tk25charsSomebodyElse0001", &event).await,
-        401
-    );
+    assert_eq!(service.post("Tk25charsSomebodyElse0001", &event).await, 401);
     let unsigned = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/webhook"))
+        .post(format!("http://127.0.0.1:{}/webhook", service.port))
         .body(
             json!({"data": webhook::seal(Some(&key()), event.to_string().as_bytes())}).to_string(),
         )
@@ -570,37 +577,38 @@ async fn a_forged_event_is_refused_and_its_recording_never_looked_up() {
         .unwrap();
     assert_eq!(unsigned.status(), 401);
     let genuine_event = completed_event("genuine-1", &[genuine]);
-    assert_eq!(post_event(port, WEBHOOK_TOKEN, &genuine_event).await, 200);
+    assert_eq!(service.post(WEBHOOK_TOKEN, &genuine_event).await, 200);
     let ids = vec![genuine.record_file_id.clone()];
     eventually(
         "the genuine event's file archived",
         Duration::from_secs(60),
-        async || archived(&store, &ids).await,
+        async || service.archived(&ids).await,
     )
     .await;
-    assert!(store.file(&forged.record_file_id).await.unwrap().is_none());
-    let status = store.webhook_status().await.unwrap();
+    assert!(
+        service
+            .store
+            .file(&forged.record_file_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let status = service.store.webhook_status().await.unwrap();
     assert_eq!(status.events.values().sum::<i64>(), 1, "{status:#?}");
     assert_eq!(status.last_event.unwrap().trace_id, "genuine-1");
-    let body = reqwest::get(format!("http://127.0.0.1:{metrics}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let rejected = sample(
+    let body = service.scrape().await;
+    let rejected = sample_or_0(
         &body,
         "wemeet_webhook_rejected_total",
         &[("reason", "signature")],
     );
     assert_eq!(rejected, 2.0, "{body}");
     assert_eq!(
-        sample(&body, "wemeet_webhook_events_received_total", &[]),
+        sample_or_0(&body, "wemeet_webhook_events_received_total", &[]),
         3.0,
         "{body}"
     );
-    cancel.cancel();
-    daemon.await.unwrap();
+    service.stop().await;
 }
 
 /// With polls 10 minutes apart, a recording the simulator announces (signed, encrypted)
@@ -608,29 +616,13 @@ async fn a_forged_event_is_refused_and_its_recording_never_looked_up() {
 /// listing budget is never exceeded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_recording_announced_by_the_simulators_event_is_archived_within_ten_seconds_of_it() {
-    let port = unused_local_port();
-    let sim = start_sim(SimConfig {
-        meetings: 2,
-        days: 5,
-        pending_fraction: 0.0,
-        shared_fraction: 0.0,
-        webhook: Some(sim_webhook(port)),
-        ..SimConfig::default()
-    })
+    let (socket, subscription) = subscription().await;
+    let sim = start_sim(transcoded(2, 5).with(|c| {
+        c.shared_fraction = 0.0;
+        c.webhook = Some(subscription);
+    }))
     .await;
-    let metrics = unused_local_port();
-    let Service {
-        dir,
-        started,
-        cancel,
-        daemon,
-        store,
-    } = start_service(
-        &sim,
-        port,
-        &format!("[metrics]\nlisten = \"127.0.0.1:{metrics}\""),
-    )
-    .await;
+    let service = Service::start(&sim, socket, true).await;
 
     let meeting = sim.add_meeting("announced", &[3 * MIB, MIB], Duration::from_secs(2));
     eventually(
@@ -644,46 +636,39 @@ async fn a_recording_announced_by_the_simulators_event_is_archived_within_ten_se
     eventually(
         "the announced files archived",
         Duration::from_secs(60),
-        async || archived(&store, &ids).await,
+        async || service.archived(&ids).await,
     )
     .await;
     for id in &ids {
-        let row = store.file(id).await.unwrap().unwrap();
+        let row = service.store.file(id).await.unwrap().unwrap();
         let lag = row.archived_at.unwrap().as_millis() - event_at;
         assert!(lag <= 10_000, "{id} archived {lag} ms after its event");
     }
-    assert_archive_matches(&dir.path().join("archive"), &files_of(&sim, &meeting));
-    assert_eq!(
-        listing_calls(&store, started, "live").await.len(),
-        1,
-        "one poll only"
+    assert_archive_matches(
+        &service.dir.path().join("archive"),
+        &files_of(&sim, &meeting),
     );
-    assert!(!listing_calls(&store, started, "event").await.is_empty());
+    assert_eq!(service.calls("live").await.len(), 1, "one poll only");
+    assert!(!service.calls("event").await.is_empty());
 
-    let body = reqwest::get(format!("http://127.0.0.1:{metrics}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = service.scrape().await;
     assert_eq!(
-        sample(&body, "wemeet_webhook_events_accepted_total", &[]),
+        sample_or_0(&body, "wemeet_webhook_events_accepted_total", &[]),
         1.0,
         "{body}"
     );
     assert_eq!(
-        sample(&body, "wemeet_webhook_events", &[("status", "done")]),
+        sample_or_0(&body, "wemeet_webhook_events", &[("status", "done")]),
         1.0,
         "{body}"
     );
-    let count = sample(&body, "wemeet_webhook_event_to_archived_seconds_count", &[]);
+    let count = sample_or_0(&body, "wemeet_webhook_event_to_archived_seconds_count", &[]);
     assert_eq!(count, ids.len() as f64, "{body}");
     let within_10s = bucket(&body, "wemeet_webhook_event_to_archived_seconds", 10.0);
     assert_eq!(within_10s, count, "{body}");
-    assert!(sample(&body, "wemeet_webhook_last_event_timestamp_seconds", &[]) > 1.7e9);
+    assert!(sample_or_0(&body, "wemeet_webhook_last_event_timestamp_seconds", &[]) > 1.7e9);
 
-    cancel.cancel();
-    daemon.await.unwrap();
+    service.stop().await;
     let stats = sim.stats();
     assert_eq!(stats.rate_limited, 0, "{stats:#?}");
     assert!(stats.max_calls_in_60s <= 10, "{stats:#?}");
@@ -694,25 +679,15 @@ async fn a_recording_announced_by_the_simulators_event_is_archived_within_ten_se
 /// second delivery only counts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_same_event_delivered_twice_is_archived_once() {
-    let port = unused_local_port();
-    let sim = start_sim(SimConfig {
-        meetings: 1,
-        days: 5,
-        pending_fraction: 0.0,
-        webhook: Some(wemeet_sim::SimWebhook {
+    let (socket, subscription) = subscription().await;
+    let sim = start_sim(transcoded(1, 5).with(|c| {
+        c.webhook = Some(SimWebhook {
             repeat: 1,
-            ..sim_webhook(port)
-        }),
-        ..SimConfig::default()
-    })
+            ..subscription
+        });
+    }))
     .await;
-    let Service {
-        dir: _dir,
-        started,
-        cancel,
-        daemon,
-        store,
-    } = start_service(&sim, port, "").await;
+    let service = Service::start(&sim, socket, false).await;
     let meetings = [
         sim.add_meeting("twice a", &[MIB], Duration::from_secs(1)),
         sim.add_meeting("twice b", &[MIB, MIB / 2], Duration::from_secs(1)),
@@ -726,18 +701,18 @@ async fn the_same_event_delivered_twice_is_archived_once() {
         assert_eq!(deliveries[0].trace_id, deliveries[1].trace_id);
         let ids = deliveries[0].record_file_ids.clone();
         eventually("the files archived", Duration::from_secs(60), async || {
-            archived(&store, &ids).await
+            service.archived(&ids).await
         })
         .await;
     }
-    let status = store.webhook_status().await.unwrap();
+    let status = service.store.webhook_status().await.unwrap();
     assert_eq!(
         status.events.get(&EventStatus::Done),
         Some(&2),
         "{status:#?}"
     );
     assert_eq!(status.last_event.unwrap().deliveries, 2);
-    let lookups = listing_calls(&store, started, "event").await;
+    let lookups = service.calls("event").await;
     assert!(lookups.len() <= 2, "a duplicate was looked up: {lookups:?}");
     let stats = sim.stats();
     for meeting in &meetings {
@@ -750,33 +725,22 @@ async fn the_same_event_delivered_twice_is_archived_once() {
             );
         }
     }
-    cancel.cancel();
-    daemon.await.unwrap();
+    service.stop().await;
 }
 
 /// The platform may announce a recording before every file is transcoded: an event whose
 /// files the listing does not show yet is looked up again (with a backoff) until they are.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_event_that_comes_before_its_files_are_listed_is_retried_until_they_are() {
-    let port = unused_local_port();
-    let sim = start_sim(SimConfig {
-        meetings: 1,
-        days: 5,
-        pending_fraction: 0.0,
-        webhook: Some(wemeet_sim::SimWebhook {
+    let (socket, subscription) = subscription().await;
+    let sim = start_sim(transcoded(1, 5).with(|c| {
+        c.webhook = Some(SimWebhook {
             early: Duration::from_secs(8),
-            ..sim_webhook(port)
-        }),
-        ..SimConfig::default()
-    })
+            ..subscription
+        });
+    }))
     .await;
-    let Service {
-        dir: _dir,
-        started,
-        cancel,
-        daemon,
-        store,
-    } = start_service(&sim, port, "").await;
+    let service = Service::start(&sim, socket, false).await;
     let meeting = sim.add_meeting("early", &[MIB], Duration::from_secs(10));
     eventually(
         "the event's delivery",
@@ -786,15 +750,54 @@ async fn an_event_that_comes_before_its_files_are_listed_is_retried_until_they_a
     .await;
     let ids = delivered(&sim, &meeting)[0].record_file_ids.clone();
     eventually("the file archived", Duration::from_secs(90), async || {
-        archived(&store, &ids).await
+        service.archived(&ids).await
     })
     .await;
-    let lookups = listing_calls(&store, started, "event").await;
+    let lookups = service.calls("event").await;
     assert!(lookups.len() >= 2, "not looked up again: {lookups:?}");
-    let status = store.webhook_status().await.unwrap();
+    let status = service.store.webhook_status().await.unwrap();
     assert_eq!(status.last_event.unwrap().status, EventStatus::Done);
-    cancel.cancel();
-    daemon.await.unwrap();
+    service.stop().await;
+}
+
+/// Where the real binary's webhook listens, as the log beside `config` says: the address
+/// of its `run`th "webhook listening" line.
+async fn logged_webhook_address(config: &std::path::Path, run: usize) -> SocketAddr {
+    let log = config.with_file_name("archiver.log");
+    wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        async || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let listening: Vec<SocketAddr> = (text.lines())
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|l| l["fields"]["message"] == "webhook listening")
+                .filter_map(|l| l["fields"]["addr"].as_str()?.parse().ok())
+                .collect();
+            match listening.get(run - 1) {
+                Some(&addr) => ControlFlow::Break(addr),
+                None => ControlFlow::Continue(format!("no webhook listening line {run}:\n{text}")),
+            }
+        },
+    )
+    .await
+}
+
+/// Forwards each connection `listener` accepts to the address `to` holds at the time: the
+/// simulator posts to a URL fixed at its start, the real binary listens on a port the
+/// system gave it.
+fn forward(listener: TcpListener, to: tokio::sync::watch::Receiver<SocketAddr>) {
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let to = *to.borrow();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
+                    // A connection cut (the kill) ends the copy: nothing to report.
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
 }
 
 /// The real binary, its listing budget set to 1 call a minute: the first live poll spends
@@ -803,20 +806,17 @@ async fn an_event_that_comes_before_its_files_are_listed_is_retried_until_they_a
 /// (before the restarted live poll) and its file archived. `status` shows the event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_event_accepted_just_before_a_kill_9_is_worked_after_the_restart() {
-    let port = unused_local_port();
-    let sim = start_sim(SimConfig {
-        meetings: 1,
-        days: 5,
-        pending_fraction: 0.0,
-        webhook: Some(sim_webhook(port)),
-        ..SimConfig::default()
-    })
-    .await;
+    let (socket, subscription) = subscription().await;
+    let sim = start_sim(transcoded(1, 5).with(|c| c.webhook = Some(subscription))).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = daemon_config(dir.path(), &sim, port, "");
+    // The binary listens where the system puts it (port 0) and logs where; the simulator's
+    // posts reach it through this test's socket.
+    let config = daemon_config(dir.path(), &sim, 0, "");
     add_api_keys(&config, "requests_per_minute = 1");
     let started = UnixMs::now();
     let mut first = spawn_run(&config);
+    let (target, to) = tokio::sync::watch::channel(logged_webhook_address(&config, 1).await);
+    forward(socket, to);
     let store = Db::open(&dir.path().join("state.db")).await.unwrap();
     eventually("the first live poll", Duration::from_secs(30), async || {
         !listing_calls(&store, started, "live").await.is_empty()
@@ -848,6 +848,7 @@ async fn an_event_accepted_just_before_a_kill_9_is_worked_after_the_restart() {
     assert!(store.file(&ids[0]).await.unwrap().is_none());
 
     let mut second = spawn_run(&config);
+    target.send_replace(logged_webhook_address(&config, 2).await);
     eventually(
         "the file archived after the restart",
         Duration::from_secs(150),
@@ -905,9 +906,9 @@ async fn a_token_or_key_of_the_wrong_shape_exits_2_naming_it_without_printing_it
         let dir = tempfile::tempdir().unwrap();
         let config = write_config(dir.path(), &sim, "");
         let mut text = std::fs::read_to_string(&config).unwrap();
+        // Port 0: were the config accepted, the system would pick a free port.
         text.push_str(&format!(
-            "\n[webhook]\nlisten = \"127.0.0.1:{}\"\ntoken = \"{token}\"\nencoding_aes_key = \"{key}\"\n",
-            unused_local_port()
+            "\n[webhook]\nlisten = \"127.0.0.1:0\"\ntoken = \"{token}\"\nencoding_aes_key = \"{key}\"\n"
         ));
         std::fs::write(&config, text).unwrap();
         let out = run_configured(&config, &["run"], &[]).await;
@@ -930,16 +931,7 @@ async fn a_token_or_key_of_the_wrong_shape_exits_2_naming_it_without_printing_it
 /// go before the live polls) but never exceed it; every file is archived.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_burst_of_events_never_exceeds_the_listing_budget() {
-    let sim = start_sim(SimConfig {
-        meetings: 40,
-        days: 200,
-        pending_fraction: 0.0,
-        files_per_meeting: 1..=1,
-        max_file_size: 64 * 1024,
-        min_file_size: 1024,
-        ..SimConfig::default()
-    })
-    .await;
+    let sim = start_sim(transcoded(40, 200).files(1..=1, 1024, 64 * 1024)).await;
     let manifest = sim.manifest();
     // Recordings more than two hours apart: their windows cannot be merged.
     let mut chosen: Vec<Vec<&ManifestEntry>> = Vec::new();
@@ -958,21 +950,11 @@ async fn a_burst_of_events_never_exceeds_the_listing_budget() {
         12,
         "the dataset has too few distant recordings"
     );
-    let port = unused_local_port();
-    let Service {
-        dir: _dir,
-        started,
-        cancel,
-        daemon,
-        store,
-    } = start_service(&sim, port, "").await;
+    let service = Service::start(&sim, local_listener().await, false).await;
     for (i, r) in chosen.iter().enumerate() {
-        let status = post_event(
-            port,
-            WEBHOOK_TOKEN,
-            &completed_event(&format!("burst-{i}"), r),
-        )
-        .await;
+        let status = service
+            .post(WEBHOOK_TOKEN, &completed_event(&format!("burst-{i}"), r))
+            .await;
         assert_eq!(status, 200);
     }
     let ids: Vec<String> = chosen
@@ -983,13 +965,14 @@ async fn a_burst_of_events_never_exceeds_the_listing_budget() {
     eventually(
         "every announced file archived",
         Duration::from_secs(180),
-        async || archived(&store, &ids).await,
+        async || service.archived(&ids).await,
     )
     .await;
-    let lookups = listing_calls(&store, started, "event").await;
+    let lookups = service.calls("event").await;
     assert!(lookups.len() >= 12, "{lookups:?}");
-    let calls: Vec<i64> = store
-        .api_call_log(started)
+    let calls: Vec<i64> = service
+        .store
+        .api_call_log(service.started)
         .await
         .unwrap()
         .into_iter()
@@ -1000,8 +983,7 @@ async fn a_burst_of_events_never_exceeds_the_listing_budget() {
         let n = calls[i..].iter().take_while(|&&u| u < t + 60_000).count();
         assert!(n <= 10, "{n} listing calls in the 60 s from {t}");
     }
-    cancel.cancel();
-    daemon.await.unwrap();
+    service.stop().await;
     let stats = sim.stats();
     assert_eq!(stats.rate_limited, 0, "{stats:#?}");
     assert!(stats.max_calls_in_60s <= 10, "{stats:#?}");
@@ -1012,49 +994,34 @@ async fn a_burst_of_events_never_exceeds_the_listing_budget() {
 /// archived and on disk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_recording_deleted_event_is_recorded_and_the_archived_copy_stays() {
-    let sim = start_sim(SimConfig {
-        meetings: 3,
-        days: 5,
-        pending_fraction: 0.0,
-        files_per_meeting: 1..=1,
-        ..SimConfig::default()
-    })
-    .await;
+    let sim = start_sim(transcoded(3, 5).with(|c| c.files_per_meeting = 1..=1)).await;
     let manifest = sim.manifest();
-    let port = unused_local_port();
-    let dir = tempfile::tempdir().unwrap();
-    let config = daemon_config(dir.path(), &sim, port, "");
-    let started = UnixMs::now();
-    let (cancel, daemon) = run_in_process(&config).await;
-    let store = Db::open(&dir.path().join("state.db")).await.unwrap();
-    eventually("the first live poll", Duration::from_secs(30), async || {
-        !listing_calls(&store, started, "live").await.is_empty()
-    })
-    .await;
+    let service = Service::start(&sim, local_listener().await, false).await;
     let (with_info, without_info) = (&manifest[0], &manifest[1]);
     let completed = completed_event("completed-1", &[with_info]);
-    assert_eq!(post_event(port, WEBHOOK_TOKEN, &completed).await, 200);
+    assert_eq!(service.post(WEBHOOK_TOKEN, &completed).await, 200);
     let completed = completed_event("completed-2", &[without_info]);
-    assert_eq!(post_event(port, WEBHOOK_TOKEN, &completed).await, 200);
+    assert_eq!(service.post(WEBHOOK_TOKEN, &completed).await, 200);
     let ids = vec![
         with_info.record_file_id.clone(),
         without_info.record_file_id.clone(),
     ];
     eventually("the files archived", Duration::from_secs(60), async || {
-        archived(&store, &ids).await
+        service.archived(&ids).await
     })
     .await;
     let deleted = deleted_event("deleted-1", &[with_info], true);
-    assert_eq!(post_event(port, WEBHOOK_TOKEN, &deleted).await, 200);
+    assert_eq!(service.post(WEBHOOK_TOKEN, &deleted).await, 200);
     let deleted = deleted_event("deleted-2", &[without_info], false);
-    assert_eq!(post_event(port, WEBHOOK_TOKEN, &deleted).await, 200);
+    assert_eq!(service.post(WEBHOOK_TOKEN, &deleted).await, 200);
     eventually(
         "the deletions recorded",
         Duration::from_secs(30),
         async || {
             let mut all = true;
             for id in &ids {
-                all &= store
+                all &= service
+                    .store
                     .file(id)
                     .await
                     .unwrap()
@@ -1065,19 +1032,18 @@ async fn a_recording_deleted_event_is_recorded_and_the_archived_copy_stays() {
     )
     .await;
     for id in &ids {
-        let row = store.file(id).await.unwrap().unwrap();
+        let row = service.store.file(id).await.unwrap().unwrap();
         assert_eq!(row.status, FileStatus::Archived);
-        assert!(dir.path().join("archive").join(&row.path).exists());
+        assert!(service.dir.path().join("archive").join(&row.path).exists());
     }
-    let status = store.webhook_status().await.unwrap();
+    let status = service.store.webhook_status().await.unwrap();
     assert_eq!(status.unreadable, 0, "{status:#?}");
     assert_eq!(
         status.events.get(&EventStatus::Done),
         Some(&4),
         "{status:#?}"
     );
-    cancel.cancel();
-    daemon.await.unwrap();
+    service.stop().await;
 }
 
 /// The benchmark of the fast path (`BENCHMARKS.md`; not part of `cargo test`): seconds
@@ -1091,24 +1057,14 @@ async fn a_recording_deleted_event_is_recorded_and_the_archived_copy_stays() {
 #[allow(clippy::print_stderr)] // its figures are its output
 async fn bench_seconds_from_event_to_transfer_start_and_to_archived() {
     const ROUNDS: usize = 7;
-    let port = unused_local_port();
-    let sim = start_sim(SimConfig {
-        meetings: 1,
-        days: 5,
-        pending_fraction: 0.0,
-        shared_fraction: 0.0,
-        bandwidth: Some(8 * MIB),
-        webhook: Some(sim_webhook(port)),
-        ..SimConfig::default()
-    })
+    let (socket, subscription) = subscription().await;
+    let sim = start_sim(transcoded(1, 5).with(|c| {
+        c.shared_fraction = 0.0;
+        c.bandwidth = Some(8 * MIB);
+        c.webhook = Some(subscription);
+    }))
     .await;
-    let Service {
-        dir: _dir,
-        started: _,
-        cancel,
-        daemon,
-        store,
-    } = start_service(&sim, port, "").await;
+    let service = Service::start(&sim, socket, false).await;
     let (mut to_start, mut to_archived) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         tokio::time::sleep(Duration::from_secs(7)).await;
@@ -1138,16 +1094,22 @@ async fn bench_seconds_from_event_to_transfer_start_and_to_archived() {
         };
         let ids = vec![id.clone()];
         eventually("the file archived", Duration::from_secs(60), async || {
-            archived(&store, &ids).await
+            service.archived(&ids).await
         })
         .await;
-        let archived_at = store.file(&id).await.unwrap().unwrap().archived_at.unwrap();
+        let archived_at = service
+            .store
+            .file(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .archived_at
+            .unwrap();
         let seconds = |t: UnixMs| (t.as_millis() - delivery.sent_at_ms) as f64 / 1000.0;
         to_start.push(seconds(first_byte));
         to_archived.push(seconds(archived_at));
     }
-    cancel.cancel();
-    daemon.await.unwrap();
+    service.stop().await;
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
