@@ -304,7 +304,7 @@ impl App {
     /// Opens the state whatever the archive's layout: only `relayout`, which moves the
     /// archive to the configured one, may work on an archive laid out otherwise.
     pub async fn open_for_relayout(config: Config) -> Result<Self, AppError> {
-        let lock = lock_database(&config.database.path)?;
+        let lock = lock_database(&config.database.path).await?;
         // Building the HTTP client reads the system's CA roots (hundreds of files): it
         // runs beside the database's opening and migrations instead of after them.
         let read_timeout = config.download.read_timeout;
@@ -614,7 +614,15 @@ pub(crate) struct ListedWindows {
 }
 
 /// Takes an exclusive advisory lock beside the database.
-fn lock_database(db: &std::path::Path) -> Result<File, AppError> {
+///
+/// A lock that is busy is tried again for a moment before the answer is `Locked`: a
+/// process that another thread of this one is starting holds a copy of the lock's
+/// descriptor between its fork and its exec (close-on-exec closes it only then), so a
+/// lock released an instant ago can still look taken. A second archiver on the same
+/// database keeps it far longer than that and is still refused.
+async fn lock_database(db: &std::path::Path) -> Result<File, AppError> {
+    const TRIES: u32 = 40;
+    const PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
     let mut path = db.as_os_str().to_owned();
     path.push(".lock");
     let path = PathBuf::from(path);
@@ -628,9 +636,18 @@ fn lock_database(db: &std::path::Path) -> Result<File, AppError> {
         path: path.clone(),
         source,
     })?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(AppError::Locked(db.to_owned())),
-        Err(std::fs::TryLockError::Error(source)) => Err(AppError::Lock { path, source }),
+    let mut tries = 1;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if tries < TRIES => {
+                tries += 1;
+                tokio::time::sleep(PAUSE).await;
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return Err(AppError::Locked(db.to_owned())),
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(AppError::Lock { path, source });
+            }
+        }
     }
 }
