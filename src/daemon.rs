@@ -248,9 +248,9 @@ impl App {
         while !cancel.is_cancelled() {
             let report = self.expire(false).await?;
             tracing::info!(
-                expired = report.count(crate::expire::ExpireOutcome::Expired),
-                held = report.count(crate::expire::ExpireOutcome::Held),
-                failed = report.count(crate::expire::ExpireOutcome::Failed),
+                expired = report.count(crate::app::ExpireOutcome::Expired),
+                held = report.count(crate::app::ExpireOutcome::Held),
+                failed = report.count(crate::app::ExpireOutcome::Failed),
                 "expiry round finished"
             );
             tokio::select! {

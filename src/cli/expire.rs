@@ -1,13 +1,13 @@
 //! `expire`: its flags, and the report rendered as a table or JSON.
 
 use super::exit::{CliResult, Exit};
+use super::human::Size;
 use super::prune::Format;
 use std::fmt::Write as _;
 use std::path::Path;
 use wemeet_archiver::app::App;
+use wemeet_archiver::app::{ExpireOutcome, ExpireReport};
 use wemeet_archiver::config::Config;
-use wemeet_archiver::expire::{ExpireOutcome, ExpireReport};
-use wemeet_archiver::human::Size;
 use wemeet_archiver::time::UnixMs;
 
 #[derive(Debug, Clone, clap::Args)]

@@ -2,13 +2,13 @@
 //! `manifest.json`; a summary, and every refused copy named.
 
 use super::exit::{CliResult, Exit, Failure};
+use super::human::Size;
 use super::progress::{Display, Job};
 use super::search::Selection;
 use indicatif::MultiProgress;
 use std::path::PathBuf;
 use wemeet_archiver::config::Config;
 use wemeet_archiver::export::{ExportOptions, Outcome};
-use wemeet_archiver::human::Size;
 use wemeet_archiver::progress::Progress;
 
 #[derive(Debug, Clone, clap::Args)]

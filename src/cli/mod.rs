@@ -10,6 +10,7 @@ mod exit;
 mod expire;
 mod export;
 mod hold;
+mod human;
 mod progress;
 mod prune;
 mod render;

@@ -7,13 +7,13 @@
 //! (`wants`): under systemd, cron or a pipe, standard error holds log lines and nothing
 //! else.
 
+use super::human::{Size, Span};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::VecDeque;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use wemeet_archiver::client::Budgets;
-use wemeet_archiver::human::{Size, Span};
 use wemeet_archiver::progress::{Progress, Snapshot};
 use wemeet_archiver::state::{Db, ToDo};
 

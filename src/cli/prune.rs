@@ -1,11 +1,11 @@
 //! `prune`: its flags, and the report rendered as a table or JSON (schema in the README).
 
 use super::exit::{self, CliResult};
+use super::human::Size;
 use std::fmt::Write as _;
 use std::path::Path;
 use wemeet_archiver::app::App;
 use wemeet_archiver::config::Config;
-use wemeet_archiver::human::Size;
 use wemeet_archiver::prune::{Mode, Outcome, PruneReport};
 
 #[derive(Debug, Clone, clap::Args)]

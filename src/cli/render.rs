@@ -1,11 +1,11 @@
 //! What the commands print: the library's reports as text for a person.
 
+use super::human::{Size, Span};
 use std::fmt::Write as _;
 use std::time::Duration;
 use wemeet_archiver::app::BackfillReport;
+use wemeet_archiver::app::ReindexReport;
 use wemeet_archiver::config::Config;
-use wemeet_archiver::human::{Size, Span};
-use wemeet_archiver::reindex::ReindexReport;
 use wemeet_archiver::state::{FileKind, StatusReport};
 use wemeet_archiver::time::UnixMs;
 
@@ -189,7 +189,7 @@ fn retention(
     }
 }
 
-pub fn relayout(report: &wemeet_archiver::relayout::RelayoutReport) -> String {
+pub fn relayout(report: &wemeet_archiver::app::RelayoutReport) -> String {
     let mut out = String::new();
     if report.from == report.to {
         let _ = writeln!(

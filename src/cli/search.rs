@@ -2,13 +2,13 @@
 //! JSON or CSV.
 
 use super::exit::{CliResult, Exit, Failure};
+use super::human::Size;
 use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Write as _};
 use std::sync::Arc;
 use std::time::Duration;
 use wemeet_archiver::archive::Archive;
 use wemeet_archiver::config::Config;
-use wemeet_archiver::human::Size;
 use wemeet_archiver::search::{Query, Recording, SearchError};
 use wemeet_archiver::state::Db;
 use wemeet_archiver::time::UnixMs;

@@ -2,13 +2,13 @@
 //! README), printed or written atomically to `--output`.
 
 use super::exit::{CliResult, Exit, Failure};
+use super::human::{Size, Span};
 use super::progress::{Display, Job};
 use indicatif::MultiProgress;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use wemeet_archiver::config::Config;
-use wemeet_archiver::human::{Size, Span};
 use wemeet_archiver::progress::Progress;
 use wemeet_archiver::verify::{ReportRow, Status, VerifyError, VerifyOptions, VerifyReport};
 

@@ -8,6 +8,10 @@ mod cli;
 mod common;
 mod daemon;
 mod filter;
+/// The CLI's formatting of sizes, for the figures its text is expected to print.
+#[path = "../../src/cli/human.rs"]
+#[allow(dead_code)]
+mod human;
 mod layout;
 mod object_lock;
 mod package;

@@ -5,6 +5,7 @@
 //! checked first: signed, rate-limited on their own, final.
 
 use crate::common::*;
+use crate::human::Size;
 use crate::s3::{AWS_ENV, BUCKET, PREFIX, backfill_s3, s3_archiver, start_s3};
 use rand::RngExt;
 use std::collections::BTreeSet;
@@ -18,7 +19,6 @@ use wemeet_api::{
 };
 use wemeet_archiver::app::App;
 use wemeet_archiver::config::Config;
-use wemeet_archiver::human::Size;
 use wemeet_archiver::state::{Db, FileKind, FileStatus};
 use wemeet_archiver::time::UnixMs;
 use wemeet_sim::{SimConfig, SimHandle};

@@ -11,7 +11,7 @@
 //! outcome goes through [`Reindexer::folder_applied`], the one place where a per-folder
 //! or per-file step is added (an index of transcripts, holds, an audit trail).
 
-use crate::app::{App, AppError};
+use super::{App, AppError};
 use crate::archive::Archive;
 use crate::progress::{Planned, Progress};
 use crate::state::catalog::{FolderOutcome, MeetingJson, ReindexFile, ReindexMeeting};

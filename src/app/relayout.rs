@@ -8,7 +8,7 @@
 //! (`meeting.json` rewritten there, the old ones removed) and the target becomes the
 //! archive's layout, so `backfill` and `run` start again.
 
-use crate::app::{App, AppError};
+use super::{App, AppError};
 use crate::archive::layout::{Layout, MeetingFields};
 use crate::state::{FileKind, LaidOutFile};
 use std::collections::{BTreeMap, HashMap, HashSet};

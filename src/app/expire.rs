@@ -6,7 +6,7 @@
 //! record in one transaction: a run killed between the two leaves a recording whose files
 //! are gone and which is still due, so the next run removes nothing more and records it.
 
-use crate::app::{App, AppError};
+use super::{App, AppError};
 use crate::state::ExpiringRecording;
 use crate::time::UnixMs;
 

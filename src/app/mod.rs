@@ -1,6 +1,14 @@
 //! The jobs the CLI runs, bootable in-process by tests: open state, list, download, prune,
 //! report.
 
+mod expire;
+mod reindex;
+mod relayout;
+
+pub use expire::{ExpireError, ExpireOutcome, ExpireReport, ExpireRow};
+pub use reindex::ReindexReport;
+pub use relayout::RelayoutReport;
+
 use crate::archive::marker::{self, Marker, MarkerError};
 use crate::archive::{self, Archive, ArchiveError};
 use crate::budget::{Budget, Priority};
@@ -9,7 +17,6 @@ use crate::client::{ApiClient, Budgets, CallError, config_advice};
 use crate::config::Config;
 use crate::progress::Progress;
 use crate::prune::{Mode, PruneError, PruneReport, Pruner};
-use crate::reindex::ReindexReport;
 use crate::state::{ArtifactsWanted, Db, DbError, FileKind, FileStatus};
 use crate::time::UnixMs;
 use crate::transfer::{Pool, PoolError, PoolReport, Replaced};
@@ -62,7 +69,7 @@ pub enum AppError {
     Prune(PruneError),
     /// `expire` refused to run (`retention.keep`, `retention.expire`).
     #[error(transparent)]
-    Expire(#[from] crate::expire::ExpireError),
+    Expire(#[from] ExpireError),
     /// The archive's audit trail could not be read back into a new database.
     #[error(transparent)]
     Audit(Box<crate::audit::AuditError>),
