@@ -1,6 +1,6 @@
 //! Applying a listing page: meetings and their files, idempotently.
 
-use super::{Db, DbError};
+use super::{Db, DbError, life};
 use crate::time::UnixMs;
 
 /// A listed meeting, ready to store (paths already computed by the storage layout).
@@ -59,32 +59,6 @@ pub(super) const UPSERT_MEETING: &str =
                    media_start_time = excluded.media_start_time, state = excluded.state,
                    record_type = excluded.record_type, last_seen_at = excluded.last_seen_at";
 
-pub(super) const UPSERT_FILE: &str = "INSERT INTO files (record_file_id, meeting_record_id, record_start_time,
-                       record_end_time, record_size, path, status, download_address,
-                       address_issued_at, updated_at, skip_rule)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6,
-                       CASE WHEN ?10 IS NULL THEN 'queued' ELSE 'skipped' END, ?7,
-                       CASE WHEN ?7 IS NULL THEN NULL ELSE ?9 END, ?8, ?10)
-                     ON CONFLICT (record_file_id) DO UPDATE SET
-                       download_address = COALESCE(excluded.download_address, files.download_address),
-                       address_issued_at = COALESCE(excluded.address_issued_at, files.address_issued_at),
-                       record_size = CASE WHEN files.status = 'archived' OR files.bytes_done > 0
-                                     THEN files.record_size ELSE excluded.record_size END,
-                       attempts = CASE
-                         WHEN files.status = 'unavailable' AND excluded.download_address IS NOT NULL
-                         THEN 0 ELSE files.attempts END,
-                       status = CASE
-                         WHEN files.status = 'skipped' AND excluded.skip_rule IS NULL
-                         THEN 'queued'
-                         WHEN files.status = 'queued' AND excluded.skip_rule IS NOT NULL
-                         THEN 'skipped'
-                         WHEN files.status = 'unavailable' AND excluded.download_address IS NOT NULL
-                           AND excluded.skip_rule IS NULL
-                         THEN 'queued' ELSE files.status END,
-                       skip_rule = CASE WHEN files.status IN ('queued', 'skipped')
-                                   THEN excluded.skip_rule ELSE files.skip_rule END,
-                       updated_at = excluded.updated_at";
-
 pub(super) const MEETINGS_IN_DIR: &str =
     "SELECT meeting_record_id, meeting_id, meeting_code, userid, subject,
             media_start_time, state, record_type, dir, artifacts_checked_at,
@@ -133,19 +107,7 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
             for f in &m.files {
-                sqlx::query(UPSERT_FILE)
-                    .bind(&f.record_file_id)
-                    .bind(&m.meeting_record_id)
-                    .bind(f.record_start_time)
-                    .bind(f.record_end_time)
-                    .bind(f.record_size)
-                    .bind(&f.path)
-                    .bind(f.download_address.as_deref())
-                    .bind(now)
-                    .bind(listed_at)
-                    .bind(f.skip_rule.as_deref())
-                    .execute(&mut *tx)
-                    .await?;
+                life::upsert_file(&mut tx, &m.meeting_record_id, f, now, listed_at).await?;
             }
         }
         tx.commit().await?;

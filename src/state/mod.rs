@@ -15,6 +15,7 @@ mod facts;
 mod files;
 pub mod holds;
 mod layout;
+mod life;
 mod meetings;
 #[cfg(test)]
 mod plans;
@@ -36,8 +37,9 @@ pub use events::{
 };
 pub use expiry::{ExpiringFile, ExpiringRecording};
 pub use facts::{DaemonFacts, DaemonStatus, Fact, PendingFile};
-pub use files::{Checkpoint, FileKind, FileRow, FileStatus};
+pub use files::{Checkpoint, FileKind, FileRow};
 pub use holds::{Hold, HoldScope, ReleaseError};
+pub use life::{Exhaust, FileStatus};
 pub use meetings::{FileUpsert, MeetingRow, MeetingUpsert};
 pub use prune::{ArtifactsWanted, PruneCandidate};
 pub use relayout::{LaidOutFile, PendingMove};

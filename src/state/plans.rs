@@ -6,7 +6,7 @@
 //! The list names the very constants the code runs, so a statement changed without its
 //! index fails here, not in a 100k-meeting benchmark.
 
-use super::{artifacts, facts, files, meetings, prune, skips, status, verify};
+use super::{artifacts, facts, files, life, meetings, prune, skips, status, verify};
 
 /// How a statement may read `meetings` and `files`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,16 +44,16 @@ const fn whole(name: &'static str, sql: &'static str) -> Statement {
 /// Every statement of the hot path.
 pub(super) const HOT_PATH: &[Statement] = &[
     // claiming
-    seek("claim: the next queued file", files::CLAIM_LOOK),
-    seek("claim: take it", files::CLAIM_TAKE),
+    seek("claim: the next queued file", life::CLAIM_LOOK),
+    seek("claim: take it", life::CLAIM_TAKE),
     seek("a file", files::FILE),
     // transfers
-    seek("checkpoint", files::SAVE_CHECKPOINT),
-    seek("mark archived", files::MARK_ARCHIVED),
+    seek("checkpoint", life::SAVE_CHECKPOINT),
+    seek("mark archived", life::MARK_ARCHIVED),
     seek("mark meeting.json behind", files::MARK_MEETING_JSON_DIRTY),
-    seek("record a failure", files::RECORD_FAILURE),
-    seek("note an error", files::NOTE_ERROR),
-    seek("release a claim", files::RELEASE),
+    seek("record a failure", life::RECORD_FAILURE),
+    seek("note an error", life::NOTE_ERROR),
+    seek("release a claim", life::RELEASE),
     seek("set an address", files::SET_ADDRESS),
     seek("forget an address", files::FORGET_ADDRESS),
     // meeting.json
@@ -70,7 +70,7 @@ pub(super) const HOT_PATH: &[Statement] = &[
     seek("meeting.json: written", meetings::MEETING_JSON_WRITTEN),
     // a listed page
     seek("upsert a meeting", meetings::UPSERT_MEETING),
-    seek("upsert a file", meetings::UPSERT_FILE),
+    seek("upsert a file", life::UPSERT_FILE),
     seek(
         "live poll: meetings still pending",
         meetings::PENDING_MEETINGS,
@@ -81,9 +81,9 @@ pub(super) const HOT_PATH: &[Statement] = &[
     ),
     // [filter] applied again at every start
     seek("filter: videos to judge", skips::TO_JUDGE),
-    seek("filter: a judged video", skips::JUDGED),
-    seek("filter: artifacts of skipped videos", skips::SKIP_ARTIFACTS),
-    seek("filter: artifacts of queued videos", skips::QUEUE_ARTIFACTS),
+    seek("filter: a judged video", life::JUDGED),
+    seek("filter: artifacts of skipped videos", life::SKIP_ARTIFACTS),
+    seek("filter: artifacts of queued videos", life::QUEUE_ARTIFACTS),
     // status
     seek("status: to do", status::TO_DO),
     whole("status: meetings by state", status::MEETINGS_BY_STATE),
@@ -107,7 +107,7 @@ pub(super) const HOT_PATH: &[Statement] = &[
     // verify's planning
     seek("verify: files in range", verify::FILES_TO_VERIFY),
     whole("verify: every path", verify::FILE_PATHS),
-    seek("verify: mark verified", verify::MARK_VERIFIED),
+    seek("verify: mark verified", life::MARK_VERIFIED),
     // prune's candidates
     seek("prune: candidates", prune::PRUNE_CANDIDATES),
     seek("prune: count candidates", prune::COUNT_PRUNE_CANDIDATES),

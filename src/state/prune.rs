@@ -6,7 +6,6 @@
 //! listing that stops showing the file never touches its row (upserts only reach the files
 //! a page lists), so nothing marks it missing, unavailable or queued again.
 
-use super::audit::{self, Action, AuditEntry};
 use super::holds::held_sql;
 use super::verify::{VerifyRow, verify_row_select};
 use super::{Db, DbError};
@@ -146,53 +145,6 @@ impl Db {
             .await?)
     }
 
-    /// Records the API's answer that the cloud no longer holds the file (a deletion, or
-    /// 4051 for one that happened before), at `at`, and marks its `meeting.json` as
-    /// behind, in one transaction. A kill before the commit loses only this record: the
-    /// next run deletes again, gets 4051, and records it then.
-    pub async fn record_cloud_deletion(
-        &self,
-        record_file_id: &str,
-        at: UnixMs,
-    ) -> Result<(), DbError> {
-        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        mark_gone(&mut tx, record_file_id, at, "prune").await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Records that the cloud deleted `record_file_ids` (and their artifacts) at `at`, as a
-    /// `recording.deleted` event says: the same record as a deletion of our own, so `prune`
-    /// skips them and `status` counts them. Archived copies stay as they are; a file not
-    /// archived yet can never be, so a queued or failed one leaves the queue as
-    /// `unavailable`, saying why (a transfer in flight fails on its own). A file never
-    /// listed has no row and needs none: no listing will show it again. Returns how many
-    /// known files left the queue.
-    pub async fn mark_deleted_in_cloud(
-        &self,
-        record_file_ids: &[String],
-        at: UnixMs,
-    ) -> Result<u64, DbError> {
-        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        let mut dequeued = 0;
-        for id in record_file_ids {
-            mark_gone(&mut tx, id, at, "event").await?;
-            dequeued += sqlx::query(
-                "UPDATE files SET status = 'unavailable',
-                   last_error = 'deleted in the cloud before it was archived', updated_at = ?1
-                 WHERE (record_file_id = ?2 OR parent_file_id = ?2)
-                   AND status IN ('queued', 'failed')",
-            )
-            .bind(at)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        }
-        tx.commit().await?;
-        Ok(dequeued)
-    }
-
     /// Whether any file waits for a transfer or is being transferred: the service's
     /// prune round gives way to them.
     pub async fn transfers_pending(&self) -> Result<bool, DbError> {
@@ -202,51 +154,6 @@ impl Db {
         .fetch_one(self.pool())
         .await?)
     }
-}
-
-/// Sets `deleted_in_cloud_at` on a file and its artifacts (the first record stands) and
-/// marks its `meeting.json` as behind.
-/// Marks the file gone from the cloud, and records it in the audit trail the first time
-/// (`by`: `prune`, or `event` for a `recording.deleted` event).
-async fn mark_gone(
-    tx: &mut sqlx::SqliteConnection,
-    record_file_id: &str,
-    at: UnixMs,
-    by: &str,
-) -> Result<(), DbError> {
-    let marked = sqlx::query(
-        "UPDATE files SET deleted_in_cloud_at = ?1, updated_at = ?1
-         WHERE (record_file_id = ?2 OR parent_file_id = ?2) AND deleted_in_cloud_at IS NULL",
-    )
-    .bind(at)
-    .bind(record_file_id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    let file: Option<(String, String, Option<String>)> = sqlx::query_as(
-        "SELECT meeting_record_id, path, sha256 FROM files WHERE record_file_id = ?",
-    )
-    .bind(record_file_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if let Some((meeting, path, sha256)) = file.filter(|_| marked > 0) {
-        let entry = AuditEntry::new(
-            Action::DeletedInCloud,
-            serde_json::json!({"by": by, "path": path, "sha256": sha256, "files": marked}),
-        )
-        .meeting(meeting)
-        .file(record_file_id);
-        audit::append(tx, &entry, UnixMs::now()).await?;
-    }
-    sqlx::query(
-        "UPDATE meetings SET json_dirty_at = ?1 WHERE meeting_record_id =
-           (SELECT meeting_record_id FROM files WHERE record_file_id = ?2)",
-    )
-    .bind(at)
-    .bind(record_file_id)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]

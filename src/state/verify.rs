@@ -1,4 +1,4 @@
-//! What `verify` reads from the database, and the one thing it writes: `verified_at`.
+//! What `verify` reads from the database (what it writes, `verified_at`, is in `life`).
 
 use super::{Db, DbError, FileKind, FileStatus};
 use crate::time::UnixMs;
@@ -50,10 +50,6 @@ pub struct VerificationSummary {
     pub newest_verified_at: Option<UnixMs>,
 }
 
-/// Rows per `mark_verified` transaction: one fsync per batch instead of one per file,
-/// without holding the write lock long enough to stall a running download pool.
-const MARK_BATCH: usize = 500;
-
 pub(super) const FILES_TO_VERIFY: &str = concat!(
     verify_row_select!(),
     // The file's copy of its meeting's start (migration 0016): the range seeks its index.
@@ -64,9 +60,6 @@ pub(super) const FILES_TO_VERIFY: &str = concat!(
 );
 
 pub(super) const FILE_PATHS: &str = "SELECT path, status FROM files";
-
-pub(super) const MARK_VERIFIED: &str =
-    "UPDATE files SET verified_at = ? WHERE record_file_id = ? AND status = 'archived'";
 
 pub(super) const VERIFICATION_SUMMARY: &str =
     "SELECT COUNT(verified_at), MIN(verified_at), MAX(verified_at) FROM files
@@ -92,27 +85,6 @@ impl Db {
     /// no row at all claims it, not merely none in the range being verified.
     pub async fn file_paths(&self) -> Result<Vec<(String, FileStatus)>, DbError> {
         Ok(sqlx::query_as(FILE_PATHS).fetch_all(self.pool()).await?)
-    }
-
-    /// Records that these archived files were found intact at `at`. Rows that stopped
-    /// being archived meanwhile are left alone.
-    pub async fn mark_verified(
-        &self,
-        record_file_ids: &[String],
-        at: UnixMs,
-    ) -> Result<(), DbError> {
-        for batch in record_file_ids.chunks(MARK_BATCH) {
-            let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-            for id in batch {
-                sqlx::query(MARK_VERIFIED)
-                    .bind(at)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-        }
-        Ok(())
     }
 
     pub async fn verification_summary(&self) -> Result<VerificationSummary, DbError> {
