@@ -4,29 +4,16 @@
 use super::{Db, DbError, FileStatus};
 use crate::time::UnixMs;
 
-/// What a row of `files` holds: a recording's video, or one of its artifacts.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    serde::Serialize,
-    serde::Deserialize,
-    sqlx::Type,
-)]
-#[serde(rename_all = "lowercase")]
-#[sqlx(rename_all = "lowercase")]
-pub enum FileKind {
-    /// The MP4 the listing announces (with its size).
-    Video,
-    /// The audio track alone (m4a), from `/v1/addresses`.
-    Audio,
-    /// A transcript (txt, pdf, docx), from `/v1/addresses`; may appear hours late.
-    Transcript,
+column_enum! {
+    /// What a row of `files` holds: a recording's video, or one of its artifacts.
+    pub enum FileKind {
+        /// The MP4 the listing announces (with its size).
+        Video,
+        /// The audio track alone (m4a), from `/v1/addresses`.
+        Audio,
+        /// A transcript (txt, pdf, docx), from `/v1/addresses`; may appear hours late.
+        Transcript,
+    }
 }
 
 impl FileKind {
@@ -219,34 +206,12 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::temp_store;
-    use super::super::{FileUpsert, MeetingUpsert};
+    use super::super::MeetingUpsert;
+    use super::super::test_support::{listed, temp_store};
     use crate::time::UnixMs;
 
     fn meeting(id: &str, start_ms: i64, files: &[(&str, bool)]) -> MeetingUpsert {
-        MeetingUpsert {
-            meeting_record_id: id.into(),
-            meeting_id: format!("m{id}"),
-            meeting_code: format!("code{id}"),
-            userid: "u".into(),
-            subject: format!("subject {id}"),
-            media_start_time: UnixMs(start_ms),
-            state: 3,
-            record_type: 1,
-            dir: format!("d/{id}"),
-            files: files
-                .iter()
-                .map(|(f, addressed)| FileUpsert {
-                    record_file_id: (*f).into(),
-                    record_start_time: 0,
-                    record_end_time: 1,
-                    record_size: 10,
-                    path: format!("d/{id}/{f}.mp4"),
-                    download_address: addressed.then(|| "https://example.invalid/x".into()),
-                    skip_rule: None,
-                })
-                .collect(),
-        }
+        listed(id, start_ms, &format!("d/{id}"), files)
     }
 
     /// The claim's order (addresses first, the youngest first; then the oldest meeting,

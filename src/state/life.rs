@@ -27,35 +27,22 @@ use super::uploads::DELETE_UPLOAD;
 use super::{ArtifactUpsert, Db, DbError, FileRow};
 use crate::time::UnixMs;
 
-/// Where a file is in its life (see `migrations/0001_init.sql` and `0005_addresses.sql`).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    serde::Serialize,
-    serde::Deserialize,
-    sqlx::Type,
-)]
-#[serde(rename_all = "lowercase")]
-#[sqlx(rename_all = "lowercase")]
-pub enum FileStatus {
-    /// Listed and transcoded: waiting for a worker (with or without an address yet).
-    Queued,
-    Transferring,
-    Archived,
-    /// Its attempts ran out (network, host, storage): `--retry-failed` tries again.
-    Failed,
-    /// The API says it cannot be downloaded: `/v1/addresses` gave no address for it after
-    /// every attempt, or refused the recording outright.
-    Unavailable,
-    /// Left out by `[filter]` (the rule is in `skip_rule`): not a failure, never
-    /// downloaded nor pruned; a wider filter queues it again at the next start.
-    Skipped,
+column_enum! {
+    /// Where a file is in its life (see `migrations/0001_init.sql` and `0005_addresses.sql`).
+    pub enum FileStatus {
+        /// Listed and transcoded: waiting for a worker (with or without an address yet).
+        Queued,
+        Transferring,
+        Archived,
+        /// Its attempts ran out (network, host, storage): `--retry-failed` tries again.
+        Failed,
+        /// The API says it cannot be downloaded: `/v1/addresses` gave no address for it after
+        /// every attempt, or refused the recording outright.
+        Unavailable,
+        /// Left out by `[filter]` (the rule is in `skip_rule`): not a failure, never
+        /// downloaded nor pruned; a wider filter queues it again at the next start.
+        Skipped,
+    }
 }
 
 impl FileStatus {
@@ -92,6 +79,13 @@ pub enum Exhaust {
     After(u32),
     /// At once: no attempt can help (the API refused the recording).
     AtOnce,
+}
+
+/// How a file became archived: downloaded, or its copy adopted (with the times its
+/// `meeting.json` recorded, if it did).
+enum Became {
+    Downloaded,
+    Adopted(Option<(Option<UnixMs>, Option<UnixMs>)>),
 }
 
 /// The reason an artifact is skipped: the filter judges its video, not it.
@@ -321,25 +315,8 @@ impl Db {
         size: i64,
         sha256: &str,
     ) -> Result<(), DbError> {
-        let now = UnixMs::now();
-        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(MARK_ARCHIVED)
-            .bind(FileStatus::Archived)
-            .bind(size)
-            .bind(sha256)
-            .bind(now)
-            .bind(record_file_id)
-            .execute(&mut *tx)
-            .await?;
-        mark_meeting_json_behind(&mut tx, record_file_id, now).await?;
-        sqlx::query(DELETE_UPLOAD)
-            .bind(record_file_id)
-            .execute(&mut *tx)
-            .await?;
-        let details = serde_json::json!({"size": size, "sha256": sha256});
-        audit_file(&mut tx, Action::Archived, record_file_id, details, now).await?;
-        tx.commit().await?;
-        Ok(())
+        self.archive(record_file_id, size, sha256, Became::Downloaded)
+            .await
     }
 
     /// The intact copy already at a claimed file's destination becomes its archived copy,
@@ -354,26 +331,61 @@ impl Db {
         sha256: &str,
         recorded: Option<(Option<UnixMs>, Option<UnixMs>)>,
     ) -> Result<(), DbError> {
+        self.archive(record_file_id, size, sha256, Became::Adopted(recorded))
+            .await
+    }
+
+    /// `record_file_id` becomes archived with `size` bytes of `sha256`, in one transaction
+    /// with its audit record and the mark of its `meeting.json` as behind.
+    async fn archive(
+        &self,
+        record_file_id: &str,
+        size: i64,
+        sha256: &str,
+        became: Became,
+    ) -> Result<(), DbError> {
         let now = UnixMs::now();
-        let (archived_at, deleted_in_cloud_at) = recorded.unwrap_or_default();
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(MARK_ADOPTED)
-            .bind(FileStatus::Archived)
-            .bind(size)
-            .bind(sha256)
-            .bind(archived_at.unwrap_or(now))
-            .bind(deleted_in_cloud_at)
-            .bind(now)
-            .bind(recorded.is_none())
-            .bind(record_file_id)
-            .execute(&mut *tx)
-            .await?;
-        if recorded.is_none() {
+        let (action, details, behind) = match became {
+            Became::Downloaded => {
+                sqlx::query(MARK_ARCHIVED)
+                    .bind(FileStatus::Archived)
+                    .bind(size)
+                    .bind(sha256)
+                    .bind(now)
+                    .bind(record_file_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(DELETE_UPLOAD)
+                    .bind(record_file_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let details = serde_json::json!({"size": size, "sha256": sha256});
+                (Action::Archived, details, true)
+            }
+            Became::Adopted(recorded) => {
+                let (archived_at, deleted_in_cloud_at) = recorded.unwrap_or_default();
+                sqlx::query(MARK_ADOPTED)
+                    .bind(FileStatus::Archived)
+                    .bind(size)
+                    .bind(sha256)
+                    .bind(archived_at.unwrap_or(now))
+                    .bind(deleted_in_cloud_at)
+                    .bind(now)
+                    .bind(recorded.is_none())
+                    .bind(record_file_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let details = serde_json::json!(
+                    {"size": size, "sha256": sha256, "recorded": recorded.is_some()}
+                );
+                (Action::Adopted, details, recorded.is_none())
+            }
+        };
+        if behind {
             mark_meeting_json_behind(&mut tx, record_file_id, now).await?;
         }
-        let details =
-            serde_json::json!({"size": size, "sha256": sha256, "recorded": recorded.is_some()});
-        audit_file(&mut tx, Action::Adopted, record_file_id, details, now).await?;
+        audit_file(&mut tx, action, record_file_id, details, now).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -198,15 +198,23 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn each_deletion_is_one_audit_record_saying_who_deleted_it() {
-        let (store, _dir) = temp_store().await;
+    /// A store holding `meeting(files)`, with `archived` (id, SHA-256) archived, 10 bytes
+    /// each.
+    async fn archived(files: &[&str], archived: &[(&str, &str)]) -> (super::Db, tempfile::TempDir) {
+        let (store, dir) = temp_store().await;
         store
-            .upsert_meetings(&[meeting(&["a", "b"])], UnixMs(0))
+            .upsert_meetings(&[meeting(files)], UnixMs(0))
             .await
             .unwrap();
-        store.mark_archived("a", 10, "aa").await.unwrap();
-        store.mark_archived("b", 10, "bb").await.unwrap();
+        for (id, sha256) in archived {
+            store.mark_archived(id, 10, sha256).await.unwrap();
+        }
+        (store, dir)
+    }
+
+    #[tokio::test]
+    async fn each_deletion_is_one_audit_record_saying_who_deleted_it() {
+        let (store, _dir) = archived(&["a", "b"], &[("a", "aa"), ("b", "bb")]).await;
         store
             .record_cloud_deletion("a", UnixMs::now())
             .await
@@ -243,12 +251,7 @@ mod tests {
     #[tokio::test]
     async fn a_held_recording_is_no_candidate_until_its_last_hold_is_released() {
         use super::super::HoldScope;
-        let (store, _dir) = temp_store().await;
-        store
-            .upsert_meetings(&[meeting(&["a"])], UnixMs(0))
-            .await
-            .unwrap();
-        store.mark_archived("a", 10, "aa").await.unwrap();
+        let (store, _dir) = archived(&["a"], &[("a", "aa")]).await;
         let far = UnixMs::now() + std::time::Duration::from_secs(60);
         let by_meeting = HoldScope::Meeting {
             meeting_record_id: "m1".into(),
@@ -289,13 +292,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_deleted_file_is_no_candidate_and_a_listing_without_it_leaves_it_archived() {
-        let (store, _dir) = temp_store().await;
-        store
-            .upsert_meetings(&[meeting(&["a", "b", "c"])], UnixMs(0))
-            .await
-            .unwrap();
-        store.mark_archived("a", 10, "aa").await.unwrap();
-        store.mark_archived("b", 10, "bb").await.unwrap();
+        let (store, _dir) = archived(&["a", "b", "c"], &[("a", "aa"), ("b", "bb")]).await;
         let far = UnixMs::now() + std::time::Duration::from_secs(60);
         assert_eq!(
             ids(store.prune_candidates(far, NONE, 10).await.unwrap()),
@@ -344,12 +341,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_video_waits_for_its_wanted_artifacts_to_be_settled_and_goes_with_them() {
-        let (store, _dir) = temp_store().await;
-        store
-            .upsert_meetings(&[meeting(&["a"])], UnixMs(0))
-            .await
-            .unwrap();
-        store.mark_archived("a", 10, "aa").await.unwrap();
+        let (store, _dir) = archived(&["a"], &[("a", "aa")]).await;
         let far = UnixMs::now() + std::time::Duration::from_secs(60);
         let all = ArtifactsWanted {
             audio: true,
@@ -403,12 +395,7 @@ mod tests {
     }
     #[tokio::test]
     async fn a_deleted_file_not_archived_leaves_the_queue_and_an_archived_one_stays() {
-        let (store, _dir) = temp_store().await;
-        store
-            .upsert_meetings(&[meeting(&["kept", "gone"])], UnixMs(0))
-            .await
-            .unwrap();
-        store.mark_archived("kept", 10, "ab").await.unwrap();
+        let (store, _dir) = archived(&["kept", "gone"], &[("kept", "ab")]).await;
         let named = ["kept".to_string(), "gone".into(), "never-listed".into()];
         let dequeued = store
             .mark_deleted_in_cloud(&named, UnixMs(5))

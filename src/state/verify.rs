@@ -102,34 +102,18 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::temp_store;
-    use super::super::{FileUpsert, MeetingUpsert};
+    use super::super::MeetingUpsert;
+    use super::super::test_support::{listed, temp_store};
     use crate::time::UnixMs;
 
     fn meeting(id: &str, start_ms: i64, files: &[&str]) -> MeetingUpsert {
-        MeetingUpsert {
-            meeting_record_id: id.into(),
-            meeting_id: format!("m{id}"),
-            meeting_code: format!("code{id}"),
-            userid: "u".into(),
-            subject: format!("subject {id}"),
-            media_start_time: UnixMs(start_ms),
-            state: 3,
-            record_type: 1,
-            dir: format!("2024/01/01/code{id}-subject {id}"),
-            files: files
-                .iter()
-                .map(|f| FileUpsert {
-                    record_file_id: (*f).into(),
-                    record_start_time: start_ms,
-                    record_end_time: start_ms + 1,
-                    record_size: 10,
-                    path: format!("2024/01/01/code{id}-subject {id}/{f}.mp4"),
-                    download_address: Some("https://example.invalid/x".into()),
-                    skip_rule: None,
-                })
-                .collect(),
-        }
+        let files: Vec<_> = files.iter().map(|f| (*f, true)).collect();
+        listed(
+            id,
+            start_ms,
+            &format!("2024/01/01/code{id}-subject {id}"),
+            &files,
+        )
     }
 
     #[tokio::test]

@@ -40,12 +40,7 @@ impl LocalWriter {
         row: &FileRow,
         start: Start,
     ) -> Result<Self, ArchiveError> {
-        let Start {
-            offset,
-            hasher,
-            etag,
-            size,
-        } = start;
+        let (offset, size) = (start.offset, start.size);
         let part = files.part.clone();
         let dest = files.dest.clone();
         let file = tokio::task::spawn_blocking(move || open_part(&part, offset))
@@ -57,13 +52,13 @@ impl LocalWriter {
             dest: files.dest,
             size,
             offset,
-            hasher,
+            hasher: start.hasher,
             checkpoint_bytes: files.checkpoint_bytes,
             recorder: Recorder {
                 store,
                 runtime: tokio::runtime::Handle::current(),
                 record_file_id: row.record_file_id.clone(),
-                etag,
+                etag: start.etag,
             },
         };
         let (feed, received) = Feed::new(offset);

@@ -194,12 +194,7 @@ impl S3Writer {
         start: Start,
         resumed: Option<ResumedUpload>,
     ) -> Result<Self, WriteError> {
-        let Start {
-            offset,
-            hasher,
-            etag,
-            size,
-        } = start;
+        let (offset, size) = (start.offset, start.size);
         let key = s3.key_of(&row.path)?;
         let (upload_id, part_size, completed, parts) = match resumed {
             Some(up) => {
@@ -238,13 +233,13 @@ impl S3Writer {
                 meeting_record_id: row.meeting_record_id.clone(),
                 media_start_time: row.media_start_time,
                 key,
-                etag,
+                etag: start.etag,
                 upload_id,
             }),
             size,
             part_size,
             max_in_flight: s3.max_parts_in_flight(),
-            hash: Hash::Ready(hasher),
+            hash: Hash::Ready(start.hasher),
             received: offset,
             completed,
             next_index: (offset / part_size.max(1)) as usize,
