@@ -64,8 +64,11 @@ impl Db {
     ) -> Result<(), DbError> {
         let now = UnixMs::now();
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        let mut changes = life::Changes::new(&mut tx, now);
         for a in artifacts {
-            life::artifact_listed(&mut tx, meeting_record_id, a, issued_at, now).await?;
+            changes
+                .artifact_listed(meeting_record_id, a, issued_at)
+                .await?;
         }
         sqlx::query("UPDATE meetings SET artifacts_checked_at = ? WHERE meeting_record_id = ?")
             .bind(issued_at)
@@ -88,8 +91,11 @@ impl Db {
     ) -> Result<(), DbError> {
         let now = UnixMs::now();
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        let mut changes = life::Changes::new(&mut tx, now);
         for (key, path, record) in artifacts {
-            life::artifact_recorded(&mut tx, video_id, (key, path, record), now).await?;
+            changes
+                .artifact_recorded(video_id, (key, path, record))
+                .await?;
         }
         sqlx::query(
             "UPDATE meetings SET artifacts_checked_at = ? WHERE artifacts_checked_at IS NULL

@@ -232,7 +232,9 @@ async fn apply_file(
     .fetch_optional(&mut *tx)
     .await?;
     let Some(known) = known else {
-        life::reindexed(tx, meeting_record_id, media_start_time, f, archived, now).await?;
+        life::Changes::new(tx, now)
+            .reindexed(meeting_record_id, media_start_time, f, archived)
+            .await?;
         out.files_added += 1;
         out.added_keys.push(f.key.clone());
         return Ok(());
@@ -248,7 +250,9 @@ async fn apply_file(
     }
     out.files_known += 1;
     if let Some(deleted) = rec.deleted_in_cloud_at {
-        life::deletion_recorded(tx, &f.key, deleted).await?;
+        life::Changes::new(tx, now)
+            .deletion_recorded(&f.key, deleted)
+            .await?;
     }
     Ok(())
 }

@@ -6,13 +6,13 @@
 //!
 //! | transition | where |
 //! | --- | --- |
-//! | listed → queued or skipped; skipped ↔ queued; unavailable → queued (new address) | [`upsert_file`], [`judge`] (one rule: `verdict!`) |
-//! | an artifact found → queued or skipped with its video; unavailable → queued | [`artifact_listed`], [`artifact_recorded`], [`artifacts_follow`] |
+//! | listed → queued or skipped; skipped ↔ queued; unavailable → queued (new address) | [`Changes::listed`], [`Changes::judged`] (one rule: `verdict!`) |
+//! | an artifact found → queued or skipped with its video; unavailable → queued | [`Changes::artifact_listed`], [`Changes::artifact_recorded`], [`Changes::artifacts_follow`] |
 //! | queued → transferring | [`Db::claim_next`] |
 //! | transferring: checkpoint | [`Db::save_checkpoint`] |
 //! | transferring → archived (bytes durable, announced size, SHA-256) | [`Db::mark_archived`] |
 //! | queued or transferring → archived without download (adopted) | [`Db::mark_adopted`] |
-//! | meeting.json → archived or queued (reindex) | [`reindexed`] |
+//! | meeting.json → archived or queued (reindex) | [`Changes::reindexed`], [`Changes::deletion_recorded`] |
 //! | transferring → failed or unavailable (exhausted), or a failed attempt counted | [`Db::record_failure`], [`Db::note_error`] |
 //! | transferring → queued (shutdown, dead process) | [`Db::release`], [`Db::requeue_interrupted`] |
 //! | failed or unavailable → queued (`--retry-failed`) | [`Db::retry_failed`] |
@@ -26,6 +26,9 @@ use super::meetings::FileUpsert;
 use super::uploads::DELETE_UPLOAD;
 use super::{ArtifactUpsert, Db, DbError, FileRow};
 use crate::time::UnixMs;
+use sqlx::Sqlite;
+use sqlx::query::Query;
+use sqlx::sqlite::SqliteArguments;
 
 column_enum! {
     /// Where a file is in its life (see `migrations/0001_init.sql` and `0005_addresses.sql`).
@@ -245,13 +248,17 @@ impl Db {
     /// Files left `transferring` by a process that died go back to the queue; their
     /// checkpoints stay, so the next transfer resumes from them.
     pub async fn requeue_interrupted(&self) -> Result<u64, DbError> {
-        let done = sqlx::query(
-            "UPDATE files SET status = ?, updated_at = ? WHERE status = 'transferring'",
-        )
-        .bind(FileStatus::Queued)
-        .bind(UnixMs::now())
-        .execute(self.writer())
-        .await?;
+        self.requeue("UPDATE files SET status = ?, updated_at = ? WHERE status = 'transferring'")
+            .await
+    }
+
+    /// Queues the files `sql` (binding queued and now) takes, and wakes the workers.
+    async fn requeue(&self, sql: &'static str) -> Result<u64, DbError> {
+        let done = sqlx::query(sql)
+            .bind(FileStatus::Queued)
+            .bind(UnixMs::now())
+            .execute(self.writer())
+            .await?;
         self.wake_workers();
         Ok(done.rows_affected())
     }
@@ -443,16 +450,11 @@ impl Db {
     /// `backfill --retry-failed`: failed and unavailable files get a fresh set of attempts
     /// (an address the API refused yesterday may be given today).
     pub async fn retry_failed(&self) -> Result<u64, DbError> {
-        let done = sqlx::query(
+        self.requeue(
             "UPDATE files SET status = ?, attempts = 0, updated_at = ?
              WHERE status IN ('failed', 'unavailable')",
         )
-        .bind(FileStatus::Queued)
-        .bind(UnixMs::now())
-        .execute(self.writer())
-        .await?;
-        self.wake_workers();
-        Ok(done.rows_affected())
+        .await
     }
 
     /// Records that these archived files were found intact at `at`. Rows that stopped
@@ -525,200 +527,210 @@ impl Db {
     }
 }
 
-/// Stores one listed file of `meeting_record_id` (see [`UPSERT_FILE`]), `now`, with the
-/// address issued no earlier than `listed_at`.
-pub(super) async fn upsert_file(
-    tx: &mut sqlx::SqliteConnection,
-    meeting_record_id: &str,
-    f: &FileUpsert,
+/// Changes to files in one transaction (of the caller's), all made at `now`.
+pub(super) struct Changes<'c> {
+    tx: &'c mut sqlx::SqliteConnection,
     now: UnixMs,
-    listed_at: UnixMs,
-) -> Result<(), DbError> {
-    sqlx::query(UPSERT_FILE)
-        .bind(&f.record_file_id)
-        .bind(meeting_record_id)
-        .bind(f.record_start_time)
-        .bind(f.record_end_time)
-        .bind(f.record_size)
-        .bind(&f.path)
-        .bind(f.download_address.as_deref())
-        .bind(now)
-        .bind(listed_at)
-        .bind(f.skip_rule.as_deref())
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
 }
 
-/// Applies `[filter]`'s `rule` for a video at start (see [`JUDGED`]); returns its status.
-pub(super) async fn judge(
-    tx: &mut sqlx::SqliteConnection,
-    record_file_id: &str,
-    rule: Option<&str>,
-    now: UnixMs,
-) -> Result<FileStatus, DbError> {
-    Ok(sqlx::query_scalar(JUDGED)
-        .bind(rule)
-        .bind(record_file_id)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?)
-}
+impl<'c> Changes<'c> {
+    pub(super) fn new(tx: &'c mut sqlx::SqliteConnection, now: UnixMs) -> Self {
+        Self { tx, now }
+    }
 
-/// Artifacts follow their videos' status: skipped with a skipped video, queued again with
-/// a queued one. Returns how many were skipped and queued.
-pub(super) async fn artifacts_follow(
-    tx: &mut sqlx::SqliteConnection,
-    now: UnixMs,
-) -> Result<(u64, u64), DbError> {
-    let skipped = sqlx::query(SKIP_ARTIFACTS)
-        .bind(VIDEO_SKIPPED)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    let queued = sqlx::query(QUEUE_ARTIFACTS)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    Ok((skipped.rows_affected(), queued.rows_affected()))
-}
+    /// Runs `query` in the transaction.
+    async fn run(&mut self, query: Query<'_, Sqlite, SqliteArguments>) -> Result<(), DbError> {
+        query.execute(&mut *self.tx).await?;
+        Ok(())
+    }
 
-/// Stores an artifact `/v1/addresses` revealed for a meeting, with its address issued no
-/// earlier than `issued_at`: new, it is queued (its size unknown), or skipped with its
-/// video; known and still to download, its address is replaced, and one the API had
-/// refused is queued again. Archived artifacts are never touched.
-pub(super) async fn artifact_listed(
-    tx: &mut sqlx::SqliteConnection,
-    meeting_record_id: &str,
-    a: &ArtifactUpsert,
-    issued_at: UnixMs,
-    now: UnixMs,
-) -> Result<(), DbError> {
-    sqlx::query(concat!(
-        "INSERT INTO files (record_file_id, meeting_record_id, record_start_time,
-           record_end_time, record_size, size_known, path, status, download_address,
-           address_issued_at, updated_at, kind, parent_file_id, skip_rule)
-         SELECT ?1, ?2, v.record_start_time, v.record_end_time, 0, 0, ?3,
-           CASE WHEN v.status = 'skipped' THEN 'skipped' ELSE 'queued' END, ?4,
-           ?5, ?6, ?7, ?8, CASE WHEN v.status = 'skipped' THEN ?9 END
-         FROM files v WHERE v.record_file_id = ?8
-         ON CONFLICT (record_file_id) DO UPDATE SET
-           download_address = excluded.download_address,
-           address_issued_at = excluded.address_issued_at,
-           attempts = CASE WHEN ",
-        verdict!(readdressed, "excluded.download_address"),
-        " THEN 0 ELSE files.attempts END,
-           status = CASE WHEN ",
-        verdict!(readdressed, "excluded.download_address"),
-        " THEN 'queued' ELSE files.status END,
-           updated_at = excluded.updated_at
-         WHERE files.status != 'archived'"
-    ))
-    .bind(&a.key)
-    .bind(meeting_record_id)
-    .bind(&a.path)
-    .bind(&a.download_address)
-    .bind(issued_at)
-    .bind(now)
-    .bind(a.kind)
-    .bind(&a.parent_file_id)
-    .bind(VIDEO_SKIPPED)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
+    /// Stores one listed file of `meeting_record_id` (see [`UPSERT_FILE`]), with the address
+    /// issued no earlier than `listed_at`.
+    pub(super) async fn listed(
+        &mut self,
+        meeting_record_id: &str,
+        f: &FileUpsert,
+        listed_at: UnixMs,
+    ) -> Result<(), DbError> {
+        sqlx::query(UPSERT_FILE)
+            .bind(&f.record_file_id)
+            .bind(meeting_record_id)
+            .bind(f.record_start_time)
+            .bind(f.record_end_time)
+            .bind(f.record_size)
+            .bind(&f.path)
+            .bind(f.download_address.as_deref())
+            .bind(self.now)
+            .bind(listed_at)
+            .bind(f.skip_rule.as_deref())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
 
-/// Queues an artifact of `video_id` that its `meeting.json` records (`key`, `path`,
-/// `record`), with the size recorded there, for its copy to be adopted (or downloaded
-/// again). A row already there is left as it is.
-pub(super) async fn artifact_recorded(
-    tx: &mut sqlx::SqliteConnection,
-    video_id: &str,
-    (key, path, record): (&str, &str, &FileRecord),
-    now: UnixMs,
-) -> Result<(), DbError> {
-    sqlx::query(
-        "INSERT INTO files (record_file_id, meeting_record_id, record_start_time,
-           record_end_time, record_size, size_known, path, status, updated_at, kind,
-           parent_file_id)
-         SELECT ?1, v.meeting_record_id, v.record_start_time, v.record_end_time, ?2, 1,
-           ?3, ?7, ?4, ?5, ?6
-         FROM files v WHERE v.record_file_id = ?6
-         ON CONFLICT (record_file_id) DO NOTHING",
-    )
-    .bind(key)
-    .bind(record.record_size)
-    .bind(path)
-    .bind(now)
-    .bind(record.kind)
-    .bind(video_id)
-    .bind(FileStatus::Queued)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
+    /// Applies `[filter]`'s `rule` for a video at start (see [`JUDGED`]); returns its status.
+    pub(super) async fn judged(
+        &mut self,
+        record_file_id: &str,
+        rule: Option<&str>,
+    ) -> Result<FileStatus, DbError> {
+        Ok(sqlx::query_scalar(JUDGED)
+            .bind(rule)
+            .bind(record_file_id)
+            .bind(self.now)
+            .fetch_one(&mut *self.tx)
+            .await?)
+    }
 
-/// Inserts a file of `meeting_record_id` the database lacks as its `meeting.json` entry
-/// describes it (`reindex`): archived (`archived`: the entry says so and has a hash) with
-/// its size, SHA-256 and times, else queued for the next run to look at.
-pub(super) async fn reindexed(
-    tx: &mut sqlx::SqliteConnection,
-    meeting_record_id: &str,
-    media_start_time: UnixMs,
-    f: &ReindexFile,
-    archived: bool,
-    now: UnixMs,
-) -> Result<(), DbError> {
-    let rec = &f.record;
-    let start = rec.record_start_time.unwrap_or(media_start_time.0);
-    sqlx::query(
-        "INSERT INTO files (record_file_id, meeting_record_id, record_start_time,
-           record_end_time, record_size, size_known, path, status, sha256, archived_size,
-           archived_at, bytes_done, updated_at, kind, parent_file_id, deleted_in_cloud_at,
-           reindexed_at)
-         VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&f.key)
-    .bind(meeting_record_id)
-    .bind(start)
-    .bind(rec.record_end_time.unwrap_or(start))
-    .bind(rec.record_size)
-    .bind(&f.path)
-    .bind(if archived {
-        FileStatus::Archived
-    } else {
-        FileStatus::Queued
-    })
-    .bind(rec.sha256.as_deref().filter(|_| archived))
-    .bind(archived.then_some(rec.record_size))
-    .bind(archived.then(|| rec.archived_at.unwrap_or(now)))
-    .bind(if archived { rec.record_size } else { 0 })
-    .bind(now)
-    .bind(rec.kind)
-    .bind(f.parent_file_id.as_deref())
-    .bind(rec.deleted_in_cloud_at.filter(|_| archived))
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
+    /// Artifacts follow their videos' status: skipped with a skipped video, queued again with
+    /// a queued one. Returns how many were skipped and queued.
+    pub(super) async fn artifacts_follow(&mut self) -> Result<(u64, u64), DbError> {
+        let skipped = sqlx::query(SKIP_ARTIFACTS)
+            .bind(VIDEO_SKIPPED)
+            .bind(self.now)
+            .execute(&mut *self.tx)
+            .await?;
+        let queued = sqlx::query(QUEUE_ARTIFACTS)
+            .bind(self.now)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok((skipped.rows_affected(), queued.rows_affected()))
+    }
 
-/// Adds a deletion in the cloud that `meeting.json` records to a known archived file
-/// that lacks one (`reindex`).
-pub(super) async fn deletion_recorded(
-    tx: &mut sqlx::SqliteConnection,
-    record_file_id: &str,
-    deleted: UnixMs,
-) -> Result<(), DbError> {
-    sqlx::query(
-        "UPDATE files SET deleted_in_cloud_at = ? WHERE record_file_id = ?
-           AND deleted_in_cloud_at IS NULL AND status = 'archived'",
-    )
-    .bind(deleted)
-    .bind(record_file_id)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+    /// Stores an artifact `/v1/addresses` revealed for a meeting, with its address issued no
+    /// earlier than `issued_at`: new, it is queued (its size unknown), or skipped with its
+    /// video; known and still to download, its address is replaced, and one the API had
+    /// refused is queued again. Archived artifacts are never touched.
+    pub(super) async fn artifact_listed(
+        &mut self,
+        meeting_record_id: &str,
+        a: &ArtifactUpsert,
+        issued_at: UnixMs,
+    ) -> Result<(), DbError> {
+        self.run(
+            sqlx::query(concat!(
+                "INSERT INTO files (record_file_id, meeting_record_id, record_start_time,
+               record_end_time, record_size, size_known, path, status, download_address,
+               address_issued_at, updated_at, kind, parent_file_id, skip_rule)
+             SELECT ?1, ?2, v.record_start_time, v.record_end_time, 0, 0, ?3,
+               CASE WHEN v.status = 'skipped' THEN 'skipped' ELSE 'queued' END, ?4,
+               ?5, ?6, ?7, ?8, CASE WHEN v.status = 'skipped' THEN ?9 END
+             FROM files v WHERE v.record_file_id = ?8
+             ON CONFLICT (record_file_id) DO UPDATE SET
+               download_address = excluded.download_address,
+               address_issued_at = excluded.address_issued_at,
+               attempts = CASE WHEN ",
+                verdict!(readdressed, "excluded.download_address"),
+                " THEN 0 ELSE files.attempts END,
+               status = CASE WHEN ",
+                verdict!(readdressed, "excluded.download_address"),
+                " THEN 'queued' ELSE files.status END,
+               updated_at = excluded.updated_at
+             WHERE files.status != 'archived'"
+            ))
+            .bind(&a.key)
+            .bind(meeting_record_id)
+            .bind(&a.path)
+            .bind(&a.download_address)
+            .bind(issued_at)
+            .bind(self.now)
+            .bind(a.kind)
+            .bind(&a.parent_file_id)
+            .bind(VIDEO_SKIPPED),
+        )
+        .await
+    }
+
+    /// Queues an artifact of `video_id` that its `meeting.json` records (`key`, `path`,
+    /// `record`), with the size recorded there, for its copy to be adopted (or downloaded
+    /// again). A row already there is left as it is.
+    pub(super) async fn artifact_recorded(
+        &mut self,
+        video_id: &str,
+        (key, path, record): (&str, &str, &FileRecord),
+    ) -> Result<(), DbError> {
+        self.run(
+            sqlx::query(
+                "INSERT INTO files (record_file_id, meeting_record_id, record_start_time,
+               record_end_time, record_size, size_known, path, status, updated_at, kind,
+               parent_file_id)
+             SELECT ?1, v.meeting_record_id, v.record_start_time, v.record_end_time, ?2, 1,
+               ?3, ?7, ?4, ?5, ?6
+             FROM files v WHERE v.record_file_id = ?6
+             ON CONFLICT (record_file_id) DO NOTHING",
+            )
+            .bind(key)
+            .bind(record.record_size)
+            .bind(path)
+            .bind(self.now)
+            .bind(record.kind)
+            .bind(video_id)
+            .bind(FileStatus::Queued),
+        )
+        .await
+    }
+
+    /// Inserts a file of `meeting_record_id` the database lacks as its `meeting.json` entry
+    /// describes it (`reindex`): archived (`archived`: the entry says so and has a hash) with
+    /// its size, SHA-256 and times, else queued for the next run to look at.
+    pub(super) async fn reindexed(
+        &mut self,
+        meeting_record_id: &str,
+        media_start_time: UnixMs,
+        f: &ReindexFile,
+        archived: bool,
+    ) -> Result<(), DbError> {
+        let rec = &f.record;
+        let start = rec.record_start_time.unwrap_or(media_start_time.0);
+        self.run(
+            sqlx::query(
+                "INSERT INTO files (record_file_id, meeting_record_id, record_start_time,
+               record_end_time, record_size, size_known, path, status, sha256, archived_size,
+               archived_at, bytes_done, updated_at, kind, parent_file_id, deleted_in_cloud_at,
+               reindexed_at)
+             VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&f.key)
+            .bind(meeting_record_id)
+            .bind(start)
+            .bind(rec.record_end_time.unwrap_or(start))
+            .bind(rec.record_size)
+            .bind(&f.path)
+            .bind(if archived {
+                FileStatus::Archived
+            } else {
+                FileStatus::Queued
+            })
+            .bind(rec.sha256.as_deref().filter(|_| archived))
+            .bind(archived.then_some(rec.record_size))
+            .bind(archived.then(|| rec.archived_at.unwrap_or(self.now)))
+            .bind(if archived { rec.record_size } else { 0 })
+            .bind(self.now)
+            .bind(rec.kind)
+            .bind(f.parent_file_id.as_deref())
+            .bind(rec.deleted_in_cloud_at.filter(|_| archived))
+            .bind(self.now),
+        )
+        .await
+    }
+
+    /// Adds a deletion in the cloud that `meeting.json` records to a known archived file
+    /// that lacks one (`reindex`).
+    pub(super) async fn deletion_recorded(
+        &mut self,
+        record_file_id: &str,
+        deleted: UnixMs,
+    ) -> Result<(), DbError> {
+        self.run(
+            sqlx::query(
+                "UPDATE files SET deleted_in_cloud_at = ? WHERE record_file_id = ?
+               AND deleted_in_cloud_at IS NULL AND status = 'archived'",
+            )
+            .bind(deleted)
+            .bind(record_file_id),
+        )
+        .await
+    }
 }
 
 /// Marks the `meeting.json` of `record_file_id`'s meeting as behind since `at`.

@@ -107,7 +107,9 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
             for f in &m.files {
-                life::upsert_file(&mut tx, &m.meeting_record_id, f, now, listed_at).await?;
+                life::Changes::new(&mut tx, now)
+                    .listed(&m.meeting_record_id, f, listed_at)
+                    .await?;
             }
         }
         tx.commit().await?;

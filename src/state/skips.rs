@@ -60,13 +60,16 @@ impl Db {
             if rule == row.skip_rule && rule.is_some() == (row.status == FileStatus::Skipped) {
                 continue;
             }
-            match life::judge(&mut tx, &row.record_file_id, rule.as_deref(), now).await? {
+            let judged = life::Changes::new(&mut tx, now)
+                .judged(&row.record_file_id, rule.as_deref())
+                .await?;
+            match judged {
                 FileStatus::Queued if row.status == FileStatus::Skipped => done.queued += 1,
                 FileStatus::Skipped if row.status != FileStatus::Skipped => done.skipped += 1,
                 _ => {}
             }
         }
-        let (skipped, queued) = life::artifacts_follow(&mut tx, now).await?;
+        let (skipped, queued) = life::Changes::new(&mut tx, now).artifacts_follow().await?;
         done.skipped += skipped;
         done.queued += queued;
         tx.commit().await?;
