@@ -805,3 +805,43 @@ async fn audit_file(
     audit::append(tx, &entry, now).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{listed, temp_store};
+    use super::{Exhaust, FileStatus};
+    use crate::time::UnixMs;
+
+    /// A listing applies the filter's rule as the start does (one rule): a failed file the
+    /// filter now leaves out is skipped, and queued again with fresh attempts once wanted.
+    #[tokio::test]
+    async fn a_listing_skips_and_queues_a_failed_file_as_the_filter_does() {
+        let (store, _dir) = temp_store().await;
+        let mut page = listed("m", 1_000, "d/m", &[("a", false)]);
+        store
+            .upsert_meetings(&[page.clone()], UnixMs(0))
+            .await
+            .unwrap();
+        store.claim_next().await.unwrap().unwrap();
+        let failed = store
+            .record_failure("a", "boom", FileStatus::Failed, Exhaust::AtOnce)
+            .await
+            .unwrap();
+        assert_eq!(failed, FileStatus::Failed);
+
+        page.files[0].skip_rule = Some("filter.users: u".into());
+        store
+            .upsert_meetings(&[page.clone()], UnixMs(1))
+            .await
+            .unwrap();
+        let row = store.file("a").await.unwrap().unwrap();
+        assert_eq!(row.status, FileStatus::Skipped);
+        assert_eq!(row.skip_rule.as_deref(), Some("filter.users: u"));
+
+        page.files[0].skip_rule = None;
+        store.upsert_meetings(&[page], UnixMs(2)).await.unwrap();
+        let row = store.file("a").await.unwrap().unwrap();
+        assert_eq!((row.status, row.attempts), (FileStatus::Queued, 0));
+        assert_eq!(row.skip_rule, None);
+    }
+}

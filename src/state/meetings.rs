@@ -31,7 +31,7 @@ pub struct FileUpsert {
     pub skip_rule: Option<String>,
 }
 
-/// A stored meeting, as `meeting.json` and `status` show it.
+/// A stored meeting, as `meeting.json`, `status` and `search` show it.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct MeetingRow {
     pub meeting_record_id: String,
@@ -59,17 +59,25 @@ pub(super) const UPSERT_MEETING: &str =
                    media_start_time = excluded.media_start_time, state = excluded.state,
                    record_type = excluded.record_type, last_seen_at = excluded.last_seen_at";
 
+/// `SELECT` of a [`MeetingRow`] followed by `$tail`, as one `&'static str`.
+macro_rules! select_meetings {
+    ($tail:literal) => {
+        concat!(
+            "SELECT meeting_record_id, meeting_id, meeting_code, userid, subject,
+                    media_start_time, state, record_type, dir, artifacts_checked_at,
+                    transcript_wait_ended_at
+             FROM meetings ",
+            $tail
+        )
+    };
+}
+pub(super) use select_meetings;
+
 pub(super) const MEETINGS_IN_DIR: &str =
-    "SELECT meeting_record_id, meeting_id, meeting_code, userid, subject,
-            media_start_time, state, record_type, dir, artifacts_checked_at,
-            transcript_wait_ended_at
-     FROM meetings WHERE dir = ? ORDER BY media_start_time, meeting_record_id";
+    select_meetings!("WHERE dir = ? ORDER BY media_start_time, meeting_record_id");
 
 pub(super) const PENDING_MEETINGS: &str =
-    "SELECT meeting_record_id, meeting_id, meeting_code, userid, subject,
-            media_start_time, state, record_type, dir, artifacts_checked_at,
-            transcript_wait_ended_at
-     FROM meetings WHERE state IN (1, 2) ORDER BY media_start_time";
+    select_meetings!("WHERE state IN (1, 2) ORDER BY media_start_time");
 
 impl Db {
     /// Stores one listing page in one transaction: a malformed page is rejected before this
@@ -118,15 +126,12 @@ impl Db {
     }
 
     pub async fn meeting(&self, meeting_record_id: &str) -> Result<Option<MeetingRow>, DbError> {
-        Ok(sqlx::query_as(
-            "SELECT meeting_record_id, meeting_id, meeting_code, userid, subject,
-                    media_start_time, state, record_type, dir, artifacts_checked_at,
-                    transcript_wait_ended_at
-             FROM meetings WHERE meeting_record_id = ?",
+        Ok(
+            sqlx::query_as(select_meetings!("WHERE meeting_record_id = ?"))
+                .bind(meeting_record_id)
+                .fetch_optional(self.pool())
+                .await?,
         )
-        .bind(meeting_record_id)
-        .fetch_optional(self.pool())
-        .await?)
     }
 
     /// Every meeting stored in the folder `dir` (a recurring meeting can put several

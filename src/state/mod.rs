@@ -69,7 +69,7 @@ pub use relayout::{LaidOutFile, PendingMove};
 pub use skips::Refiltered;
 pub use status::{FailedFile, StatusReport, ToDo};
 pub use transcripts::{
-    IndexSize, IndexedText, RecordingFile, RecordingRow, Selectors, TRIGRAM, UnindexedTranscript,
+    IndexSize, IndexedText, RecordingFile, Selectors, TRIGRAM, UnindexedTranscript,
 };
 
 use crate::time::UnixMs;

@@ -34,7 +34,7 @@ pub struct ArtifactsWanted {
 /// transcripts wanted), every one found archived (one the API refuses keeps its video in
 /// the cloud), and transcripts found or waited for to the end of `download.artifact_wait`.
 macro_rules! candidates {
-    ($select:literal, $tail:expr) => {
+    ($select:expr, $tail:expr) => {
         concat!(
             $select,
             " FROM files f JOIN meetings m USING (meeting_record_id)
@@ -54,11 +54,18 @@ macro_rules! candidates {
     };
 }
 
+/// The columns of a [`PruneCandidate`].
+macro_rules! candidate_columns {
+    () => {
+        "SELECT f.record_file_id, f.kind, m.meeting_code, m.subject,
+                m.state AS meeting_state, m.media_start_time, f.path, f.status,
+                f.record_size, f.archived_size, f.sha256, f.bytes_done, f.attempts,
+                f.last_error, f.verified_at, f.skip_rule, f.archived_at"
+    };
+}
+
 pub(super) const PRUNE_CANDIDATES: &str = candidates!(
-    "SELECT f.record_file_id, f.kind, m.meeting_code, m.subject,
-            m.state AS meeting_state, m.media_start_time, f.path, f.status,
-            f.record_size, f.archived_size, f.sha256, f.bytes_done, f.attempts,
-            f.last_error, f.verified_at, f.skip_rule, f.archived_at",
+    candidate_columns!(),
     concat!(
         "AND NOT ",
         held_sql!(),
@@ -116,10 +123,7 @@ impl Db {
         wanted: ArtifactsWanted,
     ) -> Result<Vec<PruneCandidate>, DbError> {
         Ok(sqlx::query_as(candidates!(
-            "SELECT f.record_file_id, f.kind, m.meeting_code, m.subject,
-                    m.state AS meeting_state, m.media_start_time, f.path, f.status,
-                    f.record_size, f.archived_size, f.sha256, f.bytes_done, f.attempts,
-                    f.last_error, f.verified_at, f.skip_rule, f.archived_at",
+            candidate_columns!(),
             concat!(
                 "AND ",
                 held_sql!(),
@@ -260,33 +264,19 @@ mod tests {
             since: UnixMs(1_000),
             until: UnixMs(1_000),
         };
+        let candidates = async || ids(store.prune_candidates(far, NONE, 10).await.unwrap());
         let first = store.add_hold(&by_meeting, "one").await.unwrap();
         let second = store.add_hold(&by_range, "two").await.unwrap();
-        assert!(
-            store
-                .prune_candidates(far, NONE, 10)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert!(candidates().await.is_empty());
         assert_eq!(
             ids(store.held_prune_candidates(far, NONE).await.unwrap()),
             ["a"]
         );
         store.release_hold(first.id).await.unwrap();
         assert_eq!(store.holds_on("m1").await.unwrap(), [second.id]);
-        assert!(
-            store
-                .prune_candidates(far, NONE, 10)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert!(candidates().await.is_empty());
         store.release_hold(second.id).await.unwrap();
-        assert_eq!(
-            ids(store.prune_candidates(far, NONE, 10).await.unwrap()),
-            ["a"]
-        );
+        assert_eq!(candidates().await, ["a"]);
         assert!(store.held_meetings().await.unwrap().is_empty());
     }
 
