@@ -3,7 +3,7 @@
 //! the transcript lines that say them. `export` selects with the same [`Query`].
 
 use crate::archive::{Archive, ArchiveError};
-use crate::state::{Db, DbError, FileKind, FileStatus, RecordingRow, Selectors};
+use crate::state::{Db, DbError, FileKind, FileStatus, MeetingRow, Selectors};
 use crate::time::UnixMs;
 use crate::transcripts::{MatchedLine, matched_lines};
 use regex::Regex;
@@ -118,7 +118,7 @@ impl Query {
 }
 
 /// The recordings `query` selects (without their files): what `export` copies too.
-pub async fn select(store: &Db, query: &Query) -> Result<Vec<RecordingRow>, SearchError> {
+pub async fn select(store: &Db, query: &Query) -> Result<Vec<MeetingRow>, SearchError> {
     query.check()?;
     let mut said: Option<HashSet<String>> = None;
     for word in &query.text {

@@ -351,22 +351,46 @@ impl Resume {
         etag: Option<String>,
         size: u64,
     ) -> Result<Box<dyn ArchiveWriter>, WriteError> {
-        self.writer.open(self.offset, self.hasher, etag, size).await
+        let start = Start {
+            offset: self.offset,
+            hasher: self.hasher,
+            etag,
+            size,
+        };
+        self.writer.open(start).await
     }
+}
+
+/// Where a writer starts: at `offset` of a `size`-byte file, `hasher` holding the hash of
+/// the bytes before `offset`, `etag` (the download's) recorded with its checkpoints.
+struct Start {
+    offset: u64,
+    hasher: Sha256,
+    etag: Option<String>,
+    size: u64,
 }
 
 /// How a backend opens a writer at a resume point.
 #[async_trait]
 trait OpenWriter: Send {
-    /// A writer at `offset` of a `size`-byte file, `hasher` holding the hash of the bytes
-    /// before `offset`.
-    async fn open(
-        self: Box<Self>,
-        offset: u64,
-        hasher: Sha256,
-        etag: Option<String>,
-        size: u64,
-    ) -> Result<Box<dyn ArchiveWriter>, WriteError>;
+    async fn open(self: Box<Self>, start: Start) -> Result<Box<dyn ArchiveWriter>, WriteError>;
+}
+
+/// What a writer made durable: its `finish` returns it, and the transfer records the file
+/// as archived from it (`Db::mark_archived`), so a backend writes bytes and says so, nothing
+/// more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// Bytes under the final name: the size the API announced (checked before `finish`
+    /// returns).
+    pub size: u64,
+    /// Lower-case hex.
+    pub sha256: String,
+    /// Where the copy is, for people: its path on disk, or its object's key.
+    pub location: String,
+    /// The backend put a legal hold on it already (a held recording's object in a
+    /// bucket with `retention.mode`).
+    pub held: bool,
 }
 
 /// Where one transfer's bytes go: hashed, made durable checkpoint by checkpoint, and
@@ -386,9 +410,9 @@ pub trait ArchiveWriter: Send {
     /// forgets it (the file restarts from zero).
     async fn abandon(&mut self);
 
-    /// Makes the file durable under its final name, checks it and marks it archived;
-    /// returns its SHA-256 (lowercase hex).
-    async fn finish(&mut self, cancel: &CancellationToken) -> Result<String, WriteError>;
+    /// Makes the file durable under its final name and checks it; returns what was written
+    /// (the caller marks it archived).
+    async fn finish(&mut self, cancel: &CancellationToken) -> Result<Written, WriteError>;
 }
 
 /// Opens the configured archive: `s3` when a bucket is configured, else the directory

@@ -1,7 +1,7 @@
 //! Artifacts of a recording (audio track, transcripts): rows of `files` with a kind and a
 //! parent video (`migrations/0007_artifacts.sql`), discovered through `/v1/addresses`.
 
-use super::{Db, DbError, FileKind};
+use super::{Db, DbError, FileKind, life};
 use crate::time::UnixMs;
 
 /// An artifact as `/v1/addresses` revealed it, ready to store.
@@ -64,34 +64,11 @@ impl Db {
     ) -> Result<(), DbError> {
         let now = UnixMs::now();
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        let mut changes = life::Changes::new(&mut tx, now);
         for a in artifacts {
-            sqlx::query(
-                "INSERT INTO files (record_file_id, meeting_record_id, record_start_time,
-                   record_end_time, record_size, size_known, path, status, download_address,
-                   address_issued_at, updated_at, kind, parent_file_id, skip_rule)
-                 SELECT ?1, ?2, v.record_start_time, v.record_end_time, 0, 0, ?3,
-                   CASE WHEN v.status = 'skipped' THEN 'skipped' ELSE 'queued' END, ?4,
-                   ?5, ?6, ?7, ?8, CASE WHEN v.status = 'skipped' THEN ?9 END
-                 FROM files v WHERE v.record_file_id = ?8
-                 ON CONFLICT (record_file_id) DO UPDATE SET
-                   download_address = excluded.download_address,
-                   address_issued_at = excluded.address_issued_at,
-                   attempts = CASE WHEN files.status = 'unavailable' THEN 0 ELSE files.attempts END,
-                   status = CASE WHEN files.status = 'unavailable' THEN 'queued' ELSE files.status END,
-                   updated_at = excluded.updated_at
-                 WHERE files.status != 'archived'",
-            )
-            .bind(&a.key)
-            .bind(meeting_record_id)
-            .bind(&a.path)
-            .bind(&a.download_address)
-            .bind(issued_at)
-            .bind(now)
-            .bind(a.kind)
-            .bind(&a.parent_file_id)
-            .bind(super::skips::VIDEO_SKIPPED)
-            .execute(&mut *tx)
-            .await?;
+            changes
+                .artifact_listed(meeting_record_id, a, issued_at)
+                .await?;
         }
         sqlx::query("UPDATE meetings SET artifacts_checked_at = ? WHERE meeting_record_id = ?")
             .bind(issued_at)
@@ -114,24 +91,11 @@ impl Db {
     ) -> Result<(), DbError> {
         let now = UnixMs::now();
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        let mut changes = life::Changes::new(&mut tx, now);
         for (key, path, record) in artifacts {
-            sqlx::query(
-                "INSERT INTO files (record_file_id, meeting_record_id, record_start_time,
-                   record_end_time, record_size, size_known, path, status, updated_at, kind,
-                   parent_file_id)
-                 SELECT ?1, v.meeting_record_id, v.record_start_time, v.record_end_time, ?2, 1,
-                   ?3, 'queued', ?4, ?5, ?6
-                 FROM files v WHERE v.record_file_id = ?6
-                 ON CONFLICT (record_file_id) DO NOTHING",
-            )
-            .bind(key)
-            .bind(record.record_size)
-            .bind(path)
-            .bind(now)
-            .bind(record.kind)
-            .bind(video_id)
-            .execute(&mut *tx)
-            .await?;
+            changes
+                .artifact_recorded(video_id, (key, path, record))
+                .await?;
         }
         sqlx::query(
             "UPDATE meetings SET artifacts_checked_at = ? WHERE artifacts_checked_at IS NULL

@@ -3,7 +3,7 @@
 //! moved, held, released, expired; `adopted` and `reindexed` for `reindex`).
 //!
 //! A record's `hash` is the SHA-256 of its canonical JSON without `hash` (the fields of
-//! [`Unhashed`] in their fixed order, `details` with sorted keys as `serde_json` writes a
+//! `Unhashed` in their fixed order, `details` with sorted keys as `serde_json` writes a
 //! map), and `prev` the hash of the record before it: changing, removing or reordering one
 //! record breaks the chain at that record. Records are appended in the transaction of the
 //! change they describe where there is one, so the state and its history never disagree.
@@ -351,7 +351,7 @@ impl Db {
         Ok(row.map(Into::into))
     }
 
-    /// Claims segments (of [`SEGMENT_RECORDS`] at most) for the records not in any segment
+    /// Claims segments (of `SEGMENT_RECORDS` at most) for the records not in any segment
     /// yet, each named by `path_of(first, last)`, and returns every segment still to be
     /// written: the new ones and any a crash left claimed.
     pub async fn claim_audit_segments(

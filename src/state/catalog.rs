@@ -6,7 +6,7 @@
 //! needs to rebuild a file's row (its kind, name, size, SHA-256, when it was archived and
 //! deleted in the cloud) is in the file's entry.
 
-use super::{Db, DbError, FileKind, FileStatus};
+use super::{Db, DbError, FileKind, FileStatus, life};
 use crate::time::UnixMs;
 
 /// `schema` of the `meeting.json` this program writes. Schema 1 (no `schema` field) had
@@ -213,6 +213,8 @@ async fn apply_meeting(
     Ok(())
 }
 
+/// Records one file of a folder's `meeting.json`: inserted if the database lacks it, else
+/// compared (see [`Db::apply_meeting_jsons`]).
 async fn apply_file(
     tx: &mut sqlx::SqliteConnection,
     meeting_record_id: &str,
@@ -229,83 +231,59 @@ async fn apply_file(
     .bind(&f.key)
     .fetch_optional(&mut *tx)
     .await?;
-    if let Some(k) = known {
-        let mut differs = Vec::new();
-        if k.path != f.path {
-            differs.push(format!("path `{}` / `{}`", k.path, f.path));
-        }
-        // A pending file is the pool's: it adopts the copy or downloads it again.
-        if archived && k.status != FileStatus::Archived && !k.status.is_pending() {
-            differs.push(format!("status {} / archived", k.status.as_str()));
-        }
-        if archived && k.status == FileStatus::Archived {
-            if k.sha256 != rec.sha256 {
-                differs.push(format!(
-                    "sha256 {} / {}",
-                    k.sha256.as_deref().unwrap_or("-"),
-                    rec.sha256.as_deref().unwrap_or("-")
-                ));
-            }
-            if k.archived_size != Some(rec.record_size) {
-                differs.push(format!(
-                    "size {} / {}",
-                    k.archived_size.unwrap_or(-1),
-                    rec.record_size
-                ));
-            }
-        }
-        if differs.is_empty() {
-            out.files_known += 1;
-            if let Some(deleted) = rec.deleted_in_cloud_at {
-                sqlx::query(
-                    "UPDATE files SET deleted_in_cloud_at = ? WHERE record_file_id = ?
-                       AND deleted_in_cloud_at IS NULL AND status = 'archived'",
-                )
-                .bind(deleted)
-                .bind(&f.key)
-                .execute(&mut *tx)
-                .await?;
-            }
-        } else {
-            out.disagreements.push(format!(
-                "{}: database / meeting.json differ: {}",
-                f.path,
-                differs.join(", ")
-            ));
-        }
+    let Some(known) = known else {
+        life::Changes::new(tx, now)
+            .reindexed(meeting_record_id, media_start_time, f, archived)
+            .await?;
+        out.files_added += 1;
+        out.added_keys.push(f.key.clone());
+        return Ok(());
+    };
+    let differs = differences(&known, f, archived);
+    if !differs.is_empty() {
+        out.disagreements.push(format!(
+            "{}: database / meeting.json differ: {}",
+            f.path,
+            differs.join(", ")
+        ));
         return Ok(());
     }
-    let start = rec.record_start_time.unwrap_or(media_start_time.0);
-    sqlx::query(
-        "INSERT INTO files (record_file_id, meeting_record_id, record_start_time,
-           record_end_time, record_size, size_known, path, status, sha256, archived_size,
-           archived_at, bytes_done, updated_at, kind, parent_file_id, deleted_in_cloud_at,
-           reindexed_at)
-         VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&f.key)
-    .bind(meeting_record_id)
-    .bind(start)
-    .bind(rec.record_end_time.unwrap_or(start))
-    .bind(rec.record_size)
-    .bind(&f.path)
-    .bind(if archived {
-        FileStatus::Archived
-    } else {
-        FileStatus::Queued
-    })
-    .bind(rec.sha256.as_deref().filter(|_| archived))
-    .bind(archived.then_some(rec.record_size))
-    .bind(archived.then(|| rec.archived_at.unwrap_or(now)))
-    .bind(if archived { rec.record_size } else { 0 })
-    .bind(now)
-    .bind(rec.kind)
-    .bind(f.parent_file_id.as_deref())
-    .bind(rec.deleted_in_cloud_at.filter(|_| archived))
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    out.files_added += 1;
-    out.added_keys.push(f.key.clone());
+    out.files_known += 1;
+    if let Some(deleted) = rec.deleted_in_cloud_at {
+        life::Changes::new(tx, now)
+            .deletion_recorded(&f.key, deleted)
+            .await?;
+    }
     Ok(())
+}
+
+/// What the database knows of a file otherwise than its `meeting.json` entry says
+/// (`archived`: the entry says archived, with a hash).
+fn differences(k: &KnownFile, f: &ReindexFile, archived: bool) -> Vec<String> {
+    let rec = &f.record;
+    let mut differs = Vec::new();
+    if k.path != f.path {
+        differs.push(format!("path `{}` / `{}`", k.path, f.path));
+    }
+    // A pending file is the pool's: it adopts the copy or downloads it again.
+    if archived && k.status != FileStatus::Archived && !k.status.is_pending() {
+        differs.push(format!("status {} / archived", k.status.as_str()));
+    }
+    if archived && k.status == FileStatus::Archived {
+        if k.sha256 != rec.sha256 {
+            differs.push(format!(
+                "sha256 {} / {}",
+                k.sha256.as_deref().unwrap_or("-"),
+                rec.sha256.as_deref().unwrap_or("-")
+            ));
+        }
+        if k.archived_size != Some(rec.record_size) {
+            differs.push(format!(
+                "size {} / {}",
+                k.archived_size.unwrap_or(-1),
+                rec.record_size
+            ));
+        }
+    }
+    differs
 }

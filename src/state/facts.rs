@@ -71,6 +71,21 @@ pub(super) const FAILURES_BY_REASON: &str =
      WHERE status IN ('failed', 'unavailable')
      GROUP BY 1 ORDER BY 2 DESC, 1";
 
+/// The upsert of one `$column` of the one row of `daemon_facts`.
+macro_rules! set_fact {
+    ($column:literal) => {
+        concat!(
+            "INSERT INTO daemon_facts (id, ",
+            $column,
+            ") VALUES (1, ?)
+             ON CONFLICT (id) DO UPDATE SET ",
+            $column,
+            " = excluded.",
+            $column
+        )
+    };
+}
+
 impl Db {
     pub async fn daemon_facts(&self) -> Result<DaemonFacts, DbError> {
         Ok(sqlx::query_as(
@@ -85,16 +100,8 @@ impl Db {
 
     pub async fn record_fact(&self, fact: Fact) -> Result<(), DbError> {
         let query = match fact {
-            Fact::NextPoll(at) => sqlx::query(
-                "INSERT INTO daemon_facts (id, next_poll_at) VALUES (1, ?)
-                 ON CONFLICT (id) DO UPDATE SET next_poll_at = excluded.next_poll_at",
-            )
-            .bind(at),
-            Fact::PollOk(at) => sqlx::query(
-                "INSERT INTO daemon_facts (id, last_poll_ok_at) VALUES (1, ?)
-                 ON CONFLICT (id) DO UPDATE SET last_poll_ok_at = excluded.last_poll_ok_at",
-            )
-            .bind(at),
+            Fact::NextPoll(at) => sqlx::query(set_fact!("next_poll_at")).bind(at),
+            Fact::PollOk(at) => sqlx::query(set_fact!("last_poll_ok_at")).bind(at),
             Fact::BackfillProgress { done, total } => sqlx::query(
                 "INSERT INTO daemon_facts (id, backfill_windows_done, backfill_windows_total)
                  VALUES (1, ?, ?)
@@ -104,11 +111,7 @@ impl Db {
             )
             .bind(done)
             .bind(total),
-            Fact::PruneFinished(at) => sqlx::query(
-                "INSERT INTO daemon_facts (id, prune_finished_at) VALUES (1, ?)
-                 ON CONFLICT (id) DO UPDATE SET prune_finished_at = excluded.prune_finished_at",
-            )
-            .bind(at),
+            Fact::PruneFinished(at) => sqlx::query(set_fact!("prune_finished_at")).bind(at),
             Fact::PruneRefused(n) => sqlx::query(
                 "INSERT INTO daemon_facts (id, prune_refused) VALUES (1, ?)
                  ON CONFLICT (id) DO UPDATE SET

@@ -1,90 +1,19 @@
-//! The life of one file: claim, checkpoint, archive, fail, retry.
+//! Reading files: a row with what a transfer needs from its meeting, by id, by meeting, in a
+//! range; and the download addresses stored with them (their statuses change in `life`).
 
-use super::audit::{self, Action, AuditEntry};
-use super::{Db, DbError};
+use super::{Db, DbError, FileStatus};
 use crate::time::UnixMs;
 
-/// Where a file is in its life (see `migrations/0001_init.sql` and `0005_addresses.sql`).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    serde::Serialize,
-    serde::Deserialize,
-    sqlx::Type,
-)]
-#[serde(rename_all = "lowercase")]
-#[sqlx(rename_all = "lowercase")]
-pub enum FileStatus {
-    /// Listed and transcoded: waiting for a worker (with or without an address yet).
-    Queued,
-    Transferring,
-    Archived,
-    /// Its attempts ran out (network, host, storage): `--retry-failed` tries again.
-    Failed,
-    /// The API says it cannot be downloaded: `/v1/addresses` gave no address for it after
-    /// every attempt, or refused the recording outright.
-    Unavailable,
-    /// Left out by `[filter]` (the rule is in `skip_rule`): not a failure, never
-    /// downloaded nor pruned; a wider filter queues it again at the next start.
-    Skipped,
-}
-
-impl FileStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Transferring => "transferring",
-            Self::Archived => "archived",
-            Self::Failed => "failed",
-            Self::Unavailable => "unavailable",
-            Self::Skipped => "skipped",
-        }
+column_enum! {
+    /// What a row of `files` holds: a recording's video, or one of its artifacts.
+    pub enum FileKind {
+        /// The MP4 the listing announces (with its size).
+        Video,
+        /// The audio track alone (m4a), from `/v1/addresses`.
+        Audio,
+        /// A transcript (txt, pdf, docx), from `/v1/addresses`; may appear hours late.
+        Transcript,
     }
-
-    pub const ALL: [Self; 6] = [
-        Self::Queued,
-        Self::Transferring,
-        Self::Archived,
-        Self::Failed,
-        Self::Unavailable,
-        Self::Skipped,
-    ];
-
-    /// Still to be downloaded: a worker will get to it.
-    pub fn is_pending(self) -> bool {
-        matches!(self, Self::Queued | Self::Transferring)
-    }
-}
-
-/// What a row of `files` holds: a recording's video, or one of its artifacts.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    serde::Serialize,
-    serde::Deserialize,
-    sqlx::Type,
-)]
-#[serde(rename_all = "lowercase")]
-#[sqlx(rename_all = "lowercase")]
-pub enum FileKind {
-    /// The MP4 the listing announces (with its size).
-    Video,
-    /// The audio track alone (m4a), from `/v1/addresses`.
-    Audio,
-    /// A transcript (txt, pdf, docx), from `/v1/addresses`; may appear hours late.
-    Transcript,
 }
 
 impl FileKind {
@@ -177,53 +106,15 @@ macro_rules! select_files {
     };
 }
 
-/// The next file to claim, in the claim's order (see [`Db::claim_next`]): a seek into
-/// the partial index `files_claim` (`migrations/0016_growth.sql`), which holds exactly the
-/// queued files in this order, so a claim costs the same with 10 or 100,000 rows queued.
-/// The meeting's start is read from the file's own copy of it (kept in step by triggers),
-/// so no join is needed to order.
-pub(super) const CLAIM_LOOK: &str = "SELECT f.record_file_id FROM files f
-     WHERE f.status = 'queued'
-     ORDER BY f.address_issued_at IS NULL, f.address_issued_at DESC,
-              f.media_start_time, f.meeting_record_id, f.record_file_id
-     LIMIT 1";
-
-/// Takes the file [`CLAIM_LOOK`] found, only if still queued.
-pub(super) const CLAIM_TAKE: &str = "UPDATE files SET status = 'transferring', updated_at = ?
-     WHERE record_file_id = ? AND status = 'queued'
-     RETURNING record_file_id";
-
 pub(super) const FILE: &str = select_files!("WHERE f.record_file_id = ?");
 
 pub(super) const FILES_OF_MEETING: &str =
     select_files!("WHERE f.meeting_record_id = ? ORDER BY f.record_file_id");
 
-pub(super) const SAVE_CHECKPOINT: &str =
-    "UPDATE files SET bytes_done = ?, etag = ?, hash_state = ?, updated_at = ?
-     WHERE record_file_id = ?";
-
-pub(super) const MARK_ARCHIVED: &str =
-    "UPDATE files SET status = 'archived', archived_size = ?, sha256 = ?, archived_at = ?,
-       bytes_done = ?, hash_state = NULL, last_error = NULL, download_address = NULL,
-       updated_at = ?
-     WHERE record_file_id = ?";
-
 /// Marks the `meeting.json` of a file's meeting as behind, at `?1` (the last change).
 pub(super) const MARK_MEETING_JSON_DIRTY: &str =
     "UPDATE meetings SET json_dirty_at = ? WHERE meeting_record_id =
        (SELECT meeting_record_id FROM files WHERE record_file_id = ?)";
-
-pub(super) const RECORD_FAILURE: &str = "UPDATE files SET attempts = attempts + 1, last_error = ?,
-       status = CASE WHEN ? OR attempts + 1 >= ? THEN ? ELSE status END,
-       updated_at = ?
-     WHERE record_file_id = ? RETURNING status";
-
-pub(super) const NOTE_ERROR: &str =
-    "UPDATE files SET last_error = ?, updated_at = ? WHERE record_file_id = ?";
-
-pub(super) const RELEASE: &str =
-    "UPDATE files SET status = 'queued', last_error = COALESCE(?, last_error), updated_at = ?
-     WHERE record_file_id = ? AND status = 'transferring'";
 
 pub(super) const SET_ADDRESS: &str =
     "UPDATE files SET download_address = ?, address_issued_at = ?, updated_at = ?
@@ -234,51 +125,6 @@ pub(super) const FORGET_ADDRESS: &str =
      WHERE record_file_id = ?";
 
 impl Db {
-    /// Files left `transferring` by a process that died go back to the queue; their
-    /// checkpoints stay, so the next transfer resumes from them.
-    pub async fn requeue_interrupted(&self) -> Result<u64, DbError> {
-        let done = sqlx::query(
-            "UPDATE files SET status = 'queued', updated_at = ? WHERE status = 'transferring'",
-        )
-        .bind(UnixMs::now())
-        .execute(self.writer())
-        .await?;
-        self.wake_workers();
-        Ok(done.rows_affected())
-    }
-
-    /// Atomically takes the next queued file, so two workers never get the same one.
-    ///
-    /// Files holding an address go first, the most recently issued first: when a worker
-    /// fetched the addresses of a meeting, its other files follow while those addresses are
-    /// young, so one `/v1/addresses` call serves the whole meeting. Files without an
-    /// address follow, oldest meeting first (the first to leave the cloud), a meeting's
-    /// files together.
-    pub async fn claim_next(&self) -> Result<Option<FileRow>, DbError> {
-        let claiming = self.claims.lock().await;
-        let id = loop {
-            // Looked for first, read-only: an idle worker's look takes no write lock, so
-            // it never makes the listing's commits wait.
-            let next: Option<String> = sqlx::query_scalar(CLAIM_LOOK)
-                .fetch_optional(self.pool())
-                .await?;
-            let Some(next) = next else {
-                return Ok(None);
-            };
-            // Taken only if still queued (another process may have changed it meanwhile).
-            let claimed: Option<String> = sqlx::query_scalar(CLAIM_TAKE)
-                .bind(UnixMs::now())
-                .bind(&next)
-                .fetch_optional(self.writer())
-                .await?;
-            if let Some(id) = claimed {
-                break id;
-            }
-        };
-        drop(claiming);
-        self.file(&id).await
-    }
-
     /// Stores the addresses `/v1/addresses` just gave for the files of one meeting that are
     /// still to download, all issued at `issued_at`, in one transaction.
     pub async fn set_addresses(
@@ -332,166 +178,12 @@ impl Db {
             .await?)
     }
 
-    pub async fn save_checkpoint(
-        &self,
-        record_file_id: &str,
-        checkpoint: &Checkpoint,
-    ) -> Result<(), DbError> {
-        sqlx::query(SAVE_CHECKPOINT)
-            .bind(checkpoint.bytes_done)
-            .bind(checkpoint.etag.as_deref())
-            .bind(checkpoint.hash_state.as_deref())
-            .bind(UnixMs::now())
-            .bind(record_file_id)
-            .execute(self.writer())
-            .await?;
-        Ok(())
-    }
-
-    /// Called only after the bytes are durable under their final name with the right size.
-    /// Also marks the meeting's `meeting.json` as behind, in the same transaction.
-    pub async fn mark_archived(
-        &self,
-        record_file_id: &str,
-        size: i64,
-        sha256: &str,
-    ) -> Result<(), DbError> {
-        let now = UnixMs::now();
-        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(MARK_ARCHIVED)
-            .bind(size)
-            .bind(sha256)
-            .bind(now)
-            .bind(size)
-            .bind(now)
-            .bind(record_file_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(MARK_MEETING_JSON_DIRTY)
-            .bind(now)
-            .bind(record_file_id)
-            .execute(&mut *tx)
-            .await?;
-        let details = serde_json::json!({"size": size, "sha256": sha256});
-        audit_file(&mut tx, Action::Archived, record_file_id, details, now).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// The intact copy already at a claimed file's destination becomes its archived copy,
-    /// nothing downloaded: with the times its `meeting.json` recorded (`archived_at`,
-    /// `deleted_in_cloud_at`), or, `without_record`, with the hash just computed and now
-    /// (counted apart by `status`). The folder's `meeting.json` is marked behind only when
-    /// it did not record the file.
-    pub async fn mark_adopted(
-        &self,
-        record_file_id: &str,
-        size: i64,
-        sha256: &str,
-        recorded: Option<(Option<UnixMs>, Option<UnixMs>)>,
-    ) -> Result<(), DbError> {
-        let now = UnixMs::now();
-        let (archived_at, deleted_in_cloud_at) = recorded.unwrap_or_default();
-        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "UPDATE files SET status = 'archived', archived_size = ?, record_size = ?,
-               size_known = 1, sha256 = ?, archived_at = ?, deleted_in_cloud_at = ?,
-               adopted_at = ?, adopted_without_record = ?, bytes_done = ?, hash_state = NULL,
-               last_error = NULL, download_address = NULL, updated_at = ?
-             WHERE record_file_id = ?",
-        )
-        .bind(size)
-        .bind(size)
-        .bind(sha256)
-        .bind(archived_at.unwrap_or(now))
-        .bind(deleted_in_cloud_at)
-        .bind(now)
-        .bind(recorded.is_none())
-        .bind(size)
-        .bind(now)
-        .bind(record_file_id)
-        .execute(&mut *tx)
-        .await?;
-        if recorded.is_none() {
-            sqlx::query(MARK_MEETING_JSON_DIRTY)
-                .bind(now)
-                .bind(record_file_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let details =
-            serde_json::json!({"size": size, "sha256": sha256, "recorded": recorded.is_some()});
-        audit_file(&mut tx, Action::Adopted, record_file_id, details, now).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Counts a failed attempt of a claimed file and records why. When its attempts run out
-    /// (or at once, when `now`), the file becomes `exhausted` (`failed`, or `unavailable`
-    /// when the API gives no address for it) until `--retry-failed`; otherwise it stays
-    /// claimed by the caller, who retries it. Returns the new status.
-    pub async fn record_failure(
-        &self,
-        record_file_id: &str,
-        error: &str,
-        max_attempts: u32,
-        exhausted: FileStatus,
-        now: bool,
-    ) -> Result<FileStatus, DbError> {
-        Ok(sqlx::query_scalar(RECORD_FAILURE)
-            .bind(error)
-            .bind(now)
-            .bind(i64::from(max_attempts))
-            .bind(exhausted)
-            .bind(UnixMs::now())
-            .bind(record_file_id)
-            .fetch_one(self.writer())
-            .await?)
-    }
-
-    /// Records why a claimed file is waiting, without spending an attempt (disk full).
-    pub async fn note_error(&self, record_file_id: &str, error: &str) -> Result<(), DbError> {
-        sqlx::query(NOTE_ERROR)
-            .bind(error)
-            .bind(UnixMs::now())
-            .bind(record_file_id)
-            .execute(self.writer())
-            .await?;
-        Ok(())
-    }
-
     /// Files of one meeting, for its `meeting.json`.
     pub async fn files_of_meeting(&self, meeting_record_id: &str) -> Result<Vec<FileRow>, DbError> {
         Ok(sqlx::query_as(FILES_OF_MEETING)
             .bind(meeting_record_id)
             .fetch_all(self.pool())
             .await?)
-    }
-
-    /// Puts a claimed file back without counting an attempt (shutdown, paused transfer).
-    pub async fn release(&self, record_file_id: &str, note: Option<&str>) -> Result<(), DbError> {
-        sqlx::query(RELEASE)
-            .bind(note)
-            .bind(UnixMs::now())
-            .bind(record_file_id)
-            .execute(self.writer())
-            .await?;
-        self.wake_workers();
-        Ok(())
-    }
-
-    /// `backfill --retry-failed`: failed and unavailable files get a fresh set of attempts
-    /// (an address the API refused yesterday may be given today).
-    pub async fn retry_failed(&self) -> Result<u64, DbError> {
-        let done = sqlx::query(
-            "UPDATE files SET status = 'queued', attempts = 0, updated_at = ?
-             WHERE status IN ('failed', 'unavailable')",
-        )
-        .bind(UnixMs::now())
-        .execute(self.writer())
-        .await?;
-        self.wake_workers();
-        Ok(done.rows_affected())
     }
 
     /// Files of meetings whose media started in `[start, end]` that are neither archived
@@ -512,59 +204,14 @@ impl Db {
     }
 }
 
-/// Appends to the audit trail, in the transaction of the change, that `record_file_id`
-/// (at its path, of its kind) was archived or adopted; `details` adds the size and hash.
-async fn audit_file(
-    tx: &mut sqlx::SqliteConnection,
-    action: Action,
-    record_file_id: &str,
-    mut details: serde_json::Value,
-    now: UnixMs,
-) -> Result<(), DbError> {
-    let (meeting, path, kind): (String, String, String) =
-        sqlx::query_as("SELECT meeting_record_id, path, kind FROM files WHERE record_file_id = ?")
-            .bind(record_file_id)
-            .fetch_one(&mut *tx)
-            .await?;
-    details["path"] = path.into();
-    details["kind"] = kind.into();
-    let entry = AuditEntry::new(action, details)
-        .meeting(meeting)
-        .file(record_file_id);
-    audit::append(tx, &entry, now).await?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::temp_store;
-    use super::super::{FileUpsert, MeetingUpsert};
+    use super::super::MeetingUpsert;
+    use super::super::test_support::{listed, temp_store};
     use crate::time::UnixMs;
 
     fn meeting(id: &str, start_ms: i64, files: &[(&str, bool)]) -> MeetingUpsert {
-        MeetingUpsert {
-            meeting_record_id: id.into(),
-            meeting_id: format!("m{id}"),
-            meeting_code: format!("code{id}"),
-            userid: "u".into(),
-            subject: format!("subject {id}"),
-            media_start_time: UnixMs(start_ms),
-            state: 3,
-            record_type: 1,
-            dir: format!("d/{id}"),
-            files: files
-                .iter()
-                .map(|(f, addressed)| FileUpsert {
-                    record_file_id: (*f).into(),
-                    record_start_time: 0,
-                    record_end_time: 1,
-                    record_size: 10,
-                    path: format!("d/{id}/{f}.mp4"),
-                    download_address: addressed.then(|| "https://example.invalid/x".into()),
-                    skip_rule: None,
-                })
-                .collect(),
-        }
+        listed(id, start_ms, &format!("d/{id}"), files)
     }
 
     /// The claim's order (addresses first, the youngest first; then the oldest meeting,

@@ -1,6 +1,6 @@
 //! Applying a listing page: meetings and their files, idempotently.
 
-use super::{Db, DbError};
+use super::{Db, DbError, life};
 use crate::time::UnixMs;
 
 /// A listed meeting, ready to store (paths already computed by the storage layout).
@@ -31,7 +31,7 @@ pub struct FileUpsert {
     pub skip_rule: Option<String>,
 }
 
-/// A stored meeting, as `meeting.json` and `status` show it.
+/// A stored meeting, as `meeting.json`, `status` and `search` show it.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct MeetingRow {
     pub meeting_record_id: String,
@@ -59,43 +59,25 @@ pub(super) const UPSERT_MEETING: &str =
                    media_start_time = excluded.media_start_time, state = excluded.state,
                    record_type = excluded.record_type, last_seen_at = excluded.last_seen_at";
 
-pub(super) const UPSERT_FILE: &str = "INSERT INTO files (record_file_id, meeting_record_id, record_start_time,
-                       record_end_time, record_size, path, status, download_address,
-                       address_issued_at, updated_at, skip_rule)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6,
-                       CASE WHEN ?10 IS NULL THEN 'queued' ELSE 'skipped' END, ?7,
-                       CASE WHEN ?7 IS NULL THEN NULL ELSE ?9 END, ?8, ?10)
-                     ON CONFLICT (record_file_id) DO UPDATE SET
-                       download_address = COALESCE(excluded.download_address, files.download_address),
-                       address_issued_at = COALESCE(excluded.address_issued_at, files.address_issued_at),
-                       record_size = CASE WHEN files.status = 'archived' OR files.bytes_done > 0
-                                     THEN files.record_size ELSE excluded.record_size END,
-                       attempts = CASE
-                         WHEN files.status = 'unavailable' AND excluded.download_address IS NOT NULL
-                         THEN 0 ELSE files.attempts END,
-                       status = CASE
-                         WHEN files.status = 'skipped' AND excluded.skip_rule IS NULL
-                         THEN 'queued'
-                         WHEN files.status = 'queued' AND excluded.skip_rule IS NOT NULL
-                         THEN 'skipped'
-                         WHEN files.status = 'unavailable' AND excluded.download_address IS NOT NULL
-                           AND excluded.skip_rule IS NULL
-                         THEN 'queued' ELSE files.status END,
-                       skip_rule = CASE WHEN files.status IN ('queued', 'skipped')
-                                   THEN excluded.skip_rule ELSE files.skip_rule END,
-                       updated_at = excluded.updated_at";
+/// `SELECT` of a [`MeetingRow`] followed by `$tail`, as one `&'static str`.
+macro_rules! select_meetings {
+    ($tail:literal) => {
+        concat!(
+            "SELECT meeting_record_id, meeting_id, meeting_code, userid, subject,
+                    media_start_time, state, record_type, dir, artifacts_checked_at,
+                    transcript_wait_ended_at
+             FROM meetings ",
+            $tail
+        )
+    };
+}
+pub(super) use select_meetings;
 
 pub(super) const MEETINGS_IN_DIR: &str =
-    "SELECT meeting_record_id, meeting_id, meeting_code, userid, subject,
-            media_start_time, state, record_type, dir, artifacts_checked_at,
-            transcript_wait_ended_at
-     FROM meetings WHERE dir = ? ORDER BY media_start_time, meeting_record_id";
+    select_meetings!("WHERE dir = ? ORDER BY media_start_time, meeting_record_id");
 
 pub(super) const PENDING_MEETINGS: &str =
-    "SELECT meeting_record_id, meeting_id, meeting_code, userid, subject,
-            media_start_time, state, record_type, dir, artifacts_checked_at,
-            transcript_wait_ended_at
-     FROM meetings WHERE state IN (1, 2) ORDER BY media_start_time";
+    select_meetings!("WHERE state IN (1, 2) ORDER BY media_start_time");
 
 impl Db {
     /// Stores one listing page in one transaction: a malformed page is rejected before this
@@ -133,18 +115,8 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
             for f in &m.files {
-                sqlx::query(UPSERT_FILE)
-                    .bind(&f.record_file_id)
-                    .bind(&m.meeting_record_id)
-                    .bind(f.record_start_time)
-                    .bind(f.record_end_time)
-                    .bind(f.record_size)
-                    .bind(&f.path)
-                    .bind(f.download_address.as_deref())
-                    .bind(now)
-                    .bind(listed_at)
-                    .bind(f.skip_rule.as_deref())
-                    .execute(&mut *tx)
+                life::Changes::new(&mut tx, now)
+                    .listed(&m.meeting_record_id, f, listed_at)
                     .await?;
             }
         }
@@ -154,15 +126,12 @@ impl Db {
     }
 
     pub async fn meeting(&self, meeting_record_id: &str) -> Result<Option<MeetingRow>, DbError> {
-        Ok(sqlx::query_as(
-            "SELECT meeting_record_id, meeting_id, meeting_code, userid, subject,
-                    media_start_time, state, record_type, dir, artifacts_checked_at,
-                    transcript_wait_ended_at
-             FROM meetings WHERE meeting_record_id = ?",
+        Ok(
+            sqlx::query_as(select_meetings!("WHERE meeting_record_id = ?"))
+                .bind(meeting_record_id)
+                .fetch_optional(self.pool())
+                .await?,
         )
-        .bind(meeting_record_id)
-        .fetch_optional(self.pool())
-        .await?)
     }
 
     /// Every meeting stored in the folder `dir` (a recurring meeting can put several

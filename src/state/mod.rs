@@ -6,6 +6,29 @@
 //! `kill -9` at any instant leaves either the old or the new state, never a mix. Upserts are
 //! keyed by the API's own ids, so listing the same window twice changes nothing.
 
+/// An enum stored in a column by its lowercase name, and so named in JSON and `status`:
+/// a file's kind and status.
+macro_rules! column_enum {
+    ($item:item) => {
+        #[derive(
+            Debug,
+            Clone,
+            Copy,
+            PartialEq,
+            Eq,
+            Hash,
+            PartialOrd,
+            Ord,
+            serde::Serialize,
+            serde::Deserialize,
+            sqlx::Type,
+        )]
+        #[serde(rename_all = "lowercase")]
+        #[sqlx(rename_all = "lowercase")]
+        $item
+    };
+}
+
 mod artifacts;
 pub mod audit;
 pub mod catalog;
@@ -15,6 +38,7 @@ mod facts;
 mod files;
 pub mod holds;
 mod layout;
+mod life;
 mod meetings;
 #[cfg(test)]
 mod plans;
@@ -36,15 +60,16 @@ pub use events::{
 };
 pub use expiry::{ExpiringFile, ExpiringRecording};
 pub use facts::{DaemonFacts, DaemonStatus, Fact, PendingFile};
-pub use files::{Checkpoint, FileKind, FileRow, FileStatus};
+pub use files::{Checkpoint, FileKind, FileRow};
 pub use holds::{Hold, HoldScope, ReleaseError};
+pub use life::{Exhaust, FileStatus};
 pub use meetings::{FileUpsert, MeetingRow, MeetingUpsert};
 pub use prune::{ArtifactsWanted, PruneCandidate};
 pub use relayout::{LaidOutFile, PendingMove};
 pub use skips::Refiltered;
 pub use status::{FailedFile, StatusReport, ToDo};
 pub use transcripts::{
-    IndexSize, IndexedText, RecordingFile, RecordingRow, Selectors, TRIGRAM, UnindexedTranscript,
+    IndexSize, IndexedText, RecordingFile, Selectors, TRIGRAM, UnindexedTranscript,
 };
 
 use crate::time::UnixMs;
@@ -323,6 +348,34 @@ mod tests {
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::*;
+
+    /// A transcoded meeting `id` whose media started at `start_ms`, in the folder `dir`, as
+    /// a listing page gives it: `files` are 10-byte videos, with an address or not.
+    pub fn listed(id: &str, start_ms: i64, dir: &str, files: &[(&str, bool)]) -> MeetingUpsert {
+        MeetingUpsert {
+            meeting_record_id: id.into(),
+            meeting_id: format!("m{id}"),
+            meeting_code: format!("code{id}"),
+            userid: "u".into(),
+            subject: format!("subject {id}"),
+            media_start_time: UnixMs(start_ms),
+            state: 3,
+            record_type: 1,
+            dir: dir.into(),
+            files: files
+                .iter()
+                .map(|(f, addressed)| FileUpsert {
+                    record_file_id: (*f).into(),
+                    record_start_time: start_ms,
+                    record_end_time: start_ms + 1,
+                    record_size: 10,
+                    path: format!("{dir}/{f}.mp4"),
+                    download_address: addressed.then(|| "https://example.invalid/x".into()),
+                    skip_rule: None,
+                })
+                .collect(),
+        }
+    }
 
     /// A real SQLite database in a temporary directory (kept alive by the returned guard).
     pub async fn temp_store() -> (Db, tempfile::TempDir) {

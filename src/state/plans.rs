@@ -3,10 +3,10 @@
 //! `meetings` or `files`: the cost of archiving one more recording, of `status` or of a
 //! live poll must not grow with the archive (issue #21; measured in `bench/run.sh growth`).
 //!
-//! The list names the very constants the code runs, so a statement changed without its
+//! The lists name the very constants the code runs, so a statement changed without its
 //! index fails here, not in a 100k-meeting benchmark.
 
-use super::{artifacts, facts, files, meetings, prune, skips, status, verify};
+use super::{artifacts, facts, files, life, meetings, prune, skips, status, verify};
 
 /// How a statement may read `meetings` and `files`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,94 +25,41 @@ pub(super) struct Statement {
     pub(super) access: Access,
 }
 
-const fn seek(name: &'static str, sql: &'static str) -> Statement {
-    Statement {
-        name,
-        sql,
-        access: Access::Seek,
-    }
+/// The statements of `$access`, named by their constants (`module: CONSTANT ...;`).
+macro_rules! statements {
+    ($access:ident { $($module:ident: $($sql:ident)+;)+ }) => {
+        &[$($(Statement {
+            name: concat!(stringify!($module), "::", stringify!($sql)),
+            sql: $module::$sql,
+            access: Access::$access,
+        },)+)+]
+    };
 }
 
-const fn whole(name: &'static str, sql: &'static str) -> Statement {
-    Statement {
-        name,
-        sql,
-        access: Access::WholeArchive,
-    }
-}
+/// Every statement of the hot path that seeks: claiming and the file's life (`life`), a
+/// file and its address (`files`), `meeting.json` and a listed page (`meetings`), the idle
+/// worker's look for artifacts, `[filter]` at every start (`skips`), `status` (`status`,
+/// `verify`, `facts`), `verify`'s planning and `prune`'s candidates.
+pub(super) const SEEKS: &[Statement] = statements! { Seek {
+    life: CLAIM_LOOK CLAIM_TAKE SAVE_CHECKPOINT MARK_ARCHIVED RECORD_FAILURE NOTE_ERROR RELEASE
+        UPSERT_FILE JUDGED SKIP_ARTIFACTS QUEUE_ARTIFACTS MARK_VERIFIED;
+    files: FILE MARK_MEETING_JSON_DIRTY SET_ADDRESS FORGET_ADDRESS FILES_OF_MEETING;
+    meetings: MEETINGS_IN_DIR QUIET_STALE_DIRS OLDEST_STALE MEETING_JSON_WRITTEN UPSERT_MEETING
+        PENDING_MEETINGS;
+    artifacts: CLAIM_ARTIFACT_CHECK;
+    skips: TO_JUDGE;
+    status: TO_DO TRANSCRIPT_WAITS BYTES_ARCHIVED DELETED_IN_CLOUD ADOPTED_AND_REINDEXED FAILURES
+        SKIPPED_BY_RULE;
+    verify: VERIFICATION_SUMMARY FILES_TO_VERIFY;
+    facts: OLDEST_PENDING_ADDRESS OLDEST_PENDING FAILURES_BY_REASON;
+    prune: PRUNE_CANDIDATES COUNT_PRUNE_CANDIDATES ARCHIVED_ARTIFACTS;
+} };
 
-/// Every statement of the hot path.
-pub(super) const HOT_PATH: &[Statement] = &[
-    // claiming
-    seek("claim: the next queued file", files::CLAIM_LOOK),
-    seek("claim: take it", files::CLAIM_TAKE),
-    seek("a file", files::FILE),
-    // transfers
-    seek("checkpoint", files::SAVE_CHECKPOINT),
-    seek("mark archived", files::MARK_ARCHIVED),
-    seek("mark meeting.json behind", files::MARK_MEETING_JSON_DIRTY),
-    seek("record a failure", files::RECORD_FAILURE),
-    seek("note an error", files::NOTE_ERROR),
-    seek("release a claim", files::RELEASE),
-    seek("set an address", files::SET_ADDRESS),
-    seek("forget an address", files::FORGET_ADDRESS),
-    // meeting.json
-    seek(
-        "meeting.json: meetings of a folder",
-        meetings::MEETINGS_IN_DIR,
-    ),
-    seek("meeting.json: files of a meeting", files::FILES_OF_MEETING),
-    seek(
-        "meeting.json: quiet stale folders",
-        meetings::QUIET_STALE_DIRS,
-    ),
-    seek("meeting.json: oldest change", meetings::OLDEST_STALE),
-    seek("meeting.json: written", meetings::MEETING_JSON_WRITTEN),
-    // a listed page
-    seek("upsert a meeting", meetings::UPSERT_MEETING),
-    seek("upsert a file", meetings::UPSERT_FILE),
-    seek(
-        "live poll: meetings still pending",
-        meetings::PENDING_MEETINGS,
-    ),
-    seek(
-        "idle worker: a meeting's artifacts to look for",
-        artifacts::CLAIM_ARTIFACT_CHECK,
-    ),
-    // [filter] applied again at every start
-    seek("filter: videos to judge", skips::TO_JUDGE),
-    seek("filter: a judged video", skips::JUDGED),
-    seek("filter: artifacts of skipped videos", skips::SKIP_ARTIFACTS),
-    seek("filter: artifacts of queued videos", skips::QUEUE_ARTIFACTS),
-    // status
-    seek("status: to do", status::TO_DO),
-    whole("status: meetings by state", status::MEETINGS_BY_STATE),
-    whole(
-        "status: files by kind and status",
-        status::FILES_BY_KIND_AND_STATUS,
-    ),
-    seek("status: transcript waits", status::TRANSCRIPT_WAITS),
-    seek("status: bytes archived", status::BYTES_ARCHIVED),
-    seek("status: deleted in the cloud", status::DELETED_IN_CLOUD),
-    seek(
-        "status: adopted and reindexed",
-        status::ADOPTED_AND_REINDEXED,
-    ),
-    seek("status: failures", status::FAILURES),
-    seek("status: skipped by rule", status::SKIPPED_BY_RULE),
-    seek("status: verified", verify::VERIFICATION_SUMMARY),
-    seek("status: oldest address", facts::OLDEST_PENDING_ADDRESS),
-    seek("status: oldest pending", facts::OLDEST_PENDING),
-    seek("status: failures by reason", facts::FAILURES_BY_REASON),
-    // verify's planning
-    seek("verify: files in range", verify::FILES_TO_VERIFY),
-    whole("verify: every path", verify::FILE_PATHS),
-    seek("verify: mark verified", verify::MARK_VERIFIED),
-    // prune's candidates
-    seek("prune: candidates", prune::PRUNE_CANDIDATES),
-    seek("prune: count candidates", prune::COUNT_PRUNE_CANDIDATES),
-    seek("prune: a candidate's artifacts", prune::ARCHIVED_ARTIFACTS),
-];
+/// The hot path's counts and lists of the whole archive.
+pub(super) const WHOLE_ARCHIVE: &[Statement] = statements! { WholeArchive {
+    status: MEETINGS_BY_STATE FILES_BY_KIND_AND_STATUS;
+    verify: FILE_PATHS;
+} };
 
 /// Names under which the plans refer to `meetings` and `files` (the tables and the
 /// aliases the statements give them).
@@ -145,7 +92,7 @@ mod tests {
     async fn every_hot_path_statement_seeks_an_index() {
         let (store, _dir) = temp_store().await;
         let mut offenders = Vec::new();
-        for statement in HOT_PATH {
+        for statement in SEEKS.iter().chain(WHOLE_ARCHIVE) {
             let steps = plan(store.pool(), statement.sql).await;
             let bad: Vec<_> = steps
                 .iter()

@@ -6,7 +6,6 @@
 //! listing that stops showing the file never touches its row (upserts only reach the files
 //! a page lists), so nothing marks it missing, unavailable or queued again.
 
-use super::audit::{self, Action, AuditEntry};
 use super::holds::held_sql;
 use super::verify::{VerifyRow, verify_row_select};
 use super::{Db, DbError};
@@ -35,7 +34,7 @@ pub struct ArtifactsWanted {
 /// transcripts wanted), every one found archived (one the API refuses keeps its video in
 /// the cloud), and transcripts found or waited for to the end of `download.artifact_wait`.
 macro_rules! candidates {
-    ($select:literal, $tail:expr) => {
+    ($select:expr, $tail:expr) => {
         concat!(
             $select,
             " FROM files f JOIN meetings m USING (meeting_record_id)
@@ -55,11 +54,18 @@ macro_rules! candidates {
     };
 }
 
+/// The columns of a [`PruneCandidate`].
+macro_rules! candidate_columns {
+    () => {
+        "SELECT f.record_file_id, f.kind, m.meeting_code, m.subject,
+                m.state AS meeting_state, m.media_start_time, f.path, f.status,
+                f.record_size, f.archived_size, f.sha256, f.bytes_done, f.attempts,
+                f.last_error, f.verified_at, f.skip_rule, f.archived_at"
+    };
+}
+
 pub(super) const PRUNE_CANDIDATES: &str = candidates!(
-    "SELECT f.record_file_id, f.kind, m.meeting_code, m.subject,
-            m.state AS meeting_state, m.media_start_time, f.path, f.status,
-            f.record_size, f.archived_size, f.sha256, f.bytes_done, f.attempts,
-            f.last_error, f.verified_at, f.skip_rule, f.archived_at",
+    candidate_columns!(),
     concat!(
         "AND NOT ",
         held_sql!(),
@@ -117,10 +123,7 @@ impl Db {
         wanted: ArtifactsWanted,
     ) -> Result<Vec<PruneCandidate>, DbError> {
         Ok(sqlx::query_as(candidates!(
-            "SELECT f.record_file_id, f.kind, m.meeting_code, m.subject,
-                    m.state AS meeting_state, m.media_start_time, f.path, f.status,
-                    f.record_size, f.archived_size, f.sha256, f.bytes_done, f.attempts,
-                    f.last_error, f.verified_at, f.skip_rule, f.archived_at",
+            candidate_columns!(),
             concat!(
                 "AND ",
                 held_sql!(),
@@ -146,53 +149,6 @@ impl Db {
             .await?)
     }
 
-    /// Records the API's answer that the cloud no longer holds the file (a deletion, or
-    /// 4051 for one that happened before), at `at`, and marks its `meeting.json` as
-    /// behind, in one transaction. A kill before the commit loses only this record: the
-    /// next run deletes again, gets 4051, and records it then.
-    pub async fn record_cloud_deletion(
-        &self,
-        record_file_id: &str,
-        at: UnixMs,
-    ) -> Result<(), DbError> {
-        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        mark_gone(&mut tx, record_file_id, at, "prune").await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Records that the cloud deleted `record_file_ids` (and their artifacts) at `at`, as a
-    /// `recording.deleted` event says: the same record as a deletion of our own, so `prune`
-    /// skips them and `status` counts them. Archived copies stay as they are; a file not
-    /// archived yet can never be, so a queued or failed one leaves the queue as
-    /// `unavailable`, saying why (a transfer in flight fails on its own). A file never
-    /// listed has no row and needs none: no listing will show it again. Returns how many
-    /// known files left the queue.
-    pub async fn mark_deleted_in_cloud(
-        &self,
-        record_file_ids: &[String],
-        at: UnixMs,
-    ) -> Result<u64, DbError> {
-        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        let mut dequeued = 0;
-        for id in record_file_ids {
-            mark_gone(&mut tx, id, at, "event").await?;
-            dequeued += sqlx::query(
-                "UPDATE files SET status = 'unavailable',
-                   last_error = 'deleted in the cloud before it was archived', updated_at = ?1
-                 WHERE (record_file_id = ?2 OR parent_file_id = ?2)
-                   AND status IN ('queued', 'failed')",
-            )
-            .bind(at)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        }
-        tx.commit().await?;
-        Ok(dequeued)
-    }
-
     /// Whether any file waits for a transfer or is being transferred: the service's
     /// prune round gives way to them.
     pub async fn transfers_pending(&self) -> Result<bool, DbError> {
@@ -202,51 +158,6 @@ impl Db {
         .fetch_one(self.pool())
         .await?)
     }
-}
-
-/// Sets `deleted_in_cloud_at` on a file and its artifacts (the first record stands) and
-/// marks its `meeting.json` as behind.
-/// Marks the file gone from the cloud, and records it in the audit trail the first time
-/// (`by`: `prune`, or `event` for a `recording.deleted` event).
-async fn mark_gone(
-    tx: &mut sqlx::SqliteConnection,
-    record_file_id: &str,
-    at: UnixMs,
-    by: &str,
-) -> Result<(), DbError> {
-    let marked = sqlx::query(
-        "UPDATE files SET deleted_in_cloud_at = ?1, updated_at = ?1
-         WHERE (record_file_id = ?2 OR parent_file_id = ?2) AND deleted_in_cloud_at IS NULL",
-    )
-    .bind(at)
-    .bind(record_file_id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    let file: Option<(String, String, Option<String>)> = sqlx::query_as(
-        "SELECT meeting_record_id, path, sha256 FROM files WHERE record_file_id = ?",
-    )
-    .bind(record_file_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if let Some((meeting, path, sha256)) = file.filter(|_| marked > 0) {
-        let entry = AuditEntry::new(
-            Action::DeletedInCloud,
-            serde_json::json!({"by": by, "path": path, "sha256": sha256, "files": marked}),
-        )
-        .meeting(meeting)
-        .file(record_file_id);
-        audit::append(tx, &entry, UnixMs::now()).await?;
-    }
-    sqlx::query(
-        "UPDATE meetings SET json_dirty_at = ?1 WHERE meeting_record_id =
-           (SELECT meeting_record_id FROM files WHERE record_file_id = ?2)",
-    )
-    .bind(at)
-    .bind(record_file_id)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -291,15 +202,23 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn each_deletion_is_one_audit_record_saying_who_deleted_it() {
-        let (store, _dir) = temp_store().await;
+    /// A store holding `meeting(files)`, with `archived` (id, SHA-256) archived, 10 bytes
+    /// each.
+    async fn archived(files: &[&str], archived: &[(&str, &str)]) -> (super::Db, tempfile::TempDir) {
+        let (store, dir) = temp_store().await;
         store
-            .upsert_meetings(&[meeting(&["a", "b"])], UnixMs(0))
+            .upsert_meetings(&[meeting(files)], UnixMs(0))
             .await
             .unwrap();
-        store.mark_archived("a", 10, "aa").await.unwrap();
-        store.mark_archived("b", 10, "bb").await.unwrap();
+        for (id, sha256) in archived {
+            store.mark_archived(id, 10, sha256).await.unwrap();
+        }
+        (store, dir)
+    }
+
+    #[tokio::test]
+    async fn each_deletion_is_one_audit_record_saying_who_deleted_it() {
+        let (store, _dir) = archived(&["a", "b"], &[("a", "aa"), ("b", "bb")]).await;
         store
             .record_cloud_deletion("a", UnixMs::now())
             .await
@@ -336,12 +255,7 @@ mod tests {
     #[tokio::test]
     async fn a_held_recording_is_no_candidate_until_its_last_hold_is_released() {
         use super::super::HoldScope;
-        let (store, _dir) = temp_store().await;
-        store
-            .upsert_meetings(&[meeting(&["a"])], UnixMs(0))
-            .await
-            .unwrap();
-        store.mark_archived("a", 10, "aa").await.unwrap();
+        let (store, _dir) = archived(&["a"], &[("a", "aa")]).await;
         let far = UnixMs::now() + std::time::Duration::from_secs(60);
         let by_meeting = HoldScope::Meeting {
             meeting_record_id: "m1".into(),
@@ -350,45 +264,25 @@ mod tests {
             since: UnixMs(1_000),
             until: UnixMs(1_000),
         };
+        let candidates = async || ids(store.prune_candidates(far, NONE, 10).await.unwrap());
         let first = store.add_hold(&by_meeting, "one").await.unwrap();
         let second = store.add_hold(&by_range, "two").await.unwrap();
-        assert!(
-            store
-                .prune_candidates(far, NONE, 10)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert!(candidates().await.is_empty());
         assert_eq!(
             ids(store.held_prune_candidates(far, NONE).await.unwrap()),
             ["a"]
         );
         store.release_hold(first.id).await.unwrap();
         assert_eq!(store.holds_on("m1").await.unwrap(), [second.id]);
-        assert!(
-            store
-                .prune_candidates(far, NONE, 10)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert!(candidates().await.is_empty());
         store.release_hold(second.id).await.unwrap();
-        assert_eq!(
-            ids(store.prune_candidates(far, NONE, 10).await.unwrap()),
-            ["a"]
-        );
+        assert_eq!(candidates().await, ["a"]);
         assert!(store.held_meetings().await.unwrap().is_empty());
     }
 
     #[tokio::test]
     async fn a_deleted_file_is_no_candidate_and_a_listing_without_it_leaves_it_archived() {
-        let (store, _dir) = temp_store().await;
-        store
-            .upsert_meetings(&[meeting(&["a", "b", "c"])], UnixMs(0))
-            .await
-            .unwrap();
-        store.mark_archived("a", 10, "aa").await.unwrap();
-        store.mark_archived("b", 10, "bb").await.unwrap();
+        let (store, _dir) = archived(&["a", "b", "c"], &[("a", "aa"), ("b", "bb")]).await;
         let far = UnixMs::now() + std::time::Duration::from_secs(60);
         assert_eq!(
             ids(store.prune_candidates(far, NONE, 10).await.unwrap()),
@@ -437,12 +331,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_video_waits_for_its_wanted_artifacts_to_be_settled_and_goes_with_them() {
-        let (store, _dir) = temp_store().await;
-        store
-            .upsert_meetings(&[meeting(&["a"])], UnixMs(0))
-            .await
-            .unwrap();
-        store.mark_archived("a", 10, "aa").await.unwrap();
+        let (store, _dir) = archived(&["a"], &[("a", "aa")]).await;
         let far = UnixMs::now() + std::time::Duration::from_secs(60);
         let all = ArtifactsWanted {
             audio: true,
@@ -496,12 +385,7 @@ mod tests {
     }
     #[tokio::test]
     async fn a_deleted_file_not_archived_leaves_the_queue_and_an_archived_one_stays() {
-        let (store, _dir) = temp_store().await;
-        store
-            .upsert_meetings(&[meeting(&["kept", "gone"])], UnixMs(0))
-            .await
-            .unwrap();
-        store.mark_archived("kept", 10, "ab").await.unwrap();
+        let (store, _dir) = archived(&["kept", "gone"], &[("kept", "ab")]).await;
         let named = ["kept".to_string(), "gone".into(), "never-listed".into()];
         let dequeued = store
             .mark_deleted_in_cloud(&named, UnixMs(5))

@@ -5,12 +5,9 @@
 //! forgotten because the filter changed (it stays `archived`, verified and pruned as
 //! before). Audio tracks and transcripts follow their video.
 
-use super::{Db, DbError, FileStatus};
+use super::{Db, DbError, FileStatus, life};
 use crate::filter::{Candidate, Filter};
 use crate::time::UnixMs;
-
-/// The reason an artifact is skipped: the filter judges its video, not it.
-pub(super) const VIDEO_SKIPPED: &str = "filter: its video is skipped";
 
 /// What applying the filter changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -42,23 +39,6 @@ pub(super) const TO_JUDGE: &str =
      WHERE f.kind = 'video'
        AND f.status IN ('queued', 'transferring', 'failed', 'unavailable', 'skipped')";
 
-pub(super) const JUDGED: &str = "UPDATE files SET status = ?, skip_rule = ?, updated_at = ?,
-       attempts = CASE WHEN ? THEN 0 ELSE attempts END
-     WHERE record_file_id = ?";
-
-/// Artifacts follow their video when it is skipped...
-pub(super) const SKIP_ARTIFACTS: &str =
-    "UPDATE files SET status = 'skipped', skip_rule = ?, updated_at = ?
-     WHERE kind != 'video'
-       AND status IN ('queued', 'transferring', 'failed', 'unavailable')
-       AND parent_file_id IN (SELECT record_file_id FROM files WHERE status = 'skipped')";
-
-/// ... and when it is queued again.
-pub(super) const QUEUE_ARTIFACTS: &str =
-    "UPDATE files SET status = 'queued', skip_rule = NULL, attempts = 0, updated_at = ?
-     WHERE kind != 'video' AND status = 'skipped'
-       AND parent_file_id NOT IN (SELECT record_file_id FROM files WHERE status = 'skipped')";
-
 impl Db {
     /// Re-evaluates `filter` on every video not archived, in one transaction. Called while
     /// the process holds the database lock and before any worker runs, so a `transferring`
@@ -76,41 +56,22 @@ impl Db {
                 duration_ms: row.record_end_time - row.record_start_time,
                 size: row.record_size,
             });
-            let (status, attempts_reset) = match (&rule, row.status) {
-                (None, FileStatus::Skipped) => {
-                    done.queued += 1;
-                    (FileStatus::Queued, true)
-                }
-                (None, _) => continue,
-                (Some(rule), FileStatus::Skipped) if row.skip_rule.as_ref() == Some(rule) => {
-                    continue;
-                }
-                (Some(_), FileStatus::Skipped) => (FileStatus::Skipped, false),
-                (Some(_), _) => {
-                    done.skipped += 1;
-                    (FileStatus::Skipped, false)
-                }
-            };
-            sqlx::query(JUDGED)
-                .bind(status)
-                .bind(rule.as_deref())
-                .bind(now)
-                .bind(attempts_reset)
-                .bind(&row.record_file_id)
-                .execute(&mut *tx)
+            // Nothing to change: the row already says what the filter says.
+            if rule == row.skip_rule && rule.is_some() == (row.status == FileStatus::Skipped) {
+                continue;
+            }
+            let judged = life::Changes::new(&mut tx, now)
+                .judged(&row.record_file_id, rule.as_deref())
                 .await?;
+            match judged {
+                FileStatus::Queued if row.status == FileStatus::Skipped => done.queued += 1,
+                FileStatus::Skipped if row.status != FileStatus::Skipped => done.skipped += 1,
+                _ => {}
+            }
         }
-        let skipped = sqlx::query(SKIP_ARTIFACTS)
-            .bind(VIDEO_SKIPPED)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        let queued = sqlx::query(QUEUE_ARTIFACTS)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        done.skipped += skipped.rows_affected();
-        done.queued += queued.rows_affected();
+        let (skipped, queued) = life::Changes::new(&mut tx, now).artifacts_follow().await?;
+        done.skipped += skipped;
+        done.queued += queued;
         tx.commit().await?;
         self.wake_workers();
         Ok(done)

@@ -119,6 +119,9 @@ pub(super) const SKIPPED_BY_RULE: &str = "SELECT CASE WHEN instr(skip_rule, ':')
                          ELSE COALESCE(skip_rule, 'filter') END AS rule, COUNT(*)
              FROM files WHERE status = 'skipped' GROUP BY 1 ORDER BY 1";
 
+/// Files by status.
+type FileCounts = BTreeMap<FileStatus, i64>;
+
 fn state_name(state: i64) -> String {
     match state {
         1 => "recording".into(),
@@ -138,15 +141,7 @@ impl Db {
         let meetings: Vec<(i64, i64)> = sqlx::query_as(MEETINGS_BY_STATE)
             .fetch_all(self.pool())
             .await?;
-        let counts: Vec<(FileKind, FileStatus, i64)> = sqlx::query_as(FILES_BY_KIND_AND_STATUS)
-            .fetch_all(self.pool())
-            .await?;
-        let mut files = BTreeMap::new();
-        let mut by_kind: BTreeMap<FileKind, BTreeMap<FileStatus, i64>> = BTreeMap::new();
-        for (kind, status, n) in counts {
-            *files.entry(status).or_default() += n;
-            by_kind.entry(kind).or_default().insert(status, n);
-        }
+        let (files, by_kind) = self.files_by_status().await?;
         // Meetings looked at for artifacts with a video still without a transcript: awaited
         // while their wait runs, given up on once it ended.
         let (transcripts_awaited, transcript_waits_ended): (i64, i64) =
@@ -168,16 +163,8 @@ impl Db {
             sqlx::query_as(ADOPTED_AND_REINDEXED)
                 .fetch_one(self.pool())
                 .await?;
-        let (api_calls_last_60s, address_calls_last_60s, delete_calls_last_60s): (i64, i64, i64) =
-            sqlx::query_as(
-                "SELECT COALESCE(SUM(endpoint = 'records'), 0),
-                        COALESCE(SUM(endpoint = 'addresses'), 0),
-                        COALESCE(SUM(endpoint = 'delete'), 0)
-                 FROM api_calls WHERE at_ms > ?",
-            )
-            .bind(now - std::time::Duration::from_secs(60))
-            .fetch_one(self.pool())
-            .await?;
+        let (api_calls_last_60s, address_calls_last_60s, delete_calls_last_60s) =
+            self.calls_last_minute(now).await?;
         let failures = sqlx::query_as(FAILURES).fetch_all(self.pool()).await?;
         let skipped_by_rule = sqlx::query_as(SKIPPED_BY_RULE)
             .fetch_all(self.pool())
@@ -214,5 +201,34 @@ impl Db {
             newest_verified_at: verified.newest_verified_at,
             retention: self.retention_status().await?,
         })
+    }
+
+    /// Files by status, in all and by kind.
+    async fn files_by_status(
+        &self,
+    ) -> Result<(FileCounts, BTreeMap<FileKind, FileCounts>), DbError> {
+        let counts: Vec<(FileKind, FileStatus, i64)> = sqlx::query_as(FILES_BY_KIND_AND_STATUS)
+            .fetch_all(self.pool())
+            .await?;
+        let mut files = BTreeMap::new();
+        let mut by_kind: BTreeMap<FileKind, FileCounts> = BTreeMap::new();
+        for (kind, status, n) in counts {
+            *files.entry(status).or_default() += n;
+            by_kind.entry(kind).or_default().insert(status, n);
+        }
+        Ok((files, by_kind))
+    }
+
+    /// Calls to `records`, `addresses` and `delete` sent in the minute before `now`.
+    async fn calls_last_minute(&self, now: UnixMs) -> Result<(i64, i64, i64), DbError> {
+        Ok(sqlx::query_as(
+            "SELECT COALESCE(SUM(endpoint = 'records'), 0),
+                    COALESCE(SUM(endpoint = 'addresses'), 0),
+                    COALESCE(SUM(endpoint = 'delete'), 0)
+             FROM api_calls WHERE at_ms > ?",
+        )
+        .bind(now - std::time::Duration::from_secs(60))
+        .fetch_one(self.pool())
+        .await?)
     }
 }

@@ -6,7 +6,8 @@
 //! never found by its old text, whatever the state of the index; a fill then replaces or
 //! drops the row.
 
-use super::{Db, DbError, FileKind, FileStatus};
+use super::meetings::select_meetings;
+use super::{Db, DbError, FileKind, FileStatus, MeetingRow};
 use crate::time::UnixMs;
 use std::collections::HashSet;
 
@@ -36,19 +37,6 @@ pub struct IndexedText {
 pub struct IndexSize {
     pub transcripts: i64,
     pub text_bytes: i64,
-}
-
-/// A recording as `search` lists it.
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
-pub struct RecordingRow {
-    pub meeting_record_id: String,
-    pub meeting_id: String,
-    pub meeting_code: String,
-    pub userid: String,
-    pub subject: String,
-    pub media_start_time: UnixMs,
-    /// Its folder, relative to the archive root (where its `meeting.json` is).
-    pub dir: String,
 }
 
 /// One file of a found recording.
@@ -221,17 +209,14 @@ impl Db {
     }
 
     /// The recordings that hold the SQL selectors, earliest first.
-    pub async fn select_recordings(&self, s: &Selectors<'_>) -> Result<Vec<RecordingRow>, DbError> {
-        Ok(sqlx::query_as(
-            "SELECT meeting_record_id, meeting_id, meeting_code, userid, subject, media_start_time,
-               dir
-             FROM meetings
-             WHERE expired_at IS NULL
+    pub async fn select_recordings(&self, s: &Selectors<'_>) -> Result<Vec<MeetingRow>, DbError> {
+        Ok(sqlx::query_as(select_meetings!(
+            "WHERE expired_at IS NULL
                AND (?1 IS NULL OR userid = ?1) AND (?2 IS NULL OR meeting_code = ?2)
                AND (?3 IS NULL OR media_start_time >= ?3)
                AND (?4 IS NULL OR media_start_time <= ?4)
-             ORDER BY media_start_time, meeting_record_id",
-        )
+             ORDER BY media_start_time, meeting_record_id"
+        ))
         .bind(s.userid)
         .bind(s.meeting_code)
         .bind(s.since)

@@ -47,6 +47,9 @@ pub struct UploadProgress {
     pub created_at: UnixMs,
 }
 
+/// Forgets a file's upload (its parts go with it: `ON DELETE CASCADE`).
+pub(super) const DELETE_UPLOAD: &str = "DELETE FROM uploads WHERE record_file_id = ?";
+
 impl Db {
     pub async fn upload(&self, record_file_id: &str) -> Result<Option<UploadRow>, DbError> {
         Ok(sqlx::query_as(
@@ -80,7 +83,7 @@ impl Db {
     ) -> Result<(), DbError> {
         let now = UnixMs::now();
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("DELETE FROM uploads WHERE record_file_id = ?")
+        sqlx::query(DELETE_UPLOAD)
             .bind(record_file_id)
             .execute(&mut *tx)
             .await?;
@@ -198,7 +201,7 @@ impl Db {
     /// Forgets a file's upload and its parts: it was completed, aborted, or is gone from
     /// the bucket.
     pub async fn delete_upload(&self, record_file_id: &str) -> Result<(), DbError> {
-        sqlx::query("DELETE FROM uploads WHERE record_file_id = ?")
+        sqlx::query(DELETE_UPLOAD)
             .bind(record_file_id)
             .execute(self.writer())
             .await?;

@@ -1,4 +1,4 @@
-//! What `verify` reads from the database, and the one thing it writes: `verified_at`.
+//! What `verify` reads from the database (what it writes, `verified_at`, is in `life`).
 
 use super::{Db, DbError, FileKind, FileStatus};
 use crate::time::UnixMs;
@@ -50,10 +50,6 @@ pub struct VerificationSummary {
     pub newest_verified_at: Option<UnixMs>,
 }
 
-/// Rows per `mark_verified` transaction: one fsync per batch instead of one per file,
-/// without holding the write lock long enough to stall a running download pool.
-const MARK_BATCH: usize = 500;
-
 pub(super) const FILES_TO_VERIFY: &str = concat!(
     verify_row_select!(),
     // The file's copy of its meeting's start (migration 0016): the range seeks its index.
@@ -64,9 +60,6 @@ pub(super) const FILES_TO_VERIFY: &str = concat!(
 );
 
 pub(super) const FILE_PATHS: &str = "SELECT path, status FROM files";
-
-pub(super) const MARK_VERIFIED: &str =
-    "UPDATE files SET verified_at = ? WHERE record_file_id = ? AND status = 'archived'";
 
 pub(super) const VERIFICATION_SUMMARY: &str =
     "SELECT COUNT(verified_at), MIN(verified_at), MAX(verified_at) FROM files
@@ -94,27 +87,6 @@ impl Db {
         Ok(sqlx::query_as(FILE_PATHS).fetch_all(self.pool()).await?)
     }
 
-    /// Records that these archived files were found intact at `at`. Rows that stopped
-    /// being archived meanwhile are left alone.
-    pub async fn mark_verified(
-        &self,
-        record_file_ids: &[String],
-        at: UnixMs,
-    ) -> Result<(), DbError> {
-        for batch in record_file_ids.chunks(MARK_BATCH) {
-            let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-            for id in batch {
-                sqlx::query(MARK_VERIFIED)
-                    .bind(at)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-        }
-        Ok(())
-    }
-
     pub async fn verification_summary(&self) -> Result<VerificationSummary, DbError> {
         let (files_verified, oldest_verified_at, newest_verified_at) =
             sqlx::query_as(VERIFICATION_SUMMARY)
@@ -130,34 +102,18 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::temp_store;
-    use super::super::{FileUpsert, MeetingUpsert};
+    use super::super::MeetingUpsert;
+    use super::super::test_support::{listed, temp_store};
     use crate::time::UnixMs;
 
     fn meeting(id: &str, start_ms: i64, files: &[&str]) -> MeetingUpsert {
-        MeetingUpsert {
-            meeting_record_id: id.into(),
-            meeting_id: format!("m{id}"),
-            meeting_code: format!("code{id}"),
-            userid: "u".into(),
-            subject: format!("subject {id}"),
-            media_start_time: UnixMs(start_ms),
-            state: 3,
-            record_type: 1,
-            dir: format!("2024/01/01/code{id}-subject {id}"),
-            files: files
-                .iter()
-                .map(|f| FileUpsert {
-                    record_file_id: (*f).into(),
-                    record_start_time: start_ms,
-                    record_end_time: start_ms + 1,
-                    record_size: 10,
-                    path: format!("2024/01/01/code{id}-subject {id}/{f}.mp4"),
-                    download_address: Some("https://example.invalid/x".into()),
-                    skip_rule: None,
-                })
-                .collect(),
-        }
+        let files: Vec<_> = files.iter().map(|f| (*f, true)).collect();
+        listed(
+            id,
+            start_ms,
+            &format!("2024/01/01/code{id}-subject {id}"),
+            &files,
+        )
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 use super::Pool;
 use super::addresses::AddressError;
 use super::response::{self, ResponseHead, Verdict};
-use crate::archive::{ArchiveError, ArchiveWriter, WriteError};
+use crate::archive::{ArchiveError, ArchiveWriter, WriteError, Written};
 use crate::client::CallError;
 use crate::state::{DbError, FileRow};
 use crate::time::UnixMs;
@@ -83,12 +83,12 @@ pub fn address_is_fresh(
 }
 
 impl Pool {
-    /// Runs one attempt; on success returns the SHA-256 (lowercase hex) of the archived file.
+    /// Runs one attempt; on success returns what was archived.
     pub(super) async fn attempt(
         &self,
         row: &FileRow,
         cancel: &CancellationToken,
-    ) -> Result<String, TransferError> {
+    ) -> Result<Written, TransferError> {
         let needed =
             self.time_needed((row.record_size as u64).saturating_sub(row.bytes_done.max(0) as u64));
         let address = self.address_for(row, needed).await?;
@@ -97,8 +97,8 @@ impl Pool {
             // Every byte is durable already (the last run stopped between its last
             // checkpoint and the commit): nothing is left to download.
             let etag = resume.etag().map(str::to_string);
-            let mut writer = resume.open(etag, row.record_size as u64).await?;
-            return Ok(writer.finish(cancel).await?);
+            let writer = resume.open(etag, row.record_size as u64).await?;
+            return self.archived(row, writer, cancel).await;
         }
         let mut request = self.http.get(address);
         if resume.offset() > 0 {
@@ -163,7 +163,7 @@ impl Pool {
         response: reqwest::Response,
         mut writer: Box<dyn ArchiveWriter>,
         cancel: &CancellationToken,
-    ) -> Result<String, TransferError> {
+    ) -> Result<Written, TransferError> {
         let mut body = response.bytes_stream();
         let in_flight = self.progress.transfer(&row.path, size, writer.received());
         loop {
@@ -204,7 +204,37 @@ impl Pool {
                 expected: size,
             });
         }
-        Ok(writer.finish(cancel).await?)
+        self.archived(row, writer, cancel).await
+    }
+
+    /// Has `writer` make the file durable and checked, then records it `archived`: the
+    /// backend writes bytes, the state alone says what they became.
+    async fn archived(
+        &self,
+        row: &FileRow,
+        mut writer: Box<dyn ArchiveWriter>,
+        cancel: &CancellationToken,
+    ) -> Result<Written, TransferError> {
+        let written = writer.finish(cancel).await?;
+        let id = &row.record_file_id;
+        self.store
+            .mark_archived(id, written.size as i64, &written.sha256)
+            .await?;
+        // A hold placed meanwhile by `hold add` may have listed the recording's archived
+        // objects before this one was among them: looked at again once it is.
+        if !written.held
+            && !self
+                .store
+                .holds_on(&row.meeting_record_id)
+                .await?
+                .is_empty()
+            && let Err(e) = self.archive.set_legal_hold(&row.path, true).await
+        {
+            tracing::warn!(file = %id, location = %written.location, error = %crate::errors::chain(&e),
+                "a hold was placed while the file was archived and its S3 legal hold could not be \
+                 set; `hold add` the recording again to set it");
+        }
+        Ok(written)
     }
 
     /// The address this attempt starts on: the stored one (from the listing, or fetched for

@@ -15,11 +15,11 @@ mod response;
 pub use attempt::{TransferError, address_is_fresh};
 pub use meeting_json::MeetingJsonError;
 
-use crate::archive::{Archive, ArchiveError};
+use crate::archive::{Archive, ArchiveError, Written};
 use crate::client::{ApiClient, CallError};
 use crate::config::TransferConfig;
 use crate::progress::Progress;
-use crate::state::{Db, DbError, FileKind, FileRow, FileStatus};
+use crate::state::{Db, DbError, Exhaust, FileKind, FileRow, FileStatus};
 use crate::time::UnixMs;
 use addresses::{Addresses, ArtifactPolicy};
 use std::sync::Arc;
@@ -320,10 +320,10 @@ impl Pool {
             };
             let started = std::time::Instant::now();
             let error = match self.attempt(&row, cancel).await {
-                Ok(sha256) => {
+                Ok(written) => {
                     let fetched = (row.record_size - row.bytes_done.max(0)).max(0) as u64;
                     self.observe_throughput(fetched, started.elapsed());
-                    self.archived_one(&row, &sha256).await;
+                    self.archived_one(&row, &written).await;
                     return Ok(());
                 }
                 Err(e) => e,
@@ -336,16 +336,17 @@ impl Pool {
             let reason = crate::errors::chain(&error);
             // What the API says cannot be downloaded is `unavailable`, not `failed`: an
             // explicit refusal at once, a missing address once the attempts ran out.
-            let (exhausted, now) = match &error {
+            let after = Exhaust::After(self.config.max_attempts);
+            let (exhausted, exhaust) = match &error {
                 TransferError::Api(e) if e.class() == ErrorClass::GiveUp => {
-                    (FileStatus::Unavailable, true)
+                    (FileStatus::Unavailable, Exhaust::AtOnce)
                 }
-                TransferError::NoAddress => (FileStatus::Unavailable, false),
-                _ => (FileStatus::Failed, false),
+                TransferError::NoAddress => (FileStatus::Unavailable, after),
+                _ => (FileStatus::Failed, after),
             };
             let status = self
                 .store
-                .record_failure(&id, &reason, self.config.max_attempts, exhausted, now)
+                .record_failure(&id, &reason, exhausted, exhaust)
                 .await?;
             if status != FileStatus::Transferring {
                 if status == FileStatus::Unavailable {
@@ -417,8 +418,9 @@ impl Pool {
         }
     }
 
-    async fn archived_one(&self, row: &FileRow, sha256: &str) {
-        tracing::info!(file = %row.record_file_id, path = %row.path, bytes = row.record_size, %sha256, "archived");
+    async fn archived_one(&self, row: &FileRow, written: &Written) {
+        let sha256 = &written.sha256;
+        tracing::info!(file = %row.record_file_id, path = %row.path, location = %written.location, bytes = written.size, %sha256, "archived");
         self.archived.fetch_add(1, Ordering::Relaxed);
         self.progress.file_done();
         let replacing = self

@@ -17,7 +17,7 @@ mod writer;
 
 use super::{
     Archive, ArchiveError, ArchiveWriter, Digest, ListedObject, Listing, OpenWriter, PART_SUFFIX,
-    READ_BUFFER, ReadError, Resume, WriteError, hash_state, layout,
+    READ_BUFFER, ReadError, Resume, Start, WriteError, hash_state, layout,
 };
 use crate::state::{Db, DbError, FileRow};
 use async_trait::async_trait;
@@ -327,31 +327,15 @@ struct PartWriter {
 
 #[async_trait]
 impl OpenWriter for PartWriter {
-    async fn open(
-        self: Box<Self>,
-        offset: u64,
-        hasher: Sha256,
-        etag: Option<String>,
-        size: u64,
-    ) -> Result<Box<dyn ArchiveWriter>, WriteError> {
+    async fn open(self: Box<Self>, start: Start) -> Result<Box<dyn ArchiveWriter>, WriteError> {
         let Self { archive, file } = *self;
         let files = PartFile {
             part: archive.part_path_of(&file.path)?,
             dest: archive.path_of(&file.path)?,
             checkpoint_bytes: archive.checkpoint_bytes,
         };
-        Ok(Box::new(
-            LocalWriter::open(
-                files,
-                archive.store.clone(),
-                &file,
-                size,
-                offset,
-                hasher,
-                etag,
-            )
-            .await?,
-        ))
+        let writer = LocalWriter::open(files, archive.store.clone(), &file, start).await?;
+        Ok(Box::new(writer))
     }
 }
 

@@ -1,14 +1,13 @@
 //! A transfer's `.part` file, as the transfer sees it: chunks go into the feed, a disk
-//! thread of its own hashes, writes and checkpoints them (`disk`), and the file is marked
-//! archived once that thread has made it durable under its final name.
+//! thread of its own hashes, writes and checkpoints them (`disk`), and the file is written
+//! once that thread has made it durable under its final name.
 
 use super::disk::{Disk, Outcome, Recorder};
 use super::feed::{End, Feed};
-use crate::archive::{ArchiveError, ArchiveWriter, WriteError};
+use crate::archive::{ArchiveError, ArchiveWriter, Start, WriteError, Written};
 use crate::state::{Db, FileRow};
 use async_trait::async_trait;
 use bytes::Bytes;
-use sha2::Sha256;
 use std::io::{self, Seek};
 use std::path::PathBuf;
 use tokio::task::JoinHandle;
@@ -16,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 /// A `.part` file checkpointed every `checkpoint_bytes`, written by its own thread.
 pub(super) struct LocalWriter {
-    store: Db,
-    record_file_id: String,
     size: u64,
+    /// The final name, for [`Written::location`].
+    dest: PathBuf,
     feed: Feed,
     /// The disk thread, until its outcome is taken.
     disk: Option<JoinHandle<Result<Outcome, WriteError>>>,
@@ -39,12 +38,11 @@ impl LocalWriter {
         files: PartFile,
         store: Db,
         row: &FileRow,
-        size: u64,
-        offset: u64,
-        hasher: Sha256,
-        etag: Option<String>,
+        start: Start,
     ) -> Result<Self, ArchiveError> {
+        let (offset, size) = (start.offset, start.size);
         let part = files.part.clone();
+        let dest = files.dest.clone();
         let file = tokio::task::spawn_blocking(move || open_part(&part, offset))
             .await
             .expect("opening does not panic")?;
@@ -54,20 +52,19 @@ impl LocalWriter {
             dest: files.dest,
             size,
             offset,
-            hasher,
+            hasher: start.hasher,
             checkpoint_bytes: files.checkpoint_bytes,
             recorder: Recorder {
-                store: store.clone(),
+                store,
                 runtime: tokio::runtime::Handle::current(),
                 record_file_id: row.record_file_id.clone(),
-                etag,
+                etag: start.etag,
             },
         };
         let (feed, received) = Feed::new(offset);
         Ok(Self {
-            store,
-            record_file_id: row.record_file_id.clone(),
             size,
+            dest,
             feed,
             disk: Some(tokio::task::spawn_blocking(move || disk.run(received))),
         })
@@ -153,7 +150,7 @@ impl ArchiveWriter for LocalWriter {
         let _ = self.outcome().await;
     }
 
-    async fn finish(&mut self, _cancel: &CancellationToken) -> Result<String, WriteError> {
+    async fn finish(&mut self, _cancel: &CancellationToken) -> Result<Written, WriteError> {
         let sha256 = match self.end(End::Finish).await? {
             Outcome::Finished(sha256) => sha256,
             outcome => {
@@ -162,9 +159,11 @@ impl ArchiveWriter for LocalWriter {
                 )));
             }
         };
-        self.store
-            .mark_archived(&self.record_file_id, self.size as i64, &sha256)
-            .await?;
-        Ok(sha256)
+        Ok(Written {
+            size: self.size,
+            sha256,
+            location: self.dest.display().to_string(),
+            held: false,
+        })
     }
 }

@@ -17,7 +17,9 @@
 //! received; the part's task records it only once its hash state is known.
 
 use super::{MAX_COPY_SIZE, S3Bucket, part_size_for};
-use crate::archive::{ArchiveError, ArchiveWriter, OpenWriter, Resume, WriteError, hash_state};
+use crate::archive::{
+    ArchiveError, ArchiveWriter, OpenWriter, Resume, Start, WriteError, Written, hash_state,
+};
 use crate::state::uploads::PartRow;
 use crate::state::{Db, DbError, FileRow};
 use crate::time::UnixMs;
@@ -169,13 +171,7 @@ struct UploadWriter {
 
 #[async_trait]
 impl OpenWriter for UploadWriter {
-    async fn open(
-        self: Box<Self>,
-        offset: u64,
-        hasher: Sha256,
-        etag: Option<String>,
-        size: u64,
-    ) -> Result<Box<dyn ArchiveWriter>, WriteError> {
+    async fn open(self: Box<Self>, start: Start) -> Result<Box<dyn ArchiveWriter>, WriteError> {
         let Self {
             s3,
             store,
@@ -183,25 +179,22 @@ impl OpenWriter for UploadWriter {
             upload,
         } = *self;
         Ok(Box::new(
-            S3Writer::open(&s3, &store, &file, size, offset, hasher, etag, upload).await?,
+            S3Writer::open(&s3, &store, &file, start, upload).await?,
         ))
     }
 }
 
 impl S3Writer {
-    /// Continues `resumed` from `offset` (a part boundary), or starts a new upload (or a
-    /// single `PUT` for a file no larger than a part) when there is none.
-    #[allow(clippy::too_many_arguments)] // the parts of one resume point, taken apart once
+    /// Continues `resumed` from the start's offset (a part boundary), or starts a new
+    /// upload (or a single `PUT` for a file no larger than a part) when there is none.
     async fn open(
         s3: &Arc<S3Bucket>,
         store: &Db,
         row: &FileRow,
-        size: u64,
-        offset: u64,
-        hasher: Sha256,
-        etag: Option<String>,
+        start: Start,
         resumed: Option<ResumedUpload>,
     ) -> Result<Self, WriteError> {
+        let (offset, size) = (start.offset, start.size);
         let key = s3.key_of(&row.path)?;
         let (upload_id, part_size, completed, parts) = match resumed {
             Some(up) => {
@@ -240,13 +233,13 @@ impl S3Writer {
                 meeting_record_id: row.meeting_record_id.clone(),
                 media_start_time: row.media_start_time,
                 key,
-                etag,
+                etag: start.etag,
                 upload_id,
             }),
             size,
             part_size,
             max_in_flight: s3.max_parts_in_flight(),
-            hash: Hash::Ready(hasher),
+            hash: Hash::Ready(start.hasher),
             received: offset,
             completed,
             next_index: (offset / part_size.max(1)) as usize,
@@ -405,9 +398,9 @@ impl S3Writer {
         Ok(())
     }
 
-    async fn complete(&mut self, cancel: &CancellationToken) -> Result<String, WriteError> {
+    async fn complete(&mut self, cancel: &CancellationToken) -> Result<Written, WriteError> {
         match self.finish_inner(cancel).await {
-            Ok(sha256) => Ok(sha256),
+            Ok(written) => Ok(written),
             Err(e @ WriteError::Archive(ArchiveError::SizeMismatch { .. })) => {
                 // The completed object is not the recording: the next attempt uploads it
                 // again, under a new upload (this one is spent).
@@ -420,10 +413,10 @@ impl S3Writer {
         }
     }
 
-    async fn finish_inner(&mut self, cancel: &CancellationToken) -> Result<String, WriteError> {
-        let target = Arc::clone(&self.target);
-        let (s3, key) = (&target.s3, &target.key);
-        let whole = match &target.upload_id {
+    /// Makes the object whole (the last parts, or the single `PUT`), checks it, and locks
+    /// it as `retention` asks before it counts as written.
+    async fn finish_inner(&mut self, cancel: &CancellationToken) -> Result<Written, WriteError> {
+        let whole = match &self.target.upload_id {
             // A single PUT: the buffer is the file.
             None => Some(std::mem::take(&mut self.buf).freeze()),
             Some(_) => None,
@@ -437,98 +430,110 @@ impl S3Writer {
             hasher = hash_on_blocking_pool(hasher, data.clone()).await;
         }
         let sha256 = hex::encode(hasher.finalize());
-        let mut metadata = true;
-        match &target.upload_id {
-            None => {
-                let data = whole.unwrap_or_default();
-                s3.put(key, data, Some(&sha256)).await?;
+        let metadata = match whole {
+            Some(data) => {
+                let target = &self.target;
+                target.s3.put(&target.key, data, Some(&sha256)).await?;
+                true
             }
-            Some(upload_id) => {
-                if !self.completed {
-                    self.reap(0, Some(cancel)).await?;
-                    let count = self.size.div_ceil(self.part_size) as usize;
-                    if !self.parts.keys().copied().eq(0..count) {
-                        return Err(WriteError::Inconsistent(format!(
-                            "{} of {count} parts were uploaded",
-                            self.parts.len()
-                        )));
-                    }
-                    let parts = std::mem::take(&mut self.parts).into_values().collect();
-                    s3.complete(key, upload_id, parts).await?;
-                    target
-                        .store
-                        .mark_upload_completed(&target.record_file_id)
-                        .await?;
-                    self.completed = true;
-                }
-                metadata = self.size <= MAX_COPY_SIZE;
-                if metadata {
-                    s3.set_sha256(key, &sha256).await?;
-                } else {
-                    tracing::warn!(
-                        file = %target.record_file_id, %key,
-                        "objects over 5 GiB cannot be given sha256 metadata after their upload \
-                         (S3 copies at most 5 GiB at once); the hash is in the database and \
-                         meeting.json"
-                    );
-                }
+            None => self.complete_upload(&sha256, cancel).await?,
+        };
+        self.check_object(&sha256, metadata).await?;
+        let held = self.lock_object().await?;
+        Ok(Written {
+            size: self.size,
+            sha256,
+            location: self.target.key.to_string(),
+            held,
+        })
+    }
+
+    /// Completes the multipart upload (unless an earlier attempt did) and gives the object
+    /// its `sha256` metadata; returns whether it could (S3 copies at most 5 GiB at once).
+    async fn complete_upload(
+        &mut self,
+        sha256: &str,
+        cancel: &CancellationToken,
+    ) -> Result<bool, WriteError> {
+        let target = Arc::clone(&self.target);
+        let (s3, key) = (&target.s3, &target.key);
+        if !self.completed {
+            self.reap(0, Some(cancel)).await?;
+            let count = self.size.div_ceil(self.part_size) as usize;
+            if !self.parts.keys().copied().eq(0..count) {
+                return Err(WriteError::Inconsistent(format!(
+                    "{} of {count} parts were uploaded",
+                    self.parts.len()
+                )));
             }
+            let parts = std::mem::take(&mut self.parts).into_values().collect();
+            let upload_id = target.upload_id.as_deref().unwrap_or_default();
+            s3.complete(key, upload_id, parts).await?;
+            target
+                .store
+                .mark_upload_completed(&target.record_file_id)
+                .await?;
+            self.completed = true;
         }
-        let got = s3.head(key).await?;
-        match got {
+        let metadata = self.size <= MAX_COPY_SIZE;
+        if metadata {
+            s3.set_sha256(key, sha256).await?;
+        } else {
+            tracing::warn!(
+                file = %target.record_file_id, %key,
+                "objects over 5 GiB cannot be given sha256 metadata after their upload \
+                 (S3 copies at most 5 GiB at once); the hash is in the database and \
+                 meeting.json"
+            );
+        }
+        Ok(metadata)
+    }
+
+    /// The object as the bucket holds it now: the announced size, and no other hash than
+    /// `sha256` in its metadata (`metadata`: it was given one).
+    async fn check_object(&self, sha256: &str, metadata: bool) -> Result<(), WriteError> {
+        let (s3, key) = (&self.target.s3, &self.target.key);
+        match s3.head(key).await? {
             Some(info) if info.size == self.size => match info.sha256 {
-                Some(stored) if stored != sha256 => {
-                    return Err(WriteError::Inconsistent(format!(
-                        "the bucket holds sha256 metadata {stored} for a {sha256} upload"
-                    )));
+                Some(stored) if stored != sha256 => Err(WriteError::Inconsistent(format!(
+                    "the bucket holds sha256 metadata {stored} for a {sha256} upload"
+                ))),
+                None if metadata => {
+                    tracing::warn!(
+                        file = %self.target.record_file_id, %key,
+                        "the bucket dropped the sha256 metadata; the hash is in the database"
+                    );
+                    Ok(())
                 }
-                None if metadata => tracing::warn!(
-                    file = %target.record_file_id, %key,
-                    "the bucket dropped the sha256 metadata; the hash is in the database"
-                ),
-                _ => {}
+                _ => Ok(()),
             },
-            other => {
-                return Err(ArchiveError::SizeMismatch {
-                    key: key.to_string(),
-                    got: other.map_or(0, |i| i.size),
-                    expected: self.size,
-                }
-                .into());
+            other => Err(ArchiveError::SizeMismatch {
+                key: key.to_string(),
+                got: other.map_or(0, |i| i.size),
+                expected: self.size,
             }
+            .into()),
         }
-        // Locked before it counts as archived: a failure here is retried like the upload.
-        s3.retain(key, target.media_start_time).await?;
+    }
+
+    /// Retains the object (and puts a legal hold on it if its recording is held) before
+    /// it counts as written: a failure here is retried like the upload. Returns whether
+    /// it is held.
+    async fn lock_object(&self) -> Result<bool, WriteError> {
+        let target = &self.target;
+        target
+            .s3
+            .retain(&target.key, target.media_start_time)
+            .await?;
         let held = !target
             .store
             .holds_on(&target.meeting_record_id)
             .await?
             .is_empty();
         if held {
-            s3.legal_hold(key, true).await?;
+            target.s3.legal_hold(&target.key, true).await?;
         }
-        target
-            .store
-            .mark_archived(&target.record_file_id, self.size as i64, &sha256)
-            .await?;
-        // A hold placed meanwhile by `hold add` may have listed the recording's archived
-        // objects before this one was among them: looked at again once it is.
-        if !held
-            && !target
-                .store
-                .holds_on(&target.meeting_record_id)
-                .await?
-                .is_empty()
-            && let Err(e) = s3.legal_hold(key, true).await
-        {
-            tracing::warn!(file = %target.record_file_id, %key, error = %crate::errors::chain(&e),
-                "a hold was placed while the file was archived and its S3 legal hold could not be \
-                 set; `hold add` the recording again to set it");
-        }
-        if target.upload_id.is_some() {
-            target.store.delete_upload(&target.record_file_id).await?;
-        }
-        Ok(sha256)
+        Ok(held)
     }
 }
 
@@ -551,7 +556,7 @@ impl ArchiveWriter for S3Writer {
         self.stop_parts().await;
     }
 
-    async fn finish(&mut self, cancel: &CancellationToken) -> Result<String, WriteError> {
+    async fn finish(&mut self, cancel: &CancellationToken) -> Result<Written, WriteError> {
         self.complete(cancel).await
     }
 }
