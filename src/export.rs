@@ -12,7 +12,7 @@
 use crate::archive::{Archive, ArchiveError, UnsafePath, layout};
 use crate::progress::{Planned, Progress};
 use crate::search::{self, Query, SearchError};
-use crate::state::{Db, DbError, FileKind, FileStatus, RecordingRow};
+use crate::state::{Db, DbError, FileKind, FileStatus, MeetingRow};
 use crate::verify::sums;
 use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
@@ -197,7 +197,7 @@ pub async fn export(
 /// folder holding one), and those that are not archived, reported as such.
 async fn plan_copies(
     store: &Db,
-    recordings: &[RecordingRow],
+    recordings: &[MeetingRow],
 ) -> Result<(Vec<Planned1>, Vec<ExportedFile>), ExportError> {
     let mut not_archived = Vec::new();
     let mut plan = Vec::new();
