@@ -18,11 +18,11 @@
 //! again, gets 4051 ("already deleted"), and records it then.
 
 use crate::archive::Archive;
+use crate::archive::meeting_json;
 use crate::client::{ApiClient, CallError, config_advice};
 use crate::config::PruneConfig;
 use crate::state::{ArtifactsWanted, Db, DbError, Fact, PruneCandidate};
 use crate::time::UnixMs;
-use crate::transfer::meeting_json;
 use crate::verify::{Status, classify::classify_archived};
 use std::sync::Arc;
 use std::time::Instant;

@@ -143,7 +143,7 @@ impl App {
             });
         }
         if !dry_run {
-            crate::transfer::meeting_json::rewrite_stale(&self.store, archive.as_ref()).await?;
+            crate::archive::meeting_json::rewrite_stale(&self.store, archive.as_ref()).await?;
             crate::audit::write_trail_or_warn(&self.store, archive.as_ref()).await;
         }
         Ok(report)

@@ -13,10 +13,10 @@
 
 use super::{App, AppError};
 use crate::archive::Archive;
+use crate::archive::meeting_json;
 use crate::progress::{Planned, Progress};
 use crate::state::catalog::{FolderOutcome, MeetingJson, ReindexFile, ReindexMeeting};
 use crate::state::{Db, FileKind};
-use crate::transfer::meeting_json;
 use crate::verify::classify::MEETING_JSON;
 use futures::StreamExt;
 use std::time::Instant;

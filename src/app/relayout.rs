@@ -235,7 +235,7 @@ impl App {
         }
         self.store.finish_relayout(&plan.dirs).await?;
         self.write_marker(archive.as_ref(), &to).await?;
-        crate::transfer::meeting_json::rewrite_stale(&self.store, archive.as_ref()).await?;
+        crate::archive::meeting_json::rewrite_stale(&self.store, archive.as_ref()).await?;
         crate::audit::write_trail_or_warn(&self.store, archive.as_ref()).await;
         Ok(report)
     }

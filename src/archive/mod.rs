@@ -12,6 +12,7 @@ pub(crate) mod hash_state;
 pub mod layout;
 pub mod local;
 pub mod marker;
+pub(crate) mod meeting_json;
 pub mod s3;
 
 pub use layout::UnsafePath;

@@ -9,11 +9,11 @@
 mod addresses;
 mod adopt;
 mod attempt;
-pub(crate) mod meeting_json;
 mod response;
 
+use crate::archive::meeting_json;
+pub use crate::archive::meeting_json::MeetingJsonError;
 pub use attempt::{TransferError, address_is_fresh};
-pub use meeting_json::MeetingJsonError;
 
 use crate::archive::{Archive, ArchiveError, Written};
 use crate::client::{ApiClient, CallError};
