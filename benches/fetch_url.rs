@@ -1,4 +1,4 @@
-//! Bench-only: runs the archiver's own download pool (`wemeet_archiver::transfer`) against
+//! Bench-only: runs the archiver's own download pool (`wemeet_archiver::internals::Pool`) against
 //! arbitrary URLs, e.g. files served by nginx on loopback, so that the archiver can be
 //! measured without the simulator (which generates its bytes on the fly and can be the
 //! bottleneck).
@@ -23,12 +23,14 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 use wemeet_api::Endpoint;
-use wemeet_archiver::budget::Budget;
-use wemeet_archiver::client::{ApiClient, Budgets};
+use wemeet_archiver::Budgets;
+use wemeet_archiver::UnixMs;
 use wemeet_archiver::config::Config;
-use wemeet_archiver::state::{Db, FileStatus, FileUpsert, MeetingUpsert};
-use wemeet_archiver::time::UnixMs;
-use wemeet_archiver::transfer::Pool;
+use wemeet_archiver::internals::ApiClient;
+use wemeet_archiver::internals::Budget;
+use wemeet_archiver::internals::Pool;
+use wemeet_archiver::internals::{FileUpsert, MeetingUpsert};
+use wemeet_archiver::{Db, FileStatus};
 
 struct Args {
     config: PathBuf,
@@ -167,10 +169,10 @@ async fn pool(config: &Config, store: &Db) -> Result<Pool, String> {
         addresses: budget(Endpoint::Addresses, config.api.addresses_per_minute).await?,
         deletes: budget(Endpoint::Delete, config.api.deletes_per_minute).await?,
     };
-    let http = wemeet_archiver::client::http_client(config.download.read_timeout)
+    let http = wemeet_archiver::internals::http_client(config.download.read_timeout)
         .map_err(|e| e.to_string())?;
     let api = ApiClient::new(config.api.clone(), budgets, http.clone());
-    let archive = wemeet_archiver::archive::open(
+    let archive = wemeet_archiver::open_archive(
         &config.storage.path,
         config.storage.s3.as_ref(),
         config.download.checkpoint_bytes,

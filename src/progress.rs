@@ -88,7 +88,7 @@ impl Progress {
         self.0.files_done.fetch_add(1, Relaxed);
     }
 
-    /// Bytes re-read (a transfer counts its own through [`Transfer::received`]).
+    /// Bytes re-read (a transfer counts its own through `Transfer::received`).
     pub fn bytes_done(&self, bytes: u64) {
         self.0.bytes_done.fetch_add(bytes, Relaxed);
     }

@@ -5,7 +5,7 @@ mod expire;
 mod reindex;
 mod relayout;
 
-pub use expire::{ExpireError, ExpireOutcome, ExpireReport, ExpireRow};
+pub use expire::{ExpireError, ExpireOutcome, ExpireReport};
 pub use reindex::ReindexReport;
 pub use relayout::RelayoutReport;
 
@@ -420,7 +420,7 @@ impl App {
         ))
     }
 
-    /// `prune [--dry-run]`: one run (see [`Pruner::run`]); a real one needs
+    /// `prune [--dry-run]`: one run (see `Pruner::run`); a real one needs
     /// `prune.enabled`.
     pub async fn prune(
         &self,

@@ -252,7 +252,7 @@ pub trait Archive: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
-    /// Streams the object at `relative` in chunks of at most [`READ_BUFFER`], never
+    /// Streams the object at `relative` in chunks of at most `READ_BUFFER`, never
     /// holding it whole (recordings are gigabytes).
     async fn read(
         &self,
@@ -335,7 +335,7 @@ impl Resume {
 
     /// The host sent the whole file (it ignored the range, or the file changed): start at
     /// byte 0, keeping what the backend can reuse (an upload).
-    pub fn from_zero(self) -> Self {
+    pub fn restarted(self) -> Self {
         Self {
             offset: 0,
             hasher: Sha256::new(),

@@ -5,10 +5,9 @@ use super::exit::{CliResult, Exit, Failure};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
-use wemeet_archiver::archive::{self, Archive};
-use wemeet_archiver::audit::{self, TrailCheck};
 use wemeet_archiver::config::Config;
-use wemeet_archiver::state::{AuditRecord, Db};
+use wemeet_archiver::{Archive, TrailCheck, verify_trail, write_trail};
+use wemeet_archiver::{AuditRecord, Db};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {
@@ -62,7 +61,7 @@ pub async fn open(config: &Config) -> Result<(Db, Arc<dyn Archive>), Failure> {
 
 /// The configured archive, over `store` (a refused configuration is a usage error).
 pub fn open_archive(config: &Config, store: &Db) -> Result<Arc<dyn Archive>, Failure> {
-    archive::open(
+    wemeet_archiver::open_archive(
         &config.storage.path,
         config.storage.s3.as_ref(),
         config.download.checkpoint_bytes,
@@ -78,10 +77,10 @@ pub async fn run(config: &Path, command: AuditCommand) -> CliResult {
         AuditCommand::Verify { format } => {
             // Records not in the archive yet (a job whose write failed) are written
             // first, so the check covers the whole trail.
-            audit::write_trail(&store, archive.as_ref())
+            write_trail(&store, archive.as_ref())
                 .await
                 .map_err(Failure::usage)?;
-            let check = audit::verify_trail(&store, archive.as_ref())
+            let check = verify_trail(&store, archive.as_ref())
                 .await
                 .map_err(Failure::usage)?;
             print!("{}", render_check(&check, format));

@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use wemeet_archiver::app::App;
+use wemeet_archiver::App;
+use wemeet_archiver::FileStatus;
+use wemeet_archiver::Listeners;
 use wemeet_archiver::config::Config;
-use wemeet_archiver::daemon::Listeners;
-use wemeet_archiver::state::FileStatus;
 use wemeet_sim::{SimConfig, SimHandle, SimWebhook};
 
 /// The simulated account's "now": fixed, so that a second demo run sees the same
@@ -161,13 +161,13 @@ async fn check_manifest(app: &App, sim: &SimHandle) -> anyhow::Result<bool> {
 /// Searches the transcripts just archived for a word a few meetings said, as
 /// `search --text 预算 --limit 3` prints it.
 async fn search_example(app: &App, config_path: &Path) -> anyhow::Result<()> {
-    let query = wemeet_archiver::search::Query {
+    let query = wemeet_archiver::Query {
         text: vec!["预算".into()],
         limit: Some(3),
         ..Default::default()
     };
     let archive = app.archive()?;
-    let found = wemeet_archiver::search::search(&app.store, archive.as_ref(), &query, None).await?;
+    let found = wemeet_archiver::search(&app.store, archive.as_ref(), &query, None).await?;
     println!(
         "demo: what was said is searchable; wemeet-archiver --config {} search --text 预算 --limit 3",
         config_path.display()

@@ -1,10 +1,10 @@
 //! Every exit code of the program, and which outcome gets which: one table.
 
 use std::process::ExitCode;
-use wemeet_archiver::app::AppError;
+use wemeet_archiver::AppError;
+use wemeet_archiver::PruneReport;
+use wemeet_archiver::VerifyError;
 use wemeet_archiver::config::ConfigError;
-use wemeet_archiver::prune::PruneReport;
-use wemeet_archiver::verify::VerifyError;
 
 /// How a command ended, as the shell sees it (documented in the README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

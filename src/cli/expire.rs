@@ -5,10 +5,10 @@ use super::human::Size;
 use super::prune::Format;
 use std::fmt::Write as _;
 use std::path::Path;
-use wemeet_archiver::app::App;
-use wemeet_archiver::app::{ExpireOutcome, ExpireReport};
+use wemeet_archiver::App;
+use wemeet_archiver::UnixMs;
 use wemeet_archiver::config::Config;
-use wemeet_archiver::time::UnixMs;
+use wemeet_archiver::{ExpireOutcome, ExpireReport};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExpireArgs {

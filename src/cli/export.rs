@@ -7,9 +7,9 @@ use super::progress::{Display, Job};
 use super::search::Selection;
 use indicatif::MultiProgress;
 use std::path::PathBuf;
+use wemeet_archiver::Progress;
 use wemeet_archiver::config::Config;
-use wemeet_archiver::export::{ExportOptions, Outcome};
-use wemeet_archiver::progress::Progress;
+use wemeet_archiver::{ExportOptions, ExportOutcome as Outcome};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExportArgs {
@@ -36,7 +36,7 @@ pub async fn run(config: &Config, args: &ExportArgs, display: Option<MultiProgre
     };
     let display =
         display.map(|multi| Display::start(&multi, options.progress.clone(), Job::Export));
-    let report = wemeet_archiver::export::export(&store, archive.as_ref(), &query, &options).await;
+    let report = wemeet_archiver::export(&store, archive.as_ref(), &query, &options).await;
     if let Some(display) = display {
         display.finish().await;
     }
@@ -77,7 +77,7 @@ pub async fn run(config: &Config, args: &ExportArgs, display: Option<MultiProgre
     println!(
         "check it with: cd {} && sha256sum -c {}",
         args.to.display(),
-        wemeet_archiver::export::SUMS
+        wemeet_archiver::SUMS
     );
     Ok(if report.complete() {
         Exit::Ok

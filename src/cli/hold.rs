@@ -4,10 +4,9 @@
 use super::exit::{CliResult, Exit, Failure};
 use std::fmt::Write as _;
 use std::path::Path;
+use wemeet_archiver::UnixMs;
 use wemeet_archiver::config::Config;
-use wemeet_archiver::holds;
-use wemeet_archiver::state::{Hold, HoldScope, ReleaseError};
-use wemeet_archiver::time::UnixMs;
+use wemeet_archiver::{Hold, HoldScope, ReleaseError};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum HoldCommand {
@@ -106,7 +105,7 @@ pub async fn run(config: &Path, command: HoldCommand) -> CliResult {
     }
     // The database has the change; the archive's copies follow. A failure here leaves
     // them behind until the next change or job writes them: say so, exit 1.
-    holds::write_holds(&store, archive.as_ref())
+    wemeet_archiver::write_holds(&store, archive.as_ref())
         .await
         .map_err(|e| {
             Failure::incomplete(
@@ -114,7 +113,7 @@ pub async fn run(config: &Path, command: HoldCommand) -> CliResult {
                     .context(format!("hold {} is recorded in the database", changed.id)),
             )
         })?;
-    wemeet_archiver::audit::write_trail(&store, archive.as_ref())
+    wemeet_archiver::write_trail(&store, archive.as_ref())
         .await
         .map_err(Failure::incomplete)?;
     Ok(Exit::Ok)

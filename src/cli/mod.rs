@@ -25,10 +25,10 @@ use progress::{Display, Job};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
-use wemeet_archiver::app::App;
+use wemeet_archiver::App;
+use wemeet_archiver::Db;
+use wemeet_archiver::UnixMs;
 use wemeet_archiver::config::Config;
-use wemeet_archiver::state::Db;
-use wemeet_archiver::time::UnixMs;
 
 const DEFAULT_CONFIG: &str = "/etc/wemeet-archiver/config.toml";
 

@@ -13,9 +13,9 @@ use std::collections::VecDeque;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-use wemeet_archiver::client::Budgets;
-use wemeet_archiver::progress::{Progress, Snapshot};
-use wemeet_archiver::state::{Db, ToDo};
+use wemeet_archiver::Budgets;
+use wemeet_archiver::{Db, ToDo};
+use wemeet_archiver::{Progress, Snapshot};
 
 /// How often the display is redrawn (and the store asked what is left).
 const TICK: Duration = Duration::from_millis(250);
@@ -373,7 +373,7 @@ impl Drop for LogLine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wemeet_archiver::progress::{Planned, TransferSnapshot};
+    use wemeet_archiver::{Planned, TransferSnapshot};
 
     const CALLS: Calls = Calls {
         listing: (7, 10),

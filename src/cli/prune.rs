@@ -4,9 +4,9 @@ use super::exit::{self, CliResult};
 use super::human::Size;
 use std::fmt::Write as _;
 use std::path::Path;
-use wemeet_archiver::app::App;
+use wemeet_archiver::App;
 use wemeet_archiver::config::Config;
-use wemeet_archiver::prune::{Mode, Outcome, PruneReport};
+use wemeet_archiver::{PruneMode as Mode, PruneOutcome as Outcome, PruneReport};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct PruneArgs {
@@ -161,8 +161,8 @@ fn table(report: &PruneReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wemeet_archiver::prune::{PruneRow, PruneSummary, SCHEMA};
-    use wemeet_archiver::verify::Status;
+    use wemeet_archiver::VerifyStatus as Status;
+    use wemeet_archiver::{PRUNE_SCHEMA as SCHEMA, PruneRow, PruneSummary};
 
     fn report(dry_run: bool, rows: Vec<PruneRow>) -> PruneReport {
         PruneReport {

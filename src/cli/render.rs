@@ -3,11 +3,11 @@
 use super::human::{Size, Span};
 use std::fmt::Write as _;
 use std::time::Duration;
-use wemeet_archiver::app::BackfillReport;
-use wemeet_archiver::app::ReindexReport;
+use wemeet_archiver::BackfillReport;
+use wemeet_archiver::ReindexReport;
+use wemeet_archiver::UnixMs;
 use wemeet_archiver::config::Config;
-use wemeet_archiver::state::{FileKind, StatusReport};
-use wemeet_archiver::time::UnixMs;
+use wemeet_archiver::{FileKind, StatusReport};
 
 /// How long before (or after) `now` a time is, then the time in RFC 3339, or `never`:
 /// `2 h 14 min ago (2026-11-01T08:00:00+00:00)`, `in 40 s (...)`.
@@ -189,7 +189,7 @@ fn retention(
     }
 }
 
-pub fn relayout(report: &wemeet_archiver::app::RelayoutReport) -> String {
+pub fn relayout(report: &wemeet_archiver::RelayoutReport) -> String {
     let mut out = String::new();
     if report.from == report.to {
         let _ = writeln!(

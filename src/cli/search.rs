@@ -7,11 +7,11 @@ use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Write as _};
 use std::sync::Arc;
 use std::time::Duration;
-use wemeet_archiver::archive::Archive;
+use wemeet_archiver::Archive;
+use wemeet_archiver::Db;
+use wemeet_archiver::UnixMs;
 use wemeet_archiver::config::Config;
-use wemeet_archiver::search::{Query, Recording, SearchError};
-use wemeet_archiver::state::Db;
-use wemeet_archiver::time::UnixMs;
+use wemeet_archiver::{Query, Recording, SearchError};
 
 /// Which recordings: every selector given must hold.
 #[derive(Debug, Clone, clap::Args)]
@@ -132,7 +132,7 @@ pub async fn run(config: &Config, args: &SearchArgs) -> CliResult {
         )));
     }
     let (store, archive) = open(config).await?;
-    let found = wemeet_archiver::search::search(&store, archive.as_ref(), &query, args.urls)
+    let found = wemeet_archiver::search(&store, archive.as_ref(), &query, args.urls)
         .await
         .map_err(|e| match e {
             SearchError::Usage(_) => Failure::usage(e),

@@ -1,7 +1,7 @@
 //! The dates and instants of the command line.
 
 use chrono::{DateTime, NaiveDate, TimeZone};
-use wemeet_archiver::time::UnixMs;
+use wemeet_archiver::UnixMs;
 
 /// `YYYY-MM-DD` is a day in `tz` (its start, or with `end_of_day` the start of the next
 /// day, so `--until 2024-03-31` includes the 31st); anything else must be RFC 3339.

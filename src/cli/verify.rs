@@ -8,9 +8,11 @@ use indicatif::MultiProgress;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use wemeet_archiver::Progress;
 use wemeet_archiver::config::Config;
-use wemeet_archiver::progress::Progress;
-use wemeet_archiver::verify::{ReportRow, Status, VerifyError, VerifyOptions, VerifyReport};
+use wemeet_archiver::{
+    ReportRow, VerifyError, VerifyOptions, VerifyReport, VerifyStatus as Status,
+};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct VerifyArgs {
@@ -98,7 +100,7 @@ pub async fn run(config: &Config, args: &VerifyArgs, display: Option<MultiProgre
     };
     let display =
         display.map(|multi| Display::start(&multi, options.progress.clone(), Job::Verify));
-    let report = wemeet_archiver::verify::run(config, &options).await;
+    let report = wemeet_archiver::verify(config, &options).await;
     if let Some(display) = display {
         display.finish().await;
     }
@@ -262,7 +264,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wemeet_archiver::verify::{SCHEMA, Summary};
+    use wemeet_archiver::{VERIFY_SCHEMA as SCHEMA, VerifySummary as Summary};
 
     fn row(path: &str, status: Status, detail: Option<&str>) -> ReportRow {
         ReportRow {
@@ -276,7 +278,7 @@ mod tests {
             actual_sha256: None,
             status,
             detail: detail.map(String::from),
-            kind: Some(wemeet_archiver::state::FileKind::Video),
+            kind: Some(wemeet_archiver::FileKind::Video),
         }
     }
 

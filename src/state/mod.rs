@@ -51,26 +51,20 @@ pub mod uploads;
 pub mod verify;
 
 pub use artifacts::ArtifactUpsert;
-pub use audit::{
-    Action, AuditCheck, AuditEntry, AuditRecord, AuditSegment, LastRecord, RetentionStatus,
-};
+pub use audit::{Action, AuditEntry, AuditRecord, AuditSegment, RetentionStatus};
 pub use events::{
-    DueEvent, EventFile, EventOutcome, EventStatus, EventSummary, LAG_BUCKETS, LagHistogram,
-    NewEvent, Receipt, UnreadableEvent, WebhookStatus,
+    DueEvent, EventFile, EventOutcome, EventStatus, LagHistogram, NewEvent, Receipt, WebhookStatus,
 };
-pub use expiry::{ExpiringFile, ExpiringRecording};
-pub use facts::{DaemonFacts, DaemonStatus, Fact, PendingFile};
+pub use expiry::ExpiringRecording;
+pub use facts::{DaemonFacts, DaemonStatus, Fact};
 pub use files::{Checkpoint, FileKind, FileRow};
 pub use holds::{Hold, HoldScope, ReleaseError};
 pub use life::{Exhaust, FileStatus};
 pub use meetings::{FileUpsert, MeetingRow, MeetingUpsert};
 pub use prune::{ArtifactsWanted, PruneCandidate};
-pub use relayout::{LaidOutFile, PendingMove};
-pub use skips::Refiltered;
-pub use status::{FailedFile, StatusReport, ToDo};
-pub use transcripts::{
-    IndexSize, IndexedText, RecordingFile, Selectors, TRIGRAM, UnindexedTranscript,
-};
+pub use relayout::LaidOutFile;
+pub use status::{StatusReport, ToDo};
+pub use transcripts::Selectors;
 
 use crate::time::UnixMs;
 use sqlx::SqlitePool;

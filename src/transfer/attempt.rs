@@ -139,7 +139,7 @@ impl Pool {
                 // is cut: a crash in between must not resume old bytes with a new
                 // file's tail.
                 self.store.forget_progress(&row.record_file_id).await?;
-                resume.from_zero()
+                resume.restarted()
             }
             Verdict::Refused(status) => return Err(TransferError::AddressRejected(status)),
             Verdict::Restart(why) => return Err(self.restart(row, why).await),

@@ -12,8 +12,7 @@ mod attempt;
 mod response;
 
 use crate::archive::meeting_json;
-pub use crate::archive::meeting_json::MeetingJsonError;
-pub use attempt::{TransferError, address_is_fresh};
+pub use attempt::TransferError;
 
 use crate::archive::{Archive, ArchiveError, Written};
 use crate::client::{ApiClient, CallError};

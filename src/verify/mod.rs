@@ -15,7 +15,7 @@ pub mod classify;
 pub mod report;
 pub mod sums;
 
-pub use crate::archive::{Digest, ListedObject, Listing, ReadError};
+pub use crate::archive::{ListedObject, Listing, ReadError};
 pub use classify::{ReportRow, Status};
 pub use report::{SCHEMA, Summary, VerifyReport};
 

@@ -81,7 +81,7 @@ pub struct Counters {
     /// Deliveries of signed events that could not be read: acknowledged, kept raw, and
     /// worked by listing the live window.
     pub unreadable: Counter,
-    /// Requests refused, by [`Rejection`].
+    /// Requests refused, by `Rejection`.
     pub rejected: Family<ReasonLabel, Counter>,
     /// URL checks answered.
     pub url_checks: Counter,
@@ -124,7 +124,7 @@ impl Receiver {
         self.counters.clone()
     }
 
-    /// Notified whenever a new event is recorded: hand it to the [`EventWorker`].
+    /// Notified whenever a new event is recorded: hand it to the `EventWorker`.
     pub fn arrivals(&self) -> Arc<Notify> {
         Arc::clone(&self.arrived)
     }

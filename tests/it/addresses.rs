@@ -5,8 +5,8 @@ use crate::common::*;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use wemeet_api::{MAX_WINDOW_SECS, RECORDS_PAGE_SIZE as PAGE_SIZE};
-use wemeet_archiver::census::split_windows;
-use wemeet_archiver::state::FileStatus;
+use wemeet_archiver::FileStatus;
+use wemeet_archiver::internals::split_windows;
 use wemeet_sim::{ManifestEntry, SimConfig, SimStats};
 
 /// The listing calls that list every window of `range` and each of its pages once: what

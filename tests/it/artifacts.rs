@@ -4,7 +4,7 @@
 use crate::common::*;
 use std::ops::ControlFlow;
 use std::time::Duration;
-use wemeet_archiver::state::{Db, FileKind, FileStatus};
+use wemeet_archiver::{Db, FileKind, FileStatus};
 use wemeet_sim::{ArtifactEntry, ArtifactKind, SimConfig, SimHandle};
 
 pub(crate) const ALL_KINDS: &str = "artifacts = [\"video\", \"audio\", \"transcript\"]";
@@ -319,10 +319,9 @@ async fn the_service_archives_a_late_transcript_at_a_later_poll() {
     );
     let (dir, config) = (a.dir.path(), &a.config);
     add_api_keys(config, "requests_per_minute = 60");
-    let app =
-        wemeet_archiver::app::App::open(wemeet_archiver::config::Config::load(config).unwrap())
-            .await
-            .unwrap();
+    let app = wemeet_archiver::App::open(wemeet_archiver::config::Config::load(config).unwrap())
+        .await
+        .unwrap();
     let cancel = tokio_util::sync::CancellationToken::new();
     let stop = cancel.clone();
     let daemon = tokio::spawn(async move { app.run(None, stop).await.unwrap() });

@@ -221,7 +221,7 @@ async fn expire_removes_exactly_the_recordings_past_keep_except_the_held_ones() 
     recordings.sort_by_key(|(start, _)| *start);
     // The cut-off halfway between the third and fourth starts: the three oldest are past.
     let cut_off = (recordings[2].0 + recordings[3].0) / 2;
-    let keep_secs = (wemeet_archiver::time::UnixMs::now().as_millis() - cut_off) / 1000;
+    let keep_secs = (wemeet_archiver::UnixMs::now().as_millis() - cut_off) / 1000;
     add_retention_table(&config, &format!("keep = \"{keep_secs}s\""));
     let held = recordings[0].1.clone();
     ok(&config, &hold_meeting(&held.meeting_record_id, "subpoena")).await;

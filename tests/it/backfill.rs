@@ -2,7 +2,7 @@
 
 use crate::common::*;
 use std::time::Duration;
-use wemeet_archiver::state::FileStatus;
+use wemeet_archiver::FileStatus;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn backfill_of_90_days_archives_every_manifest_file_intact() {

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
-use wemeet_archiver::app::{App, BackfillReport};
+use wemeet_archiver::Db;
+use wemeet_archiver::Listeners;
 use wemeet_archiver::config::Config;
-use wemeet_archiver::daemon::Listeners;
-use wemeet_archiver::state::Db;
+use wemeet_archiver::{App, BackfillReport};
 use wemeet_sim::{ManifestEntry, SimConfig, SimCredentials, SimHandle, SimStats};
 
 pub const KIB: u64 = 1024;
@@ -239,7 +239,7 @@ pub fn files_under(root: &Path) -> Vec<PathBuf> {
         for entry in std::fs::read_dir(dir).unwrap() {
             let entry = entry.unwrap();
             let path = entry.path();
-            if path == root.join(wemeet_archiver::audit::RESERVED_DIR) {
+            if path == root.join(wemeet_archiver::internals::RESERVED_DIR) {
                 continue;
             }
             if entry.file_type().unwrap().is_dir() {
@@ -253,7 +253,7 @@ pub fn files_under(root: &Path) -> Vec<PathBuf> {
     if root.exists() {
         walk(root, root, &mut out);
     }
-    out.retain(|p| p != Path::new(wemeet_archiver::archive::marker::MARKER));
+    out.retain(|p| p != Path::new(wemeet_archiver::internals::MARKER));
     out.sort();
     out
 }
@@ -470,14 +470,14 @@ pub fn sample(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 /// What `/metrics` would answer for `store`: the service's metrics, rendered in-process.
 pub async fn metrics_of(store: &Db) -> String {
     use wemeet_api::Endpoint;
-    use wemeet_archiver::budget::Budget;
+    use wemeet_archiver::internals::Budget;
     let budget = |endpoint| {
         let store = store.clone();
         async move { std::sync::Arc::new(Budget::load(store, endpoint, 10).await.unwrap()) }
     };
-    let source = wemeet_archiver::metrics::MetricsSource {
+    let source = wemeet_archiver::internals::MetricsSource {
         store: store.clone(),
-        budgets: wemeet_archiver::client::Budgets {
+        budgets: wemeet_archiver::Budgets {
             records: budget(Endpoint::Records).await,
             addresses: budget(Endpoint::Addresses).await,
             deletes: budget(Endpoint::Delete).await,
@@ -514,7 +514,7 @@ pub fn hold_meeting<'a>(meeting_record_id: &'a str, reason: &'a str) -> [&'a str
 
 /// The record_file_ids of `files`, to compare with what the simulator deleted.
 pub fn record_file_ids(
-    files: &[wemeet_archiver::state::FileRow],
+    files: &[wemeet_archiver::internals::FileRow],
 ) -> std::collections::BTreeSet<String> {
     files.iter().map(|f| f.record_file_id.clone()).collect()
 }

@@ -5,9 +5,9 @@ use crate::common::*;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
-use wemeet_archiver::daemon::Listeners;
-use wemeet_archiver::state::{Db, FileStatus};
-use wemeet_archiver::time::UnixMs;
+use wemeet_archiver::Listeners;
+use wemeet_archiver::UnixMs;
+use wemeet_archiver::{Db, FileStatus};
 use wemeet_sim::{SimConfig, SimHandle};
 
 fn now_ms() -> i64 {

@@ -6,9 +6,10 @@ use crate::common::*;
 use regex::Regex;
 use std::collections::BTreeSet;
 use std::path::Path;
-use wemeet_archiver::app::App;
+use wemeet_archiver::App;
+use wemeet_archiver::FileStatus;
 use wemeet_archiver::config::Config;
-use wemeet_archiver::state::{FileRow, FileStatus};
+use wemeet_archiver::internals::FileRow;
 use wemeet_sim::ManifestEntry;
 
 const DAYS: u32 = 20;

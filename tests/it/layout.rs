@@ -6,7 +6,7 @@ use crate::artifacts::{ALL_KINDS, assert_artifacts_archived, with_artifacts};
 use crate::common::*;
 use std::collections::BTreeSet;
 use std::path::Component;
-use wemeet_archiver::state::{FileKind, FileStatus};
+use wemeet_archiver::{FileKind, FileStatus};
 use wemeet_sim::SimConfig;
 
 const DAYS: u32 = 20;

@@ -14,8 +14,9 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
-use wemeet_archiver::archive::s3::{LockClient, LockError, LockMode, S3Bucket};
-use wemeet_archiver::state::{FileRow, FileStatus};
+use wemeet_archiver::FileStatus;
+use wemeet_archiver::internals::FileRow;
+use wemeet_archiver::internals::{LockClient, LockError, LockMode, S3Bucket};
 use wemeet_sim::{SimConfig, SimHandle};
 
 const KEEP: Duration = Duration::from_secs(6 * 31_557_600);

@@ -240,7 +240,7 @@ async fn every_metric_the_alert_rules_and_dashboard_name_is_exported() {
     );
     add_prune_table(&archiver.config, "enabled = true\ninterval = \"1s\"");
     add_webhook_table(&archiver.config, webhook);
-    let listeners = wemeet_archiver::daemon::Listeners {
+    let listeners = wemeet_archiver::Listeners {
         metrics: Some(metrics_listener),
         webhook: Some(webhook_listener),
     };
@@ -262,7 +262,7 @@ async fn every_metric_the_alert_rules_and_dashboard_name_is_exported() {
     .await;
     assert_eq!(unsigned, 401);
     // The audit trail's check is exported once an `audit verify` ran: record one.
-    let store = wemeet_archiver::state::Db::open(&archiver.dir.path().join("state.db"))
+    let store = wemeet_archiver::Db::open(&archiver.dir.path().join("state.db"))
         .await
         .unwrap();
     store.record_audit_check(true, 0, None).await.unwrap();

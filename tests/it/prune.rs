@@ -17,10 +17,10 @@ use wemeet_api::{
     ApiError, Credentials, DeleteRecordFile, DeleteRecording, ListRecords, RecordAddresses,
     Request, Secret, decode, sign,
 };
-use wemeet_archiver::app::App;
+use wemeet_archiver::App;
+use wemeet_archiver::UnixMs;
 use wemeet_archiver::config::Config;
-use wemeet_archiver::state::{Db, FileKind, FileStatus};
-use wemeet_archiver::time::UnixMs;
+use wemeet_archiver::{Db, FileKind, FileStatus};
 use wemeet_sim::{SimConfig, SimHandle};
 
 /// A few small files, all listed in one window and page.
@@ -516,10 +516,7 @@ async fn a_deletion_that_meets_a_passing_server_error_is_retried() {
     assert!(backfill(&config, full_range(15)).await.complete());
     let app = App::open(Config::load(&config).unwrap()).await.unwrap();
     let report = app
-        .prune(
-            wemeet_archiver::prune::Mode::Delete,
-            CancellationToken::new(),
-        )
+        .prune(wemeet_archiver::PruneMode::Delete, CancellationToken::new())
         .await
         .unwrap();
     assert!(report.complete(), "{report:#?}");

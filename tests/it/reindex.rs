@@ -9,8 +9,8 @@ use crate::s3::{AWS_ENV, backfill_s3, load, s3_archiver, start_s3};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
-use wemeet_archiver::archive::s3::S3Bucket;
-use wemeet_archiver::state::{Db, FileKind, FileStatus};
+use wemeet_archiver::internals::S3Bucket;
+use wemeet_archiver::{Db, FileKind, FileStatus};
 use wemeet_sim::SimConfig;
 
 /// A few small files over 15 days, every meeting transcoded.
@@ -63,7 +63,7 @@ fn status_json(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-async fn archived_videos(store: &Db) -> Vec<wemeet_archiver::state::FileRow> {
+async fn archived_videos(store: &Db) -> Vec<wemeet_archiver::internals::FileRow> {
     store
         .all_files()
         .await
@@ -260,9 +260,7 @@ async fn another_accounts_configuration_on_the_same_archive_is_refused() {
     let sim = start_sim(small()).await;
     let archiver = Archiver::new(&sim, "");
     archiver.backfill_all(15).await;
-    let marker = archiver
-        .archive()
-        .join(wemeet_archiver::archive::marker::MARKER);
+    let marker = archiver.archive().join(wemeet_archiver::internals::MARKER);
     let recorded: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&marker).unwrap()).unwrap();
     assert_eq!(recorded["app_id"], sim.credentials().app_id.as_str());
@@ -301,7 +299,7 @@ async fn a_bucket_over_a_lost_database_is_adopted_and_reindexed() {
     let config = load(&archiver.config);
     let bucket = S3Bucket::new(config.storage.s3.as_ref().unwrap()).unwrap();
     let videos = archived_videos(&archiver.store().await).await;
-    let etags = async |videos: &[wemeet_archiver::state::FileRow]| {
+    let etags = async |videos: &[wemeet_archiver::internals::FileRow]| {
         let mut out = BTreeMap::new();
         for f in videos {
             let key = bucket.key_of(&f.path).unwrap();

@@ -8,9 +8,9 @@ use rand::RngExt;
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use wemeet_archiver::app::App;
+use wemeet_archiver::App;
+use wemeet_archiver::FileStatus;
 use wemeet_archiver::config::Config;
-use wemeet_archiver::state::FileStatus;
 use wemeet_sim::{SimConfig, SimHandle};
 
 /// A few multi-MiB files in one listing window and page (one API call per run).
@@ -346,10 +346,7 @@ async fn failed_files_are_reported_and_retried_with_retry_failed() {
         "{report:#?}"
     );
     let store = archiver.store().await;
-    let status = store
-        .status(wemeet_archiver::time::UnixMs(0))
-        .await
-        .unwrap();
+    let status = store.status(wemeet_archiver::UnixMs(0)).await.unwrap();
     assert_eq!(status.failures.len(), sim.manifest().len());
     assert!(
         status

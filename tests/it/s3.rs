@@ -19,10 +19,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use wemeet_archiver::app::{App, BackfillReport};
-use wemeet_archiver::archive::{self, Archive, s3::S3Bucket};
+use wemeet_archiver::Archive;
 use wemeet_archiver::config::{Config, ENV_AWS_ACCESS_KEY_ID, ENV_AWS_SECRET_ACCESS_KEY};
-use wemeet_archiver::state::{Db, FileStatus};
+use wemeet_archiver::internals::S3Bucket;
+use wemeet_archiver::{App, BackfillReport};
+use wemeet_archiver::{Db, FileStatus};
 use wemeet_sim::{ManifestEntry, SimConfig, SimHandle};
 
 pub(crate) const BUCKET: &str = "recordings";
@@ -150,7 +151,7 @@ pub(crate) async fn backfill_s3(config: &Path) -> BackfillReport {
 
 /// The configured archive, as the archiver opens it.
 fn open_archive(config: &Config, store: &Db) -> Arc<dyn Archive> {
-    archive::open(
+    wemeet_archiver::open_archive(
         &config.storage.path,
         config.storage.s3.as_ref(),
         config.download.checkpoint_bytes,
@@ -254,9 +255,9 @@ async fn backfill_into_a_bucket_stores_every_file_with_its_sha256() {
     assert!(json.contains(row.sha256.as_deref().unwrap()), "{json}");
 
     // The audit trail is in the bucket too, and checks against the database.
-    use wemeet_archiver::audit;
-    audit::write_trail(&store, storage.as_ref()).await.unwrap();
-    let trail = audit::verify_trail(&store, storage.as_ref()).await.unwrap();
+    use wemeet_archiver::{verify_trail, write_trail};
+    write_trail(&store, storage.as_ref()).await.unwrap();
+    let trail = verify_trail(&store, storage.as_ref()).await.unwrap();
     assert!(trail.passed(), "{trail:?}");
     assert_eq!(trail.in_archive, trail.records);
     assert_eq!(trail.records, i64::try_from(sim.manifest().len()).unwrap());
@@ -338,10 +339,7 @@ async fn a_sigkilled_upload_resumes_from_the_next_part() {
     );
 
     let store = archiver.store().await;
-    let status = store
-        .status(wemeet_archiver::time::UnixMs::now())
-        .await
-        .unwrap();
+    let status = store.status(wemeet_archiver::UnixMs::now()).await.unwrap();
     assert_eq!(status.uploads.len(), 1, "{:?}", status.uploads);
     assert!(status.uploads[0].parts >= 2);
     drop(store);
@@ -413,7 +411,8 @@ async fn an_upload_that_vanished_from_the_bucket_starts_the_file_over() {
 /// `verify` on a bucket: intact, then with one object changed, one deleted and a stray one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn verify_reads_the_bucket_and_names_each_kind_of_damage() {
-    use wemeet_archiver::verify::{Status, VerifyOptions, verify_configured};
+    use wemeet_archiver::internals::verify_configured;
+    use wemeet_archiver::{VerifyOptions, VerifyStatus as Status};
     let s3 = start_s3().await;
     // Single PUTs and multipart uploads.
     let sim = start_sim(transcoded(3, 15).files(1..=1, MIB, 7 * MIB)).await;

@@ -6,7 +6,7 @@ use crate::common::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use wemeet_archiver::state::Db;
+use wemeet_archiver::Db;
 use wemeet_sim::{ManifestEntry, SimConfig, SimHandle, TranscriptText};
 
 pub(crate) const VIDEO_AND_TRANSCRIPTS: &str = "artifacts = [\"video\", \"transcript\"]";
@@ -293,8 +293,8 @@ async fn text_finds_two_characters_a_phrase_and_english_in_another_case_and_noth
     store.forget_transcripts(&ids).await.unwrap();
     assert_eq!(search(config, &["--text", "面试"], &[]).await.0, 1);
     let archive =
-        wemeet_archiver::archive::open(&a.archive(), None, 1 << 24, store.clone()).unwrap();
-    let report = wemeet_archiver::transcripts::fill_index(&store, archive.as_ref())
+        wemeet_archiver::open_archive(&a.archive(), None, 1 << 24, store.clone()).unwrap();
+    let report = wemeet_archiver::internals::fill_index(&store, archive.as_ref())
         .await
         .unwrap();
     assert_eq!(report.indexed as usize, data.transcripts.len());
@@ -508,9 +508,11 @@ async fn a_bucket_is_searched_with_presigned_links_and_exported_intact() {
 async fn bench_search_latency_index_size_and_cost_per_transcript() {
     use sha2::Digest as _;
     use std::time::Instant;
-    use wemeet_archiver::search::{Query, search as run_search, select};
-    use wemeet_archiver::state::{ArtifactUpsert, FileKind, FileUpsert, MeetingUpsert};
-    use wemeet_archiver::time::UnixMs;
+    use wemeet_archiver::FileKind;
+    use wemeet_archiver::UnixMs;
+    use wemeet_archiver::internals::select;
+    use wemeet_archiver::internals::{ArtifactUpsert, FileUpsert, MeetingUpsert};
+    use wemeet_archiver::{Query, search as run_search};
     // `SEARCH_BENCH_RECORDINGS` makes a smoke run of it smaller.
     let recordings: usize = std::env::var("SEARCH_BENCH_RECORDINGS")
         .ok()
@@ -558,7 +560,7 @@ async fn bench_search_latency_index_size_and_cost_per_transcript() {
     }
     let before = db_bytes(&db).await;
     let (mut text_bytes, mut index_ms, mut mark_ms) = (0u64, Vec::new(), Vec::new());
-    let local = wemeet_archiver::archive::open(&root, None, 1 << 24, store.clone()).unwrap();
+    let local = wemeet_archiver::open_archive(&root, None, 1 << 24, store.clone()).unwrap();
     for i in (0..recordings).filter(|i| has_transcript(*i)) {
         let key = format!("f{i}/transcript/txt");
         let path = format!("d{i}/f{i}.transcript.txt");
@@ -590,7 +592,7 @@ async fn bench_search_latency_index_size_and_cost_per_transcript() {
             mark_ms.push(t.elapsed().as_secs_f64() * 1000.0);
             let row = store.file(&key).await.unwrap().unwrap();
             let t = Instant::now();
-            wemeet_archiver::transcripts::index_archived(&store, local.as_ref(), &row, &sha)
+            wemeet_archiver::internals::index_archived(&store, local.as_ref(), &row, &sha)
                 .await
                 .unwrap();
             index_ms.push(t.elapsed().as_secs_f64() * 1000.0);

@@ -5,7 +5,8 @@ use crate::common::*;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use wemeet_archiver::state::{Db, FileUpsert, MeetingUpsert};
+use wemeet_archiver::Db;
+use wemeet_archiver::internals::{FileUpsert, MeetingUpsert};
 
 /// Runs `verify` with `args` and asserts that it exits with `code`.
 async fn verify(config: &Path, args: &[&str], code: i32) -> Output {
@@ -348,13 +349,13 @@ async fn seed(store: &Db, root: &Path, id: &str, day: &str, start_ms: i64) -> (S
                 meeting_code: id.into(),
                 userid: "u".into(),
                 subject: "Seeded".into(),
-                media_start_time: wemeet_archiver::time::UnixMs(start_ms),
+                media_start_time: wemeet_archiver::UnixMs(start_ms),
                 state: 3,
                 record_type: 1,
                 dir: dir.clone(),
                 files: vec![file("1", &archived), file("2", &queued)],
             }],
-            wemeet_archiver::time::UnixMs(0),
+            wemeet_archiver::UnixMs(0),
         )
         .await
         .unwrap();
@@ -427,7 +428,7 @@ async fn pending_files_pass_and_ranges_and_samples_check_part_of_the_archive() {
 
     // A 50 % sample re-reads one of the two archived files: the least recently verified.
     store
-        .mark_verified(&["2001".into()], wemeet_archiver::time::UnixMs(1))
+        .mark_verified(&["2001".into()], wemeet_archiver::UnixMs(1))
         .await
         .unwrap();
     let json = verify_json(&config, &["--sample", "50"], 0).await;
@@ -461,7 +462,7 @@ fn sha256sums_with_escaped_names_pass_coreutils_check() {
         std::fs::write(&path, format!("content {i}")).unwrap();
         entries.push((sha256_file(&path), name.to_string()));
     }
-    let text = wemeet_archiver::verify::sums::render(
+    let text = wemeet_archiver::internals::render_sums(
         entries.iter().map(|(h, n)| (h.as_str(), n.as_str())),
     );
     assert_eq!(text.lines().count(), names.len());

@@ -15,11 +15,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use wemeet_api::Secret;
 use wemeet_api::webhook::{self, EncodingAesKey};
+use wemeet_archiver::Listeners;
+use wemeet_archiver::UnixMs;
 use wemeet_archiver::config::WebhookConfig;
-use wemeet_archiver::daemon::Listeners;
-use wemeet_archiver::state::{Db, EventStatus, FileStatus};
-use wemeet_archiver::time::UnixMs;
-use wemeet_archiver::webhook::{Counters, Receiver};
+use wemeet_archiver::internals::EventStatus;
+use wemeet_archiver::internals::{Counters, Receiver};
+use wemeet_archiver::{Db, FileStatus};
 use wemeet_sim::{ManifestEntry, SimConfig, SimHandle, SimWebhook, WebhookDelivery};
 
 const MIB: u64 = 1024 * 1024;
@@ -325,7 +326,7 @@ async fn serve_alone(
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let cancel = CancellationToken::new();
-    tokio::spawn(wemeet_archiver::webhook::serve(
+    tokio::spawn(wemeet_archiver::internals::serve_webhook(
         listener,
         receiver,
         cancel.clone(),
@@ -432,7 +433,7 @@ async fn refused_requests_get_their_status_and_record_nothing() {
     let rejected = |reason: &str| {
         counters
             .rejected
-            .get_or_create(&wemeet_archiver::webhook::ReasonLabel {
+            .get_or_create(&wemeet_archiver::internals::ReasonLabel {
                 reason: reason.into(),
             })
             .get()

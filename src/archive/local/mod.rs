@@ -53,10 +53,6 @@ impl LocalArchive {
         self
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// The final path of a stored relative path (refusing any escape from the root).
     pub fn path_of(&self, relative: &str) -> Result<PathBuf, ArchiveError> {
         Ok(layout::resolve(&self.root, relative)?)

@@ -307,7 +307,7 @@ impl S3Bucket {
     /// copying the object onto itself with `x-amz-metadata-directive: REPLACE` (a
     /// server-side copy; no byte travels). object_store's `copy` has no option for that, but
     /// it signs the client's default headers, so a client made for this one copy carries
-    /// them. S3 copies at most [`MAX_COPY_SIZE`](super::MAX_COPY_SIZE) bytes in one request.
+    /// them. S3 copies at most `MAX_COPY_SIZE` bytes in one request.
     pub async fn set_sha256(&self, key: &ObjectPath, sha256: &str) -> Result<(), ArchiveError> {
         let mut headers = HeaderMap::new();
         headers.insert(

@@ -7,11 +7,11 @@ mod lock;
 mod settings;
 mod upload;
 
-pub use bucket::{ObjectInfo, S3Bucket, SHA256_METADATA, content_type_of};
-pub use lock::{LockClient, LockError, LockMode, LockState, Retention};
+pub use bucket::S3Bucket;
+pub use lock::{LockClient, LockError, LockMode};
 pub use settings::{
-    MAX_COPY_SIZE, ObjectLockPolicy, S3_MAX_PART_SIZE, S3_MAX_PARTS, S3_MIN_PART_SIZE, S3Config,
-    S3Credentials, part_size_for,
+    MAX_COPY_SIZE, ObjectLockPolicy, S3_MAX_PART_SIZE, S3_MIN_PART_SIZE, S3Config, S3Credentials,
+    part_size_for,
 };
 
 use super::{Archive, ArchiveError, ListedObject, Listing, ReadError, Resume, WriteError};
@@ -34,10 +34,6 @@ impl S3Archive {
             bucket: Arc::new(S3Bucket::new(config)?),
             store,
         })
-    }
-
-    pub fn bucket(&self) -> &S3Bucket {
-        &self.bucket
     }
 }
 

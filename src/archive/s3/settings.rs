@@ -28,7 +28,7 @@ pub struct S3Config {
     pub path_style: bool,
     pub allow_http: bool,
     /// Bytes per part of a multipart upload (a file's own part size may be larger: see
-    /// [`part_size_for`]). Memory per transfer is `part_size × max_parts_in_flight`.
+    /// `part_size_for`). Memory per transfer is `part_size × max_parts_in_flight`.
     pub part_size: u64,
     /// Parts of one transfer buffered or uploading at once.
     pub max_parts_in_flight: usize,
