@@ -79,6 +79,8 @@ pub(super) const HOT_PATH: &[Statement] = &[
         "idle worker: a meeting's artifacts to look for",
         artifacts::CLAIM_ARTIFACT_CHECK,
     ),
+    // the end of a backfill (and of a live poll's, in a process of its own)
+    seek("backfill: files not archived", files::UNARCHIVED_IN_RANGE),
     // [filter] applied again at every start
     seek("filter: videos to judge", skips::TO_JUDGE),
     seek("filter: a judged video", skips::JUDGED),
