@@ -193,16 +193,21 @@ impl Db {
         start: UnixMs,
         end: UnixMs,
     ) -> Result<Vec<FileRow>, DbError> {
-        Ok(sqlx::query_as(select_files!(
-            "WHERE m.media_start_time BETWEEN ? AND ? AND f.status NOT IN ('archived', 'skipped')
-             ORDER BY f.path"
-        ))
-        .bind(start)
-        .bind(end)
-        .fetch_all(self.pool())
-        .await?)
+        Ok(sqlx::query_as(UNARCHIVED_IN_RANGE)
+            .bind(start)
+            .bind(end)
+            .fetch_all(self.pool())
+            .await?)
     }
 }
+
+/// The end of every backfill (a live poll's included): seeks the files' own copy of their
+/// meeting's start (`files_media_start_time`), where the meeting's column made SQLite walk
+/// every file in path order.
+pub(super) const UNARCHIVED_IN_RANGE: &str = select_files!(
+    "WHERE f.media_start_time BETWEEN ? AND ? AND f.status NOT IN ('archived', 'skipped')
+     ORDER BY f.path"
+);
 
 #[cfg(test)]
 mod tests {

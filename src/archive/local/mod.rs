@@ -109,8 +109,9 @@ impl LocalArchive {
         }
     }
 
-    /// Writes a small file atomically (temporary name, fsync, rename).
-    pub async fn write_small(&self, relative: &str, bytes: &[u8]) -> Result<(), ArchiveError> {
+    /// Writes a small file atomically (temporary name, fsync, rename). `bytes` moves to the
+    /// blocking thread as it is, not copied: an audit segment is megabytes.
+    pub async fn write_small(&self, relative: &str, bytes: Bytes) -> Result<(), ArchiveError> {
         let dest = self.path_of(relative)?;
         if let Some(dir) = dest.parent() {
             tokio::fs::create_dir_all(dir)
@@ -120,7 +121,6 @@ impl LocalArchive {
         let mut tmp = dest.clone().into_os_string();
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
-        let bytes = bytes.to_vec();
         let needed = bytes.len() as u64;
         let written = tmp.clone();
         tokio::task::spawn_blocking(move || {
@@ -195,7 +195,7 @@ impl Archive for LocalArchive {
     }
 
     async fn put_small(&self, relative: &str, bytes: Bytes) -> Result<(), ArchiveError> {
-        self.write_small(relative, &bytes).await
+        self.write_small(relative, bytes).await
     }
 
     async fn relocate(&self, from: &str, to: &str) -> Result<(), ArchiveError> {
