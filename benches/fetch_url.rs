@@ -127,7 +127,7 @@ async fn listed(urls: &[String], now: UnixMs) -> Result<Vec<MeetingUpsert>, Stri
         let size = size_of(&http, url).await?;
         let dir = format!("bench/{i:04}");
         meetings.push(MeetingUpsert {
-            meeting_record_id: format!("bench-meeting-{i}"),
+            meeting_record_id: format!("bench-meeting-{i}").into(),
             meeting_id: format!("{i}"),
             meeting_code: format!("{i}"),
             userid: "bench".into(),
@@ -137,12 +137,12 @@ async fn listed(urls: &[String], now: UnixMs) -> Result<Vec<MeetingUpsert>, Stri
             record_type: 0,
             dir: dir.clone(),
             files: vec![FileUpsert {
-                record_file_id: format!("bench-file-{i}"),
+                record_file_id: format!("bench-file-{i}").into(),
                 record_start_time: now.as_millis(),
                 record_end_time: now.as_millis(),
                 record_size: size as i64,
                 path: format!("{dir}/bench-file-{i}.mp4"),
-                download_address: Some(url.clone()),
+                download_address: Some(wemeet_api::Secret::new(url)),
                 skip_rule: None,
             }],
         });

@@ -13,6 +13,7 @@
 use crate::archive::layout::{Layout, MeetingFields};
 use crate::budget::Priority;
 use crate::client::{ApiClient, CallError, ListQuery};
+use crate::domain::{MeetingRecordId, RecordFileId};
 use crate::filter::{Candidate, Filter};
 use crate::progress::Progress;
 use crate::state::{Db, DbError, FileUpsert, MeetingUpsert};
@@ -35,7 +36,7 @@ pub enum ListError {
 pub struct Lookup {
     pub pages: u32,
     /// The wanted files that were listed in a transcoded meeting.
-    pub found: HashSet<String>,
+    pub found: HashSet<RecordFileId>,
 }
 
 /// One page, recorded.
@@ -43,7 +44,7 @@ struct ListedPage {
     total_count: u64,
     meetings: u64,
     /// The files of its transcoded meetings.
-    files: Vec<String>,
+    files: Vec<RecordFileId>,
     /// No page follows.
     last: bool,
 }
@@ -154,7 +155,7 @@ impl Census {
         &self,
         start: i64,
         end: i64,
-        wanted: &HashSet<String>,
+        wanted: &HashSet<RecordFileId>,
         priority: Priority,
     ) -> Result<Lookup, ListError> {
         let mut lookup = Lookup::default();
@@ -233,7 +234,7 @@ impl Census {
             m.record_files
                 .iter()
                 .map(|f| FileUpsert {
-                    record_file_id: f.record_file_id.clone(),
+                    record_file_id: RecordFileId::new(&f.record_file_id),
                     record_start_time: f.record_start_time,
                     record_end_time: f.record_end_time,
                     record_size: f.record_size as i64,
@@ -247,7 +248,7 @@ impl Census {
                         .download_address
                         .as_ref()
                         .filter(|a| !a.is_empty())
-                        .map(|a| a.expose().to_string()),
+                        .cloned(),
                     skip_rule: self.filter.skip_rule(&Candidate {
                         userid: &m.userid,
                         subject: &m.subject,
@@ -261,7 +262,7 @@ impl Census {
             Vec::new()
         };
         MeetingUpsert {
-            meeting_record_id: m.meeting_record_id.clone(),
+            meeting_record_id: MeetingRecordId::new(&m.meeting_record_id),
             meeting_id: m.meeting_id.clone(),
             meeting_code: m.meeting_code.clone(),
             userid: m.userid.clone(),

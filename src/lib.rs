@@ -34,6 +34,7 @@ pub mod census;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod domain;
 pub mod errors;
 pub mod export;
 pub mod filter;

@@ -20,6 +20,7 @@
 use crate::archive::Archive;
 use crate::client::{ApiClient, CallError, config_advice};
 use crate::config::PruneConfig;
+use crate::domain::RecordFileId;
 use crate::state::{ArtifactsWanted, Db, DbError, Fact, PruneCandidate};
 use crate::time::UnixMs;
 use crate::transfer::meeting_json;
@@ -104,7 +105,7 @@ impl Outcome {
 /// One candidate of the report.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PruneRow {
-    pub record_file_id: String,
+    pub record_file_id: RecordFileId,
     pub meeting_code: String,
     pub subject: String,
     /// Relative to the archive root, `/`-separated.

@@ -7,6 +7,7 @@
 //! deleted in the cloud) is in the file's entry.
 
 use super::{Db, DbError, FileKind, FileStatus, life};
+use crate::domain::{MeetingRecordId, RecordFileId};
 use crate::time::UnixMs;
 
 /// `schema` of the `meeting.json` this program writes. Schema 1 (no `schema` field) had
@@ -25,7 +26,7 @@ pub struct MeetingJson {
 /// A meeting stored in the folder, as the listing described it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct MeetingRecord {
-    pub meeting_record_id: String,
+    pub meeting_record_id: MeetingRecordId,
     pub meeting_id: String,
     pub meeting_code: String,
     pub userid: String,
@@ -50,11 +51,11 @@ pub struct MeetingRecord {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct FileRecord {
     /// The video's record_file_id (an artifact's too: it names its video).
-    pub record_file_id: String,
+    pub record_file_id: RecordFileId,
     /// The row's key: the video's id, or the artifact's derived key (schema 2; for a
     /// schema-1 artifact `reindex` derives it from the file's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
+    pub key: Option<RecordFileId>,
     pub kind: FileKind,
     /// The file's name in the folder.
     pub file: String,
@@ -73,19 +74,19 @@ pub struct FileRecord {
 
 impl MeetingJson {
     /// The entry of the file whose row key is `key`, in this folder.
-    pub fn file(&self, key: &str) -> Option<&FileRecord> {
+    pub fn file(&self, key: &RecordFileId) -> Option<&FileRecord> {
         self.meetings
             .iter()
             .flat_map(|m| &m.files)
-            .find(|f| f.key.as_deref().unwrap_or(&f.record_file_id) == key)
+            .find(|f| f.key.as_ref().unwrap_or(&f.record_file_id) == key)
     }
 }
 
 /// A file of one folder, ready to record (its key resolved, its path joined).
 #[derive(Debug, Clone)]
 pub struct ReindexFile {
-    pub key: String,
-    pub parent_file_id: Option<String>,
+    pub key: RecordFileId,
+    pub parent_file_id: Option<RecordFileId>,
     pub path: String,
     pub record: FileRecord,
 }
@@ -106,7 +107,7 @@ pub struct FolderOutcome {
     pub files_known: u64,
     /// The keys of the files added (for what a caller does per file: an audit trail, an
     /// index of transcripts).
-    pub added_keys: Vec<String>,
+    pub added_keys: Vec<RecordFileId>,
     /// What the database knows otherwise than `meeting.json` says: reported, not applied.
     pub disagreements: Vec<String>,
 }
@@ -217,7 +218,7 @@ async fn apply_meeting(
 /// compared (see [`Db::apply_meeting_jsons`]).
 async fn apply_file(
     tx: &mut sqlx::SqliteConnection,
-    meeting_record_id: &str,
+    meeting_record_id: &MeetingRecordId,
     media_start_time: UnixMs,
     f: &ReindexFile,
     now: UnixMs,

@@ -1,43 +1,21 @@
 //! Reading files: a row with what a transfer needs from its meeting, by id, by meeting, in a
 //! range; and the download addresses stored with them (their statuses change in `life`).
 
-use super::{Db, DbError, FileStatus};
+use super::{Db, DbError, FileKind, FileStatus};
+use crate::domain::{MeetingRecordId, RecordFileId};
 use crate::time::UnixMs;
-
-column_enum! {
-    /// What a row of `files` holds: a recording's video, or one of its artifacts.
-    pub enum FileKind {
-        /// The MP4 the listing announces (with its size).
-        Video,
-        /// The audio track alone (m4a), from `/v1/addresses`.
-        Audio,
-        /// A transcript (txt, pdf, docx), from `/v1/addresses`; may appear hours late.
-        Transcript,
-    }
-}
-
-impl FileKind {
-    pub const ALL: [Self; 3] = [Self::Video, Self::Audio, Self::Transcript];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Video => "video",
-            Self::Audio => "audio",
-            Self::Transcript => "transcript",
-        }
-    }
-}
+use wemeet_api::Secret;
 
 /// A file with what a transfer needs from its meeting.
 #[derive(Clone, sqlx::FromRow)]
 pub struct FileRow {
     /// The key of the row: the API's record_file_id for a video, derived from its video's
     /// for an artifact.
-    pub record_file_id: String,
+    pub record_file_id: RecordFileId,
     pub kind: FileKind,
     /// An artifact's video (`None` for a video).
-    pub parent_file_id: Option<String>,
-    pub meeting_record_id: String,
+    pub parent_file_id: Option<RecordFileId>,
+    pub meeting_record_id: MeetingRecordId,
     pub media_start_time: UnixMs,
     /// Bytes announced: by the listing for a video, by the first response for an artifact
     /// (0 until then, `size_known` false).
@@ -124,18 +102,30 @@ pub(super) const FORGET_ADDRESS: &str =
     "UPDATE files SET download_address = NULL, address_issued_at = NULL, updated_at = ?
      WHERE record_file_id = ?";
 
+/// An address `/v1/addresses` gave for one file: a pair whose halves have types of their
+/// own, so the id and the secret cannot be swapped.
+#[derive(Debug, Clone)]
+pub struct GivenAddress {
+    pub record_file_id: RecordFileId,
+    pub address: Secret,
+}
+
 impl Db {
     /// Stores the addresses `/v1/addresses` just gave for the files of one meeting that are
     /// still to download, all issued at `issued_at`, in one transaction.
     pub async fn set_addresses(
         &self,
-        addresses: &[(String, String)],
+        addresses: &[GivenAddress],
         issued_at: UnixMs,
     ) -> Result<(), DbError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        for (record_file_id, address) in addresses {
+        for GivenAddress {
+            record_file_id,
+            address,
+        } in addresses
+        {
             sqlx::query(SET_ADDRESS)
-                .bind(address)
+                .bind(address.expose())
                 .bind(issued_at)
                 .bind(issued_at)
                 .bind(record_file_id)
@@ -148,7 +138,7 @@ impl Db {
 
     /// Forgets a file's address: the download host refused it, so the next attempt must not
     /// start on it.
-    pub async fn forget_address(&self, record_file_id: &str) -> Result<(), DbError> {
+    pub async fn forget_address(&self, record_file_id: &RecordFileId) -> Result<(), DbError> {
         sqlx::query(FORGET_ADDRESS)
             .bind(UnixMs::now())
             .bind(record_file_id)
@@ -164,7 +154,7 @@ impl Db {
             .await?)
     }
 
-    pub async fn file(&self, record_file_id: &str) -> Result<Option<FileRow>, DbError> {
+    pub async fn file(&self, record_file_id: &RecordFileId) -> Result<Option<FileRow>, DbError> {
         Ok(sqlx::query_as(FILE)
             .bind(record_file_id)
             .fetch_optional(self.pool())
@@ -179,7 +169,10 @@ impl Db {
     }
 
     /// Files of one meeting, for its `meeting.json`.
-    pub async fn files_of_meeting(&self, meeting_record_id: &str) -> Result<Vec<FileRow>, DbError> {
+    pub async fn files_of_meeting(
+        &self,
+        meeting_record_id: &MeetingRecordId,
+    ) -> Result<Vec<FileRow>, DbError> {
         Ok(sqlx::query_as(FILES_OF_MEETING)
             .bind(meeting_record_id)
             .fetch_all(self.pool())

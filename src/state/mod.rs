@@ -6,29 +6,6 @@
 //! `kill -9` at any instant leaves either the old or the new state, never a mix. Upserts are
 //! keyed by the API's own ids, so listing the same window twice changes nothing.
 
-/// An enum stored in a column by its lowercase name, and so named in JSON and `status`:
-/// a file's kind and status.
-macro_rules! column_enum {
-    ($item:item) => {
-        #[derive(
-            Debug,
-            Clone,
-            Copy,
-            PartialEq,
-            Eq,
-            Hash,
-            PartialOrd,
-            Ord,
-            serde::Serialize,
-            serde::Deserialize,
-            sqlx::Type,
-        )]
-        #[serde(rename_all = "lowercase")]
-        #[sqlx(rename_all = "lowercase")]
-        $item
-    };
-}
-
 mod artifacts;
 pub mod audit;
 pub mod catalog;
@@ -50,6 +27,7 @@ mod transcripts;
 pub mod uploads;
 pub mod verify;
 
+pub use crate::domain::{FileKind, FileStatus, MeetingRecordId, RecordFileId};
 pub use artifacts::ArtifactUpsert;
 pub use audit::{
     Action, AuditCheck, AuditEntry, AuditRecord, AuditSegment, LastRecord, RetentionStatus,
@@ -60,9 +38,9 @@ pub use events::{
 };
 pub use expiry::{ExpiringFile, ExpiringRecording};
 pub use facts::{DaemonFacts, DaemonStatus, Fact, PendingFile};
-pub use files::{Checkpoint, FileKind, FileRow};
+pub use files::{Checkpoint, FileRow, GivenAddress};
 pub use holds::{Hold, HoldScope, ReleaseError};
-pub use life::{Exhaust, FileStatus};
+pub use life::Exhaust;
 pub use meetings::{FileUpsert, MeetingRow, MeetingUpsert};
 pub use prune::{ArtifactsWanted, PruneCandidate};
 pub use relayout::{LaidOutFile, PendingMove};
@@ -348,6 +326,7 @@ mod tests {
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::*;
+    use wemeet_api::Secret;
 
     /// A transcoded meeting `id` whose media started at `start_ms`, in the folder `dir`, as
     /// a listing page gives it: `files` are 10-byte videos, with an address or not.
@@ -370,7 +349,7 @@ pub(crate) mod test_support {
                     record_end_time: start_ms + 1,
                     record_size: 10,
                     path: format!("{dir}/{f}.mp4"),
-                    download_address: addressed.then(|| "https://example.invalid/x".into()),
+                    download_address: addressed.then(|| Secret::new("https://example.invalid/x")),
                     skip_rule: None,
                 })
                 .collect(),

@@ -6,6 +6,7 @@
 //! before). Audio tracks and transcripts follow their video.
 
 use super::{Db, DbError, FileStatus, life};
+use crate::domain::RecordFileId;
 use crate::filter::{Candidate, Filter};
 use crate::time::UnixMs;
 
@@ -20,7 +21,7 @@ pub struct Refiltered {
 
 #[derive(sqlx::FromRow)]
 struct Judged {
-    record_file_id: String,
+    record_file_id: RecordFileId,
     status: FileStatus,
     skip_rule: Option<String>,
     userid: String,

@@ -1,6 +1,7 @@
 //! The numbers `status` prints.
 
 use super::{Db, DbError, FileKind, FileStatus};
+use crate::domain::RecordFileId;
 use crate::time::UnixMs;
 use std::collections::BTreeMap;
 
@@ -69,7 +70,7 @@ pub struct ToDo {
 
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
 pub struct FailedFile {
-    pub record_file_id: String,
+    pub record_file_id: RecordFileId,
     pub path: String,
     pub status: FileStatus,
     pub attempts: i64,

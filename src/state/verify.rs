@@ -1,6 +1,7 @@
 //! What `verify` reads from the database (what it writes, `verified_at`, is in `life`).
 
 use super::{Db, DbError, FileKind, FileStatus};
+use crate::domain::RecordFileId;
 use crate::time::UnixMs;
 
 /// A file as `verify` checks it: what was recorded at download time, with the meeting
@@ -19,7 +20,7 @@ pub(super) use verify_row_select;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct VerifyRow {
-    pub record_file_id: String,
+    pub record_file_id: RecordFileId,
     pub kind: FileKind,
     pub meeting_code: String,
     pub subject: String,
@@ -149,8 +150,8 @@ mod tests {
         assert_eq!(late[0].meeting_code, "code2");
         assert_eq!(store.file_paths().await.unwrap().len(), 3);
 
-        store.mark_archived("a", 10, "00").await.unwrap();
-        store.mark_archived("c", 10, "00").await.unwrap();
+        store.mark_archived(&"a".into(), 10, "00").await.unwrap();
+        store.mark_archived(&"c".into(), 10, "00").await.unwrap();
         // "b" is not archived: marking it must not pretend it was verified.
         store
             .mark_verified(&["a".into(), "b".into()], UnixMs(42))

@@ -14,6 +14,7 @@
 use super::meeting_json;
 use super::{Pool, TransferError};
 use crate::archive::ReadError;
+use crate::domain::RecordFileId;
 use crate::state::catalog::FileRecord;
 use crate::state::{FileKind, FileRow, FileStatus};
 
@@ -128,7 +129,7 @@ impl Pool {
             FileKind::Transcript => self.artifacts.transcripts,
             FileKind::Video => false,
         };
-        let artifacts: Vec<(String, String, FileRecord)> = doc
+        let artifacts: Vec<(RecordFileId, String, FileRecord)> = doc
             .meetings
             .iter()
             .flat_map(|m| &m.files)

@@ -18,6 +18,7 @@ pub use meeting_json::MeetingJsonError;
 use crate::archive::{Archive, ArchiveError, Written};
 use crate::client::{ApiClient, CallError};
 use crate::config::TransferConfig;
+use crate::domain::RecordFileId;
 use crate::progress::Progress;
 use crate::state::{Db, DbError, Exhaust, FileKind, FileRow, FileStatus};
 use crate::time::UnixMs;
@@ -76,7 +77,7 @@ pub struct Pool {
     bytes: AtomicU64,
     adopted: AtomicU64,
     /// Copies not adopted, by file, until their replacement is archived; then reported.
-    replacing: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    replacing: std::sync::Mutex<std::collections::HashMap<RecordFileId, String>>,
     replaced: std::sync::Mutex<Vec<Replaced>>,
     /// Files archived, bytes received, transfers in flight: for a display.
     progress: Progress,
@@ -261,10 +262,10 @@ impl Pool {
             }
             Err(addresses::AddressError::Api(e)) if e.class() == ErrorClass::GiveUp => {
                 // The API refuses the meeting (gone, say): nothing to look for there.
-                tracing::warn!(meeting, error = %crate::errors::chain(&e), "no artifacts to look for");
+                tracing::warn!(%meeting, error = %crate::errors::chain(&e), "no artifacts to look for");
             }
             Err(e) => {
-                tracing::warn!(meeting, error = %crate::errors::chain(&e), "could not look for artifacts; trying again later");
+                tracing::warn!(%meeting, error = %crate::errors::chain(&e), "could not look for artifacts; trying again later");
                 self.store.release_artifact_check(&meeting).await?;
             }
         }

@@ -3,6 +3,7 @@
 //! Pure functions over plain data, so that every verdict can be tested without a disk.
 
 use crate::archive::{Digest, ListedObject, PART_SUFFIX, ReadError};
+use crate::domain::RecordFileId;
 use crate::state::verify::VerifyRow;
 use crate::state::{FileKind, FileStatus};
 use std::collections::{HashMap, HashSet};
@@ -80,7 +81,7 @@ impl std::fmt::Display for Status {
 /// an empty CSV field).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ReportRow {
-    pub record_file_id: Option<String>,
+    pub record_file_id: Option<RecordFileId>,
     pub meeting_code: Option<String>,
     pub subject: Option<String>,
     /// Relative to the archive root, `/`-separated.

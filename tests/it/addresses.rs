@@ -146,7 +146,11 @@ async fn files_without_any_address_are_unavailable_with_the_reason() {
     }
     let store = archiver.store().await;
     for e in &blocked {
-        let row = store.file(&e.record_file_id).await.unwrap().unwrap();
+        let row = store
+            .file(&e.record_file_id.as_str().into())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(row.status, FileStatus::Unavailable, "{row:?}");
     }
     drop(store);

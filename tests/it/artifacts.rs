@@ -345,7 +345,10 @@ async fn the_service_archives_a_late_transcript_at_a_later_poll() {
                 .iter()
                 .filter(|e| e.kind == ArtifactKind::Transcript)
                 .count();
-            let added = store.files_of_meeting(&meeting).await.unwrap();
+            let added = store
+                .files_of_meeting(&meeting.as_str().into())
+                .await
+                .unwrap();
             match added.iter().any(|f| f.kind == FileKind::Transcript)
                 && transcripts.len() == served
                 && transcripts.iter().all(|f| f.status == FileStatus::Archived)

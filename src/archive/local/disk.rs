@@ -12,6 +12,7 @@
 use super::feed::{End, Message};
 use super::sync_dir_now;
 use crate::archive::{ArchiveError, WriteError, hash_state};
+use crate::domain::RecordFileId;
 use crate::state::{Checkpoint, Db};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -39,7 +40,7 @@ pub(super) enum Outcome {
 pub(super) struct Recorder {
     pub(super) store: Db,
     pub(super) runtime: Handle,
-    pub(super) record_file_id: String,
+    pub(super) record_file_id: RecordFileId,
     pub(super) etag: Option<String>,
 }
 

@@ -19,6 +19,7 @@ use super::{
     Archive, ArchiveError, ArchiveWriter, Digest, ListedObject, Listing, OpenWriter, PART_SUFFIX,
     READ_BUFFER, ReadError, Resume, Start, WriteError, hash_state, layout,
 };
+use crate::domain::RecordFileId;
 use crate::state::{Db, DbError, FileRow};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -192,7 +193,7 @@ impl Archive for LocalArchive {
         Ok(Resume::new(offset, hasher, row.etag.clone(), writer))
     }
 
-    async fn discard(&self, record_file_id: &str) -> Result<(), DbError> {
+    async fn discard(&self, record_file_id: &RecordFileId) -> Result<(), DbError> {
         // The `.part` file stays: `--retry-failed` resumes from it.
         let _ = record_file_id;
         Ok(())

@@ -20,6 +20,7 @@ use super::{MAX_COPY_SIZE, S3Bucket, part_size_for};
 use crate::archive::{
     ArchiveError, ArchiveWriter, OpenWriter, Resume, Start, WriteError, Written, hash_state,
 };
+use crate::domain::{MeetingRecordId, RecordFileId};
 use crate::state::uploads::PartRow;
 use crate::state::{Db, DbError, FileRow};
 use crate::time::UnixMs;
@@ -133,9 +134,9 @@ fn stored_key(key: &str) -> ObjectPath {
 struct Target {
     s3: Arc<S3Bucket>,
     store: Db,
-    record_file_id: String,
+    record_file_id: RecordFileId,
     /// The recording's, for its legal holds.
-    meeting_record_id: String,
+    meeting_record_id: MeetingRecordId,
     /// The recording's start: its objects are retained until this + `retention.keep`.
     media_start_time: UnixMs,
     key: ObjectPath,
@@ -594,7 +595,11 @@ async fn hash_on_blocking_pool(mut hasher: Sha256, data: Bytes) -> Sha256 {
 
 /// Aborts the upload of a file that will not be retried (its attempts ran out), so its
 /// parts stop costing storage; failures are only logged: the lifecycle rule is the net.
-pub(super) async fn abort(s3: &S3Bucket, store: &Db, record_file_id: &str) -> Result<(), DbError> {
+pub(super) async fn abort(
+    s3: &S3Bucket,
+    store: &Db,
+    record_file_id: &RecordFileId,
+) -> Result<(), DbError> {
     let Some(upload) = store.upload(record_file_id).await? else {
         return Ok(());
     };

@@ -1,0 +1,218 @@
+//! The archiver's own words, below every layer that stores or moves them: what a file is
+//! (`FileKind`), where it is in its life (`FileStatus`), and the API's ids as types of their
+//! own, so that a file's id cannot be passed where a meeting's is expected (nor either
+//! where an address is). Plain values: no I/O, nothing but `std`, `serde` and `sqlx`'s
+//! column mapping.
+
+/// An enum stored in a column by its lowercase name, and so named in JSON and `status`:
+/// a file's kind and status.
+macro_rules! column_enum {
+    ($item:item) => {
+        #[derive(
+            Debug,
+            Clone,
+            Copy,
+            PartialEq,
+            Eq,
+            Hash,
+            PartialOrd,
+            Ord,
+            serde::Serialize,
+            serde::Deserialize,
+            sqlx::Type,
+        )]
+        #[serde(rename_all = "lowercase")]
+        #[sqlx(rename_all = "lowercase")]
+        $item
+    };
+}
+
+column_enum! {
+    /// What a row of `files` holds: a recording's video, or one of its artifacts.
+    pub enum FileKind {
+        /// The MP4 the listing announces (with its size).
+        Video,
+        /// The audio track alone (m4a), from `/v1/addresses`.
+        Audio,
+        /// A transcript (txt, pdf, docx), from `/v1/addresses`; may appear hours late.
+        Transcript,
+    }
+}
+
+impl FileKind {
+    pub const ALL: [Self; 3] = [Self::Video, Self::Audio, Self::Transcript];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Video => "video",
+            Self::Audio => "audio",
+            Self::Transcript => "transcript",
+        }
+    }
+}
+
+column_enum! {
+    /// Where a file is in its life (see `migrations/0001_init.sql` and `0005_addresses.sql`).
+    pub enum FileStatus {
+        /// Listed and transcoded: waiting for a worker (with or without an address yet).
+        Queued,
+        Transferring,
+        Archived,
+        /// Its attempts ran out (network, host, storage): `--retry-failed` tries again.
+        Failed,
+        /// The API says it cannot be downloaded: `/v1/addresses` gave no address for it after
+        /// every attempt, or refused the recording outright.
+        Unavailable,
+        /// Left out by `[filter]` (the rule is in `skip_rule`): not a failure, never
+        /// downloaded nor pruned; a wider filter queues it again at the next start.
+        Skipped,
+    }
+}
+
+impl FileStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Transferring => "transferring",
+            Self::Archived => "archived",
+            Self::Failed => "failed",
+            Self::Unavailable => "unavailable",
+            Self::Skipped => "skipped",
+        }
+    }
+
+    pub const ALL: [Self; 6] = [
+        Self::Queued,
+        Self::Transferring,
+        Self::Archived,
+        Self::Failed,
+        Self::Unavailable,
+        Self::Skipped,
+    ];
+
+    /// Still to be downloaded: a worker will get to it.
+    pub fn is_pending(self) -> bool {
+        matches!(self, Self::Queued | Self::Transferring)
+    }
+}
+
+/// An id the API gives, stored as its text: a newtype over `String`, bound and read by
+/// `sqlx` and written by `serde` as the bare string, and compared with a `str` (tests and
+/// the API's replies hold plain strings).
+macro_rules! api_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(serde::Serialize, serde::Deserialize, sqlx::Type)]
+        #[serde(transparent)]
+        #[sqlx(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn new(id: impl Into<String>) -> Self {
+                Self(id.into())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(id: String) -> Self {
+                Self(id)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(id: &str) -> Self {
+                Self(id.to_owned())
+            }
+        }
+
+        impl From<&String> for $name {
+            fn from(id: &String) -> Self {
+                Self(id.clone())
+            }
+        }
+
+        impl From<&$name> for $name {
+            fn from(id: &$name) -> Self {
+                id.clone()
+            }
+        }
+
+        /// Read as the text it is (a path, a log line, a comparison); only taking one is
+        /// typed.
+        impl std::ops::Deref for $name {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+
+        impl PartialEq<$name> for String {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+
+        impl PartialEq<$name> for &str {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+    };
+}
+
+api_id! {
+    /// A file's key in `files`: the API's `record_file_id` for a video, derived from its
+    /// video's for an artifact (`{id}-audio`, `{id}-transcript-1.txt`...).
+    RecordFileId
+}
+
+api_id! {
+    /// A recording's id (`meeting_record_id`): the meeting's recordings, one folder.
+    MeetingRecordId
+}
