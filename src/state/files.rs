@@ -7,7 +7,7 @@ use crate::time::UnixMs;
 use wemeet_api::Secret;
 
 /// A file with what a transfer needs from its meeting.
-#[derive(Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct FileRow {
     /// The key of the row: the API's record_file_id for a video, derived from its video's
     /// for an artifact.
@@ -24,8 +24,9 @@ pub struct FileRow {
     pub path: String,
     pub dir: String,
     pub status: FileStatus,
-    /// A secret: never log it.
-    pub download_address: Option<String>,
+    /// The signed address: a `Secret`, so that `{:?}` of a row never shows it.
+    #[sqlx(try_from = "StoredAddress")]
+    pub download_address: Option<Secret>,
     pub address_issued_at: Option<UnixMs>,
     pub attempts: i64,
     pub bytes_done: i64,
@@ -44,18 +45,14 @@ pub struct FileRow {
     pub record_end_time: i64,
 }
 
-/// Hand-written so that the download address never reaches a log through `{:?}`.
-impl std::fmt::Debug for FileRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileRow")
-            .field("record_file_id", &self.record_file_id)
-            .field("kind", &self.kind)
-            .field("path", &self.path)
-            .field("status", &self.status)
-            .field("record_size", &self.record_size)
-            .field("bytes_done", &self.bytes_done)
-            .field("attempts", &self.attempts)
-            .finish_non_exhaustive()
+/// A download address as its column holds it, made a [`Secret`] as it is read.
+#[derive(sqlx::Type)]
+#[sqlx(transparent)]
+struct StoredAddress(Option<String>);
+
+impl From<StoredAddress> for Option<Secret> {
+    fn from(stored: StoredAddress) -> Self {
+        stored.0.map(Secret::new)
     }
 }
 
@@ -205,6 +202,27 @@ mod tests {
 
     fn meeting(id: &str, start_ms: i64, files: &[(&str, bool)]) -> MeetingUpsert {
         listed(id, start_ms, &format!("d/{id}"), files)
+    }
+
+    /// The address is read into a `Secret`: a row's `{:?}` (a log line, a test's panic)
+    /// never shows it, and `set_addresses` stores what it is given.
+    #[tokio::test]
+    async fn a_rows_address_is_read_back_whole_and_never_shown_by_debug() {
+        let (store, _dir) = temp_store().await;
+        store
+            .upsert_meetings(&[meeting("m", 1_000, &[("f", false)])], UnixMs(0))
+            .await
+            .unwrap();
+        let given = super::GivenAddress {
+            record_file_id: "f".into(),
+            address: wemeet_api::Secret::new("https://host.invalid/f?sign=s3cr3t"),
+        };
+        store.set_addresses(&[given], UnixMs(5)).await.unwrap();
+        let row = store.file(&"f".into()).await.unwrap().unwrap();
+        let address = row.download_address.as_ref().unwrap();
+        assert_eq!(address.expose(), "https://host.invalid/f?sign=s3cr3t");
+        assert_eq!(row.address_issued_at, Some(UnixMs(5)));
+        assert!(!format!("{row:?}").contains("s3cr3t"), "{row:?}");
     }
 
     /// The claim's order (addresses first, the youngest first; then the oldest meeting,

@@ -12,6 +12,7 @@ use futures::StreamExt;
 use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_RANGE, RANGE};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use wemeet_api::Secret;
 
 /// The largest safety margin kept before an address expires.
 const MAX_EXPIRY_MARGIN: Duration = Duration::from_secs(15 * 60);
@@ -100,7 +101,7 @@ impl Pool {
             let writer = resume.open(etag, row.record_size as u64).await?;
             return self.archived(row, writer, cancel).await;
         }
-        let mut request = self.http.get(address);
+        let mut request = self.http.get(address.expose());
         if resume.offset() > 0 {
             request = request.header(RANGE, format!("bytes={}-", resume.offset()));
             if let Some(etag) = resume.etag() {
@@ -241,7 +242,7 @@ impl Pool {
     /// a sibling) if it outlives the transfer at the observed throughput, else a fresh one
     /// from `/v1/addresses`. A fresh one is taken even for a transfer longer than its life:
     /// the host checks it when the transfer starts, and nothing fresher exists.
-    async fn address_for(&self, row: &FileRow, needed: Duration) -> Result<String, TransferError> {
+    async fn address_for(&self, row: &FileRow, needed: Duration) -> Result<Secret, TransferError> {
         let ttl = self.config.address_ttl;
         let usable = |f: &FileRow, needed: Duration| {
             f.download_address
