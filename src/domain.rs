@@ -216,3 +216,30 @@ api_id! {
     /// A recording's id (`meeting_record_id`): the meeting's recordings, one folder.
     MeetingRecordId
 }
+
+/// A window of the listing: UNIX seconds, both bounds inclusive, as the API's query takes
+/// them (`UnixMs::end_of_second(end)` is the last instant it covers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Window {
+    pub start: i64,
+    pub end: i64,
+}
+
+impl Window {
+    pub fn new(start: i64, end: i64) -> Self {
+        Self { start, end }
+    }
+}
+
+impl std::fmt::Display for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}..{}", self.start, self.end)
+    }
+}
+
+/// Compared with a `(start, end)` pair, as tests write one.
+impl PartialEq<(i64, i64)> for Window {
+    fn eq(&self, &(start, end): &(i64, i64)) -> bool {
+        self.start == start && self.end == end
+    }
+}

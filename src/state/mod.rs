@@ -50,6 +50,7 @@ pub use transcripts::{
     IndexSize, IndexedText, RecordingFile, Selectors, TRIGRAM, UnindexedTranscript,
 };
 
+use crate::domain::Window;
 use crate::time::UnixMs;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -223,29 +224,27 @@ impl Db {
         Ok(())
     }
 
-    /// Whether `[start, end]` (UNIX seconds) was listed completely at or after `after`.
+    /// Whether `window` was listed completely at or after `after`.
     pub async fn window_listed_after(
         &self,
-        start: i64,
-        end: i64,
+        window: Window,
         after: UnixMs,
     ) -> Result<bool, DbError> {
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM windows WHERE start_time = ? AND end_time = ? AND listed_at >= ?",
         )
-        .bind(start)
-        .bind(end)
+        .bind(window.start)
+        .bind(window.end)
         .bind(after)
         .fetch_one(&self.pool)
         .await?;
         Ok(n > 0)
     }
 
-    /// Remembers that every page of `[start, end]` (UNIX seconds) was listed.
+    /// Remembers that every page of `window` was listed.
     pub async fn mark_window_listed(
         &self,
-        start: i64,
-        end: i64,
+        window: Window,
         pages: i64,
         meetings: i64,
     ) -> Result<(), DbError> {
@@ -256,8 +255,8 @@ impl Db {
                listed_at = excluded.listed_at, pages = excluded.pages,
                meetings = excluded.meetings",
         )
-        .bind(start)
-        .bind(end)
+        .bind(window.start)
+        .bind(window.end)
         .bind(UnixMs::now())
         .bind(pages)
         .bind(meetings)

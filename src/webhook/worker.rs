@@ -15,7 +15,7 @@ use super::plan::{self, Window};
 use crate::budget::Priority;
 use crate::census::{Census, ListError, split_windows};
 use crate::client::CallError;
-use crate::domain::RecordFileId;
+use crate::domain::{self, RecordFileId};
 use crate::state::{Db, DueEvent, EventOutcome};
 use crate::time::UnixMs;
 use std::collections::HashSet;
@@ -133,8 +133,8 @@ impl EventWorker {
         let now = UnixMs::now();
         let since = (now - self.lookback).as_secs();
         let mut failure = None;
-        for (start, end) in split_windows(since, now.as_secs()) {
-            match self.lister.list_window(start, end, Priority::Event).await {
+        for window in split_windows(since, now.as_secs()) {
+            match self.lister.list_window(window, Priority::Event).await {
                 Ok(w) => {
                     tracing::info!(
                         meetings = w.meetings,
@@ -170,7 +170,8 @@ impl EventWorker {
         window: &Window,
     ) -> Result<Result<HashSet<RecordFileId>, String>, ListError> {
         let Window { start, end, files } = window;
-        let listed = self.lister.find_files(*start, *end, files, Priority::Event);
+        let listed =
+            (self.lister).find_files(domain::Window::new(*start, *end), files, Priority::Event);
         match listed.await {
             Ok(lookup) => {
                 let (found, wanted) = (lookup.found.len(), files.len());

@@ -18,7 +18,8 @@ fn minimum_listing_calls(manifest: &[ManifestEntry], range: (i64, i64)) -> u64 {
     }
     split_windows(range.0, range.1)
         .into_iter()
-        .map(|(start, end)| {
+        .map(|window| {
+            let (start, end) = (window.start, window.end);
             assert!(end - start <= MAX_WINDOW_SECS);
             let n = starts
                 .values()
