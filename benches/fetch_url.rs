@@ -133,7 +133,7 @@ async fn listed(urls: &[String], now: UnixMs) -> Result<Vec<MeetingUpsert>, Stri
             userid: "bench".into(),
             subject: "bench".into(),
             media_start_time: now,
-            state: 3,
+            state: 3.into(),
             record_type: 0,
             dir: dir.clone(),
             files: vec![FileUpsert {

@@ -13,7 +13,7 @@
 use crate::archive::layout::{Layout, MeetingFields};
 use crate::budget::Priority;
 use crate::client::{ApiClient, CallError, ListQuery};
-use crate::domain::{MeetingRecordId, RecordFileId, Window};
+use crate::domain::{MeetingRecordId, MeetingState, RecordFileId, Window};
 use crate::filter::{Candidate, Filter};
 use crate::progress::Progress;
 use crate::state::{Db, DbError, FileUpsert, MeetingUpsert};
@@ -21,7 +21,7 @@ use crate::time::UnixMs;
 use std::collections::HashSet;
 use std::sync::Arc;
 use wemeet_api::MAX_WINDOW_SECS;
-use wemeet_api::types::{RecordMeeting, state};
+use wemeet_api::types::RecordMeeting;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
@@ -226,7 +226,7 @@ impl Census {
                 .position(|(_, o)| *o == id)
                 .map_or(1, |i| i + 1)
         };
-        let files = if m.state == state::TRANSCODED {
+        let files = if MeetingState::from(m.state) == MeetingState::Transcoded {
             m.record_files
                 .iter()
                 .map(|f| FileUpsert {
@@ -264,7 +264,7 @@ impl Census {
             userid: m.userid.clone(),
             subject: m.subject.clone(),
             media_start_time: UnixMs(m.media_start_time),
-            state: m.state,
+            state: m.state.into(),
             record_type: m.record_type,
             dir,
             files,

@@ -243,3 +243,74 @@ impl PartialEq<(i64, i64)> for Window {
         self.start == start && self.end == end
     }
 }
+
+/// Where a recording stands on Tencent's side (`state` in the listing): only a transcoded
+/// one has files to download. Stored as the API's number, in the database and in
+/// `meeting.json`; a number this program does not know is kept as it came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(from = "i64", into = "i64")]
+pub enum MeetingState {
+    Recording,
+    Transcoding,
+    Transcoded,
+    Other(i64),
+}
+
+impl From<i64> for MeetingState {
+    fn from(code: i64) -> Self {
+        match code {
+            1 => Self::Recording,
+            2 => Self::Transcoding,
+            3 => Self::Transcoded,
+            other => Self::Other(other),
+        }
+    }
+}
+
+impl From<MeetingState> for i64 {
+    fn from(state: MeetingState) -> Self {
+        match state {
+            MeetingState::Recording => 1,
+            MeetingState::Transcoding => 2,
+            MeetingState::Transcoded => 3,
+            MeetingState::Other(code) => code,
+        }
+    }
+}
+
+/// `recording`, `transcoding`, `transcoded`, or `state N` for a number not known here.
+impl std::fmt::Display for MeetingState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Recording => f.write_str("recording"),
+            Self::Transcoding => f.write_str("transcoding"),
+            Self::Transcoded => f.write_str("transcoded"),
+            Self::Other(code) => write!(f, "state {code}"),
+        }
+    }
+}
+
+impl sqlx::Type<sqlx::Sqlite> for MeetingState {
+    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
+        <i64 as sqlx::Type<sqlx::Sqlite>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::sqlite::SqliteTypeInfo) -> bool {
+        <i64 as sqlx::Type<sqlx::Sqlite>>::compatible(ty)
+    }
+}
+
+impl sqlx::Encode<'_, sqlx::Sqlite> for MeetingState {
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::sqlite::SqliteArgumentsBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <i64 as sqlx::Encode<'_, sqlx::Sqlite>>::encode(i64::from(*self), buf)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Sqlite> for MeetingState {
+    fn decode(value: sqlx::sqlite::SqliteValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        Ok(<i64 as sqlx::Decode<'r, sqlx::Sqlite>>::decode(value)?.into())
+    }
+}

@@ -7,7 +7,7 @@
 //! deleted in the cloud) is in the file's entry.
 
 use super::{Db, DbError, FileKind, FileStatus, life};
-use crate::domain::{MeetingRecordId, RecordFileId};
+use crate::domain::{MeetingRecordId, MeetingState, RecordFileId};
 use crate::time::UnixMs;
 
 /// `schema` of the `meeting.json` this program writes. Schema 1 (no `schema` field) had
@@ -32,7 +32,7 @@ pub struct MeetingRecord {
     pub userid: String,
     pub subject: String,
     pub media_start_time: UnixMs,
-    pub state: i64,
+    pub state: MeetingState,
     pub record_type: i64,
     pub dir: String,
     /// When its audio track and transcripts were last looked for, and when the wait for

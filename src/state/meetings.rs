@@ -1,7 +1,7 @@
 //! Applying a listing page: meetings and their files, idempotently.
 
 use super::{Db, DbError, life};
-use crate::domain::{MeetingRecordId, RecordFileId};
+use crate::domain::{MeetingRecordId, MeetingState, RecordFileId};
 use crate::time::UnixMs;
 use wemeet_api::Secret;
 
@@ -14,7 +14,7 @@ pub struct MeetingUpsert {
     pub userid: String,
     pub subject: String,
     pub media_start_time: UnixMs,
-    pub state: i64,
+    pub state: MeetingState,
     pub record_type: i64,
     pub dir: String,
     pub files: Vec<FileUpsert>,
@@ -42,7 +42,7 @@ pub struct MeetingRow {
     pub userid: String,
     pub subject: String,
     pub media_start_time: UnixMs,
-    pub state: i64,
+    pub state: MeetingState,
     pub record_type: i64,
     pub dir: String,
     /// When its artifacts were last looked for, and when the wait for its transcripts

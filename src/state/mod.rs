@@ -337,7 +337,7 @@ pub(crate) mod test_support {
             userid: "u".into(),
             subject: format!("subject {id}"),
             media_start_time: UnixMs(start_ms),
-            state: 3,
+            state: 3.into(),
             record_type: 1,
             dir: dir.into(),
             files: files

@@ -185,7 +185,7 @@ mod tests {
             userid: "u".into(),
             subject: "s".into(),
             media_start_time: UnixMs(1_000),
-            state: 3,
+            state: 3.into(),
             record_type: 0,
             dir: "2024/01/01/123-s".into(),
             files: files

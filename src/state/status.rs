@@ -1,7 +1,7 @@
 //! The numbers `status` prints.
 
 use super::{Db, DbError, FileKind, FileStatus};
-use crate::domain::RecordFileId;
+use crate::domain::{MeetingState, RecordFileId};
 use crate::time::UnixMs;
 use std::collections::BTreeMap;
 
@@ -123,15 +123,6 @@ pub(super) const SKIPPED_BY_RULE: &str = "SELECT CASE WHEN instr(skip_rule, ':')
 /// Files by status.
 type FileCounts = BTreeMap<FileStatus, i64>;
 
-fn state_name(state: i64) -> String {
-    match state {
-        1 => "recording".into(),
-        2 => "transcoding".into(),
-        3 => "transcoded".into(),
-        other => format!("state {other}"),
-    }
-}
-
 impl Db {
     /// What is left to download (cheap: the status index), for a display to poll.
     pub async fn to_do(&self) -> Result<ToDo, DbError> {
@@ -139,7 +130,7 @@ impl Db {
     }
 
     pub async fn status(&self, now: UnixMs) -> Result<StatusReport, DbError> {
-        let meetings: Vec<(i64, i64)> = sqlx::query_as(MEETINGS_BY_STATE)
+        let meetings: Vec<(MeetingState, i64)> = sqlx::query_as(MEETINGS_BY_STATE)
             .fetch_all(self.pool())
             .await?;
         let (files, by_kind) = self.files_by_status().await?;
@@ -174,7 +165,7 @@ impl Db {
         Ok(StatusReport {
             meetings: meetings
                 .into_iter()
-                .map(|(s, n)| (state_name(s), n))
+                .map(|(s, n)| (s.to_string(), n))
                 .collect(),
             files,
             by_kind,

@@ -297,7 +297,7 @@ mod tests {
             userid: "u".into(),
             subject: "s".into(),
             media_start_time: UnixMs(1),
-            state: 3,
+            state: 3.into(),
             record_type: 0,
             dir: format!("d{id}"),
             files: vec![FileUpsert {

@@ -268,7 +268,7 @@ mod tests {
                     userid: "u".into(),
                     subject: "s".into(),
                     media_start_time: UnixMs(0),
-                    state: 3,
+                    state: 3.into(),
                     record_type: 1,
                     dir: "1970/01/01/100-s".into(),
                     files: vec![FileUpsert {

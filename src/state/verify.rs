@@ -1,7 +1,7 @@
 //! What `verify` reads from the database (what it writes, `verified_at`, is in `life`).
 
 use super::{Db, DbError, FileKind, FileStatus};
-use crate::domain::RecordFileId;
+use crate::domain::{MeetingState, RecordFileId};
 use crate::time::UnixMs;
 
 /// A file as `verify` checks it: what was recorded at download time, with the meeting
@@ -25,7 +25,7 @@ pub struct VerifyRow {
     pub meeting_code: String,
     pub subject: String,
     /// 1 recording, 2 transcoding, 3 transcoded.
-    pub meeting_state: i64,
+    pub meeting_state: MeetingState,
     pub media_start_time: UnixMs,
     pub path: String,
     pub status: FileStatus,

@@ -261,7 +261,7 @@ mod tests {
             userid: "u".into(),
             subject: "weekly".into(),
             media_start_time: UnixMs(1_000),
-            state: 3,
+            state: 3.into(),
             record_type: 1,
             dir: "2024/01/01/123-weekly".into(),
             files: files
@@ -336,7 +336,7 @@ mod tests {
             userid: "u".into(),
             subject: "s".into(),
             media_start_time: UnixMs(0),
-            state: 3,
+            state: 3.into(),
             record_type: 1,
             dir: "d".into(),
             artifacts_checked_at: None,

@@ -3,7 +3,7 @@
 //! Pure functions over plain data, so that every verdict can be tested without a disk.
 
 use crate::archive::{Digest, ListedObject, PART_SUFFIX, ReadError};
-use crate::domain::RecordFileId;
+use crate::domain::{MeetingState, RecordFileId};
 use crate::state::verify::VerifyRow;
 use crate::state::{FileKind, FileStatus};
 use std::collections::{HashMap, HashSet};
@@ -197,12 +197,11 @@ pub struct OnDisk {
     pub complete: Option<u64>,
 }
 
-fn state_name(state: i64) -> String {
+/// A meeting's state in a file's detail: `in state N` for a number not known here.
+fn state_name(state: MeetingState) -> String {
     match state {
-        1 => "recording".into(),
-        2 => "transcoding".into(),
-        3 => "transcoded".into(),
-        other => format!("in state {other}"),
+        MeetingState::Other(code) => format!("in state {code}"),
+        known => known.to_string(),
     }
 }
 
@@ -367,7 +366,7 @@ mod tests {
             kind: FileKind::Video,
             meeting_code: "123".into(),
             subject: "Weekly".into(),
-            meeting_state: 3,
+            meeting_state: 3.into(),
             media_start_time: crate::time::UnixMs(0),
             path: "2024/01/02/123-Weekly/f1.mp4".into(),
             status,

@@ -502,7 +502,7 @@ mod tests {
             kind: crate::state::FileKind::Video,
             meeting_code: String::new(),
             subject: String::new(),
-            meeting_state: 3,
+            meeting_state: 3.into(),
             media_start_time: UnixMs(0),
             path: path.into(),
             status: FileStatus::Archived,

@@ -537,7 +537,7 @@ async fn bench_search_latency_index_size_and_cost_per_transcript() {
                 userid: format!("user{}", i % USERS),
                 subject: ["产品周会", "Weekly sync", "项目评审", "客户沟通会"][i % 4].into(),
                 media_start_time: start(i),
-                state: 3,
+                state: 3.into(),
                 record_type: 0,
                 dir: format!("d{i}"),
                 files: vec![FileUpsert {

@@ -349,7 +349,7 @@ async fn seed(store: &Db, root: &Path, id: &str, day: &str, start_ms: i64) -> (S
                 userid: "u".into(),
                 subject: "Seeded".into(),
                 media_start_time: wemeet_archiver::time::UnixMs(start_ms),
-                state: 3,
+                state: 3.into(),
                 record_type: 1,
                 dir: dir.clone(),
                 files: vec![file("1", &archived), file("2", &queued)],
