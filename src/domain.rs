@@ -314,3 +314,49 @@ impl<'r> sqlx::Decode<'r, sqlx::Sqlite> for MeetingState {
         Ok(<i64 as sqlx::Decode<'r, sqlx::Sqlite>>::decode(value)?.into())
     }
 }
+
+/// Why `[filter]` leaves a file out, as `files.skip_rule` stores it: `key: detail`, the
+/// key naming the rule (`filter.users`, `filter.min_size`..., `filter` when the file's
+/// video was judged), the detail what the recording showed it. Written by
+/// [`SkipRule::new`] and split by [`SkipRule::key`], nowhere else; read as its text.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct SkipRule(String);
+
+impl SkipRule {
+    pub fn new(key: &str, detail: impl std::fmt::Display) -> Self {
+        Self(format!("{key}: {detail}"))
+    }
+
+    /// The rule's key: the text before its first `:` (all of it, without one).
+    pub fn key(&self) -> &str {
+        self.0.split_once(':').map_or(&self.0, |(key, _)| key)
+    }
+}
+
+/// A rule as it was stored (`key: detail`).
+impl From<&str> for SkipRule {
+    fn from(text: &str) -> Self {
+        Self(text.to_owned())
+    }
+}
+
+impl std::ops::Deref for SkipRule {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SkipRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<&str> for SkipRule {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}

@@ -2,7 +2,7 @@
 //! range; and the download addresses stored with them (their statuses change in `life`).
 
 use super::{Db, DbError, FileKind, FileStatus};
-use crate::domain::{MeetingRecordId, RecordFileId};
+use crate::domain::{MeetingRecordId, RecordFileId, SkipRule};
 use crate::time::UnixMs;
 use wemeet_api::Secret;
 
@@ -39,7 +39,7 @@ pub struct FileRow {
     /// When the API confirmed the file is deleted from the cloud (`prune`).
     pub deleted_in_cloud_at: Option<UnixMs>,
     /// The `[filter]` rule that left it out (`skipped` only).
-    pub skip_rule: Option<String>,
+    pub skip_rule: Option<SkipRule>,
     /// The recording's times, as listed (ms), for `meeting.json`.
     pub record_start_time: i64,
     pub record_end_time: i64,

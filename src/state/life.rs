@@ -25,7 +25,7 @@ use super::files::MARK_MEETING_JSON_DIRTY;
 use super::meetings::FileUpsert;
 use super::uploads::DELETE_UPLOAD;
 use super::{ArtifactUpsert, Db, DbError, FileRow, FileStatus};
-use crate::domain::{MeetingRecordId, RecordFileId};
+use crate::domain::{MeetingRecordId, RecordFileId, SkipRule};
 use crate::time::UnixMs;
 use sqlx::Sqlite;
 use sqlx::query::Query;
@@ -49,7 +49,9 @@ enum Became {
 }
 
 /// The reason an artifact is skipped: the filter judges its video, not it.
-pub(super) const VIDEO_SKIPPED: &str = "filter: its video is skipped";
+pub(super) fn video_skipped() -> SkipRule {
+    SkipRule::new("filter", "its video is skipped")
+}
 
 /// The one rule of `[filter]` and listings on a row that is not archived: `$rule` is the
 /// skip rule that applies now (NULL: the file is wanted), `$address` an address just
@@ -527,7 +529,7 @@ impl<'c> Changes<'c> {
             .bind(f.download_address.as_ref().map(Secret::expose))
             .bind(self.now)
             .bind(listed_at)
-            .bind(f.skip_rule.as_deref())
+            .bind(&f.skip_rule)
             .execute(&mut *self.tx)
             .await?;
         Ok(())
@@ -537,7 +539,7 @@ impl<'c> Changes<'c> {
     pub(super) async fn judged(
         &mut self,
         record_file_id: &RecordFileId,
-        rule: Option<&str>,
+        rule: Option<&SkipRule>,
     ) -> Result<FileStatus, DbError> {
         Ok(sqlx::query_scalar(JUDGED)
             .bind(rule)
@@ -551,7 +553,7 @@ impl<'c> Changes<'c> {
     /// a queued one. Returns how many were skipped and queued.
     pub(super) async fn artifacts_follow(&mut self) -> Result<(u64, u64), DbError> {
         let skipped = sqlx::query(SKIP_ARTIFACTS)
-            .bind(VIDEO_SKIPPED)
+            .bind(video_skipped())
             .bind(self.now)
             .execute(&mut *self.tx)
             .await?;
@@ -601,7 +603,7 @@ impl<'c> Changes<'c> {
             .bind(self.now)
             .bind(a.kind)
             .bind(&a.parent_file_id)
-            .bind(VIDEO_SKIPPED),
+            .bind(video_skipped()),
         )
         .await
     }

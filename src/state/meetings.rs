@@ -1,7 +1,7 @@
 //! Applying a listing page: meetings and their files, idempotently.
 
 use super::{Db, DbError, life};
-use crate::domain::{MeetingRecordId, MeetingState, RecordFileId};
+use crate::domain::{MeetingRecordId, MeetingState, RecordFileId, SkipRule};
 use crate::time::UnixMs;
 use wemeet_api::Secret;
 
@@ -30,7 +30,7 @@ pub struct FileUpsert {
     /// The signed address, when the API gave one.
     pub download_address: Option<Secret>,
     /// The `[filter]` rule that leaves the file out (`None`: it is archived).
-    pub skip_rule: Option<String>,
+    pub skip_rule: Option<SkipRule>,
 }
 
 /// A stored meeting, as `meeting.json`, `status` and `search` show it.

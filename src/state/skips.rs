@@ -6,7 +6,7 @@
 //! before). Audio tracks and transcripts follow their video.
 
 use super::{Db, DbError, FileStatus, life};
-use crate::domain::RecordFileId;
+use crate::domain::{RecordFileId, SkipRule};
 use crate::filter::{Candidate, Filter};
 use crate::time::UnixMs;
 
@@ -23,7 +23,7 @@ pub struct Refiltered {
 struct Judged {
     record_file_id: RecordFileId,
     status: FileStatus,
-    skip_rule: Option<String>,
+    skip_rule: Option<SkipRule>,
     userid: String,
     subject: String,
     record_type: i64,
@@ -62,7 +62,7 @@ impl Db {
                 continue;
             }
             let judged = life::Changes::new(&mut tx, now)
-                .judged(&row.record_file_id, rule.as_deref())
+                .judged(&row.record_file_id, rule.as_ref())
                 .await?;
             match judged {
                 FileStatus::Queued if row.status == FileStatus::Skipped => done.queued += 1,

@@ -1,7 +1,7 @@
 //! What `verify` reads from the database (what it writes, `verified_at`, is in `life`).
 
 use super::{Db, DbError, FileKind, FileStatus};
-use crate::domain::{MeetingState, RecordFileId};
+use crate::domain::{MeetingState, RecordFileId, SkipRule};
 use crate::time::UnixMs;
 
 /// A file as `verify` checks it: what was recorded at download time, with the meeting
@@ -38,7 +38,7 @@ pub struct VerifyRow {
     /// The last time `verify` found the file intact.
     pub verified_at: Option<UnixMs>,
     /// Why `[filter]` left it out (`skipped` only).
-    pub skip_rule: Option<String>,
+    pub skip_rule: Option<SkipRule>,
 }
 
 /// How much of the archive `verify` has vouched for, for `status`.
