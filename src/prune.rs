@@ -326,7 +326,7 @@ impl Pruner {
         let holds = self.store.holds_on(&meeting).await?;
         let holds: Vec<String> = holds.iter().map(ToString::to_string).collect();
         Ok(PruneRow {
-            size: u64::try_from(file.archived_size.unwrap_or(file.record_size)).unwrap_or(0),
+            size: file.archived_size.unwrap_or(file.record_size),
             record_file_id: file.record_file_id,
             meeting_code: file.meeting_code,
             subject: file.subject,

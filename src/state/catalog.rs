@@ -59,7 +59,7 @@ pub struct FileRecord {
     pub kind: FileKind,
     /// The file's name in the folder.
     pub file: String,
-    pub record_size: i64,
+    pub record_size: u64,
     pub sha256: Option<String>,
     pub status: FileStatus,
     #[serde(default)]
@@ -278,7 +278,7 @@ fn differences(k: &KnownFile, f: &ReindexFile, archived: bool) -> Vec<String> {
                 rec.sha256.as_deref().unwrap_or("-")
             ));
         }
-        if k.archived_size != Some(rec.record_size) {
+        if k.archived_size != Some(super::size_column(rec.record_size)) {
             differs.push(format!(
                 "size {} / {}",
                 k.archived_size.unwrap_or(-1),

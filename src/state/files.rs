@@ -19,7 +19,7 @@ pub struct FileRow {
     pub media_start_time: UnixMs,
     /// Bytes announced: by the listing for a video, by the first response for an artifact
     /// (0 until then, `size_known` false).
-    pub record_size: i64,
+    pub record_size: u64,
     pub size_known: bool,
     pub path: String,
     pub dir: String,
@@ -29,11 +29,11 @@ pub struct FileRow {
     pub download_address: Option<Secret>,
     pub address_issued_at: Option<UnixMs>,
     pub attempts: i64,
-    pub bytes_done: i64,
+    pub bytes_done: u64,
     pub etag: Option<String>,
     pub hash_state: Option<Vec<u8>>,
     pub sha256: Option<String>,
-    pub archived_size: Option<i64>,
+    pub archived_size: Option<u64>,
     pub last_error: Option<String>,
     pub archived_at: Option<UnixMs>,
     /// When the API confirmed the file is deleted from the cloud (`prune`).
@@ -60,7 +60,7 @@ impl From<StoredAddress> for Option<Secret> {
 /// `hash_state` is the SHA-256 state after exactly those bytes. The default is "start over".
 #[derive(Debug, Clone, Default)]
 pub struct Checkpoint {
-    pub bytes_done: i64,
+    pub bytes_done: u64,
     pub etag: Option<String>,
     pub hash_state: Option<Vec<u8>>,
 }

@@ -261,7 +261,7 @@ impl Db {
         checkpoint: &super::Checkpoint,
     ) -> Result<(), DbError> {
         sqlx::query(SAVE_CHECKPOINT)
-            .bind(checkpoint.bytes_done)
+            .bind(super::size_column(checkpoint.bytes_done))
             .bind(checkpoint.etag.as_deref())
             .bind(checkpoint.hash_state.as_deref())
             .bind(UnixMs::now())
@@ -278,7 +278,7 @@ impl Db {
     pub async fn mark_archived(
         &self,
         record_file_id: &RecordFileId,
-        size: i64,
+        size: u64,
         sha256: &str,
     ) -> Result<(), DbError> {
         self.archive(record_file_id, size, sha256, Became::Downloaded)
@@ -293,7 +293,7 @@ impl Db {
     pub async fn mark_adopted(
         &self,
         record_file_id: &RecordFileId,
-        size: i64,
+        size: u64,
         sha256: &str,
         recorded: Option<(Option<UnixMs>, Option<UnixMs>)>,
     ) -> Result<(), DbError> {
@@ -306,7 +306,7 @@ impl Db {
     async fn archive(
         &self,
         record_file_id: &RecordFileId,
-        size: i64,
+        size: u64,
         sha256: &str,
         became: Became,
     ) -> Result<(), DbError> {
@@ -316,7 +316,7 @@ impl Db {
             Became::Downloaded => {
                 sqlx::query(MARK_ARCHIVED)
                     .bind(FileStatus::Archived)
-                    .bind(size)
+                    .bind(super::size_column(size))
                     .bind(sha256)
                     .bind(now)
                     .bind(record_file_id)
@@ -333,7 +333,7 @@ impl Db {
                 let (archived_at, deleted_in_cloud_at) = recorded.unwrap_or_default();
                 sqlx::query(MARK_ADOPTED)
                     .bind(FileStatus::Archived)
-                    .bind(size)
+                    .bind(super::size_column(size))
                     .bind(sha256)
                     .bind(archived_at.unwrap_or(now))
                     .bind(deleted_in_cloud_at)
@@ -627,7 +627,7 @@ impl<'c> Changes<'c> {
              ON CONFLICT (record_file_id) DO NOTHING",
             )
             .bind(key)
-            .bind(record.record_size)
+            .bind(super::size_column(record.record_size))
             .bind(path)
             .bind(self.now)
             .bind(record.kind)
@@ -661,7 +661,7 @@ impl<'c> Changes<'c> {
             .bind(meeting_record_id)
             .bind(start)
             .bind(rec.record_end_time.unwrap_or(start))
-            .bind(rec.record_size)
+            .bind(super::size_column(rec.record_size))
             .bind(&f.path)
             .bind(if archived {
                 FileStatus::Archived
@@ -669,9 +669,13 @@ impl<'c> Changes<'c> {
                 FileStatus::Queued
             })
             .bind(rec.sha256.as_deref().filter(|_| archived))
-            .bind(archived.then_some(rec.record_size))
+            .bind(archived.then_some(super::size_column(rec.record_size)))
             .bind(archived.then(|| rec.archived_at.unwrap_or(self.now)))
-            .bind(if archived { rec.record_size } else { 0 })
+            .bind(if archived {
+                super::size_column(rec.record_size)
+            } else {
+                0
+            })
             .bind(self.now)
             .bind(rec.kind)
             .bind(&f.parent_file_id)

@@ -74,6 +74,13 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// A byte count as a column holds it: SQLite's integers are signed, sizes are not. The
+/// one conversion of a size into SQL (reading one back is checked by `sqlx`'s `u64`);
+/// no file reaches `i64::MAX` bytes.
+pub(super) fn size_column(bytes: u64) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
+}
+
 /// One logged API call.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct ApiCall {

@@ -18,7 +18,7 @@ pub struct UploadRow {
     /// The key the upload was created for: a changed `prefix` must not make the archiver
     /// complete (or abort) an upload under a key it was not started for.
     pub object_key: String,
-    pub part_size: i64,
+    pub part_size: u64,
     pub created_at: UnixMs,
     /// Set once the bucket assembled the object: the id is spent.
     pub completed_at: Option<UnixMs>,
@@ -27,11 +27,11 @@ pub struct UploadRow {
 /// One part the bucket acknowledged: source bytes `[start_offset, end_offset)`.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PartRow {
-    pub part_index: i64,
+    pub part_index: u64,
     /// object_store's `PartId`: the ETag, with the part checksum when one was sent.
     pub part_id: String,
-    pub start_offset: i64,
-    pub end_offset: i64,
+    pub start_offset: u64,
+    pub end_offset: u64,
     /// SHA-256 state after `end_offset` bytes (`download::hash_state` format).
     pub hash_state: Vec<u8>,
 }
@@ -101,7 +101,7 @@ impl Db {
         .bind(record_file_id)
         .bind(upload_id)
         .bind(object_key)
-        .bind(part_size as i64)
+        .bind(super::size_column(part_size))
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -126,10 +126,10 @@ impl Db {
              VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(record_file_id)
-        .bind(part.part_index)
+        .bind(super::size_column(part.part_index))
         .bind(&part.part_id)
-        .bind(part.start_offset)
-        .bind(part.end_offset)
+        .bind(super::size_column(part.start_offset))
+        .bind(super::size_column(part.end_offset))
         .bind(&part.hash_state)
         .bind(now)
         .execute(&mut *tx)
@@ -182,11 +182,11 @@ impl Db {
     pub async fn forget_parts_from(
         &self,
         record_file_id: &RecordFileId,
-        first_index: i64,
+        first_index: u64,
     ) -> Result<(), DbError> {
         sqlx::query("DELETE FROM upload_parts WHERE record_file_id = ? AND part_index >= ?")
             .bind(record_file_id)
-            .bind(first_index)
+            .bind(super::size_column(first_index))
             .execute(self.writer())
             .await?;
         Ok(())
@@ -290,7 +290,7 @@ mod tests {
         (store, dir)
     }
 
-    fn part(index: i64) -> PartRow {
+    fn part(index: u64) -> PartRow {
         PartRow {
             part_index: index,
             part_id: format!("etag-{index}"),

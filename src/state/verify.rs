@@ -24,15 +24,14 @@ pub struct VerifyRow {
     pub kind: FileKind,
     pub meeting_code: String,
     pub subject: String,
-    /// 1 recording, 2 transcoding, 3 transcoded.
     pub meeting_state: MeetingState,
     pub media_start_time: UnixMs,
     pub path: String,
     pub status: FileStatus,
-    pub record_size: i64,
-    pub archived_size: Option<i64>,
+    pub record_size: u64,
+    pub archived_size: Option<u64>,
     pub sha256: Option<String>,
-    pub bytes_done: i64,
+    pub bytes_done: u64,
     pub attempts: i64,
     pub last_error: Option<String>,
     /// The last time `verify` found the file intact.

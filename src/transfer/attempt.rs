@@ -90,15 +90,14 @@ impl Pool {
         row: &FileRow,
         cancel: &CancellationToken,
     ) -> Result<Written, TransferError> {
-        let needed =
-            self.time_needed((row.record_size as u64).saturating_sub(row.bytes_done.max(0) as u64));
+        let needed = self.time_needed(row.record_size.saturating_sub(row.bytes_done));
         let address = self.address_for(row, needed).await?;
         let resume = self.archive.resume(row).await?;
-        if row.size_known && resume.offset() == row.record_size as u64 {
+        if row.size_known && resume.offset() == row.record_size {
             // Every byte is durable already (the last run stopped between its last
             // checkpoint and the commit): nothing is left to download.
             let etag = resume.etag().map(str::to_string);
-            let writer = resume.open(etag, row.record_size as u64).await?;
+            let writer = resume.open(etag, row.record_size).await?;
             return self.archived(row, writer, cancel).await;
         }
         let mut request = self.http.get(address.expose());
@@ -124,7 +123,7 @@ impl Pool {
         // An artifact's size is what its first response announces; every resume is then
         // held to it.
         let size = match row.size_known {
-            true => row.record_size as u64,
+            true => row.record_size,
             false => answer.content_length.unwrap_or(0),
         };
         let verdict = response::judge(&answer, resume.offset(), size, resume.etag());
@@ -219,7 +218,7 @@ impl Pool {
         let written = writer.finish(cancel).await?;
         let id = &row.record_file_id;
         self.store
-            .mark_archived(id, written.size as i64, &written.sha256)
+            .mark_archived(id, written.size, &written.sha256)
             .await?;
         // A hold placed meanwhile by `hold add` may have listed the recording's archived
         // objects before this one was among them: looked at again once it is.

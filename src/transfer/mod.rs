@@ -322,7 +322,7 @@ impl Pool {
             let started = std::time::Instant::now();
             let error = match self.attempt(&row, cancel).await {
                 Ok(written) => {
-                    let fetched = (row.record_size - row.bytes_done.max(0)).max(0) as u64;
+                    let fetched = row.record_size.saturating_sub(row.bytes_done);
                     self.observe_throughput(fetched, started.elapsed());
                     self.archived_one(&row, &written).await;
                     return Ok(());
@@ -439,8 +439,7 @@ impl Pool {
                     reason,
                 });
         }
-        self.bytes
-            .fetch_add(row.record_size as u64, Ordering::Relaxed);
+        self.bytes.fetch_add(row.record_size, Ordering::Relaxed);
         // Its folder was marked behind with the file: the writer takes it from there.
         self.folder_changed.notify_one();
         // After the file counts as archived: a failure here leaves it for the next fill.

@@ -119,12 +119,11 @@ impl ReportRow {
             meeting_code: Some(row.meeting_code.clone()),
             subject: Some(row.subject.clone()),
             path: row.path.clone(),
-            expected_size: u64::try_from(if archived {
+            expected_size: Some(if archived {
                 row.archived_size.unwrap_or(row.record_size)
             } else {
                 row.record_size
-            })
-            .ok(),
+            }),
             actual_size: None,
             expected_sha256: if archived { row.sha256.clone() } else { None },
             actual_sha256: None,

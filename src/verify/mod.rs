@@ -292,7 +292,7 @@ async fn hash_archived(
         files: checking as u64,
         bytes: to_check
             .iter()
-            .map(|r| u64::try_from(r.archived_size.unwrap_or(r.record_size)).unwrap_or(0))
+            .map(|r| r.archived_size.unwrap_or(r.record_size))
             .sum(),
     });
     let mut intact = Vec::new();

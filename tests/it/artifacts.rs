@@ -240,7 +240,7 @@ async fn a_kill_9_during_an_artifact_transfer_resumes_it() {
                 .iter()
                 .find(|r| r.kind == FileKind::Audio && r.bytes_done > 0)
             {
-                Some(a) => ControlFlow::Break(a.bytes_done as u64),
+                Some(a) => ControlFlow::Break(a.bytes_done),
                 None => ControlFlow::Continue("the audio track never checkpointed".into()),
             }
         },

@@ -277,7 +277,7 @@ async fn prune_deletes_exactly_the_intact_copies_and_refuses_a_corrupted_one_by_
         let line = format!(
             "would delete     {}  {}, archived ",
             row.path,
-            Size::of(row.record_size)
+            Size(row.record_size)
         );
         assert!(text.contains(&line), "{line:?} in {text}");
     }
@@ -351,7 +351,7 @@ async fn prune_deletes_exactly_the_intact_copies_and_refuses_a_corrupted_one_by_
     assert_eq!(verified["summary"]["hash_mismatch"].as_u64(), Some(1));
     let out = run_configured(&config, &["status", "--json"], &[]).await;
     let status = json_of(&out);
-    let freed: i64 = rows[1..].iter().map(|r| r.record_size).sum();
+    let freed = i64::try_from(rows[1..].iter().map(|r| r.record_size).sum::<u64>()).unwrap();
     assert_eq!(
         status["files_deleted_in_cloud"].as_u64(),
         Some(intact.len() as u64)
@@ -446,11 +446,12 @@ async fn a_video_is_deleted_only_with_its_audio_and_transcripts_intact() {
         .map(|v| v.record_file_id.to_string())
         .collect();
     assert_eq!(set(sim.deleted()), gone);
-    let freed: i64 = videos[1..]
+    let freed: u64 = videos[1..]
         .iter()
         .flat_map(|v| std::iter::once(*v).chain(of(&v.record_file_id)))
         .map(|r| r.record_size)
         .sum();
+    let freed = i64::try_from(freed).unwrap();
     assert_eq!(report["summary"]["bytes_freed"].as_i64(), Some(freed));
     for row in store.all_files().await.unwrap() {
         let parent = row.parent_file_id.as_ref().unwrap_or(&row.record_file_id);

@@ -118,7 +118,7 @@ async fn a_backfill_over_a_lost_database_adopts_intact_copies_and_replaces_damag
         .write(true)
         .open(root.join(&truncated.path))
         .unwrap();
-    file.set_len(truncated.record_size as u64 - 1000).unwrap();
+    file.set_len(truncated.record_size - 1000).unwrap();
     drop(file);
     flip_a_byte(&root.join(&flipped.path));
     lose_database(&archiver.db());
@@ -132,7 +132,7 @@ async fn a_backfill_over_a_lost_database_adopts_intact_copies_and_replaces_damag
     let after = sim.stats();
     assert_eq!(
         after.bytes_served - stats.bytes_served,
-        (truncated.record_size + flipped.record_size) as u64,
+        truncated.record_size + flipped.record_size,
         "exactly the two damaged files are downloaded again"
     );
     let mut replaced: Vec<&str> = report.replaced.iter().map(|r| r.path.as_str()).collect();

@@ -587,7 +587,7 @@ async fn bench_search_latency_index_size_and_cost_per_transcript() {
             std::fs::write(&file, &text).unwrap();
             let t = Instant::now();
             store
-                .mark_archived(&key.as_str().into(), size as i64, &sha)
+                .mark_archived(&key.as_str().into(), size, &sha)
                 .await
                 .unwrap();
             mark_ms.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -599,7 +599,7 @@ async fn bench_search_latency_index_size_and_cost_per_transcript() {
             index_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         } else {
             store
-                .mark_archived(&key.as_str().into(), size as i64, &sha)
+                .mark_archived(&key.as_str().into(), size, &sha)
                 .await
                 .unwrap();
             let body = String::from_utf8(text).unwrap();

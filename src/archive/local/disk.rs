@@ -47,7 +47,7 @@ pub(super) struct Recorder {
 impl Recorder {
     fn record(&self, bytes_done: u64, hasher: &Sha256) -> Result<(), WriteError> {
         let checkpoint = Checkpoint {
-            bytes_done: bytes_done as i64,
+            bytes_done,
             etag: self.etag.clone(),
             hash_state: Some(hash_state::save(hasher)),
         };

@@ -175,8 +175,8 @@ impl Archive for LocalArchive {
             archive: self.clone(),
             file: row.clone(),
         });
-        let offset = row.bytes_done.max(0) as u64;
-        if offset == 0 || offset > row.record_size as u64 {
+        let offset = row.bytes_done;
+        if offset == 0 || offset > row.record_size {
             return Ok(Resume::new(0, Sha256::new(), None, writer));
         }
         match self.part_len(&row.path).await? {
