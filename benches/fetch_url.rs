@@ -140,7 +140,7 @@ async fn listed(urls: &[String], now: UnixMs) -> Result<Vec<MeetingUpsert>, Stri
                 record_file_id: format!("bench-file-{i}").into(),
                 record_start_time: now.as_millis(),
                 record_end_time: now.as_millis(),
-                record_size: size as i64,
+                record_size: size,
                 path: format!("{dir}/bench-file-{i}.mp4"),
                 download_address: Some(wemeet_api::Secret::new(url)),
                 skip_rule: None,

@@ -233,7 +233,7 @@ impl Census {
                     record_file_id: RecordFileId::new(&f.record_file_id),
                     record_start_time: f.record_start_time,
                     record_end_time: f.record_end_time,
-                    record_size: f.record_size as i64,
+                    record_size: f.record_size,
                     path: self.layout.file_path(
                         &dir,
                         &fields,
@@ -250,7 +250,7 @@ impl Census {
                         subject: &m.subject,
                         record_type: m.record_type,
                         duration_ms: f.record_end_time - f.record_start_time,
-                        size: f.record_size as i64,
+                        size: f.record_size,
                     }),
                 })
                 .collect()

@@ -68,7 +68,7 @@ pub struct Candidate<'a> {
     pub record_type: i64,
     /// `record_end_time - record_start_time`, ms.
     pub duration_ms: i64,
-    pub size: i64,
+    pub size: u64,
 }
 
 impl Filter {
@@ -114,7 +114,7 @@ impl Filter {
             }
         }
         if let Some(min) = &self.min_size
-            && u64::try_from(c.size).unwrap_or(0) < min.value
+            && c.size < min.value
         {
             return Some(SkipRule::new(
                 "filter.min_size",

@@ -524,7 +524,7 @@ impl<'c> Changes<'c> {
             .bind(meeting_record_id)
             .bind(f.record_start_time)
             .bind(f.record_end_time)
-            .bind(f.record_size)
+            .bind(super::size_column(f.record_size))
             .bind(&f.path)
             .bind(f.download_address.as_ref().map(Secret::expose))
             .bind(self.now)

@@ -25,7 +25,7 @@ pub struct FileUpsert {
     pub record_file_id: RecordFileId,
     pub record_start_time: i64,
     pub record_end_time: i64,
-    pub record_size: i64,
+    pub record_size: u64,
     pub path: String,
     /// The signed address, when the API gave one.
     pub download_address: Option<Secret>,

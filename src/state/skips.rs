@@ -29,7 +29,7 @@ struct Judged {
     record_type: i64,
     record_start_time: i64,
     record_end_time: i64,
-    record_size: i64,
+    record_size: u64,
 }
 
 /// The videos the filter judges again: every one not archived.

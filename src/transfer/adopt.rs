@@ -61,7 +61,7 @@ impl Pool {
                 ));
             }
         };
-        if found != expected as u64 {
+        if found != expected {
             return Ok(Adoption::Replace(format!(
                 "{found} bytes where {expected} are expected"
             )));
@@ -71,7 +71,7 @@ impl Pool {
             Err(ReadError::NotFound) => return Ok(Adoption::Absent),
             Err(e) => return Ok(Adoption::Replace(format!("unreadable: {e}"))),
         };
-        if digest.size != expected as u64 {
+        if digest.size != expected {
             return Ok(Adoption::Replace(format!(
                 "{} bytes where {expected} are expected",
                 digest.size
