@@ -129,22 +129,22 @@ async fn listed(urls: &[String], now: UnixMs) -> Result<Vec<MeetingUpsert>, Stri
         let size = size_of(&http, url).await?;
         let dir = format!("bench/{i:04}");
         meetings.push(MeetingUpsert {
-            meeting_record_id: format!("bench-meeting-{i}"),
+            meeting_record_id: format!("bench-meeting-{i}").into(),
             meeting_id: format!("{i}"),
             meeting_code: format!("{i}"),
             userid: "bench".into(),
             subject: "bench".into(),
             media_start_time: now,
-            state: 3,
+            state: 3.into(),
             record_type: 0,
             dir: dir.clone(),
             files: vec![FileUpsert {
-                record_file_id: format!("bench-file-{i}"),
+                record_file_id: format!("bench-file-{i}").into(),
                 record_start_time: now.as_millis(),
                 record_end_time: now.as_millis(),
-                record_size: size as i64,
+                record_size: size,
                 path: format!("{dir}/bench-file-{i}.mp4"),
-                download_address: Some(url.clone()),
+                download_address: Some(wemeet_api::Secret::new(url)),
                 skip_rule: None,
             }],
         });

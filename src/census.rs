@@ -13,6 +13,7 @@
 use crate::archive::layout::{Layout, MeetingFields};
 use crate::budget::Priority;
 use crate::client::{ApiClient, CallError, ListQuery};
+use crate::domain::{MeetingRecordId, MeetingState, RecordFileId, Window};
 use crate::filter::{Candidate, Filter};
 use crate::progress::Progress;
 use crate::state::{Db, DbError, FileUpsert, MeetingUpsert};
@@ -20,7 +21,7 @@ use crate::time::UnixMs;
 use std::collections::HashSet;
 use std::sync::Arc;
 use wemeet_api::MAX_WINDOW_SECS;
-use wemeet_api::types::{RecordMeeting, state};
+use wemeet_api::types::RecordMeeting;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
@@ -35,7 +36,7 @@ pub enum ListError {
 pub struct Lookup {
     pub pages: u32,
     /// The wanted files that were listed in a transcoded meeting.
-    pub found: HashSet<String>,
+    pub found: HashSet<RecordFileId>,
 }
 
 /// One page, recorded.
@@ -43,7 +44,7 @@ struct ListedPage {
     total_count: u64,
     meetings: u64,
     /// The files of its transcoded meetings.
-    files: Vec<String>,
+    files: Vec<RecordFileId>,
     /// No page follows.
     last: bool,
 }
@@ -59,12 +60,12 @@ pub struct WindowListing {
 /// Splits `[since, until]` (UNIX seconds) into consecutive windows of at most 31 days.
 /// Neighbours share their boundary second: the API's bounds are inclusive as far as we know,
 /// and a meeting listed twice is harmless, one listed never is not.
-pub fn split_windows(since: i64, until: i64) -> Vec<(i64, i64)> {
+pub fn split_windows(since: i64, until: i64) -> Vec<Window> {
     let mut windows = Vec::new();
     let mut start = since;
     while start < until {
         let end = (start + MAX_WINDOW_SECS).min(until);
-        windows.push((start, end));
+        windows.push(Window::new(start, end));
         start = end;
     }
     windows
@@ -103,18 +104,17 @@ impl Census {
     /// `total_count` moved while we paginated (meetings arriving) is listed once more.
     pub async fn list_window(
         &self,
-        start: i64,
-        end: i64,
+        window: Window,
         priority: Priority,
     ) -> Result<WindowListing, ListError> {
-        let mut listing = self.list_pages(start, end, priority).await?;
+        let mut listing = self.list_pages(window, priority).await?;
         if listing.1 {
-            tracing::info!(start, end, "window changed while listing; listing it again");
-            listing = self.list_pages(start, end, priority).await?;
+            tracing::info!(%window, "window changed while listing; listing it again");
+            listing = self.list_pages(window, priority).await?;
         }
         let summary = listing.0;
         self.store
-            .mark_window_listed(start, end, summary.pages.into(), summary.meetings as i64)
+            .mark_window_listed(window, summary.pages.into(), summary.meetings as i64)
             .await?;
         Ok(summary)
     }
@@ -122,8 +122,7 @@ impl Census {
     /// Returns the summary and whether the window's total changed during pagination.
     async fn list_pages(
         &self,
-        start: i64,
-        end: i64,
+        window: Window,
         priority: Priority,
     ) -> Result<(WindowListing, bool), ListError> {
         let mut summary = WindowListing::default();
@@ -131,7 +130,7 @@ impl Census {
         let mut changed = false;
         let mut page_no = 1;
         loop {
-            let page = self.list_page(start, end, page_no, priority).await?;
+            let page = self.list_page(window, page_no, priority).await?;
             summary.pages += 1;
             self.progress.page_listed();
             let total = *first_total.get_or_insert(page.total_count);
@@ -146,21 +145,20 @@ impl Census {
         Ok((summary, changed))
     }
 
-    /// Lists `[start, end]` until every file of `wanted` was seen in a transcoded meeting,
+    /// Lists `window` until every file of `wanted` was seen in a transcoded meeting,
     /// or the pages run out, recording each page like any listing: what a webhook event
     /// needs, since it names its files but not their recording. The window is not marked
     /// listed: the listing may stop early, and it is no window of a backfill's plan.
     pub async fn find_files(
         &self,
-        start: i64,
-        end: i64,
-        wanted: &HashSet<String>,
+        window: Window,
+        wanted: &HashSet<RecordFileId>,
         priority: Priority,
     ) -> Result<Lookup, ListError> {
         let mut lookup = Lookup::default();
         let mut page_no = 1;
         loop {
-            let page = self.list_page(start, end, page_no, priority).await?;
+            let page = self.list_page(window, page_no, priority).await?;
             lookup.pages += 1;
             lookup
                 .found
@@ -175,14 +173,13 @@ impl Census {
     /// Lists one page and records it.
     async fn list_page(
         &self,
-        start: i64,
-        end: i64,
+        window: Window,
         page_no: u32,
         priority: Priority,
     ) -> Result<ListedPage, ListError> {
         let query = ListQuery {
-            start_time: start,
-            end_time: end,
+            start_time: window.start,
+            end_time: window.end,
             page: page_no,
         };
         let answer = self.api.list_records(query, priority).await?;
@@ -229,14 +226,14 @@ impl Census {
                 .position(|(_, o)| *o == id)
                 .map_or(1, |i| i + 1)
         };
-        let files = if m.state == state::TRANSCODED {
+        let files = if MeetingState::from(m.state) == MeetingState::Transcoded {
             m.record_files
                 .iter()
                 .map(|f| FileUpsert {
-                    record_file_id: f.record_file_id.clone(),
+                    record_file_id: RecordFileId::new(&f.record_file_id),
                     record_start_time: f.record_start_time,
                     record_end_time: f.record_end_time,
-                    record_size: f.record_size as i64,
+                    record_size: f.record_size,
                     path: self.layout.file_path(
                         &dir,
                         &fields,
@@ -247,13 +244,13 @@ impl Census {
                         .download_address
                         .as_ref()
                         .filter(|a| !a.is_empty())
-                        .map(|a| a.expose().to_string()),
+                        .cloned(),
                     skip_rule: self.filter.skip_rule(&Candidate {
                         userid: &m.userid,
                         subject: &m.subject,
                         record_type: m.record_type,
                         duration_ms: f.record_end_time - f.record_start_time,
-                        size: f.record_size as i64,
+                        size: f.record_size,
                     }),
                 })
                 .collect()
@@ -261,13 +258,13 @@ impl Census {
             Vec::new()
         };
         MeetingUpsert {
-            meeting_record_id: m.meeting_record_id.clone(),
+            meeting_record_id: MeetingRecordId::new(&m.meeting_record_id),
             meeting_id: m.meeting_id.clone(),
             meeting_code: m.meeting_code.clone(),
             userid: m.userid.clone(),
             subject: m.subject.clone(),
             media_start_time: UnixMs(m.media_start_time),
-            state: m.state,
+            state: m.state.into(),
             record_type: m.record_type,
             dir,
             files,
@@ -287,8 +284,11 @@ mod tests {
             w,
             vec![(0, 31 * day), (31 * day, 62 * day), (62 * day, 90 * day)]
         );
-        assert!(w.iter().all(|(s, e)| e - s <= MAX_WINDOW_SECS));
-        assert_eq!(split_windows(5, 5), vec![]);
+        assert!(
+            w.iter()
+                .all(|&Window { start: s, end: e }| e - s <= MAX_WINDOW_SECS)
+        );
+        assert_eq!(split_windows(5, 5), Vec::<Window>::new());
         assert_eq!(split_windows(0, 31 * day), vec![(0, 31 * day)]);
     }
 }

@@ -8,6 +8,7 @@
 
 use crate::budget::{Budget, Priority};
 use crate::config::ApiConfig;
+use crate::domain::{MeetingRecordId, RecordFileId};
 use crate::state::DbError;
 use crate::time::UnixMs;
 use rand::RngExt;
@@ -163,7 +164,7 @@ impl ApiClient {
     /// address for come back with `download_address: None`.
     pub async fn record_addresses(
         &self,
-        meeting_record_id: &str,
+        meeting_record_id: &MeetingRecordId,
     ) -> Result<Dated<Vec<AddressFile>>, CallError> {
         let mut files = Vec::new();
         let mut sent_at = None;
@@ -192,7 +193,7 @@ impl ApiClient {
     /// ([`ApiError::is_already_deleted`]): for the caller, the file is deleted all the same.
     pub async fn delete_record_file(
         &self,
-        record_file_id: &str,
+        record_file_id: &RecordFileId,
     ) -> Result<Dated<Empty>, CallError> {
         let request = DeleteRecordFile {
             record_file_id: record_file_id.to_string(),

@@ -17,6 +17,7 @@ use crate::app::{App, AppError, ListedWindows, Listing};
 use crate::budget::Priority;
 use crate::census::split_windows;
 use crate::config::Config;
+use crate::domain::Window;
 use crate::metrics::{self, MetricsSource};
 use crate::prune::Mode;
 use crate::state::{DbError, Fact, FileStatus};
@@ -442,10 +443,10 @@ impl App {
         if polled.cancelled || !polled.failed.is_empty() {
             return Ok(polled);
         }
-        let pending: Vec<(i64, i64)> = (self.store.pending_meetings().await?.iter())
+        let pending: Vec<Window> = (self.store.pending_meetings().await?.iter())
             .map(|m| m.media_start_time.as_secs())
             .filter(|&second| second < since)
-            .map(|second| (second, second + 1))
+            .map(|second| Window::new(second, second + 1))
             .collect();
         self.list_windows(&pending, &LIVE, cancel).all().await
     }
@@ -474,14 +475,10 @@ impl App {
         let total = windows.len() as i64;
         // Listed after end + lookback: every meeting in it had ended and been transcoded.
         let mut unsettled = Vec::new();
-        for (start, end) in windows {
-            let settled_at = UnixMs::end_of_second(end) + lookback;
-            if !self
-                .store
-                .window_listed_after(start, end, settled_at)
-                .await?
-            {
-                unsettled.push((start, end));
+        for window in windows {
+            let settled_at = UnixMs::end_of_second(window.end) + lookback;
+            if !self.store.window_listed_after(window, settled_at).await? {
+                unsettled.push(window);
             }
         }
         let mut done = total - unsettled.len() as i64;

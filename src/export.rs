@@ -10,6 +10,7 @@
 //! archived.
 
 use crate::archive::{Archive, ArchiveError, UnsafePath, layout};
+use crate::domain::{MeetingRecordId, RecordFileId};
 use crate::progress::{Planned, Progress};
 use crate::search::{self, Query, SearchError};
 use crate::state::{Db, DbError, FileKind, FileStatus, MeetingRow};
@@ -85,9 +86,9 @@ pub enum Outcome {
 /// One file of the export.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ExportedFile {
-    pub meeting_record_id: String,
+    pub meeting_record_id: MeetingRecordId,
     /// `None` for a `meeting.json`.
-    pub record_file_id: Option<String>,
+    pub record_file_id: Option<RecordFileId>,
     /// `None` for a `meeting.json`.
     pub kind: Option<FileKind>,
     /// Relative to `DIR` (and to the archive root).
@@ -149,8 +150,8 @@ async fn last_audit_record(store: &Db) -> Result<Option<serde_json::Value>, DbEr
 /// One file to copy: where it is, and what it must hash to (`None`: `meeting.json`,
 /// rewritten by the archiver, has no recorded hash).
 struct Planned1 {
-    meeting_record_id: String,
-    record_file_id: Option<String>,
+    meeting_record_id: MeetingRecordId,
+    record_file_id: Option<RecordFileId>,
     kind: Option<FileKind>,
     path: String,
     expected: Option<(u64, String)>,

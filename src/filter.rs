@@ -5,6 +5,7 @@
 //! Rules are checked in a fixed order and the first that fails names itself, as
 //! `filter.<key>: <why>`: that text is what the admin sees, so it says which key to change.
 
+use crate::domain::SkipRule;
 use regex::Regex;
 use std::time::Duration;
 
@@ -67,56 +68,58 @@ pub struct Candidate<'a> {
     pub record_type: i64,
     /// `record_end_time - record_start_time`, ms.
     pub duration_ms: i64,
-    pub size: i64,
+    pub size: u64,
 }
 
 impl Filter {
     /// `None` when the file is to be archived; otherwise the first rule it fails, as
     /// `filter.<key>: <why>`.
-    pub fn skip_rule(&self, c: &Candidate<'_>) -> Option<String> {
+    pub fn skip_rule(&self, c: &Candidate<'_>) -> Option<SkipRule> {
         if !self.users.is_empty() && !self.users.iter().any(|u| u == c.userid) {
-            return Some(format!(
-                "filter.users: creator `{}` is not listed",
-                c.userid
+            return Some(SkipRule::new(
+                "filter.users",
+                format_args!("creator `{}` is not listed", c.userid),
             ));
         }
         if self.exclude_users.iter().any(|u| u == c.userid) {
-            return Some(format!(
-                "filter.exclude_users: creator `{}` is excluded",
-                c.userid
+            return Some(SkipRule::new(
+                "filter.exclude_users",
+                format_args!("creator `{}` is excluded", c.userid),
             ));
         }
         if let Some(re) = &self.subject
             && !re.is_match(c.subject)
         {
-            return Some(format!(
-                "filter.subject: subject {:?} does not match `{re}`",
-                c.subject
+            return Some(SkipRule::new(
+                "filter.subject",
+                format_args!("subject {:?} does not match `{re}`", c.subject),
             ));
         }
         if let Some(re) = &self.exclude_subject
             && re.is_match(c.subject)
         {
-            return Some(format!(
-                "filter.exclude_subject: subject {:?} matches `{re}`",
-                c.subject
+            return Some(SkipRule::new(
+                "filter.exclude_subject",
+                format_args!("subject {:?} matches `{re}`", c.subject),
             ));
         }
         if let Some(min) = &self.min_duration {
             let ms = u64::try_from(c.duration_ms).unwrap_or(0);
             if Duration::from_millis(ms) < min.value {
                 let secs = Duration::from_secs(ms / 1000);
-                return Some(format!(
-                    "filter.min_duration: {} < {}",
-                    humantime::format_duration(secs),
-                    min.text
+                return Some(SkipRule::new(
+                    "filter.min_duration",
+                    format_args!("{} < {}", humantime::format_duration(secs), min.text),
                 ));
             }
         }
         if let Some(min) = &self.min_size
-            && u64::try_from(c.size).unwrap_or(0) < min.value
+            && c.size < min.value
         {
-            return Some(format!("filter.min_size: {} B < {}", c.size, min.text));
+            return Some(SkipRule::new(
+                "filter.min_size",
+                format_args!("{} B < {}", c.size, min.text),
+            ));
         }
         if !self.record_types.is_empty()
             && !self.record_types.iter().any(|t| t.code() == c.record_type)
@@ -125,7 +128,10 @@ impl Filter {
                 .into_iter()
                 .find(|t| t.code() == c.record_type)
                 .map_or_else(|| format!("type {}", c.record_type), |t| t.as_str().into());
-            return Some(format!("filter.record_types: {name} is not listed"));
+            return Some(SkipRule::new(
+                "filter.record_types",
+                format_args!("{name} is not listed"),
+            ));
         }
         None
     }

@@ -22,9 +22,9 @@
 //! their metadata and their words, and `export` copies them out, checked, with a manifest.
 //!
 //! Layers import downward only (each imports from the layers before it):
-//! `time`, `errors`, `retry`, `filter` < `state` < `archive`, `budget`, `progress` <
-//! `audit`, `config`, `holds`, `transcripts` < `client`, `search`, `verify` < `census`,
-//! `export`, `transfer` < `prune`, `webhook` < `app`, `metrics` < `daemon`.
+//! `time`, `errors`, `retry`, `domain` < `filter` < `state` < `archive`, `budget`,
+//! `progress` < `audit`, `config`, `holds`, `transcripts` < `client`, `search`, `verify` <
+//! `census`, `export`, `prune`, `transfer` < `app`, `webhook` < `metrics` < `daemon`.
 //!
 //! # The public surface
 //!
@@ -40,6 +40,7 @@ mod census;
 mod client;
 pub mod config;
 mod daemon;
+mod domain;
 mod errors;
 mod export;
 mod filter;
@@ -69,9 +70,10 @@ pub use holds::write_holds;
 
 // The database and the types its reports carry.
 pub use client::Budgets;
-pub use state::{
-    AuditRecord, Db, FileKind, FileStatus, Hold, HoldScope, ReleaseError, StatusReport, ToDo,
+pub use domain::{
+    FileKind, FileStatus, MeetingRecordId, MeetingState, RecordFileId, SkipRule, Window,
 };
+pub use state::{AuditRecord, Db, Hold, HoldScope, ReleaseError, StatusReport, ToDo};
 pub use time::UnixMs;
 
 // A job's counters, drawn by the binary.

@@ -21,6 +21,7 @@ use crate::archive::Archive;
 use crate::archive::meeting_json;
 use crate::client::{ApiClient, CallError, config_advice};
 use crate::config::PruneConfig;
+use crate::domain::RecordFileId;
 use crate::state::{ArtifactsWanted, Db, DbError, Fact, PruneCandidate};
 use crate::time::UnixMs;
 use crate::verify::{Status, classify::classify_archived};
@@ -104,7 +105,7 @@ impl Outcome {
 /// One candidate of the report.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PruneRow {
-    pub record_file_id: String,
+    pub record_file_id: RecordFileId,
     pub meeting_code: String,
     pub subject: String,
     /// Relative to the archive root, `/`-separated.
@@ -325,7 +326,7 @@ impl Pruner {
         let holds = self.store.holds_on(&meeting).await?;
         let holds: Vec<String> = holds.iter().map(ToString::to_string).collect();
         Ok(PruneRow {
-            size: u64::try_from(file.archived_size.unwrap_or(file.record_size)).unwrap_or(0),
+            size: file.archived_size.unwrap_or(file.record_size),
             record_file_id: file.record_file_id,
             meeting_code: file.meeting_code,
             subject: file.subject,

@@ -3,6 +3,7 @@
 //! the transcript lines that say them. `export` selects with the same [`Query`].
 
 use crate::archive::{Archive, ArchiveError};
+use crate::domain::{MeetingRecordId, RecordFileId};
 use crate::state::{Db, DbError, FileKind, FileStatus, MeetingRow, Selectors};
 use crate::time::UnixMs;
 use crate::transcripts::{MatchedLine, matched_lines};
@@ -49,7 +50,7 @@ pub enum SearchError {
 /// One recording found.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Recording {
-    pub meeting_record_id: String,
+    pub meeting_record_id: MeetingRecordId,
     pub meeting_id: String,
     pub meeting_code: String,
     pub userid: String,
@@ -66,7 +67,7 @@ pub struct Recording {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FoundFile {
     /// A video's id, or an artifact's key (`{video}/audio`, `{video}/transcript/txt`).
-    pub record_file_id: String,
+    pub record_file_id: RecordFileId,
     pub kind: FileKind,
     pub status: FileStatus,
     /// Bytes archived (announced, while not archived).
@@ -84,7 +85,7 @@ pub struct FoundFile {
 /// The lines of one transcript that say a searched word.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TranscriptLines {
-    pub record_file_id: String,
+    pub record_file_id: RecordFileId,
     pub path: String,
     pub lines: Vec<MatchedLine>,
 }
@@ -120,7 +121,7 @@ impl Query {
 /// The recordings `query` selects (without their files): what `export` copies too.
 pub async fn select(store: &Db, query: &Query) -> Result<Vec<MeetingRow>, SearchError> {
     query.check()?;
-    let mut said: Option<HashSet<String>> = None;
+    let mut said: Option<HashSet<MeetingRecordId>> = None;
     for word in &query.text {
         let found = store.recordings_saying(word).await?;
         said = Some(match said {

@@ -8,6 +8,7 @@
 //! reader or a PDF parser for nothing the `txt` does not already say.
 
 use crate::archive::{Archive, ArchiveError};
+use crate::domain::RecordFileId;
 use crate::state::{Db, DbError, FileKind, FileRow};
 use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
@@ -62,7 +63,7 @@ pub async fn index_archived(
 async fn index_one(
     store: &Db,
     archive: &dyn Archive,
-    record_file_id: &str,
+    record_file_id: &RecordFileId,
     path: &str,
     sha256: &str,
 ) -> Result<(), IndexError> {

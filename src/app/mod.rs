@@ -15,6 +15,7 @@ use crate::budget::{Budget, Priority};
 use crate::census::{Census, ListError, WindowListing, split_windows};
 use crate::client::{ApiClient, Budgets, CallError, config_advice};
 use crate::config::Config;
+use crate::domain::Window;
 use crate::progress::Progress;
 use crate::prune::{Mode, PruneError, PruneReport, Pruner};
 use crate::state::{ArtifactsWanted, Db, DbError, FileKind, FileStatus};
@@ -530,7 +531,7 @@ impl App {
     /// [`Windows::next`] lists one.
     pub(crate) fn list_windows<'a>(
         &'a self,
-        windows: &'a [(i64, i64)],
+        windows: &'a [Window],
         how: &'a Listing,
         cancel: &'a CancellationToken,
     ) -> Windows<'a> {
@@ -547,7 +548,7 @@ impl App {
 /// A listing of windows under way (see [`App::list_windows`]).
 pub(crate) struct Windows<'a> {
     lister: &'a Census,
-    windows: std::slice::Iter<'a, (i64, i64)>,
+    windows: std::slice::Iter<'a, Window>,
     how: &'a Listing,
     cancel: &'a CancellationToken,
     /// What the windows listed so far did.
@@ -562,11 +563,11 @@ impl Windows<'_> {
     /// permission, the database) is returned.
     pub(crate) async fn next(&mut self) -> Result<Option<Result<WindowListing, String>>, AppError> {
         let stopped = self.how.stop_at_failure && !self.listed.failed.is_empty();
-        let Some(&(start, end)) = self.windows.next().filter(|_| !stopped) else {
+        let Some(&window) = self.windows.next().filter(|_| !stopped) else {
             return Ok(None);
         };
         let outcome = tokio::select! {
-            r = self.lister.list_window(start, end, self.how.priority) => r,
+            r = self.lister.list_window(window, self.how.priority) => r,
             () = self.cancel.cancelled() => {
                 self.listed.cancelled = true;
                 return Ok(None);
@@ -575,14 +576,16 @@ impl Windows<'_> {
         match outcome.map_err(AppError::from) {
             Ok(w) => {
                 let (pages, meetings, files) = (w.pages, w.meetings, w.files);
+                let Window { start, end } = window;
                 tracing::info!(start, end, pages, meetings, files, "{}", self.how.listed);
                 self.listed.meetings += w.meetings;
                 Ok(Some(Ok(w)))
             }
             Err(AppError::List(e)) => {
                 let error = crate::errors::chain(&e);
+                let Window { start, end } = window;
                 tracing::error!(start, end, %error, "{}", self.how.not_listed);
-                self.listed.failed.push(format!("{start}..{end}: {error}"));
+                self.listed.failed.push(format!("{window}: {error}"));
                 Ok(Some(Err(error)))
             }
             Err(fatal) => Err(fatal),

@@ -14,6 +14,7 @@
 use super::{App, AppError};
 use crate::archive::Archive;
 use crate::archive::meeting_json;
+use crate::domain::RecordFileId;
 use crate::progress::{Planned, Progress};
 use crate::state::catalog::{FolderOutcome, MeetingJson, ReindexFile, ReindexMeeting};
 use crate::state::{Db, FileKind};
@@ -282,7 +283,7 @@ fn parse(dir: &str, bytes: &[u8]) -> Result<Vec<ReindexMeeting>, String> {
 fn artifact_key_from_name(
     video_file: Option<&&str>,
     f: &crate::state::catalog::FileRecord,
-) -> Option<String> {
+) -> Option<RecordFileId> {
     use crate::archive::layout::{Artifact, artifact_key};
     let stem = video_file?.strip_suffix(".mp4")?;
     let rest = f.file.strip_prefix(stem)?;
@@ -303,7 +304,7 @@ fn artifact_key_from_name(
         }
         _ => return None,
     };
-    Some(artifact_key(&f.record_file_id, artifact))
+    Some(artifact_key(f.record_file_id.as_str(), artifact))
 }
 
 impl App {
@@ -368,7 +369,13 @@ mod tests {
         let keys: Vec<(&str, &str, Option<&str>)> = meetings[0]
             .files
             .iter()
-            .map(|f| (f.key.as_str(), f.path.as_str(), f.parent_file_id.as_deref()))
+            .map(|f| {
+                (
+                    f.key.as_str(),
+                    f.path.as_str(),
+                    f.parent_file_id.as_ref().map(|p| p.as_str()),
+                )
+            })
             .collect();
         assert_eq!(
             keys,

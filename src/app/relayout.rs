@@ -10,6 +10,7 @@
 
 use super::{App, AppError};
 use crate::archive::layout::{Layout, MeetingFields};
+use crate::domain::RecordFileId;
 use crate::state::{FileKind, LaidOutFile};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -28,7 +29,7 @@ pub struct RelayoutReport {
 
 /// The new path of every file and the new folder of every meeting.
 struct Plan {
-    moves: Vec<(String, String, String)>,
+    moves: Vec<(RecordFileId, String, String)>,
     dirs: Vec<(String, String)>,
     old_dirs: Vec<String>,
 }
@@ -83,20 +84,22 @@ fn video_paths<'a>(
             subject: &f.subject,
             meeting_code: &f.meeting_code,
             meeting_id: &f.meeting_id,
-            meeting_record_id: &f.meeting_record_id,
+            meeting_record_id: f.meeting_record_id.as_str(),
             media_start_time_ms: f.media_start_time,
         };
-        let index = index_in_meeting.entry(&f.meeting_record_id).or_default();
+        let index = index_in_meeting
+            .entry(f.meeting_record_id.as_str())
+            .or_default();
         *index += 1;
-        let (dir, path) = if held.contains(&f.meeting_record_id) {
+        let (dir, path) = if held.contains(f.meeting_record_id.as_str()) {
             (f.dir.clone(), f.path.clone())
         } else {
             let dir = layout.meeting_dir(&fields);
-            let path = layout.file_path(&dir, &fields, &f.record_file_id, *index);
+            let path = layout.file_path(&dir, &fields, f.record_file_id.as_str(), *index);
             (dir, path)
         };
-        dirs.insert(f.meeting_record_id.clone(), (f.dir.clone(), dir));
-        new_video.insert(&f.record_file_id, (f.path.clone(), path));
+        dirs.insert(f.meeting_record_id.to_string(), (f.dir.clone(), dir));
+        new_video.insert(f.record_file_id.as_str(), (f.path.clone(), path));
     }
     (dirs, new_video)
 }
@@ -106,7 +109,7 @@ fn video_paths<'a>(
 fn moves(
     files: &[LaidOutFile],
     new_video: &HashMap<&str, OldNew>,
-) -> Vec<(String, String, String)> {
+) -> Vec<(RecordFileId, String, String)> {
     let mut moves = Vec::new();
     for f in files {
         let new_path = match (&f.kind, &f.parent_file_id) {
@@ -135,7 +138,7 @@ fn moves(
 /// alike), or a new path that another file holds now.
 fn refuse_collisions(
     files: &[LaidOutFile],
-    moves: &[(String, String, String)],
+    moves: &[(RecordFileId, String, String)],
 ) -> Result<(), AppError> {
     let staying: HashSet<&str> = {
         let moving: HashSet<&str> = moves.iter().map(|m| m.0.as_str()).collect();
@@ -190,7 +193,7 @@ impl App {
         let files = self.store.laid_out_files().await?;
         report.held = files
             .iter()
-            .filter(|f| held.contains(&f.meeting_record_id))
+            .filter(|f| held.contains(f.meeting_record_id.as_str()))
             .map(|f| f.path.clone())
             .collect();
         let plan = plan(layout, &files, &held)?;
@@ -209,7 +212,7 @@ impl App {
             return Ok(report);
         }
         if in_progress.is_none() {
-            let moves: Vec<(String, String)> = plan
+            let moves: Vec<(RecordFileId, String)> = plan
                 .moves
                 .iter()
                 .map(|(id, _, new)| (id.clone(), new.clone()))

@@ -7,6 +7,7 @@
 //! Every field and every component is sanitised here, and [`resolve`] refuses any relative path that is not
 //! made of plain components, so nothing can be written outside the archive root.
 
+use crate::domain::RecordFileId;
 use chrono::TimeZone;
 use std::path::{Component, Path, PathBuf};
 
@@ -338,8 +339,8 @@ pub enum Artifact<'a> {
 
 /// The key of an artifact's row, derived from its video's record_file_id:
 /// `{id}/audio`, `{id}/transcript/{type}`, `{id}/transcript/{type}/2`, ...
-pub fn artifact_key(video_id: &str, artifact: Artifact<'_>) -> String {
-    match artifact {
+pub fn artifact_key(video_id: &str, artifact: Artifact<'_>) -> RecordFileId {
+    let key = match artifact {
         Artifact::Audio => format!("{video_id}/audio"),
         Artifact::Transcript { file_type, nth } => {
             let nth = second_or_later(nth)
@@ -347,7 +348,8 @@ pub fn artifact_key(video_id: &str, artifact: Artifact<'_>) -> String {
                 .unwrap_or_default();
             format!("{video_id}/transcript/{}{nth}", safe_type(file_type))
         }
-    }
+    };
+    RecordFileId::new(key)
 }
 
 /// An artifact's file, beside its video (`video_path`, as stored) and named after it:

@@ -10,6 +10,7 @@
 //! write is repaired by the next run.
 
 use crate::archive::{Archive, ArchiveError, ReadError};
+use crate::domain::RecordFileId;
 use crate::state::catalog::{FileRecord, MEETING_JSON_SCHEMA, MeetingJson, MeetingRecord};
 use crate::state::{Db, DbError};
 use crate::time::UnixMs;
@@ -117,7 +118,8 @@ fn carry_over(meetings: &mut Vec<MeetingRecord>, old: MeetingJson) {
             .find(|m| m.meeting_record_id == old_meeting.meeting_record_id)
         {
             Some(known) => {
-                let keys: std::collections::HashSet<String> = known.files.iter().map(key).collect();
+                let keys: std::collections::HashSet<RecordFileId> =
+                    known.files.iter().map(key).collect();
                 known.files.extend(
                     old_meeting
                         .files
@@ -259,7 +261,7 @@ mod tests {
             userid: "u".into(),
             subject: "weekly".into(),
             media_start_time: UnixMs(1_000),
-            state: 3,
+            state: 3.into(),
             record_type: 1,
             dir: "2024/01/01/123-weekly".into(),
             files: files
@@ -277,7 +279,7 @@ mod tests {
         };
         store.upsert_meetings(&[meeting], UnixMs(0)).await.unwrap();
         for id in files {
-            store.mark_archived(id, 3, "00").await.unwrap();
+            store.mark_archived(&(*id).into(), 3, "00").await.unwrap();
         }
         let quiet = Duration::from_secs(3600);
         let json = root.join("2024/01/01/123-weekly/meeting.json");
@@ -334,7 +336,7 @@ mod tests {
             userid: "u".into(),
             subject: "s".into(),
             media_start_time: UnixMs(0),
-            state: 3,
+            state: 3.into(),
             record_type: 1,
             dir: "d".into(),
             artifacts_checked_at: None,

@@ -17,6 +17,7 @@ pub mod s3;
 
 pub use layout::UnsafePath;
 
+use crate::domain::RecordFileId;
 use crate::state::{Db, DbError, FileRow};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -226,7 +227,7 @@ pub trait Archive: Send + Sync + std::fmt::Debug {
 
     /// Frees what a file that will not be retried holds (an upload's parts); its
     /// checkpoint is forgotten.
-    async fn discard(&self, record_file_id: &str) -> Result<(), DbError>;
+    async fn discard(&self, record_file_id: &RecordFileId) -> Result<(), DbError>;
 
     /// Writes a small object whole and atomically (readers see the old or the new one).
     async fn put_small(&self, relative: &str, bytes: Bytes) -> Result<(), ArchiveError>;

@@ -133,7 +133,10 @@ async fn check_manifest(app: &App, sim: &SimHandle) -> anyhow::Result<bool> {
     let archive = app.archive()?;
     let mut intact = 0;
     for entry in &manifest {
-        let row = app.store.file(&entry.record_file_id).await?;
+        let row = app
+            .store
+            .file(&entry.record_file_id.as_str().into())
+            .await?;
         let on_disk = match row {
             Some(row) => archive.digest(&row.path).await.ok(),
             None => None,
@@ -213,7 +216,7 @@ async fn announce(app: &App, sim: &SimHandle) -> anyhow::Result<bool> {
             .webhook_deliveries()
             .into_iter()
             .find(|d| d.meeting_record_id == meeting && d.status == Some(200));
-        let files = app.store.files_of_meeting(&meeting).await?;
+        let files = app.store.files_of_meeting(&meeting.as_str().into()).await?;
         let done = !files.is_empty() && files.iter().all(|f| f.status == FileStatus::Archived);
         if let Some(event) = event.filter(|_| done) {
             let archived = files.iter().filter_map(|f| f.archived_at).max();

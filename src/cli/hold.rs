@@ -123,7 +123,7 @@ fn scope(args: &AddArgs, tz: chrono_tz::Tz) -> Result<HoldScope, Failure> {
     Ok(
         match (&args.meeting, &args.user, &args.since, &args.until) {
             (Some(m), ..) => HoldScope::Meeting {
-                meeting_record_id: m.clone(),
+                meeting_record_id: m.as_str().into(),
             },
             (None, Some(u), ..) => HoldScope::User { userid: u.clone() },
             (None, None, Some(since), Some(until)) => {

@@ -276,7 +276,7 @@ fn csv(found: &[Recording], tz: chrono_tz::Tz) -> String {
                     &r.userid,
                     &r.subject,
                     &r.meeting_code,
-                    &f.record_file_id,
+                    f.record_file_id.as_str(),
                     f.kind.as_str(),
                     &size,
                     f.status.as_str(),

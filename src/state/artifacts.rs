@@ -2,19 +2,21 @@
 //! parent video (`migrations/0007_artifacts.sql`), discovered through `/v1/addresses`.
 
 use super::{Db, DbError, FileKind, life};
+use crate::domain::{MeetingRecordId, RecordFileId};
 use crate::time::UnixMs;
+use wemeet_api::Secret;
 
 /// An artifact as `/v1/addresses` revealed it, ready to store.
 #[derive(Debug, Clone)]
 pub struct ArtifactUpsert {
     /// The row's key (see `archive::layout::artifact_key`).
-    pub key: String,
+    pub key: RecordFileId,
     pub kind: FileKind,
     /// Its video's record_file_id.
-    pub parent_file_id: String,
+    pub parent_file_id: RecordFileId,
     pub path: String,
-    /// A secret: the signed address.
-    pub download_address: String,
+    /// The signed address.
+    pub download_address: Secret,
 }
 
 /// The next meeting whose artifacts are due for a look (see [`Db::claim_artifact_check`]),
@@ -58,7 +60,7 @@ impl Db {
     /// again. Archived artifacts are never touched.
     pub async fn upsert_artifacts(
         &self,
-        meeting_record_id: &str,
+        meeting_record_id: &MeetingRecordId,
         artifacts: &[ArtifactUpsert],
         issued_at: UnixMs,
     ) -> Result<(), DbError> {
@@ -86,8 +88,8 @@ impl Db {
     /// there are left as they are.
     pub async fn queue_recorded_artifacts(
         &self,
-        video_id: &str,
-        artifacts: &[(String, String, super::catalog::FileRecord)],
+        video_id: &RecordFileId,
+        artifacts: &[(RecordFileId, String, super::catalog::FileRecord)],
     ) -> Result<(), DbError> {
         let now = UnixMs::now();
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
@@ -112,7 +114,7 @@ impl Db {
 
     /// Records the size the first response announced for an artifact: from now on every
     /// resume is held to it.
-    pub async fn set_announced_size(&self, key: &str, size: u64) -> Result<(), DbError> {
+    pub async fn set_announced_size(&self, key: &RecordFileId, size: u64) -> Result<(), DbError> {
         sqlx::query(
             "UPDATE files SET record_size = ?, size_known = 1, updated_at = ?
              WHERE record_file_id = ? AND size_known = 0",
@@ -135,7 +137,7 @@ impl Db {
         &self,
         transcripts: bool,
         recheck_before: UnixMs,
-    ) -> Result<Option<String>, DbError> {
+    ) -> Result<Option<MeetingRecordId>, DbError> {
         Ok(sqlx::query_scalar(CLAIM_ARTIFACT_CHECK)
             .bind(UnixMs::now())
             .bind(transcripts)
@@ -145,7 +147,10 @@ impl Db {
     }
 
     /// A look that failed: the meeting is taken again later, as if never looked at.
-    pub async fn release_artifact_check(&self, meeting_record_id: &str) -> Result<(), DbError> {
+    pub async fn release_artifact_check(
+        &self,
+        meeting_record_id: &MeetingRecordId,
+    ) -> Result<(), DbError> {
         sqlx::query("UPDATE meetings SET artifacts_checked_at = NULL WHERE meeting_record_id = ?")
             .bind(meeting_record_id)
             .execute(self.writer())
@@ -157,7 +162,7 @@ impl Db {
     /// the last of its videos ended (the wait for transcripts counts from there).
     pub async fn videos_without_transcript(
         &self,
-        meeting_record_id: &str,
+        meeting_record_id: &MeetingRecordId,
     ) -> Result<(Vec<String>, UnixMs), DbError> {
         let ids = sqlx::query_scalar(
             "SELECT v.record_file_id FROM files v
@@ -181,7 +186,7 @@ impl Db {
     /// The wait for the meeting's transcripts is over: it is not looked at again for them.
     pub async fn end_transcript_wait(
         &self,
-        meeting_record_id: &str,
+        meeting_record_id: &MeetingRecordId,
         at: UnixMs,
     ) -> Result<(), DbError> {
         sqlx::query(

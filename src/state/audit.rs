@@ -9,6 +9,7 @@
 //! change they describe where there is one, so the state and its history never disagree.
 
 use super::{Db, DbError};
+use crate::domain::{MeetingRecordId, RecordFileId};
 use crate::time::UnixMs;
 use sha2::{Digest as _, Sha256};
 use sqlx::SqliteConnection;
@@ -68,8 +69,8 @@ impl Action {
 #[derive(Debug, Clone)]
 pub struct AuditEntry {
     pub action: Action,
-    pub meeting_record_id: Option<String>,
-    pub record_file_id: Option<String>,
+    pub meeting_record_id: Option<MeetingRecordId>,
+    pub record_file_id: Option<RecordFileId>,
     /// Path, size, SHA-256, a verify summary...: a JSON object.
     pub details: serde_json::Value,
 }
@@ -84,12 +85,12 @@ impl AuditEntry {
         }
     }
 
-    pub fn meeting(mut self, meeting_record_id: impl Into<String>) -> Self {
+    pub fn meeting(mut self, meeting_record_id: impl Into<MeetingRecordId>) -> Self {
         self.meeting_record_id = Some(meeting_record_id.into());
         self
     }
 
-    pub fn file(mut self, record_file_id: impl Into<String>) -> Self {
+    pub fn file(mut self, record_file_id: impl Into<RecordFileId>) -> Self {
         self.record_file_id = Some(record_file_id.into());
         self
     }
@@ -204,8 +205,8 @@ pub(crate) async fn append(
         seq,
         at,
         action: entry.action.as_str().to_owned(),
-        meeting_record_id: entry.meeting_record_id.clone(),
-        record_file_id: entry.record_file_id.clone(),
+        meeting_record_id: entry.meeting_record_id.as_ref().map(ToString::to_string),
+        record_file_id: entry.record_file_id.as_ref().map(ToString::to_string),
         details: entry.details.clone(),
         prev,
         hash: String::new(),

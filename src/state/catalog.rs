@@ -7,6 +7,7 @@
 //! deleted in the cloud) is in the file's entry.
 
 use super::{Db, DbError, FileKind, FileStatus, life};
+use crate::domain::{MeetingRecordId, MeetingState, RecordFileId};
 use crate::time::UnixMs;
 
 /// `schema` of the `meeting.json` this program writes. Schema 1 (no `schema` field) had
@@ -25,13 +26,13 @@ pub struct MeetingJson {
 /// A meeting stored in the folder, as the listing described it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct MeetingRecord {
-    pub meeting_record_id: String,
+    pub meeting_record_id: MeetingRecordId,
     pub meeting_id: String,
     pub meeting_code: String,
     pub userid: String,
     pub subject: String,
     pub media_start_time: UnixMs,
-    pub state: i64,
+    pub state: MeetingState,
     pub record_type: i64,
     pub dir: String,
     /// When its audio track and transcripts were last looked for, and when the wait for
@@ -50,15 +51,15 @@ pub struct MeetingRecord {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct FileRecord {
     /// The video's record_file_id (an artifact's too: it names its video).
-    pub record_file_id: String,
+    pub record_file_id: RecordFileId,
     /// The row's key: the video's id, or the artifact's derived key (schema 2; for a
     /// schema-1 artifact `reindex` derives it from the file's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
+    pub key: Option<RecordFileId>,
     pub kind: FileKind,
     /// The file's name in the folder.
     pub file: String,
-    pub record_size: i64,
+    pub record_size: u64,
     pub sha256: Option<String>,
     pub status: FileStatus,
     #[serde(default)]
@@ -73,19 +74,19 @@ pub struct FileRecord {
 
 impl MeetingJson {
     /// The entry of the file whose row key is `key`, in this folder.
-    pub fn file(&self, key: &str) -> Option<&FileRecord> {
+    pub fn file(&self, key: &RecordFileId) -> Option<&FileRecord> {
         self.meetings
             .iter()
             .flat_map(|m| &m.files)
-            .find(|f| f.key.as_deref().unwrap_or(&f.record_file_id) == key)
+            .find(|f| f.key.as_ref().unwrap_or(&f.record_file_id) == key)
     }
 }
 
 /// A file of one folder, ready to record (its key resolved, its path joined).
 #[derive(Debug, Clone)]
 pub struct ReindexFile {
-    pub key: String,
-    pub parent_file_id: Option<String>,
+    pub key: RecordFileId,
+    pub parent_file_id: Option<RecordFileId>,
     pub path: String,
     pub record: FileRecord,
 }
@@ -106,7 +107,7 @@ pub struct FolderOutcome {
     pub files_known: u64,
     /// The keys of the files added (for what a caller does per file: an audit trail, an
     /// index of transcripts).
-    pub added_keys: Vec<String>,
+    pub added_keys: Vec<RecordFileId>,
     /// What the database knows otherwise than `meeting.json` says: reported, not applied.
     pub disagreements: Vec<String>,
 }
@@ -217,7 +218,7 @@ async fn apply_meeting(
 /// compared (see [`Db::apply_meeting_jsons`]).
 async fn apply_file(
     tx: &mut sqlx::SqliteConnection,
-    meeting_record_id: &str,
+    meeting_record_id: &MeetingRecordId,
     media_start_time: UnixMs,
     f: &ReindexFile,
     now: UnixMs,
@@ -277,7 +278,7 @@ fn differences(k: &KnownFile, f: &ReindexFile, archived: bool) -> Vec<String> {
                 rec.sha256.as_deref().unwrap_or("-")
             ));
         }
-        if k.archived_size != Some(rec.record_size) {
+        if k.archived_size != Some(super::size_column(rec.record_size)) {
             differs.push(format!(
                 "size {} / {}",
                 k.archived_size.unwrap_or(-1),

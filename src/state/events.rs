@@ -3,6 +3,7 @@
 //! while they are not (see `migrations/0009_webhook_events.sql`).
 
 use super::{Db, DbError};
+use crate::domain::RecordFileId;
 use crate::time::UnixMs;
 use std::collections::{BTreeMap, HashSet};
 
@@ -39,7 +40,7 @@ impl EventStatus {
 /// A file an event names, with its meeting's times as the event gives them.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct EventFile {
-    pub record_file_id: String,
+    pub record_file_id: RecordFileId,
     pub meeting_id: String,
     /// UNIX seconds; 0 when the event did not say.
     pub start_time: i64,
@@ -281,9 +282,12 @@ impl Db {
     }
 
     /// Which of `ids` are files the listing showed (in any status).
-    pub async fn listed_files(&self, ids: &[String]) -> Result<HashSet<String>, DbError> {
+    pub async fn listed_files(
+        &self,
+        ids: &[RecordFileId],
+    ) -> Result<HashSet<RecordFileId>, DbError> {
         let ids = serde_json::to_string(ids).expect("strings serialise");
-        let found: Vec<String> = sqlx::query_scalar(
+        let found: Vec<RecordFileId> = sqlx::query_scalar(
             "SELECT record_file_id FROM files
              WHERE record_file_id IN (SELECT value FROM json_each(?))",
         )

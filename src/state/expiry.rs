@@ -5,14 +5,15 @@
 use super::audit::{self, Action, AuditEntry};
 use super::holds::held_sql;
 use super::{Db, DbError};
+use crate::domain::{MeetingRecordId, RecordFileId};
 use crate::time::UnixMs;
 
 /// One archived file of a recording past its retention.
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
 pub struct ExpiringFile {
     #[serde(skip)]
-    pub meeting_record_id: String,
-    pub record_file_id: String,
+    pub meeting_record_id: MeetingRecordId,
+    pub record_file_id: RecordFileId,
     pub path: String,
     pub size: Option<i64>,
     pub sha256: Option<String>,
@@ -21,7 +22,7 @@ pub struct ExpiringFile {
 /// A recording that started before the retention's cut-off, with its archived files.
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
 pub struct ExpiringRecording {
-    pub meeting_record_id: String,
+    pub meeting_record_id: MeetingRecordId,
     pub meeting_code: String,
     pub subject: String,
     pub userid: String,
@@ -115,7 +116,7 @@ impl Db {
         .meeting(&recording.meeting_record_id);
         audit::append(&mut tx, &entry, at).await?;
         // What its transcripts said is no longer searchable: they left the archive.
-        let files: Vec<String> =
+        let files: Vec<RecordFileId> =
             sqlx::query_scalar("SELECT record_file_id FROM files WHERE meeting_record_id = ?")
                 .bind(&recording.meeting_record_id)
                 .fetch_all(&mut *tx)
@@ -128,7 +129,10 @@ impl Db {
     }
 
     /// When the recording was expired, if it was.
-    pub async fn expired_at(&self, meeting_record_id: &str) -> Result<Option<UnixMs>, DbError> {
+    pub async fn expired_at(
+        &self,
+        meeting_record_id: &MeetingRecordId,
+    ) -> Result<Option<UnixMs>, DbError> {
         Ok(
             sqlx::query_scalar("SELECT expired_at FROM meetings WHERE meeting_record_id = ?")
                 .bind(meeting_record_id)

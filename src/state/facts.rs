@@ -2,6 +2,7 @@
 //! row, the findings of the last scrub, and the queue's head.
 
 use super::{Db, DbError, FileStatus};
+use crate::domain::RecordFileId;
 use crate::time::UnixMs;
 
 /// The service's facts (`migrations/0006_daemon_facts.sql`); `None` until first set.
@@ -50,7 +51,7 @@ pub struct DaemonStatus {
 
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
 pub struct PendingFile {
-    pub record_file_id: String,
+    pub record_file_id: RecordFileId,
     pub path: String,
     pub status: FileStatus,
     /// When its meeting was first seen.

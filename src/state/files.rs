@@ -1,83 +1,58 @@
 //! Reading files: a row with what a transfer needs from its meeting, by id, by meeting, in a
 //! range; and the download addresses stored with them (their statuses change in `life`).
 
-use super::{Db, DbError, FileStatus};
+use super::{Db, DbError, FileKind, FileStatus};
+use crate::domain::{MeetingRecordId, RecordFileId, SkipRule};
 use crate::time::UnixMs;
-
-column_enum! {
-    /// What a row of `files` holds: a recording's video, or one of its artifacts.
-    pub enum FileKind {
-        /// The MP4 the listing announces (with its size).
-        Video,
-        /// The audio track alone (m4a), from `/v1/addresses`.
-        Audio,
-        /// A transcript (txt, pdf, docx), from `/v1/addresses`; may appear hours late.
-        Transcript,
-    }
-}
-
-impl FileKind {
-    pub const ALL: [Self; 3] = [Self::Video, Self::Audio, Self::Transcript];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Video => "video",
-            Self::Audio => "audio",
-            Self::Transcript => "transcript",
-        }
-    }
-}
+use wemeet_api::Secret;
 
 /// A file with what a transfer needs from its meeting.
-#[derive(Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct FileRow {
     /// The key of the row: the API's record_file_id for a video, derived from its video's
     /// for an artifact.
-    pub record_file_id: String,
+    pub record_file_id: RecordFileId,
     pub kind: FileKind,
     /// An artifact's video (`None` for a video).
-    pub parent_file_id: Option<String>,
-    pub meeting_record_id: String,
+    pub parent_file_id: Option<RecordFileId>,
+    pub meeting_record_id: MeetingRecordId,
     pub media_start_time: UnixMs,
     /// Bytes announced: by the listing for a video, by the first response for an artifact
     /// (0 until then, `size_known` false).
-    pub record_size: i64,
+    pub record_size: u64,
     pub size_known: bool,
     pub path: String,
     pub dir: String,
     pub status: FileStatus,
-    /// A secret: never log it.
-    pub download_address: Option<String>,
+    /// The signed address: a `Secret`, so that `{:?}` of a row never shows it.
+    #[sqlx(try_from = "StoredAddress")]
+    pub download_address: Option<Secret>,
     pub address_issued_at: Option<UnixMs>,
     pub attempts: i64,
-    pub bytes_done: i64,
+    pub bytes_done: u64,
     pub etag: Option<String>,
     pub hash_state: Option<Vec<u8>>,
     pub sha256: Option<String>,
-    pub archived_size: Option<i64>,
+    pub archived_size: Option<u64>,
     pub last_error: Option<String>,
     pub archived_at: Option<UnixMs>,
     /// When the API confirmed the file is deleted from the cloud (`prune`).
     pub deleted_in_cloud_at: Option<UnixMs>,
     /// The `[filter]` rule that left it out (`skipped` only).
-    pub skip_rule: Option<String>,
+    pub skip_rule: Option<SkipRule>,
     /// The recording's times, as listed (ms), for `meeting.json`.
     pub record_start_time: i64,
     pub record_end_time: i64,
 }
 
-/// Hand-written so that the download address never reaches a log through `{:?}`.
-impl std::fmt::Debug for FileRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileRow")
-            .field("record_file_id", &self.record_file_id)
-            .field("kind", &self.kind)
-            .field("path", &self.path)
-            .field("status", &self.status)
-            .field("record_size", &self.record_size)
-            .field("bytes_done", &self.bytes_done)
-            .field("attempts", &self.attempts)
-            .finish_non_exhaustive()
+/// A download address as its column holds it, made a [`Secret`] as it is read.
+#[derive(sqlx::Type)]
+#[sqlx(transparent)]
+struct StoredAddress(Option<String>);
+
+impl From<StoredAddress> for Option<Secret> {
+    fn from(stored: StoredAddress) -> Self {
+        stored.0.map(Secret::new)
     }
 }
 
@@ -85,7 +60,7 @@ impl std::fmt::Debug for FileRow {
 /// `hash_state` is the SHA-256 state after exactly those bytes. The default is "start over".
 #[derive(Debug, Clone, Default)]
 pub struct Checkpoint {
-    pub bytes_done: i64,
+    pub bytes_done: u64,
     pub etag: Option<String>,
     pub hash_state: Option<Vec<u8>>,
 }
@@ -124,18 +99,30 @@ pub(super) const FORGET_ADDRESS: &str =
     "UPDATE files SET download_address = NULL, address_issued_at = NULL, updated_at = ?
      WHERE record_file_id = ?";
 
+/// An address `/v1/addresses` gave for one file: a pair whose halves have types of their
+/// own, so the id and the secret cannot be swapped.
+#[derive(Debug, Clone)]
+pub struct GivenAddress {
+    pub record_file_id: RecordFileId,
+    pub address: Secret,
+}
+
 impl Db {
     /// Stores the addresses `/v1/addresses` just gave for the files of one meeting that are
     /// still to download, all issued at `issued_at`, in one transaction.
     pub async fn set_addresses(
         &self,
-        addresses: &[(String, String)],
+        addresses: &[GivenAddress],
         issued_at: UnixMs,
     ) -> Result<(), DbError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        for (record_file_id, address) in addresses {
+        for GivenAddress {
+            record_file_id,
+            address,
+        } in addresses
+        {
             sqlx::query(SET_ADDRESS)
-                .bind(address)
+                .bind(address.expose())
                 .bind(issued_at)
                 .bind(issued_at)
                 .bind(record_file_id)
@@ -148,7 +135,7 @@ impl Db {
 
     /// Forgets a file's address: the download host refused it, so the next attempt must not
     /// start on it.
-    pub async fn forget_address(&self, record_file_id: &str) -> Result<(), DbError> {
+    pub async fn forget_address(&self, record_file_id: &RecordFileId) -> Result<(), DbError> {
         sqlx::query(FORGET_ADDRESS)
             .bind(UnixMs::now())
             .bind(record_file_id)
@@ -164,7 +151,7 @@ impl Db {
             .await?)
     }
 
-    pub async fn file(&self, record_file_id: &str) -> Result<Option<FileRow>, DbError> {
+    pub async fn file(&self, record_file_id: &RecordFileId) -> Result<Option<FileRow>, DbError> {
         Ok(sqlx::query_as(FILE)
             .bind(record_file_id)
             .fetch_optional(self.pool())
@@ -179,7 +166,10 @@ impl Db {
     }
 
     /// Files of one meeting, for its `meeting.json`.
-    pub async fn files_of_meeting(&self, meeting_record_id: &str) -> Result<Vec<FileRow>, DbError> {
+    pub async fn files_of_meeting(
+        &self,
+        meeting_record_id: &MeetingRecordId,
+    ) -> Result<Vec<FileRow>, DbError> {
         Ok(sqlx::query_as(FILES_OF_MEETING)
             .bind(meeting_record_id)
             .fetch_all(self.pool())
@@ -217,6 +207,27 @@ mod tests {
 
     fn meeting(id: &str, start_ms: i64, files: &[(&str, bool)]) -> MeetingUpsert {
         listed(id, start_ms, &format!("d/{id}"), files)
+    }
+
+    /// The address is read into a `Secret`: a row's `{:?}` (a log line, a test's panic)
+    /// never shows it, and `set_addresses` stores what it is given.
+    #[tokio::test]
+    async fn a_rows_address_is_read_back_whole_and_never_shown_by_debug() {
+        let (store, _dir) = temp_store().await;
+        store
+            .upsert_meetings(&[meeting("m", 1_000, &[("f", false)])], UnixMs(0))
+            .await
+            .unwrap();
+        let given = super::GivenAddress {
+            record_file_id: "f".into(),
+            address: wemeet_api::Secret::new("https://host.invalid/f?sign=s3cr3t"),
+        };
+        store.set_addresses(&[given], UnixMs(5)).await.unwrap();
+        let row = store.file(&"f".into()).await.unwrap().unwrap();
+        let address = row.download_address.as_ref().unwrap();
+        assert_eq!(address.expose(), "https://host.invalid/f?sign=s3cr3t");
+        assert_eq!(row.address_issued_at, Some(UnixMs(5)));
+        assert!(!format!("{row:?}").contains("s3cr3t"), "{row:?}");
     }
 
     /// The claim's order (addresses first, the youngest first; then the oldest meeting,

@@ -5,6 +5,7 @@
 
 use super::audit::{self, Action, AuditEntry};
 use super::{Db, DbError};
+use crate::domain::MeetingRecordId;
 use crate::time::UnixMs;
 
 /// The SQL condition "the meeting `m` is under a hold in force", for queries that alias
@@ -23,7 +24,7 @@ pub(crate) use held_sql;
 #[serde(rename_all = "snake_case", tag = "scope")]
 pub enum HoldScope {
     /// One recording, by its `meeting_record_id`.
-    Meeting { meeting_record_id: String },
+    Meeting { meeting_record_id: MeetingRecordId },
     /// Every recording the user created.
     User { userid: String },
     /// Every recording that started in `[since, until]` (inclusive).
@@ -59,7 +60,7 @@ pub struct Hold {
 #[derive(sqlx::FromRow)]
 struct HoldRow {
     id: i64,
-    meeting_record_id: Option<String>,
+    meeting_record_id: Option<MeetingRecordId>,
     userid: Option<String>,
     since_ms: Option<UnixMs>,
     until_ms: Option<UnixMs>,
@@ -225,7 +226,7 @@ impl Db {
     }
 
     /// The holds in force on the recording `meeting_record_id` (empty: not held).
-    pub async fn holds_on(&self, meeting_record_id: &str) -> Result<Vec<i64>, DbError> {
+    pub async fn holds_on(&self, meeting_record_id: &MeetingRecordId) -> Result<Vec<i64>, DbError> {
         Ok(sqlx::query_scalar(
             "SELECT h.id FROM holds h JOIN meetings m ON m.meeting_record_id = ?
              WHERE h.released_at IS NULL

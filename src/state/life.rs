@@ -24,56 +24,13 @@ use super::catalog::{FileRecord, ReindexFile};
 use super::files::MARK_MEETING_JSON_DIRTY;
 use super::meetings::FileUpsert;
 use super::uploads::DELETE_UPLOAD;
-use super::{ArtifactUpsert, Db, DbError, FileRow};
+use super::{ArtifactUpsert, Db, DbError, FileRow, FileStatus};
+use crate::domain::{MeetingRecordId, RecordFileId, SkipRule};
 use crate::time::UnixMs;
 use sqlx::Sqlite;
 use sqlx::query::Query;
 use sqlx::sqlite::SqliteArguments;
-
-column_enum! {
-    /// Where a file is in its life (see `migrations/0001_init.sql` and `0005_addresses.sql`).
-    pub enum FileStatus {
-        /// Listed and transcoded: waiting for a worker (with or without an address yet).
-        Queued,
-        Transferring,
-        Archived,
-        /// Its attempts ran out (network, host, storage): `--retry-failed` tries again.
-        Failed,
-        /// The API says it cannot be downloaded: `/v1/addresses` gave no address for it after
-        /// every attempt, or refused the recording outright.
-        Unavailable,
-        /// Left out by `[filter]` (the rule is in `skip_rule`): not a failure, never
-        /// downloaded nor pruned; a wider filter queues it again at the next start.
-        Skipped,
-    }
-}
-
-impl FileStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Transferring => "transferring",
-            Self::Archived => "archived",
-            Self::Failed => "failed",
-            Self::Unavailable => "unavailable",
-            Self::Skipped => "skipped",
-        }
-    }
-
-    pub const ALL: [Self; 6] = [
-        Self::Queued,
-        Self::Transferring,
-        Self::Archived,
-        Self::Failed,
-        Self::Unavailable,
-        Self::Skipped,
-    ];
-
-    /// Still to be downloaded: a worker will get to it.
-    pub fn is_pending(self) -> bool {
-        matches!(self, Self::Queued | Self::Transferring)
-    }
-}
+use wemeet_api::Secret;
 
 /// When a failed attempt makes its file exhausted (`failed` or `unavailable`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +49,9 @@ enum Became {
 }
 
 /// The reason an artifact is skipped: the filter judges its video, not it.
-pub(super) const VIDEO_SKIPPED: &str = "filter: its video is skipped";
+pub(super) fn video_skipped() -> SkipRule {
+    SkipRule::new("filter", "its video is skipped")
+}
 
 /// The one rule of `[filter]` and listings on a row that is not archived: `$rule` is the
 /// skip rule that applies now (NULL: the file is wanted), `$address` an address just
@@ -275,14 +234,14 @@ impl Db {
         let id = loop {
             // Looked for first, read-only: an idle worker's look takes no write lock, so
             // it never makes the listing's commits wait.
-            let next: Option<String> = sqlx::query_scalar(CLAIM_LOOK)
+            let next: Option<RecordFileId> = sqlx::query_scalar(CLAIM_LOOK)
                 .fetch_optional(self.pool())
                 .await?;
             let Some(next) = next else {
                 return Ok(None);
             };
             // Taken only if still queued (another process may have changed it meanwhile).
-            let claimed: Option<String> = sqlx::query_scalar(CLAIM_TAKE)
+            let claimed: Option<RecordFileId> = sqlx::query_scalar(CLAIM_TAKE)
                 .bind(UnixMs::now())
                 .bind(&next)
                 .bind(FileStatus::Transferring)
@@ -298,11 +257,11 @@ impl Db {
 
     pub async fn save_checkpoint(
         &self,
-        record_file_id: &str,
+        record_file_id: &RecordFileId,
         checkpoint: &super::Checkpoint,
     ) -> Result<(), DbError> {
         sqlx::query(SAVE_CHECKPOINT)
-            .bind(checkpoint.bytes_done)
+            .bind(super::size_column(checkpoint.bytes_done))
             .bind(checkpoint.etag.as_deref())
             .bind(checkpoint.hash_state.as_deref())
             .bind(UnixMs::now())
@@ -318,8 +277,8 @@ impl Db {
     /// audit trail told.
     pub async fn mark_archived(
         &self,
-        record_file_id: &str,
-        size: i64,
+        record_file_id: &RecordFileId,
+        size: u64,
         sha256: &str,
     ) -> Result<(), DbError> {
         self.archive(record_file_id, size, sha256, Became::Downloaded)
@@ -333,8 +292,8 @@ impl Db {
     /// it did not record the file.
     pub async fn mark_adopted(
         &self,
-        record_file_id: &str,
-        size: i64,
+        record_file_id: &RecordFileId,
+        size: u64,
         sha256: &str,
         recorded: Option<(Option<UnixMs>, Option<UnixMs>)>,
     ) -> Result<(), DbError> {
@@ -346,8 +305,8 @@ impl Db {
     /// with its audit record and the mark of its `meeting.json` as behind.
     async fn archive(
         &self,
-        record_file_id: &str,
-        size: i64,
+        record_file_id: &RecordFileId,
+        size: u64,
         sha256: &str,
         became: Became,
     ) -> Result<(), DbError> {
@@ -357,7 +316,7 @@ impl Db {
             Became::Downloaded => {
                 sqlx::query(MARK_ARCHIVED)
                     .bind(FileStatus::Archived)
-                    .bind(size)
+                    .bind(super::size_column(size))
                     .bind(sha256)
                     .bind(now)
                     .bind(record_file_id)
@@ -374,7 +333,7 @@ impl Db {
                 let (archived_at, deleted_in_cloud_at) = recorded.unwrap_or_default();
                 sqlx::query(MARK_ADOPTED)
                     .bind(FileStatus::Archived)
-                    .bind(size)
+                    .bind(super::size_column(size))
                     .bind(sha256)
                     .bind(archived_at.unwrap_or(now))
                     .bind(deleted_in_cloud_at)
@@ -403,7 +362,7 @@ impl Db {
     /// who retries it. Returns the new status.
     pub async fn record_failure(
         &self,
-        record_file_id: &str,
+        record_file_id: &RecordFileId,
         error: &str,
         exhausted: FileStatus,
         exhaust: Exhaust,
@@ -424,7 +383,11 @@ impl Db {
     }
 
     /// Records why a claimed file is waiting, without spending an attempt (disk full).
-    pub async fn note_error(&self, record_file_id: &str, error: &str) -> Result<(), DbError> {
+    pub async fn note_error(
+        &self,
+        record_file_id: &RecordFileId,
+        error: &str,
+    ) -> Result<(), DbError> {
         sqlx::query(NOTE_ERROR)
             .bind(error)
             .bind(UnixMs::now())
@@ -435,7 +398,11 @@ impl Db {
     }
 
     /// Puts a claimed file back without counting an attempt (shutdown, paused transfer).
-    pub async fn release(&self, record_file_id: &str, note: Option<&str>) -> Result<(), DbError> {
+    pub async fn release(
+        &self,
+        record_file_id: &RecordFileId,
+        note: Option<&str>,
+    ) -> Result<(), DbError> {
         sqlx::query(RELEASE)
             .bind(FileStatus::Queued)
             .bind(note)
@@ -461,7 +428,7 @@ impl Db {
     /// being archived meanwhile are left alone.
     pub async fn mark_verified(
         &self,
-        record_file_ids: &[String],
+        record_file_ids: &[RecordFileId],
         at: UnixMs,
     ) -> Result<(), DbError> {
         for batch in record_file_ids.chunks(MARK_BATCH) {
@@ -484,7 +451,7 @@ impl Db {
     /// next run deletes again, gets 4051, and records it then.
     pub async fn record_cloud_deletion(
         &self,
-        record_file_id: &str,
+        record_file_id: &RecordFileId,
         at: UnixMs,
     ) -> Result<(), DbError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
@@ -502,7 +469,7 @@ impl Db {
     /// known files left the queue.
     pub async fn mark_deleted_in_cloud(
         &self,
-        record_file_ids: &[String],
+        record_file_ids: &[RecordFileId],
         at: UnixMs,
     ) -> Result<u64, DbError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
@@ -548,7 +515,7 @@ impl<'c> Changes<'c> {
     /// issued no earlier than `listed_at`.
     pub(super) async fn listed(
         &mut self,
-        meeting_record_id: &str,
+        meeting_record_id: &MeetingRecordId,
         f: &FileUpsert,
         listed_at: UnixMs,
     ) -> Result<(), DbError> {
@@ -557,12 +524,12 @@ impl<'c> Changes<'c> {
             .bind(meeting_record_id)
             .bind(f.record_start_time)
             .bind(f.record_end_time)
-            .bind(f.record_size)
+            .bind(super::size_column(f.record_size))
             .bind(&f.path)
-            .bind(f.download_address.as_deref())
+            .bind(f.download_address.as_ref().map(Secret::expose))
             .bind(self.now)
             .bind(listed_at)
-            .bind(f.skip_rule.as_deref())
+            .bind(&f.skip_rule)
             .execute(&mut *self.tx)
             .await?;
         Ok(())
@@ -571,8 +538,8 @@ impl<'c> Changes<'c> {
     /// Applies `[filter]`'s `rule` for a video at start (see [`JUDGED`]); returns its status.
     pub(super) async fn judged(
         &mut self,
-        record_file_id: &str,
-        rule: Option<&str>,
+        record_file_id: &RecordFileId,
+        rule: Option<&SkipRule>,
     ) -> Result<FileStatus, DbError> {
         Ok(sqlx::query_scalar(JUDGED)
             .bind(rule)
@@ -586,7 +553,7 @@ impl<'c> Changes<'c> {
     /// a queued one. Returns how many were skipped and queued.
     pub(super) async fn artifacts_follow(&mut self) -> Result<(u64, u64), DbError> {
         let skipped = sqlx::query(SKIP_ARTIFACTS)
-            .bind(VIDEO_SKIPPED)
+            .bind(video_skipped())
             .bind(self.now)
             .execute(&mut *self.tx)
             .await?;
@@ -603,7 +570,7 @@ impl<'c> Changes<'c> {
     /// refused is queued again. Archived artifacts are never touched.
     pub(super) async fn artifact_listed(
         &mut self,
-        meeting_record_id: &str,
+        meeting_record_id: &MeetingRecordId,
         a: &ArtifactUpsert,
         issued_at: UnixMs,
     ) -> Result<(), DbError> {
@@ -631,12 +598,12 @@ impl<'c> Changes<'c> {
             .bind(&a.key)
             .bind(meeting_record_id)
             .bind(&a.path)
-            .bind(&a.download_address)
+            .bind(a.download_address.expose())
             .bind(issued_at)
             .bind(self.now)
             .bind(a.kind)
             .bind(&a.parent_file_id)
-            .bind(VIDEO_SKIPPED),
+            .bind(video_skipped()),
         )
         .await
     }
@@ -646,8 +613,8 @@ impl<'c> Changes<'c> {
     /// again). A row already there is left as it is.
     pub(super) async fn artifact_recorded(
         &mut self,
-        video_id: &str,
-        (key, path, record): (&str, &str, &FileRecord),
+        video_id: &RecordFileId,
+        (key, path, record): (&RecordFileId, &str, &FileRecord),
     ) -> Result<(), DbError> {
         self.run(
             sqlx::query(
@@ -660,7 +627,7 @@ impl<'c> Changes<'c> {
              ON CONFLICT (record_file_id) DO NOTHING",
             )
             .bind(key)
-            .bind(record.record_size)
+            .bind(super::size_column(record.record_size))
             .bind(path)
             .bind(self.now)
             .bind(record.kind)
@@ -675,7 +642,7 @@ impl<'c> Changes<'c> {
     /// its size, SHA-256 and times, else queued for the next run to look at.
     pub(super) async fn reindexed(
         &mut self,
-        meeting_record_id: &str,
+        meeting_record_id: &MeetingRecordId,
         media_start_time: UnixMs,
         f: &ReindexFile,
         archived: bool,
@@ -694,7 +661,7 @@ impl<'c> Changes<'c> {
             .bind(meeting_record_id)
             .bind(start)
             .bind(rec.record_end_time.unwrap_or(start))
-            .bind(rec.record_size)
+            .bind(super::size_column(rec.record_size))
             .bind(&f.path)
             .bind(if archived {
                 FileStatus::Archived
@@ -702,12 +669,16 @@ impl<'c> Changes<'c> {
                 FileStatus::Queued
             })
             .bind(rec.sha256.as_deref().filter(|_| archived))
-            .bind(archived.then_some(rec.record_size))
+            .bind(archived.then_some(super::size_column(rec.record_size)))
             .bind(archived.then(|| rec.archived_at.unwrap_or(self.now)))
-            .bind(if archived { rec.record_size } else { 0 })
+            .bind(if archived {
+                super::size_column(rec.record_size)
+            } else {
+                0
+            })
             .bind(self.now)
             .bind(rec.kind)
-            .bind(f.parent_file_id.as_deref())
+            .bind(&f.parent_file_id)
             .bind(rec.deleted_in_cloud_at.filter(|_| archived))
             .bind(self.now),
         )
@@ -718,7 +689,7 @@ impl<'c> Changes<'c> {
     /// that lacks one (`reindex`).
     pub(super) async fn deletion_recorded(
         &mut self,
-        record_file_id: &str,
+        record_file_id: &RecordFileId,
         deleted: UnixMs,
     ) -> Result<(), DbError> {
         self.run(
@@ -736,7 +707,7 @@ impl<'c> Changes<'c> {
 /// Marks the `meeting.json` of `record_file_id`'s meeting as behind since `at`.
 async fn mark_meeting_json_behind(
     tx: &mut sqlx::SqliteConnection,
-    record_file_id: &str,
+    record_file_id: &RecordFileId,
     at: UnixMs,
 ) -> Result<(), DbError> {
     sqlx::query(MARK_MEETING_JSON_DIRTY)
@@ -752,7 +723,7 @@ async fn mark_meeting_json_behind(
 /// `recording.deleted` event) and marks its `meeting.json` as behind.
 async fn mark_gone(
     tx: &mut sqlx::SqliteConnection,
-    record_file_id: &str,
+    record_file_id: &RecordFileId,
     at: UnixMs,
     by: &str,
 ) -> Result<(), DbError> {
@@ -788,7 +759,7 @@ async fn mark_gone(
 async fn audit_file(
     tx: &mut sqlx::SqliteConnection,
     action: Action,
-    record_file_id: &str,
+    record_file_id: &RecordFileId,
     mut details: serde_json::Value,
     now: UnixMs,
 ) -> Result<(), DbError> {
@@ -824,7 +795,7 @@ mod tests {
             .unwrap();
         store.claim_next().await.unwrap().unwrap();
         let failed = store
-            .record_failure("a", "boom", FileStatus::Failed, Exhaust::AtOnce)
+            .record_failure(&"a".into(), "boom", FileStatus::Failed, Exhaust::AtOnce)
             .await
             .unwrap();
         assert_eq!(failed, FileStatus::Failed);
@@ -834,13 +805,13 @@ mod tests {
             .upsert_meetings(&[page.clone()], UnixMs(1))
             .await
             .unwrap();
-        let row = store.file("a").await.unwrap().unwrap();
+        let row = store.file(&"a".into()).await.unwrap().unwrap();
         assert_eq!(row.status, FileStatus::Skipped);
         assert_eq!(row.skip_rule.as_deref(), Some("filter.users: u"));
 
         page.files[0].skip_rule = None;
         store.upsert_meetings(&[page], UnixMs(2)).await.unwrap();
-        let row = store.file("a").await.unwrap().unwrap();
+        let row = store.file(&"a".into()).await.unwrap().unwrap();
         assert_eq!((row.status, row.attempts), (FileStatus::Queued, 0));
         assert_eq!(row.skip_rule, None);
     }

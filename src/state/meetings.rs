@@ -1,18 +1,20 @@
 //! Applying a listing page: meetings and their files, idempotently.
 
 use super::{Db, DbError, life};
+use crate::domain::{MeetingRecordId, MeetingState, RecordFileId, SkipRule};
 use crate::time::UnixMs;
+use wemeet_api::Secret;
 
 /// A listed meeting, ready to store (paths already computed by the storage layout).
 #[derive(Debug, Clone)]
 pub struct MeetingUpsert {
-    pub meeting_record_id: String,
+    pub meeting_record_id: MeetingRecordId,
     pub meeting_id: String,
     pub meeting_code: String,
     pub userid: String,
     pub subject: String,
     pub media_start_time: UnixMs,
-    pub state: i64,
+    pub state: MeetingState,
     pub record_type: i64,
     pub dir: String,
     pub files: Vec<FileUpsert>,
@@ -20,27 +22,27 @@ pub struct MeetingUpsert {
 
 #[derive(Debug, Clone)]
 pub struct FileUpsert {
-    pub record_file_id: String,
+    pub record_file_id: RecordFileId,
     pub record_start_time: i64,
     pub record_end_time: i64,
-    pub record_size: i64,
+    pub record_size: u64,
     pub path: String,
-    /// A secret: the signed address, when the API gave one.
-    pub download_address: Option<String>,
+    /// The signed address, when the API gave one.
+    pub download_address: Option<Secret>,
     /// The `[filter]` rule that leaves the file out (`None`: it is archived).
-    pub skip_rule: Option<String>,
+    pub skip_rule: Option<SkipRule>,
 }
 
 /// A stored meeting, as `meeting.json`, `status` and `search` show it.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct MeetingRow {
-    pub meeting_record_id: String,
+    pub meeting_record_id: MeetingRecordId,
     pub meeting_id: String,
     pub meeting_code: String,
     pub userid: String,
     pub subject: String,
     pub media_start_time: UnixMs,
-    pub state: i64,
+    pub state: MeetingState,
     pub record_type: i64,
     pub dir: String,
     /// When its artifacts were last looked for, and when the wait for its transcripts
@@ -125,7 +127,10 @@ impl Db {
         Ok(())
     }
 
-    pub async fn meeting(&self, meeting_record_id: &str) -> Result<Option<MeetingRow>, DbError> {
+    pub async fn meeting(
+        &self,
+        meeting_record_id: &MeetingRecordId,
+    ) -> Result<Option<MeetingRow>, DbError> {
         Ok(
             sqlx::query_as(select_meetings!("WHERE meeting_record_id = ?"))
                 .bind(meeting_record_id)

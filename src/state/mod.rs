@@ -6,29 +6,6 @@
 //! `kill -9` at any instant leaves either the old or the new state, never a mix. Upserts are
 //! keyed by the API's own ids, so listing the same window twice changes nothing.
 
-/// An enum stored in a column by its lowercase name, and so named in JSON and `status`:
-/// a file's kind and status.
-macro_rules! column_enum {
-    ($item:item) => {
-        #[derive(
-            Debug,
-            Clone,
-            Copy,
-            PartialEq,
-            Eq,
-            Hash,
-            PartialOrd,
-            Ord,
-            serde::Serialize,
-            serde::Deserialize,
-            sqlx::Type,
-        )]
-        #[serde(rename_all = "lowercase")]
-        #[sqlx(rename_all = "lowercase")]
-        $item
-    };
-}
-
 mod artifacts;
 pub mod audit;
 pub mod catalog;
@@ -50,6 +27,7 @@ mod transcripts;
 pub mod uploads;
 pub mod verify;
 
+pub use crate::domain::{FileKind, FileStatus};
 pub use artifacts::ArtifactUpsert;
 pub use audit::{Action, AuditEntry, AuditRecord, AuditSegment, RetentionStatus};
 pub use events::{
@@ -57,15 +35,16 @@ pub use events::{
 };
 pub use expiry::ExpiringRecording;
 pub use facts::{DaemonFacts, DaemonStatus, Fact};
-pub use files::{Checkpoint, FileKind, FileRow};
+pub use files::{Checkpoint, FileRow, GivenAddress};
 pub use holds::{Hold, HoldScope, ReleaseError};
-pub use life::{Exhaust, FileStatus};
+pub use life::Exhaust;
 pub use meetings::{FileUpsert, MeetingRow, MeetingUpsert};
 pub use prune::{ArtifactsWanted, PruneCandidate};
 pub use relayout::LaidOutFile;
 pub use status::{StatusReport, ToDo};
 pub use transcripts::Selectors;
 
+use crate::domain::Window;
 use crate::time::UnixMs;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -87,6 +66,13 @@ pub enum DbError {
     Sqlx(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A byte count as a column holds it: SQLite's integers are signed, sizes are not. The
+/// one conversion of a size into SQL (reading one back is checked by `sqlx`'s `u64`);
+/// no file reaches `i64::MAX` bytes.
+pub(super) fn size_column(bytes: u64) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
 }
 
 /// One logged API call.
@@ -240,29 +226,27 @@ impl Db {
         Ok(())
     }
 
-    /// Whether `[start, end]` (UNIX seconds) was listed completely at or after `after`.
+    /// Whether `window` was listed completely at or after `after`.
     pub async fn window_listed_after(
         &self,
-        start: i64,
-        end: i64,
+        window: Window,
         after: UnixMs,
     ) -> Result<bool, DbError> {
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM windows WHERE start_time = ? AND end_time = ? AND listed_at >= ?",
         )
-        .bind(start)
-        .bind(end)
+        .bind(window.start)
+        .bind(window.end)
         .bind(after)
         .fetch_one(&self.pool)
         .await?;
         Ok(n > 0)
     }
 
-    /// Remembers that every page of `[start, end]` (UNIX seconds) was listed.
+    /// Remembers that every page of `window` was listed.
     pub async fn mark_window_listed(
         &self,
-        start: i64,
-        end: i64,
+        window: Window,
         pages: i64,
         meetings: i64,
     ) -> Result<(), DbError> {
@@ -273,8 +257,8 @@ impl Db {
                listed_at = excluded.listed_at, pages = excluded.pages,
                meetings = excluded.meetings",
         )
-        .bind(start)
-        .bind(end)
+        .bind(window.start)
+        .bind(window.end)
         .bind(UnixMs::now())
         .bind(pages)
         .bind(meetings)
@@ -350,6 +334,7 @@ mod tests {
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::*;
+    use wemeet_api::Secret;
 
     /// A transcoded meeting `id` whose media started at `start_ms`, in the folder `dir`, as
     /// a listing page gives it: `files` are 10-byte videos, with an address or not.
@@ -361,7 +346,7 @@ pub(crate) mod test_support {
             userid: "u".into(),
             subject: format!("subject {id}"),
             media_start_time: UnixMs(start_ms),
-            state: 3,
+            state: 3.into(),
             record_type: 1,
             dir: dir.into(),
             files: files
@@ -372,7 +357,7 @@ pub(crate) mod test_support {
                     record_end_time: start_ms + 1,
                     record_size: 10,
                     path: format!("{dir}/{f}.mp4"),
-                    download_address: addressed.then(|| "https://example.invalid/x".into()),
+                    download_address: addressed.then(|| Secret::new("https://example.invalid/x")),
                     skip_rule: None,
                 })
                 .collect(),

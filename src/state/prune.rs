@@ -9,6 +9,7 @@
 use super::holds::held_sql;
 use super::verify::{VerifyRow, verify_row_select};
 use super::{Db, DbError};
+use crate::domain::RecordFileId;
 use crate::time::UnixMs;
 
 /// An archived file old enough to be deleted from the cloud: what its download recorded
@@ -141,7 +142,7 @@ impl Db {
     /// it, since its deletion takes them from the cloud too.
     pub async fn archived_artifacts(
         &self,
-        record_file_id: &str,
+        record_file_id: &RecordFileId,
     ) -> Result<Vec<VerifyRow>, DbError> {
         Ok(sqlx::query_as(ARCHIVED_ARTIFACTS)
             .bind(record_file_id)
@@ -164,7 +165,7 @@ impl Db {
 mod tests {
     use super::super::test_support::temp_store;
     use super::super::{ArtifactUpsert, FileKind, FileStatus, FileUpsert, MeetingUpsert};
-    use super::{ArtifactsWanted, PruneCandidate};
+    use super::{ArtifactsWanted, PruneCandidate, RecordFileId};
     use crate::time::UnixMs;
 
     const NONE: ArtifactsWanted = ArtifactsWanted {
@@ -172,7 +173,7 @@ mod tests {
         transcripts: false,
     };
 
-    fn ids(c: Vec<PruneCandidate>) -> Vec<String> {
+    fn ids(c: Vec<PruneCandidate>) -> Vec<RecordFileId> {
         c.into_iter().map(|c| c.file.record_file_id).collect()
     }
 
@@ -184,7 +185,7 @@ mod tests {
             userid: "u".into(),
             subject: "s".into(),
             media_start_time: UnixMs(1_000),
-            state: 3,
+            state: 3.into(),
             record_type: 0,
             dir: "2024/01/01/123-s".into(),
             files: files
@@ -211,7 +212,10 @@ mod tests {
             .await
             .unwrap();
         for (id, sha256) in archived {
-            store.mark_archived(id, 10, sha256).await.unwrap();
+            store
+                .mark_archived(&(*id).into(), 10, sha256)
+                .await
+                .unwrap();
         }
         (store, dir)
     }
@@ -220,14 +224,14 @@ mod tests {
     async fn each_deletion_is_one_audit_record_saying_who_deleted_it() {
         let (store, _dir) = archived(&["a", "b"], &[("a", "aa"), ("b", "bb")]).await;
         store
-            .record_cloud_deletion("a", UnixMs::now())
+            .record_cloud_deletion(&"a".into(), UnixMs::now())
             .await
             .unwrap();
         store
-            .record_cloud_deletion("a", UnixMs::now())
+            .record_cloud_deletion(&"a".into(), UnixMs::now())
             .await
             .unwrap();
-        let ids = ["b".to_owned(), "never-listed".to_owned()];
+        let ids = [RecordFileId::from("b"), "never-listed".into()];
         store
             .mark_deleted_in_cloud(&ids, UnixMs::now())
             .await
@@ -273,7 +277,7 @@ mod tests {
             ["a"]
         );
         store.release_hold(first.id).await.unwrap();
-        assert_eq!(store.holds_on("m1").await.unwrap(), [second.id]);
+        assert_eq!(store.holds_on(&"m1".into()).await.unwrap(), [second.id]);
         assert!(candidates().await.is_empty());
         store.release_hold(second.id).await.unwrap();
         assert_eq!(candidates().await, ["a"]);
@@ -302,9 +306,9 @@ mod tests {
         assert_eq!(store.count_prune_candidates(far, NONE).await.unwrap(), 2);
 
         let at = UnixMs::now();
-        store.record_cloud_deletion("a", at).await.unwrap();
+        store.record_cloud_deletion(&"a".into(), at).await.unwrap();
         store
-            .record_cloud_deletion("a", at + std::time::Duration::from_secs(5))
+            .record_cloud_deletion(&"a".into(), at + std::time::Duration::from_secs(5))
             .await
             .unwrap();
         assert_eq!(
@@ -321,7 +325,7 @@ mod tests {
             .upsert_meetings(&[meeting(&["b", "c"])], UnixMs(0))
             .await
             .unwrap();
-        let a = store.file("a").await.unwrap().unwrap();
+        let a = store.file(&"a".into()).await.unwrap().unwrap();
         assert_eq!(a.status, FileStatus::Archived);
         assert_eq!(a.deleted_in_cloud_at, Some(at), "the first record stands");
         assert!(store.transfers_pending().await.unwrap(), "c is queued");
@@ -350,52 +354,59 @@ mod tests {
             kind: FileKind::Audio,
             parent_file_id: "a".into(),
             path: "2024/01/01/123-s/a.m4a".into(),
-            download_address: "https://x/a.m4a".into(),
+            download_address: wemeet_api::Secret::new("https://x/a.m4a"),
         };
         store
-            .upsert_artifacts("m1", &[audio], UnixMs::now())
+            .upsert_artifacts(&"m1".into(), &[audio], UnixMs::now())
             .await
             .unwrap();
         assert!(due(audio_only).await.is_empty(), "its audio is queued");
-        store.mark_archived("a/audio", 3, "cc").await.unwrap();
+        store
+            .mark_archived(&"a/audio".into(), 3, "cc")
+            .await
+            .unwrap();
         assert_eq!(due(audio_only).await, ["a"]);
         assert!(due(all).await.is_empty(), "transcripts still awaited");
         store
-            .end_transcript_wait("m1", UnixMs::now())
+            .end_transcript_wait(&"m1".into(), UnixMs::now())
             .await
             .unwrap();
         assert_eq!(due(all).await, ["a"]);
         assert_eq!(store.count_prune_candidates(far, all).await.unwrap(), 1);
         assert_eq!(
-            ids_of(store.archived_artifacts("a").await.unwrap()),
+            ids_of(store.archived_artifacts(&"a".into()).await.unwrap()),
             ["a/audio"]
         );
 
         store
-            .record_cloud_deletion("a", UnixMs::now())
+            .record_cloud_deletion(&"a".into(), UnixMs::now())
             .await
             .unwrap();
-        let audio = store.file("a/audio").await.unwrap().unwrap();
+        let audio = store.file(&"a/audio".into()).await.unwrap().unwrap();
         assert!(audio.deleted_in_cloud_at.is_some(), "gone with its video");
         assert!(due(all).await.is_empty());
     }
 
-    fn ids_of(rows: Vec<super::VerifyRow>) -> Vec<String> {
+    fn ids_of(rows: Vec<super::VerifyRow>) -> Vec<RecordFileId> {
         rows.into_iter().map(|r| r.record_file_id).collect()
     }
     #[tokio::test]
     async fn a_deleted_file_not_archived_leaves_the_queue_and_an_archived_one_stays() {
         let (store, _dir) = archived(&["kept", "gone"], &[("kept", "ab")]).await;
-        let named = ["kept".to_string(), "gone".into(), "never-listed".into()];
+        let named = [
+            RecordFileId::from("kept"),
+            "gone".into(),
+            "never-listed".into(),
+        ];
         let dequeued = store
             .mark_deleted_in_cloud(&named, UnixMs(5))
             .await
             .unwrap();
         assert_eq!(dequeued, 1);
-        let kept = store.file("kept").await.unwrap().unwrap();
+        let kept = store.file(&"kept".into()).await.unwrap().unwrap();
         assert_eq!(kept.status, FileStatus::Archived);
         assert_eq!(kept.deleted_in_cloud_at, Some(UnixMs(5)));
-        let gone = store.file("gone").await.unwrap().unwrap();
+        let gone = store.file(&"gone".into()).await.unwrap().unwrap();
         assert_eq!(gone.status, FileStatus::Unavailable);
         assert!(gone.last_error.unwrap().contains("deleted in the cloud"));
         assert!(
@@ -409,7 +420,7 @@ mod tests {
             .mark_deleted_in_cloud(&named[..1], UnixMs(9))
             .await
             .unwrap();
-        let kept = store.file("kept").await.unwrap().unwrap();
+        let kept = store.file(&"kept".into()).await.unwrap().unwrap();
         assert_eq!(
             kept.deleted_in_cloud_at,
             Some(UnixMs(5)),

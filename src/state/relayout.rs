@@ -3,18 +3,19 @@
 
 use super::audit::{self, Action, AuditEntry};
 use super::{Db, DbError, FileKind, FileStatus};
+use crate::domain::{MeetingRecordId, RecordFileId};
 use crate::time::UnixMs;
 
 /// A file with what a new path is rendered from.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LaidOutFile {
-    pub record_file_id: String,
+    pub record_file_id: RecordFileId,
     pub kind: FileKind,
-    pub parent_file_id: Option<String>,
+    pub parent_file_id: Option<RecordFileId>,
     pub path: String,
     pub status: FileStatus,
     pub record_start_time: i64,
-    pub meeting_record_id: String,
+    pub meeting_record_id: MeetingRecordId,
     pub meeting_id: String,
     pub meeting_code: String,
     pub userid: String,
@@ -26,7 +27,7 @@ pub struct LaidOutFile {
 /// One recorded move still to do.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PendingMove {
-    pub record_file_id: String,
+    pub record_file_id: RecordFileId,
     pub path: String,
     pub new_path: String,
 }
@@ -59,7 +60,7 @@ impl Db {
     pub async fn plan_relayout(
         &self,
         target: &str,
-        moves: &[(String, String)],
+        moves: &[(RecordFileId, String)],
     ) -> Result<(), DbError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         for (record_file_id, new_path) in moves {
@@ -88,7 +89,11 @@ impl Db {
     }
 
     /// The file is at its new path: the row says so and the move is done, together.
-    pub async fn commit_move(&self, record_file_id: &str, new_path: &str) -> Result<(), DbError> {
+    pub async fn commit_move(
+        &self,
+        record_file_id: &RecordFileId,
+        new_path: &str,
+    ) -> Result<(), DbError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let (meeting, old_path): (String, String) =
             sqlx::query_as("SELECT meeting_record_id, path FROM files WHERE record_file_id = ?")

@@ -6,6 +6,7 @@
 //! before). Audio tracks and transcripts follow their video.
 
 use super::{Db, DbError, FileStatus, life};
+use crate::domain::{RecordFileId, SkipRule};
 use crate::filter::{Candidate, Filter};
 use crate::time::UnixMs;
 
@@ -20,15 +21,15 @@ pub struct Refiltered {
 
 #[derive(sqlx::FromRow)]
 struct Judged {
-    record_file_id: String,
+    record_file_id: RecordFileId,
     status: FileStatus,
-    skip_rule: Option<String>,
+    skip_rule: Option<SkipRule>,
     userid: String,
     subject: String,
     record_type: i64,
     record_start_time: i64,
     record_end_time: i64,
-    record_size: i64,
+    record_size: u64,
 }
 
 /// The videos the filter judges again: every one not archived.
@@ -61,7 +62,7 @@ impl Db {
                 continue;
             }
             let judged = life::Changes::new(&mut tx, now)
-                .judged(&row.record_file_id, rule.as_deref())
+                .judged(&row.record_file_id, rule.as_ref())
                 .await?;
             match judged {
                 FileStatus::Queued if row.status == FileStatus::Skipped => done.queued += 1,

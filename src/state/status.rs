@@ -1,6 +1,7 @@
 //! The numbers `status` prints.
 
 use super::{Db, DbError, FileKind, FileStatus};
+use crate::domain::{MeetingState, RecordFileId, SkipRule};
 use crate::time::UnixMs;
 use std::collections::BTreeMap;
 
@@ -69,7 +70,7 @@ pub struct ToDo {
 
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
 pub struct FailedFile {
-    pub record_file_id: String,
+    pub record_file_id: RecordFileId,
     pub path: String,
     pub status: FileStatus,
     pub attempts: i64,
@@ -114,31 +115,35 @@ pub(super) const FAILURES: &str =
     "SELECT record_file_id, path, status, attempts, last_error AS reason FROM files
              WHERE status IN ('failed', 'unavailable') ORDER BY path";
 
-pub(super) const SKIPPED_BY_RULE: &str = "SELECT CASE WHEN instr(skip_rule, ':') > 0
-                         THEN substr(skip_rule, 1, instr(skip_rule, ':') - 1)
-                         ELSE COALESCE(skip_rule, 'filter') END AS rule, COUNT(*)
-             FROM files WHERE status = 'skipped' GROUP BY 1 ORDER BY 1";
+/// Skipped files by their whole rule; [`Db::skipped_by_rule`] counts them by its key.
+pub(super) const SKIPPED_BY_RULE: &str =
+    "SELECT skip_rule, COUNT(*) FROM files WHERE status = 'skipped' GROUP BY 1";
 
 /// Files by status.
 type FileCounts = BTreeMap<FileStatus, i64>;
 
-fn state_name(state: i64) -> String {
-    match state {
-        1 => "recording".into(),
-        2 => "transcoding".into(),
-        3 => "transcoded".into(),
-        other => format!("state {other}"),
-    }
-}
-
 impl Db {
+    /// Skipped files by the key of their rule (`filter` for one without a rule), in the
+    /// keys' order.
+    async fn skipped_by_rule(&self) -> Result<Vec<(String, i64)>, DbError> {
+        let rules: Vec<(Option<SkipRule>, i64)> = sqlx::query_as(SKIPPED_BY_RULE)
+            .fetch_all(self.pool())
+            .await?;
+        let mut by_key: BTreeMap<String, i64> = BTreeMap::new();
+        for (rule, n) in rules {
+            let key = rule.as_ref().map_or("filter", SkipRule::key);
+            *by_key.entry(key.to_owned()).or_default() += n;
+        }
+        Ok(by_key.into_iter().collect())
+    }
+
     /// What is left to download (cheap: the status index), for a display to poll.
     pub async fn to_do(&self) -> Result<ToDo, DbError> {
         Ok(sqlx::query_as(TO_DO).fetch_one(self.pool()).await?)
     }
 
     pub async fn status(&self, now: UnixMs) -> Result<StatusReport, DbError> {
-        let meetings: Vec<(i64, i64)> = sqlx::query_as(MEETINGS_BY_STATE)
+        let meetings: Vec<(MeetingState, i64)> = sqlx::query_as(MEETINGS_BY_STATE)
             .fetch_all(self.pool())
             .await?;
         let (files, by_kind) = self.files_by_status().await?;
@@ -166,14 +171,12 @@ impl Db {
         let (api_calls_last_60s, address_calls_last_60s, delete_calls_last_60s) =
             self.calls_last_minute(now).await?;
         let failures = sqlx::query_as(FAILURES).fetch_all(self.pool()).await?;
-        let skipped_by_rule = sqlx::query_as(SKIPPED_BY_RULE)
-            .fetch_all(self.pool())
-            .await?;
+        let skipped_by_rule = self.skipped_by_rule().await?;
         let verified = self.verification_summary().await?;
         Ok(StatusReport {
             meetings: meetings
                 .into_iter()
-                .map(|(s, n)| (state_name(s), n))
+                .map(|(s, n)| (s.to_string(), n))
                 .collect(),
             files,
             by_kind,

@@ -8,6 +8,7 @@
 
 use super::meetings::select_meetings;
 use super::{Db, DbError, FileKind, FileStatus, MeetingRow};
+use crate::domain::{MeetingRecordId, RecordFileId};
 use crate::time::UnixMs;
 use std::collections::HashSet;
 
@@ -18,7 +19,7 @@ pub const TRIGRAM: usize = 3;
 /// bytes).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UnindexedTranscript {
-    pub record_file_id: String,
+    pub record_file_id: RecordFileId,
     pub path: String,
     pub sha256: String,
 }
@@ -27,7 +28,7 @@ pub struct UnindexedTranscript {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct IndexedText {
     /// The transcript's key (`{video}/transcript/txt`, `.../txt/2`).
-    pub record_file_id: String,
+    pub record_file_id: RecordFileId,
     pub path: String,
     pub body: String,
 }
@@ -42,8 +43,8 @@ pub struct IndexSize {
 /// One file of a found recording.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct RecordingFile {
-    pub meeting_record_id: String,
-    pub record_file_id: String,
+    pub meeting_record_id: MeetingRecordId,
+    pub record_file_id: RecordFileId,
     pub kind: FileKind,
     pub status: FileStatus,
     /// The archived size, or the announced one while it is not archived.
@@ -90,7 +91,7 @@ impl Db {
     /// Returns whether it was stored.
     pub async fn index_transcript(
         &self,
-        record_file_id: &str,
+        record_file_id: &RecordFileId,
         sha256: &str,
         body: &str,
     ) -> Result<bool, DbError> {
@@ -127,7 +128,10 @@ impl Db {
 
     /// Drops the text of these transcripts from the index: the hook for whatever removes
     /// archived copies (retention's `expire`). Unknown ids are ignored.
-    pub async fn forget_transcripts(&self, record_file_ids: &[&str]) -> Result<(), DbError> {
+    pub async fn forget_transcripts(
+        &self,
+        record_file_ids: &[&RecordFileId],
+    ) -> Result<(), DbError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         for id in record_file_ids {
             forget(&mut tx, id).await?;
@@ -139,14 +143,14 @@ impl Db {
     /// Drops the rows whose file is no longer archived with the hash they were read from;
     /// returns how many.
     pub async fn drop_stale_transcripts(&self) -> Result<u64, DbError> {
-        let stale: Vec<String> = sqlx::query_scalar(
+        let stale: Vec<RecordFileId> = sqlx::query_scalar(
             "SELECT t.record_file_id FROM transcript_texts t
              LEFT JOIN files f ON f.record_file_id = t.record_file_id
              WHERE f.status IS NOT 'archived' OR f.sha256 IS NOT t.sha256",
         )
         .fetch_all(self.pool())
         .await?;
-        let ids: Vec<&str> = stale.iter().map(String::as_str).collect();
+        let ids: Vec<&RecordFileId> = stale.iter().collect();
         self.forget_transcripts(&ids).await?;
         Ok(stale.len() as u64)
     }
@@ -178,7 +182,7 @@ impl Db {
     /// regard to case: a trigram MATCH from three characters on, a LIKE over the same
     /// stored text below (the whole index is read then). The LIKE needs its ESCAPE clause:
     /// without one, FTS5 answers a trigram LIKE of under three characters with no rows.
-    pub async fn recordings_saying(&self, term: &str) -> Result<HashSet<String>, DbError> {
+    pub async fn recordings_saying(&self, term: &str) -> Result<HashSet<MeetingRecordId>, DbError> {
         /// The meetings of the live rows of the index that `$where` selects.
         macro_rules! live {
             ($where:literal) => {
@@ -194,7 +198,7 @@ impl Db {
                 )
             };
         }
-        let rows: Vec<String> = if term.chars().count() >= TRIGRAM {
+        let rows: Vec<MeetingRecordId> = if term.chars().count() >= TRIGRAM {
             sqlx::query_scalar(live!("transcript_fts MATCH ?"))
                 .bind(fts_phrase(term))
                 .fetch_all(self.pool())
@@ -228,7 +232,7 @@ impl Db {
     /// Every file of one recording, videos first, each followed by its artifacts.
     pub async fn recording_files(
         &self,
-        meeting_record_id: &str,
+        meeting_record_id: &MeetingRecordId,
     ) -> Result<Vec<RecordingFile>, DbError> {
         Ok(sqlx::query_as(
             "SELECT meeting_record_id, record_file_id, kind, status,
@@ -245,7 +249,7 @@ impl Db {
     /// The indexed text of one recording's live transcripts.
     pub async fn recording_texts(
         &self,
-        meeting_record_id: &str,
+        meeting_record_id: &MeetingRecordId,
     ) -> Result<Vec<IndexedText>, DbError> {
         Ok(sqlx::query_as(
             "SELECT f.record_file_id, f.path, x.body FROM files f
@@ -263,7 +267,7 @@ impl Db {
 
 pub(super) async fn forget(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    record_file_id: &str,
+    record_file_id: &RecordFileId,
 ) -> Result<(), DbError> {
     let id: Option<i64> =
         sqlx::query_scalar("DELETE FROM transcript_texts WHERE record_file_id = ? RETURNING id")
@@ -285,15 +289,15 @@ mod tests {
     use crate::state::test_support::temp_store;
     use crate::state::{ArtifactUpsert, FileUpsert, MeetingUpsert};
 
-    async fn recording_with_transcript(store: &Db, id: &str) -> String {
+    async fn recording_with_transcript(store: &Db, id: &str) -> RecordFileId {
         let m = MeetingUpsert {
-            meeting_record_id: format!("m{id}"),
+            meeting_record_id: format!("m{id}").into(),
             meeting_id: "1".into(),
             meeting_code: "123".into(),
             userid: "u".into(),
             subject: "s".into(),
             media_start_time: UnixMs(1),
-            state: 3,
+            state: 3.into(),
             record_type: 0,
             dir: format!("d{id}"),
             files: vec![FileUpsert {
@@ -307,16 +311,16 @@ mod tests {
             }],
         };
         store.upsert_meetings(&[m], UnixMs(1)).await.unwrap();
-        let key = format!("{id}/transcript/txt");
+        let key = RecordFileId::new(format!("{id}/transcript/txt"));
         store
             .upsert_artifacts(
-                &format!("m{id}"),
+                &format!("m{id}").into(),
                 &[ArtifactUpsert {
                     key: key.clone(),
                     kind: FileKind::Transcript,
                     parent_file_id: id.into(),
                     path: format!("d{id}/{id}.transcript.txt"),
-                    download_address: "https://x/y".into(),
+                    download_address: wemeet_api::Secret::new("https://x/y"),
                 }],
                 UnixMs(1),
             )

@@ -7,17 +7,18 @@
 //! can be resumed from.
 
 use super::{Db, DbError};
+use crate::domain::RecordFileId;
 use crate::time::UnixMs;
 
 /// The multipart upload of one file.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct UploadRow {
-    pub record_file_id: String,
+    pub record_file_id: RecordFileId,
     pub upload_id: String,
     /// The key the upload was created for: a changed `prefix` must not make the archiver
     /// complete (or abort) an upload under a key it was not started for.
     pub object_key: String,
-    pub part_size: i64,
+    pub part_size: u64,
     pub created_at: UnixMs,
     /// Set once the bucket assembled the object: the id is spent.
     pub completed_at: Option<UnixMs>,
@@ -26,11 +27,11 @@ pub struct UploadRow {
 /// One part the bucket acknowledged: source bytes `[start_offset, end_offset)`.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PartRow {
-    pub part_index: i64,
+    pub part_index: u64,
     /// object_store's `PartId`: the ETag, with the part checksum when one was sent.
     pub part_id: String,
-    pub start_offset: i64,
-    pub end_offset: i64,
+    pub start_offset: u64,
+    pub end_offset: u64,
     /// SHA-256 state after `end_offset` bytes (`download::hash_state` format).
     pub hash_state: Vec<u8>,
 }
@@ -38,7 +39,7 @@ pub struct PartRow {
 /// An upload as `status` shows it.
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
 pub struct UploadProgress {
-    pub record_file_id: String,
+    pub record_file_id: RecordFileId,
     pub path: String,
     pub object_key: String,
     pub parts: i64,
@@ -51,7 +52,10 @@ pub struct UploadProgress {
 pub(super) const DELETE_UPLOAD: &str = "DELETE FROM uploads WHERE record_file_id = ?";
 
 impl Db {
-    pub async fn upload(&self, record_file_id: &str) -> Result<Option<UploadRow>, DbError> {
+    pub async fn upload(
+        &self,
+        record_file_id: &RecordFileId,
+    ) -> Result<Option<UploadRow>, DbError> {
         Ok(sqlx::query_as(
             "SELECT record_file_id, upload_id, object_key, part_size, created_at, completed_at
              FROM uploads WHERE record_file_id = ?",
@@ -62,7 +66,10 @@ impl Db {
     }
 
     /// The recorded parts of a file's upload, by index.
-    pub async fn upload_parts(&self, record_file_id: &str) -> Result<Vec<PartRow>, DbError> {
+    pub async fn upload_parts(
+        &self,
+        record_file_id: &RecordFileId,
+    ) -> Result<Vec<PartRow>, DbError> {
         Ok(sqlx::query_as(
             "SELECT part_index, part_id, start_offset, end_offset, hash_state FROM upload_parts
              WHERE record_file_id = ? ORDER BY part_index",
@@ -76,7 +83,7 @@ impl Db {
     /// forgotten) and resetting the file's checkpoint: a new upload starts at byte 0.
     pub async fn start_upload(
         &self,
-        record_file_id: &str,
+        record_file_id: &RecordFileId,
         upload_id: &str,
         object_key: &str,
         part_size: u64,
@@ -94,7 +101,7 @@ impl Db {
         .bind(record_file_id)
         .bind(upload_id)
         .bind(object_key)
-        .bind(part_size as i64)
+        .bind(super::size_column(part_size))
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -107,7 +114,7 @@ impl Db {
     /// contiguous run of parts (with `source_etag`, the download's ETag for `If-Range`).
     pub async fn save_part(
         &self,
-        record_file_id: &str,
+        record_file_id: &RecordFileId,
         part: &PartRow,
         source_etag: Option<&str>,
     ) -> Result<(), DbError> {
@@ -119,10 +126,10 @@ impl Db {
              VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(record_file_id)
-        .bind(part.part_index)
+        .bind(super::size_column(part.part_index))
         .bind(&part.part_id)
-        .bind(part.start_offset)
-        .bind(part.end_offset)
+        .bind(super::size_column(part.start_offset))
+        .bind(super::size_column(part.end_offset))
         .bind(&part.hash_state)
         .bind(now)
         .execute(&mut *tx)
@@ -158,7 +165,10 @@ impl Db {
     }
 
     /// Records that the bucket assembled the object from the parts.
-    pub async fn mark_upload_completed(&self, record_file_id: &str) -> Result<(), DbError> {
+    pub async fn mark_upload_completed(
+        &self,
+        record_file_id: &RecordFileId,
+    ) -> Result<(), DbError> {
         sqlx::query("UPDATE uploads SET completed_at = ? WHERE record_file_id = ?")
             .bind(UnixMs::now())
             .bind(record_file_id)
@@ -171,12 +181,12 @@ impl Db {
     /// beyond a gap must not join the contiguous run (and so the checkpoint) later.
     pub async fn forget_parts_from(
         &self,
-        record_file_id: &str,
-        first_index: i64,
+        record_file_id: &RecordFileId,
+        first_index: u64,
     ) -> Result<(), DbError> {
         sqlx::query("DELETE FROM upload_parts WHERE record_file_id = ? AND part_index >= ?")
             .bind(record_file_id)
-            .bind(first_index)
+            .bind(super::size_column(first_index))
             .execute(self.writer())
             .await?;
         Ok(())
@@ -186,7 +196,7 @@ impl Db {
     /// upload itself stays; its parts are overwritten from part 0), in one transaction, so
     /// that a crash cannot leave old parts beside a checkpoint that no longer vouches for
     /// them. On local disk there are no parts: this only resets the checkpoint.
-    pub async fn forget_progress(&self, record_file_id: &str) -> Result<(), DbError> {
+    pub async fn forget_progress(&self, record_file_id: &RecordFileId) -> Result<(), DbError> {
         let now = UnixMs::now();
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("DELETE FROM upload_parts WHERE record_file_id = ?")
@@ -200,7 +210,7 @@ impl Db {
 
     /// Forgets a file's upload and its parts: it was completed, aborted, or is gone from
     /// the bucket.
-    pub async fn delete_upload(&self, record_file_id: &str) -> Result<(), DbError> {
+    pub async fn delete_upload(&self, record_file_id: &RecordFileId) -> Result<(), DbError> {
         sqlx::query(DELETE_UPLOAD)
             .bind(record_file_id)
             .execute(self.writer())
@@ -227,7 +237,7 @@ impl Db {
 
 async fn reset_checkpoint(
     tx: &mut sqlx::SqliteConnection,
-    record_file_id: &str,
+    record_file_id: &RecordFileId,
     now: UnixMs,
 ) -> Result<(), DbError> {
     sqlx::query(
@@ -258,7 +268,7 @@ mod tests {
                     userid: "u".into(),
                     subject: "s".into(),
                     media_start_time: UnixMs(0),
-                    state: 3,
+                    state: 3.into(),
                     record_type: 1,
                     dir: "1970/01/01/100-s".into(),
                     files: vec![FileUpsert {
@@ -267,7 +277,9 @@ mod tests {
                         record_end_time: 1,
                         record_size: 25,
                         path: "1970/01/01/100-s/f1.mp4".into(),
-                        download_address: Some("https://example.invalid/f1".into()),
+                        download_address: Some(wemeet_api::Secret::new(
+                            "https://example.invalid/f1",
+                        )),
                         skip_rule: None,
                     }],
                 }],
@@ -278,7 +290,7 @@ mod tests {
         (store, dir)
     }
 
-    fn part(index: i64) -> PartRow {
+    fn part(index: u64) -> PartRow {
         PartRow {
             part_index: index,
             part_id: format!("etag-{index}"),
@@ -291,50 +303,42 @@ mod tests {
     #[tokio::test]
     async fn the_checkpoint_follows_the_first_contiguous_run_of_parts() {
         let (store, _dir) = store_with_file().await;
+        let f1 = &RecordFileId::from("f1");
         store
-            .start_upload("f1", "up-1", "p/f1.mp4", 10)
+            .start_upload(f1, "up-1", "p/f1.mp4", 10)
             .await
             .unwrap();
-        let bytes_done = |store: Db| async move { store.file("f1").await.unwrap().unwrap() };
+        let bytes_done = |store: Db| async move { store.file(f1).await.unwrap().unwrap() };
 
         // Part 1 first (out of order): nothing is resumable yet.
-        store
-            .save_part("f1", &part(1), Some("\"e\""))
-            .await
-            .unwrap();
+        store.save_part(f1, &part(1), Some("\"e\"")).await.unwrap();
         assert_eq!(bytes_done(store.clone()).await.bytes_done, 0);
-        store
-            .save_part("f1", &part(0), Some("\"e\""))
-            .await
-            .unwrap();
+        store.save_part(f1, &part(0), Some("\"e\"")).await.unwrap();
         let row = bytes_done(store.clone()).await;
         assert_eq!(
             (row.bytes_done, row.hash_state, row.etag.as_deref()),
             (20, Some(vec![1]), Some("\"e\""))
         );
-        store
-            .save_part("f1", &part(2), Some("\"e\""))
-            .await
-            .unwrap();
+        store.save_part(f1, &part(2), Some("\"e\"")).await.unwrap();
         assert_eq!(bytes_done(store.clone()).await.bytes_done, 25);
-        assert_eq!(store.upload_parts("f1").await.unwrap().len(), 3);
+        assert_eq!(store.upload_parts(f1).await.unwrap().len(), 3);
 
         let progress = store.uploads_in_progress().await.unwrap();
         assert_eq!((progress[0].parts, progress[0].bytes_uploaded), (3, 25));
 
-        store.forget_progress("f1").await.unwrap();
-        assert!(store.upload_parts("f1").await.unwrap().is_empty());
+        store.forget_progress(f1).await.unwrap();
+        assert!(store.upload_parts(f1).await.unwrap().is_empty());
         assert_eq!(bytes_done(store.clone()).await.bytes_done, 0);
-        assert_eq!(store.upload("f1").await.unwrap().unwrap().upload_id, "up-1");
+        assert_eq!(store.upload(f1).await.unwrap().unwrap().upload_id, "up-1");
 
-        store.save_part("f1", &part(0), None).await.unwrap();
-        store.save_part("f1", &part(2), None).await.unwrap();
-        store.forget_parts_from("f1", 1).await.unwrap();
-        assert_eq!(store.upload_parts("f1").await.unwrap().len(), 1);
-        store.mark_upload_completed("f1").await.unwrap();
+        store.save_part(f1, &part(0), None).await.unwrap();
+        store.save_part(f1, &part(2), None).await.unwrap();
+        store.forget_parts_from(f1, 1).await.unwrap();
+        assert_eq!(store.upload_parts(f1).await.unwrap().len(), 1);
+        store.mark_upload_completed(f1).await.unwrap();
         assert!(
             store
-                .upload("f1")
+                .upload(f1)
                 .await
                 .unwrap()
                 .unwrap()
@@ -342,17 +346,17 @@ mod tests {
                 .is_some()
         );
 
-        store.save_part("f1", &part(0), None).await.unwrap();
+        store.save_part(f1, &part(0), None).await.unwrap();
         store
-            .start_upload("f1", "up-2", "p/f1.mp4", 10)
+            .start_upload(f1, "up-2", "p/f1.mp4", 10)
             .await
             .unwrap();
         assert!(
-            store.upload_parts("f1").await.unwrap().is_empty(),
+            store.upload_parts(f1).await.unwrap().is_empty(),
             "a new upload starts empty"
         );
-        store.delete_upload("f1").await.unwrap();
-        assert_eq!(store.upload("f1").await.unwrap(), None);
+        store.delete_upload(f1).await.unwrap();
+        assert_eq!(store.upload(f1).await.unwrap(), None);
         assert!(store.uploads_in_progress().await.unwrap().is_empty());
     }
 }

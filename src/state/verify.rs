@@ -1,6 +1,7 @@
 //! What `verify` reads from the database (what it writes, `verified_at`, is in `life`).
 
 use super::{Db, DbError, FileKind, FileStatus};
+use crate::domain::{MeetingState, RecordFileId, SkipRule};
 use crate::time::UnixMs;
 
 /// A file as `verify` checks it: what was recorded at download time, with the meeting
@@ -19,25 +20,24 @@ pub(super) use verify_row_select;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct VerifyRow {
-    pub record_file_id: String,
+    pub record_file_id: RecordFileId,
     pub kind: FileKind,
     pub meeting_code: String,
     pub subject: String,
-    /// 1 recording, 2 transcoding, 3 transcoded.
-    pub meeting_state: i64,
+    pub meeting_state: MeetingState,
     pub media_start_time: UnixMs,
     pub path: String,
     pub status: FileStatus,
-    pub record_size: i64,
-    pub archived_size: Option<i64>,
+    pub record_size: u64,
+    pub archived_size: Option<u64>,
     pub sha256: Option<String>,
-    pub bytes_done: i64,
+    pub bytes_done: u64,
     pub attempts: i64,
     pub last_error: Option<String>,
     /// The last time `verify` found the file intact.
     pub verified_at: Option<UnixMs>,
     /// Why `[filter]` left it out (`skipped` only).
-    pub skip_rule: Option<String>,
+    pub skip_rule: Option<SkipRule>,
 }
 
 /// How much of the archive `verify` has vouched for, for `status`.
@@ -149,8 +149,8 @@ mod tests {
         assert_eq!(late[0].meeting_code, "code2");
         assert_eq!(store.file_paths().await.unwrap().len(), 3);
 
-        store.mark_archived("a", 10, "00").await.unwrap();
-        store.mark_archived("c", 10, "00").await.unwrap();
+        store.mark_archived(&"a".into(), 10, "00").await.unwrap();
+        store.mark_archived(&"c".into(), 10, "00").await.unwrap();
         // "b" is not archived: marking it must not pretend it was verified.
         store
             .mark_verified(&["a".into(), "b".into()], UnixMs(42))

@@ -13,7 +13,8 @@
 
 use crate::archive::layout::{self, Artifact};
 use crate::client::{ApiClient, CallError};
-use crate::state::{ArtifactUpsert, Db, DbError, FileKind, FileRow};
+use crate::domain::{MeetingRecordId, RecordFileId};
+use crate::state::{ArtifactUpsert, Db, DbError, FileKind, FileRow, GivenAddress};
 use crate::time::UnixMs;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -49,7 +50,7 @@ pub(super) struct Addresses {
     artifacts: ArtifactPolicy,
     /// One lock per meeting being fetched: workers waiting for the same meeting share the
     /// call of the first (entries go when the last waiter leaves).
-    in_flight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    in_flight: Mutex<HashMap<MeetingRecordId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Addresses {
@@ -88,7 +89,7 @@ impl Addresses {
     /// Looks at a meeting for its artifacts (claimed by `Db::claim_artifact_check`).
     pub(super) async fn look_for_artifacts(
         &self,
-        meeting_record_id: &str,
+        meeting_record_id: &MeetingRecordId,
     ) -> Result<(), AddressError> {
         let lock = self.lock_of(meeting_record_id);
         let result = async {
@@ -101,18 +102,20 @@ impl Addresses {
     }
 
     /// One `/v1/addresses` call (every page of it) for a meeting; stores what it gives.
-    async fn fetch(&self, meeting_record_id: &str) -> Result<(), AddressError> {
+    async fn fetch(&self, meeting_record_id: &MeetingRecordId) -> Result<(), AddressError> {
         let answer = self.api.record_addresses(meeting_record_id).await?;
-        let given: Vec<(String, String)> = answer
+        let given: Vec<GivenAddress> = answer
             .reply
             .iter()
             .filter_map(|f| {
-                let address = f.download_address.as_ref()?.expose().to_string();
-                Some((f.record_file_id.clone(), address))
+                Some(GivenAddress {
+                    record_file_id: RecordFileId::new(&f.record_file_id),
+                    address: f.download_address.clone()?,
+                })
             })
             .collect();
         tracing::debug!(
-            meeting = meeting_record_id,
+            meeting = %meeting_record_id,
             files = given.len(),
             "download addresses fetched"
         );
@@ -133,10 +136,10 @@ impl Addresses {
     /// The artifacts `/v1/addresses` gave for the meeting's known videos.
     async fn artifacts_of(
         &self,
-        meeting_record_id: &str,
+        meeting_record_id: &MeetingRecordId,
         files: &[AddressFile],
     ) -> Result<Vec<ArtifactUpsert>, DbError> {
-        let videos: HashMap<String, String> = self
+        let videos: HashMap<RecordFileId, String> = self
             .store
             .files_of_meeting(meeting_record_id)
             .await?
@@ -146,16 +149,16 @@ impl Addresses {
             .collect();
         let mut out = Vec::new();
         for f in files {
-            let Some(video_path) = videos.get(&f.record_file_id) else {
+            let Some(video_path) = videos.get(f.record_file_id.as_str()) else {
                 continue;
             };
             let mut artifact = |artifact: Artifact<'_>, kind, address: &wemeet_api::Secret| {
                 out.push(ArtifactUpsert {
                     key: layout::artifact_key(&f.record_file_id, artifact),
                     kind,
-                    parent_file_id: f.record_file_id.clone(),
+                    parent_file_id: RecordFileId::new(&f.record_file_id),
                     path: layout::artifact_path(video_path, artifact),
-                    download_address: address.expose().to_string(),
+                    download_address: address.clone(),
                 });
             };
             if self.artifacts.audio
@@ -164,7 +167,7 @@ impl Addresses {
                 artifact(Artifact::Audio, FileKind::Audio, address);
             }
             if self.artifacts.transcripts {
-                let mut seen: HashMap<String, usize> = HashMap::new();
+                let mut seen: HashMap<RecordFileId, usize> = HashMap::new();
                 for t in &f.meeting_summary {
                     let Some(address) = &t.download_address else {
                         continue;
@@ -195,7 +198,10 @@ impl Addresses {
     /// Transcripts can appear hours after transcoding: a meeting with a video still
     /// without one is looked at again at later polls, until `artifact_wait` after the
     /// recording ended (at once, for an old one); then the wait ends quietly.
-    async fn maybe_end_transcript_wait(&self, meeting_record_id: &str) -> Result<(), DbError> {
+    async fn maybe_end_transcript_wait(
+        &self,
+        meeting_record_id: &MeetingRecordId,
+    ) -> Result<(), DbError> {
         let (waiting, ended) = self
             .store
             .videos_without_transcript(meeting_record_id)
@@ -203,7 +209,7 @@ impl Addresses {
         let now = UnixMs::now();
         if !waiting.is_empty() && now >= ended + self.artifacts.wait {
             tracing::info!(
-                meeting = meeting_record_id,
+                meeting = %meeting_record_id,
                 files = waiting.len(),
                 wait_s = self.artifacts.wait.as_secs(),
                 "no transcript for these files within download.artifact_wait of the recording's end; not waiting any longer"
@@ -215,12 +221,12 @@ impl Addresses {
         Ok(())
     }
 
-    fn lock_of(&self, meeting_record_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn lock_of(&self, meeting_record_id: &MeetingRecordId) -> Arc<tokio::sync::Mutex<()>> {
         let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(map.entry(meeting_record_id.to_string()).or_default())
+        Arc::clone(map.entry(meeting_record_id.clone()).or_default())
     }
 
-    fn release(&self, meeting_record_id: &str, lock: Arc<tokio::sync::Mutex<()>>) {
+    fn release(&self, meeting_record_id: &MeetingRecordId, lock: Arc<tokio::sync::Mutex<()>>) {
         let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         drop(lock);
         // Only the map's own reference left: nobody waits for this meeting.

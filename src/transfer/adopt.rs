@@ -14,6 +14,7 @@
 use super::meeting_json;
 use super::{Pool, TransferError};
 use crate::archive::ReadError;
+use crate::domain::RecordFileId;
 use crate::state::catalog::FileRecord;
 use crate::state::{FileKind, FileRow, FileStatus};
 
@@ -60,7 +61,7 @@ impl Pool {
                 ));
             }
         };
-        if found != expected as u64 {
+        if found != expected {
             return Ok(Adoption::Replace(format!(
                 "{found} bytes where {expected} are expected"
             )));
@@ -70,7 +71,7 @@ impl Pool {
             Err(ReadError::NotFound) => return Ok(Adoption::Absent),
             Err(e) => return Ok(Adoption::Replace(format!("unreadable: {e}"))),
         };
-        if digest.size != expected as u64 {
+        if digest.size != expected {
             return Ok(Adoption::Replace(format!(
                 "{} bytes where {expected} are expected",
                 digest.size
@@ -128,7 +129,7 @@ impl Pool {
             FileKind::Transcript => self.artifacts.transcripts,
             FileKind::Video => false,
         };
-        let artifacts: Vec<(String, String, FileRecord)> = doc
+        let artifacts: Vec<(RecordFileId, String, FileRecord)> = doc
             .meetings
             .iter()
             .flat_map(|m| &m.files)

@@ -12,6 +12,7 @@ use futures::StreamExt;
 use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_RANGE, RANGE};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use wemeet_api::Secret;
 
 /// The largest safety margin kept before an address expires.
 const MAX_EXPIRY_MARGIN: Duration = Duration::from_secs(15 * 60);
@@ -89,18 +90,17 @@ impl Pool {
         row: &FileRow,
         cancel: &CancellationToken,
     ) -> Result<Written, TransferError> {
-        let needed =
-            self.time_needed((row.record_size as u64).saturating_sub(row.bytes_done.max(0) as u64));
+        let needed = self.time_needed(row.record_size.saturating_sub(row.bytes_done));
         let address = self.address_for(row, needed).await?;
         let resume = self.archive.resume(row).await?;
-        if row.size_known && resume.offset() == row.record_size as u64 {
+        if row.size_known && resume.offset() == row.record_size {
             // Every byte is durable already (the last run stopped between its last
             // checkpoint and the commit): nothing is left to download.
             let etag = resume.etag().map(str::to_string);
-            let writer = resume.open(etag, row.record_size as u64).await?;
+            let writer = resume.open(etag, row.record_size).await?;
             return self.archived(row, writer, cancel).await;
         }
-        let mut request = self.http.get(address);
+        let mut request = self.http.get(address.expose());
         if resume.offset() > 0 {
             request = request.header(RANGE, format!("bytes={}-", resume.offset()));
             if let Some(etag) = resume.etag() {
@@ -123,7 +123,7 @@ impl Pool {
         // An artifact's size is what its first response announces; every resume is then
         // held to it.
         let size = match row.size_known {
-            true => row.record_size as u64,
+            true => row.record_size,
             false => answer.content_length.unwrap_or(0),
         };
         let verdict = response::judge(&answer, resume.offset(), size, resume.etag());
@@ -218,7 +218,7 @@ impl Pool {
         let written = writer.finish(cancel).await?;
         let id = &row.record_file_id;
         self.store
-            .mark_archived(id, written.size as i64, &written.sha256)
+            .mark_archived(id, written.size, &written.sha256)
             .await?;
         // A hold placed meanwhile by `hold add` may have listed the recording's archived
         // objects before this one was among them: looked at again once it is.
@@ -241,7 +241,7 @@ impl Pool {
     /// a sibling) if it outlives the transfer at the observed throughput, else a fresh one
     /// from `/v1/addresses`. A fresh one is taken even for a transfer longer than its life:
     /// the host checks it when the transfer starts, and nothing fresher exists.
-    async fn address_for(&self, row: &FileRow, needed: Duration) -> Result<String, TransferError> {
+    async fn address_for(&self, row: &FileRow, needed: Duration) -> Result<Secret, TransferError> {
         let ttl = self.config.address_ttl;
         let usable = |f: &FileRow, needed: Duration| {
             f.download_address

@@ -17,6 +17,7 @@ pub use attempt::TransferError;
 use crate::archive::{Archive, ArchiveError, Written};
 use crate::client::{ApiClient, CallError};
 use crate::config::TransferConfig;
+use crate::domain::RecordFileId;
 use crate::progress::Progress;
 use crate::state::{Db, DbError, Exhaust, FileKind, FileRow, FileStatus};
 use crate::time::UnixMs;
@@ -75,7 +76,7 @@ pub struct Pool {
     bytes: AtomicU64,
     adopted: AtomicU64,
     /// Copies not adopted, by file, until their replacement is archived; then reported.
-    replacing: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    replacing: std::sync::Mutex<std::collections::HashMap<RecordFileId, String>>,
     replaced: std::sync::Mutex<Vec<Replaced>>,
     /// Files archived, bytes received, transfers in flight: for a display.
     progress: Progress,
@@ -260,10 +261,10 @@ impl Pool {
             }
             Err(addresses::AddressError::Api(e)) if e.class() == ErrorClass::GiveUp => {
                 // The API refuses the meeting (gone, say): nothing to look for there.
-                tracing::warn!(meeting, error = %crate::errors::chain(&e), "no artifacts to look for");
+                tracing::warn!(%meeting, error = %crate::errors::chain(&e), "no artifacts to look for");
             }
             Err(e) => {
-                tracing::warn!(meeting, error = %crate::errors::chain(&e), "could not look for artifacts; trying again later");
+                tracing::warn!(%meeting, error = %crate::errors::chain(&e), "could not look for artifacts; trying again later");
                 self.store.release_artifact_check(&meeting).await?;
             }
         }
@@ -320,7 +321,7 @@ impl Pool {
             let started = std::time::Instant::now();
             let error = match self.attempt(&row, cancel).await {
                 Ok(written) => {
-                    let fetched = (row.record_size - row.bytes_done.max(0)).max(0) as u64;
+                    let fetched = row.record_size.saturating_sub(row.bytes_done);
                     self.observe_throughput(fetched, started.elapsed());
                     self.archived_one(&row, &written).await;
                     return Ok(());
@@ -437,8 +438,7 @@ impl Pool {
                     reason,
                 });
         }
-        self.bytes
-            .fetch_add(row.record_size as u64, Ordering::Relaxed);
+        self.bytes.fetch_add(row.record_size, Ordering::Relaxed);
         // Its folder was marked behind with the file: the writer takes it from there.
         self.folder_changed.notify_one();
         // After the file counts as archived: a failure here leaves it for the next fill.

@@ -3,6 +3,7 @@
 //! Pure functions over plain data, so that every verdict can be tested without a disk.
 
 use crate::archive::{Digest, ListedObject, PART_SUFFIX, ReadError};
+use crate::domain::{MeetingState, RecordFileId};
 use crate::state::verify::VerifyRow;
 use crate::state::{FileKind, FileStatus};
 use std::collections::{HashMap, HashSet};
@@ -80,7 +81,7 @@ impl std::fmt::Display for Status {
 /// an empty CSV field).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ReportRow {
-    pub record_file_id: Option<String>,
+    pub record_file_id: Option<RecordFileId>,
     pub meeting_code: Option<String>,
     pub subject: Option<String>,
     /// Relative to the archive root, `/`-separated.
@@ -118,12 +119,11 @@ impl ReportRow {
             meeting_code: Some(row.meeting_code.clone()),
             subject: Some(row.subject.clone()),
             path: row.path.clone(),
-            expected_size: u64::try_from(if archived {
+            expected_size: Some(if archived {
                 row.archived_size.unwrap_or(row.record_size)
             } else {
                 row.record_size
-            })
-            .ok(),
+            }),
             actual_size: None,
             expected_sha256: if archived { row.sha256.clone() } else { None },
             actual_sha256: None,
@@ -196,12 +196,11 @@ pub struct OnDisk {
     pub complete: Option<u64>,
 }
 
-fn state_name(state: i64) -> String {
+/// A meeting's state in a file's detail: `in state N` for a number not known here.
+fn state_name(state: MeetingState) -> String {
     match state {
-        1 => "recording".into(),
-        2 => "transcoding".into(),
-        3 => "transcoded".into(),
-        other => format!("in state {other}"),
+        MeetingState::Other(code) => format!("in state {code}"),
+        known => known.to_string(),
     }
 }
 
@@ -366,7 +365,7 @@ mod tests {
             kind: FileKind::Video,
             meeting_code: "123".into(),
             subject: "Weekly".into(),
-            meeting_state: 3,
+            meeting_state: 3.into(),
             media_start_time: crate::time::UnixMs(0),
             path: "2024/01/02/123-Weekly/f1.mp4".into(),
             status,

@@ -292,7 +292,7 @@ async fn hash_archived(
         files: checking as u64,
         bytes: to_check
             .iter()
-            .map(|r| u64::try_from(r.archived_size.unwrap_or(r.record_size)).unwrap_or(0))
+            .map(|r| r.archived_size.unwrap_or(r.record_size))
             .sum(),
     });
     let mut intact = Vec::new();
@@ -502,7 +502,7 @@ mod tests {
             kind: crate::state::FileKind::Video,
             meeting_code: String::new(),
             subject: String::new(),
-            meeting_state: 3,
+            meeting_state: 3.into(),
             media_start_time: UnixMs(0),
             path: path.into(),
             status: FileStatus::Archived,

@@ -7,6 +7,7 @@
 //! the window. Overlapping windows of several events (meetings that ended together) are
 //! listed once.
 
+use crate::domain::RecordFileId;
 use crate::state::EventFile;
 use std::collections::HashSet;
 use wemeet_api::MAX_WINDOW_SECS;
@@ -21,7 +22,7 @@ const DEFAULT_SPAN_S: i64 = 86_400;
 pub(super) struct Window {
     pub start: i64,
     pub end: i64,
-    pub files: HashSet<String>,
+    pub files: HashSet<RecordFileId>,
 }
 
 /// The window of one file's meeting. An end missing (0) or before the start is taken as
@@ -48,11 +49,11 @@ pub(super) fn windows<'a>(
     files: impl IntoIterator<Item = &'a EventFile>,
     now_s: i64,
 ) -> Vec<Window> {
-    let mut each: Vec<(i64, i64, &str)> = files
+    let mut each: Vec<(i64, i64, &RecordFileId)> = files
         .into_iter()
         .map(|f| {
             let (start, end) = window_of(f, now_s);
-            (start, end, f.record_file_id.as_str())
+            (start, end, &f.record_file_id)
         })
         .collect();
     each.sort_unstable();
@@ -61,12 +62,12 @@ pub(super) fn windows<'a>(
         match merged.last_mut() {
             Some(w) if start <= w.end && end.max(w.end) - w.start <= MAX_WINDOW_SECS => {
                 w.end = w.end.max(end);
-                w.files.insert(id.to_string());
+                w.files.insert(id.clone());
             }
             _ => merged.push(Window {
                 start,
                 end,
-                files: HashSet::from([id.to_string()]),
+                files: HashSet::from([id.clone()]),
             }),
         }
     }
@@ -97,7 +98,7 @@ mod tests {
             [Window {
                 start: NOW - 3600 - MARGIN_S,
                 end: NOW - 60 + MARGIN_S,
-                files: HashSet::from(["f".to_string()]),
+                files: HashSet::from(["f".into()]),
             }]
         );
     }
@@ -143,7 +144,7 @@ mod tests {
             NOW,
         );
         assert_eq!(w.len(), 2, "{w:?}");
-        assert_eq!(w[0].files, HashSet::from(["c".to_string()]));
+        assert_eq!(w[0].files, HashSet::from(["c".into()]));
         assert_eq!(w[1].files.len(), 2);
         assert_eq!((w[1].start, w[1].end), (NOW - 3600 - MARGIN_S, NOW));
     }

@@ -11,6 +11,7 @@
 //! and worked by listing the live window, so that what it announced is found anyway.
 
 use super::{MAX_BODY, Receiver, Rejection};
+use crate::domain::RecordFileId;
 use crate::state::{EventFile, EventStatus, NewEvent, Receipt};
 use crate::time::UnixMs;
 use axum::body::Bytes;
@@ -253,7 +254,7 @@ fn to_new_event(event: &Event, json: &[u8]) -> NewEvent {
         .iter()
         .flat_map(|p| {
             p.recording_files.iter().map(|f| EventFile {
-                record_file_id: f.record_file_id.clone(),
+                record_file_id: RecordFileId::new(&f.record_file_id),
                 meeting_id: p.meeting_info.meeting_id.clone(),
                 start_time: p.meeting_info.start_time,
                 end_time: p.meeting_info.end_time,

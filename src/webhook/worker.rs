@@ -15,6 +15,7 @@ use super::plan::{self, Window};
 use crate::budget::Priority;
 use crate::census::{Census, ListError, split_windows};
 use crate::client::CallError;
+use crate::domain::{self, RecordFileId};
 use crate::state::{Db, DueEvent, EventOutcome};
 use crate::time::UnixMs;
 use std::collections::HashSet;
@@ -88,7 +89,7 @@ impl EventWorker {
             .into_iter()
             .partition(|e| EventKind::from_name(&e.event) == EventKind::RecordingDeleted);
         for event in deleted {
-            let ids: Vec<String> = event
+            let ids: Vec<RecordFileId> = event
                 .files
                 .iter()
                 .map(|f| f.record_file_id.clone())
@@ -103,7 +104,7 @@ impl EventWorker {
         if completed.is_empty() {
             return Ok(());
         }
-        let named: Vec<String> = completed
+        let named: Vec<RecordFileId> = completed
             .iter()
             .flat_map(|e| e.files.iter().map(|f| f.record_file_id.clone()))
             .collect();
@@ -132,8 +133,8 @@ impl EventWorker {
         let now = UnixMs::now();
         let since = (now - self.lookback).as_secs();
         let mut failure = None;
-        for (start, end) in split_windows(since, now.as_secs()) {
-            match self.lister.list_window(start, end, Priority::Event).await {
+        for window in split_windows(since, now.as_secs()) {
+            match self.lister.list_window(window, Priority::Event).await {
                 Ok(w) => {
                     tracing::info!(
                         meetings = w.meetings,
@@ -164,9 +165,13 @@ impl EventWorker {
     /// Lists one window for its files. The outer error stops the service; the inner one
     /// (the listing failed after its retries) only this window, whose events are tried
     /// again later.
-    async fn look_up(&self, window: &Window) -> Result<Result<HashSet<String>, String>, ListError> {
+    async fn look_up(
+        &self,
+        window: &Window,
+    ) -> Result<Result<HashSet<RecordFileId>, String>, ListError> {
         let Window { start, end, files } = window;
-        let listed = self.lister.find_files(*start, *end, files, Priority::Event);
+        let listed =
+            (self.lister).find_files(domain::Window::new(*start, *end), files, Priority::Event);
         match listed.await {
             Ok(lookup) => {
                 let (found, wanted) = (lookup.found.len(), files.len());
@@ -222,7 +227,7 @@ fn stops_the_service(e: &ListError) -> bool {
 /// or, once tried enough, abandoned to the polls.
 fn outcome_of(
     event: &DueEvent,
-    listed: &HashSet<String>,
+    listed: &HashSet<RecordFileId>,
     failures: &[(Window, String)],
 ) -> EventOutcome {
     let missing: Vec<&str> = event
@@ -284,8 +289,8 @@ mod tests {
         }
     }
 
-    fn listed(ids: &[&str]) -> HashSet<String> {
-        ids.iter().map(|s| (*s).to_string()).collect()
+    fn listed(ids: &[&str]) -> HashSet<RecordFileId> {
+        ids.iter().map(|s| RecordFileId::from(*s)).collect()
     }
 
     #[test]

@@ -18,7 +18,8 @@ fn minimum_listing_calls(manifest: &[ManifestEntry], range: (i64, i64)) -> u64 {
     }
     split_windows(range.0, range.1)
         .into_iter()
-        .map(|(start, end)| {
+        .map(|window| {
+            let (start, end) = (window.start, window.end);
             assert!(end - start <= MAX_WINDOW_SECS);
             let n = starts
                 .values()
@@ -146,7 +147,11 @@ async fn files_without_any_address_are_unavailable_with_the_reason() {
     }
     let store = archiver.store().await;
     for e in &blocked {
-        let row = store.file(&e.record_file_id).await.unwrap().unwrap();
+        let row = store
+            .file(&e.record_file_id.as_str().into())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(row.status, FileStatus::Unavailable, "{row:?}");
     }
     drop(store);

@@ -240,7 +240,7 @@ async fn a_kill_9_during_an_artifact_transfer_resumes_it() {
                 .iter()
                 .find(|r| r.kind == FileKind::Audio && r.bytes_done > 0)
             {
-                Some(a) => ControlFlow::Break(a.bytes_done as u64),
+                Some(a) => ControlFlow::Break(a.bytes_done),
                 None => ControlFlow::Continue("the audio track never checkpointed".into()),
             }
         },
@@ -344,7 +344,10 @@ async fn the_service_archives_a_late_transcript_at_a_later_poll() {
                 .iter()
                 .filter(|e| e.kind == ArtifactKind::Transcript)
                 .count();
-            let added = store.files_of_meeting(&meeting).await.unwrap();
+            let added = store
+                .files_of_meeting(&meeting.as_str().into())
+                .await
+                .unwrap();
             match added.iter().any(|f| f.kind == FileKind::Transcript)
                 && transcripts.len() == served
                 && transcripts.iter().all(|f| f.status == FileStatus::Archived)

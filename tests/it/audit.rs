@@ -171,7 +171,7 @@ async fn the_trail_records_every_change_and_names_a_tampered_record_by_sequence(
     assert!(listed.contains("released"), "{listed}");
     let pruned = ok(&config, &["prune"]).await;
     assert!(pruned.contains("deleted 1 file(s)"), "{pruned}");
-    assert!(sim.deleted().contains(&held.record_file_id));
+    assert!(sim.deleted().contains(&held.record_file_id.to_string()));
     let (code, text) = audit_verify(&config).await;
     assert_eq!(code, Some(0), "{text}");
 
@@ -225,7 +225,7 @@ async fn expire_removes_exactly_the_recordings_past_keep_except_the_held_ones() 
     add_retention_table(&config, &format!("keep = \"{keep_secs}s\""));
     let held = recordings[0].1.clone();
     ok(&config, &hold_meeting(&held.meeting_record_id, "subpoena")).await;
-    let past: BTreeSet<String> = recordings[1..3]
+    let past: BTreeSet<wemeet_archiver::MeetingRecordId> = recordings[1..3]
         .iter()
         .map(|(_, f)| f.meeting_record_id.clone())
         .collect();
@@ -238,13 +238,13 @@ async fn expire_removes_exactly_the_recordings_past_keep_except_the_held_ones() 
     // The dry run lists exactly the recordings past keep, minus the held one.
     let dry = ok(&config, &["expire", "--dry-run", "--format", "json"]).await;
     let report: serde_json::Value = serde_json::from_str(&dry).unwrap();
-    let with = |outcome: &str| -> BTreeSet<String> {
+    let with = |outcome: &str| -> BTreeSet<wemeet_archiver::MeetingRecordId> {
         report["recordings"]
             .as_array()
             .unwrap()
             .iter()
             .filter(|r| r["outcome"] == outcome)
-            .map(|r| r["meeting_record_id"].as_str().unwrap().to_owned())
+            .map(|r| r["meeting_record_id"].as_str().unwrap().into())
             .collect()
     };
     assert_eq!(with("would_expire"), past);
@@ -289,11 +289,11 @@ async fn expire_removes_exactly_the_recordings_past_keep_except_the_held_ones() 
         .unwrap();
     assert!(entry["expired_at"].is_i64(), "{meeting_json}");
     let export = ok(&config, &["audit", "export"]).await;
-    let expired: BTreeSet<String> = export
+    let expired: BTreeSet<wemeet_archiver::MeetingRecordId> = export
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|r| r["action"] == "expired")
-        .map(|r| r["meeting_record_id"].as_str().unwrap().to_owned())
+        .map(|r| r["meeting_record_id"].as_str().unwrap().into())
         .collect();
     assert_eq!(expired, past);
     ok(&config, &["verify"]).await;

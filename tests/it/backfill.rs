@@ -33,7 +33,7 @@ async fn backfill_of_90_days_archives_every_manifest_file_intact() {
             .unwrap();
         assert_eq!(row.status, FileStatus::Archived);
         assert_eq!(row.sha256.as_deref(), Some(entry.sha256.as_str()));
-        assert_eq!(row.archived_size, Some(entry.record_size as i64));
+        assert_eq!(row.archived_size, Some(entry.record_size));
     }
 
     // meeting.json beside the recordings: metadata, never a password or an address.

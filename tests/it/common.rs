@@ -516,5 +516,5 @@ pub fn hold_meeting<'a>(meeting_record_id: &'a str, reason: &'a str) -> [&'a str
 pub fn record_file_ids(
     files: &[wemeet_archiver::internals::FileRow],
 ) -> std::collections::BTreeSet<String> {
-    files.iter().map(|f| f.record_file_id.clone()).collect()
+    files.iter().map(|f| f.record_file_id.to_string()).collect()
 }

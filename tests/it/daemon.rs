@@ -75,7 +75,7 @@ async fn run_archives_each_new_recording_within_two_poll_intervals_and_serves_me
         .into_iter()
         .map(|f| {
             (
-                f.record_file_id.clone(),
+                f.record_file_id.to_string(),
                 f.archived_at.map_or(i64::MAX, UnixMs::as_millis),
             )
         })
@@ -208,7 +208,10 @@ async fn live_polls_are_not_starved_by_a_backfill_backlog_nor_by_address_calls()
             .all(|c| c.purpose.as_deref() != Some("transfer")),
         "a transfer spent listing budget: {calls:#?}"
     );
-    let files = store.files_of_meeting(&fresh).await.unwrap();
+    let files = store
+        .files_of_meeting(&fresh.as_str().into())
+        .await
+        .unwrap();
     assert_eq!(files.len(), 1);
     assert_eq!(files[0].status, FileStatus::Archived, "{files:#?}");
     // Seen by the second live poll (~20 s), then archived with a fresh address at once.

@@ -25,7 +25,7 @@ fn ids<'a>(entries: impl IntoIterator<Item = &'a ManifestEntry>) -> BTreeSet<Str
 fn with_status(rows: &[FileRow], status: FileStatus) -> BTreeSet<String> {
     rows.iter()
         .filter(|r| r.status == status)
-        .map(|r| r.record_file_id.clone())
+        .map(|r| r.record_file_id.to_string())
         .collect()
 }
 

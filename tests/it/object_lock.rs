@@ -168,7 +168,7 @@ async fn every_object_is_retained_until_start_plus_keep_and_a_locked_version_can
             );
             assert_eq!(
                 bucket.head(&key).await.unwrap().map(|o| o.size),
-                Some(file.record_size as u64)
+                Some(file.record_size)
             );
         }
         // Every recording's bytes are intact.

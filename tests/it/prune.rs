@@ -245,7 +245,7 @@ async fn recorded_deleted(store: &Db) -> BTreeSet<String> {
         .unwrap()
         .into_iter()
         .filter(|f| f.deleted_in_cloud_at.is_some())
-        .map(|f| f.record_file_id)
+        .map(|f| f.record_file_id.to_string())
         .collect()
 }
 
@@ -264,7 +264,10 @@ async fn prune_deletes_exactly_the_intact_copies_and_refuses_a_corrupted_one_by_
     let rows = store.all_files().await.unwrap();
     let victim = rows[0].clone();
     corrupt(&archiver.archive().join(&victim.path));
-    let intact: BTreeSet<String> = rows[1..].iter().map(|r| r.record_file_id.clone()).collect();
+    let intact: BTreeSet<String> = rows[1..]
+        .iter()
+        .map(|r| r.record_file_id.to_string())
+        .collect();
 
     // The dry run checks the same, deletes nothing, and says what would go.
     let out = prune(&config, &["--dry-run"], &[]).await;
@@ -274,7 +277,7 @@ async fn prune_deletes_exactly_the_intact_copies_and_refuses_a_corrupted_one_by_
         let line = format!(
             "would delete     {}  {}, archived ",
             row.path,
-            Size::of(row.record_size)
+            Size(row.record_size)
         );
         assert!(text.contains(&line), "{line:?} in {text}");
     }
@@ -348,7 +351,7 @@ async fn prune_deletes_exactly_the_intact_copies_and_refuses_a_corrupted_one_by_
     assert_eq!(verified["summary"]["hash_mismatch"].as_u64(), Some(1));
     let out = run_configured(&config, &["status", "--json"], &[]).await;
     let status = json_of(&out);
-    let freed: i64 = rows[1..].iter().map(|r| r.record_size).sum();
+    let freed = i64::try_from(rows[1..].iter().map(|r| r.record_size).sum::<u64>()).unwrap();
     assert_eq!(
         status["files_deleted_in_cloud"].as_u64(),
         Some(intact.len() as u64)
@@ -440,20 +443,21 @@ async fn a_video_is_deleted_only_with_its_audio_and_transcripts_intact() {
 
     let gone: BTreeSet<String> = videos[1..]
         .iter()
-        .map(|v| v.record_file_id.clone())
+        .map(|v| v.record_file_id.to_string())
         .collect();
     assert_eq!(set(sim.deleted()), gone);
-    let freed: i64 = videos[1..]
+    let freed: u64 = videos[1..]
         .iter()
         .flat_map(|v| std::iter::once(*v).chain(of(&v.record_file_id)))
         .map(|r| r.record_size)
         .sum();
+    let freed = i64::try_from(freed).unwrap();
     assert_eq!(report["summary"]["bytes_freed"].as_i64(), Some(freed));
     for row in store.all_files().await.unwrap() {
         let parent = row.parent_file_id.as_ref().unwrap_or(&row.record_file_id);
         assert_eq!(
             row.deleted_in_cloud_at.is_some(),
-            gone.contains(parent),
+            gone.contains(parent.as_str()),
             "{row:?}"
         );
     }
@@ -597,7 +601,10 @@ async fn prune_on_a_bucket_deletes_the_intact_objects_and_refuses_a_changed_one(
     // The bucket's objects are files under the server's directory.
     let objects = s3._root.path().join(BUCKET).join(PREFIX);
     corrupt(&objects.join(&rows[0].path));
-    let intact: BTreeSet<String> = rows[1..].iter().map(|r| r.record_file_id.clone()).collect();
+    let intact: BTreeSet<String> = rows[1..]
+        .iter()
+        .map(|r| r.record_file_id.to_string())
+        .collect();
 
     let out = prune(&config, &["--dry-run", "--format", "json"], &AWS_ENV).await;
     assert_eq!(out.status.code(), Some(1), "{}", explain(&out));

@@ -96,7 +96,11 @@ async fn a_backfill_over_a_lost_database_adopts_intact_copies_and_replaces_damag
     assert_eq!(mtimes(&root), before, "every file untouched");
     let store = archiver.store().await;
     for entry in sim.manifest() {
-        let row = store.file(&entry.record_file_id).await.unwrap().unwrap();
+        let row = store
+            .file(&entry.record_file_id.as_str().into())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(row.status, FileStatus::Archived, "{row:?}");
         assert_eq!(row.sha256.as_deref(), Some(entry.sha256.as_str()));
     }
@@ -114,7 +118,7 @@ async fn a_backfill_over_a_lost_database_adopts_intact_copies_and_replaces_damag
         .write(true)
         .open(root.join(&truncated.path))
         .unwrap();
-    file.set_len(truncated.record_size as u64 - 1000).unwrap();
+    file.set_len(truncated.record_size - 1000).unwrap();
     drop(file);
     flip_a_byte(&root.join(&flipped.path));
     lose_database(&archiver.db());
@@ -128,7 +132,7 @@ async fn a_backfill_over_a_lost_database_adopts_intact_copies_and_replaces_damag
     let after = sim.stats();
     assert_eq!(
         after.bytes_served - stats.bytes_served,
-        (truncated.record_size + flipped.record_size) as u64,
+        truncated.record_size + flipped.record_size,
         "exactly the two damaged files are downloaded again"
     );
     let mut replaced: Vec<&str> = report.replaced.iter().map(|r| r.path.as_str()).collect();
@@ -197,7 +201,11 @@ async fn reindex_brings_back_every_file_after_prune_and_a_lost_database() {
 
     // One flipped byte in a pruned copy: verify checks every file and finds it.
     let store = archiver.store().await;
-    let victim = store.file(&sim.deleted()[0]).await.unwrap().unwrap();
+    let victim = store
+        .file(&sim.deleted()[0].as_str().into())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(victim.deleted_in_cloud_at.is_some(), "{victim:?}");
     drop(store);
     flip_a_byte(&root.join(&victim.path));

@@ -154,7 +154,7 @@ async fn checkpoints_name_only_written_bytes_and_resumes_hash_to_the_manifest() 
                 .expect("a checkpoint saves its hash");
             assert_eq!(
                 finish_saved_hash(saved),
-                sha256_prefix(&part, row.bytes_done as u64),
+                sha256_prefix(&part, row.bytes_done),
                 "{}: the checkpoint at {} does not hash the bytes on disk",
                 row.record_file_id,
                 row.bytes_done
@@ -196,7 +196,7 @@ async fn sigterm_checkpoints_exits_0_within_10_s_and_the_next_run_resumes() {
     assert_eq!(status.status.code(), Some(0), "{:?}", sent.elapsed());
     let interrupted = sim.stats().bytes_served;
     let store = archiver.store().await;
-    let checkpointed: i64 = store
+    let checkpointed: u64 = store
         .all_files()
         .await
         .unwrap()

@@ -186,7 +186,11 @@ async fn assert_bucket_matches(config: &Path, sim: &SimHandle) {
     let store = Db::open(&config.database.path).await.unwrap();
     let storage = open_archive(&config, &store);
     for entry in sim.manifest() {
-        let row = store.file(&entry.record_file_id).await.unwrap().unwrap();
+        let row = store
+            .file(&entry.record_file_id.as_str().into())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(row.status, FileStatus::Archived, "{row:?}");
         assert_eq!(row.sha256.as_deref(), Some(entry.sha256.as_str()));
         assert_eq!(size_of(&s3, &row.path).await, Some(entry.record_size));
@@ -311,8 +315,14 @@ async fn wait_for_parts(db: &Path, record_file_id: &str, min_parts: usize) -> u6
         async || {
             if db.exists() {
                 let store = Db::open(db).await.unwrap();
-                if store.upload_parts(record_file_id).await.unwrap().len() >= min_parts {
-                    let row = store.file(record_file_id).await.unwrap().unwrap();
+                if store
+                    .upload_parts(&record_file_id.into())
+                    .await
+                    .unwrap()
+                    .len()
+                    >= min_parts
+                {
+                    let row = store.file(&record_file_id.into()).await.unwrap().unwrap();
                     return ControlFlow::Break(row.bytes_done as u64);
                 }
             }
@@ -380,7 +390,11 @@ async fn an_upload_that_vanished_from_the_bucket_starts_the_file_over() {
     // Abort the upload behind the archiver's back, as a lifecycle rule would.
     let config = &archiver.config;
     let store = archiver.store().await;
-    let upload = store.upload(&entry.record_file_id).await.unwrap().unwrap();
+    let upload = store
+        .upload(&entry.record_file_id.as_str().into())
+        .await
+        .unwrap()
+        .unwrap();
     drop(store);
     let bucket = S3Bucket::new(load(config).storage.s3.as_ref().unwrap()).unwrap();
     let key = object_store::path::Path::parse(&upload.object_key).unwrap();
@@ -401,9 +415,18 @@ async fn an_upload_that_vanished_from_the_bucket_starts_the_file_over() {
         "the file was downloaded whole again: {served_again}"
     );
     let store = archiver.store().await;
-    let row = store.file(&entry.record_file_id).await.unwrap().unwrap();
+    let row = store
+        .file(&entry.record_file_id.as_str().into())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(
-        row.attempts >= 1 && store.upload(&entry.record_file_id).await.unwrap().is_none(),
+        row.attempts >= 1
+            && store
+                .upload(&entry.record_file_id.as_str().into())
+                .await
+                .unwrap()
+                .is_none(),
         "{row:?}"
     );
 }

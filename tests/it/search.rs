@@ -281,7 +281,7 @@ async fn text_finds_two_characters_a_phrase_and_english_in_another_case_and_noth
 
     // The index is filled again from the archive (what `reindex` does) after it lost rows.
     let store = Db::open(&a.db()).await.unwrap();
-    let all: Vec<String> = store
+    let all: Vec<wemeet_archiver::RecordFileId> = store
         .all_files()
         .await
         .unwrap()
@@ -289,7 +289,7 @@ async fn text_finds_two_characters_a_phrase_and_english_in_another_case_and_noth
         .filter(|f| f.path.ends_with(".txt"))
         .map(|f| f.record_file_id)
         .collect();
-    let ids: Vec<&str> = all.iter().map(String::as_str).collect();
+    let ids: Vec<&_> = all.iter().collect();
     store.forget_transcripts(&ids).await.unwrap();
     assert_eq!(search(config, &["--text", "面试"], &[]).await.0, 1);
     let archive =
@@ -337,7 +337,7 @@ async fn an_export_is_checked_by_sha256sum_and_refuses_a_damaged_copy_by_name() 
         .await
         .unwrap()
         .into_iter()
-        .filter(|f| expected.contains(&f.meeting_record_id) && f.sha256.is_some())
+        .filter(|f| expected.contains(f.meeting_record_id.as_str()) && f.sha256.is_some())
         .collect();
     let to = a.dir.path().join("handover");
     let to_arg = to.to_str().unwrap();
@@ -488,7 +488,7 @@ async fn a_bucket_is_searched_with_presigned_links_and_exported_intact() {
         .await
         .unwrap()
         .into_iter()
-        .filter(|f| expected.contains(&f.meeting_record_id) && f.sha256.is_some())
+        .filter(|f| expected.contains(f.meeting_record_id.as_str()) && f.sha256.is_some())
         .flat_map(|f| [f.path.clone(), format!("{}/meeting.json", f.dir)])
         .collect();
     assert_eq!(listed(&to), archived);
@@ -533,17 +533,17 @@ async fn bench_search_latency_index_size_and_cost_per_transcript() {
         let meetings: Vec<MeetingUpsert> = page
             .iter()
             .map(|&i| MeetingUpsert {
-                meeting_record_id: format!("m{i}"),
+                meeting_record_id: format!("m{i}").into(),
                 meeting_id: format!("{i}"),
                 meeting_code: format!("{}", 100_000_000 + i % 30_000),
                 userid: format!("user{}", i % USERS),
                 subject: ["产品周会", "Weekly sync", "项目评审", "客户沟通会"][i % 4].into(),
                 media_start_time: start(i),
-                state: 3,
+                state: 3.into(),
                 record_type: 0,
                 dir: format!("d{i}"),
                 files: vec![FileUpsert {
-                    record_file_id: format!("f{i}"),
+                    record_file_id: format!("f{i}").into(),
                     record_start_time: start(i).as_millis(),
                     record_end_time: start(i).as_millis() + 3_600_000,
                     record_size: 100 << 20,
@@ -570,13 +570,13 @@ async fn bench_search_latency_index_size_and_cost_per_transcript() {
         text_bytes += size;
         store
             .upsert_artifacts(
-                &format!("m{i}"),
+                &format!("m{i}").into(),
                 &[ArtifactUpsert {
-                    key: key.clone(),
+                    key: key.as_str().into(),
                     kind: FileKind::Transcript,
-                    parent_file_id: format!("f{i}"),
+                    parent_file_id: format!("f{i}").into(),
                     path: path.clone(),
-                    download_address: "https://example.invalid/t".into(),
+                    download_address: wemeet_api::Secret::new("https://example.invalid/t"),
                 }],
                 UnixMs::now(),
             )
@@ -588,18 +588,29 @@ async fn bench_search_latency_index_size_and_cost_per_transcript() {
             std::fs::create_dir_all(file.parent().unwrap()).unwrap();
             std::fs::write(&file, &text).unwrap();
             let t = Instant::now();
-            store.mark_archived(&key, size as i64, &sha).await.unwrap();
+            store
+                .mark_archived(&key.as_str().into(), size, &sha)
+                .await
+                .unwrap();
             mark_ms.push(t.elapsed().as_secs_f64() * 1000.0);
-            let row = store.file(&key).await.unwrap().unwrap();
+            let row = store.file(&key.as_str().into()).await.unwrap().unwrap();
             let t = Instant::now();
             wemeet_archiver::internals::index_archived(&store, local.as_ref(), &row, &sha)
                 .await
                 .unwrap();
             index_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         } else {
-            store.mark_archived(&key, size as i64, &sha).await.unwrap();
+            store
+                .mark_archived(&key.as_str().into(), size, &sha)
+                .await
+                .unwrap();
             let body = String::from_utf8(text).unwrap();
-            assert!(store.index_transcript(&key, &sha, &body).await.unwrap());
+            assert!(
+                store
+                    .index_transcript(&key.as_str().into(), &sha, &body)
+                    .await
+                    .unwrap()
+            );
         }
     }
     let after = db_bytes(&db).await;

@@ -333,12 +333,12 @@ async fn seed(store: &Db, root: &Path, id: &str, day: &str, start_ms: i64) -> (S
     let archived = format!("{dir}/{id}1.mp4");
     let queued = format!("{dir}/{id}2.mp4");
     let file = |suffix: &str, path: &str| FileUpsert {
-        record_file_id: format!("{id}{suffix}"),
+        record_file_id: format!("{id}{suffix}").into(),
         record_start_time: start_ms,
         record_end_time: start_ms + 1,
         record_size: 5,
         path: path.to_string(),
-        download_address: Some("https://example.invalid/x".into()),
+        download_address: Some(wemeet_api::Secret::new("https://example.invalid/x")),
         skip_rule: None,
     };
     store
@@ -350,7 +350,7 @@ async fn seed(store: &Db, root: &Path, id: &str, day: &str, start_ms: i64) -> (S
                 userid: "u".into(),
                 subject: "Seeded".into(),
                 media_start_time: wemeet_archiver::UnixMs(start_ms),
-                state: 3,
+                state: 3.into(),
                 record_type: 1,
                 dir: dir.clone(),
                 files: vec![file("1", &archived), file("2", &queued)],
@@ -362,7 +362,11 @@ async fn seed(store: &Db, root: &Path, id: &str, day: &str, start_ms: i64) -> (S
     std::fs::create_dir_all(root.join(&dir)).unwrap();
     std::fs::write(root.join(&archived), b"hello").unwrap();
     store
-        .mark_archived(&format!("{id}1"), 5, &sha256_file(&root.join(&archived)))
+        .mark_archived(
+            &format!("{id}1").into(),
+            5,
+            &sha256_file(&root.join(&archived)),
+        )
         .await
         .unwrap();
     std::fs::write(root.join(format!("{queued}.part")), b"he").unwrap();

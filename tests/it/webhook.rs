@@ -257,7 +257,7 @@ fn delivered(sim: &SimHandle, meeting_record_id: &str) -> Vec<WebhookDelivery> {
 async fn archived(store: &Db, ids: &[String]) -> bool {
     let mut all = true;
     for id in ids {
-        let row = store.file(id).await.unwrap();
+        let row = store.file(&id.into()).await.unwrap();
         all &= row.is_some_and(|f| f.status == FileStatus::Archived);
     }
     all
@@ -589,7 +589,7 @@ async fn a_forged_event_is_refused_and_its_recording_never_looked_up() {
     assert!(
         service
             .store
-            .file(&forged.record_file_id)
+            .file(&forged.record_file_id.as_str().into())
             .await
             .unwrap()
             .is_none()
@@ -641,7 +641,7 @@ async fn a_recording_announced_by_the_simulators_event_is_archived_within_ten_se
     )
     .await;
     for id in &ids {
-        let row = service.store.file(id).await.unwrap().unwrap();
+        let row = service.store.file(&id.into()).await.unwrap().unwrap();
         let lag = row.archived_at.unwrap().as_millis() - event_at;
         assert!(lag <= 10_000, "{id} archived {lag} ms after its event");
     }
@@ -846,7 +846,7 @@ async fn an_event_accepted_just_before_a_kill_9_is_worked_after_the_restart() {
         listing_calls(&store, started, "event").await.is_empty(),
         "worked before the kill"
     );
-    assert!(store.file(&ids[0]).await.unwrap().is_none());
+    assert!(store.file(&ids[0].as_str().into()).await.unwrap().is_none());
 
     let mut second = spawn_run(&config);
     target.send_replace(logged_webhook_address(&config, 2).await);
@@ -1023,7 +1023,7 @@ async fn a_recording_deleted_event_is_recorded_and_the_archived_copy_stays() {
             for id in &ids {
                 all &= service
                     .store
-                    .file(id)
+                    .file(&id.into())
                     .await
                     .unwrap()
                     .is_some_and(|f| f.deleted_in_cloud_at.is_some());
@@ -1033,7 +1033,7 @@ async fn a_recording_deleted_event_is_recorded_and_the_archived_copy_stays() {
     )
     .await;
     for id in &ids {
-        let row = service.store.file(id).await.unwrap().unwrap();
+        let row = service.store.file(&id.into()).await.unwrap().unwrap();
         assert_eq!(row.status, FileStatus::Archived);
         assert!(service.dir.path().join("archive").join(&row.path).exists());
     }
@@ -1100,7 +1100,7 @@ async fn bench_seconds_from_event_to_transfer_start_and_to_archived() {
         .await;
         let archived_at = service
             .store
-            .file(&id)
+            .file(&id.into())
             .await
             .unwrap()
             .unwrap()

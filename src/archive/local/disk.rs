@@ -12,6 +12,7 @@
 use super::feed::{End, Message};
 use super::sync_dir_now;
 use crate::archive::{ArchiveError, WriteError, hash_state};
+use crate::domain::RecordFileId;
 use crate::state::{Checkpoint, Db};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -39,14 +40,14 @@ pub(super) enum Outcome {
 pub(super) struct Recorder {
     pub(super) store: Db,
     pub(super) runtime: Handle,
-    pub(super) record_file_id: String,
+    pub(super) record_file_id: RecordFileId,
     pub(super) etag: Option<String>,
 }
 
 impl Recorder {
     fn record(&self, bytes_done: u64, hasher: &Sha256) -> Result<(), WriteError> {
         let checkpoint = Checkpoint {
-            bytes_done: bytes_done as i64,
+            bytes_done,
             etag: self.etag.clone(),
             hash_state: Some(hash_state::save(hasher)),
         };

@@ -19,6 +19,7 @@ use super::{
     Archive, ArchiveError, ArchiveWriter, Digest, ListedObject, Listing, OpenWriter, PART_SUFFIX,
     READ_BUFFER, ReadError, Resume, Start, WriteError, hash_state, layout,
 };
+use crate::domain::RecordFileId;
 use crate::state::{Db, DbError, FileRow};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -170,8 +171,8 @@ impl Archive for LocalArchive {
             archive: self.clone(),
             file: row.clone(),
         });
-        let offset = row.bytes_done.max(0) as u64;
-        if offset == 0 || offset > row.record_size as u64 {
+        let offset = row.bytes_done;
+        if offset == 0 || offset > row.record_size {
             return Ok(Resume::new(0, Sha256::new(), None, writer));
         }
         match self.part_len(&row.path).await? {
@@ -188,7 +189,7 @@ impl Archive for LocalArchive {
         Ok(Resume::new(offset, hasher, row.etag.clone(), writer))
     }
 
-    async fn discard(&self, record_file_id: &str) -> Result<(), DbError> {
+    async fn discard(&self, record_file_id: &RecordFileId) -> Result<(), DbError> {
         // The `.part` file stays: `--retry-failed` resumes from it.
         let _ = record_file_id;
         Ok(())

@@ -15,6 +15,7 @@ pub use settings::{
 };
 
 use super::{Archive, ArchiveError, ListedObject, Listing, ReadError, Resume, WriteError};
+use crate::domain::RecordFileId;
 use crate::state::{Db, DbError, FileRow};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -62,7 +63,7 @@ impl Archive for S3Archive {
         upload::resume(Arc::clone(&self.bucket), self.store.clone(), file).await
     }
 
-    async fn discard(&self, record_file_id: &str) -> Result<(), DbError> {
+    async fn discard(&self, record_file_id: &RecordFileId) -> Result<(), DbError> {
         upload::abort(&self.bucket, &self.store, record_file_id).await
     }
 

@@ -20,6 +20,7 @@ use super::{MAX_COPY_SIZE, S3Bucket, part_size_for};
 use crate::archive::{
     ArchiveError, ArchiveWriter, OpenWriter, Resume, Start, WriteError, Written, hash_state,
 };
+use crate::domain::{MeetingRecordId, RecordFileId};
 use crate::state::uploads::PartRow;
 use crate::state::{Db, DbError, FileRow};
 use crate::time::UnixMs;
@@ -78,12 +79,12 @@ async fn resume_point(
     row: &FileRow,
 ) -> Result<(u64, Option<Sha256>, Option<ResumedUpload>), WriteError> {
     let id = &row.record_file_id;
-    let size = row.record_size as u64;
+    let size = row.record_size;
     let Some(upload) = store.upload(id).await? else {
         return Ok((0, None, None));
     };
     let key = s3.key_of(&row.path)?;
-    let part_size = upload.part_size as u64;
+    let part_size = upload.part_size;
     if upload.object_key != key.as_ref() || part_size == 0 {
         // The prefix changed since: that upload can never become this file's object.
         tracing::info!(file = %id, key = %upload.object_key, "discarding an upload made for another key");
@@ -102,16 +103,16 @@ async fn resume_point(
     for part in store.upload_parts(id).await? {
         let index = parts.len() as u64;
         let start = index * part_size;
-        let in_place = part.part_index as u64 == index
-            && part.start_offset as u64 == start
-            && part.end_offset as u64 == (start + part_size).min(size);
+        let in_place = part.part_index == index
+            && part.start_offset == start
+            && part.end_offset == (start + part_size).min(size);
         let Some(hasher) = hash_state::restore(&part.hash_state).filter(|_| in_place) else {
             break;
         };
         parts.insert(index as usize, part.part_id);
-        resume = (part.end_offset as u64, Some(hasher));
+        resume = (part.end_offset, Some(hasher));
     }
-    store.forget_parts_from(id, parts.len() as i64).await?;
+    store.forget_parts_from(id, parts.len() as u64).await?;
     Ok((
         resume.0,
         resume.1,
@@ -133,9 +134,9 @@ fn stored_key(key: &str) -> ObjectPath {
 struct Target {
     s3: Arc<S3Bucket>,
     store: Db,
-    record_file_id: String,
+    record_file_id: RecordFileId,
     /// The recording's, for its legal holds.
-    meeting_record_id: String,
+    meeting_record_id: MeetingRecordId,
     /// The recording's start: its objects are retained until this + `retention.keep`.
     media_start_time: UnixMs,
     key: ObjectPath,
@@ -311,10 +312,10 @@ impl S3Writer {
                 .await
                 .map_err(|_| WriteError::Inconsistent("the part's hash was not computed".into()))?;
             let part = PartRow {
-                part_index: index as i64,
+                part_index: index as u64,
                 part_id,
-                start_offset: start as i64,
-                end_offset: end as i64,
+                start_offset: start,
+                end_offset: end,
                 hash_state,
             };
             target
@@ -594,7 +595,11 @@ async fn hash_on_blocking_pool(mut hasher: Sha256, data: Bytes) -> Sha256 {
 
 /// Aborts the upload of a file that will not be retried (its attempts ran out), so its
 /// parts stop costing storage; failures are only logged: the lifecycle rule is the net.
-pub(super) async fn abort(s3: &S3Bucket, store: &Db, record_file_id: &str) -> Result<(), DbError> {
+pub(super) async fn abort(
+    s3: &S3Bucket,
+    store: &Db,
+    record_file_id: &RecordFileId,
+) -> Result<(), DbError> {
     let Some(upload) = store.upload(record_file_id).await? else {
         return Ok(());
     };
