@@ -545,6 +545,13 @@ async fn an_unreadable_signed_event_has_the_live_window_listed_at_once() {
         async || service.archived(&ids).await,
     )
     .await;
+    // The start-up poll may have brought the file in before the event was worked: wait for
+    // the event itself, whose window is listed whatever the poll found.
+    eventually("the event worked", Duration::from_secs(60), async || {
+        let status = service.store.webhook_status().await.unwrap();
+        status.events.get(&EventStatus::Done) == Some(&1)
+    })
+    .await;
     assert_eq!(service.calls("live").await.len(), 1, "one poll only");
     assert!(!service.calls("event").await.is_empty());
     let status = service.store.webhook_status().await.unwrap();
