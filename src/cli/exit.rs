@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 use wemeet_archiver::app::AppError;
 use wemeet_archiver::config::ConfigError;
+use wemeet_archiver::errors::Class;
 use wemeet_archiver::prune::PruneReport;
 use wemeet_archiver::verify::VerifyError;
 
@@ -57,10 +58,11 @@ impl From<ConfigError> for Failure {
 /// the database) is a usage error; anything else left the job incomplete.
 impl From<AppError> for Failure {
     fn from(e: AppError) -> Self {
-        if e.needs_admin() {
-            Self::usage(e)
-        } else {
-            Self::incomplete(e)
+        match e.class() {
+            Class::Stop => Self::usage(e),
+            Class::Retry | Class::RetryLater | Class::RefreshAddress | Class::GiveUp => {
+                Self::incomplete(e)
+            }
         }
     }
 }

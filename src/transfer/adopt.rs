@@ -11,11 +11,11 @@
 //! downloaded to `.part` as always, and replaces the copy only once complete and checked
 //! (the run's report names it).
 
+use super::Pool;
 use super::meeting_json;
-use super::{Pool, TransferError};
 use crate::archive::ReadError;
 use crate::state::catalog::FileRecord;
-use crate::state::{FileKind, FileRow, FileStatus};
+use crate::state::{DbError, FileKind, FileRow, FileStatus};
 
 /// What was found at a file's destination.
 pub(super) enum Adoption {
@@ -29,13 +29,20 @@ pub(super) enum Adoption {
 
 impl Pool {
     /// Looks at `row`'s destination and adopts an intact copy (see the module's doc).
-    pub(super) async fn adopt(&self, row: &FileRow) -> Result<Adoption, TransferError> {
+    /// A copy that cannot be looked at is downloaded: the transfer's own attempt meets
+    /// (and classifies) the archive's error again.
+    pub(super) async fn adopt(&self, row: &FileRow) -> Result<Adoption, DbError> {
         if row.bytes_done > 0 {
             // A transfer (a replacement, maybe) is under way: it goes on.
             return Ok(Adoption::Absent);
         }
-        let Some(found) = self.archive.size_of(&row.path).await? else {
-            return Ok(Adoption::Absent);
+        let found = match self.archive.size_of(&row.path).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return Ok(Adoption::Absent),
+            Err(e) => {
+                tracing::warn!(file = %row.record_file_id, path = %row.path, error = %crate::errors::chain(&e), "could not look at the copy at this path; downloading");
+                return Ok(Adoption::Absent);
+            }
         };
         let record = match meeting_json::read(self.archive.as_ref(), &row.dir).await {
             Ok(doc) => doc.and_then(|doc| doc.file(&row.record_file_id).cloned()),
@@ -109,7 +116,7 @@ impl Pool {
     /// The audio track and transcripts `meeting.json` records for an adopted video become
     /// rows of their own (queued, their size known), when they are archived at all: their
     /// copies are then adopted the same way, without asking `/v1/addresses` for them.
-    async fn queue_recorded_artifacts(&self, video: &FileRow) -> Result<(), TransferError> {
+    async fn queue_recorded_artifacts(&self, video: &FileRow) -> Result<(), DbError> {
         if !self.artifacts.any() {
             return Ok(());
         }

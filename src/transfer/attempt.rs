@@ -4,9 +4,9 @@
 use super::Pool;
 use super::addresses::AddressError;
 use super::response::{self, ResponseHead, Verdict};
-use crate::archive::{ArchiveError, ArchiveWriter, WriteError, Written};
-use crate::client::CallError;
-use crate::state::{DbError, FileRow};
+use crate::archive::{ArchiveWriter, WriteError, Written};
+use crate::errors::Class;
+use crate::state::{DbError, FileRow, FileStatus};
 use crate::time::UnixMs;
 use futures::StreamExt;
 use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_RANGE, RANGE};
@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 /// The largest safety margin kept before an address expires.
 const MAX_EXPIRY_MARGIN: Duration = Duration::from_secs(15 * 60);
 
-/// Why an attempt did not archive the file, and so what to do next.
+/// Why an attempt did not archive the file; its [`class`](TransferError::class) says what
+/// the pool does next.
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
     /// `/v1/addresses` lists no address for the file (or no such file).
@@ -30,36 +31,62 @@ pub enum TransferError {
     Network(#[source] reqwest::Error),
     #[error("the body ended after {got} of {expected} bytes")]
     Truncated { got: u64, expected: u64 },
-    /// The server's answer does not fit what we know; the partial file is discarded.
+    /// The host's answer does not fit what we know (`response` says how); the partial
+    /// file is discarded.
     #[error("{0}; restarting the file from zero")]
-    Inconsistent(String),
-    /// Getting the address failed: its class says whether a retry can help.
+    Unfit(String),
+    /// Getting the address failed.
     #[error(transparent)]
-    Api(#[from] CallError),
+    Address(#[from] AddressError),
+    /// The archive's writer stopped.
     #[error(transparent)]
-    Archive(#[from] ArchiveError),
+    Write(#[from] WriteError),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("stopped by shutdown")]
     Cancelled,
 }
 
-impl From<AddressError> for TransferError {
-    fn from(e: AddressError) -> Self {
-        match e {
-            AddressError::Api(e) => Self::Api(e),
-            AddressError::Db(e) => Self::Db(e),
+impl TransferError {
+    /// What the pool does next: stop every worker, pause without spending an attempt,
+    /// forget the address, give the file up at once, or count the attempt and retry after
+    /// a backoff. A missing address is retried: the next attempt asks again.
+    pub fn class(&self) -> Class {
+        match self {
+            Self::NoAddress
+            | Self::Status(_)
+            | Self::Network(_)
+            | Self::Truncated { .. }
+            | Self::Unfit(_) => Class::Retry,
+            Self::AddressRejected(_) => Class::RefreshAddress,
+            Self::Address(e) => e.class(),
+            Self::Write(e) => e.class(),
+            Self::Db(_) => Class::Stop,
+            Self::Cancelled => Class::RetryLater,
         }
     }
-}
 
-impl From<WriteError> for TransferError {
-    fn from(e: WriteError) -> Self {
-        match e {
-            WriteError::Archive(e) => Self::Archive(e),
-            WriteError::Db(e) => Self::Db(e),
-            WriteError::Cancelled => Self::Cancelled,
-            WriteError::Inconsistent(why) => Self::Inconsistent(why),
+    /// Splits off the database's failure: the process's own, whatever step met it.
+    pub fn database(self) -> Result<DbError, Self> {
+        match self {
+            Self::Db(e) | Self::Write(WriteError::Db(e)) | Self::Address(AddressError::Db(e)) => {
+                Ok(e)
+            }
+            other => Err(other),
+        }
+    }
+
+    /// Stopped by the shutdown (not a failure: the next run resumes the file).
+    pub fn is_shutdown(&self) -> bool {
+        matches!(self, Self::Cancelled | Self::Write(WriteError::Cancelled))
+    }
+
+    /// What the file becomes once this error used its last attempt: the API giving no
+    /// way to download it is `unavailable`, anything else `failed`.
+    pub fn exhausted(&self) -> FileStatus {
+        match (self.class(), self) {
+            (Class::GiveUp, _) | (_, Self::NoAddress) => FileStatus::Unavailable,
+            _ => FileStatus::Failed,
         }
     }
 }
@@ -143,7 +170,7 @@ impl Pool {
             }
             Verdict::Refused(status) => return Err(TransferError::AddressRejected(status)),
             Verdict::Restart(why) => return Err(self.restart(row, why).await),
-            Verdict::NotTheRecording(why) => return Err(TransferError::Inconsistent(why)),
+            Verdict::NotTheRecording(why) => return Err(TransferError::Unfit(why)),
             Verdict::Status(status) => return Err(TransferError::Status(status)),
         };
         if !row.size_known {
@@ -262,7 +289,7 @@ impl Pool {
     async fn restart(&self, row: &FileRow, why: String) -> TransferError {
         tracing::warn!(file = %row.record_file_id, reason = %why, "restarting the transfer from zero");
         match self.store.forget_progress(&row.record_file_id).await {
-            Ok(()) => TransferError::Inconsistent(why),
+            Ok(()) => TransferError::Unfit(why),
             Err(e) => e.into(),
         }
     }
