@@ -29,20 +29,13 @@ pub(super) enum Adoption {
 
 impl Pool {
     /// Looks at `row`'s destination and adopts an intact copy (see the module's doc).
-    /// A copy that cannot be looked at is downloaded: the transfer's own attempt meets
-    /// (and classifies) the archive's error again.
     pub(super) async fn adopt(&self, row: &FileRow) -> Result<Adoption, DbError> {
         if row.bytes_done > 0 {
             // A transfer (a replacement, maybe) is under way: it goes on.
             return Ok(Adoption::Absent);
         }
-        let found = match self.archive.size_of(&row.path).await {
-            Ok(Some(found)) => found,
-            Ok(None) => return Ok(Adoption::Absent),
-            Err(e) => {
-                tracing::warn!(file = %row.record_file_id, path = %row.path, error = %crate::errors::chain(&e), "could not look at the copy at this path; downloading");
-                return Ok(Adoption::Absent);
-            }
+        let Some(found) = self.copy_size(row).await else {
+            return Ok(Adoption::Absent);
         };
         let record = match meeting_json::read(self.archive.as_ref(), &row.dir).await {
             Ok(doc) => doc.and_then(|doc| doc.file(&row.record_file_id).cloned()),
@@ -109,6 +102,18 @@ impl Pool {
                     .await?;
                 tracing::warn!(file = %row.record_file_id, path = %row.path, bytes = size, sha256 = %digest.sha256, "adopted without a recorded SHA-256: meeting.json does not list this file; its size is the listed one and its hash is the one computed now");
                 Ok(Adoption::Adopted)
+            }
+        }
+    }
+
+    /// The size of the copy at `row`'s path, if there is one. One that cannot be looked at
+    /// is downloaded: the transfer's own attempt meets (and classifies) the error again.
+    async fn copy_size(&self, row: &FileRow) -> Option<u64> {
+        match self.archive.size_of(&row.path).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(file = %row.record_file_id, path = %row.path, error = %crate::errors::chain(&e), "could not look at the copy at this path; downloading");
+                None
             }
         }
     }
