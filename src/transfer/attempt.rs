@@ -298,6 +298,73 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::{ArchiveError, Mismatch};
+    use crate::client::CallError;
+    use wemeet_api::{ApiError, Endpoint};
+
+    fn api(code: i64) -> TransferError {
+        let e = ApiError::from_reply(
+            Endpoint::Addresses,
+            400,
+            Some(code),
+            String::new(),
+            "t".into(),
+        );
+        TransferError::Address(AddressError::Api(CallError::Api(e)))
+    }
+
+    #[test]
+    fn each_failure_says_once_what_the_pool_does() {
+        let refused = TransferError::AddressRejected(403);
+        assert_eq!(refused.class(), Class::RefreshAddress);
+        assert_eq!(refused.exhausted(), FileStatus::Failed);
+        assert_eq!(TransferError::NoAddress.class(), Class::Retry);
+        assert_eq!(
+            TransferError::NoAddress.exhausted(),
+            FileStatus::Unavailable
+        );
+        assert_eq!(api(190_004).class(), Class::GiveUp);
+        assert_eq!(api(190_004).exhausted(), FileStatus::Unavailable);
+        assert_eq!(api(190_310).class(), Class::Retry);
+        assert_eq!(api(500_014).class(), Class::Stop);
+        let full = ArchiveError::DiskFull {
+            path: "a.mp4".into(),
+            needed: 1,
+        };
+        assert_eq!(
+            TransferError::from(WriteError::from(full)).class(),
+            Class::RetryLater
+        );
+        let short = Mismatch::Short {
+            written: 1,
+            size: 2,
+        };
+        assert_eq!(
+            TransferError::from(WriteError::from(short)).class(),
+            Class::Retry
+        );
+        assert!(TransferError::from(WriteError::Cancelled).is_shutdown());
+        let db = || DbError::from(sqlx::Error::PoolClosed);
+        for e in [
+            TransferError::Db(db()),
+            TransferError::Write(WriteError::Db(db())),
+            TransferError::Address(AddressError::Db(db())),
+        ] {
+            assert_eq!(e.class(), Class::Stop);
+            assert!(e.database().is_ok());
+        }
+    }
+
+    #[test]
+    fn a_message_never_repeats_its_cause() {
+        let e = TransferError::Db(DbError::from(sqlx::Error::PoolClosed));
+        let cause = sqlx::Error::PoolClosed.to_string();
+        assert_eq!(crate::errors::chain(&e), format!("database error: {cause}"));
+        let e = api(500_014);
+        let text = crate::errors::chain(&e);
+        assert_eq!(text.matches("api.operator_id").count(), 1, "{text}");
+        assert_eq!(text.matches("录制管理").count(), 1, "{text}");
+    }
 
     #[test]
     fn addresses_are_refreshed_before_they_expire() {
