@@ -46,6 +46,17 @@ impl Failure {
             error: error.into(),
         }
     }
+
+    /// What the admin must fix first (`Class::Stop`) is a usage error; anything else left
+    /// the job incomplete.
+    fn of(class: Class, error: impl Into<anyhow::Error>) -> Self {
+        match class {
+            Class::Stop => Self::usage(error),
+            Class::Retry | Class::RetryLater | Class::RefreshAddress | Class::GiveUp => {
+                Self::incomplete(error)
+            }
+        }
+    }
 }
 
 impl From<ConfigError> for Failure {
@@ -58,19 +69,14 @@ impl From<ConfigError> for Failure {
 /// the database) is a usage error; anything else left the job incomplete.
 impl From<AppError> for Failure {
     fn from(e: AppError) -> Self {
-        match e.class() {
-            Class::Stop => Self::usage(e),
-            Class::Retry | Class::RetryLater | Class::RefreshAddress | Class::GiveUp => {
-                Self::incomplete(e)
-            }
-        }
+        Self::of(e.class(), e)
     }
 }
 
 /// A check that could not run reached no verdict on the archive.
 impl From<VerifyError> for Failure {
     fn from(e: VerifyError) -> Self {
-        Self::usage(e)
+        Self::of(e.class(), e)
     }
 }
 
