@@ -276,7 +276,7 @@ impl Budget {
             return;
         };
         if let Err(e) = store.set_call_outcome(id, outcome).await {
-            tracing::warn!(error = %e, "could not record the outcome of an API call");
+            tracing::warn!(error = %crate::errors::chain(&e), "could not record the outcome of an API call");
         }
     }
 

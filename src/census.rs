@@ -14,6 +14,7 @@ use crate::archive::layout::{Layout, MeetingFields};
 use crate::budget::Priority;
 use crate::client::{ApiClient, CallError, ListQuery};
 use crate::domain::{MeetingRecordId, MeetingState, RecordFileId, Window};
+use crate::errors::Class;
 use crate::filter::{Candidate, Filter};
 use crate::progress::Progress;
 use crate::state::{Db, DbError, FileUpsert, MeetingUpsert};
@@ -23,12 +24,24 @@ use std::sync::Arc;
 use wemeet_api::MAX_WINDOW_SECS;
 use wemeet_api::types::RecordMeeting;
 
+/// Why a window was not listed.
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
     #[error(transparent)]
     Api(#[from] CallError),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl ListError {
+    /// The call's class (a listing that failed after its retries, a window the API
+    /// refuses, credentials or a permission); nothing goes on without the database.
+    pub fn class(&self) -> Class {
+        match self {
+            Self::Api(e) => e.class(),
+            Self::Db(_) => Class::Stop,
+        }
+    }
 }
 
 /// What listing a window for some files found.

@@ -9,6 +9,7 @@
 use crate::budget::{Budget, Priority};
 use crate::config::ApiConfig;
 use crate::domain::{MeetingRecordId, RecordFileId};
+use crate::errors::Class;
 use crate::state::DbError;
 use crate::time::UnixMs;
 use rand::RngExt;
@@ -32,14 +33,18 @@ pub fn http_client(read_timeout: std::time::Duration) -> Result<reqwest::Client,
         .build()
 }
 
-/// Which keys of the configuration a fatal API error points at.
-pub fn config_advice(e: &ApiError) -> &'static str {
-    match e {
-        ApiError::Permission { .. } => "api.operator_id must be an admin with that permission",
-        _ => {
-            "check api.app_id, api.secret_id and api.secret_key, and leave api.sdk_id empty \
+/// Which keys of the configuration an API error the admin must fix points at (after a
+/// `; `); nothing for the others.
+fn config_advice(e: &ApiError) -> &'static str {
+    match (e.class(), e) {
+        (ErrorClass::Fatal, ApiError::Permission { .. }) => {
+            "; api.operator_id must be an admin with that permission"
+        }
+        (ErrorClass::Fatal, _) => {
+            "; check api.app_id, api.secret_id and api.secret_key, and leave api.sdk_id empty \
              unless Tencent assigned one"
         }
+        _ => "",
     }
 }
 
@@ -49,8 +54,9 @@ const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
 /// Why a call did not get its reply.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
-    #[error(transparent)]
-    Api(#[from] ApiError),
+    /// The API's error reply; one only the admin can fix names the keys to check.
+    #[error("{0}{advice}", advice = config_advice(.0))]
+    Api(ApiError),
     /// Connection refused or reset, timeout, a body cut short: the class is `Retry`.
     #[error("network error calling the API")]
     Transport(#[source] reqwest::Error),
@@ -59,11 +65,19 @@ pub enum CallError {
     Budget(#[source] DbError),
 }
 
+impl From<ApiError> for CallError {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e)
+    }
+}
+
 impl CallError {
-    pub fn class(&self) -> ErrorClass {
+    /// The API's class; the network, and a call log that could not be written (the call
+    /// was not sent), are passing faults.
+    pub fn class(&self) -> Class {
         match self {
-            Self::Api(e) => e.class(),
-            Self::Transport(_) | Self::Budget(_) => ErrorClass::Retry,
+            Self::Api(e) => e.class().into(),
+            Self::Transport(_) | Self::Budget(_) => Class::Retry,
         }
     }
 
@@ -216,7 +230,7 @@ impl ApiClient {
                 Err(e) => e,
             };
             let delay = match delays.next() {
-                Some(d) if error.class() == ErrorClass::Retry => d,
+                Some(d) if error.class() == Class::Retry => d,
                 _ => return Err(error),
             };
             let delay = match &error {

@@ -62,6 +62,8 @@ pub use app::{
     App, AppError, BackfillReport, ExpireOutcome, ExpireReport, ReindexReport, RelayoutReport,
 };
 pub use daemon::Listeners;
+// What every error at a boundary asks of its caller.
+pub use errors::Class;
 
 // The archive (a directory or a bucket), its audit trail and its legal holds.
 pub use archive::{Archive, open as open_archive};

@@ -19,16 +19,16 @@
 
 use crate::archive::Archive;
 use crate::archive::meeting_json;
-use crate::client::{ApiClient, CallError, config_advice};
+use crate::client::{ApiClient, CallError};
 use crate::config::PruneConfig;
 use crate::domain::RecordFileId;
+use crate::errors::Class;
 use crate::state::{ArtifactsWanted, Db, DbError, Fact, PruneCandidate};
 use crate::time::UnixMs;
 use crate::verify::{Status, classify::classify_archived};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
-use wemeet_api::{ApiError, ErrorClass};
 
 /// Identifies the JSON layout of the report (`prune --format json`).
 pub const SCHEMA: &str = "wemeet-archiver.prune/1";
@@ -45,14 +45,18 @@ pub enum PruneError {
     #[error(transparent)]
     Db(#[from] DbError),
     /// No deletion can succeed until someone fixes the credentials or the permissions.
-    #[error("{0}; {advice}", advice = config_advice(.0))]
-    Fatal(ApiError),
+    #[error(transparent)]
+    Api(CallError),
 }
 
 impl PruneError {
-    /// Only the admin can fix it (the configuration, the credentials, a permission).
-    pub fn needs_admin(&self) -> bool {
-        matches!(self, Self::NotEnabled | Self::Fatal(_))
+    /// Only the admin can fix a run that is not enabled, or the credentials and
+    /// permissions; nothing goes on without the database.
+    pub fn class(&self) -> Class {
+        match self {
+            Self::NotEnabled | Self::Db(_) => Class::Stop,
+            Self::Api(e) => e.class(),
+        }
     }
 }
 
@@ -201,9 +205,9 @@ impl PruneReport {
 enum DeleteReply {
     Gone(Outcome),
     /// This file only: reported, and the run goes on.
-    Failed(String),
+    Failed(CallError),
     /// Passing faults that outlived the retries: the run stops, the next tries again.
-    Stop(String),
+    Stop(CallError),
 }
 
 /// Deletes archived files from the cloud, after re-reading each.
@@ -396,13 +400,15 @@ impl Pruner {
                 row.outcome = outcome;
                 Step::Done(row)
             }
-            DeleteReply::Failed(why) => {
+            DeleteReply::Failed(e) => {
+                let why = crate::errors::chain(&e);
                 tracing::error!(path = %row.path, error = %why, "the API did not delete this file");
                 row.outcome = Outcome::Failed;
                 row.detail = Some(why);
                 Step::Done(row)
             }
-            DeleteReply::Stop(why) => {
+            DeleteReply::Stop(e) => {
+                let why = crate::errors::chain(&e);
                 tracing::error!(path = %row.path, error = %why, "the API keeps failing; pruning stops until the next run");
                 row.outcome = Outcome::Failed;
                 row.detail = Some(why.clone());
@@ -462,18 +468,17 @@ fn classify_answer<T>(answer: Result<T, CallError>) -> Result<DeleteReply, Prune
         }
         Err(e) => e,
     };
-    let why = crate::errors::chain(&error);
-    Ok(match (error.class(), error) {
-        (ErrorClass::Fatal, CallError::Api(e)) => return Err(PruneError::Fatal(e)),
-        (ErrorClass::GiveUp, _) => DeleteReply::Failed(why),
-        _ => DeleteReply::Stop(why),
+    Ok(match error.class() {
+        Class::Stop => return Err(PruneError::Api(error)),
+        Class::GiveUp => DeleteReply::Failed(error),
+        Class::Retry | Class::RetryLater | Class::RefreshAddress => DeleteReply::Stop(error),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wemeet_api::Endpoint;
+    use wemeet_api::{ApiError, Endpoint};
 
     fn api(status: u16, code: i64) -> Result<(), CallError> {
         Err(CallError::Api(ApiError::from_reply(
@@ -491,7 +496,7 @@ mod tests {
             Ok(DeleteReply::Gone(o)) => o.as_str().to_string(),
             Ok(DeleteReply::Failed(_)) => "failed".into(),
             Ok(DeleteReply::Stop(_)) => "stop".into(),
-            Err(e) => format!("fatal: {}", e.needs_admin()),
+            Err(e) => format!("fatal: {}", e.class() == Class::Stop),
         };
         assert_eq!(outcome(Ok(())), "deleted");
         assert_eq!(outcome(api(500, 4051)), "already_deleted");

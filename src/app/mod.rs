@@ -13,9 +13,10 @@ use crate::archive::marker::{self, Marker, MarkerError};
 use crate::archive::{self, Archive, ArchiveError};
 use crate::budget::{Budget, Priority};
 use crate::census::{Census, ListError, WindowListing, split_windows};
-use crate::client::{ApiClient, Budgets, CallError, config_advice};
+use crate::client::{ApiClient, Budgets};
 use crate::config::Config;
 use crate::domain::Window;
+use crate::errors::Class;
 use crate::progress::Progress;
 use crate::prune::{Mode, PruneError, PruneReport, Pruner};
 use crate::state::{ArtifactsWanted, Db, DbError, FileKind, FileStatus};
@@ -26,7 +27,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_util::sync::CancellationToken;
-use wemeet_api::{ApiError, Endpoint, ErrorClass};
+use wemeet_api::Endpoint;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -57,15 +58,19 @@ pub enum AppError {
         #[source]
         source: std::io::Error,
     },
-    /// The API refused in a way that no retry can fix (credentials, permission).
-    #[error("{0}; {advice}", advice = config_advice(.0))]
-    Fatal(ApiError),
+    /// A listing failed (after its retries), or the API refused in a way that no retry can
+    /// fix (credentials, permission).
     #[error(transparent)]
     List(ListError),
-    /// The archive cannot be written at all (S3 credentials, bucket policy, client setup).
+    /// The transfers stopped: the API or the archive refused in a way only the admin can
+    /// fix.
+    #[error(transparent)]
+    Pool(PoolError),
+    /// The archive cannot be opened or written (S3 credentials, bucket policy, client
+    /// setup).
     #[error(transparent)]
     Archive(ArchiveError),
-    /// `prune` refused to run (`prune.enabled`).
+    /// `prune` refused to run (`prune.enabled`), or the API stopped it.
     #[error(transparent)]
     Prune(PruneError),
     /// `expire` refused to run (`retention.keep`, `retention.expire`).
@@ -123,11 +128,12 @@ pub enum AppError {
     RelayoutCollision(String),
 }
 
+// A database that failed under a job is the process's own, whichever job met it.
+
 impl From<PruneError> for AppError {
     fn from(e: PruneError) -> Self {
         match e {
             PruneError::Db(e) => Self::Db(e),
-            PruneError::Fatal(e) => Self::Fatal(e),
             other => Self::Prune(other),
         }
     }
@@ -137,8 +143,7 @@ impl From<PoolError> for AppError {
     fn from(e: PoolError) -> Self {
         match e {
             PoolError::Db(e) => Self::Db(e),
-            PoolError::Api(e) => Self::Fatal(e),
-            PoolError::Archive(e) => Self::Archive(e),
+            other => Self::Pool(other),
         }
     }
 }
@@ -146,31 +151,38 @@ impl From<PoolError> for AppError {
 impl From<ListError> for AppError {
     fn from(e: ListError) -> Self {
         match e {
-            ListError::Api(CallError::Api(api)) if api.class() == ErrorClass::Fatal => {
-                Self::Fatal(api)
-            }
-            ListError::Db(s) => Self::Db(s),
+            ListError::Db(e) => Self::Db(e),
             other => Self::List(other),
         }
     }
 }
 
 impl AppError {
-    /// Only the admin can fix it (credentials, permission, the bucket, another process
-    /// on the database): the command line's usage error.
-    pub fn needs_admin(&self) -> bool {
+    /// `Stop`: only the admin can fix it (credentials, permission, the bucket, another
+    /// process on the database, the archive's layout or account): the command line's
+    /// usage error. Otherwise the job is incomplete and a later run goes on (`Retry`,
+    /// or the class of what failed): a database that failed under it, a listing that
+    /// failed after its retries.
+    pub fn class(&self) -> Class {
         match self {
-            Self::Fatal(_) | Self::Locked(_) | Self::Archive(_) => true,
-            Self::LayoutChanged { .. }
+            Self::Db(_)
+            | Self::Lock { .. }
+            | Self::Http(_)
+            | Self::MetricsListen { .. }
+            | Self::WebhookListen { .. } => Class::Retry,
+            Self::List(e) => e.class(),
+            Self::Pool(e) => e.class(),
+            Self::Prune(e) => e.class(),
+            Self::Locked(_)
+            | Self::Archive(_)
+            | Self::LayoutChanged { .. }
             | Self::OtherAccount { .. }
             | Self::Marker(_)
             | Self::ListArchive { .. }
             | Self::RelayoutInProgress { .. }
             | Self::RelayoutCollision(_)
             | Self::Audit(_)
-            | Self::Expire(_) => true,
-            Self::Prune(e) => e.needs_admin(),
-            _ => false,
+            | Self::Expire(_) => Class::Stop,
         }
     }
 }
@@ -573,7 +585,7 @@ impl Windows<'_> {
                 return Ok(None);
             }
         };
-        match outcome.map_err(AppError::from) {
+        match outcome {
             Ok(w) => {
                 let (pages, meetings, files) = (w.pages, w.meetings, w.files);
                 let Window { start, end } = window;
@@ -581,14 +593,14 @@ impl Windows<'_> {
                 self.listed.meetings += w.meetings;
                 Ok(Some(Ok(w)))
             }
-            Err(AppError::List(e)) => {
+            Err(e) if e.class() == Class::Stop => Err(e.into()),
+            Err(e) => {
                 let error = crate::errors::chain(&e);
                 let Window { start, end } = window;
                 tracing::error!(start, end, %error, "{}", self.how.not_listed);
                 self.listed.failed.push(format!("{window}: {error}"));
                 Ok(Some(Err(error)))
             }
-            Err(fatal) => Err(fatal),
         }
     }
 

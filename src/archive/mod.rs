@@ -18,6 +18,7 @@ pub mod s3;
 pub use layout::UnsafePath;
 
 use crate::domain::RecordFileId;
+use crate::errors::Class;
 use crate::state::{Db, DbError, FileRow};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -125,29 +126,26 @@ impl ArchiveError {
         }
     }
 
-    /// Not the file's fault: the transfer waits for space without spending an attempt.
-    pub fn is_disk_full(&self) -> bool {
-        matches!(self, Self::DiskFull { .. })
-    }
-
-    /// Only the admin can fix it (credentials, bucket policy, client settings): every
-    /// transfer would fail the same way, so the pool stops instead of failing each file.
-    /// Everything else (network, 5xx after object_store's own retries, a vanished upload,
-    /// a size mismatch, a file too large) is retried by the next attempt, from the last
-    /// checkpoint, until the file's attempts run out.
-    pub fn is_fatal(&self) -> bool {
+    /// What the writer of a file must do: wait for space (a full disk is not the file's
+    /// fault: no attempt is spent), stop (only the admin can fix it: credentials, bucket
+    /// policy, client settings; every transfer would fail the same way), or retry from
+    /// the last checkpoint (network, 5xx after object_store's own retries, a vanished
+    /// upload, a size mismatch, a file too large) until the file's attempts run out.
+    pub fn class(&self) -> Class {
         match self {
+            Self::DiskFull { .. } => Class::RetryLater,
             Self::Client(_)
             | Self::LockClient(_)
             | Self::Header { .. }
             | Self::BucketNotFound { .. }
-            | Self::ObjectLockDisabled { .. } => true,
-            Self::S3 { source, .. } => matches!(
-                source,
-                object_store::Error::PermissionDenied { .. }
-                    | object_store::Error::Unauthenticated { .. }
-            ),
-            _ => false,
+            | Self::ObjectLockDisabled { .. } => Class::Stop,
+            Self::S3 {
+                source:
+                    object_store::Error::PermissionDenied { .. }
+                    | object_store::Error::Unauthenticated { .. },
+                ..
+            } => Class::Stop,
+            _ => Class::Retry,
         }
     }
 }
@@ -163,8 +161,46 @@ pub enum WriteError {
     #[error("stopped by shutdown")]
     Cancelled,
     /// What was written does not add up to the file; the next attempt starts it over.
-    #[error("{0}")]
-    Inconsistent(String),
+    #[error("{0}; restarting the file from zero")]
+    Mismatch(Mismatch),
+}
+
+impl WriteError {
+    /// The archive's class; the database stops everything; a shutdown is resumed by the
+    /// next run; a mismatch is retried (from zero).
+    pub fn class(&self) -> Class {
+        match self {
+            Self::Archive(e) => e.class(),
+            Self::Db(_) => Class::Stop,
+            Self::Cancelled => Class::RetryLater,
+            Self::Mismatch(_) => Class::Retry,
+        }
+    }
+}
+
+/// How what a writer made of a file does not add up to it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Mismatch {
+    #[error("{written} bytes were written of a {size}-byte file")]
+    Short { written: u64, size: u64 },
+    #[error("the file's writer has already stopped")]
+    WriterGone,
+    /// The writer's thread was not where the step needed it (`state`: where it was).
+    #[error("the file's writer {step} ({state})")]
+    OutOfStep { step: &'static str, state: String },
+    /// The hash of a part (`what`: "part") or of the file was lost with its task.
+    #[error("the {what}'s hash was not computed")]
+    HashLost { what: &'static str },
+    #[error("{uploaded} of {count} parts were uploaded")]
+    PartsMissing { uploaded: usize, count: usize },
+    #[error("the bucket holds sha256 metadata {stored} for a {sha256} upload")]
+    StoredHash { stored: String, sha256: String },
+}
+
+impl From<Mismatch> for WriteError {
+    fn from(m: Mismatch) -> Self {
+        Self::Mismatch(m)
+    }
 }
 
 /// What an archived object holds, as re-read now.

@@ -1,10 +1,8 @@
 //! Every exit code of the program, and which outcome gets which: one table.
 
 use std::process::ExitCode;
-use wemeet_archiver::AppError;
-use wemeet_archiver::PruneReport;
-use wemeet_archiver::VerifyError;
 use wemeet_archiver::config::ConfigError;
+use wemeet_archiver::{AppError, Class, PruneReport, VerifyError};
 
 /// How a command ended, as the shell sees it (documented in the README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +43,17 @@ impl Failure {
             error: error.into(),
         }
     }
+
+    /// What the admin must fix first (`Class::Stop`) is a usage error; anything else left
+    /// the job incomplete.
+    fn of(class: Class, error: impl Into<anyhow::Error>) -> Self {
+        match class {
+            Class::Stop => Self::usage(error),
+            Class::Retry | Class::RetryLater | Class::RefreshAddress | Class::GiveUp => {
+                Self::incomplete(error)
+            }
+        }
+    }
 }
 
 impl From<ConfigError> for Failure {
@@ -57,18 +66,14 @@ impl From<ConfigError> for Failure {
 /// the database) is a usage error; anything else left the job incomplete.
 impl From<AppError> for Failure {
     fn from(e: AppError) -> Self {
-        if e.needs_admin() {
-            Self::usage(e)
-        } else {
-            Self::incomplete(e)
-        }
+        Self::of(e.class(), e)
     }
 }
 
 /// A check that could not run reached no verdict on the archive.
 impl From<VerifyError> for Failure {
     fn from(e: VerifyError) -> Self {
-        Self::usage(e)
+        Self::of(e.class(), e)
     }
 }
 

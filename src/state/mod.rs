@@ -55,16 +55,19 @@ use tokio::sync::Notify;
 use tokio::sync::futures::Notified;
 use wemeet_api::Endpoint;
 
+/// The database failed. Its message never repeats its cause (`source()` carries it): a
+/// caller writes the chain (`errors::chain`, anyhow's `{:#}`).
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("cannot create the database directory {path}: {source}")]
+    #[error("cannot create the database directory {path}")]
     CreateDir {
         path: std::path::PathBuf,
+        #[source]
         source: std::io::Error,
     },
-    #[error("database error: {0}")]
+    #[error("database error")]
     Sqlx(#[from] sqlx::Error),
-    #[error("database migration failed: {0}")]
+    #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 

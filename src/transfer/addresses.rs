@@ -14,6 +14,7 @@
 use crate::archive::layout::{self, Artifact};
 use crate::client::{ApiClient, CallError};
 use crate::domain::{MeetingRecordId, RecordFileId};
+use crate::errors::Class;
 use crate::state::{ArtifactUpsert, Db, DbError, FileKind, FileRow, GivenAddress};
 use crate::time::UnixMs;
 use std::collections::{HashMap, HashSet};
@@ -21,12 +22,23 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wemeet_api::AddressFile;
 
+/// Why addresses (or artifacts) could not be fetched.
 #[derive(Debug, thiserror::Error)]
 pub enum AddressError {
     #[error(transparent)]
     Api(#[from] CallError),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl AddressError {
+    /// The API call's class; nothing goes on without the database.
+    pub fn class(&self) -> Class {
+        match self {
+            Self::Api(e) => e.class(),
+            Self::Db(_) => Class::Stop,
+        }
+    }
 }
 
 /// Which artifacts are archived, and how long transcripts are waited for.

@@ -11,12 +11,12 @@
 //! downloaded to `.part` as always, and replaces the copy only once complete and checked
 //! (the run's report names it).
 
+use super::Pool;
 use super::meeting_json;
-use super::{Pool, TransferError};
 use crate::archive::ReadError;
 use crate::domain::RecordFileId;
 use crate::state::catalog::FileRecord;
-use crate::state::{FileKind, FileRow, FileStatus};
+use crate::state::{DbError, FileKind, FileRow, FileStatus};
 
 /// What was found at a file's destination.
 pub(super) enum Adoption {
@@ -30,12 +30,12 @@ pub(super) enum Adoption {
 
 impl Pool {
     /// Looks at `row`'s destination and adopts an intact copy (see the module's doc).
-    pub(super) async fn adopt(&self, row: &FileRow) -> Result<Adoption, TransferError> {
+    pub(super) async fn adopt(&self, row: &FileRow) -> Result<Adoption, DbError> {
         if row.bytes_done > 0 {
             // A transfer (a replacement, maybe) is under way: it goes on.
             return Ok(Adoption::Absent);
         }
-        let Some(found) = self.archive.size_of(&row.path).await? else {
+        let Some(found) = self.copy_size(row).await else {
             return Ok(Adoption::Absent);
         };
         let record = match meeting_json::read(self.archive.as_ref(), &row.dir).await {
@@ -107,10 +107,22 @@ impl Pool {
         }
     }
 
+    /// The size of the copy at `row`'s path, if there is one. One that cannot be looked at
+    /// is downloaded: the transfer's own attempt meets (and classifies) the error again.
+    async fn copy_size(&self, row: &FileRow) -> Option<u64> {
+        match self.archive.size_of(&row.path).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(file = %row.record_file_id, path = %row.path, error = %crate::errors::chain(&e), "could not look at the copy at this path; downloading");
+                None
+            }
+        }
+    }
+
     /// The audio track and transcripts `meeting.json` records for an adopted video become
     /// rows of their own (queued, their size known), when they are archived at all: their
     /// copies are then adopted the same way, without asking `/v1/addresses` for them.
-    async fn queue_recorded_artifacts(&self, video: &FileRow) -> Result<(), TransferError> {
+    async fn queue_recorded_artifacts(&self, video: &FileRow) -> Result<(), DbError> {
         if !self.artifacts.any() {
             return Ok(());
         }

@@ -4,9 +4,9 @@
 use super::Pool;
 use super::addresses::AddressError;
 use super::response::{self, ResponseHead, Verdict};
-use crate::archive::{ArchiveError, ArchiveWriter, WriteError, Written};
-use crate::client::CallError;
-use crate::state::{DbError, FileRow};
+use crate::archive::{ArchiveWriter, WriteError, Written};
+use crate::errors::Class;
+use crate::state::{DbError, FileRow, FileStatus};
 use crate::time::UnixMs;
 use futures::StreamExt;
 use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_RANGE, RANGE};
@@ -17,7 +17,8 @@ use wemeet_api::Secret;
 /// The largest safety margin kept before an address expires.
 const MAX_EXPIRY_MARGIN: Duration = Duration::from_secs(15 * 60);
 
-/// Why an attempt did not archive the file, and so what to do next.
+/// Why an attempt did not archive the file; its [`class`](TransferError::class) says what
+/// the pool does next.
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
     /// `/v1/addresses` lists no address for the file (or no such file).
@@ -31,36 +32,62 @@ pub enum TransferError {
     Network(#[source] reqwest::Error),
     #[error("the body ended after {got} of {expected} bytes")]
     Truncated { got: u64, expected: u64 },
-    /// The server's answer does not fit what we know; the partial file is discarded.
+    /// The host's answer does not fit what we know (`response` says how); the partial
+    /// file is discarded.
     #[error("{0}; restarting the file from zero")]
-    Inconsistent(String),
-    /// Getting the address failed: its class says whether a retry can help.
+    Unfit(String),
+    /// Getting the address failed.
     #[error(transparent)]
-    Api(#[from] CallError),
+    Address(#[from] AddressError),
+    /// The archive's writer stopped.
     #[error(transparent)]
-    Archive(#[from] ArchiveError),
+    Write(#[from] WriteError),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("stopped by shutdown")]
     Cancelled,
 }
 
-impl From<AddressError> for TransferError {
-    fn from(e: AddressError) -> Self {
-        match e {
-            AddressError::Api(e) => Self::Api(e),
-            AddressError::Db(e) => Self::Db(e),
+impl TransferError {
+    /// What the pool does next: stop every worker, pause without spending an attempt,
+    /// forget the address, give the file up at once, or count the attempt and retry after
+    /// a backoff. A missing address is retried: the next attempt asks again.
+    pub fn class(&self) -> Class {
+        match self {
+            Self::NoAddress
+            | Self::Status(_)
+            | Self::Network(_)
+            | Self::Truncated { .. }
+            | Self::Unfit(_) => Class::Retry,
+            Self::AddressRejected(_) => Class::RefreshAddress,
+            Self::Address(e) => e.class(),
+            Self::Write(e) => e.class(),
+            Self::Db(_) => Class::Stop,
+            Self::Cancelled => Class::RetryLater,
         }
     }
-}
 
-impl From<WriteError> for TransferError {
-    fn from(e: WriteError) -> Self {
-        match e {
-            WriteError::Archive(e) => Self::Archive(e),
-            WriteError::Db(e) => Self::Db(e),
-            WriteError::Cancelled => Self::Cancelled,
-            WriteError::Inconsistent(why) => Self::Inconsistent(why),
+    /// Splits off the database's failure: the process's own, whatever step met it.
+    pub fn database(self) -> Result<DbError, Self> {
+        match self {
+            Self::Db(e) | Self::Write(WriteError::Db(e)) | Self::Address(AddressError::Db(e)) => {
+                Ok(e)
+            }
+            other => Err(other),
+        }
+    }
+
+    /// Stopped by the shutdown (not a failure: the next run resumes the file).
+    pub fn is_shutdown(&self) -> bool {
+        matches!(self, Self::Cancelled | Self::Write(WriteError::Cancelled))
+    }
+
+    /// What the file becomes once this error used its last attempt: the API giving no
+    /// way to download it is `unavailable`, anything else `failed`.
+    pub fn exhausted(&self) -> FileStatus {
+        match (self.class(), self) {
+            (Class::GiveUp, _) | (_, Self::NoAddress) => FileStatus::Unavailable,
+            _ => FileStatus::Failed,
         }
     }
 }
@@ -143,7 +170,7 @@ impl Pool {
             }
             Verdict::Refused(status) => return Err(TransferError::AddressRejected(status)),
             Verdict::Restart(why) => return Err(self.restart(row, why).await),
-            Verdict::NotTheRecording(why) => return Err(TransferError::Inconsistent(why)),
+            Verdict::NotTheRecording(why) => return Err(TransferError::Unfit(why)),
             Verdict::Status(status) => return Err(TransferError::Status(status)),
         };
         if !row.size_known {
@@ -262,7 +289,7 @@ impl Pool {
     async fn restart(&self, row: &FileRow, why: String) -> TransferError {
         tracing::warn!(file = %row.record_file_id, reason = %why, "restarting the transfer from zero");
         match self.store.forget_progress(&row.record_file_id).await {
-            Ok(()) => TransferError::Inconsistent(why),
+            Ok(()) => TransferError::Unfit(why),
             Err(e) => e.into(),
         }
     }
@@ -271,6 +298,73 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::{ArchiveError, Mismatch};
+    use crate::client::CallError;
+    use wemeet_api::{ApiError, Endpoint};
+
+    fn api(code: i64) -> TransferError {
+        let e = ApiError::from_reply(
+            Endpoint::Addresses,
+            400,
+            Some(code),
+            String::new(),
+            "t".into(),
+        );
+        TransferError::Address(AddressError::Api(CallError::Api(e)))
+    }
+
+    #[test]
+    fn each_failure_says_once_what_the_pool_does() {
+        let refused = TransferError::AddressRejected(403);
+        assert_eq!(refused.class(), Class::RefreshAddress);
+        assert_eq!(refused.exhausted(), FileStatus::Failed);
+        assert_eq!(TransferError::NoAddress.class(), Class::Retry);
+        assert_eq!(
+            TransferError::NoAddress.exhausted(),
+            FileStatus::Unavailable
+        );
+        assert_eq!(api(190_004).class(), Class::GiveUp);
+        assert_eq!(api(190_004).exhausted(), FileStatus::Unavailable);
+        assert_eq!(api(190_310).class(), Class::Retry);
+        assert_eq!(api(500_014).class(), Class::Stop);
+        let full = ArchiveError::DiskFull {
+            path: "a.mp4".into(),
+            needed: 1,
+        };
+        assert_eq!(
+            TransferError::from(WriteError::from(full)).class(),
+            Class::RetryLater
+        );
+        let short = Mismatch::Short {
+            written: 1,
+            size: 2,
+        };
+        assert_eq!(
+            TransferError::from(WriteError::from(short)).class(),
+            Class::Retry
+        );
+        assert!(TransferError::from(WriteError::Cancelled).is_shutdown());
+        let db = || DbError::from(sqlx::Error::PoolClosed);
+        for e in [
+            TransferError::Db(db()),
+            TransferError::Write(WriteError::Db(db())),
+            TransferError::Address(AddressError::Db(db())),
+        ] {
+            assert_eq!(e.class(), Class::Stop);
+            assert!(e.database().is_ok());
+        }
+    }
+
+    #[test]
+    fn a_message_never_repeats_its_cause() {
+        let e = TransferError::Db(DbError::from(sqlx::Error::PoolClosed));
+        let cause = sqlx::Error::PoolClosed.to_string();
+        assert_eq!(crate::errors::chain(&e), format!("database error: {cause}"));
+        let e = api(500_014);
+        let text = crate::errors::chain(&e);
+        assert_eq!(text.matches("api.operator_id").count(), 1, "{text}");
+        assert_eq!(text.matches("录制管理").count(), 1, "{text}");
+    }
 
     #[test]
     fn addresses_are_refreshed_before_they_expire() {

@@ -14,10 +14,11 @@ mod response;
 use crate::archive::meeting_json;
 pub use attempt::TransferError;
 
-use crate::archive::{Archive, ArchiveError, Written};
-use crate::client::{ApiClient, CallError};
+use crate::archive::{Archive, Written};
+use crate::client::ApiClient;
 use crate::config::TransferConfig;
 use crate::domain::RecordFileId;
+use crate::errors::Class;
 use crate::progress::Progress;
 use crate::state::{Db, DbError, Exhaust, FileKind, FileRow, FileStatus};
 use crate::time::UnixMs;
@@ -26,19 +27,33 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use wemeet_api::ErrorClass;
 
-/// An error that stops every worker: the admin must fix something first.
+/// An error that stops every worker.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
-    /// The API refused in a way only the admin can fix (credentials, permission).
-    #[error(transparent)]
-    Api(wemeet_api::ApiError),
     #[error(transparent)]
     Db(#[from] DbError),
-    /// The bucket refused the credentials or the operation (see `ArchiveError::is_fatal`).
+    /// An attempt met what only the admin can fix (credentials, a permission, the
+    /// bucket's policy): every transfer would fail alike.
     #[error(transparent)]
-    Archive(ArchiveError),
+    Stopped(TransferError),
+}
+
+impl PoolError {
+    /// Nothing goes on without the database; anything else is the stopping attempt's.
+    pub fn class(&self) -> Class {
+        match self {
+            Self::Db(_) => Class::Stop,
+            Self::Stopped(e) => e.class(),
+        }
+    }
+}
+
+/// A failed attempt that stops the pool: the database's failure is the pool's own.
+impl From<TransferError> for PoolError {
+    fn from(e: TransferError) -> Self {
+        e.database().map_or_else(Self::Stopped, Self::Db)
+    }
 }
 
 /// What the pool did in this run.
@@ -251,19 +266,16 @@ impl Pool {
         let Some(meeting) = due else {
             return Ok(false);
         };
-        match self.addresses.look_for_artifacts(&meeting).await {
-            Ok(()) => {}
-            Err(addresses::AddressError::Db(e)) => return Err(e.into()),
-            Err(addresses::AddressError::Api(CallError::Api(e)))
-                if e.class() == ErrorClass::Fatal =>
-            {
-                return Err(PoolError::Api(e));
-            }
-            Err(addresses::AddressError::Api(e)) if e.class() == ErrorClass::GiveUp => {
+        let Err(e) = self.addresses.look_for_artifacts(&meeting).await else {
+            return Ok(true);
+        };
+        match e.class() {
+            Class::Stop => return Err(TransferError::from(e).into()),
+            Class::GiveUp => {
                 // The API refuses the meeting (gone, say): nothing to look for there.
                 tracing::warn!(%meeting, error = %crate::errors::chain(&e), "no artifacts to look for");
             }
-            Err(e) => {
+            Class::Retry | Class::RetryLater | Class::RefreshAddress => {
                 tracing::warn!(%meeting, error = %crate::errors::chain(&e), "could not look for artifacts; trying again later");
                 self.store.release_artifact_check(&meeting).await?;
             }
@@ -306,11 +318,7 @@ impl Pool {
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(claimed.record_file_id.clone(), reason);
             }
-            // Not fatal: the transfer's own attempt meets (and classifies) it again.
-            Err(TransferError::Db(e)) => return Err(e.into()),
-            Err(e) => {
-                tracing::warn!(file = %claimed.record_file_id, path = %claimed.path, error = %crate::errors::chain(&e), "could not look at the copy at this path; downloading");
-            }
+            Err(e) => return Err(e.into()),
         }
         let id = claimed.record_file_id;
         let mut delays = crate::retry::transfer_delays();
@@ -336,17 +344,13 @@ impl Pool {
             let reason = crate::errors::chain(&error);
             // What the API says cannot be downloaded is `unavailable`, not `failed`: an
             // explicit refusal at once, a missing address once the attempts ran out.
-            let after = Exhaust::After(self.config.max_attempts);
-            let (exhausted, exhaust) = match &error {
-                TransferError::Api(e) if e.class() == ErrorClass::GiveUp => {
-                    (FileStatus::Unavailable, Exhaust::AtOnce)
-                }
-                TransferError::NoAddress => (FileStatus::Unavailable, after),
-                _ => (FileStatus::Failed, after),
+            let exhaust = match error.class() {
+                Class::GiveUp => Exhaust::AtOnce,
+                _ => Exhaust::After(self.config.max_attempts),
             };
             let status = self
                 .store
-                .record_failure(&id, &reason, exhausted, exhaust)
+                .record_failure(&id, &reason, error.exhausted(), exhaust)
                 .await?;
             if status != FileStatus::Transferring {
                 if status == FileStatus::Unavailable {
@@ -380,24 +384,30 @@ impl Pool {
         cancel: &CancellationToken,
     ) -> Result<Triage, PoolError> {
         let id = &row.record_file_id;
-        match error {
-            TransferError::Cancelled => {
-                self.store.release(id, None).await?;
-                Ok(Triage::Done)
-            }
-            TransferError::Db(e) => Err(e.into()),
-            TransferError::Archive(e) if e.is_fatal() => {
-                // Credentials or the bucket's policy: every transfer would fail alike.
+        if error.is_shutdown() {
+            self.store.release(id, None).await?;
+            return Ok(Triage::Done);
+        }
+        match error.class() {
+            Class::Stop => {
+                // The database failed: nothing more is written.
+                let error = match error.database() {
+                    Ok(db) => return Err(db.into()),
+                    Err(error) => error,
+                };
+                // Every transfer would fail alike: the file goes back with why, the pool
+                // stops.
                 self.store
-                    .release(id, Some(&crate::errors::chain(&e)))
+                    .release(id, Some(&crate::errors::chain(&error)))
                     .await?;
-                Err(PoolError::Archive(e))
+                Err(error.into())
             }
-            TransferError::Archive(e) if e.is_disk_full() => {
-                // Not the file's fault: pause without spending an attempt, and say why
-                // where `status` shows it.
-                tracing::error!(file = %id, error = %crate::errors::chain(&e), "transfer paused");
-                self.store.note_error(id, &crate::errors::chain(&e)).await?;
+            Class::RetryLater => {
+                // Not the file's fault (a full disk): pause without spending an attempt,
+                // and say why where `status` shows it.
+                let reason = crate::errors::chain(&error);
+                tracing::error!(file = %id, error = %reason, "transfer paused");
+                self.store.note_error(id, &reason).await?;
                 self.disk_full_pauses.inc();
                 tokio::select! {
                     () = tokio::time::sleep(self.config.disk_full_retry) => {}
@@ -405,16 +415,12 @@ impl Pool {
                 }
                 Ok(Triage::Again)
             }
-            TransferError::Api(CallError::Api(e)) if e.class() == ErrorClass::Fatal => {
-                self.store.release(id, Some(&e.to_string())).await?;
-                Err(PoolError::Api(e))
-            }
-            e @ TransferError::AddressRejected(_) => {
+            Class::RefreshAddress => {
                 // Revoked or expired early: the next attempt must fetch a new one.
                 self.store.forget_address(id).await?;
-                Ok(Triage::Failed(e))
+                Ok(Triage::Failed(error))
             }
-            e => Ok(Triage::Failed(e)),
+            Class::Retry | Class::GiveUp => Ok(Triage::Failed(error)),
         }
     }
 

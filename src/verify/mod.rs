@@ -21,6 +21,7 @@ pub use report::{SCHEMA, Summary, VerifyReport};
 
 use crate::archive::{self, Archive, ArchiveError};
 use crate::config::Config;
+use crate::errors::Class;
 use crate::progress::{Planned, Progress};
 use crate::state::verify::VerifyRow;
 use crate::state::{Action, AuditEntry, Db, DbError, FileStatus};
@@ -70,6 +71,14 @@ pub enum VerifyError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl VerifyError {
+    /// No verdict on the archive was reached, whatever stopped the check: whoever runs it
+    /// must fix that first (the command line's usage error).
+    pub fn class(&self) -> Class {
+        Class::Stop
+    }
 }
 
 /// What to check.

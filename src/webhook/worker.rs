@@ -14,8 +14,8 @@
 use super::plan::{self, Window};
 use crate::budget::Priority;
 use crate::census::{Census, ListError, split_windows};
-use crate::client::CallError;
 use crate::domain::{self, RecordFileId};
+use crate::errors::Class;
 use crate::state::{Db, DueEvent, EventOutcome};
 use crate::time::UnixMs;
 use std::collections::HashSet;
@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use wemeet_api::ErrorClass;
 use wemeet_api::webhook::EventKind;
 
 /// How long an idle worker sleeps when nothing is pending: new events wake it anyway.
@@ -142,7 +141,10 @@ impl EventWorker {
                         "live window listed for an unreadable webhook event"
                     );
                 }
-                Err(e) if stops_the_service(&e) => return Err(e),
+                // As for a live poll: the database, or credentials and permissions, stop the
+                // service; anything else (a listing that failed after its retries) is tried
+                // again with the event.
+                Err(e) if e.class() == Class::Stop => return Err(e),
                 Err(e) => {
                     failure = Some(crate::errors::chain(&e));
                     break;
@@ -185,7 +187,7 @@ impl EventWorker {
                 );
                 Ok(Ok(lookup.found))
             }
-            Err(e) if stops_the_service(&e) => Err(e),
+            Err(e) if e.class() == Class::Stop => Err(e),
             Err(e) => {
                 let error = crate::errors::chain(&e);
                 tracing::warn!(start, end, %error, "webhook event's window not listed");
@@ -210,16 +212,6 @@ impl EventWorker {
             .event_outcome(&event.trace_id, &outcome, UnixMs::now())
             .await?;
         Ok(())
-    }
-}
-
-/// As for a live poll: the database, or credentials and permissions. Anything else (a
-/// listing that failed after its retries) is tried again with the event.
-fn stops_the_service(e: &ListError) -> bool {
-    match e {
-        ListError::Db(_) => true,
-        ListError::Api(CallError::Api(api)) => api.class() == ErrorClass::Fatal,
-        ListError::Api(_) => false,
     }
 }
 

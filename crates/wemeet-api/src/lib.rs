@@ -302,14 +302,30 @@ impl Request for DeleteRecording {
 /// A reply that can be checked whole before it is applied: one that is valid only in
 /// part is refused, so nothing is half-applied.
 pub trait Reply: DeserializeOwned {
-    fn validate(&self) -> Result<(), String>;
+    fn validate(&self) -> Result<(), BadReply>;
 
     /// Reads the body of a successful call: JSON, then [`Reply::validate`]d.
-    fn read(body: &[u8]) -> Result<Self, String> {
-        let reply: Self = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    fn read(body: &[u8]) -> Result<Self, BadReply> {
+        let reply: Self =
+            serde_json::from_slice(body).map_err(|e| BadReply::Json(e.to_string()))?;
         reply.validate()?;
         Ok(reply)
     }
+}
+
+/// Why the body of a successful call is not a reply of its endpoint (it becomes
+/// [`ApiError::Malformed`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadReply {
+    /// Not the endpoint's JSON: the parser's words.
+    #[error("{0}")]
+    Json(String),
+    #[error("a success that is neither empty nor a JSON object")]
+    NotEmpty,
+    #[error("a meeting without meeting_record_id")]
+    MeetingWithoutId,
+    #[error("a file of meeting {meeting_record_id} without record_file_id")]
+    FileWithoutId { meeting_record_id: String },
 }
 
 /// The reply of a call that answers success with an empty body (the deletions).
@@ -317,38 +333,37 @@ pub trait Reply: DeserializeOwned {
 pub struct Empty {}
 
 impl Reply for Empty {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), BadReply> {
         Ok(())
     }
 
     /// An empty body, as documented; a JSON object (`{}`) is taken as well, in case the
     /// service starts sending one: the status and the absence of `error_info` are what
     /// say the call succeeded.
-    fn read(body: &[u8]) -> Result<Self, String> {
+    fn read(body: &[u8]) -> Result<Self, BadReply> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self {});
         }
         match serde_json::from_slice::<serde_json::Value>(body) {
             Ok(serde_json::Value::Object(_)) => Ok(Self {}),
-            _ => Err("a success that is neither empty nor a JSON object".into()),
+            _ => Err(BadReply::NotEmpty),
         }
     }
 }
 
 impl Reply for RecordsPage {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), BadReply> {
         for m in &self.record_meetings {
             if m.meeting_record_id.trim().is_empty() {
-                return Err("a meeting without meeting_record_id".into());
+                return Err(BadReply::MeetingWithoutId);
             }
             if m.record_files
                 .iter()
                 .any(|f| f.record_file_id.trim().is_empty())
             {
-                return Err(format!(
-                    "a file of meeting {} without record_file_id",
-                    m.meeting_record_id
-                ));
+                return Err(BadReply::FileWithoutId {
+                    meeting_record_id: m.meeting_record_id.clone(),
+                });
             }
         }
         Ok(())
@@ -356,16 +371,15 @@ impl Reply for RecordsPage {
 }
 
 impl Reply for AddressesPage {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), BadReply> {
         match self
             .record_files
             .iter()
             .any(|f| f.record_file_id.trim().is_empty())
         {
-            true => Err(format!(
-                "a file of meeting {} without record_file_id",
-                self.meeting_record_id
-            )),
+            true => Err(BadReply::FileWithoutId {
+                meeting_record_id: self.meeting_record_id.clone(),
+            }),
             false => Ok(()),
         }
     }
@@ -390,12 +404,11 @@ pub fn decode<R: Request>(status: u16, trace: &str, body: &[u8]) -> Result<R::Re
             trace.to_string(),
         ));
     }
-    let malformed = |detail: String| ApiError::Malformed {
+    R::Reply::read(body).map_err(|bad| ApiError::Malformed {
         status,
         trace: trace.to_string(),
-        detail,
-    };
-    R::Reply::read(body).map_err(malformed)
+        detail: bad.to_string(),
+    })
 }
 
 #[cfg(test)]

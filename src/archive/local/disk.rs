@@ -11,7 +11,7 @@
 
 use super::feed::{End, Message};
 use super::sync_dir_now;
-use crate::archive::{ArchiveError, WriteError, hash_state};
+use crate::archive::{ArchiveError, Mismatch, WriteError, hash_state};
 use crate::domain::RecordFileId;
 use crate::state::{Checkpoint, Db};
 use bytes::Bytes;
@@ -132,9 +132,7 @@ impl Disk {
                 Some(End::Finish) => {
                     sync(&file)?;
                     if len != size {
-                        return Err(WriteError::Inconsistent(format!(
-                            "{len} bytes were written of a {size}-byte file"
-                        )));
+                        return Err(Mismatch::Short { written: len, size }.into());
                     }
                     let sha256 = hex::encode(hasher.clone().finalize());
                     std::fs::rename(&part, &dest)

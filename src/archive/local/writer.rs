@@ -4,7 +4,7 @@
 
 use super::disk::{Disk, Outcome, Recorder};
 use super::feed::{End, Feed};
-use crate::archive::{ArchiveError, ArchiveWriter, Start, WriteError, Written};
+use crate::archive::{ArchiveError, ArchiveWriter, Mismatch, Start, WriteError, Written};
 use crate::state::{Db, FileRow};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -73,9 +73,7 @@ impl LocalWriter {
     /// The disk thread's outcome, once it has stopped.
     async fn outcome(&mut self) -> Result<Outcome, WriteError> {
         let Some(disk) = self.disk.take() else {
-            return Err(WriteError::Inconsistent(
-                "the file's writer has already stopped".into(),
-            ));
+            return Err(Mismatch::WriterGone.into());
         };
         match disk.await {
             Ok(outcome) => outcome,
@@ -94,11 +92,18 @@ impl LocalWriter {
     async fn stopped(&mut self) -> WriteError {
         match self.outcome().await {
             Err(e) => e,
-            Ok(outcome) => {
-                WriteError::Inconsistent(format!("the file's writer stopped early ({outcome:?})"))
-            }
+            Ok(outcome) => out_of_step("stopped early", &outcome),
         }
     }
+}
+
+/// The disk thread was not where `step` needed it.
+fn out_of_step(step: &'static str, outcome: &Outcome) -> WriteError {
+    Mismatch::OutOfStep {
+        step,
+        state: format!("{outcome:?}"),
+    }
+    .into()
 }
 
 /// Creates the folders and the `.part` file, cut to `offset` bytes and positioned there.
@@ -138,9 +143,7 @@ impl ArchiveWriter for LocalWriter {
     async fn pause(&mut self) -> Result<(), WriteError> {
         match self.end(End::Pause).await? {
             Outcome::Paused => Ok(()),
-            outcome => Err(WriteError::Inconsistent(format!(
-                "the file's writer did not pause ({outcome:?})"
-            ))),
+            outcome => Err(out_of_step("did not pause", &outcome)),
         }
     }
 
@@ -154,9 +157,7 @@ impl ArchiveWriter for LocalWriter {
         let sha256 = match self.end(End::Finish).await? {
             Outcome::Finished(sha256) => sha256,
             outcome => {
-                return Err(WriteError::Inconsistent(format!(
-                    "the file's writer did not finish ({outcome:?})"
-                )));
+                return Err(out_of_step("did not finish", &outcome));
             }
         };
         Ok(Written {

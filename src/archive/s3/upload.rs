@@ -18,7 +18,8 @@
 
 use super::{MAX_COPY_SIZE, S3Bucket, part_size_for};
 use crate::archive::{
-    ArchiveError, ArchiveWriter, OpenWriter, Resume, Start, WriteError, Written, hash_state,
+    ArchiveError, ArchiveWriter, Mismatch, OpenWriter, Resume, Start, WriteError, Written,
+    hash_state,
 };
 use crate::domain::{MeetingRecordId, RecordFileId};
 use crate::state::uploads::PartRow;
@@ -310,7 +311,7 @@ impl S3Writer {
                 .await?;
             let hash_state = hash_state
                 .await
-                .map_err(|_| WriteError::Inconsistent("the part's hash was not computed".into()))?;
+                .map_err(|_| Mismatch::HashLost { what: "part" })?;
             let part = PartRow {
                 part_index: index as u64,
                 part_id,
@@ -426,7 +427,7 @@ impl S3Writer {
         let mut hasher = hash
             .wait()
             .await
-            .ok_or_else(|| WriteError::Inconsistent("the file's hash was not computed".into()))?;
+            .ok_or(Mismatch::HashLost { what: "file" })?;
         if let Some(data) = &whole {
             hasher = hash_on_blocking_pool(hasher, data.clone()).await;
         }
@@ -462,10 +463,11 @@ impl S3Writer {
             self.reap(0, Some(cancel)).await?;
             let count = self.size.div_ceil(self.part_size) as usize;
             if !self.parts.keys().copied().eq(0..count) {
-                return Err(WriteError::Inconsistent(format!(
-                    "{} of {count} parts were uploaded",
-                    self.parts.len()
-                )));
+                return Err(Mismatch::PartsMissing {
+                    uploaded: self.parts.len(),
+                    count,
+                }
+                .into());
             }
             let parts = std::mem::take(&mut self.parts).into_values().collect();
             let upload_id = target.upload_id.as_deref().unwrap_or_default();
@@ -496,9 +498,11 @@ impl S3Writer {
         let (s3, key) = (&self.target.s3, &self.target.key);
         match s3.head(key).await? {
             Some(info) if info.size == self.size => match info.sha256 {
-                Some(stored) if stored != sha256 => Err(WriteError::Inconsistent(format!(
-                    "the bucket holds sha256 metadata {stored} for a {sha256} upload"
-                ))),
+                Some(stored) if stored != sha256 => Err(Mismatch::StoredHash {
+                    stored,
+                    sha256: sha256.to_string(),
+                }
+                .into()),
                 None if metadata => {
                     tracing::warn!(
                         file = %self.target.record_file_id, %key,
