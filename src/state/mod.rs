@@ -149,6 +149,14 @@ impl Db {
         &self.pool
     }
 
+    /// Closes every connection and waits until they are: dropping the last handle closes
+    /// them too, but in the background, so a caller that removes or replaces the database
+    /// files next (a test losing its database) must wait here first.
+    pub async fn close(&self) {
+        self.pool.close().await;
+        self.writer.close().await;
+    }
+
     /// The one write connection (see [`Db`]'s `writer`). Never hold a transaction on it
     /// while waiting for another write through it: there is only one.
     pub(crate) fn writer(&self) -> &SqlitePool {

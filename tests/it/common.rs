@@ -187,9 +187,12 @@ pub async fn backfill(config: &Path, range: (i64, i64)) -> BackfillReport {
 pub async fn backfill_loaded(config: Config, range: (i64, i64)) -> BackfillReport {
     let app = App::open(config).await.unwrap();
     // Boxed: the job's future is large, and tests nest it in futures of their own.
-    Box::pin(app.backfill(range.0, range.1, false, Default::default()))
+    let report = Box::pin(app.backfill(range.0, range.1, false, Default::default()))
         .await
-        .unwrap()
+        .unwrap();
+    // Closed, not only dropped: a test may remove the database right after.
+    app.store.close().await;
+    report
 }
 
 /// Asserts that the simulator never limited the listing and never saw more than

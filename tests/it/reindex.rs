@@ -35,6 +35,15 @@ fn lose_database(db: &Path) {
     }
 }
 
+/// The archived videos the database knows, read through a handle closed before it returns
+/// (the tests then lose the database: no connection of theirs may still be open on it).
+async fn archived_videos_closed(archiver: &Archiver) -> Vec<wemeet_archiver::internals::FileRow> {
+    let store = archiver.store().await;
+    let videos = archived_videos(&store).await;
+    store.close().await;
+    videos
+}
+
 /// Modification time of every recording on disk, by path.
 fn mtimes(root: &Path) -> BTreeMap<PathBuf, SystemTime> {
     files_under(root)
@@ -112,7 +121,7 @@ async fn a_backfill_over_a_lost_database_adopts_intact_copies_and_replaces_damag
 
     // Lost again, with a truncated copy and one with a flipped byte at their paths.
     let videos = archived_videos(&store).await;
-    drop(store);
+    store.close().await;
     let (truncated, flipped) = (&videos[0], &videos[1]);
     let file = std::fs::OpenOptions::new()
         .write(true)
@@ -207,7 +216,7 @@ async fn reindex_brings_back_every_file_after_prune_and_a_lost_database() {
         .unwrap()
         .unwrap();
     assert!(victim.deleted_in_cloud_at.is_some(), "{victim:?}");
-    drop(store);
+    store.close().await;
     flip_a_byte(&root.join(&victim.path));
     let verify = run_configured(&archiver.config, &["verify", "--format", "json"], &[]).await;
     assert_eq!(verify.status.code(), Some(1), "{verify:?}");
@@ -236,7 +245,7 @@ async fn a_corrupt_meeting_json_is_named_and_its_folder_left_out() {
     let sim = start_sim(small()).await;
     let archiver = Archiver::new(&sim, "");
     archiver.backfill_all(15).await;
-    let videos = archived_videos(&archiver.store().await).await;
+    let videos = archived_videos_closed(&archiver).await;
     let dir = videos[0].dir.clone();
     let in_folder = videos.iter().filter(|f| f.dir == dir).count();
     let json = archiver.archive().join(&dir).join("meeting.json");
@@ -306,7 +315,7 @@ async fn a_bucket_over_a_lost_database_is_adopted_and_reindexed() {
     assert!(report.complete(), "{report:#?}");
     let config = load(&archiver.config);
     let bucket = S3Bucket::new(config.storage.s3.as_ref().unwrap()).unwrap();
-    let videos = archived_videos(&archiver.store().await).await;
+    let videos = archived_videos_closed(&archiver).await;
     let etags = async |videos: &[wemeet_archiver::internals::FileRow]| {
         let mut out = BTreeMap::new();
         for f in videos {
@@ -378,7 +387,9 @@ async fn audio_tracks_and_transcripts_are_adopted_like_their_video() {
     archiver.backfill_all(15).await;
     let root = archiver.archive();
     let before = mtimes(&root);
-    let files = archiver.store().await.all_files().await.unwrap().len();
+    let store = archiver.store().await;
+    let files = store.all_files().await.unwrap().len();
+    store.close().await;
     assert!(files > sim.manifest().len(), "the dataset has artifacts");
 
     lose_database(&archiver.db());
