@@ -224,6 +224,31 @@ pub fn relayout(report: &wemeet_archiver::RelayoutReport) -> String {
 pub fn status(report: &StatusReport, config: &Config, now: UnixMs) -> String {
     let when = |t| when_at(t, now);
     let mut out = String::new();
+    archive_lines(&mut out, report, config, &when);
+    service_lines(&mut out, report, &when);
+    match report.files_verified {
+        0 => out.push_str("verified: never (run `wemeet-archiver verify`)\n"),
+        n => {
+            let _ = writeln!(
+                out,
+                "verified: {n} archived file(s) found intact; the oldest check {}, the newest {}",
+                when(report.oldest_verified_at),
+                when(report.newest_verified_at)
+            );
+        }
+    }
+    retention(&mut out, report, config, &when);
+    unfinished_lines(&mut out, report, &when);
+    out
+}
+
+/// `status`: what the archive holds and what the API budgets allow now.
+fn archive_lines(
+    out: &mut String,
+    report: &StatusReport,
+    config: &Config,
+    when: &dyn Fn(Option<UnixMs>) -> String,
+) {
     let meetings = report.meetings.iter().map(|(k, v)| (k.as_str(), *v));
     let _ = writeln!(out, "meetings: {}", counts(meetings));
     let files = report.files.iter().map(|(k, v)| (k.as_str(), *v));
@@ -288,6 +313,10 @@ pub fn status(report: &StatusReport, config: &Config, now: UnixMs) -> String {
         report.delete_calls_last_60s,
         config.api.deletes_per_minute
     );
+}
+
+/// `status`: the service's polls, prune rounds, background backfill, webhook and failures.
+fn service_lines(out: &mut String, report: &StatusReport, when: &dyn Fn(Option<UnixMs>) -> String) {
     let d = &report.daemon;
     if d.facts.next_poll_at.is_some() {
         let _ = writeln!(
@@ -356,18 +385,14 @@ pub fn status(report: &StatusReport, config: &Config, now: UnixMs) -> String {
             let _ = writeln!(out, "  {n:>5}  {reason}");
         }
     }
-    match report.files_verified {
-        0 => out.push_str("verified: never (run `wemeet-archiver verify`)\n"),
-        n => {
-            let _ = writeln!(
-                out,
-                "verified: {n} archived file(s) found intact; the oldest check {}, the newest {}",
-                when(report.oldest_verified_at),
-                when(report.newest_verified_at)
-            );
-        }
-    }
-    retention(&mut out, report, config, &when);
+}
+
+/// `status`: uploads in progress and the files that could not be archived.
+fn unfinished_lines(
+    out: &mut String,
+    report: &StatusReport,
+    when: &dyn Fn(Option<UnixMs>) -> String,
+) {
     if !report.uploads.is_empty() {
         let _ = writeln!(out, "uploads in progress ({}):", report.uploads.len());
         for u in &report.uploads {
@@ -395,7 +420,6 @@ pub fn status(report: &StatusReport, config: &Config, now: UnixMs) -> String {
             );
         }
     }
-    out
 }
 
 #[cfg(test)]
