@@ -521,3 +521,18 @@ pub fn record_file_ids(
 ) -> std::collections::BTreeSet<String> {
     files.iter().map(|f| f.record_file_id.to_string()).collect()
 }
+
+/// The database's row of a file the simulator lists, asserted archived with its SHA-256.
+pub async fn assert_archived(
+    store: &Db,
+    entry: &ManifestEntry,
+) -> wemeet_archiver::internals::FileRow {
+    let row = store
+        .file(&entry.record_file_id.as_str().into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.status, wemeet_archiver::FileStatus::Archived, "{row:?}");
+    assert_eq!(row.sha256.as_deref(), Some(entry.sha256.as_str()));
+    row
+}

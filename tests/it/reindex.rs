@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 use wemeet_archiver::internals::S3Bucket;
-use wemeet_archiver::{Db, FileKind, FileStatus};
+use wemeet_archiver::{Db, FileKind};
 use wemeet_sim::SimConfig;
 
 /// A few small files over 15 days, every meeting transcoded.
@@ -105,13 +105,7 @@ async fn a_backfill_over_a_lost_database_adopts_intact_copies_and_replaces_damag
     assert_eq!(mtimes(&root), before, "every file untouched");
     let store = archiver.store().await;
     for entry in sim.manifest() {
-        let row = store
-            .file(&entry.record_file_id.as_str().into())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(row.status, FileStatus::Archived, "{row:?}");
-        assert_eq!(row.sha256.as_deref(), Some(entry.sha256.as_str()));
+        assert_archived(&store, &entry).await;
     }
     let status = status_json(&run_configured(&archiver.config, &["status", "--json"], &[]).await);
     assert_eq!(status["files_adopted"], files);

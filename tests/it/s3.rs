@@ -186,13 +186,7 @@ async fn assert_bucket_matches(config: &Path, sim: &SimHandle) {
     let store = Db::open(&config.database.path).await.unwrap();
     let storage = open_archive(&config, &store);
     for entry in sim.manifest() {
-        let row = store
-            .file(&entry.record_file_id.as_str().into())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(row.status, FileStatus::Archived, "{row:?}");
-        assert_eq!(row.sha256.as_deref(), Some(entry.sha256.as_str()));
+        let row = assert_archived(&store, &entry).await;
         assert_eq!(size_of(&s3, &row.path).await, Some(entry.record_size));
         assert_eq!(
             sha256_of(storage.as_ref(), &row.path).await,
