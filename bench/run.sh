@@ -94,6 +94,7 @@ install_tools() {
   command -v curl >/dev/null || need+=(curl)
   command -v openssl >/dev/null || need+=(openssl)
   command -v rclone >/dev/null || need+=(rclone)
+  command -v valgrind >/dev/null || need+=(valgrind) # the growth group's instruction counts
   if ((${#need[@]})); then
     log "installing ${need[*]} (Debian packages)"
     apt-get update -qq
@@ -839,6 +840,22 @@ if ! skip growth; then
         cmd="wemeet-archiver backfill --since $day --until $until   # the newest day: a live poll's work"
       cd "$ROOT"
     done
+    # The same poll once more under callgrind: the instructions it executes (user space, every
+    # thread) are the same from run to run whatever else the machine does, where its CPU
+    # seconds swing by ±30 % on a shared machine. (Not timed: callgrind is ~20× slower.)
+    if command -v valgrind >/dev/null; then
+      rm -rf "$D"
+      cp -a "$D.backfilled" "$D"
+      cd "$D"
+      WEMEET_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$D/poll.callgrind" \
+        "$BIN" --log-format json --config config.toml backfill --since "$day" --until "$until" \
+        >/dev/null 2>"$D/poll.valgrind.log" || true
+      after=$("${PY[@]}" archived "$D/state.db")
+      emit key="growth.poll_ir.$n" files="$before" new="$((after - before))" \
+        instructions="$(sed -n 's/^totals: *//p' "$D/poll.callgrind" | awk '{print $1}')" \
+        cmd="valgrind --tool=callgrind wemeet-archiver backfill --since $day --until $until"
+      cd "$ROOT"
+    fi
     SRV_PIDS=()
     stop_pid "$SIM_PID"
     rm -rf "$D/recordings" "$D.backfilled"

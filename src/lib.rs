@@ -32,6 +32,8 @@
 //! and the types they carry. [`config`] is the configuration file, section by section.
 //! [`internals`] is what the integration tests and benchmarks drive below the jobs.
 
+#![forbid(unsafe_code)]
+
 mod app;
 mod archive;
 mod audit;

@@ -63,6 +63,8 @@
 //! assert_eq!(error.class(), wemeet_api::ErrorClass::Fatal);
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod error;
 mod lenient;
 mod secret;

@@ -45,6 +45,8 @@
 //! 6. the handlers `listing`, `addresses`, `deletes` and `download`; `webhook` (the task
 //!    that posts the events); `args` (the `simulate` command line).
 
+#![forbid(unsafe_code)]
+
 mod addresses;
 mod args;
 mod config;
