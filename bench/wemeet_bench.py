@@ -292,10 +292,18 @@ def merge(old_results, old_machine, results, machine, only):
         m = json.load(open(old_machine))
     except OSError:
         return
-    # The machine as the recorded run described it, and this run in one line.
-    m["partial"] = (f"{', '.join(groups)} re-measured on {new['date']} (commit {new.get('commit', '?')}, "
-                    f"kernel {new.get('kernel', '?')}, files in {new.get('work', '?')}; quiet: "
-                    f"{new.get('quiet', '?')}); the other rows are from the run of {m['date']}")
+    # The machine as the recorded run described it, and one line per partial run whose rows
+    # are still in the report (a run of the same groups replaces the earlier one's line).
+    partials = m.pop("partials", {})
+    if "partial" in m:  # written by the script before partial runs were kept side by side
+        line = m.pop("partial")
+        partials[line.split(" re-measured", 1)[0]] = line
+    partials = {g: line for g, line in partials.items() if not set(g.split(", ")) <= set(groups)}
+    partials[", ".join(groups)] = (
+        f"{', '.join(groups)} re-measured on {new['date']} (commit {new.get('commit', '?')}, "
+        f"kernel {new.get('kernel', '?')}, files in {new.get('work', '?')}; quiet: "
+        f"{new.get('quiet', '?')}); the other rows are from the run of {m['date']}")
+    m["partials"] = partials
     json.dump(m, open(machine, "w"))
 
 
@@ -376,10 +384,11 @@ def growth_section(by):
         lines += ["", f"`status` on {st['files']:,} files: {st['seconds']:.3f} s — target < 0.5 s: "
                       f"{'met' if ok else 'MISSED'}."]
     if any(row("poll_ir", n) for n in sizes):
-        lines += ["", "² One more run of the poll under `valgrind --tool=callgrind`: the instructions it "
-                      "executes in user space, in every thread, start included. Unlike CPU seconds they "
-                      "do not depend on what else the machine is doing, so the ratio holds on a shared "
-                      "machine; the kernel's share (fsync, futex, thread start) is not in them."]
+        lines += ["",
+                  "² One more run of the poll under `valgrind --tool=callgrind`: the instructions it executes",
+                  "in user space, in every thread, start included. Unlike CPU seconds they do not depend on",
+                  "what else the machine is doing, so the ratio holds on a shared machine; the kernel's share",
+                  "(fsync, futex, thread start) is not in them."]
     lines += ["", "`reindex` of 10k and 100k files is measured by its own group (`reindex`, "
                   "rows above).", ""]
     return lines
@@ -675,15 +684,16 @@ def render(results_path, machine_path, out_path):
         if rs:
             r = rs[0]
             table.append((g, f"`reindex` of {r['files']:,} files of 1 KiB ({r['folders']:,} meeting.json), new database",
-                          f"{r['seconds']:.1f} s, peak RSS {r['rss_kib'] / 1024:.0f} MiB ({r['files_recorded']:,} files recorded; "
-                          f"{r.get('note', '')})", "", "", r.get("cmd", "")))
+                          f"{r['seconds']:.1f} s, peak RSS {r['rss_kib'] / 1024:.0f} MiB ({r['files_recorded']:,} files recorded"
+                          f"{'; ' + r['note'] if r.get('note') else ''})", "", "", r.get("cmd", "")))
         else:
             table.append((g, f"`reindex` of {n} files", "not measured", "", "", ""))
     for r in by.get("reindex.backfill2", []):
         table.append((g, f"second backfill over the archive, database deleted ({r['files']} files, "
                          f"{r['bytes'] / 1e6:.0f} MB)",
                       f"{r['seconds']:.1f} s (first backfill {r['first_seconds']:.1f} s); {r['refetched']} bytes "
-                      f"downloaded again, {r['address_calls']} address calls ({r.get('note', '')})",
+                      f"downloaded again, {r['address_calls']} address calls"
+                      f"{' (' + r['note'] + ')' if r.get('note') else ''}",
                       "0 bytes, 0 address calls", "met" if r["refetched"] == 0 and r["address_calls"] == 0 else "MISSED",
                       r.get("cmd", "")))
 
@@ -709,7 +719,7 @@ def render(results_path, machine_path, out_path):
         f"- tools: {machine.get('tools', '')}",
         f"- files written to: {machine['work']} ({machine['work_fs']}); disk rows to {machine.get('disk_dir', '')}",
         f"- quiet machine: {machine['quiet']}",
-    ] + ([f"- partial run: {machine['partial']}"] if machine.get("partial") else []) + [
+    ] + [f"- partial run: {line}" for line in machine.get("partials", {}).values()] + [
         "",
         "## Results",
         "",
