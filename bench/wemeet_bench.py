@@ -345,7 +345,7 @@ def growth_section(by):
         "`status`, `verify --sample 1`, `prune --dry-run` and a live poll's work (a backfill of the",
         "newest day, left out of the first: ~100 new meetings, in a process of its own, repeated on",
         "fresh copies of the archive, the median shown). CPU is the archiver's user + system time",
-        "(`times`), the simulator's apart; the machine was shared.",
+        "(`times`), the simulator's apart.",
         "",
         "| figure | " + " | ".join(f"{n:,} meetings" for n in sizes) + f" | {last:,} / {first:,} | target |",
         "| --- | " + " | ".join("---" for _ in sizes) + " | --- | --- |",
