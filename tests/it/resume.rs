@@ -54,14 +54,23 @@ async fn resumes_after_sigkill_without_refetching() {
     );
     let mut rng = rand::rng();
     for kill in 0..KILLS {
+        // Each run is killed once the simulator has served it a random 0.5–2 MiB: in the
+        // middle of a transfer, and never after the end. A kill after a random time could
+        // come after the last byte (six runs of up to 1.2 s at 2 × 4 MiB/s outrun 18 MiB);
+        // six runs served at most 2 MiB each (plus 10 ms of polling) cannot.
+        let served_before = sim.stats().bytes_served;
+        let target = served_before + rng.random_range(MIB / 2..2 * MIB);
         let mut child = spawn_backfill(&archiver.config, 15, &[]);
-        let after = Duration::from_millis(rng.random_range(300..1200));
-        tokio::time::sleep(after).await;
-        let finished = child.try_wait().unwrap();
-        assert!(
-            finished.is_none(),
-            "backfill finished before kill {kill}; make the data bigger"
-        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while sim.stats().bytes_served < target {
+            let finished = child.try_wait().unwrap();
+            assert!(finished.is_none(), "backfill finished before kill {kill}");
+            assert!(
+                Instant::now() < deadline,
+                "run {kill} was served nothing in 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         child.start_kill().unwrap(); // SIGKILL
         child.wait().await.unwrap();
     }
