@@ -298,7 +298,13 @@ def merge(old_results, old_machine, results, machine, only):
     if "partial" in m:  # written by the script before partial runs were kept side by side
         line = m.pop("partial")
         partials[line.split(" re-measured", 1)[0]] = line
-    partials = {g: line for g, line in partials.items() if not set(g.split(", ")) <= set(groups)}
+    # An earlier line keeps only the groups this run did not measure again.
+    kept = {}
+    for g, line in partials.items():
+        left = [x for x in g.split(", ") if x not in groups]
+        if left:
+            kept[", ".join(left)] = line.replace(g + " re-measured", ", ".join(left) + " re-measured", 1)
+    partials = kept
     partials[", ".join(groups)] = (
         f"{', '.join(groups)} re-measured on {new['date']} (commit {new.get('commit', '?')}, "
         f"kernel {new.get('kernel', '?')}, files in {new.get('work', '?')}; quiet: "

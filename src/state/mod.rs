@@ -293,8 +293,8 @@ const CACHE_SIZE: &str = "-512";
 // INSERT or UPDATE inside a transaction keeps a statement journal of the pages it changes,
 // so that it can be undone alone. Once one statement's journal outgrew 64 KiB, SQLite moved
 // it to a file in /var/tmp for the rest of the transaction, and every later statement wrote
-// each page it changed there twice over (`reindex` of 10k files: 263k `pwrite`s, 1.4× the
-// time). The writer's statements change a few pages each; its sorts are small.
+// each page it changed there twice over (`reindex` of 10k files: 263k `pwrite`s, 7k now).
+// The writer's statements change a few pages each; its sorts are small.
 
 /// Opens the pool. Turning a new database to WAL needs an exclusive lock that SQLite does
 /// not wait for (`busy_timeout` does not apply to it), so a second process opening the file
