@@ -136,6 +136,12 @@ impl Db {
         let mut tx = pool.begin_with("BEGIN EXCLUSIVE").await?;
         migrate(&mut tx).await?;
         tx.commit().await?;
+        // The writer keeps its temporary files in memory. An INSERT or UPDATE inside a
+        // transaction keeps a statement journal of the pages it changes, so that it can be
+        // undone alone; once one outgrew 64 KiB, SQLite moved it to a file in /var/tmp for
+        // the rest of the transaction and every later statement wrote each page it changed
+        // there (`reindex` of 10k files: 263k `pwrite`s, 7k now). The writer's statements
+        // change a few pages each and its sorts are small; the readers' big sorts keep files.
         let writer = connect(options.pragma("temp_store", "memory"), 1).await?;
         Ok(Self {
             pool,
@@ -288,13 +294,6 @@ const READERS: u32 = 4;
 /// statement on the hot path seeks an index, touching a few pages; the rest is in the
 /// operating system's cache.
 const CACHE_SIZE: &str = "-512";
-
-// The writer keeps its temporary files in memory (`temp_store = memory`, set in `open`): an
-// INSERT or UPDATE inside a transaction keeps a statement journal of the pages it changes,
-// so that it can be undone alone. Once one statement's journal outgrew 64 KiB, SQLite moved
-// it to a file in /var/tmp for the rest of the transaction, and every later statement wrote
-// each page it changed there twice over (`reindex` of 10k files: 263k `pwrite`s, 7k now).
-// The writer's statements change a few pages each; its sorts are small.
 
 /// Opens the pool. Turning a new database to WAL needs an exclusive lock that SQLite does
 /// not wait for (`busy_timeout` does not apply to it), so a second process opening the file
