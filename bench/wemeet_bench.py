@@ -295,9 +295,6 @@ def merge(old_results, old_machine, results, machine, only):
     # The machine as the recorded run described it, and one line per partial run whose rows
     # are still in the report (a run of the same groups replaces the earlier one's line).
     partials = m.pop("partials", {})
-    if "partial" in m:  # written by the script before partial runs were kept side by side
-        line = m.pop("partial")
-        partials[line.split(" re-measured", 1)[0]] = line
     # An earlier line keeps only the groups this run did not measure again.
     kept = {}
     for g, line in partials.items():
